@@ -1,0 +1,440 @@
+"""The `annals` command: query, export, history, diff, stats and schema upgrades.
+
+Commands that need Scrapy (`crawl`, `demo`) are registered by the crawler package
+through the "annals.commands" entry point, so the archive works without Scrapy.
+"""
+
+from __future__ import annotations
+
+import enum
+import gzip
+import logging
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import IO, Annotated, Any
+
+import orjson
+import sqlalchemy as sa
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from archive import db as dbmod
+from archive.diff import UnknownDocument, history_rows, load_history, unified_diff
+from archive.export import Filters, count, export_jsonl
+from archive.models import TABLES
+from archive.normalize import TimeParseError, format_time, parse_time
+from archive.query import FORMATS, QueryRefused, run_query, write_rows
+from archive.records import EVENT_TYPES
+
+
+class Exit(enum.IntEnum):
+    """Exit codes, as the README lists them."""
+
+    OK = 0
+    FAILED = 1  # something went wrong; the message says what
+    USAGE = 2  # bad arguments
+    BLOCKED = 3  # a crawl ended blocked by the source
+    LOCKED = 4  # another crawl holds the archive's lock
+    ARCHIVE = 5  # no archive there, or its schema needs `annals db upgrade`
+    REFUSED = 6  # a write through `annals query`, an export over an existing file
+
+
+app = typer.Typer(
+    name="annals",
+    help="An archive of crypto-exchange announcements and posts, every edit kept as a version.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",
+)
+db_app = typer.Typer(
+    help="The archive's schema.", no_args_is_help=True, rich_markup_mode="markdown"
+)
+app.add_typer(db_app, name="db")
+
+err = Console(stderr=True, highlight=False)
+
+DbOption = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        envvar=dbmod.ENV_URL,
+        help="Archive: a SQLite path or a database URL. Default $ANNALS_DATABASE_URL, "
+        "else ./annals.db.",
+        show_envvar=False,
+    ),
+]
+FormatOption = Annotated[
+    str, typer.Option("--format", "-f", help="table, csv, json (one array) or jsonl.")
+]
+
+
+def fail(message: str, code: Exit = Exit.FAILED) -> typer.Exit:
+    err.print(f"[bold red]annals:[/] {message}", soft_wrap=True)
+    return typer.Exit(int(code))
+
+
+@contextmanager
+def archive_errors() -> Iterator[None]:
+    """Turn the archive's own errors into one line and an exit code, not a traceback."""
+    try:
+        yield
+    except (dbmod.ArchiveNotFoundError, dbmod.NeedsUpgradeError) as exc:
+        raise fail(str(exc), Exit.ARCHIVE) from None
+    except QueryRefused as exc:
+        raise fail(str(exc), Exit.REFUSED) from None
+    except UnknownDocument as exc:
+        raise fail(str(exc), Exit.USAGE) from None
+    except dbmod.ArchiveError as exc:
+        raise fail(str(exc)) from None
+    except sa.exc.OperationalError as exc:
+        raise fail(f"database error: {exc.orig}") from None
+
+
+def open_readonly(db: str | None) -> sa.Engine:
+    return dbmod.open_archive(dbmod.resolve_url(db), readonly=True)
+
+
+def _time_option(value: str | None, name: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return parse_time(value)
+    except TimeParseError:
+        raise fail(
+            f"{name}: not a time: {value!r} (try 2026-05-01 or 2026-05-01T12:00Z)", Exit.USAGE
+        ) from None
+
+
+def _check_format(fmt: str, allowed: tuple[str, ...] = FORMATS) -> None:
+    if fmt not in allowed:
+        raise fail(f"--format must be one of {', '.join(allowed)}", Exit.USAGE)
+
+
+# --- query ------------------------------------------------------------------------------------
+
+
+@app.command()
+def query(
+    sql: Annotated[str, typer.Argument(help="One SQL statement that reads.")],
+    db: DbOption = None,
+    fmt: FormatOption = "table",
+) -> None:
+    """Run one read-only SQL statement on the archive.
+
+    The archive is opened read-only: a statement that would write, ATTACH another
+    database or change the schema is refused and changes nothing.
+
+    Example:
+
+        annals query "SELECT source, count(*) FROM documents GROUP BY source" --format csv
+    """
+    _check_format(fmt)
+    with archive_errors():
+        engine = open_readonly(db)
+        columns, rows = run_query(engine, sql)
+        if fmt == "table":
+            table = Table(*columns, show_lines=False)
+            for row in rows:
+                table.add_row(*(_cell(v) for v in row))
+            Console(soft_wrap=True).print(table)
+        else:
+            write_rows(sys.stdout, columns, rows, fmt)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bytes | memoryview):
+        return f"<{len(value)} bytes>"
+    return str(value)
+
+
+# --- export -----------------------------------------------------------------------------------
+
+
+@app.command()
+def export(
+    output: Annotated[
+        str, typer.Option("--output", "-o", help="File to write, or - for stdout. .gz compresses.")
+    ] = "-",
+    db: DbOption = None,
+    source: Annotated[str | None, typer.Option(help="Only this exchange, e.g. gate.")] = None,
+    kind: Annotated[str | None, typer.Option(help="announcement or post.")] = None,
+    event_type: Annotated[
+        str | None, typer.Option("--event-type", help=f"One of {', '.join(EVENT_TYPES)}.")
+    ] = None,
+    since: Annotated[str | None, typer.Option(help="Published at or after (UTC).")] = None,
+    until: Annotated[str | None, typer.Option(help="Published before (UTC).")] = None,
+    all_versions: Annotated[
+        bool, typer.Option("--all-versions", help="One line per version, not per document.")
+    ] = False,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+) -> None:
+    """Export the archive as JSONL: one object per document (its current version).
+
+    Each line has the document's identity and ref, url, published_at, first_seen_at,
+    last_seen_at, version, title, body_text, category, event_type, tags, symbols and
+    links. Times are UTC ISO-8601 with milliseconds. It streams, so memory stays flat.
+
+    Example:
+
+        annals export --source gate --event-type delisting --since 2026-01-01 -o delistings.jsonl.gz
+    """
+    if event_type and event_type not in EVENT_TYPES:
+        raise fail(f"--event-type must be one of {', '.join(EVENT_TYPES)}", Exit.USAGE)
+    filters = Filters(
+        source=source,
+        kind=kind,
+        event_type=event_type,
+        since=_time_option(since, "--since"),
+        until=_time_option(until, "--until"),
+    )
+    with archive_errors():
+        engine = open_readonly(db)
+        if output == "-":
+            written = export_jsonl(engine, sys.stdout.buffer, filters, all_versions=all_versions)
+            sys.stdout.buffer.flush()
+        else:
+            written = _export_file(engine, Path(output), filters, all_versions, force)
+    err.print(f"exported {written} {'versions' if all_versions else 'documents'}")
+
+
+def _export_file(
+    engine: sa.Engine, path: Path, filters: Filters, all_versions: bool, force: bool
+) -> int:
+    if path.exists() and not force:
+        raise fail(f"{path} exists; pass --force to overwrite it", Exit.REFUSED)
+    # Written beside the target and renamed at the end: a failed export leaves no
+    # truncated file that looks complete.
+    partial = path.with_name(path.name + ".partial")
+    opener: Any = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(partial, "wb") as out:
+            written = _export_with_progress(engine, out, filters, all_versions)
+        partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)
+    return written
+
+
+def _export_with_progress(
+    engine: sa.Engine, out: IO[bytes], filters: Filters, all_versions: bool
+) -> int:
+    if not err.is_terminal:
+        return export_jsonl(engine, out, filters, all_versions=all_versions)
+    from rich.progress import Progress
+
+    total = count(engine, filters, all_versions=all_versions)
+    with Progress(console=err, transient=True) as progress:
+        task = progress.add_task("exporting", total=total)
+        return export_jsonl(
+            engine,
+            out,
+            filters,
+            all_versions=all_versions,
+            progress=lambda n: progress.advance(task, n),
+        )
+
+
+# --- history and diff -------------------------------------------------------------------------
+
+
+@app.command()
+def history(
+    ref: Annotated[str, typer.Argument(help="SOURCE:KIND:EXTERNAL_ID[:LANG]")],
+    db: DbOption = None,
+    fmt: FormatOption = "table",
+) -> None:
+    """List a document's versions with when each was first seen.
+
+    Example:
+
+        annals history gate:announcement:51322:en
+    """
+    _check_format(fmt, ("table", "json", "jsonl"))
+    with archive_errors():
+        hist = load_history(open_readonly(db), ref)
+    rows = history_rows(hist)
+    if fmt != "table":
+        columns = list(rows[0])
+        write_rows(sys.stdout, columns, [list(r.values()) for r in rows], fmt)
+        return
+    console = Console(soft_wrap=True, highlight=False)
+    console.print(f"{hist.identity.ref()}  {hist.url}")
+    published = format_time(hist.published_at) if hist.published_at else "unknown"
+    removed = f"  removed {format_time(hist.removed_at)}" if hist.removed_at else ""
+    console.print(f"published {published}{removed}")
+    table = Table("version", "first seen (UTC)", "content hash", "title", "run")
+    for row in rows:
+        mark = f"{row['version']} *" if row["current"] else str(row["version"])
+        title = row["title"] or ""
+        if row["reverted_at"]:
+            title += f"  (current again from {', '.join(row['reverted_at'])})"
+        table.add_row(
+            mark, row["seen_at"], row["content_hash"][:12], title, str(row["crawl_run_id"] or "")
+        )
+    console.print(table)
+    console.print("* current version")
+
+
+@app.command()
+def diff(
+    ref: Annotated[str, typer.Argument(help="SOURCE:KIND:EXTERNAL_ID[:LANG]")],
+    db: DbOption = None,
+    from_: Annotated[
+        int | None, typer.Option("--from", help="Older version (default: the one before --to).")
+    ] = None,
+    to: Annotated[
+        int | None, typer.Option("--to", help="Newer version (default: current).")
+    ] = None,
+) -> None:
+    """Print a unified diff of title and body text between two versions.
+
+    Example:
+
+        annals diff gate:announcement:51322:en --from 1 --to 2
+    """
+    with archive_errors():
+        hist = load_history(open_readonly(db), ref)
+        new = to if to is not None else (hist.current_version or hist.versions[-1].version)
+        old = from_ if from_ is not None else new - 1
+        if old < 1:
+            raise fail(
+                f"{hist.identity.ref()} has only version {new}: nothing to compare", Exit.USAGE
+            )
+        text = unified_diff(hist, old, new)
+    typer.echo(text if text else f"versions {old} and {new} have the same title and body text")
+
+
+# --- stats ------------------------------------------------------------------------------------
+
+
+@app.command()
+def stats(db: DbOption = None, fmt: FormatOption = "table") -> None:
+    """Documents and versions per source and kind, quarantine size, the last runs.
+
+    Example:
+
+        annals stats --db annals.db
+    """
+    _check_format(fmt, ("table", "json"))
+    docs, vers, quarantine, runs = (
+        TABLES[t] for t in ("documents", "versions", "quarantine", "crawl_runs")
+    )
+    with archive_errors():
+        engine = open_readonly(db)
+        with engine.connect() as conn:
+            per_source = conn.execute(
+                sa.select(
+                    docs.c.source,
+                    docs.c.kind,
+                    sa.func.count(sa.distinct(docs.c.id)),
+                    sa.func.count(vers.c.id),
+                    sa.func.max(docs.c.last_seen_at),
+                )
+                .select_from(docs.outerjoin(vers, vers.c.document_id == docs.c.id))
+                .group_by(docs.c.source, docs.c.kind)
+                .order_by(docs.c.source, docs.c.kind)
+            ).all()
+            unresolved = conn.execute(
+                sa.select(sa.func.count()).where(quarantine.c.resolved_at.is_(None))
+            ).scalar_one()
+            last_runs = conn.execute(sa.select(runs).order_by(runs.c.id.desc()).limit(10)).all()
+    summary: dict[str, Any] = {
+        "sources": [
+            {
+                "source": s,
+                "kind": k,
+                "documents": d,
+                "versions": v,
+                "last_seen_at": format_time(seen) if seen else None,
+            }
+            for s, k, d, v, seen in per_source
+        ],
+        "quarantine_unresolved": unresolved,
+        "last_runs": [
+            {
+                "id": r.id,
+                "spider": r.spider,
+                "started_at": format_time(r.started_at),
+                "finished_at": format_time(r.finished_at) if r.finished_at else None,
+                "status": r.status,
+                "counters": r.counters,
+            }
+            for r in last_runs
+        ],
+    }
+    if fmt == "json":
+        typer.echo(orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode())
+        return
+    console = Console(soft_wrap=True, highlight=False)
+    table = Table("source", "kind", "documents", "versions", "last seen (UTC)", title="archive")
+    for row in summary["sources"]:
+        table.add_row(
+            row["source"],
+            row["kind"],
+            str(row["documents"]),
+            str(row["versions"]),
+            row["last_seen_at"] or "",
+        )
+    console.print(table)
+    console.print(f"quarantine: {unresolved} unresolved")
+    table = Table("run", "spider", "started (UTC)", "status", "counters", title="last runs")
+    for r in summary["last_runs"]:
+        counters = ", ".join(f"{k}={v}" for k, v in r["counters"].items() if v)
+        table.add_row(str(r["id"]), r["spider"], r["started_at"], r["status"], counters)
+    console.print(table)
+
+
+# --- db ---------------------------------------------------------------------------------------
+
+
+@db_app.command("upgrade")
+def db_upgrade(db: DbOption = None) -> None:
+    """Create the archive, or bring its schema up to this version of annals.
+
+    Example:
+
+        annals db upgrade --db annals.db
+    """
+    url = dbmod.resolve_url(db)
+    path = dbmod.sqlite_path(url)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    with archive_errors():
+        engine = dbmod.make_engine(url)
+        before, after = dbmod.upgrade(engine)
+    where = dbmod.display(url)
+    if before == after:
+        typer.echo(f"{where} is already at schema revision {after}")
+    else:
+        typer.echo(f"{where}: schema revision {before or 'none'} -> {after}")
+
+
+# --- entry point ------------------------------------------------------------------------------
+
+
+def _load_plugins() -> None:
+    for entry in entry_points(group="annals.commands"):
+        try:
+            register = entry.load()
+        except ImportError as exc:  # e.g. Scrapy not installed: the archive still works
+            logging.getLogger(__name__).debug("annals command %s unavailable: %s", entry.name, exc)
+            continue
+        register(app)
+
+
+_load_plugins()
+
+
+def main() -> None:
+    if os.environ.get("ANNALS_DEBUG"):
+        logging.basicConfig(level=logging.DEBUG)
+    app()

@@ -1,0 +1,396 @@
+"""Normalization: readable text from HTML, UTC timestamps, content hashes, tickers, event types.
+
+Pure functions, no database and no Scrapy: parsers and the store both call them.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import re
+import unicodedata
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta, timezone
+
+import orjson
+from dateutil import parser as dateparser
+from lxml import etree, html
+
+from archive.records import EVENT_TYPES
+
+# --- text -----------------------------------------------------------------------------------
+
+_BLOCK_TAGS = frozenset(
+    "p div section article header footer aside main nav h1 h2 h3 h4 h5 h6 blockquote pre "
+    "figure figcaption form fieldset address dl dt dd hr table thead tbody tfoot ul ol".split()
+)
+_LINE_TAGS = frozenset({"li", "tr", "br"})
+_CELL_TAGS = frozenset({"td", "th"})
+_SKIP_TAGS = frozenset({"script", "style", "noscript", "template", "head", "iframe", "svg"})
+_PARA, _LINE = "\x00P", "\x00L"
+_SPACES = re.compile(r"[^\S\n]+")
+_LINE_EDGES = re.compile(r" ?\n ?")
+_INVISIBLE = re.compile("[\u200b\ufeff]")
+_MANY_BREAKS = re.compile(r"\n{3,}")
+
+
+def normalize_text(text: str | None) -> str:
+    """NFC, one space for any run of spaces, no space at a line's ends, at most one blank line."""
+    if not text:
+        return ""
+    if not text.isascii() and not unicodedata.is_normalized("NFC", text):
+        text = unicodedata.normalize("NFC", text)
+    # isprintable() is False for every whitespace but " " and for invisible characters.
+    if text.isprintable():  # one line: titles, tags, names
+        if "  " in text or text[0] == " " or text[-1] == " ":
+            return _SPACES.sub(" ", text).strip()
+        return text
+    if text.replace("\n", "").isprintable() and not (
+        text[0] in " \n"
+        or text[-1] in " \n"
+        or "  " in text
+        or " \n" in text
+        or "\n " in text
+        or "\n\n\n" in text
+    ):
+        return text  # already tidy paragraphs
+    text = _INVISIBLE.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
+    text = _LINE_EDGES.sub("\n", _SPACES.sub(" ", text))
+    return _MANY_BREAKS.sub("\n\n", text).strip()
+
+
+def html_to_text(markup: str | None) -> str:
+    """Readable text of an HTML fragment: paragraphs split by a blank line, list items and
+    table rows on their own lines (cells joined by " | "), entities decoded."""
+    if not markup or not markup.strip():
+        return ""
+    try:
+        root = html.fragment_fromstring(markup, create_parent="div")
+    except (etree.ParserError, ValueError):
+        return normalize_text(markup)
+    chunks: list[str] = []
+    _walk(root, chunks)
+    return _join_chunks(chunks)
+
+
+def _walk(el: etree._Element, out: list[str]) -> None:
+    tag = el.tag if isinstance(el.tag, str) else ""
+    if tag in _SKIP_TAGS:
+        if el.tail:
+            out.append(el.tail)
+        return
+    marker = _PARA if tag in _BLOCK_TAGS else _LINE if tag in _LINE_TAGS else None
+    if marker:
+        out.append(marker)
+    if tag == "li":
+        parent = el.getparent()
+        if parent is not None and parent.tag == "ol":
+            out.append(f"{list(parent).index(el) + 1}. ")
+        else:
+            out.append("- ")
+    if tag in _CELL_TAGS and el.getprevious() is not None:
+        out.append(" | ")
+    if isinstance(el.tag, str) and el.text:
+        out.append(el.text)
+    for child in el:
+        _walk(child, out)
+    if marker and tag != "br":
+        out.append(marker)
+    if el.tail:
+        out.append(el.tail)
+
+
+def _join_chunks(chunks: list[str]) -> str:
+    parts: list[str] = []
+    pending: str | None = None
+    for chunk in chunks:
+        if chunk in (_PARA, _LINE):
+            if pending != _PARA:
+                pending = chunk
+            continue
+        if pending and parts:
+            parts.append("\n\n" if pending == _PARA else "\n")
+        pending = None
+        # Source newlines inside a paragraph are layout, not breaks.
+        parts.append(chunk.replace("\n", " "))
+    return normalize_text("".join(parts))
+
+
+def clean_title(title: str | None) -> str | None:
+    """A title as a reader sees it: entities and tags gone, one line, NFC."""
+    if title is None:
+        return None
+    if "<" in title or "&" in title:
+        title = html_to_text(title)
+    title = normalize_text(title.replace("\n", " "))
+    return title or None
+
+
+# --- time -----------------------------------------------------------------------------------
+
+_PAREN_OFFSET = re.compile(r"\(\s*(?:UTC|GMT)\s*([+-])\s*(\d{1,2})(?::?(\d{2}))?\s*\)", re.I)
+_PAREN_UTC = re.compile(r"\(\s*(?:UTC|GMT)\s*\)", re.I)
+_DIGITS = re.compile(r"^\s*\d+(\.\d+)?\s*$")
+# 10^11 seconds is in the year 5138; below that a number is seconds, above it milliseconds.
+_MS_THRESHOLD = 100_000_000_000
+
+
+class TimeParseError(ValueError):
+    """A value that is not a time annals can read."""
+
+
+def parse_time(value: object, *, default_tz: timezone = UTC) -> datetime:
+    """Parse a source's time into an aware UTC datetime, milliseconds kept.
+
+    Accepts unix seconds or milliseconds (int, float or digit string), ISO-8601,
+    "2025-12-16 10:36:50 UTC" and "2026-09-29 10:53 (UTC+8)". A time with no zone
+    is read in `default_tz`, the zone the source documents for it.
+    """
+    if isinstance(value, datetime):
+        dt = value
+    elif isinstance(value, bool) or value is None:
+        raise TimeParseError(f"not a time: {value!r}")
+    elif isinstance(value, int | float) or (isinstance(value, str) and _DIGITS.match(value)):
+        number = float(value)
+        if number <= 0:
+            raise TimeParseError(f"not a time: {value!r}")
+        seconds = number / 1000 if number >= _MS_THRESHOLD else number
+        try:
+            dt = datetime.fromtimestamp(0, UTC) + timedelta(milliseconds=round(seconds * 1000))
+        except OverflowError as exc:
+            raise TimeParseError(f"time out of range: {value!r}") from exc
+    elif isinstance(value, str):
+        dt = _parse_time_text(value)
+    else:
+        raise TimeParseError(f"not a time: {value!r}")
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=default_tz)
+    dt = dt.astimezone(UTC)
+    return dt.replace(microsecond=dt.microsecond // 1000 * 1000)
+
+
+def _parse_time_text(text: str) -> datetime:
+    text = text.strip()
+    if not text:
+        raise TimeParseError("empty time")
+    match = _PAREN_OFFSET.search(text)
+    if match:
+        sign, hours, minutes = match.groups()
+        text = f"{text[: match.start()]} {sign}{int(hours):02d}:{minutes or '00'}"
+    text = _PAREN_UTC.sub(" UTC", text)
+    try:
+        return dateparser.parse(text, tzinfos={"UTC": UTC, "GMT": UTC})
+    except (ValueError, OverflowError) as exc:
+        raise TimeParseError(f"not a time: {text!r}") from exc
+
+
+@functools.lru_cache(maxsize=8192)
+def format_time(dt: datetime) -> str:
+    """The stored form of a time: fixed-width ISO-8601 UTC with milliseconds,
+    '2026-05-22T07:56:11.000Z', so string order is time order."""
+    if dt.tzinfo is not UTC:
+        if dt.tzinfo is None:
+            raise ValueError(f"naive datetime {dt!r}: annals stores aware UTC times only")
+        dt = dt.astimezone(UTC)
+    return dt.isoformat(timespec="milliseconds")[:23] + "Z"
+
+
+def utcnow() -> datetime:
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+# --- content hash ---------------------------------------------------------------------------
+
+
+def content_hash(
+    title: str | None,
+    body_text: str | None,
+    category: str | None,
+    tags: Iterable[str],
+    author: str | None,
+    published_at: datetime | None,
+) -> str:
+    """sha256 over what a reader sees. Counters and fetch times never enter it."""
+    payload = [
+        title or "",
+        body_text or "",
+        category or "",
+        sorted(set(tags)),
+        author or "",
+        format_time(published_at) if published_at else "",
+    ]
+    return hashlib.sha256(orjson.dumps(payload)).hexdigest()
+
+
+def clean_tags(tags: Iterable[str]) -> list[str]:
+    """Tags without '#', NFC, first occurrence kept."""
+    seen: dict[str, None] = {}
+    for raw in tags:
+        tag = normalize_text(str(raw)).lstrip("#＃").strip()
+        if tag:
+            seen.setdefault(tag, None)
+    return list(seen)
+
+
+# --- symbols --------------------------------------------------------------------------------
+
+_T = r"[A-Z][A-Z0-9]{1,14}"
+# A ticker ends where a word ends, but not inside "XYZ/USDT", "USDⓈ-M" or "USDT-M".
+_END = r"(?![A-Za-z0-9/\-\u24b6-\u24e9])"
+# Quote currencies: the base of "XYZ/USDT" is the subject, and prize pools paid in them are not.
+QUOTES = frozenset(
+    "USDT USDC FDUSD BUSD TUSD USDS USDE PYUSD DAI USD1 BTC ETH BNB EUR USD TRY BRL GT".split()
+)
+# Capitals that look like tickers in announcements but are not.
+_NOT_TICKERS = frozenset(
+    "UTC GMT API APIS VIP P2P KYC FAQ APR APY AI NFT ETF OTC AMA IEO IDO TVL CEO UI APP SDK "
+    "ERC20 BEP20 TRC20 BEP2 SPL EVM ID IP PDF OR AND THE FOR NEW ON".split()
+)
+_PAREN = re.compile(rf"\(({_T})\)")
+_PAIR = re.compile(rf"(?<![A-Za-z0-9/])({_T})/(?:" + "|".join(sorted(QUOTES)) + rf"){_END}")
+_CONTRACT = re.compile(rf"(?<![A-Za-z0-9])({_T}?)(?:USDT|USDC){_END}")
+_CASHTAG = re.compile(rf"\$({_T}){_END}")
+_LIST = re.compile(
+    rf"(?<![A-Za-z0-9$/])({_T}{_END}(?:\s*,\s*{_T}{_END})*,?\s+(?:and|&)\s+{_T}{_END})"
+)
+_AFTER = re.compile(
+    r"\b(?:[Dd]elist|[Ll]ist|[Ss]take|[Hh]old|[Tt]rade|[Ll]ock|[Ss]ubscribe to|[Aa]bout"
+    rf"|[Ww]ithdrawals (?:of|for))\s+({_T}){_END}"
+)
+_BEFORE = re.compile(rf"\b({_T})(?=-\d+D\b|\s+[Pp]erpetual\b|\s+crypto\b|\s*(?:永续|现货|合约))")
+_AMOUNT = re.compile(rf"\b\d[\d,.]*\s+({_T}){_END}")
+_LIST_TOKEN = re.compile(rf"{_T}{_END}")
+_OTHER_TOKENS = re.compile(
+    rf"({_T}{_END}(?:\s*,\s*{_T}{_END})*),?\s+and\s+\d+\s+other\s+tokens", re.I
+)
+
+
+def _base(token: str) -> str:
+    """'BLIPUSDT' -> 'BLIP': a contract name stands for its base asset."""
+    for quote in ("USDT", "USDC"):
+        if token.endswith(quote) and len(token) > len(quote) + 1:
+            return token[: -len(quote)]
+    return token
+
+
+def _one(m: re.Match[str]) -> list[str]:
+    return [_base(m.group(1))]
+
+
+def _many(m: re.Match[str]) -> list[str]:
+    return [_base(token) for token in _LIST_TOKEN.findall(m.group(1))]
+
+
+# (pattern, what a match names, whether a quote currency found this way counts)
+_SYMBOL_RULES = (
+    (_PAREN, _one, True),
+    (_PAIR, _one, True),
+    (_CONTRACT, _one, False),
+    (_CASHTAG, _one, True),
+    (_LIST, _many, True),
+    (_OTHER_TOKENS, _many, True),
+    (_AFTER, _one, True),
+    (_BEFORE, _one, True),
+    (_AMOUNT, _one, False),
+)
+
+
+def extract_symbols(*texts: str | None) -> list[str]:
+    """Tickers an announcement is about, in order of first appearance.
+
+    Reads "(XYZ)", "XYZ/USDT" (the base), "XYZUSDT perpetual", "$XYZ", lists such as
+    "ABC, DEF and 19 other tokens" or "FADE and MUNK", and a ticker after a verb
+    ("Delist XYZ", "Stake GT", "Share 1,000 XYZ"). Quote currencies count only when
+    they are the subject ("(USDT)", "USDT and MNT"), not as a pair's quote or a prize.
+    """
+    found: dict[str, int] = {}
+    offset = 0
+    for text in texts:
+        for pattern, names, quotes_count in _SYMBOL_RULES if text else ():
+            for m in pattern.finditer(text or ""):
+                for symbol in names(m):
+                    if symbol in _NOT_TICKERS or sum(c.isalpha() for c in symbol) < 2:
+                        continue
+                    if not quotes_count and symbol in QUOTES:
+                        continue
+                    pos = offset + m.start()
+                    if pos < found.get(symbol, pos + 1):
+                        found[symbol] = pos
+        offset += len(text or "") + 1
+    return sorted(found, key=found.__getitem__)
+
+
+# --- event types ----------------------------------------------------------------------------
+
+_RULES_STRONG: tuple[tuple[str, re.Pattern[str]], ...] = (
+    (
+        "delisting",
+        re.compile(
+            r"\bdelist|\bremoval of .*\bpairs?\b|\bwill remove\b|\bcease trading|下架|下线|退市",
+            re.I,
+        ),
+    ),
+    (
+        "listing",
+        re.compile(
+            r"\bwill list\b|\bto list\b|\bgets listed\b|\bnew listings?\b|\binitial listing\b"
+            r"|\blaunch(?:es|ed)?\b.*\b(?:perpetual|futures|contracts?|spot trading)\b"
+            r"|\bwill launch\b.*\b(?:perpetual|futures|contract)"
+            r"|\badds?\b.*\btrading pairs?\b|\bwill add new pairs\b|\bnow launched for futures\b"
+            r"|上线|上架|首发",
+            re.I,
+        ),
+    ),
+)
+_RULES_WEAK: tuple[tuple[str, re.Pattern[str]], ...] = (
+    (
+        "maintenance",
+        re.compile(
+            r"maintenance|network upgrade|system upgrade|hard fork|\bsuspen(?:d|sion)\b"
+            r"|\bresumption\b|\bmainnet upgrade|维护|升级|暂停",
+            re.I,
+        ),
+    ),
+    (
+        "promotion",
+        re.compile(
+            r"airdrop|campaign|competition|challenge|\bshare\b.*\d|reward|bonus|promotion"
+            r"|giveaway|launchpool|candydrop|gempool|jumpstart|poolx|carnival|welcome gift"
+            r"|cashback|trade-to-earn|活动|空投|奖励",
+            re.I,
+        ),
+    ),
+    (
+        "news",
+        re.compile(
+            r"proof of reserves|\breport\b|registration|licen[cs]e|terms of service|agreement"
+            r"|privacy policy|security reminder|phishing|\bburn\b",
+            re.I,
+        ),
+    ),
+    (
+        "product",
+        re.compile(
+            r"\bapi\b|introduc|\bnow (?:supports|live)\b|\bupdates?\b|\bnew fields?\b|feature"
+            r"|copy trading|\bearn\b|\bcard\b|\bwallet\b|\bfee|\bleverage\b|\btiers?\b|\bmargin\b"
+            r"|dividend|\bconvert\b|分红|费率",
+            re.I,
+        ),
+    ),
+)
+
+
+def classify_event(title: str | None, hint: str | None = None) -> str:
+    """The shared event type: a title that plainly says delist/list wins, then the
+    source's category (`hint`, already one of EVENT_TYPES), then weaker title words."""
+    title = title or ""
+    for event, pattern in _RULES_STRONG:
+        if pattern.search(title):
+            return event
+    if hint in EVENT_TYPES and hint != "other":
+        return hint
+    for event, pattern in _RULES_WEAK:
+        if pattern.search(title):
+            return event
+    return "other"

@@ -1,0 +1,573 @@
+"""The only writer of the archive: identity, dedup and versioning, one transaction per batch.
+
+A batch is written whole or not at all. Within it, documents are inserted before
+the versions that point at them and `current_version` is moved in the same
+transaction, so no reader ever sees a version without its document or a document
+pointing at a missing version.
+
+Revert rule: a version is identified by its content, so a document whose text
+goes back to an earlier version gets no new row: `current_version` points back
+at that earlier version and the time of the revert is appended to that
+version's `extra["reverted_at"]`.
+
+Snapshots: the raw bytes of a response are kept (once per sha256, zlib-compressed)
+when they gave a new version or failed to parse. A re-fetch of unchanged content,
+whose page may differ only in a view counter, adds no snapshot.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import zlib
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, TypeVar
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import OperationalError
+from tenacity import (
+    RetryError,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_random_exponential,
+)
+
+from archive.db import ArchiveError
+from archive.models import TABLES
+from archive.normalize import (
+    classify_event,
+    clean_tags,
+    clean_title,
+    content_hash,
+    extract_symbols,
+    format_time,
+    html_to_text,
+    normalize_text,
+    utcnow,
+)
+from archive.records import Identity, Item, Quarantined, RawResponse, Record, Removed
+
+logger = logging.getLogger(__name__)
+
+documents = TABLES["documents"]
+versions = TABLES["versions"]
+snapshots = TABLES["snapshots"]
+links = TABLES["links"]
+crawl_runs = TABLES["crawl_runs"]
+quarantine = TABLES["quarantine"]
+
+T = TypeVar("T")
+
+
+class ArchiveBusyError(ArchiveError):
+    """Another writer held the database for longer than the retries allow."""
+
+
+@dataclass
+class BatchResult:
+    """What one batch did; the pipeline adds these up into the run's counters."""
+
+    new_documents: int = 0
+    new_versions: int = 0
+    unchanged: int = 0
+    reverted: int = 0
+    quarantined: int = 0
+    removed: int = 0
+    snapshots: int = 0
+
+    def add(self, other: BatchResult) -> None:
+        for name in self.__dataclass_fields__:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+@dataclass(slots=True)
+class Prepared:
+    """A record with its reader-visible content normalized and hashed."""
+
+    record: Record
+    identity: Identity
+    title: str | None
+    body_text: str
+    tags: list[str]
+    symbols: list[str]
+    category: str | None
+    author: str | None
+    event_type: str
+    content_hash: str
+    seen_at: datetime
+
+
+def prepare(record: Record, now: datetime | None = None) -> Prepared:
+    """Normalize a record and compute its content hash (no database)."""
+    title = clean_title(record.title)
+    if record.body_text is not None:
+        body_text = normalize_text(record.body_text)
+    else:
+        body_text = html_to_text(record.body_html)
+    tags = clean_tags(record.tags)
+    category = normalize_text(record.category) or None
+    author = normalize_text(record.author) or None
+    symbols = (
+        list(dict.fromkeys(record.symbols))
+        if record.symbols is not None
+        else extract_symbols(title, body_text)
+    )
+    return Prepared(
+        record=record,
+        identity=record.identity,
+        title=title,
+        body_text=body_text,
+        tags=tags,
+        symbols=symbols,
+        category=category,
+        author=author,
+        event_type=classify_event(title, record.event_type),
+        content_hash=content_hash(title, body_text, category, tags, author, record.published_at),
+        seen_at=record.seen_at
+        or (record.raw.fetched_at if record.raw else None)
+        or now
+        or utcnow(),
+    )
+
+
+@dataclass(slots=True)
+class _DocState:
+    """A document as the batch sees it: loaded from the database, then moved in memory."""
+
+    id: int | None = None
+    current_version: int | None = None
+    max_version: int = 0
+    hashes: dict[str, int] = field(default_factory=dict)  # content_hash -> version
+    extras: dict[int, dict[str, Any]] = field(default_factory=dict)  # version -> extra
+    last_seen_at: datetime | None = None
+
+
+@dataclass
+class _Plan:
+    """What a batch will write, decided in memory against the loaded document states."""
+
+    states: dict[Identity, _DocState]
+    new_docs: dict[Identity, datetime] = field(default_factory=dict)  # -> first_seen_at
+    new_versions: list[tuple[Identity, int, Prepared]] = field(default_factory=list)
+    extra_updates: dict[tuple[Identity, int], dict[str, Any]] = field(default_factory=dict)
+    latest: dict[Identity, Prepared] = field(default_factory=dict)
+
+    def decide(self, p: Prepared, result: BatchResult) -> None:
+        state = self.states.get(p.identity)
+        if state is None:
+            state = self.states[p.identity] = _DocState()
+            self.new_docs[p.identity] = p.seen_at
+            result.new_documents += 1
+        if state.last_seen_at is None or p.seen_at > state.last_seen_at:
+            state.last_seen_at = p.seen_at
+        self.latest[p.identity] = p
+        known = state.hashes.get(p.content_hash)
+        if known is None:
+            state.max_version += 1
+            state.hashes[p.content_hash] = state.current_version = state.max_version
+            state.extras[state.max_version] = dict(p.record.extra)
+            self.new_versions.append((p.identity, state.max_version, p))
+            result.new_versions += 1
+            return
+        merged = {**state.extras.get(known, {}), **p.record.extra}
+        if known == state.current_version:
+            result.unchanged += 1
+        else:
+            # Back to an earlier text: point at that version and note when.
+            merged["reverted_at"] = [*merged.get("reverted_at", []), format_time(p.seen_at)]
+            state.current_version = known
+            result.reverted += 1
+        if merged != state.extras.get(known):
+            state.extras[known] = merged
+            self.extra_updates[(p.identity, known)] = merged
+
+
+def _is_busy(exc: BaseException) -> bool:
+    if not isinstance(exc, OperationalError):
+        return False
+    message = str(exc.orig).lower()
+    return "database is locked" in message or "database is busy" in message
+
+
+# SQLite allows 32766 bound values per statement; stay well under it.
+_MAX_VALUES = 30_000
+
+
+def insert_many(
+    conn: Connection,
+    table: sa.Table,
+    rows: list[dict[str, Any]],
+    returning: Sequence[str] = (),
+) -> list[Any]:
+    """INSERT rows that share their keys; with `returning`, give back those columns of
+    every inserted row (in no promised order: return a key with them).
+
+    On SQLite the rows go as multi-row VALUES over the DBAPI, each value converted by
+    its column's own bind processor: SQLAlchemy's per-row parameter handling costs
+    more than the insert itself there (bench/ingest). Elsewhere it is Core's
+    executemany, whose RETURNING PostgreSQL batches natively.
+    """
+    if not rows:
+        return []
+    if conn.dialect.name != "sqlite":
+        stmt = table.insert()
+        if returning:
+            return list(conn.execute(stmt.returning(*(table.c[c] for c in returning)), rows))
+        conn.execute(stmt, rows)
+        return []
+    keys = list(rows[0])
+    processors = [table.c[key].type.bind_processor(conn.dialect) for key in keys]
+    values = [
+        value if proc is None or value is None else proc(value)
+        for row in rows
+        for value, proc in zip(map(row.__getitem__, keys), processors, strict=True)
+    ]
+    head = f"INSERT INTO {table.name} ({', '.join(keys)}) VALUES "
+    tail = f" RETURNING {', '.join(returning)}" if returning else ""
+    placeholder = f"({', '.join('?' * len(keys))})"
+    per_statement = max(1, _MAX_VALUES // len(keys))
+    out: list[Any] = []
+    for start in range(0, len(rows), per_statement):
+        count = min(per_statement, len(rows) - start)
+        chunk = values[start * len(keys) : (start + count) * len(keys)]
+        result = conn.exec_driver_sql(head + ", ".join([placeholder] * count) + tail, tuple(chunk))
+        if returning:
+            out.extend(result.all())
+    return out
+
+
+def member_of(conn: Connection, column: sa.ColumnElement[Any], values: Sequence[Any]) -> Any:
+    """`column IN values` as one bound parameter (a JSON array read by json_each on
+    SQLite, an array on PostgreSQL): compiled once and cheap for thousands of values."""
+    if conn.dialect.name == "postgresql":
+        return column == sa.any_(sa.bindparam(None, list(values), type_=ARRAY(column.type)))
+    each = sa.func.json_each(sa.bindparam(None, orjson.dumps(list(values)).decode()))
+    return column.in_(sa.select(each.table_valued("value").c.value))
+
+
+class Store:
+    """Writes parsed items into the archive. Construct with an engine from `archive.db`."""
+
+    def __init__(self, engine: Engine, *, busy_attempts: int = 8, busy_wait_max: float = 8.0):
+        self.engine = engine
+        self.busy_attempts = busy_attempts
+        self.busy_wait_max = busy_wait_max
+
+    # --- crawl runs ---------------------------------------------------------------------------
+
+    def start_run(self, spider: str, started_at: datetime | None = None) -> int:
+        row = {"spider": spider, "started_at": started_at or utcnow(), "status": "running"}
+        return self._retrying(
+            lambda conn: conn.execute(
+                crawl_runs.insert().values(**row, counters={}).returning(crawl_runs.c.id)
+            ).scalar_one()
+        )
+
+    def finish_run(self, run_id: int, status: str, counters: dict[str, Any]) -> None:
+        query = (
+            crawl_runs.update()
+            .where(crawl_runs.c.id == run_id)
+            .values(status=status, counters=counters, finished_at=utcnow())
+        )
+        self._retrying(lambda conn: conn.execute(query))
+
+    # --- items ----------------------------------------------------------------------------------
+
+    def write(self, items: Sequence[Item], *, run_id: int | None = None) -> BatchResult:
+        """Write one batch in one transaction; retried whole while the database is locked."""
+        if not items:
+            return BatchResult()
+        now = utcnow()
+        prepared = [prepare(i, now) if isinstance(i, Record) else i for i in items]
+        return self._retrying(lambda conn: self._write(conn, prepared, run_id, now))
+
+    def _retrying(self, fn: Callable[[Connection], T]) -> T:
+        retrying = Retrying(
+            retry=retry_if_exception(_is_busy),
+            stop=stop_after_attempt(self.busy_attempts),
+            wait=wait_random_exponential(multiplier=0.2, max=self.busy_wait_max),
+            before_sleep=lambda state: logger.warning(
+                "archive is locked by another writer, retrying (attempt %d of %d)",
+                state.attempt_number,
+                self.busy_attempts,
+            ),
+        )
+        try:
+            for attempt in retrying:
+                with attempt, self.engine.begin() as conn:
+                    return fn(conn)
+        except RetryError as exc:
+            raise ArchiveBusyError(
+                f"the archive stayed locked by another writer through {self.busy_attempts} "
+                "attempts; nothing of this batch was written. Is another crawl running on it?"
+            ) from exc.last_attempt.exception()
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _write(
+        self,
+        conn: Connection,
+        items: Sequence[Prepared | Quarantined | Removed],
+        run_id: int | None,
+        now: datetime,
+    ) -> BatchResult:
+        result = BatchResult()
+        records = [i for i in items if isinstance(i, Prepared)]
+        plan = _Plan(self._load_states(conn, list(dict.fromkeys(p.identity for p in records))))
+        for p in records:
+            plan.decide(p, result)
+        failed = [i for i in items if isinstance(i, Quarantined)]
+        raws = [p.record.raw for _, _, p in plan.new_versions if p.record.raw]
+        raws += [q.raw for q in failed if q.raw]
+        snapshot_ids = self._write_snapshots(conn, raws, now, result)
+        if plan.new_docs:
+            self._insert_documents(conn, plan)
+        if plan.new_versions:
+            self._insert_versions(conn, plan, snapshot_ids, run_id)
+        if plan.extra_updates:
+            self._update_extras(conn, plan)
+        self._update_documents(conn, plan)
+        if failed:
+            insert_many(
+                conn,
+                quarantine,
+                [
+                    {
+                        "url": q.url,
+                        "spider": q.spider,
+                        "error": q.error,
+                        "snapshot_id": snapshot_ids.get(_sha(q.raw)) if q.raw else None,
+                        "seen_at": q.seen_at or now,
+                    }
+                    for q in failed
+                ],
+            )
+            result.quarantined += len(failed)
+        for item in items:
+            if isinstance(item, Removed):
+                result.removed += self._mark_removed(conn, item, now)
+        return result
+
+    # --- snapshots ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _write_snapshots(
+        conn: Connection, raws: list[RawResponse], now: datetime, result: BatchResult
+    ) -> dict[str, int]:
+        by_sha = {_sha(raw): raw for raw in raws}
+        if not by_sha:
+            return {}
+        query = sa.select(snapshots.c.sha256, snapshots.c.id).where(
+            member_of(conn, snapshots.c.sha256, list(by_sha))
+        )
+        ids: dict[str, int] = dict(conn.execute(query).all())
+        missing = [
+            {
+                "url": raw.url,
+                "fetched_at": raw.fetched_at or now,
+                "status": raw.status,
+                "content_type": raw.content_type,
+                "sha256": sha,
+                "body": zlib.compress(raw.body, 6),
+            }
+            for sha, raw in by_sha.items()
+            if sha not in ids
+        ]
+        if missing:
+            insert_many(conn, snapshots, missing)
+            ids.update(conn.execute(query).all())
+            result.snapshots += len(missing)
+        return ids
+
+    # --- documents and versions -----------------------------------------------------------------
+
+    @staticmethod
+    def _load_states(conn: Connection, keys: list[Identity]) -> dict[Identity, _DocState]:
+        groups: dict[tuple[str, str, str], list[str]] = defaultdict(list)
+        for key in keys:
+            groups[(key.source, key.kind, key.language)].append(key.external_id)
+        states: dict[Identity, _DocState] = {}
+        by_id: dict[int, _DocState] = {}
+        for (source, kind, language), external_ids in groups.items():
+            query = sa.select(
+                documents.c.id, documents.c.external_id, documents.c.current_version
+            ).where(
+                documents.c.source == source,
+                documents.c.kind == kind,
+                member_of(conn, documents.c.external_id, external_ids),
+                documents.c.language == language,
+            )
+            for doc_id, external_id, current in conn.execute(query).all():
+                state = _DocState(id=doc_id, current_version=current)
+                states[Identity(source, kind, external_id, language)] = by_id[doc_id] = state
+        if by_id:
+            query = sa.select(
+                versions.c.document_id,
+                versions.c.version,
+                versions.c.content_hash,
+                versions.c.extra,
+            ).where(member_of(conn, versions.c.document_id, list(by_id)))
+            rows: Sequence[Any] = conn.execute(query).all()
+            for doc_id, number, digest, extra in rows:
+                state = by_id[doc_id]
+                state.hashes[digest] = number
+                state.extras[number] = extra
+                state.max_version = max(state.max_version, number)
+        return states
+
+    @staticmethod
+    def _insert_documents(conn: Connection, plan: _Plan) -> None:
+        rows = []
+        for key, first_seen in plan.new_docs.items():
+            p, state = plan.latest[key], plan.states[key]
+            rows.append(
+                {
+                    "source": key.source,
+                    "kind": key.kind,
+                    "external_id": key.external_id,
+                    "language": key.language,
+                    "url": p.record.url,
+                    "published_at": p.record.published_at,
+                    "first_seen_at": first_seen,
+                    "last_seen_at": state.last_seen_at,
+                    "current_version": state.current_version,
+                }
+            )
+        returned = insert_many(
+            conn, documents, rows, returning=("id", "source", "kind", "external_id", "language")
+        )
+        for doc_id, *key in returned:
+            plan.states[Identity(*key)].id = doc_id
+
+    @staticmethod
+    def _insert_versions(
+        conn: Connection, plan: _Plan, snapshot_ids: dict[str, int], run_id: int | None
+    ) -> None:
+        rows = []
+        for key, number, p in plan.new_versions:
+            r = p.record
+            rows.append(
+                {
+                    "document_id": plan.states[key].id,
+                    "version": number,
+                    "content_hash": p.content_hash,
+                    "title": p.title,
+                    "body_text": p.body_text,
+                    "body_html": r.body_html,
+                    "category": p.category,
+                    "event_type": p.event_type,
+                    "tags": p.tags,
+                    "symbols": p.symbols,
+                    "author": p.author,
+                    "published_at": r.published_at,
+                    "updated_at": r.updated_at,
+                    "extra": r.extra,
+                    "seen_at": p.seen_at,
+                    "crawl_run_id": run_id,
+                    "snapshot_id": snapshot_ids.get(_sha(r.raw)) if r.raw else None,
+                }
+            )
+        with_links = [(plan.states[k].id, n, p) for k, n, p in plan.new_versions if p.record.links]
+        returned = insert_many(
+            conn, versions, rows, returning=("document_id", "version", "id") if with_links else ()
+        )
+        if not with_links:
+            return
+        ids = {(doc_id, number): id_ for doc_id, number, id_ in returned}
+        insert_many(
+            conn,
+            links,
+            [
+                {
+                    "version_id": ids[(doc_id, number)],
+                    "url": link.url,
+                    "target_source": link.target_source,
+                    "target_kind": link.target_kind,
+                    "target_external_id": link.target_external_id,
+                }
+                for doc_id, number, p in with_links
+                for link in dict.fromkeys(p.record.links)
+            ],
+        )
+
+    @staticmethod
+    def _update_extras(conn: Connection, plan: _Plan) -> None:
+        conn.execute(
+            versions.update()
+            .where(
+                versions.c.document_id == sa.bindparam("doc_id"),
+                versions.c.version == sa.bindparam("ver"),
+            )
+            .values(extra=sa.bindparam("new_extra", type_=versions.c.extra.type)),
+            [
+                {"doc_id": plan.states[key].id, "ver": ver, "new_extra": extra}
+                for (key, ver), extra in plan.extra_updates.items()
+            ],
+        )
+
+    @staticmethod
+    def _update_documents(conn: Connection, plan: _Plan) -> None:
+        updates = [
+            {
+                "doc_id": plan.states[key].id,
+                "seen": plan.states[key].last_seen_at,
+                "cur": plan.states[key].current_version,
+                "new_url": p.record.url,
+                "pub": p.record.published_at,
+            }
+            for key, p in plan.latest.items()
+            if key not in plan.new_docs
+        ]
+        if not updates:
+            return
+        seen = sa.bindparam("seen", type_=documents.c.last_seen_at.type)
+        conn.execute(
+            documents.update()
+            .where(documents.c.id == sa.bindparam("doc_id"))
+            .values(
+                # A reparse of an old snapshot never moves last_seen_at backwards.
+                last_seen_at=sa.case(
+                    (documents.c.last_seen_at < seen, seen), else_=documents.c.last_seen_at
+                ),
+                current_version=sa.bindparam("cur"),
+                url=sa.bindparam("new_url"),
+                published_at=sa.func.coalesce(
+                    sa.bindparam("pub", type_=documents.c.published_at.type),
+                    documents.c.published_at,
+                ),
+                # Seen again, so it is back.
+                removed_at=None,
+            ),
+            updates,
+        )
+
+    @staticmethod
+    def _mark_removed(conn: Connection, item: Removed, now: datetime) -> int:
+        source, kind, external_id, language = item.identity
+        result = conn.execute(
+            documents.update()
+            .where(
+                documents.c.source == source,
+                documents.c.kind == kind,
+                documents.c.external_id == external_id,
+                documents.c.language == language,
+                documents.c.removed_at.is_(None),
+            )
+            .values(removed_at=item.seen_at or now)
+        )
+        return result.rowcount or 0
+
+
+def _sha(raw: RawResponse) -> str:
+    return hashlib.sha256(raw.body).hexdigest()
+
+
+def _chunks(seq: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    for start in range(0, len(seq), size):
+        yield seq[start : start + size]

@@ -1,0 +1,170 @@
+"""Benchmark: store N records through archive.store (dedup + versioning) against raw
+sqlite3 executemany of the same rows, in one run; then export N versions and report
+peak memory. Run: python -m bench.ingest [--records 100000]. Writes bench/out/ingest.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import hashlib
+import io
+import json
+import sqlite3
+import tempfile
+import time
+import tracemalloc
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from archive.db import open_archive, resolve_url
+from archive.export import export_jsonl
+from archive.normalize import format_time
+from archive.records import Record
+from archive.store import Store
+
+BATCH = 1000
+WORDS = "listing delisting token network upgrade trading pair spot futures reward".split()
+
+
+def make_records(n: int, start: datetime) -> list[Record]:
+    records = []
+    for i in range(n):
+        body = " ".join(WORDS[(i + k) % len(WORDS)] for k in range(60))
+        records.append(
+            Record(
+                source="bench",
+                kind="announcement",
+                external_id=str(i),
+                language="en",
+                url=f"https://example.invalid/a/{i}",
+                title=f"Bench Will List Token{i % 997} (T{i % 997:03d}X)",
+                body_text=f"Paragraph one {i}.\n\n{body}",
+                published_at=start + timedelta(seconds=i),
+                category="New Listings",
+                event_type="listing",
+                tags=["T", "bench"],
+                symbols=[f"T{i % 997:03d}X"],
+                extra={"views": i},
+            )
+        )
+    return records
+
+
+def raw_rows(
+    records: list[Record], now: str
+) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    docs, vers = [], []
+    for doc_id, r in enumerate(records, 1):
+        pub = format_time(r.published_at) if r.published_at else None
+        docs.append((doc_id, r.source, r.kind, r.external_id, r.language, r.url, pub, now, now, 1))
+        digest = hashlib.sha256((r.title or "").encode() + (r.body_text or "").encode()).hexdigest()
+        vers.append(
+            (
+                doc_id,
+                1,
+                digest,
+                r.title,
+                r.body_text,
+                r.category,
+                "listing",
+                json.dumps(r.tags),
+                json.dumps(r.symbols),
+                pub,
+                json.dumps(r.extra),
+                now,
+            )
+        )
+    return docs, vers
+
+
+def bench_raw(path: Path, records: list[Record]) -> float:
+    open_archive(resolve_url(str(path)), create=True).dispose()  # same schema and indexes
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    now = format_time(datetime.now(UTC))
+    t0 = time.perf_counter()
+    docs, vers = raw_rows(records, now)
+    for start in range(0, len(records), BATCH):
+        with conn:
+            conn.executemany(
+                "INSERT INTO documents (id, source, kind, external_id, language, url, published_at,"
+                " first_seen_at, last_seen_at, current_version) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                docs[start : start + BATCH],
+            )
+            conn.executemany(
+                "INSERT INTO versions (document_id, version, content_hash, title, body_text,"
+                " category, event_type, tags, symbols, published_at, extra, seen_at)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                vers[start : start + BATCH],
+            )
+    elapsed = time.perf_counter() - t0
+    conn.close()
+    return elapsed
+
+
+def bench_store(path: Path, records: list[Record]) -> tuple[float, Store]:
+    engine = open_archive(resolve_url(str(path)), create=True)
+    store = Store(engine)
+    t0 = time.perf_counter()
+    for start in range(0, len(records), BATCH):
+        store.write(records[start : start + BATCH])
+    return time.perf_counter() - t0, store
+
+
+def bench_export(path: Path) -> tuple[float, int, int]:
+    engine = open_archive(resolve_url(str(path)), readonly=True)
+    gc.collect()
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    count = export_jsonl(engine, _Discard(), all_versions=True)
+    elapsed = time.perf_counter() - t0
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return elapsed, count, peak
+
+
+class _Discard(io.RawIOBase):
+    def write(self, b: Any) -> int:
+        return len(b)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--records", type=int, default=100_000)
+    args = parser.parse_args()
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    records = make_records(args.records, start)
+    with tempfile.TemporaryDirectory() as tmp:
+        raw_s = bench_raw(Path(tmp) / "raw.db", records)
+        store_s, _ = bench_store(Path(tmp) / "store.db", records)
+        # Same records again: all unchanged, the steady state of a cron run.
+        again_s, _ = bench_store(Path(tmp) / "store.db", records)
+        results: dict[str, Any] = {
+            "records": args.records,
+            "raw_executemany_s": round(raw_s, 3),
+            "store_s": round(store_s, 3),
+            "store_unchanged_s": round(again_s, 3),
+            "ratio_store_vs_raw": round(raw_s / store_s, 3),
+        }
+        small = make_records(args.records // 10, start)
+        sizes = []
+        for name, recs in (("small", small), ("full", records)):
+            path = Path(tmp) / f"export_{name}.db"
+            bench_store(path, recs)
+            seconds, count, peak = bench_export(path)
+            sizes.append((count, peak))
+            results[f"export_{name}_versions"] = count
+            results[f"export_{name}_s"] = round(seconds, 3)
+            results[f"export_{name}_peak_mib"] = round(peak / 2**20, 2)
+        results["export_peak_ratio_full_vs_small"] = round(sizes[1][1] / sizes[0][1], 2)
+    out = Path(__file__).with_name("out")
+    out.mkdir(exist_ok=True)
+    (out / "ingest.json").write_text(json.dumps(results, indent=2))
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

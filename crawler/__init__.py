@@ -1,0 +1,1 @@
+"""annals' crawler: Scrapy spiders, pipeline, middlewares and extensions (the network side)."""

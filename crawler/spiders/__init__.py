@@ -1,0 +1,1 @@
+"""One module per exchange: pure parse functions and thin spiders that navigate."""
