@@ -18,11 +18,12 @@ whose page may differ only in a view counter, adds no snapshot.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import zlib
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -64,6 +65,40 @@ crawl_runs = TABLES["crawl_runs"]
 quarantine = TABLES["quarantine"]
 
 T = TypeVar("T")
+
+_IDENTITY = ("id", "source", "kind", "external_id", "language")
+_DOCUMENT_COLUMNS = (
+    "source",
+    "kind",
+    "external_id",
+    "language",
+    "url",
+    "published_at",
+    "first_seen_at",
+    "last_seen_at",
+    "current_version",
+)
+_VERSION_COLUMNS = (
+    "document_id",
+    "version",
+    "content_hash",
+    "title",
+    "body_text",
+    "body_html",
+    "category",
+    "event_type",
+    "tags",
+    "symbols",
+    "author",
+    "published_at",
+    "updated_at",
+    "extra",
+    "seen_at",
+    "crawl_run_id",
+    "snapshot_id",
+)
+# Link's fields, in order (archive.records.Link).
+_LINK_COLUMNS = ("version_id", "url", "target_source", "target_kind", "target_external_id")
 
 
 class ArchiveBusyError(ArchiveError):
@@ -137,6 +172,18 @@ def prepare(record: Record, now: datetime | None = None) -> Prepared:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Known:
+    """What a crawler needs to know about an archived document to decide whether to fetch it."""
+
+    published_at: datetime | None
+    first_seen_at: datetime
+    last_seen_at: datetime
+    removed_at: datetime | None
+    title: str | None
+    extra: dict[str, Any]
+
+
 @dataclass(slots=True)
 class _DocState:
     """A document as the batch sees it: loaded from the database, then moved in memory."""
@@ -203,43 +250,44 @@ _MAX_VALUES = 30_000
 def insert_many(
     conn: Connection,
     table: sa.Table,
-    rows: list[dict[str, Any]],
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
     returning: Sequence[str] = (),
 ) -> list[Any]:
-    """INSERT rows that share their keys; with `returning`, give back those columns of
-    every inserted row (in no promised order: return a key with them).
+    """INSERT rows given as value sequences in `columns` order; with `returning`, give back
+    those columns of every inserted row (in no promised order: return a key with them).
 
-    On SQLite the rows go as multi-row VALUES over the DBAPI, each value converted by
-    its column's own bind processor: SQLAlchemy's per-row parameter handling costs
-    more than the insert itself there (bench/ingest). Elsewhere it is Core's
+    On SQLite the values go straight to the DBAPI after each column's own bind
+    processor (applied column by column): SQLAlchemy's per-row parameter handling
+    costs more than the insert itself there (bench/ingest). Elsewhere it is Core's
     executemany, whose RETURNING PostgreSQL batches natively.
     """
     if not rows:
         return []
     if conn.dialect.name != "sqlite":
         stmt = table.insert()
+        params = [dict(zip(columns, row, strict=True)) for row in rows]
         if returning:
-            return list(conn.execute(stmt.returning(*(table.c[c] for c in returning)), rows))
-        conn.execute(stmt, rows)
+            return list(conn.execute(stmt.returning(*(table.c[c] for c in returning)), params))
+        conn.execute(stmt, params)
         return []
-    keys = list(rows[0])
-    processors = [table.c[key].type.bind_processor(conn.dialect) for key in keys]
-    values = [
-        value if proc is None or value is None else proc(value)
-        for row in rows
-        for value, proc in zip(map(row.__getitem__, keys), processors, strict=True)
-    ]
-    head = f"INSERT INTO {table.name} ({', '.join(keys)}) VALUES "
-    tail = f" RETURNING {', '.join(returning)}" if returning else ""
-    placeholder = f"({', '.join('?' * len(keys))})"
-    per_statement = max(1, _MAX_VALUES // len(keys))
+    by_column = list(zip(*rows, strict=True))
+    for i, name in enumerate(columns):
+        proc = table.c[name].type.bind_processor(conn.dialect)
+        if proc is not None:
+            by_column[i] = tuple(None if v is None else proc(v) for v in by_column[i])
+    values = list(zip(*by_column, strict=True))
+    head = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES "
+    placeholder = f"({', '.join('?' * len(columns))})"
+    if not returning:
+        conn.exec_driver_sql(head + placeholder, values)
+        return []
     out: list[Any] = []
-    for start in range(0, len(rows), per_statement):
-        count = min(per_statement, len(rows) - start)
-        chunk = values[start * len(keys) : (start + count) * len(keys)]
-        result = conn.exec_driver_sql(head + ", ".join([placeholder] * count) + tail, tuple(chunk))
-        if returning:
-            out.extend(result.all())
+    per_statement = max(1, _MAX_VALUES // len(columns))
+    for start in range(0, len(values), per_statement):
+        chunk = values[start : start + per_statement]
+        sql = f"{head}{', '.join([placeholder] * len(chunk))} RETURNING {', '.join(returning)}"
+        out.extend(conn.exec_driver_sql(sql, tuple(itertools.chain.from_iterable(chunk))).all())
     return out
 
 
@@ -277,6 +325,52 @@ class Store:
             .values(status=status, counters=counters, finished_at=utcnow())
         )
         self._retrying(lambda conn: conn.execute(query))
+
+    def known(self, keys: Sequence[Identity]) -> dict[Identity, Known]:
+        """The archived documents among `keys`, with their current title and extra."""
+        out: dict[Identity, Known] = {}
+        groups: dict[tuple[str, str, str], list[str]] = defaultdict(list)
+        for key in keys:
+            groups[(key.source, key.kind, key.language)].append(key.external_id)
+        # A read: no write lock (see archive.db's BEGIN IMMEDIATE).
+        with self.engine.connect().execution_options(annals_read=True) as conn:
+            for (source, kind, language), external_ids in groups.items():
+                query = (
+                    sa.select(
+                        documents.c.external_id,
+                        documents.c.published_at,
+                        documents.c.first_seen_at,
+                        documents.c.last_seen_at,
+                        documents.c.removed_at,
+                        versions.c.title,
+                        versions.c.extra,
+                    )
+                    .select_from(
+                        documents.outerjoin(
+                            versions,
+                            sa.and_(
+                                versions.c.document_id == documents.c.id,
+                                versions.c.version == documents.c.current_version,
+                            ),
+                        )
+                    )
+                    .where(
+                        documents.c.source == source,
+                        documents.c.kind == kind,
+                        member_of(conn, documents.c.external_id, external_ids),
+                        documents.c.language == language,
+                    )
+                )
+                for row in conn.execute(query):
+                    out[Identity(source, kind, row.external_id, language)] = Known(
+                        published_at=row.published_at,
+                        first_seen_at=row.first_seen_at,
+                        last_seen_at=row.last_seen_at,
+                        removed_at=row.removed_at,
+                        title=row.title,
+                        extra=row.extra or {},
+                    )
+        return out
 
     # --- items ----------------------------------------------------------------------------------
 
@@ -337,14 +431,15 @@ class Store:
             insert_many(
                 conn,
                 quarantine,
+                ("url", "spider", "error", "snapshot_id", "seen_at"),
                 [
-                    {
-                        "url": q.url,
-                        "spider": q.spider,
-                        "error": q.error,
-                        "snapshot_id": snapshot_ids.get(_sha(q.raw)) if q.raw else None,
-                        "seen_at": q.seen_at or now,
-                    }
+                    (
+                        q.url,
+                        q.spider,
+                        q.error,
+                        snapshot_ids.get(_sha(q.raw)) if q.raw else None,
+                        q.seen_at or now,
+                    )
                     for q in failed
                 ],
             )
@@ -368,19 +463,20 @@ class Store:
         )
         ids: dict[str, int] = dict(conn.execute(query).all())
         missing = [
-            {
-                "url": raw.url,
-                "fetched_at": raw.fetched_at or now,
-                "status": raw.status,
-                "content_type": raw.content_type,
-                "sha256": sha,
-                "body": zlib.compress(raw.body, 6),
-            }
+            (
+                raw.url,
+                raw.fetched_at or now,
+                raw.status,
+                raw.content_type,
+                sha,
+                zlib.compress(raw.body, 6),
+            )
             for sha, raw in by_sha.items()
             if sha not in ids
         ]
         if missing:
-            insert_many(conn, snapshots, missing)
+            columns = ("url", "fetched_at", "status", "content_type", "sha256", "body")
+            insert_many(conn, snapshots, columns, missing)
             ids.update(conn.execute(query).all())
             result.snapshots += len(missing)
         return ids
@@ -423,25 +519,18 @@ class Store:
 
     @staticmethod
     def _insert_documents(conn: Connection, plan: _Plan) -> None:
-        rows = []
-        for key, first_seen in plan.new_docs.items():
-            p, state = plan.latest[key], plan.states[key]
-            rows.append(
-                {
-                    "source": key.source,
-                    "kind": key.kind,
-                    "external_id": key.external_id,
-                    "language": key.language,
-                    "url": p.record.url,
-                    "published_at": p.record.published_at,
-                    "first_seen_at": first_seen,
-                    "last_seen_at": state.last_seen_at,
-                    "current_version": state.current_version,
-                }
+        rows = [
+            (
+                *key,
+                plan.latest[key].record.url,
+                plan.latest[key].record.published_at,
+                first_seen,
+                plan.states[key].last_seen_at,
+                plan.states[key].current_version,
             )
-        returned = insert_many(
-            conn, documents, rows, returning=("id", "source", "kind", "external_id", "language")
-        )
+            for key, first_seen in plan.new_docs.items()
+        ]
+        returned = insert_many(conn, documents, _DOCUMENT_COLUMNS, rows, returning=_IDENTITY)
         for doc_id, *key in returned:
             plan.states[Identity(*key)].id = doc_id
 
@@ -449,52 +538,45 @@ class Store:
     def _insert_versions(
         conn: Connection, plan: _Plan, snapshot_ids: dict[str, int], run_id: int | None
     ) -> None:
-        rows = []
-        for key, number, p in plan.new_versions:
-            r = p.record
-            rows.append(
-                {
-                    "document_id": plan.states[key].id,
-                    "version": number,
-                    "content_hash": p.content_hash,
-                    "title": p.title,
-                    "body_text": p.body_text,
-                    "body_html": r.body_html,
-                    "category": p.category,
-                    "event_type": p.event_type,
-                    "tags": p.tags,
-                    "symbols": p.symbols,
-                    "author": p.author,
-                    "published_at": r.published_at,
-                    "updated_at": r.updated_at,
-                    "extra": r.extra,
-                    "seen_at": p.seen_at,
-                    "crawl_run_id": run_id,
-                    "snapshot_id": snapshot_ids.get(_sha(r.raw)) if r.raw else None,
-                }
+        rows = [
+            (
+                plan.states[key].id,
+                number,
+                p.content_hash,
+                p.title,
+                p.body_text,
+                p.record.body_html,
+                p.category,
+                p.event_type,
+                p.tags,
+                p.symbols,
+                p.author,
+                p.record.published_at,
+                p.record.updated_at,
+                p.record.extra,
+                p.seen_at,
+                run_id,
+                snapshot_ids.get(_sha(p.record.raw)) if p.record.raw else None,
             )
+            for key, number, p in plan.new_versions
+        ]
         with_links = [(plan.states[k].id, n, p) for k, n, p in plan.new_versions if p.record.links]
         returned = insert_many(
-            conn, versions, rows, returning=("document_id", "version", "id") if with_links else ()
+            conn,
+            versions,
+            _VERSION_COLUMNS,
+            rows,
+            returning=("document_id", "version", "id") if with_links else (),
         )
         if not with_links:
             return
         ids = {(doc_id, number): id_ for doc_id, number, id_ in returned}
-        insert_many(
-            conn,
-            links,
-            [
-                {
-                    "version_id": ids[(doc_id, number)],
-                    "url": link.url,
-                    "target_source": link.target_source,
-                    "target_kind": link.target_kind,
-                    "target_external_id": link.target_external_id,
-                }
-                for doc_id, number, p in with_links
-                for link in dict.fromkeys(p.record.links)
-            ],
-        )
+        link_rows = [
+            (ids[(doc_id, number)], *astuple(link))
+            for doc_id, number, p in with_links
+            for link in dict.fromkeys(p.record.links)
+        ]
+        insert_many(conn, links, _LINK_COLUMNS, link_rows)
 
     @staticmethod
     def _update_extras(conn: Connection, plan: _Plan) -> None:

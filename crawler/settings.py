@@ -1,5 +1,57 @@
-"""Scrapy settings for annals: politeness, limits and the archive pipeline."""
+"""Scrapy settings for annals: politeness and safety defaults, limits, the archive pipeline.
+
+Every ANNALS_* setting can also be given with `-s NAME=VALUE` (scrapy crawl) or
+through `annals crawl`; the database comes from $ANNALS_DATABASE_URL unless set.
+"""
+
+import os
+
+from archive import __version__
 
 BOT_NAME = "annals"
 SPIDER_MODULES = ["crawler.spiders"]
 NEWSPIDER_MODULE = "crawler.spiders"
+
+# --- the archive ------------------------------------------------------------------------------
+ANNALS_DATABASE_URL = os.environ.get("ANNALS_DATABASE_URL")  # None: ./annals.db
+ANNALS_BATCH_SIZE = 100  # records per transaction
+ANNALS_RECHECK_DAYS = float(os.environ.get("ANNALS_RECHECK_DAYS", "3"))
+
+# --- politeness -------------------------------------------------------------------------------
+USER_AGENT = (
+    f"annals/{__version__} (+https://github.com/annals-archive/annals; announcement archive)"
+)
+ROBOTSTXT_OBEY = True
+CONCURRENT_REQUESTS = 8
+CONCURRENT_REQUESTS_PER_DOMAIN = 2
+DOWNLOAD_DELAY = 0.25
+AUTOTHROTTLE_ENABLED = True
+AUTOTHROTTLE_START_DELAY = 1.0
+AUTOTHROTTLE_MAX_DELAY = 30.0
+AUTOTHROTTLE_TARGET_CONCURRENCY = 1.0
+COOKIES_ENABLED = False
+TELNETCONSOLE_ENABLED = False
+
+# --- safety limits ----------------------------------------------------------------------------
+DOWNLOAD_MAXSIZE = 8 * 1024 * 1024  # a page or API answer larger than this is dropped
+DOWNLOAD_WARNSIZE = 2 * 1024 * 1024
+DOWNLOAD_TIMEOUT = 30
+REDIRECT_MAX_TIMES = 5
+RETRY_ENABLED = True
+RETRY_TIMES = 2
+# 429 and the block statuses are retried by annals' BlockMiddleware, with backoff.
+RETRY_HTTP_CODES = [500, 502, 503, 504, 522, 524, 408]
+
+# Blocks and challenges: retried with backoff that honours Retry-After, then given up.
+ANNALS_BLOCK_RETRIES = 2
+ANNALS_BLOCK_BACKOFF = 5.0  # seconds, doubled each retry, jittered
+ANNALS_MAX_RETRY_AFTER = 600.0
+
+DOWNLOADER_MIDDLEWARES = {
+    "crawler.middlewares.BlockMiddleware": 560,
+}
+ITEM_PIPELINES = {"crawler.pipelines.ArchivePipeline": 300}
+EXTENSIONS = {"crawler.extensions.RunRecorder": 500}
+
+LOG_LEVEL = "INFO"
+FEED_EXPORT_ENCODING = "utf-8"

@@ -1,0 +1,72 @@
+"""Recognising block, challenge and rate-limit answers, so they are never parsed or archived."""
+
+from __future__ import annotations
+
+import re
+from email.utils import parsedate_to_datetime
+
+from archive.normalize import utcnow
+
+# What the WAFs in front of exchange sites answer (SOURCES.md: Akamai, EdgeOne,
+# Cloudflare-style "Just a moment..." pages).
+_AKAMAI = re.compile(rb"Access Denied|errors\.edgesuite\.net|Reference&#32;&#35;|Reference #", re.I)
+_CHALLENGE = re.compile(
+    rb"Just a moment\.\.\.|Checking your browser|cf-chl|challenge-platform|captcha"
+    rb"|verify you are human|function challenge\(|EdgeOne",
+    re.I,
+)
+_TAGS = re.compile(rb"<script\b.*?</script>|<style\b.*?</style>|<[^>]+>", re.S | re.I)
+_VISIBLE_MIN = 80  # characters of visible text a real page has at least
+_CHALLENGE_TEXT_MAX = 600  # a WAF interstitial says a sentence or two
+
+
+def classify(status: int, headers: dict[str, str], body: bytes) -> str | None:
+    """The kind of block this answer is, or None for an answer worth parsing.
+
+    "rate_limited" (429), "edgeone" (HTTP 567), "akamai" / "forbidden" (403),
+    "challenge" (a page that is only a script: a 200 or 503 with no page text).
+    """
+    if status == 429:
+        return "rate_limited"
+    if status == 567:
+        return "edgeone"
+    if status == 403:
+        server = headers.get("server", "").lower()
+        return "akamai" if "akamai" in server or _AKAMAI.search(body[:4096]) else "forbidden"
+    if status in (200, 503) and _looks_like_html(headers, body) and _is_challenge(body):
+        return "challenge"
+    return None
+
+
+def _looks_like_html(headers: dict[str, str], body: bytes) -> bool:
+    content_type = headers.get("content-type", "").lower()
+    return "html" in content_type or body.lstrip()[:15].lower().startswith((b"<!doctype", b"<html"))
+
+
+def _is_challenge(body: bytes) -> bool:
+    """A page with (almost) no text a reader could see: only scripts, or a WAF's
+    "checking your browser" line. Real pages carry data or prose, so a page that
+    merely mentions a captcha is not taken for a challenge."""
+    if b"__NEXT_DATA__" in body:
+        return False
+    head = body[:65536]
+    visible = len(b"".join(_TAGS.sub(b" ", head).split()))
+    if visible < _VISIBLE_MIN and b"<script" in head.lower():
+        return True
+    return visible < _CHALLENGE_TEXT_MAX and bool(_CHALLENGE.search(head))
+
+
+def retry_after(value: str | None, cap: float) -> float | None:
+    """Seconds to wait from a Retry-After header (seconds or an HTTP date), capped."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return min(float(value), cap)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, min((when - utcnow()).total_seconds(), cap))

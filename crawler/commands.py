@@ -1,0 +1,159 @@
+"""`annals crawl` and `annals demo`: the commands that need Scrapy, added to the CLI
+through the "annals.commands" entry point."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated, Any
+
+import typer
+from scrapy.crawler import AsyncCrawlerProcess, Crawler
+from scrapy.settings import Settings
+from scrapy.spiderloader import SpiderLoader
+
+from archive import db as dbmod
+from archive.cli import DbOption, Exit, archive_errors, fail
+from crawler.lock import LockHeldError, crawl_lock
+
+SUMMARY_COUNTERS = (
+    "requests",
+    "pages",
+    "new_documents",
+    "new_versions",
+    "unchanged",
+    "quarantined",
+    "blocked",
+)
+
+
+def project_settings() -> Settings:
+    settings = Settings()
+    settings.setmodule("crawler.settings", priority="project")
+    return settings
+
+
+def spider_names(settings: Settings) -> list[str]:
+    return sorted(SpiderLoader.from_settings(settings).list())
+
+
+def _pairs(values: list[str] | None, option: str) -> dict[str, str]:
+    pairs = {}
+    for value in values or []:
+        name, sep, rest = value.partition("=")
+        if not sep or not name:
+            raise fail(f"{option} takes NAME=VALUE, not {value!r}", Exit.USAGE)
+        pairs[name] = rest
+    return pairs
+
+
+def summary_line(name: str, status: str, run_id: int | None, counters: dict[str, Any]) -> str:
+    parts = ", ".join(f"{counters.get(c, 0)} {c.replace('_', ' ')}" for c in SUMMARY_COUNTERS)
+    run = f"run {run_id}" if run_id is not None else "no run recorded"
+    return f"{name}: {status} ({run}): {parts}"
+
+
+def run_spiders(
+    names: list[str], settings: Settings, spider_args: dict[str, str]
+) -> list[tuple[str, str, int | None, dict[str, Any]]]:
+    """Run the spiders in this process; return (name, status, run id, counters) for each."""
+    process = AsyncCrawlerProcess(settings)
+    crawlers: list[tuple[str, Crawler]] = []
+    for name in names:
+        crawler = process.create_crawler(name)
+        process.crawl(crawler, **spider_args)
+        crawlers.append((name, crawler))
+    process.start()
+    results: list[tuple[str, str, int | None, dict[str, Any]]] = []
+    for name, crawler in crawlers:
+        context = getattr(crawler, "annals_run", None)
+        if context is None or context.status is None:
+            results.append((name, "failed", getattr(context, "run_id", None), {}))
+        else:
+            results.append((name, context.status, context.run_id, context.counters))
+    return results
+
+
+def exit_code(statuses: list[str]) -> Exit:
+    if any(s in ("failed", "interrupted", "partial") for s in statuses):
+        return Exit.FAILED
+    if "blocked" in statuses:
+        return Exit.BLOCKED
+    return Exit.OK
+
+
+def crawl(
+    spiders: Annotated[
+        list[str] | None, typer.Argument(help="Spiders to run (see --list).", show_default=False)
+    ] = None,
+    db: DbOption = None,
+    base_url: Annotated[
+        str | None,
+        typer.Option("--base-url", help="Send every request to this origin (a local mirror)."),
+    ] = None,
+    full: Annotated[
+        bool, typer.Option("--full", help="Walk every page, not only what is new.")
+    ] = False,
+    arg: Annotated[
+        list[str] | None,
+        typer.Option("-a", "--arg", help="NAME=VALUE for every spider, as `scrapy crawl -a`."),
+    ] = None,
+    setting: Annotated[
+        list[str] | None, typer.Option("-s", "--set", help="A Scrapy setting, NAME=VALUE.")
+    ] = None,
+    all_spiders: Annotated[bool, typer.Option("--all", help="Run every spider.")] = False,
+    list_spiders: Annotated[bool, typer.Option("--list", help="List the spiders.")] = False,
+    log_level: Annotated[
+        str, typer.Option("--log-level", help="Scrapy's log level on stderr.")
+    ] = "WARNING",
+) -> None:
+    """Crawl sources into the archive, one process, one summary line per spider.
+
+    Incremental by default: listings are read newest first and paging stops at the
+    first page that brings nothing new. A lock beside the archive makes an
+    overlapping run (cron) exit at once with code 4. Exit code 0 only when every
+    spider finished without failure or block (3: blocked, 1: failed).
+
+    Example:
+
+        annals crawl gate_announcements gate_square --db annals.db -a lang=en,zh
+    """
+    settings = project_settings()
+    names = spider_names(settings)
+    if list_spiders:
+        loader = SpiderLoader.from_settings(settings)
+        for name in names:
+            doc = (loader.load(name).__doc__ or "").strip().splitlines()
+            typer.echo(f"{name:24} {doc[0] if doc else ''}")
+        return
+    wanted = names if all_spiders else list(spiders or [])
+    if not wanted:
+        raise fail("name the spiders to run, or --all (see --list)", Exit.USAGE)
+    unknown = [n for n in wanted if n not in names]
+    if unknown:
+        raise fail(f"unknown spider {', '.join(unknown)}; known: {', '.join(names)}", Exit.USAGE)
+    spider_args = _pairs(arg, "-a")
+    if base_url:
+        spider_args["base_url"] = base_url
+    if full:
+        spider_args["full"] = "1"
+    url = dbmod.resolve_url(db)
+    for name, value in _pairs(setting, "-s").items():
+        settings.set(name, value, priority="cmdline")
+    settings.set("ANNALS_DATABASE_URL", url, priority="cmdline")
+    settings.set("LOG_LEVEL", log_level.upper(), priority="cmdline")
+    try:
+        with crawl_lock(url), archive_errors():
+            dbmod.open_archive(url, create=True).dispose()
+            results = run_spiders(wanted, settings, spider_args)
+    except LockHeldError as exc:
+        raise fail(str(exc), Exit.LOCKED) from None
+    for name, status, run_id, counters in results:
+        typer.echo(summary_line(name, status, run_id, counters))
+    code = exit_code([status for _, status, _, _ in results])
+    if code:
+        raise typer.Exit(int(code))
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(crawl)
+    logging.getLogger("scrapy").propagate = True

@@ -1,0 +1,95 @@
+"""Records each crawl run in crawl_runs: when, how it ended, and its counters."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from scrapy import signals
+
+from crawler.run import run_context
+
+if TYPE_CHECKING:
+    from scrapy import Spider
+    from scrapy.crawler import Crawler
+
+logger = logging.getLogger(__name__)
+
+# Counters kept on the run, from Scrapy's stats and the pipeline's.
+COUNTERS = {
+    "requests": "downloader/request_count",
+    "pages": "response_received_count",
+    "new_documents": "annals/new_documents",
+    "new_versions": "annals/new_versions",
+    "unchanged": "annals/unchanged",
+    "reverted": "annals/reverted",
+    "removed": "annals/removed",
+    "quarantined": "annals/quarantined",
+    "blocked": "annals/blocked",
+    "listing_only": "annals/listing_only",
+    "not_found": "annals/not_found",
+    "refused": "annals/refused",
+    "errors": "log_count/ERROR",
+}
+
+
+def decide_status(reason: str, stats: dict[str, Any]) -> str:  # noqa: PLR0911 - one rule each
+    """How a run ended, from the close reason and the stats.
+
+    interrupted: stopped from outside (Ctrl-C, SIGTERM). failed: an error, an archive
+    write that failed, or a run that fetched nothing at all (a run that did nothing
+    must not look like success). blocked: some request stayed blocked. partial: some
+    fetched pages did not parse (they are in quarantine). finished: none of these.
+    """
+    if reason == "shutdown":
+        return "interrupted"
+    if reason != "finished" or stats.get("annals/archive_error"):
+        return "failed"
+    if stats.get("annals/blocked"):
+        return "blocked"
+    if stats.get("log_count/ERROR") or stats.get("spider_exceptions/count"):
+        return "failed"
+    if not stats.get("response_received_count"):
+        return "failed"
+    if stats.get("annals/quarantined") or stats.get("annals/refused"):
+        return "partial"
+    return "finished"
+
+
+class RunRecorder:
+    """One crawl_runs row per spider run: "running" when it opens, then its outcome."""
+
+    def __init__(self, crawler: Crawler) -> None:
+        self.crawler = crawler
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> RunRecorder:
+        ext = cls(crawler)
+        crawler.signals.connect(ext.spider_opened, signal=signals.spider_opened)
+        crawler.signals.connect(ext.spider_closed, signal=signals.spider_closed)
+        return ext
+
+    def spider_opened(self, spider: Spider) -> None:
+        run_context(self.crawler).start(spider.name)
+
+    def spider_closed(self, spider: Spider, reason: str) -> None:
+        assert self.crawler.stats is not None
+        stats = self.crawler.stats.get_stats()
+        counters: dict[str, Any] = {
+            name: int(stats.get(key, 0) or 0) for name, key in COUNTERS.items()
+        }
+        for key, value in stats.items():
+            if key.startswith("annals/blocked/"):
+                counters[key.removeprefix("annals/")] = int(value)
+        status = decide_status(reason, stats)
+        if stats.get("annals/archive_error"):
+            counters["archive_error"] = str(stats["annals/archive_error"])
+        counters["close_reason"] = reason
+        context = run_context(self.crawler)
+        try:
+            context.finish(status, counters)
+        except Exception:
+            logger.exception("could not record the run's outcome in crawl_runs")
+            context.status, context.counters = status, counters
+        logger.info("%s: %s %s", spider.name, status, counters)
+        context.close()

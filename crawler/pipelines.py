@@ -1,0 +1,88 @@
+"""Hands parsed records to the archive store in batches, one transaction each."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
+
+from scrapy.exceptions import NotConfigured
+
+from archive.records import Quarantined, Record, Removed
+from archive.store import BatchResult
+from crawler.run import RunContext, run_context
+
+if TYPE_CHECKING:
+    from scrapy.crawler import Crawler
+
+logger = logging.getLogger(__name__)
+
+
+class ArchivePipeline:
+    """Buffers records and writes them with `archive.store.Store` every ANNALS_BATCH_SIZE
+    items and when the spider closes. A batch that cannot be written stops the crawl
+    with reason "archive_error": what was committed before stays."""
+
+    def __init__(self, crawler: Crawler, batch_size: int) -> None:
+        self.crawler = crawler
+        self.batch_size = batch_size
+        self.buffer: list[Record | Quarantined | Removed] = []
+        self.run: RunContext | None = None
+        self.failed = False
+        self._closing: asyncio.Future[None] | None = None
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> ArchivePipeline:
+        size = crawler.settings.getint("ANNALS_BATCH_SIZE", 100)
+        if size <= 0:
+            raise NotConfigured("ANNALS_BATCH_SIZE is 0: records are not archived")
+        return cls(crawler, size)
+
+    def open_spider(self) -> None:
+        self.run = run_context(self.crawler)
+        assert self.crawler.spider is not None
+        self.run.start(self.crawler.spider.name)
+
+    def process_item(self, item: Any) -> Any:
+        if not isinstance(item, Record | Quarantined | Removed) or self.failed:
+            return item
+        self.buffer.append(item)
+        if len(self.buffer) >= self.batch_size:
+            self.flush()
+        return item
+
+    def close_spider(self) -> None:
+        self.flush()
+
+    def flush(self) -> None:
+        if not self.buffer or self.run is None or self.failed:
+            return
+        batch, self.buffer = self.buffer, []
+        try:
+            result = self.run.store.write(batch, run_id=self.run.run_id)
+        except Exception as exc:
+            self.failed = True
+            stats = self.crawler.stats
+            assert stats is not None
+            stats.set_value("annals/archive_error", f"{type(exc).__name__}: {exc}")
+            logger.error(
+                "could not write %d records to the archive (%s: %s); stopping the crawl. "
+                "Everything written before is kept.",
+                len(batch),
+                type(exc).__name__,
+                exc,
+            )
+            engine = self.crawler.engine
+            if engine is not None:
+                self._closing = asyncio.ensure_future(
+                    engine.close_spider_async(reason="archive_error")
+                )
+            return
+        self._count(result)
+
+    def _count(self, result: BatchResult) -> None:
+        stats = self.crawler.stats
+        assert stats is not None
+        for name, value in vars(result).items():
+            if value:
+                stats.inc_value(f"annals/{name}", value)

@@ -1,0 +1,156 @@
+"""What every annals spider shares: arguments, the base_url mirror switch, raw snapshots,
+quarantine of parse failures, and the incremental "fetch this again?" rule."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import scrapy
+from scrapy.http import Response
+
+from archive.normalize import normalize_text, utcnow
+from archive.records import Identity, ParseError, Quarantined, RawResponse, Record
+from archive.store import Known
+from crawler.run import RunContext, run_context
+
+logger = logging.getLogger(__name__)
+
+TRUE = frozenset({"1", "true", "yes", "on"})
+
+
+def flag(value: Any) -> bool:
+    return str(value).strip().lower() in TRUE if value is not None else False
+
+
+def csv_arg(value: str | None) -> list[str]:
+    return [part.strip() for part in (value or "").split(",") if part.strip()]
+
+
+class AnnalsSpider(scrapy.Spider):
+    """Base of the annals spiders. Arguments every spider takes (`-a NAME=VALUE`):
+
+    - base_url: send every request meant for the source's hosts to this origin
+      (a local mirror), path and query unchanged; stored URLs stay canonical;
+    - full=1: walk every listing page and fetch every item again, instead of
+      stopping at the first page that brings nothing new;
+    - lang=en,zh: the languages to crawl, where the source has several.
+    """
+
+    source: str = ""
+    hosts: tuple[str, ...] = ()
+    default_languages: tuple[str, ...] = ("en",)
+
+    def __init__(
+        self,
+        name: str | None = None,
+        *,
+        base_url: str | None = None,
+        full: str | None = None,
+        lang: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(name, **kwargs)
+        self.base_url = base_url.rstrip("/") if base_url else None
+        if self.base_url and not urlsplit(self.base_url).netloc:
+            raise ValueError(
+                f"base_url must be an origin such as http://127.0.0.1:8000, not {base_url!r}"
+            )
+        self.full = flag(full)
+        self.languages = csv_arg(lang) or list(self.default_languages)
+        domains = {h.removeprefix("www.") for h in self.hosts}
+        if self.base_url:
+            domains.add(urlsplit(self.base_url).hostname or "")
+        # Requests to any other host are dropped (Scrapy's OffsiteMiddleware).
+        self.allowed_domains = sorted(domains)
+        self._seen: set[Identity] = set()
+
+    # --- the archive ------------------------------------------------------------------------
+
+    @property
+    def run(self) -> RunContext:
+        return run_context(self.crawler)
+
+    def known(self, keys: list[Identity]) -> dict[Identity, Known]:
+        return self.run.known(keys)
+
+    def wants(self, key: Identity, known: Known | None, listed_title: str | None = None) -> bool:
+        """Fetch this item's page? New: yes. Known: with full=1, while it is younger than
+        the recheck window, or when the listing shows another title than the archive."""
+        if key in self._seen:
+            return False
+        if known is None or self.full or known.extra.get("listing_only"):
+            return known is None or self.full or self.run.recheck_due(known)
+        if self.run.recheck_due(known):
+            return True
+        title = normalize_text(listed_title) if listed_title else None
+        return bool(title and known.title and not _cut(title) and title != known.title)
+
+    def mark_seen(self, key: Identity) -> None:
+        self._seen.add(key)
+
+    # --- requests and responses -------------------------------------------------------------
+
+    def fetch_url(self, url: str) -> str:
+        """The URL to download: the source's own, or the mirror's when base_url is set."""
+        if not self.base_url:
+            return url
+        parts = urlsplit(url)
+        if parts.hostname not in self.hosts:
+            return url
+        base = urlsplit(self.base_url)
+        return urlunsplit((base.scheme, base.netloc, parts.path or "/", parts.query, ""))
+
+    def request(self, url: str, callback: Callable[..., Any], **kwargs: Any) -> scrapy.Request:
+        meta = {**kwargs.pop("meta", {}), "annals_url": url}
+        return scrapy.Request(self.fetch_url(url), callback=callback, meta=meta, **kwargs)
+
+    def json_request(
+        self, url: str, payload: dict[str, Any], callback: Callable[..., Any], **kwargs: Any
+    ) -> scrapy.Request:
+        meta = {**kwargs.pop("meta", {}), "annals_url": url}
+        return scrapy.http.JsonRequest(
+            self.fetch_url(url), data=payload, callback=callback, meta=meta, **kwargs
+        )
+
+    @staticmethod
+    def real_url(response: Response) -> str:
+        """The source's URL of this response (not the mirror's)."""
+        return str(response.meta.get("annals_url") or response.url)
+
+    def raw(self, response: Response) -> RawResponse:
+        content_type = response.headers.get("Content-Type")
+        return RawResponse(
+            url=self.real_url(response),
+            status=response.status,
+            content_type=content_type.decode("latin-1") if content_type else None,
+            body=response.body,
+            fetched_at=utcnow(),
+        )
+
+    def parsed(
+        self, response: Response, parse: Callable[..., Record], *args: Any, **kwargs: Any
+    ) -> Iterator[Record | Quarantined]:
+        """Run a parse function on a response: its record with the raw bytes attached, or,
+        when it raises ParseError, a quarantine row with the error and the bytes."""
+        raw = self.raw(response)
+        try:
+            record = parse(response.body, raw.url, *args, **kwargs)
+        except ParseError as exc:
+            logger.warning("could not parse %s: %s (kept in quarantine)", raw.url, exc.reason)
+            yield Quarantined(raw.url, self.name, exc.reason, raw, raw.fetched_at)
+            return
+        record.raw = raw
+        record.seen_at = raw.fetched_at
+        self.mark_seen(record.identity)
+        yield record
+
+    def count(self, key: str, value: int = 1) -> None:
+        assert self.crawler.stats is not None
+        self.crawler.stats.inc_value(f"annals/{key}", value)
+
+
+def _cut(title: str) -> bool:
+    return title.endswith(("...", "…"))

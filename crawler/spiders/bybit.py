@@ -1,0 +1,260 @@
+"""Bybit announcements (`/v5/announcements/index`): list URLs, envelope check, parser.
+
+Each item has a title, a short plain-text description (the record's body), a type, tags,
+the article URL and times in ms; there is no id field.
+
+Identity: the article URL ends in `<slug>-blt<16 hex>/`; the `blt...` part is the
+entry's uid in Bybit's CMS, the same in every locale, while the slug is built from a
+title. So `external_id` is that uid ("blt718732f7bd699da6"); a URL without one falls
+back to its last path segment. The locale ("/en-US/") is never part of it.
+Times: `published_at` is `publishTime` (when the announcement went out); the author's
+`dateTimestamp` and the event window `startDateTimestamp`/`endDateTimestamp` (the docs
+also spell them `startDataTimestamp`/`endDataTimestamp`) go to `extra` as ISO UTC.
+Tags are Bybit's own labels ("Spot Listings"), not tickers: `symbols` is left to the store.
+
+Errors: bad JSON or a wrong shape raises `ParseError`; a failure envelope raises
+`EnvelopeError` (retCode 10006 is the rate limit). A single item without a URL, title
+or readable publishTime is skipped and logged as a warning (a page whose every item is
+unusable raises `ParseError`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+from archive.normalize import TimeParseError, format_time, parse_time
+from archive.records import ParseError, RawResponse, Record
+from crawler.spiders.common import ApiSource, Category, EnvelopeError, ListPage
+
+logger = logging.getLogger(__name__)
+
+SOURCE = ApiSource(
+    source="bybit",
+    spider="bybit_announcements",
+    hosts=("api.bybit.com",),
+    list_url="https://api.bybit.com/v5/announcements/index",
+    page_size=20,  # the API's default `limit`
+    categories={
+        c.key: c
+        for c in (
+            Category("new_crypto", "New Listings", "listing"),
+            Category("latest_bybit_news", "Latest Bybit News", "news"),
+            Category("delistings", "Delistings", "delisting"),
+            Category("latest_activities", "Latest Activities", "promotion"),
+            Category("product_updates", "Product Updates", "product"),
+            Category("maintenance_updates", "Maintenance Updates", "maintenance"),
+            Category("new_fiat_listings", "New Fiat Listings", "listing"),
+            Category("other", "Other", "other"),
+        )
+    },
+    languages={"en": "en-US", "zh": "zh-TW"},  # `locale`; Bybit has no zh-CN
+    # The IP limit is 600 requests / 5 s, but going over it bans the IP for 10 minutes:
+    # an archive has no need to come near it.
+    download_delay=0.5,
+    concurrency=1,
+    rate_limit_codes=frozenset({"10006"}),
+    # The API gives each item's URL; this is its shape.
+    article_url="https://announcements.bybit.com/{locale}/article/{slug}/",
+)
+
+_OK_CODE = "0"
+_UID = re.compile(r"-(blt[0-9a-f]{16})$", re.I)
+# Bybit's docs spell the event window both ways; the first spelling found wins.
+_EXTRA_TIMES = (
+    ("date_timestamp", ("dateTimestamp",)),
+    ("start_date_timestamp", ("startDateTimestamp", "startDataTimestamp")),
+    ("end_date_timestamp", ("endDateTimestamp", "endDataTimestamp")),
+)
+_HTML_TAG = re.compile(r"<(?:[a-zA-Z][a-zA-Z0-9]*\b[^>]*|/[a-zA-Z][a-zA-Z0-9]*\s*)>")
+
+
+def _locale(language: str) -> str:
+    try:
+        return SOURCE.languages[language]
+    except KeyError:
+        raise ValueError(f"bybit has no {language!r} announcements") from None
+
+
+def request_headers(language: str = "en") -> dict[str, str]:
+    """Headers a list request needs: none, the locale is in the query."""
+    _locale(language)
+    return {}
+
+
+def list_url(page: int, *, category: str | None = None, language: str = "en") -> str:
+    """List page `page` (1-based), of one type or of all of them."""
+    if page < 1:
+        raise ValueError(f"pages start at 1, not {page}")
+    query: dict[str, str | int] = {"locale": _locale(language)}
+    if category is not None:
+        query["type"] = category
+    query |= {"page": page, "limit": SOURCE.page_size}
+    return f"{SOURCE.list_url}?{urlencode(query)}"
+
+
+def check_envelope(data: Any, url: str) -> None:
+    """Raise EnvelopeError when the answer's `retCode` is not 0."""
+    if not isinstance(data, Mapping) or "retCode" not in data:
+        raise ParseError(url, "answer has no retCode")
+    code = data["retCode"]
+    if not _same_code(code, _OK_CODE):
+        raise EnvelopeError(
+            url, str(code), str(data.get("retMsg") or ""), rate_limited=_is_rate_limit(code)
+        )
+
+
+def parse_list(
+    body: bytes | str, url: str, *, fetched_at: datetime, language: str = "en"
+) -> ListPage:
+    """One list answer: a record per announcement, its description as the body."""
+    data = _load(body, url)
+    check_envelope(data, url)
+    result = data.get("result")
+    if not isinstance(result, Mapping) or not isinstance(result.get("list"), list):
+        raise ParseError(url, "result.list is not a list")
+    items: list[Any] = result["list"]
+    raw = _raw(body, url, fetched_at)
+    records: list[Record] = []
+    for index, item in enumerate(items):
+        try:
+            records.append(_record(item, language, raw))
+        except _UnusableItemError as skip:
+            logger.warning("bybit: skipped item %d on %s: %s", index, url, skip)
+    if items and not records:
+        raise ParseError(url, f"none of the {len(items)} items could be read")
+    page, limit = _page_of(url)
+    total = _int_or_none(result.get("total"))
+    # Without a total, only a short page shows the end.
+    has_more = (bool(items) and page * limit < total) if total is not None else len(items) >= limit
+    return ListPage(records=records, has_more=has_more, total=total)
+
+
+# --- helpers --------------------------------------------------------------------------------
+
+
+class _UnusableItemError(Exception):
+    """One list item that cannot become a record; the rest of the page still can."""
+
+
+def _record(item: Any, language: str, raw: RawResponse) -> Record:
+    if not isinstance(item, Mapping):
+        raise _UnusableItemError("not an object")
+    url = _text(item.get("url"))
+    external_id = _external_id(url) if url else None
+    if not url or not external_id:
+        raise _UnusableItemError(f"no article URL ({item.get('url')!r})")
+    title = _text(item.get("title"))
+    if not title:
+        raise _UnusableItemError(f"{external_id}: no title")
+    published_at = _time_or_none(item.get("publishTime"))
+    if published_at is None:
+        raise _UnusableItemError(
+            f"{external_id}: unreadable publishTime {item.get('publishTime')!r}"
+        )
+    kind: Mapping[str, Any] = item["type"] if isinstance(item.get("type"), Mapping) else {}
+    key = _text(kind.get("key"))
+    known = SOURCE.categories.get(key) if key else None
+    extra: dict[str, Any] = {"type_key": key, "type_title": _text(kind.get("title"))}
+    for name, fields in _EXTRA_TIMES:
+        value = next((item[f] for f in fields if item.get(f) is not None), None)
+        moment = _time_or_none(value)
+        if moment is not None:
+            extra[name] = format_time(moment)
+    tags: list[Any] = item["tags"] if isinstance(item.get("tags"), list) else []
+    body_html, body_text = _body(item.get("description"))
+    return Record(
+        source=SOURCE.source,
+        kind="announcement",
+        external_id=external_id,
+        language=language,
+        url=url,
+        title=title,
+        body_html=body_html,
+        body_text=body_text,
+        published_at=published_at,
+        category=key,
+        event_type=known.event_type if known else None,
+        tags=[t for t in (_text(tag) for tag in tags) if t],
+        extra=extra,
+        raw=raw,
+        seen_at=raw.fetched_at,
+    )
+
+
+def _external_id(url: str) -> str | None:
+    segments = [s for s in urlsplit(url).path.split("/") if s]
+    if not segments:
+        return None
+    uid = _UID.search(segments[-1])
+    return uid.group(1).lower() if uid else segments[-1]
+
+
+def _body(description: Any) -> tuple[str | None, str | None]:
+    """(body_html, body_text): the description is plain text unless it holds tags."""
+    text = description if isinstance(description, str) else None
+    if text and _HTML_TAG.search(text):
+        return text, None
+    return None, text
+
+
+def _page_of(url: str) -> tuple[int, int]:
+    query = parse_qs(urlsplit(url).query)
+    page = _int_or_none((query.get("page") or ["1"])[0]) or 1
+    limit = _int_or_none((query.get("limit") or [""])[0]) or SOURCE.page_size
+    return page, limit
+
+
+def _load(body: bytes | str, url: str) -> Any:
+    try:
+        return json.loads(body)
+    except ValueError as exc:
+        raise ParseError(url, f"not JSON: {exc}") from exc
+
+
+def _raw(body: bytes | str, url: str, fetched_at: datetime) -> RawResponse:
+    # Parsers only see answers the spider got with status 200; it may replace this.
+    data = body.encode() if isinstance(body, str) else body
+    return RawResponse(url, 200, "application/json", data, fetched_at)
+
+
+def _text(value: Any) -> str | None:
+    if value is None or isinstance(value, bool | Mapping | list):
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def _time_or_none(value: Any) -> datetime | None:
+    try:
+        return parse_time(value)
+    except TimeParseError:
+        return None
+
+
+def _int_or_none(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _code_key(code: Any) -> str:
+    """Codes compare as numbers when they are digits: 0 and "0" are one code."""
+    text = str(code).strip()
+    return str(int(text)) if text.isdigit() else text
+
+
+def _same_code(code: Any, expected: str) -> bool:
+    return _code_key(code) == _code_key(expected)
+
+
+def _is_rate_limit(code: Any) -> bool:
+    return _code_key(code) in {_code_key(c) for c in SOURCE.rate_limit_codes}

@@ -1,0 +1,302 @@
+"""Binance parse layer on the saved mirror payloads: list, detail, node tree, envelopes."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime
+from urllib.parse import parse_qsl, urlsplit
+
+import pytest
+
+from archive.normalize import classify_event, extract_symbols, format_time
+from archive.records import ParseError, Record
+from crawler.spiders import binance
+from crawler.spiders.common import EnvelopeError, ListPage
+from tests.conftest import FIXTURES
+
+MIRROR = FIXTURES / "binance"
+FETCHED = datetime(2026, 6, 20, 12, 0, tzinfo=UTC)
+LUMN = "047d70df37be53bcc3496077036ca5f7"  # listed in catalogs 48 and 49
+NIMB_AIRDROP = "8acf304e8d6029fa864a55f14a598820"  # listed in catalogs 48 and 128
+
+
+def mirror_file(url: str) -> str | None:
+    """The file the mirror answers for `url` (first matching route), as ROUTES.md says."""
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query))
+    for route in json.loads((MIRROR / "routes.json").read_text()):
+        wanted = route.get("query") or {}
+        if route["path"] == parts.path and all(
+            (name not in query) if value is None else query.get(name) == value
+            for name, value in wanted.items()
+        ):
+            return route["file"]
+    return None
+
+
+def list_page(name: str, page: int = 1, category: str | None = None) -> ListPage:
+    url = binance.list_url(page, category=category)
+    assert mirror_file(url) == name
+    return binance.parse_list((MIRROR / name).read_bytes(), url, fetched_at=FETCHED)
+
+
+def detail(code: str, listed: Record | None = None) -> Record:
+    body = (MIRROR / "details" / f"{code}.json").read_bytes()
+    return binance.parse_detail(body, binance.detail_url(code), fetched_at=FETCHED, listed=listed)
+
+
+def test_list_items_become_records_with_utc_ms_times():
+    page = list_page("list_c48_p1.json", category="48")
+
+    first = page.records[0]
+    assert len(page.records) == 10
+    assert first.source == "binance"
+    assert first.kind == "announcement"
+    assert first.external_id == "bdde772060dea41fca715342ee381c22"
+    assert first.language == "en"
+    assert first.title == (
+        "Binance Futures Will Launch USDⓈ-Margined KSTRUSDT Perpetual Contract (2026-06-18)"
+    )
+    # releaseDate 1781776961337
+    assert format_time(first.published_at) == "2026-06-18T10:02:41.337Z"
+    assert first.url == (
+        "https://www.binance.com/en/support/announcement/bdde772060dea41fca715342ee381c22"
+    )
+    assert first.category == "New Cryptocurrency Listing"
+    assert first.extra["catalog_id"] == 48
+    assert first.extra["article_id"] == 269543
+    assert classify_event(first.title, first.event_type) == "listing"
+    assert first.body_html is None  # the list has no body: the spider fetches the detail
+    assert first.body_text is None
+    assert first.raw is not None
+    assert first.raw.fetched_at == FETCHED
+
+
+def test_list_has_more_until_the_last_page_and_not_past_it():
+    assert list_page("list_c48_p1.json", 1, "48").has_more is True
+    assert list_page("list_c48_p2.json", 2, "48").has_more is True
+    last = list_page("list_c48_p3.json", 3, "48")
+    assert (len(last.records), last.has_more, last.total) == (3, False, 23)
+    empty = list_page("list_c48_p4.json", 4, "48")
+    assert (empty.records, empty.has_more) == ([], False)
+
+
+def test_all_catalogs_page_has_more_while_one_catalog_has_more():
+    assert list_page("list_all_p2.json", 2).has_more is True  # catalog 48 still has 3
+    assert list_page("list_all_p3.json", 3).has_more is False
+    assert list_page("list_all_p4.json", 4).records == []
+
+
+def test_article_in_two_catalogs_gets_one_external_id():
+    in_listings = next(
+        r
+        for name, page in (("list_c48_p2.json", 2), ("list_c48_p3.json", 3))
+        for r in list_page(name, page, "48").records
+        if r.external_id == LUMN
+    )
+    in_news = next(
+        r for r in list_page("list_c49_p1.json", 1, "49").records if r.external_id == LUMN
+    )
+
+    assert in_listings.identity == in_news.identity
+    assert in_listings.url == in_news.url
+    assert (in_listings.category, in_news.category) == (
+        "New Cryptocurrency Listing",
+        "Latest Binance News",
+    )
+
+
+def test_article_twice_on_one_page_gives_one_record_with_both_catalogs():
+    records = list_page("list_all_p1.json").records
+
+    airdrop = [r for r in records if r.external_id == NIMB_AIRDROP]
+    assert len(airdrop) == 1
+    assert sorted(airdrop[0].extra["catalog_ids"]) == [48, 128]
+    assert len({r.external_id for r in records}) == len(records)
+
+
+def test_detail_category_is_the_same_whichever_catalog_listed_it():
+    via_news = next(
+        r for r in list_page("list_c49_p1.json", 1, "49").records if r.external_id == LUMN
+    )
+
+    from_news = detail(LUMN, listed=via_news)
+    alone = detail(LUMN)
+
+    assert from_news.identity == alone.identity
+    assert from_news.category == alone.category == "New Cryptocurrency Listing"
+    assert from_news.extra["catalog_id"] == 48
+    assert sorted(from_news.extra["catalog_ids"]) == [48, 49]
+
+
+def test_detail_becomes_the_archived_record():
+    record = detail(LUMN)
+
+    assert record.external_id == LUMN
+    assert record.title == "Binance Will List Lumen Protocol (LUMN) with Seed Tag Applied"
+    # publishDate 1779349699806
+    assert format_time(record.published_at) == "2026-05-21T07:48:19.806Z"
+    assert record.url == f"https://www.binance.com/en/support/announcement/{LUMN}"
+    assert record.body_text is not None
+    assert "LUMN/USDT, LUMN/USDC and LUMN/TRY trading pairs at 2026-05-22 10:00 (UTC)" in (
+        record.body_text
+    )
+    assert "- Trading: 2026-05-22 10:00 (UTC)" in record.body_text
+    assert classify_event(record.title, record.event_type) == "listing"
+    assert record.symbols is None
+    assert extract_symbols(record.title, record.body_text) == ["LUMN"]
+    assert record.extra["disclaimer"].startswith("Disclaimer:")
+
+
+def test_delisting_detail_names_its_tokens():
+    record = detail("8b927817cf5b36e00df5f296e9d43931")
+
+    assert record.category == "Delisting"
+    assert classify_event(record.title, record.event_type) == "delisting"
+    assert extract_symbols(record.title, record.body_text)[:3] == ["ORBT", "PRSM", "WHSK"]
+    assert "ORBT/BTC, ORBT/USDT, PRSM/TRY" in (record.body_text or "")
+
+
+def test_maintenance_detail_keeps_its_hint():
+    record = detail("82beb602022a29e462da31112e6b579a")
+
+    assert record.category == "Wallet Maintenance Updates"
+    assert classify_event(record.title, record.event_type) == "maintenance"
+    assert "DOT" in extract_symbols(record.title, record.body_text)
+
+
+def test_node_tree_to_html_keeps_paragraphs_lists_tables_and_links():
+    tree = json.loads(json.loads((MIRROR / "details" / f"{LUMN}.json").read_text())["data"]["body"])
+    markup = binance.node_tree_to_html(tree)
+
+    assert markup.startswith("<p>Fellow Binancians,</p>")
+    assert "<ul><li><strong>Deposit Opening: </strong>Opened</li>" in markup
+    assert '<a href="https://www.binance.com/en/support/faq">Seed Tag FAQ</a>' in markup
+    assert "target=" not in markup
+    assert "rel=" not in markup
+
+    table = detail("bdde772060dea41fca715342ee381c22")
+    assert "<table><tbody><tr><td>USDⓈ-M Perpetual Contract</td><td>KSTRUSDT</td></tr>" in (
+        table.body_html or ""
+    )
+    assert "Launch Time | 2026-06-18 12:30 (UTC)" in (table.body_text or "")
+
+
+def test_node_tree_to_html_escapes_text_and_drops_unsafe_markup():
+    def element(tag: str, *child: dict, **attr: object) -> dict:
+        return {"node": "element", "tag": tag, "attr": attr, "child": list(child)}
+
+    def text(value: str) -> dict:
+        return {"node": "text", "text": value}
+
+    tree = {
+        "node": "root",
+        "child": [
+            element("p", text("<script>alert(1)</script> & AT&amp;T")),
+            element("script", text("steal()")),
+            element("style", text("p{}")),
+            element("a", text("bad"), href="javascript:alert(1)"),
+            element("a", text("ok"), href='https://example.com/?a=1&b="2"'),
+            element("custom-box", element("em", text("kept"))),
+            element("td", text("x"), colspan="2", onclick="evil()"),
+            {"node": "comment", "text": "hidden"},
+        ],
+    }
+
+    markup = binance.node_tree_to_html(tree)
+
+    assert markup == (
+        "<p>&lt;script&gt;alert(1)&lt;/script&gt; &amp; AT&amp;T</p>"
+        "<a>bad</a>"
+        '<a href="https://example.com/?a=1&amp;b=&quot;2&quot;">ok</a>'
+        "<em>kept</em>"
+        '<td colspan="2">x</td>'
+    )
+
+
+def test_list_urls_match_the_mirror_routes():
+    assert binance.list_url(2, category="161") == (
+        "https://www.binance.com/bapi/composite/v1/public/cms/article/list/query"
+        "?type=1&catalogId=161&pageNo=2&pageSize=10"
+    )
+    assert mirror_file(binance.list_url(2, category="161")) == "list_c161_p2.json"
+    assert mirror_file(binance.list_url(3)) == "list_all_p3.json"
+    assert mirror_file(binance.detail_url(LUMN)) == f"details/{LUMN}.json"
+    assert binance.request_headers("zh") == {"lang": "zh-CN"}
+    with pytest.raises(ValueError, match="pages start at 1"):
+        binance.list_url(0)
+
+
+def test_every_saved_detail_parses_with_a_body():
+    for path in sorted((MIRROR / "details").glob("*.json")):
+        record = detail(path.stem)
+        assert record.external_id == path.stem
+        assert record.body_text, path.name
+
+
+@pytest.mark.parametrize(
+    ("answer", "rate_limited"),
+    [
+        ({"code": "000002", "message": "illegal parameter", "data": None, "success": False}, False),
+        ({"code": "000000", "message": None, "data": None, "success": False}, False),
+        ({"code": 100001, "message": "busy", "data": None}, False),
+    ],
+)
+def test_failure_envelope_raises_envelope_error(answer, rate_limited):
+    url = binance.list_url(1)
+    with pytest.raises(EnvelopeError) as caught:
+        binance.parse_list(json.dumps(answer), url, fetched_at=FETCHED)
+    assert caught.value.rate_limited is rate_limited
+    assert caught.value.url == url
+
+
+def test_success_code_given_as_a_number_is_accepted():
+    binance.check_envelope({"code": 0, "success": True, "data": {}}, "u")
+
+
+def test_malformed_json_raises_parse_error():
+    with pytest.raises(ParseError, match="not JSON"):
+        binance.parse_list(b'{"code":"000000",', binance.list_url(1), fetched_at=FETCHED)
+    with pytest.raises(ParseError, match="catalogs"):
+        binance.parse_list(
+            b'{"code":"000000","success":true,"data":{}}', binance.list_url(1), fetched_at=FETCHED
+        )
+
+
+def test_detail_whose_body_is_not_a_node_tree_raises_parse_error():
+    answer = {"code": "000000", "success": True, "data": {"code": LUMN, "title": "T"}}
+    answer["data"] |= {"publishDate": 1779349699806, "body": "{not json"}
+    with pytest.raises(ParseError, match="node tree"):
+        binance.parse_detail(json.dumps(answer), binance.detail_url(LUMN), fetched_at=FETCHED)
+
+
+def test_unreadable_article_is_skipped_and_logged(caplog):
+    answer = json.loads((MIRROR / "list_c49_p1.json").read_text())
+    articles = answer["data"]["catalogs"][0]["articles"]
+    articles[0]["releaseDate"] = "soon"
+    del articles[1]["code"]
+
+    with caplog.at_level(logging.WARNING, logger="crawler.spiders.binance"):
+        page = binance.parse_list(json.dumps(answer), binance.list_url(1), fetched_at=FETCHED)
+
+    assert len(page.records) == len(articles) - 2
+    assert len(caplog.records) == 2
+    assert "releaseDate" in caplog.text
+
+
+def test_page_of_only_unreadable_articles_raises_parse_error():
+    answer = json.loads((MIRROR / "list_c49_p1.json").read_text())
+    for article in answer["data"]["catalogs"][0]["articles"]:
+        article["title"] = ""
+    with pytest.raises(ParseError, match="none of the"):
+        binance.parse_list(json.dumps(answer), binance.list_url(1), fetched_at=FETCHED)
+
+
+def test_unknown_catalog_is_accepted_without_a_hint():
+    answer = json.loads((MIRROR / "list_c49_p1.json").read_text())
+    answer["data"]["catalogs"][0] |= {"catalogId": 999, "catalogName": "Brand New"}
+
+    page = binance.parse_list(json.dumps(answer), binance.list_url(1), fetched_at=FETCHED)
+
+    assert {(r.category, r.event_type) for r in page.records} == {("Brand New", None)}

@@ -1,0 +1,185 @@
+"""KuCoin parse layer on the saved mirror payloads: records, categories, paging, envelopes."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime
+from urllib.parse import parse_qsl, urlsplit
+
+import pytest
+
+from archive.normalize import classify_event, extract_symbols, format_time
+from archive.records import ParseError
+from crawler.spiders import kucoin
+from crawler.spiders.common import EnvelopeError, ListPage
+from tests.conftest import FIXTURES
+
+MIRROR = FIXTURES / "kucoin"
+FETCHED = datetime(2026, 6, 18, 17, 0, tzinfo=UTC)
+
+
+def mirror_file(url: str) -> str | None:
+    """The file the mirror answers for `url` (first matching route), as ROUTES.md says."""
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query))
+    for route in json.loads((MIRROR / "routes.json").read_text()):
+        wanted = route.get("query") or {}
+        if route["path"] == parts.path and all(
+            (name not in query) if value is None else query.get(name) == value
+            for name, value in wanted.items()
+        ):
+            return route["file"]
+    return None
+
+
+def list_page(name: str, page: int = 1, category: str | None = None) -> ListPage:
+    url = kucoin.list_url(page, category=category)
+    assert mirror_file(url) == name
+    return kucoin.parse_list((MIRROR / name).read_bytes(), url, fetched_at=FETCHED)
+
+
+def answer_with(*items: dict) -> str:
+    data = {"totalNum": len(items), "totalPage": 1, "currentPage": 1, "pageSize": 10}
+    return json.dumps({"code": "200000", "data": data | {"items": items}})
+
+
+def test_list_items_become_records_with_utc_ms_times():
+    page = list_page("announcements_p1.json")
+
+    first = page.records[0]
+    assert (len(page.records), page.total) == (10, 25)
+    assert (first.source, first.kind, first.language) == ("kucoin", "announcement", "en")
+    assert first.external_id == "146873"  # annId is a number in the API
+    assert first.title == "Kestrel AI (KSTR) Gets Listed on KuCoin! World Premiere!"
+    # cTime 1781752766000
+    assert format_time(first.published_at) == "2026-06-18T03:19:26.000Z"
+    assert first.url == (
+        "https://www.kucoin.com/announcement/kestrel-ai-kstr-gets-listed-on-kucoin-world-premiere"
+        "?lang=en_US"
+    )
+    assert first.body_text == "Trading: 10:00 on June 19, 2026 (UTC)"
+    assert first.body_html is None
+    assert first.category == "new-listings"
+    assert first.extra["ann_types"] == ["latest-announcements", "new-listings"]
+    assert classify_event(first.title, first.event_type) == "listing"
+    assert first.symbols is None
+    assert extract_symbols(first.title, first.body_text) == ["KSTR"]
+
+
+def test_category_is_the_first_specific_type_not_the_catch_all():
+    records = {r.external_id: r for r in list_page("announcements_p1.json").records}
+
+    delisting = records["146785"]
+    assert delisting.category == "delistings"
+    # cTime 1781318816000
+    assert format_time(delisting.published_at) == "2026-06-13T02:46:56.000Z"
+    assert classify_event(delisting.title, delisting.event_type) == "delisting"
+    assert extract_symbols(delisting.title, delisting.body_text) == ["ORBT", "PRSM", "WHSK"]
+    assert classify_event(records["146798"].title, records["146798"].event_type) == "maintenance"
+    assert records["146825"].category == "activities"
+
+    only_catch_all = records["146707"]
+    assert only_catch_all.extra["ann_types"] == ["latest-announcements"]
+    assert (only_catch_all.category, only_catch_all.event_type) == ("latest-announcements", None)
+
+
+def test_has_more_until_total_page_and_not_on_the_empty_page():
+    assert list_page("announcements_p1.json").has_more is True
+    assert list_page("announcements_p2.json", 2).has_more is True
+    last = list_page("announcements_p3.json", 3)
+    assert (len(last.records), last.has_more) == (5, False)
+    empty = list_page("announcements_p4.json", 4)
+    assert (empty.records, empty.has_more) == ([], False)
+
+
+def test_same_announcement_in_two_filters_gets_one_external_id_and_category():
+    everything = {
+        r.external_id: r
+        for name, page in (
+            ("announcements_p1.json", 1),
+            ("announcements_p2.json", 2),
+            ("announcements_p3.json", 3),
+        )
+        for r in list_page(name, page).records
+    }
+    listings = list_page("announcements_new_listings_p1.json", category="new-listings")
+
+    assert (len(listings.records), listings.has_more) == (9, False)
+    for record in listings.records:
+        assert everything[record.external_id].identity == record.identity
+        assert everything[record.external_id].category == record.category == "new-listings"
+    oldest = listings.records[-1]
+    # cTime 1778817960000
+    assert format_time(oldest.published_at) == "2026-05-15T04:06:00.000Z"
+
+
+def test_unknown_types_are_accepted_without_a_hint():
+    item = json.loads((MIRROR / "announcements_p1.json").read_text())["data"]["items"][0]
+    item["annType"] = ["brand-new", "latest-announcements"]
+    record = kucoin.parse_list(answer_with(item), kucoin.list_url(1), fetched_at=FETCHED).records[0]
+    assert (record.category, record.event_type) == ("latest-announcements", None)
+
+    item["annType"] = ["brand-new"]
+    record = kucoin.parse_list(answer_with(item), kucoin.list_url(1), fetched_at=FETCHED).records[0]
+    assert (record.category, record.event_type) == ("brand-new", None)
+
+
+def test_list_urls_match_the_mirror_routes():
+    assert kucoin.list_url(2) == (
+        "https://api.kucoin.com/api/v3/announcements"
+        "?currentPage=2&pageSize=10&annType=latest-announcements&lang=en_US"
+    )
+    assert mirror_file(kucoin.list_url(4)) == "announcements_p4.json"
+    assert mirror_file(kucoin.list_url(2, category="new-listings")) == (
+        "announcements_new_listings_p2.json"
+    )
+    assert "lang=zh_HK" in kucoin.list_url(1, language="zh")
+
+
+@pytest.mark.parametrize(
+    ("answer", "rate_limited"),
+    [
+        ({"code": "429000", "msg": "Too Many Requests"}, True),
+        ({"code": 429000, "msg": "Too Many Requests"}, True),
+        ({"code": "400100", "msg": "Parameter error"}, False),
+    ],
+)
+def test_failure_envelope_raises_envelope_error(answer, rate_limited):
+    url = kucoin.list_url(1)
+    with pytest.raises(EnvelopeError) as caught:
+        kucoin.parse_list(json.dumps(answer), url, fetched_at=FETCHED)
+    assert caught.value.rate_limited is rate_limited
+    assert caught.value.code == str(answer["code"])
+
+
+def test_success_code_given_as_a_number_is_accepted():
+    body = json.dumps({"code": 200000, "data": {"totalPage": 0, "currentPage": 1, "items": []}})
+    assert kucoin.parse_list(body, kucoin.list_url(1), fetched_at=FETCHED).has_more is False
+
+
+def test_malformed_json_raises_parse_error():
+    with pytest.raises(ParseError, match="not JSON"):
+        kucoin.parse_list(b"not json", kucoin.list_url(1), fetched_at=FETCHED)
+    with pytest.raises(ParseError, match=r"data\.items"):
+        kucoin.parse_list(b'{"code":"200000","data":[]}', kucoin.list_url(1), fetched_at=FETCHED)
+
+
+def test_unreadable_item_is_skipped_and_logged(caplog):
+    items = json.loads((MIRROR / "announcements_p1.json").read_text())["data"]["items"][:3]
+    items[0]["cTime"] = None
+    items[1]["annUrl"] = ""
+
+    with caplog.at_level(logging.WARNING, logger="crawler.spiders.kucoin"):
+        page = kucoin.parse_list(answer_with(*items), kucoin.list_url(1), fetched_at=FETCHED)
+
+    assert [r.external_id for r in page.records] == ["146825"]
+    assert len(caplog.records) == 2
+    assert "annUrl" in caplog.text
+
+
+def test_page_of_only_unreadable_items_raises_parse_error():
+    with pytest.raises(ParseError, match="none of the"):
+        kucoin.parse_list(
+            answer_with({"annTitle": "no id"}), kucoin.list_url(1), fetched_at=FETCHED
+        )
