@@ -143,9 +143,17 @@ def query(
             table = Table(*columns, show_lines=False)
             for row in rows:
                 table.add_row(*(_cell(v) for v in row))
-            Console(soft_wrap=True).print(table)
+            _out().print(table)
         else:
             write_rows(sys.stdout, columns, rows, fmt)
+
+
+def _out() -> Console:
+    """stdout; when it is not a terminal, wide enough that tables are not wrapped at 80."""
+    console = Console(highlight=False, soft_wrap=True)
+    if not console.is_terminal:
+        console = Console(highlight=False, soft_wrap=True, width=240)
+    return console
 
 
 def _cell(value: Any) -> str:
@@ -266,7 +274,7 @@ def history(
         columns = list(rows[0])
         write_rows(sys.stdout, columns, [list(r.values()) for r in rows], fmt)
         return
-    console = Console(soft_wrap=True, highlight=False)
+    console = _out()
     console.print(f"{hist.identity.ref()}  {hist.url}")
     published = format_time(hist.published_at) if hist.published_at else "unknown"
     removed = f"  removed {format_time(hist.removed_at)}" if hist.removed_at else ""
@@ -374,7 +382,7 @@ def stats(db: DbOption = None, fmt: FormatOption = "table") -> None:
     if fmt == "json":
         typer.echo(orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode())
         return
-    console = Console(soft_wrap=True, highlight=False)
+    console = _out()
     table = Table("source", "kind", "documents", "versions", "last seen (UTC)", title="archive")
     for row in summary["sources"]:
         table.add_row(

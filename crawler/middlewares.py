@@ -1,4 +1,5 @@
-"""Downloader middleware: block and challenge answers are retried with backoff, never parsed."""
+"""Downloader middlewares: blocks and challenges are retried with backoff and never parsed;
+robots.txt is checked for every request."""
 
 from __future__ import annotations
 
@@ -7,7 +8,12 @@ import logging
 import random
 from typing import TYPE_CHECKING
 
+from scrapy.downloadermiddlewares.robotstxt import (
+    RobotsTxtMiddleware as _ScrapyRobotsTxtMiddleware,
+)
 from scrapy.exceptions import IgnoreRequest
+from scrapy.utils.httpobj import urlparse_cached
+from twisted.internet.defer import Deferred
 
 from crawler.blocks import classify, retry_after
 
@@ -15,6 +21,7 @@ if TYPE_CHECKING:
     from scrapy import Request
     from scrapy.crawler import Crawler
     from scrapy.http import Response
+    from scrapy.robotstxt import RobotParser
 
 logger = logging.getLogger(__name__)
 
@@ -86,3 +93,22 @@ def _headers(response: Response) -> dict[str, str]:
         key.decode("latin-1").lower(): b", ".join(values).decode("latin-1")
         for key, values in response.headers.items()
     }
+
+
+class RobotsTxtMiddleware(_ScrapyRobotsTxtMiddleware):
+    """Scrapy's robots.txt middleware, with every waiting request checked.
+
+    Since scrapy/scrapy#6802 (async robot_parser), requests that wait for the same
+    robots.txt await one Deferred through asyncio futures; Twisted's adapter gives the
+    parser to the first waiter only and None to the others, which then skip the check.
+    With several start requests to one host, all but one went out unchecked. Once the
+    Deferred has fired, the parser is in `_parsers`: take it from there.
+    """
+
+    async def robot_parser(self, request: Request) -> RobotParser | None:
+        parser = await super().robot_parser(request)
+        if parser is None:
+            cached = self._parsers.get(urlparse_cached(request).netloc)
+            if cached is not None and not isinstance(cached, Deferred):
+                return cached
+        return parser

@@ -48,6 +48,8 @@ ANNALS_BLOCK_BACKOFF = 5.0  # seconds, doubled each retry, jittered
 ANNALS_MAX_RETRY_AFTER = 600.0
 
 DOWNLOADER_MIDDLEWARES = {
+    "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware": None,
+    "crawler.middlewares.RobotsTxtMiddleware": 100,
     "crawler.middlewares.BlockMiddleware": 560,
 }
 ITEM_PIPELINES = {"crawler.pipelines.ArchivePipeline": 300}
