@@ -72,25 +72,34 @@ class Hit:
 class Mirror:
     """Routes from one or more folders, plus routes a test puts in front of them."""
 
-    def __init__(self, *folders: Path) -> None:
-        self.routes: list[Route] = []
+    def __init__(self, *folders: Path, routes: list[Route] | None = None) -> None:
+        self.routes: list[Route] = list(routes or [])
         for folder in folders:
             specs = json.loads((folder / "routes.json").read_text())
             self.routes.extend(Route.from_json(spec, folder) for spec in specs)
         self.hits: list[Hit] = []
         self._lock = threading.Lock()
+        self._reindex()
+
+    def _reindex(self) -> None:
+        # Routes by (method, path), in order: a mirror of thousands of pages stays fast.
+        self._by_path: dict[tuple[str, str], list[Route]] = {}
+        for route in self.routes:
+            self._by_path.setdefault((route.method, route.path), []).append(route)
 
     def prepend(self, *routes: Route) -> None:
         with self._lock:
             self.routes[:0] = routes
+            self._reindex()
 
     def answer(self, method: str, target: str, raw_body: bytes, content_type: str) -> Route | None:
         parsed = urllib.parse.urlsplit(target)
         query = dict(urllib.parse.parse_qsl(parsed.query, keep_blank_values=True))
         body = _decode_body(raw_body, content_type)
         with self._lock:
+            candidates = self._by_path.get((method, parsed.path), [])
             route = next(
-                (r for r in self.routes if r.matches(method, parsed.path, query, body)), None
+                (r for r in candidates if r.matches(method, parsed.path, query, body)), None
             )
             status = route.status if route else 404
             self.hits.append(Hit(method, parsed.path, query, body, status, time.monotonic()))

@@ -30,6 +30,9 @@ AUTOTHROTTLE_START_DELAY = 1.0
 AUTOTHROTTLE_MAX_DELAY = 30.0
 AUTOTHROTTLE_TARGET_CONCURRENCY = 1.0
 COOKIES_ENABLED = False
+# Items go to one synchronous, batching pipeline: Scrapy's default of 100 parallel item
+# workers per response only costs task switches (bench/crawl measured it).
+CONCURRENT_ITEMS = 16
 TELNETCONSOLE_ENABLED = False
 
 # --- safety limits ----------------------------------------------------------------------------

@@ -50,7 +50,9 @@ def unblock(mirror: Mirror) -> None:
         mirror.prepend(Route("GET", f"/announcements/article/{article}", status=404))
 
 
-def test_first_crawl_archives_the_mirror_with_titles_and_utc_times(tmp_path, gate_mirror, mirror_dir):
+def test_first_crawl_archives_the_mirror_with_titles_and_utc_times(
+    tmp_path, gate_mirror, mirror_dir
+):
     mirror, url = gate_mirror
     db = tmp_path / "annals.db"
     result = crawl(db, url, "gate_announcements")
@@ -82,7 +84,9 @@ def test_first_crawl_archives_the_mirror_with_titles_and_utc_times(tmp_path, gat
         "FROM documents d JOIN versions v ON v.document_id = d.id",
     )[0]
     assert counts == (listed - 2, listed - 2 - len(full))
-    assert query(db, "SELECT count(*) FROM documents WHERE external_id IN ('51321', '51317')") == [(0,)]
+    assert query(db, "SELECT count(*) FROM documents WHERE external_id IN ('51321', '51317')") == [
+        (0,)
+    ]
 
     run = query(db, "SELECT spider, status, counters FROM crawl_runs")
     assert run[0][:2] == ("gate_announcements", "blocked")
@@ -111,13 +115,17 @@ def test_second_crawl_of_an_unchanged_mirror_creates_nothing_and_costs_a_request
     for path in listings:
         assert sum(h.path == path for h in mirror.hits) == 1, path
     recheck_since = format_time(utcnow() - timedelta(days=3))
-    young = query(db, f"SELECT count(*) FROM documents WHERE published_at >= '{recheck_since}'")[0][0]
+    young = query(db, f"SELECT count(*) FROM documents WHERE published_at >= '{recheck_since}'")[0][
+        0
+    ]
     articles = [h for h in mirror.hits if h.path.startswith("/announcements/article/")]
     assert len(articles) == young
     assert len(mirror.hits) <= len(listings) + 1 + young  # + robots.txt
 
 
-def test_edited_body_gives_exactly_one_new_version_and_diff_shows_it(tmp_path, gate_mirror, mirror_dir):
+def test_edited_body_gives_exactly_one_new_version_and_diff_shows_it(
+    tmp_path, gate_mirror, mirror_dir
+):
     mirror, url = gate_mirror
     unblock(mirror)
     db = tmp_path / "annals.db"
@@ -138,7 +146,8 @@ def test_edited_body_gives_exactly_one_new_version_and_diff_shows_it(tmp_path, g
     assert versions == [(1,), (2,)]
     diff = annals("diff", "gate:announcement:51322:en", "--db", str(db))
     assert diff.returncode == 0
-    assert "-" in diff.stdout and "1x to 5x" in diff.stdout
+    assert "-" in diff.stdout
+    assert "1x to 5x" in diff.stdout
     assert any(line.startswith("+") and "1x to 10x" in line for line in diff.stdout.splitlines())
 
 
@@ -149,7 +158,12 @@ def test_title_edited_in_the_listing_is_noticed_without_full(tmp_path, gate_mirr
     assert crawl(db, url, "gate_announcements").returncode == 0
     old = "Gate Will List Velora (VLR) for Spot Trading"
     new = "Gate Will List Velora (VLR) for Spot and Margin Trading"
-    for name in ("article_51319.html", "list_article_p1.json", "announcements.html", "announcements_newlisted.html"):
+    for name in (
+        "article_51319.html",
+        "list_article_p1.json",
+        "announcements.html",
+        "announcements_newlisted.html",
+    ):
         path = mirror_dir / name
         path.write_text(path.read_text().replace(old, new))
     second = crawl(db, url, "gate_announcements")
@@ -244,7 +258,9 @@ def test_zh_article_is_its_own_document_with_utc_time(tmp_path, gate_mirror):
         "SELECT d.language, d.url, d.published_at FROM documents d WHERE d.external_id = '102003'",
     )
     # release_timestamp 1790650416; the page shows 2026-09-29 10:53 (UTC+8).
-    assert row == [("zh", "https://www.gate.com/zh/announcements/article/102003", "2026-09-29T02:53:36.000Z")]
+    assert row == [
+        ("zh", "https://www.gate.com/zh/announcements/article/102003", "2026-09-29T02:53:36.000Z")
+    ]
 
 
 def test_overlapping_crawl_is_refused_at_once(tmp_path, gate_mirror):
@@ -298,6 +314,8 @@ def test_scrapy_crawl_works_the_same(tmp_path, gate_mirror):
 
 
 def test_bad_base_url_is_a_usage_error_not_a_silent_success(tmp_path):
-    result = annals("crawl", "gate_announcements", "--db", str(tmp_path / "a.db"), "--base-url", "localhost")
+    result = annals(
+        "crawl", "gate_announcements", "--db", str(tmp_path / "a.db"), "--base-url", "localhost"
+    )
     assert result.returncode != 0
     assert "base_url" in result.stdout + result.stderr

@@ -28,11 +28,20 @@ def test_feed_crawl_archives_the_seed_post_with_body_tags_and_link(tmp_path, gat
         f"JOIN documents d ON d.id = v.document_id WHERE d.external_id = '{SEED}'",
     )[0]
     assert body.startswith("#Gate广场四月发帖挑战 🧠")
-    assert body.split("\n\n")[1].startswith("#MetaReleasesMuseSpark | AI Creativity Just Entered a New Era")
+    assert body.split("\n\n")[1].startswith(
+        "#MetaReleasesMuseSpark | AI Creativity Just Entered a New Era"
+    )
     assert "Structure, originality, and human insight will always define true value." in body
-    for chrome in ("Access hundreds of perpetual contracts", "Launchpool", "View Original", "Disclaimer"):
+    for chrome in (
+        "Access hundreds of perpetual contracts",
+        "Launchpool",
+        "View Original",
+        "Disclaimer",
+    ):
         assert chrome not in body
-    assert {"Gate广场四月发帖挑战", "MetaReleasesMuseSpark", "CreatorCarvinal"} <= set(json.loads(tags))
+    assert {"Gate广场四月发帖挑战", "MetaReleasesMuseSpark", "CreatorCarvinal"} <= set(
+        json.loads(tags)
+    )
     assert author
     assert published == "2026-04-09T13:52:07.000Z"
     assert json.loads(extra)["views"] == 4812
@@ -78,7 +87,8 @@ def test_edited_post_gets_a_new_version(tmp_path, gate_mirror, mirror_dir):
     assert crawl(db, url, "gate_square", "-a", f"posts={SEED}").returncode == 0
     assert query(db, "SELECT count(*), max(version) FROM versions") == [(2, 2)]
     diff = annals("diff", f"gate:post:{SEED}:en", "--db", str(db))
-    assert "+" in diff.stdout and "lasting value" in diff.stdout
+    assert "+" in diff.stdout
+    assert "lasting value" in diff.stdout
 
 
 def test_posts_argument_fetches_only_those_posts(tmp_path, gate_mirror):
@@ -87,7 +97,10 @@ def test_posts_argument_fetches_only_those_posts(tmp_path, gate_mirror):
     result = crawl(db, url, "gate_square", "-a", "posts=21716980")
     assert result.returncode == 0, result.stderr
     assert not any(h.path == "/post" for h in mirror.hits)
-    row = query(db, "SELECT external_id, language, symbols FROM documents d JOIN versions v ON v.document_id = d.id")
+    row = query(
+        db,
+        "SELECT external_id, language, symbols FROM documents d JOIN versions v ON v.document_id = d.id",
+    )
     assert len(row) == 1
     assert row[0][:2] == ("21716980", "zh")
     assert {"BTC", "GT"} <= set(json.loads(row[0][2]))
