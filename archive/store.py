@@ -326,6 +326,30 @@ class Store:
         )
         self._retrying(lambda conn: conn.execute(query))
 
+    def latest_runs(self, spider: str, before_id: int, limit: int = 100) -> list[Any]:
+        """The spider's runs before `before_id`, newest first: (id, status, started_at)."""
+        query = (
+            sa.select(crawl_runs.c.id, crawl_runs.c.status, crawl_runs.c.started_at)
+            .where(crawl_runs.c.spider == spider, crawl_runs.c.id < before_id)
+            .order_by(crawl_runs.c.id.desc())
+            .limit(limit)
+        )
+        with self.engine.connect().execution_options(annals_read=True) as conn:
+            return list(conn.execute(query).all())
+
+    def mark_interrupted(self, spider: str, before_id: int) -> int:
+        """Runs of `spider` still "running" from a process that died: say so."""
+        query = (
+            crawl_runs.update()
+            .where(
+                crawl_runs.c.spider == spider,
+                crawl_runs.c.id < before_id,
+                crawl_runs.c.status == "running",
+            )
+            .values(status="interrupted", counters={"close_reason": "process died"})
+        )
+        return int(self._retrying(lambda conn: conn.execute(query).rowcount or 0))
+
     def known(self, keys: Sequence[Identity]) -> dict[Identity, Known]:
         """The archived documents among `keys`, with their current title and extra."""
         out: dict[Identity, Known] = {}

@@ -140,6 +140,7 @@ def crawl(
     for name, value in _pairs(setting, "-s").items():
         settings.set(name, value, priority="cmdline")
     settings.set("ANNALS_DATABASE_URL", url, priority="cmdline")
+    settings.set("ANNALS_EXCLUSIVE", True, priority="cmdline")  # it holds the crawl lock
     settings.set("LOG_LEVEL", log_level.upper(), priority="cmdline")
     try:
         with crawl_lock(url), archive_errors():
@@ -156,7 +157,14 @@ def crawl(
 
 # The bundled mirrors (recorded page shapes) and the spiders that crawl each.
 MIRRORS = Path(__file__).with_name("mirrors")
-DEMO_SPIDERS = {"gate": ("gate_announcements", "gate_square")}
+DEMO_SPIDERS = {
+    "gate": ("gate_announcements", "gate_square"),
+    "binance": ("binance_announcements",),
+    "okx": ("okx_announcements",),
+    "bybit": ("bybit_announcements",),
+    "bitget": ("bitget_announcements",),
+    "kucoin": ("kucoin_announcements",),
+}
 DEMO_SETTINGS = {
     # A local mirror needs no politeness; blocks are retried quickly to keep it short.
     "DOWNLOAD_DELAY": 0,
@@ -197,6 +205,7 @@ def demo(
         settings.set(name, value, priority="cmdline")
     url = dbmod.resolve_url(db)
     settings.set("ANNALS_DATABASE_URL", url, priority="cmdline")
+    settings.set("ANNALS_EXCLUSIVE", True, priority="cmdline")
     settings.set("LOG_LEVEL", "ERROR", priority="cmdline")
     with MirrorServer(Mirror(*folders)) as server, archive_errors():
         typer.echo(f"serving the recorded pages of {', '.join(DEMO_SPIDERS)} at {server.url}")

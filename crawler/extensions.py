@@ -29,11 +29,12 @@ COUNTERS = {
     "listing_only": "annals/listing_only",
     "not_found": "annals/not_found",
     "refused": "annals/refused",
+    "offsite": "offsite/filtered",
     "errors": "log_count/ERROR",
 }
 
 
-def decide_status(reason: str, stats: dict[str, Any]) -> str:  # noqa: PLR0911 - one rule each
+def decide_status(reason: str, stats: dict[str, Any]) -> str:
     """How a run ended, from the close reason and the stats.
 
     interrupted: stopped from outside (Ctrl-C, SIGTERM). failed: an error, an archive
@@ -51,7 +52,11 @@ def decide_status(reason: str, stats: dict[str, Any]) -> str:  # noqa: PLR0911 -
         return "failed"
     if not stats.get("response_received_count"):
         return "failed"
-    if stats.get("annals/quarantined") or stats.get("annals/refused"):
+    if (
+        stats.get("annals/quarantined")
+        or stats.get("annals/refused")
+        or stats.get("offsite/filtered")
+    ):
         return "partial"
     return "finished"
 
@@ -82,6 +87,13 @@ class RunRecorder:
             if key.startswith("annals/blocked/"):
                 counters[key.removeprefix("annals/")] = int(value)
         status = decide_status(reason, stats)
+        if counters["offsite"]:
+            logger.warning(
+                "%s: %d requests to hosts outside the source were dropped (a redirect away"
+                " from it, or a link to another site)",
+                spider.name,
+                counters["offsite"],
+            )
         if stats.get("annals/archive_error"):
             counters["archive_error"] = str(stats["annals/archive_error"])
         counters["close_reason"] = reason

@@ -8,6 +8,7 @@ benchmarks serve recorded payloads with it on 127.0.0.1, and count what was aske
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
 import urllib.parse
@@ -160,6 +161,11 @@ class MirrorServer(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", port), _Handler)
         self.mirror = mirror
         self._thread = threading.Thread(target=self.serve_forever, daemon=True)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A crawler that hangs up (a response over its size limit) is not the mirror's error.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
     @property
     def url(self) -> str:

@@ -10,6 +10,7 @@ from scrapy.exceptions import NotConfigured
 
 from archive.records import Quarantined, Record, Removed
 from archive.store import BatchResult
+from archive.validate import problem
 from crawler.run import RunContext, run_context
 
 if TYPE_CHECKING:
@@ -46,6 +47,14 @@ class ArchivePipeline:
     def process_item(self, item: Any) -> Any:
         if not isinstance(item, Record | Quarantined | Removed) or self.failed:
             return item
+        if isinstance(item, Record) and (reason := problem(item)) is not None:
+            logger.warning("refused a record from %s: %s (kept in quarantine)", item.url, reason)
+            stats = self.crawler.stats
+            assert stats is not None
+            stats.inc_value("annals/invalid_records")
+            spider = self.crawler.spider.name if self.crawler.spider else "?"
+            raw = item.raw
+            item = Quarantined(raw.url if raw else item.url, spider, reason, raw, item.seen_at)
         self.buffer.append(item)
         if len(self.buffer) >= self.batch_size:
             self.flush()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from archive.db import open_archive, resolve_url
@@ -22,12 +22,17 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 STATUSES = ("running", "finished", "partial", "blocked", "failed", "interrupted")
+# Runs that walked their listings to the end; the others may have stopped half-way.
+COMPLETE = frozenset({"finished", "partial", "blocked"})
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class RunContext:
-    def __init__(self, url: str, recheck_days: float) -> None:
+    def __init__(self, url: str, recheck_days: float, exclusive: bool = False) -> None:
         self.url = url
         self.recheck = timedelta(days=recheck_days)
+        self.exclusive = exclusive  # this process holds the crawl lock (annals crawl)
+        self.resume_after: datetime | None = None
         self._store: Store | None = None
         self.run_id: int | None = None
         self.status: str | None = None
@@ -42,7 +47,35 @@ class RunContext:
     def start(self, spider: str) -> int:
         if self.run_id is None:
             self.run_id = self.store.start_run(spider)
+            self.resume_after = self._resume_point(spider, self.run_id)
+            if self.exclusive:
+                # Holding the lock, no other run can be alive: a "running" one was killed.
+                self.store.mark_interrupted(spider, self.run_id)
         return self.run_id
+
+    def _resume_point(self, spider: str, run_id: int) -> datetime | None:
+        """None when the previous run walked its listings to the end. Otherwise (it was
+        killed, interrupted or failed) the start of the last run that did, or the epoch:
+        this run then keeps paging past known items down to that time, so it finds what
+        the broken run never reached."""
+        runs = self.store.latest_runs(spider, run_id)
+        if not runs or runs[0].status in COMPLETE:
+            return None
+        complete = next((r for r in runs if r.status in COMPLETE), None)
+        point = complete.started_at if complete else EPOCH
+        logger.warning(
+            "%s: the previous run did not finish (%s): walking the listings back to %s",
+            spider,
+            runs[0].status,
+            point.isoformat() if complete else "the beginning",
+        )
+        return point
+
+    def repairing(self, oldest_on_page: datetime | None) -> bool:
+        """Keep paging in repair mode while the page is newer than the resume point."""
+        if self.resume_after is None:
+            return False
+        return oldest_on_page is None or oldest_on_page >= self.resume_after
 
     def finish(self, status: str, counters: dict[str, Any]) -> None:
         self.status, self.counters = status, counters
@@ -67,6 +100,10 @@ def run_context(crawler: Crawler) -> RunContext:
     context = getattr(crawler, "annals_run", None)
     if context is None:
         url = resolve_url(crawler.settings.get("ANNALS_DATABASE_URL"))
-        context = RunContext(url, crawler.settings.getfloat("ANNALS_RECHECK_DAYS", 3.0))
+        context = RunContext(
+            url,
+            crawler.settings.getfloat("ANNALS_RECHECK_DAYS", 3.0),
+            exclusive=crawler.settings.getbool("ANNALS_EXCLUSIVE", False),
+        )
         crawler.annals_run = context  # type: ignore[attr-defined]
     return context

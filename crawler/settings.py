@@ -16,6 +16,7 @@ NEWSPIDER_MODULE = "crawler.spiders"
 ANNALS_DATABASE_URL = os.environ.get("ANNALS_DATABASE_URL")  # None: ./annals.db
 ANNALS_BATCH_SIZE = 100  # records per transaction
 ANNALS_RECHECK_DAYS = float(os.environ.get("ANNALS_RECHECK_DAYS", "3"))
+ANNALS_EXCLUSIVE = False  # `annals crawl` sets it: it holds the archive's crawl lock
 
 # --- politeness -------------------------------------------------------------------------------
 USER_AGENT = (

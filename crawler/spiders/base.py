@@ -9,11 +9,14 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import scrapy
+from scrapy.exceptions import DownloadCancelledError, IgnoreRequest
 from scrapy.http import Response
+from twisted.python.failure import Failure
 
 from archive.normalize import normalize_text, utcnow
 from archive.records import Identity, ParseError, Quarantined, RawResponse, Record
 from archive.store import Known
+from crawler.middlewares import Blocked
 from crawler.run import RunContext, run_context
 
 logger = logging.getLogger(__name__)
@@ -146,6 +149,29 @@ class AnnalsSpider(scrapy.Spider):
         record.seen_at = raw.fetched_at
         self.mark_seen(record.identity)
         yield record
+
+    def fetch_failed(self, failure: Failure) -> None:
+        """Errback: what could not be fetched is counted and said once, never archived.
+
+        Blocks were counted by BlockMiddleware. Requests dropped on purpose (robots.txt,
+        another host, a response over DOWNLOAD_MAXSIZE) are refusals: a warning and a
+        counter. Anything else (a timeout, a refused connection) is an error.
+        """
+        request = getattr(failure, "request", None)
+        url = str(request.meta.get("annals_url", request.url)) if request else "?"
+        if failure.check(Blocked):
+            return
+        if failure.check(DownloadCancelledError):
+            logger.warning("dropped %s: %s", url, failure.getErrorMessage())
+            self.count("refused")
+            self.count("too_large")
+            return
+        if failure.check(IgnoreRequest):
+            logger.warning("not fetched %s: %s", url, failure.getErrorMessage())
+            self.count("ignored")
+            return
+        logger.error("could not fetch %s: %s", url, failure.getErrorMessage())
+        self.count("fetch_errors")
 
     def count(self, key: str, value: int = 1) -> None:
         assert self.crawler.stats is not None

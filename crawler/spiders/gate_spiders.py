@@ -20,7 +20,6 @@ from twisted.python.failure import Failure
 from archive.normalize import utcnow
 from archive.records import Identity, ParseError, Quarantined, RawResponse, Record, Removed
 from archive.store import Known
-from crawler.middlewares import Blocked
 from crawler.spiders import gate, gate_square
 from crawler.spiders.base import AnnalsSpider, csv_arg, flag
 from crawler.spiders.common import EnvelopeError
@@ -53,20 +52,6 @@ class GateSpider(AnnalsSpider):
         raw = self.raw(response)
         logger.warning("could not parse %s: %s (kept in quarantine)", raw.url, reason)
         return Quarantined(raw.url, self.name, reason, raw, raw.fetched_at)
-
-    def fetch_failed(self, failure: Failure) -> None:
-        """Errback: blocks are counted by the middleware; anything else is an error."""
-        if failure.check(Blocked):
-            return
-        if failure.check(IgnoreRequest):
-            logger.warning("not fetched: %s", failure.getErrorMessage())
-            self.count("ignored")
-            return
-        request = getattr(failure, "request", None)
-        logger.error(
-            "could not fetch %s: %s", request.url if request else "?", failure.getErrorMessage()
-        )
-        self.count("fetch_errors")
 
 
 class GateAnnouncementsSpider(GateSpider):
@@ -139,6 +124,11 @@ class GateAnnouncementsSpider(GateSpider):
         except ParseError as exc:
             yield self.quarantine(response, exc.reason)
             return
+        if not page.items:
+            # A first screen with nothing on it is a broken page, not an empty exchange;
+            # nothing is marked removed because of it.
+            yield self.quarantine(response, "listing has no items")
+            return
         yield from self.schedule(page.items, self.raw(response))
 
     def parse_list_api(self, response: Response, page: int, language: str) -> Iterator[Any]:
@@ -152,9 +142,12 @@ class GateAnnouncementsSpider(GateSpider):
             yield self.quarantine(response, exc.reason)
             return
         if not listing.items:
+            if page == 1:
+                yield self.quarantine(response, "list endpoint answered no items on page 1")
             return  # past the last page
         new = yield from self.schedule(listing.items, self.raw(response))
-        if new or self.full:
+        dates = [i.published_at for i in listing.items if i.published_at is not None]
+        if new or self.full or self.run.repairing(min(dates) if dates else None):
             yield self.list_page(page + 1, language)
 
     def list_api_failed(self, failure: Failure) -> Iterator[Any]:
