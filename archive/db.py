@@ -126,7 +126,7 @@ def head_revision() -> str:
 def current_revision(engine: Engine) -> str | None:
     from alembic.runtime.migration import MigrationContext
 
-    with engine.connect() as conn:
+    with engine.connect().execution_options(annals_read=True) as conn:
         return MigrationContext.configure(conn).get_current_revision()
 
 

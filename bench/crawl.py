@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import subprocess
 import sys
 import tempfile
@@ -18,13 +17,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from crawler.mirror import Mirror, MirrorServer, Route
+from crawler.mirror import Mirror, MirrorServer
 from crawler.spiders import gate
+from crawler.synthetic import PAGE, generate
 
-FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "gate"
-PAGE = 15  # the list endpoint's page size on Gate's site
-FIRST_ID = 200_000
-START = 1_780_000_000  # release time of the newest generated article (unix seconds)
 SETTINGS = {
     "CONCURRENT_REQUESTS": "16",
     "CONCURRENT_REQUESTS_PER_DOMAIN": "16",
@@ -32,55 +28,6 @@ SETTINGS = {
     "AUTOTHROTTLE_ENABLED": "False",
     "LOG_LEVEL": "WARNING",
 }
-NEXT_DATA = re.compile(r'(<script id="__NEXT_DATA__"[^>]*>)(.*?)(</script>)', re.S)
-
-
-def generate(n: int) -> tuple[list[Route], list[str]]:
-    """Routes of a Gate mirror with n articles, and every URL a full crawl fetches."""
-    template = (FIXTURES / "article_51322.html").read_text()
-    data = json.loads(NEXT_DATA.search(template).group(2))  # type: ignore[union-attr]
-    html = {"Content-Type": "text/html; charset=utf-8"}
-    routes: list[Route] = [
-        Route("GET", "/robots.txt", content=(FIXTURES / "robots.txt").read_bytes())
-    ]
-    items = []
-    for k in range(n):
-        article = FIRST_ID + k
-        released = START - 600 * k
-        title = f"Gate Will List Benchmark Token {article} (BT{article})"
-        desc = f"<p>Gate will list <strong>BT{article}</strong>.</p>" + "<p>Details.</p>" * 20
-        items.append(
-            {"id": article, "title": title, "brief": title, "cate_id": 38,
-             "url": f"/announcements/article/{article}", "created_t": released,
-             "release_timestamp": str(released), "tags": f"BT{article}", "views": 1}
-        )  # fmt: skip
-        data["props"]["pageProps"]["detail"] = {
-            "id": article, "title": title, "desc": desc, "created_t": released,
-            "cate_id": 38, "release_timestamp": str(released), "tags": f"BT{article}",
-        }  # fmt: skip
-        page = NEXT_DATA.sub(lambda m: m.group(1) + json.dumps(data) + m.group(3), template)
-        routes.append(
-            Route("GET", f"/announcements/article/{article}", content=page.encode(), headers=html)
-        )
-    pages = (n + PAGE - 1) // PAGE
-    for number in range(1, pages + 2):  # and the empty page past the end
-        chunk = items[(number - 1) * PAGE : number * PAGE]
-        body = {"code": 0, "message": "success", "data": {"total": n, "list": chunk}}
-        routes.append(
-            Route("POST", gate.LIST_API_PATH, content=json.dumps(body).encode(),
-                  headers={"Content-Type": "application/json"}, body={"page": number})
-        )  # fmt: skip
-    hub = (FIXTURES / "announcements.html").read_text()
-    hub_data = json.loads(NEXT_DATA.search(hub).group(2))  # type: ignore[union-attr]
-    hub_data["props"]["pageProps"]["listData"] = {"list": items[:PAGE], "total": n}
-    hub = NEXT_DATA.sub(lambda m: m.group(1) + json.dumps(hub_data) + m.group(3), hub)
-    for path in ("/announcements", "/announcements/newlisted", "/announcements/delisted"):
-        routes.append(Route("GET", path, content=hub.encode(), headers=html))
-    urls = [
-        *(f"/announcements{p}" for p in ("", "/newlisted", "/delisted")),
-        *(f"/announcements/article/{FIRST_ID + k}" for k in range(n)),
-    ]
-    return routes, urls
 
 
 BARE_SPIDER = """

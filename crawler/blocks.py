@@ -15,6 +15,8 @@ _CHALLENGE = re.compile(
     rb"|verify you are human|function challenge\(|EdgeOne",
     re.I,
 )
+# Bybit's answer for too many requests: its documentation says the ban lasts 10 minutes.
+_TOO_FREQUENT = re.compile(rb"access too frequent", re.I)
 _TAGS = re.compile(rb"<script\b.*?</script>|<style\b.*?</style>|<[^>]+>", re.S | re.I)
 _VISIBLE_MIN = 80  # characters of visible text a real page has at least
 _CHALLENGE_TEXT_MAX = 600  # a WAF interstitial says a sentence or two
@@ -23,7 +25,8 @@ _CHALLENGE_TEXT_MAX = 600  # a WAF interstitial says a sentence or two
 def classify(status: int, headers: dict[str, str], body: bytes) -> str | None:
     """The kind of block this answer is, or None for an answer worth parsing.
 
-    "rate_limited" (429), "edgeone" (HTTP 567), "akamai" / "forbidden" (403),
+    "rate_limited" (429), "edgeone" (HTTP 567), "too_frequent" (a 403 that says "access
+    too frequent"), "akamai" / "forbidden" (other 403s),
     "challenge" (a page that is only a script: a 200 or 503 with no page text).
     """
     if status == 429:
@@ -31,6 +34,8 @@ def classify(status: int, headers: dict[str, str], body: bytes) -> str | None:
     if status == 567:
         return "edgeone"
     if status == 403:
+        if _TOO_FREQUENT.search(body[:4096]):
+            return "too_frequent"
         server = headers.get("server", "").lower()
         return "akamai" if "akamai" in server or _AKAMAI.search(body[:4096]) else "forbidden"
     if status in (200, 503) and _looks_like_html(headers, body) and _is_challenge(body):

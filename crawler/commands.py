@@ -184,13 +184,13 @@ def demo(
         str, typer.Option("--db", help="Archive to fill (created if missing).")
     ] = "annals-demo.db",
 ) -> None:
-    """Crawl the bundled mirror of Gate offline and show what landed in the archive.
+    """Crawl the bundled mirrors of all six sources offline and show what landed.
 
-    Serves recorded Gate pages on 127.0.0.1 (a free port), crawls them with the real
-    spiders, prints one summary line per spider and a sample query. Run it twice: the
-    second run finds nothing new and creates no version. The mirror blocks two
-    articles on purpose (an Akamai 403 and an EdgeOne challenge): they are never
-    archived, and that spider's run ends "blocked".
+    Serves recorded pages and API answers of Gate, Binance, OKX, Bybit, Bitget and KuCoin
+    on 127.0.0.1 (a free port), crawls them with the real spiders, prints one summary
+    line per spider and a sample query. Run it twice: the second run finds nothing new
+    and creates no version. Gate's mirror blocks two articles on purpose (an Akamai 403
+    and an EdgeOne challenge): they are never archived, and that run ends "blocked".
 
     Example:
 
@@ -226,6 +226,72 @@ def demo(
     )
 
 
+def reparse(
+    db: DbOption = None,
+    spider: Annotated[
+        str | None, typer.Option("--spider", help="Only what this spider fetched.")
+    ] = None,
+) -> None:
+    """Re-run the parsers over quarantined pages' stored responses, without fetching.
+
+    After a parser fix, every unresolved page in `quarantine` is parsed again from its
+    snapshot: one that parses now is archived (with its original fetch time) and its
+    quarantine row gets `resolved_at`; one that still fails stays, and its error is
+    printed.
+
+    Example:
+
+        annals reparse --db annals.db --spider gate_announcements
+    """
+    from archive.quarantine import pending, resolve
+    from archive.records import ParseError
+    from archive.store import BatchResult, Store
+    from archive.validate import problem
+    from crawler.spiders.common import EnvelopeError
+
+    loader = SpiderLoader.from_settings(project_settings())
+    known_spiders = set(loader.list())
+    url = dbmod.resolve_url(db)
+    resolved: list[int] = []
+    still: list[str] = []
+    written = BatchResult()
+    try:
+        with crawl_lock(url), archive_errors():
+            engine = dbmod.open_archive(url)
+            store = Store(engine)
+            stored_items = list(pending(engine, spider))
+            for stored in stored_items:
+                name = stored.spider or "?"
+                try:
+                    if name not in known_spiders:
+                        raise NotImplementedError(f"no spider named {name!r}")
+                    spider_cls = loader.load(name)
+                    if not hasattr(spider_cls, "parse_snapshot"):
+                        raise NotImplementedError(f"{name} cannot reparse stored responses")
+                    records = spider_cls.parse_snapshot(stored.raw)
+                    reasons = [r for r in map(problem, records) if r]
+                    if reasons:
+                        raise ParseError(stored.raw.url, reasons[0])
+                except (ParseError, EnvelopeError, NotImplementedError) as exc:
+                    still.append(f"{stored.raw.url}: {exc}")
+                    continue
+                for record in records:
+                    record.raw, record.seen_at = stored.raw, stored.raw.fetched_at
+                written.add(store.write(records))
+                resolved.append(stored.key)
+            resolve(engine, resolved)
+    except LockHeldError as exc:
+        raise fail(str(exc), Exit.LOCKED) from None
+    for line in still:
+        typer.echo(f"still failing: {line}")
+    typer.echo(
+        f"{len(stored_items)} quarantined pages: {len(resolved)} parsed "
+        f"({written.new_documents} new documents, {written.new_versions} new versions), "
+        f"{len(still)} still failing"
+    )
+
+
 def register(app: typer.Typer) -> None:
     app.command()(crawl)
     app.command()(demo)
+    app.command()(reparse)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import TYPE_CHECKING, Any
 
 from scrapy import signals
 
+from archive.db import ArchiveError
 from crawler.run import run_context
 
 if TYPE_CHECKING:
@@ -30,6 +32,7 @@ COUNTERS = {
     "not_found": "annals/not_found",
     "refused": "annals/refused",
     "offsite": "offsite/filtered",
+    "ignored": "annals/ignored",
     "errors": "log_count/ERROR",
 }
 
@@ -40,7 +43,8 @@ def decide_status(reason: str, stats: dict[str, Any]) -> str:
     interrupted: stopped from outside (Ctrl-C, SIGTERM). failed: an error, an archive
     write that failed, or a run that fetched nothing at all (a run that did nothing
     must not look like success). blocked: some request stayed blocked. partial: some
-    fetched pages did not parse (they are in quarantine). finished: none of these.
+    pages did not parse (they are in quarantine) or were refused (an error envelope, the
+    size limit, robots.txt, another host). finished: none of these.
     """
     if reason == "shutdown":
         return "interrupted"
@@ -52,11 +56,8 @@ def decide_status(reason: str, stats: dict[str, Any]) -> str:
         return "failed"
     if not stats.get("response_received_count"):
         return "failed"
-    if (
-        stats.get("annals/quarantined")
-        or stats.get("annals/refused")
-        or stats.get("offsite/filtered")
-    ):
+    unread = ("annals/quarantined", "annals/refused", "annals/ignored", "offsite/filtered")
+    if any(stats.get(key) for key in unread):
         return "partial"
     return "finished"
 
@@ -75,7 +76,9 @@ class RunRecorder:
         return ext
 
     def spider_opened(self, spider: Spider) -> None:
-        run_context(self.crawler).start(spider.name)
+        # If the archive cannot take the run, the pipeline said so and stops the crawl.
+        with contextlib.suppress(ArchiveError):
+            run_context(self.crawler).start(spider.name)
 
     def spider_closed(self, spider: Spider, reason: str) -> None:
         assert self.crawler.stats is not None

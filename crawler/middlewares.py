@@ -73,9 +73,7 @@ class BlockMiddleware:
                 attempt,
             )
             raise Blocked(kind, request.url)
-        wait = retry_after(headers.get("retry-after"), self.max_wait)
-        if wait is None:
-            wait = min(self.backoff * 2**attempt, self.max_wait) * random.uniform(0.75, 1.25)  # noqa: S311
+        wait = self.wait(kind, headers, attempt)
         logger.info(
             "blocked (%s, HTTP %d) at %s; retrying in %.1fs",
             kind,
@@ -86,6 +84,16 @@ class BlockMiddleware:
         await asyncio.sleep(wait)
         meta = {**request.meta, "annals_block_retries": attempt + 1}
         return request.replace(dont_filter=True, meta=meta)
+
+    def wait(self, kind: str, headers: dict[str, str], attempt: int) -> float:
+        """Seconds before retry `attempt + 1`: the answer's Retry-After, else a jittered
+        exponential backoff; never less than the spider's documented wait for the kind."""
+        wait = retry_after(headers.get("retry-after"), self.max_wait)
+        if wait is None:
+            jitter = random.uniform(0.75, 1.25)  # noqa: S311 - not a secret
+            wait = min(self.backoff * 2**attempt, self.max_wait) * jitter
+        floor = getattr(self.crawler.spider, "block_waits", {}).get(kind, 0.0)
+        return max(wait, min(floor, self.max_wait))
 
 
 def _headers(response: Response) -> dict[str, str]:

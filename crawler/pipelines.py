@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from scrapy.exceptions import NotConfigured
 
+from archive.db import ArchiveError
 from archive.records import Quarantined, Record, Removed
 from archive.store import BatchResult
 from archive.validate import problem
@@ -42,7 +43,10 @@ class ArchivePipeline:
     def open_spider(self) -> None:
         self.run = run_context(self.crawler)
         assert self.crawler.spider is not None
-        self.run.start(self.crawler.spider.name)
+        try:
+            self.run.start(self.crawler.spider.name)
+        except ArchiveError as exc:
+            self._stop(exc, "could not start the run in the archive")
 
     def process_item(self, item: Any) -> Any:
         if not isinstance(item, Record | Quarantined | Removed) or self.failed:
@@ -69,25 +73,26 @@ class ArchivePipeline:
         batch, self.buffer = self.buffer, []
         try:
             result = self.run.store.write(batch, run_id=self.run.run_id)
-        except Exception as exc:
-            self.failed = True
-            stats = self.crawler.stats
-            assert stats is not None
-            stats.set_value("annals/archive_error", f"{type(exc).__name__}: {exc}")
-            logger.error(
-                "could not write %d records to the archive (%s: %s); stopping the crawl. "
-                "Everything written before is kept.",
-                len(batch),
-                type(exc).__name__,
-                exc,
-            )
-            engine = self.crawler.engine
-            if engine is not None:
-                self._closing = asyncio.ensure_future(
-                    engine.close_spider_async(reason="archive_error")
-                )
+        except Exception as exc:  # a full disk, a lock held too long, a bug: stop cleanly
+            self._stop(exc, f"could not write {len(batch)} records to the archive")
             return
         self._count(result)
+
+    def _stop(self, exc: Exception, what: str) -> None:
+        """Stop the crawl: nothing more can be archived. What was committed stays."""
+        self.failed = True
+        stats = self.crawler.stats
+        assert stats is not None
+        stats.set_value("annals/archive_error", f"{type(exc).__name__}: {exc}")
+        logger.error(
+            "%s (%s: %s); stopping the crawl. Everything written before is kept.",
+            what,
+            type(exc).__name__,
+            exc,
+        )
+        engine = self.crawler.engine
+        if engine is not None:
+            self._closing = asyncio.ensure_future(engine.close_spider_async(reason="archive_error"))
 
     def _count(self, result: BatchResult) -> None:
         stats = self.crawler.stats

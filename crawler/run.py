@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from archive.db import open_archive, resolve_url
+from archive.db import BUSY_TIMEOUT_MS, ArchiveError, make_engine, open_archive, resolve_url
 from archive.normalize import utcnow
 from archive.records import Identity
 from archive.store import Known, Store
@@ -28,11 +28,21 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class RunContext:
-    def __init__(self, url: str, recheck_days: float, exclusive: bool = False) -> None:
+    def __init__(
+        self,
+        url: str,
+        recheck_days: float,
+        exclusive: bool = False,
+        busy_timeout_ms: int = BUSY_TIMEOUT_MS,
+        busy_attempts: int = 8,
+    ) -> None:
         self.url = url
+        self.busy_timeout_ms = busy_timeout_ms
+        self.busy_attempts = busy_attempts
         self.recheck = timedelta(days=recheck_days)
         self.exclusive = exclusive  # this process holds the crawl lock (annals crawl)
         self.resume_after: datetime | None = None
+        self.start_error: ArchiveError | None = None
         self._store: Store | None = None
         self.run_id: int | None = None
         self.status: str | None = None
@@ -41,12 +51,20 @@ class RunContext:
     @property
     def store(self) -> Store:
         if self._store is None:
-            self._store = Store(open_archive(self.url, create=True))
+            open_archive(self.url, create=True).dispose()
+            engine = make_engine(self.url, busy_timeout_ms=self.busy_timeout_ms)
+            self._store = Store(engine, busy_attempts=self.busy_attempts)
         return self._store
 
     def start(self, spider: str) -> int:
+        if self.start_error is not None:
+            raise self.start_error
         if self.run_id is None:
-            self.run_id = self.store.start_run(spider)
+            try:
+                self.run_id = self.store.start_run(spider)
+            except ArchiveError as exc:
+                self.start_error = exc
+                raise
             self.resume_after = self._resume_point(spider, self.run_id)
             if self.exclusive:
                 # Holding the lock, no other run can be alive: a "running" one was killed.
@@ -100,10 +118,13 @@ def run_context(crawler: Crawler) -> RunContext:
     context = getattr(crawler, "annals_run", None)
     if context is None:
         url = resolve_url(crawler.settings.get("ANNALS_DATABASE_URL"))
+        settings = crawler.settings
         context = RunContext(
             url,
-            crawler.settings.getfloat("ANNALS_RECHECK_DAYS", 3.0),
-            exclusive=crawler.settings.getbool("ANNALS_EXCLUSIVE", False),
+            settings.getfloat("ANNALS_RECHECK_DAYS", 3.0),
+            exclusive=settings.getbool("ANNALS_EXCLUSIVE", False),
+            busy_timeout_ms=settings.getint("ANNALS_BUSY_TIMEOUT_MS", BUSY_TIMEOUT_MS),
+            busy_attempts=settings.getint("ANNALS_BUSY_ATTEMPTS", 8),
         )
         crawler.annals_run = context  # type: ignore[attr-defined]
     return context

@@ -16,6 +16,9 @@ NEWSPIDER_MODULE = "crawler.spiders"
 ANNALS_DATABASE_URL = os.environ.get("ANNALS_DATABASE_URL")  # None: ./annals.db
 ANNALS_BATCH_SIZE = 100  # records per transaction
 ANNALS_RECHECK_DAYS = float(os.environ.get("ANNALS_RECHECK_DAYS", "3"))
+# A writer that finds SQLite locked waits this long per try, for this many tries.
+ANNALS_BUSY_TIMEOUT_MS = 5000
+ANNALS_BUSY_ATTEMPTS = 8
 ANNALS_EXCLUSIVE = False  # `annals crawl` sets it: it holds the archive's crawl lock
 
 # --- politeness -------------------------------------------------------------------------------

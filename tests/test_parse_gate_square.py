@@ -162,20 +162,31 @@ def test_page_without_post_content_raises_parse_error(name):
 
 
 def test_post_without_an_id_raises_parse_error():
-    body = b'<div class="post-content"><p>hello</p></div>'
+    body = b'<html><body><div class="post-content"><p>hello</p></div></body></html>'
     with pytest.raises(ParseError, match="no post id"):
         parse_post(body, "https://www.gate.com/post", fetched_at=FETCHED)
 
 
 def test_post_with_only_a_relative_time_is_dated_from_the_fetch():
     body = (
-        '<article class="post-detail" data-post-id="5"><time class="post-time">2h ago</time>'
-        '<div class="post-content"><p>gm <a href="/post/status/4">earlier</a></p></div></article>'
+        '<html><body><article class="post-detail" data-post-id="5">'
+        '<time class="post-time">2h ago</time><div class="post-content"><p>gm '
+        '<a href="/post/status/4">earlier</a></p></div></article></body></html>'
     )
     record = parse_post(body, "https://www.gate.com/post/status/5", fetched_at=FETCHED)
     assert record.published_at == utc(2026, 4, 9, 13)
     assert record.language == "en"
     assert record.links == [Link("https://www.gate.com/post/status/4", "gate", "post", "4")]
+
+
+def test_post_page_cut_short_is_a_parse_error():
+    whole = (FIXTURES / "square_post_21716532.html").read_bytes()
+    with pytest.raises(ParseError, match="cut short"):
+        parse_post(
+            whole[: len(whole) * 2 // 3],
+            "https://www.gate.com/post/status/21716532",
+            fetched_at=FETCHED,
+        )
 
 
 # --- URLs and links ---------------------------------------------------------------------

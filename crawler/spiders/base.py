@@ -11,6 +11,7 @@ from urllib.parse import urlsplit, urlunsplit
 import scrapy
 from scrapy.exceptions import DownloadCancelledError, IgnoreRequest
 from scrapy.http import Response
+from scrapy.spidermiddlewares.httperror import HttpError
 from twisted.python.failure import Failure
 
 from archive.normalize import normalize_text, utcnow
@@ -45,6 +46,8 @@ class AnnalsSpider(scrapy.Spider):
     source: str = ""
     hosts: tuple[str, ...] = ()
     default_languages: tuple[str, ...] = ("en",)
+    # Least wait in seconds before retrying a block of a kind (crawler.blocks.classify).
+    block_waits: dict[str, float] = {}  # noqa: RUF012 - read-only class default
 
     def __init__(
         self,
@@ -69,6 +72,15 @@ class AnnalsSpider(scrapy.Spider):
         # Requests to any other host are dropped (Scrapy's OffsiteMiddleware).
         self.allowed_domains = sorted(domains)
         self._seen: set[Identity] = set()
+
+    @classmethod
+    def parse_snapshot(cls, raw: RawResponse) -> list[Record]:
+        """The records a stored response gives, without fetching (`annals reparse`).
+
+        A listing gives none (what it lists must be fetched); a page that still does not
+        parse raises ParseError. Spiders that can reparse override this.
+        """
+        raise NotImplementedError(f"{cls.name} cannot reparse stored responses")
 
     # --- the archive ------------------------------------------------------------------------
 
@@ -154,12 +166,18 @@ class AnnalsSpider(scrapy.Spider):
         """Errback: what could not be fetched is counted and said once, never archived.
 
         Blocks were counted by BlockMiddleware. Requests dropped on purpose (robots.txt,
-        another host, a response over DOWNLOAD_MAXSIZE) are refusals: a warning and a
-        counter. Anything else (a timeout, a refused connection) is an error.
+        a response over DOWNLOAD_MAXSIZE) are a warning and a counter, and the run ends
+        "partial". An unexpected HTTP status, a timeout or a refused connection is an
+        error: the run fails rather than look complete.
         """
         request = getattr(failure, "request", None)
         url = str(request.meta.get("annals_url", request.url)) if request else "?"
         if failure.check(Blocked):
+            return
+        if isinstance(failure.value, HttpError):
+            response = failure.value.response
+            logger.error("%s answered HTTP %d: not archived", url, response.status)
+            self.count("fetch_errors")
             return
         if failure.check(DownloadCancelledError):
             logger.warning("dropped %s: %s", url, failure.getErrorMessage())
@@ -172,6 +190,12 @@ class AnnalsSpider(scrapy.Spider):
             return
         logger.error("could not fetch %s: %s", url, failure.getErrorMessage())
         self.count("fetch_errors")
+
+    def quarantine(self, response: Response, reason: str) -> Quarantined:
+        """A response that could not be used, kept with its bytes for `annals reparse`."""
+        raw = self.raw(response)
+        logger.warning("could not use %s: %s (kept in quarantine)", raw.url, reason)
+        return Quarantined(raw.url, self.name, reason, raw, raw.fetched_at)
 
     def count(self, key: str, value: int = 1) -> None:
         assert self.crawler.stats is not None

@@ -59,6 +59,9 @@ SOURCE = ApiSource(
     download_delay=0.5,
     concurrency=1,
     rate_limit_codes=frozenset({"10006"}),
+    # "403 access too frequent" means the IP is banned for 10 minutes: asking sooner
+    # only prolongs it.
+    block_waits={"too_frequent": 600.0},
     # The API gives each item's URL; this is its shape.
     article_url="https://announcements.bybit.com/{locale}/article/{slug}/",
 )

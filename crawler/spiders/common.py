@@ -36,6 +36,8 @@ class ApiSource:
     download_delay: float = 0.5
     concurrency: int = 1
     rate_limit_codes: frozenset[str] = frozenset()  # envelope codes that mean "slow down"
+    # Least wait before retrying a block of this kind (crawler.blocks), as documented.
+    block_waits: dict[str, float] = field(default_factory=dict)
     article_url: str = ""  # public article URL template, e.g. ".../announcement/{code}"
 
 

@@ -210,6 +210,17 @@ def page_selector(body: bytes | str) -> Selector:
     return Selector(text=text or "<html></html>")
 
 
+def require_whole_page(body: bytes | str, url: str) -> None:
+    """A rendered page ends with </html>; one cut short in transfer would give a half
+    record (a body that stops mid-sentence), so it is a ParseError."""
+    if not body.strip():
+        raise ParseError(url, "empty page")
+    tail = body[-512:].lower()
+    whole = b"</html>" in tail if isinstance(tail, bytes) else "</html>" in tail
+    if not whole:
+        raise ParseError(url, "page is cut short (it does not end with </html>)")
+
+
 def _next_data(sel: Selector, url: str) -> dict[str, Any]:
     """The page's __NEXT_DATA__ JSON; ParseError if it is missing or not a JSON object."""
     script = sel.xpath('//script[@id="__NEXT_DATA__"]/text()').get()
@@ -481,6 +492,7 @@ def parse_article(
     if item is not None and item.external_id != external_id:
         logger.warning("list item %s ignored for article %s", item.external_id, external_id)
         item = None
+    require_whole_page(body, url)
     sel = page_selector(body)
     detail = _detail(sel, url)
     page_id = _int(detail.get("id"))

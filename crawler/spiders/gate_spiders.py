@@ -11,14 +11,14 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Generator, Iterator
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Response
 from twisted.python.failure import Failure
 
 from archive.normalize import utcnow
-from archive.records import Identity, ParseError, Quarantined, RawResponse, Record, Removed
+from archive.records import Identity, ParseError, RawResponse, Record, Removed
 from archive.store import Known
 from crawler.spiders import gate, gate_square
 from crawler.spiders.base import AnnalsSpider, csv_arg, flag
@@ -43,15 +43,10 @@ def _is_partial(known: Known | None) -> bool:
 
 
 class GateSpider(AnnalsSpider):
-    """What both Gate spiders share: hosts, quarantine of bad pages, 404 handling."""
+    """What both Gate spiders share: the source and its hosts."""
 
     source = gate.SOURCE
     hosts = gate.HOSTS
-
-    def quarantine(self, response: Response, reason: str) -> Quarantined:
-        raw = self.raw(response)
-        logger.warning("could not parse %s: %s (kept in quarantine)", raw.url, reason)
-        return Quarantined(raw.url, self.name, reason, raw, raw.fetched_at)
 
 
 class GateAnnouncementsSpider(GateSpider):
@@ -102,6 +97,20 @@ class GateAnnouncementsSpider(GateSpider):
             yield self.request(
                 ORIGIN + gate.SITEMAP_PATH, self.parse_sitemap, errback=self.fetch_failed
             )
+
+    @classmethod
+    def parse_snapshot(cls, raw: RawResponse) -> list[Record]:
+        when = raw.fetched_at or utcnow()
+        if gate.article_ref(raw.url):
+            return [gate.parse_article(raw.body, raw.url, fetched_at=when)]
+        path = urlsplit(raw.url).path
+        if path == gate.LIST_API_PATH:
+            gate.parse_list_api(raw.body, raw.url)
+        elif path.endswith(".xml"):
+            gate.parse_sitemap(raw.body, raw.url)
+        elif not gate.parse_listing_page(raw.body, raw.url).items:
+            raise ParseError(raw.url, "listing has no items")
+        return []
 
     def list_page(self, page: int, language: str) -> Any:
         return self.json_request(
@@ -186,10 +195,12 @@ class GateAnnouncementsSpider(GateSpider):
         known = self.known(keys)
         new = 0
         for key, item in zip(keys, items, strict=True):
+            seen = known.get(key)
+            # Not yet archived counts as new even when another listing of this run
+            # already scheduled it: the hub repeats the list endpoint's first page.
+            new += seen is None
             if key in self._scheduled:
                 continue
-            seen = known.get(key)
-            new += seen is None
             if self.wants(key, seen, None if item.title_truncated else item.title):
                 self._scheduled.add(key)
                 yield self.article(key, item, seen, listing)
@@ -296,6 +307,14 @@ class GateSquareSpider(GateSpider):
         for post_id in self.posts:
             self._scheduled.add(post_id)
             yield self.post(post_id, None, None)
+
+    @classmethod
+    def parse_snapshot(cls, raw: RawResponse) -> list[Record]:
+        when = raw.fetched_at or utcnow()
+        if gate_square.post_ref(raw.url):
+            return [gate_square.parse_post(raw.body, raw.url, fetched_at=when)]
+        gate_square.parse_feed(raw.body, raw.url, fetched_at=when)
+        return []
 
     def post(self, post_id: str, entry: gate_square.FeedEntry | None, known: Known | None) -> Any:
         return self.request(

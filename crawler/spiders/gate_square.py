@@ -29,6 +29,7 @@ from crawler.spiders.gate import (
     language_code,
     page_selector,
     parse_count,
+    require_whole_page,
 )
 
 logger = logging.getLogger(__name__)
@@ -223,6 +224,7 @@ def parse_post(body: bytes | str, url: str, *, fetched_at: datetime) -> Record:
     `extra`. The id is the URL's, else the page's data-post-id. A time shown only in
     relative form is counted back from `fetched_at`. No post content raises ParseError.
     """
+    require_whole_page(body, url)
     page = page_selector(body)
     articles = page.css(POST_ARTICLE_CSS)
     scope = articles[0] if articles else page

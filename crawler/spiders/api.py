@@ -1,0 +1,338 @@
+"""One navigator for the exchanges whose announcements come from a JSON list endpoint.
+
+`ApiAnnouncementsSpider` walks a list endpoint newest first and hands every answer to
+the exchange module's pure functions; the five spiders below only name their module
+(crawler.spiders.binance, okx, bybit, bitget, kucoin), whose `SOURCE` holds the
+exchange's facts: hosts, endpoints, categories, languages, politeness, rate-limit codes.
+
+- Listings: one per language and category (`-a categories=...`; by default the
+  endpoint's unfiltered list). Pages by number, or by time window where the module has
+  `next_window` (Bitget). A listing ends on an empty page, on the module's `has_more`,
+  on a page that brings nothing unseen in this run, and, unless `-a full=1`, on the
+  first page that brings nothing the archive lacks.
+- Records: the list record is the record (its body is the API's description), except
+  where `SOURCE.detail_url` is set (Binance): each unseen article's detail is fetched
+  once per run and language, and the detail record is archived.
+- Failure envelopes are never archived: the answer goes to quarantine with its code
+  and message (annals/refused, the run ends "partial") and that listing stops.
+  Rate-limit codes (`SOURCE.rate_limit_codes`) are retried after a backoff, like
+  BlockMiddleware's blocks, then given up (annals/blocked, the run ends "blocked").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import scrapy
+from scrapy.http import Response
+from scrapy.settings import BaseSettings
+
+from archive.normalize import utcnow
+from archive.records import Identity, ParseError, Quarantined, RawResponse, Record, Removed
+from archive.store import Known
+from crawler.spiders import binance, bitget, bybit, kucoin, okx
+from crawler.spiders.base import AnnalsSpider, csv_arg
+from crawler.spiders.common import ApiSource, EnvelopeError, ListPage
+
+logger = logging.getLogger(__name__)
+
+MISSING = (404, 410)
+RETRIES = "annals_envelope_retries"  # request.meta key: rate-limit envelopes retried so far
+
+
+@dataclass(frozen=True)
+class Listing:
+    """One list to walk: a language, and a category or None for the unfiltered list."""
+
+    language: str
+    category: str | None
+
+    def __str__(self) -> str:
+        return f"{self.language}/{self.category or 'all'}"
+
+
+class ApiAnnouncementsSpider(AnnalsSpider):
+    """Announcements from an exchange's JSON list endpoint (subclasses set `api`).
+
+    Arguments besides base_url, full and lang: categories=KEY,KEY (the exchange's own
+    category keys, as in its module's SOURCE.categories; default: no filter).
+    """
+
+    api: ModuleType  # the exchange module: SOURCE, list_url, parse_list, ...
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        api = cls.__dict__.get("api")
+        if api is not None:
+            source: ApiSource = api.SOURCE
+            cls.name = source.spider
+            cls.source = source.source
+            cls.hosts = source.hosts
+            cls.block_waits = dict(source.block_waits)
+
+    @classmethod
+    def update_settings(cls, settings: BaseSettings) -> None:
+        super().update_settings(settings)
+        source: ApiSource = cls.api.SOURCE
+        # The exchange's documented limit is a floor: Scrapy's randomized delay would
+        # go down to half of it, so it is switched off for these spiders.
+        settings.setdict(
+            {
+                "DOWNLOAD_DELAY": source.download_delay,
+                "DOWNLOAD_DELAY_JITTER": 0,
+                "CONCURRENT_REQUESTS_PER_DOMAIN": source.concurrency,
+            },
+            priority="spider",
+        )
+
+    def __init__(self, *args: Any, categories: str | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        source = self.api.SOURCE
+        _check_known(self.name, "languages", self.languages, source.languages)
+        wanted = csv_arg(categories)
+        _check_known(self.name, "categories", wanted, source.categories)
+        self.categories: list[str | None] = list(wanted) or [None]
+        self.details = source.detail_url is not None
+        # Identities listed in this run: each is archived or fetched once per run.
+        self._listed: set[Identity] = set()
+
+    @classmethod
+    def parse_snapshot(cls, raw: RawResponse) -> list[Record]:
+        """Records from a stored answer (`annals reparse`). The language is read from the
+        URL's query where the API takes it there; OKX and Binance choose it by a header,
+        which a snapshot does not keep, so theirs is taken as the first language ("en")."""
+        source: ApiSource = cls.api.SOURCE
+        parts = urlsplit(raw.url)
+        values = {value for _, value in parse_qsl(parts.query)}
+        language = next(
+            (ours for ours, theirs in source.languages.items() if theirs in values), "en"
+        )
+        when = raw.fetched_at or utcnow()
+        if source.detail_url and parts.path == urlsplit(source.detail_url).path:
+            return [cls.api.parse_detail(raw.body, raw.url, fetched_at=when, language=language)]
+        page: ListPage = cls.api.parse_list(raw.body, raw.url, fetched_at=when, language=language)
+        return [] if source.detail_url else page.records
+
+    async def start(self) -> AsyncIterator[Any]:
+        named = [c for c in self.categories if c]
+        logger.info(
+            "%s: %s mode, languages %s, %s%s",
+            self.name,
+            "full" if self.full else "incremental",
+            ",".join(self.languages),
+            f"categories {','.join(named)}" if named else "every category",
+            ", a detail request per new article" if self.details else "",
+        )
+        for language in self.languages:
+            for category in self.categories:
+                yield self.list_request(Listing(language, category), 1, {})
+
+    # --- listings ---------------------------------------------------------------------------
+
+    def list_request(self, listing: Listing, page: int, window: dict[str, int]) -> scrapy.Request:
+        url = self.api.list_url(
+            page, category=listing.category, language=listing.language, **window
+        )
+        return self.request(
+            url,
+            self.parse_list,
+            headers=self.api.request_headers(listing.language),
+            cb_kwargs={"listing": listing, "page": page, "window": window},
+            errback=self.fetch_failed,
+            # The navigator never asks twice on purpose, and some sources pick the
+            # language by header, so one URL may rightly be asked once per language.
+            dont_filter=True,
+        )
+
+    async def parse_list(
+        self, response: Response, listing: Listing, page: int, window: dict[str, int]
+    ) -> AsyncIterator[Any]:
+        url = self.real_url(response)
+        try:
+            result: ListPage = self.api.parse_list(
+                response.body, url, fetched_at=utcnow(), language=listing.language
+            )
+        except EnvelopeError as exc:
+            async for item in self.envelope_failed(response, exc):
+                yield item
+            return  # a refused page says nothing about the pages after it
+        except ParseError as exc:
+            yield self.quarantine(response, exc.reason)
+            return
+        records = result.records
+        known = self.known([r.identity for r in records])
+        unseen = new = 0
+        raw = self.raw(response)
+        for record in records:
+            key = record.identity
+            if key in self._listed:
+                continue  # on an earlier page or in another category of this run
+            self._listed.add(key)
+            unseen += 1
+            new += key not in known
+            if self.details:
+                if self.wants(key, known.get(key), record.title):
+                    yield self.detail_request(record, known.get(key))
+                continue
+            record.raw = raw
+            record.seen_at = raw.fetched_at
+            self.mark_seen(key)
+            yield record
+        logger.info(
+            "%s %s, page %s: %d items, %d not yet in this run, %d new",
+            self.name,
+            listing,
+            window or page,
+            len(records),
+            unseen,
+            new,
+        )
+        following = self.next_page(result, listing, page, window)
+        if following is not None and (new or (self.full and unseen)):
+            yield following
+
+    def next_page(
+        self, result: ListPage, listing: Listing, page: int, window: dict[str, int]
+    ) -> scrapy.Request | None:
+        if not result.records:
+            return None
+        next_window = getattr(self.api, "next_window", None)
+        if next_window is not None:
+            following: dict[str, int] | None = next_window(result, window)
+            return None if following is None else self.list_request(listing, 1, following)
+        return self.list_request(listing, page + 1, {}) if result.has_more else None
+
+    # --- details (sources whose list has no body) -------------------------------------------
+
+    def detail_request(self, listed: Record, known: Known | None) -> scrapy.Request:
+        return self.request(
+            self.api.detail_url(listed.external_id),
+            self.parse_detail,
+            headers=self.api.request_headers(listed.language),
+            cb_kwargs={"listed": listed, "known": known},
+            errback=self.fetch_failed,
+            dont_filter=True,  # one URL for every language (the header picks it)
+            meta={"handle_httpstatus_list": list(MISSING)},
+        )
+
+    async def parse_detail(
+        self, response: Response, listed: Record, known: Known | None
+    ) -> AsyncIterator[Any]:
+        if response.status in MISSING:
+            for missing in self.detail_missing(response, listed, known):
+                yield missing
+            return
+        raw = self.raw(response)
+        try:
+            record: Record = self.api.parse_detail(
+                response.body,
+                raw.url,
+                fetched_at=raw.fetched_at,
+                language=listed.language,
+                listed=listed,
+            )
+        except EnvelopeError as exc:
+            async for item in self.envelope_failed(response, exc):
+                yield item
+            return
+        except ParseError as exc:
+            yield self.quarantine(response, exc.reason)
+            return
+        record.raw = raw
+        record.seen_at = raw.fetched_at
+        self.mark_seen(record.identity)
+        yield record
+
+    def detail_missing(
+        self, response: Response, listed: Record, known: Known | None
+    ) -> Iterator[Record | Removed]:
+        """A listed article whose detail answers 404/410: as Gate's articles (see
+        gate_spiders), removed when archived whole, else kept with what the list says."""
+        url = self.real_url(response)
+        if known is not None and not known.extra.get("listing_only"):
+            logger.info("%s answered %d: marked removed", url, response.status)
+            yield Removed(listed.identity, listed.url, utcnow())
+            return
+        self.count("not_found")
+        if known is None:
+            self.count("listing_only")
+            listed.extra["listing_only"] = "not_found"
+            self.mark_seen(listed.identity)
+            yield listed
+
+    # --- failures ---------------------------------------------------------------------------
+
+    async def envelope_failed(
+        self, response: Response, exc: EnvelopeError
+    ) -> AsyncIterator[scrapy.Request | Quarantined]:
+        """A failure envelope: retried later when it means "slow down", else refused."""
+        if not exc.rate_limited:
+            self.count("refused")
+            yield self.quarantine(response, str(exc))
+            return
+        request = response.request
+        assert request is not None
+        settings = self.crawler.settings
+        attempt = int(request.meta.get(RETRIES, 0))
+        self.count("blocked/rate_limit_code")
+        if attempt >= settings.getint("ANNALS_BLOCK_RETRIES", 2):
+            self.count("blocked")
+            logger.warning(
+                "%s after %d retries: not archived, and this listing stops here", exc, attempt
+            )
+            return
+        # The same backoff as BlockMiddleware's, so one setting tunes every retry.
+        backoff = settings.getfloat("ANNALS_BLOCK_BACKOFF", 5.0)
+        max_wait = settings.getfloat("ANNALS_MAX_RETRY_AFTER", 600.0)
+        wait = min(backoff * 2**attempt, max_wait) * random.uniform(0.75, 1.25)  # noqa: S311
+        logger.info("%s; retrying in %.1fs", exc, wait)
+        await asyncio.sleep(wait)
+        yield request.replace(dont_filter=True, meta={**request.meta, RETRIES: attempt + 1})
+
+
+def _check_known(spider: str, what: str, given: list[str], known: dict[str, Any]) -> None:
+    unknown = [value for value in given if value not in known]
+    if unknown:
+        raise ValueError(
+            f"{spider} has no {what} {', '.join(unknown)}; it knows {', '.join(known)}"
+        )
+
+
+# --- the spiders ----------------------------------------------------------------------------
+
+
+class BinanceAnnouncementsSpider(ApiAnnouncementsSpider):
+    """Binance announcements: catalog lists, then each new article's full body (detail)."""
+
+    api = binance
+
+
+class OkxAnnouncementsSpider(ApiAnnouncementsSpider):
+    """OKX announcements (official API): title, URL, first and shown publication times."""
+
+    api = okx
+
+
+class BybitAnnouncementsSpider(ApiAnnouncementsSpider):
+    """Bybit announcements (official V5 API): title, description, type, tags, times."""
+
+    api = bybit
+
+
+class BitgetAnnouncementsSpider(ApiAnnouncementsSpider):
+    """Bitget announcements (official V2 API, about one month back), by time windows."""
+
+    api = bitget
+
+
+class KucoinAnnouncementsSpider(ApiAnnouncementsSpider):
+    """KuCoin announcements (official V3 API): title, description, types, time."""
+
+    api = kucoin

@@ -1,0 +1,78 @@
+"""A Gate-shaped mirror of any size, made from the recorded page shapes: for benchmarks
+and for the crash tests, which need more pages than the recordings hold."""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from pathlib import Path
+
+from crawler.mirror import Route
+from crawler.spiders import gate
+
+TEMPLATES = Path(__file__).with_name("mirrors") / "gate"
+PAGE = 15  # the list endpoint's page size on Gate's site
+FIRST_ID = 200_000
+START = 1_780_000_000  # release time of the newest generated article (unix seconds)
+NEXT_DATA = re.compile(r'(<script id="__NEXT_DATA__"[^>]*>)(.*?)(</script>)', re.S)
+HTML = {"Content-Type": "text/html; charset=utf-8"}
+
+
+def _with_next_data(page: str, data: object) -> str:
+    return NEXT_DATA.sub(lambda m: m.group(1) + json.dumps(data) + m.group(3), page)
+
+
+def _noise(article: int, paragraphs: int) -> str:
+    """Paragraphs that do not compress away (for tests that must fill a disk)."""
+    rng = random.Random(article)  # noqa: S311 - test data, not secrets
+    return "".join(f"<p>{rng.randbytes(300).hex()}</p>" for _ in range(paragraphs))
+
+
+def generate(
+    n: int, *, paragraphs: int = 20, incompressible: bool = False
+) -> tuple[list[Route], list[str]]:
+    """Routes of a Gate mirror with n articles (newest first, ten minutes apart), and the
+    path of every page a full crawl fetches besides robots.txt and the list endpoint."""
+    template = (TEMPLATES / "article_51322.html").read_text()
+    match = NEXT_DATA.search(template)
+    assert match is not None
+    data = json.loads(match.group(2))
+    routes = [Route("GET", "/robots.txt", content=(TEMPLATES / "robots.txt").read_bytes())]
+    items = []
+    for k in range(n):
+        article = FIRST_ID + k
+        released = START - 600 * k
+        title = f"Gate Will List Benchmark Token {article} (BT{article})"
+        filler = _noise(article, paragraphs) if incompressible else "<p>Details.</p>" * paragraphs
+        desc = f"<p>Gate will list <strong>BT{article}</strong>.</p>{filler}"
+        tags = f"BT{article}"
+        items.append(
+            {"id": article, "title": title, "brief": title, "cate_id": 38,
+             "url": f"/announcements/article/{article}", "created_t": released,
+             "release_timestamp": str(released), "tags": tags, "views": 1}
+        )  # fmt: skip
+        data["props"]["pageProps"]["detail"] = {
+            "id": article, "title": title, "desc": desc, "created_t": released,
+            "cate_id": 38, "release_timestamp": str(released), "tags": tags,
+        }  # fmt: skip
+        page = _with_next_data(template, data).encode()
+        routes.append(Route("GET", f"/announcements/article/{article}", content=page, headers=HTML))
+    pages = (n + PAGE - 1) // PAGE
+    for number in range(1, pages + 2):  # and the empty page past the end
+        chunk = items[(number - 1) * PAGE : number * PAGE]
+        body = {"code": 0, "message": "success", "data": {"total": n, "list": chunk}}
+        routes.append(
+            Route("POST", gate.LIST_API_PATH, content=json.dumps(body).encode(),
+                  headers={"Content-Type": "application/json"}, body={"page": number})
+        )  # fmt: skip
+    hub = (TEMPLATES / "announcements.html").read_text()
+    match = NEXT_DATA.search(hub)
+    assert match is not None
+    hub_data = json.loads(match.group(2))
+    hub_data["props"]["pageProps"]["listData"] = {"list": items[:PAGE], "total": n}
+    screen = _with_next_data(hub, hub_data).encode()
+    listings = ("/announcements", "/announcements/newlisted", "/announcements/delisted")
+    routes += [Route("GET", path, content=screen, headers=HTML) for path in listings]
+    paths = [*listings, *(f"/announcements/article/{FIRST_ID + k}" for k in range(n))]
+    return routes, paths

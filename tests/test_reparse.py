@@ -1,0 +1,66 @@
+"""Every spider can turn a stored response back into records, with no network."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from archive.records import ParseError, RawResponse
+from crawler.spiders import binance, kucoin, okx
+from crawler.spiders.api import (
+    BinanceAnnouncementsSpider,
+    KucoinAnnouncementsSpider,
+    OkxAnnouncementsSpider,
+)
+from crawler.spiders.gate_spiders import GateAnnouncementsSpider, GateSquareSpider
+from tests.conftest import FIXTURES
+
+FETCHED = datetime(2026, 6, 1, tzinfo=UTC)
+
+
+def raw(url: str, path: str) -> RawResponse:
+    return RawResponse(url, 200, None, (FIXTURES / path).read_bytes(), FETCHED)
+
+
+def test_gate_article_and_post_snapshots_give_their_record():
+    [article] = GateAnnouncementsSpider.parse_snapshot(
+        raw("https://www.gate.com/zh/announcements/article/102003", "gate/zh_article_102003.html")
+    )
+    assert (article.external_id, article.language) == ("102003", "zh")
+    [post] = GateSquareSpider.parse_snapshot(
+        raw("https://www.gate.com/post/status/21716532", "gate/square_post_21716532.html")
+    )
+    assert post.kind == "post"
+
+
+def test_gate_listings_give_no_record_and_bad_ones_still_fail():
+    listing = raw("https://www.gate.com/announcements", "gate/announcements.html")
+    assert GateAnnouncementsSpider.parse_snapshot(listing) == []
+    challenge = raw(
+        "https://www.gate.com/announcements/article/51321", "gate/challenge_edgeone.html"
+    )
+    with pytest.raises(ParseError):
+        GateAnnouncementsSpider.parse_snapshot(challenge)
+
+
+def test_api_list_snapshot_gives_its_records_in_the_url_language():
+    url = kucoin.list_url(1, language="en")
+    records = KucoinAnnouncementsSpider.parse_snapshot(raw(url, "kucoin/announcements_p1.json"))
+    assert records
+    assert {r.language for r in records} == {"en"}
+    okx_records = OkxAnnouncementsSpider.parse_snapshot(
+        raw(okx.list_url(1), "okx/announcements_p1.json")
+    )
+    assert okx_records
+
+
+def test_binance_detail_snapshot_gives_the_full_record_and_its_list_gives_none():
+    code = "047d70df37be53bcc3496077036ca5f7"
+    [record] = BinanceAnnouncementsSpider.parse_snapshot(
+        raw(binance.detail_url(code), f"binance/details/{code}.json")
+    )
+    assert record.external_id == code
+    assert record.body_html
+    listing = raw(binance.list_url(1), "binance/list_all_p1.json")
+    assert BinanceAnnouncementsSpider.parse_snapshot(listing) == []
