@@ -204,10 +204,16 @@ def _dig(data: object, *keys: str) -> Any:
     return data
 
 
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
 def page_selector(body: bytes | str) -> Selector:
-    """A parsel Selector over a page's bytes (UTF-8, as Gate serves) or text."""
+    """A parsel Selector over a page's bytes (UTF-8, as Gate serves) or text.
+
+    Control characters are dropped first: lxml lets them into names it then refuses
+    to hand back, and no page shows them."""
     text = body.decode("utf-8", errors="replace") if isinstance(body, bytes) else body
-    return Selector(text=text or "<html></html>")
+    return Selector(text=_CONTROL.sub("", text) or "<html></html>")
 
 
 def require_whole_page(body: bytes | str, url: str) -> None:
