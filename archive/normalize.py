@@ -381,12 +381,21 @@ _RULES_WEAK: tuple[tuple[str, re.Pattern[str]], ...] = (
 )
 
 
+# Words without one of which the strong rule above cannot match.
+_STRONG_TRIGGERS = (
+    ("delist", "removal", "remove", "cease", "下架", "下线", "退市"),
+    ("list", "launch", "add", "上线", "上架", "首发"),
+)
+
+
 def classify_event(title: str | None, hint: str | None = None) -> str:
     """The shared event type: a title that plainly says delist/list wins, then the
     source's category (`hint`, already one of EVENT_TYPES), then weaker title words."""
     title = title or ""
-    for event, pattern in _RULES_STRONG:
-        if pattern.search(title):
+    lowered = title.lower()
+    for (event, pattern), triggers in zip(_RULES_STRONG, _STRONG_TRIGGERS, strict=True):
+        # Each strong rule needs one of its words: a substring test skips the regex.
+        if any(word in lowered for word in triggers) and pattern.search(title):
             return event
     if hint in EVENT_TYPES and hint != "other":
         return hint

@@ -38,7 +38,7 @@ def make_records(n: int, start: datetime, first: int = 0) -> list[Record]:
                 external_id=str(i),
                 language="en",
                 url=f"https://example.invalid/a/{i}",
-                title=f"Bench Will List Token{i % 997} (T{i % 997:03d}X)",
+                title=f"Bench Will List Token {i} (T{i % 997:03d}X)",
                 body_text=f"Paragraph one {i}.\n\n{body}",
                 published_at=start + timedelta(seconds=i),
                 category="New Listings",

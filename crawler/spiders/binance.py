@@ -26,9 +26,22 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-from archive.normalize import TimeParseError, html_to_text, parse_time
+from archive.normalize import html_to_text
 from archive.records import ParseError, RawResponse, Record
-from crawler.spiders.common import ApiSource, Category, EnvelopeError, ListPage
+from crawler.spiders.common import (
+    ApiSource,
+    Category,
+    EnvelopeError,
+    ListPage,
+    UnusableItemError,
+    int_or_none,
+    is_rate_limit,
+    json_raw,
+    load_json,
+    same_code,
+    text_or_none,
+    time_or_none,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -107,10 +120,10 @@ def check_envelope(data: Any, url: str) -> None:
     if not isinstance(data, Mapping) or ("code" not in data and "success" not in data):
         raise ParseError(url, "answer has no code or success flag")
     code = data.get("code")
-    failed = data.get("success") is False or (code is not None and not _same_code(code, _OK_CODE))
+    failed = data.get("success") is False or (code is not None and not same_code(code, _OK_CODE))
     if failed:
         message = str(data.get("message") or data.get("messageDetail") or "")
-        raise EnvelopeError(url, str(code), message, rate_limited=_is_rate_limit(code))
+        raise EnvelopeError(url, str(code), message, rate_limited=is_rate_limit(SOURCE, code))
 
 
 def parse_list(
@@ -121,13 +134,13 @@ def parse_list(
     An article shown under several catalogs of one answer gives one record; all its
     catalog ids are in `extra["catalog_ids"]`.
     """
-    data = _load(body, url)
+    data = load_json(body, url)
     check_envelope(data, url)
     catalogs = _get(data, "data", dict, url).get("catalogs")
     if not isinstance(catalogs, list):
         raise ParseError(url, "data.catalogs is not a list")
     page, size = _page_of(url)
-    raw = _raw(body, url, fetched_at)
+    raw = json_raw(body, url, fetched_at)
     records: dict[str, Record] = {}
     items = 0
     has_more = False
@@ -138,7 +151,7 @@ def parse_list(
         articles = catalog.get("articles") or []
         if not isinstance(articles, list):
             raise ParseError(url, "a catalog's articles is not a list")
-        total = _int_or_none(catalog.get("total"))
+        total = int_or_none(catalog.get("total"))
         if total is not None:
             totals.append(total)
             has_more |= bool(articles) and (page - 1) * size + len(articles) < total
@@ -148,7 +161,7 @@ def parse_list(
             items += 1
             try:
                 record = _list_record(article, catalog, language, raw)
-            except _UnusableItemError as skip:
+            except UnusableItemError as skip:
                 logger.warning("binance: skipped article %d on %s: %s", index, url, skip)
                 continue
             known = records.get(record.external_id)
@@ -178,18 +191,18 @@ def parse_detail(
     `listed` is the list record that led here: its code must match, its time stands in
     when the detail has none, and its catalog ids are merged into `extra["catalog_ids"]`.
     """
-    data = _load(body, url)
+    data = load_json(body, url)
     check_envelope(data, url)
     detail = _get(data, "data", dict, url)
-    code = _text(detail.get("code")) or (listed.external_id if listed else None)
+    code = text_or_none(detail.get("code")) or (listed.external_id if listed else None)
     if not code:
         raise ParseError(url, "detail has no article code")
     if listed is not None and listed.external_id != code:
         raise ParseError(url, f"detail is for {code}, not the listed {listed.external_id}")
-    title = _text(detail.get("title")) or (listed.title if listed else None)
+    title = text_or_none(detail.get("title")) or (listed.title if listed else None)
     if not title:
         raise ParseError(url, "detail has no title")
-    published_at = _time_or_none(detail.get("publishDate"))
+    published_at = time_or_none(detail.get("publishDate"))
     if published_at is None and listed is not None:
         published_at = listed.published_at
     if published_at is None:
@@ -220,7 +233,7 @@ def parse_detail(
         category=category,
         event_type=event_type,
         extra=extra,
-        raw=_raw(body, url, fetched_at),
+        raw=json_raw(body, url, fetched_at),
         seen_at=fetched_at,
     )
 
@@ -320,24 +333,20 @@ def _safe_href(href: str) -> bool:
 # --- helpers --------------------------------------------------------------------------------
 
 
-class _UnusableItemError(Exception):
-    """One list item that cannot become a record; the rest of the page still can."""
-
-
 def _list_record(
     article: Any, catalog: Mapping[str, Any], language: str, raw: RawResponse
 ) -> Record:
     if not isinstance(article, Mapping):
-        raise _UnusableItemError("not an object")
-    code = _text(article.get("code"))
+        raise UnusableItemError("not an object")
+    code = text_or_none(article.get("code"))
     if not code:
-        raise _UnusableItemError("no code")
-    title = _text(article.get("title"))
+        raise UnusableItemError("no code")
+    title = text_or_none(article.get("title"))
     if not title:
-        raise _UnusableItemError(f"{code}: no title")
-    published_at = _time_or_none(article.get("releaseDate"))
+        raise UnusableItemError(f"{code}: no title")
+    published_at = time_or_none(article.get("releaseDate"))
     if published_at is None:
-        raise _UnusableItemError(f"{code}: unreadable releaseDate {article.get('releaseDate')!r}")
+        raise UnusableItemError(f"{code}: unreadable releaseDate {article.get('releaseDate')!r}")
     catalog_id = catalog.get("catalogId")
     category, event_type = _category(catalog_id, catalog.get("catalogName"))
     extra: dict[str, Any] = {"catalog_id": catalog_id, "catalog_ids": [catalog_id]}
@@ -365,7 +374,7 @@ def _category(catalog_id: Any, catalog_name: Any) -> tuple[str | None, str | Non
     known = SOURCE.categories.get(str(catalog_id)) if catalog_id is not None else None
     if known is not None:
         return known.name, known.event_type
-    name = _text(catalog_name) or (str(catalog_id) if catalog_id is not None else None)
+    name = text_or_none(catalog_name) or (str(catalog_id) if catalog_id is not None else None)
     return name, None
 
 
@@ -385,13 +394,6 @@ def _body_html(body: Any, url: str) -> str | None:
         raise ParseError(url, "detail body nests too deep") from None
 
 
-def _load(body: bytes | str, url: str) -> Any:
-    try:
-        return json.loads(body)
-    except ValueError as exc:
-        raise ParseError(url, f"not JSON: {exc}") from exc
-
-
 def _get(data: Mapping[str, Any], key: str, kind: type, url: str) -> Any:
     value = data.get(key)
     if not isinstance(value, kind):
@@ -399,51 +401,8 @@ def _get(data: Mapping[str, Any], key: str, kind: type, url: str) -> Any:
     return value
 
 
-def _raw(body: bytes | str, url: str, fetched_at: datetime) -> RawResponse:
-    # Parsers only see answers the spider got with status 200; it may replace this.
-    data = body.encode() if isinstance(body, str) else body
-    return RawResponse(url, 200, "application/json", data, fetched_at)
-
-
 def _page_of(url: str) -> tuple[int, int]:
     query = parse_qs(urlsplit(url).query)
-    page = _int_or_none((query.get("pageNo") or ["1"])[0]) or 1
-    size = _int_or_none((query.get("pageSize") or [""])[0]) or SOURCE.page_size
+    page = int_or_none((query.get("pageNo") or ["1"])[0]) or 1
+    size = int_or_none((query.get("pageSize") or [""])[0]) or SOURCE.page_size
     return page, size
-
-
-def _text(value: Any) -> str | None:
-    if value is None or isinstance(value, bool | Mapping | list):
-        return None
-    text = str(value).strip()
-    return text or None
-
-
-def _time_or_none(value: Any) -> datetime | None:
-    try:
-        return parse_time(value)
-    except TimeParseError:
-        return None
-
-
-def _int_or_none(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def _code_key(code: Any) -> str:
-    """Codes compare as numbers when they are digits: 0, "0" and "000000" are one code."""
-    text = str(code).strip()
-    return str(int(text)) if text.isdigit() else text
-
-
-def _same_code(code: Any, expected: str) -> bool:
-    return _code_key(code) == _code_key(expected)
-
-
-def _is_rate_limit(code: Any) -> bool:
-    return code is not None and _code_key(code) in {_code_key(c) for c in SOURCE.rate_limit_codes}

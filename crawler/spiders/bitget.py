@@ -24,17 +24,26 @@ raises `ParseError`).
 
 from __future__ import annotations
 
-import json
 import logging
-import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
-from archive.normalize import TimeParseError, parse_time
 from archive.records import ParseError, RawResponse, Record
-from crawler.spiders.common import ApiSource, Category, EnvelopeError, ListPage
+from crawler.spiders.common import (
+    ApiSource,
+    Category,
+    ListPage,
+    UnusableItemError,
+    check_code,
+    json_raw,
+    load_json,
+    read_items,
+    split_body,
+    text_or_none,
+    time_or_none,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +76,6 @@ SOURCE = ApiSource(
 
 _OK_CODE = "00000"
 _SITE_LOCALES = {"en": "en", "zh": "zh-CN"}  # article page path, when annUrl is missing
-_HTML_TAG = re.compile(r"<(?:[a-zA-Z][a-zA-Z0-9]*\b[^>]*|/[a-zA-Z][a-zA-Z0-9]*\s*)>")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -134,13 +142,7 @@ def next_window(page: ListPage, window: Mapping[str, int] | None = None) -> dict
 
 def check_envelope(data: Any, url: str) -> None:
     """Raise EnvelopeError when the answer's `code` is not "00000"."""
-    if not isinstance(data, Mapping) or "code" not in data:
-        raise ParseError(url, "answer has no code")
-    code = data["code"]
-    if not _same_code(code, _OK_CODE):
-        raise EnvelopeError(
-            url, str(code), str(data.get("msg") or ""), rate_limited=_is_rate_limit(code)
-        )
+    check_code(data, url, SOURCE, _OK_CODE)
 
 
 def parse_list(
@@ -151,53 +153,42 @@ def parse_list(
     `has_more` is true for any non-empty page: with no documented page size, only an
     empty window shows the end.
     """
-    data = _load(body, url)
+    data = load_json(body, url)
     check_envelope(data, url)
     items = data.get("data")
     if items is None:
         items = []  # a window with nothing in it may answer data: null
     if not isinstance(items, list):
         raise ParseError(url, "data is not a list")
-    raw = _raw(body, url, fetched_at)
-    records: list[Record] = []
-    for index, item in enumerate(items):
-        try:
-            records.append(_record(item, language, raw))
-        except _UnusableItemError as skip:
-            logger.warning("bitget: skipped item %d on %s: %s", index, url, skip)
-    if items and not records:
-        raise ParseError(url, f"none of the {len(items)} items could be read")
+    raw = json_raw(body, url, fetched_at)
+    records = read_items(items, url, SOURCE.source, lambda item: _record(item, language, raw))
     return ListPage(records=records, has_more=bool(items), total=None)
 
 
 # --- helpers --------------------------------------------------------------------------------
 
 
-class _UnusableItemError(Exception):
-    """One list item that cannot become a record; the rest of the page still can."""
-
-
 def _record(item: Any, language: str, raw: RawResponse) -> Record:
     if not isinstance(item, Mapping):
-        raise _UnusableItemError("not an object")
-    ann_id = _text(item.get("annId"))
+        raise UnusableItemError("not an object")
+    ann_id = text_or_none(item.get("annId"))
     if not ann_id:
-        raise _UnusableItemError("no annId")
-    title = _text(item.get("annTitle"))
+        raise UnusableItemError("no annId")
+    title = text_or_none(item.get("annTitle"))
     if not title:
-        raise _UnusableItemError(f"{ann_id}: no annTitle")
-    published_at = _time_or_none(item.get("cTime"))
+        raise UnusableItemError(f"{ann_id}: no annTitle")
+    published_at = time_or_none(item.get("cTime"))
     if published_at is None:
-        raise _UnusableItemError(f"{ann_id}: unreadable cTime {item.get('cTime')!r}")
-    ann_type = _text(item.get("annType"))
+        raise UnusableItemError(f"{ann_id}: unreadable cTime {item.get('cTime')!r}")
+    ann_type = text_or_none(item.get("annType"))
     known = SOURCE.categories.get(ann_type) if ann_type else None
     extra: dict[str, Any] = {"ann_type": ann_type}
-    if _text(item.get("annSubType")):
-        extra["ann_sub_type"] = _text(item.get("annSubType"))
-    if _text(item.get("language")):
-        extra["api_language"] = _text(item.get("language"))
-    body_html, body_text = _body(item.get("annDesc"))
-    url = _text(item.get("annUrl")) or SOURCE.article_url.format(
+    if text_or_none(item.get("annSubType")):
+        extra["ann_sub_type"] = text_or_none(item.get("annSubType"))
+    if text_or_none(item.get("language")):
+        extra["api_language"] = text_or_none(item.get("language"))
+    body_html, body_text = split_body(item.get("annDesc"))
+    url = text_or_none(item.get("annUrl")) or SOURCE.article_url.format(
         locale=_SITE_LOCALES.get(language, "en"), id=ann_id
     )
     return Record(
@@ -220,52 +211,3 @@ def _record(item: Any, language: str, raw: RawResponse) -> Record:
 
 def _ms(moment: datetime) -> int:
     return (moment - _EPOCH) // timedelta(milliseconds=1)
-
-
-def _body(description: Any) -> tuple[str | None, str | None]:
-    """(body_html, body_text): the description is plain text unless it holds tags."""
-    text = description if isinstance(description, str) else None
-    if text and _HTML_TAG.search(text):
-        return text, None
-    return None, text
-
-
-def _load(body: bytes | str, url: str) -> Any:
-    try:
-        return json.loads(body)
-    except ValueError as exc:
-        raise ParseError(url, f"not JSON: {exc}") from exc
-
-
-def _raw(body: bytes | str, url: str, fetched_at: datetime) -> RawResponse:
-    # Parsers only see answers the spider got with status 200; it may replace this.
-    data = body.encode() if isinstance(body, str) else body
-    return RawResponse(url, 200, "application/json", data, fetched_at)
-
-
-def _text(value: Any) -> str | None:
-    if value is None or isinstance(value, bool | Mapping | list):
-        return None
-    text = str(value).strip()
-    return text or None
-
-
-def _time_or_none(value: Any) -> datetime | None:
-    try:
-        return parse_time(value)
-    except TimeParseError:
-        return None
-
-
-def _code_key(code: Any) -> str:
-    """Codes compare as numbers when they are digits: 0, "0" and "00000" are one code."""
-    text = str(code).strip()
-    return str(int(text)) if text.isdigit() else text
-
-
-def _same_code(code: Any, expected: str) -> bool:
-    return _code_key(code) == _code_key(expected)
-
-
-def _is_rate_limit(code: Any) -> bool:
-    return _code_key(code) in {_code_key(c) for c in SOURCE.rate_limit_codes}

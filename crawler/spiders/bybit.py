@@ -20,7 +20,6 @@ unusable raises `ParseError`).
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Mapping
@@ -28,9 +27,22 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-from archive.normalize import TimeParseError, format_time, parse_time
+from archive.normalize import format_time
 from archive.records import ParseError, RawResponse, Record
-from crawler.spiders.common import ApiSource, Category, EnvelopeError, ListPage
+from crawler.spiders.common import (
+    ApiSource,
+    Category,
+    ListPage,
+    UnusableItemError,
+    check_code,
+    int_or_none,
+    json_raw,
+    load_json,
+    read_items,
+    split_body,
+    text_or_none,
+    time_or_none,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +86,6 @@ _EXTRA_TIMES = (
     ("start_date_timestamp", ("startDateTimestamp", "startDataTimestamp")),
     ("end_date_timestamp", ("endDateTimestamp", "endDataTimestamp")),
 )
-_HTML_TAG = re.compile(r"<(?:[a-zA-Z][a-zA-Z0-9]*\b[^>]*|/[a-zA-Z][a-zA-Z0-9]*\s*)>")
 
 
 def _locale(language: str) -> str:
@@ -103,36 +114,23 @@ def list_url(page: int, *, category: str | None = None, language: str = "en") ->
 
 def check_envelope(data: Any, url: str) -> None:
     """Raise EnvelopeError when the answer's `retCode` is not 0."""
-    if not isinstance(data, Mapping) or "retCode" not in data:
-        raise ParseError(url, "answer has no retCode")
-    code = data["retCode"]
-    if not _same_code(code, _OK_CODE):
-        raise EnvelopeError(
-            url, str(code), str(data.get("retMsg") or ""), rate_limited=_is_rate_limit(code)
-        )
+    check_code(data, url, SOURCE, _OK_CODE, code="retCode", message="retMsg")
 
 
 def parse_list(
     body: bytes | str, url: str, *, fetched_at: datetime, language: str = "en"
 ) -> ListPage:
     """One list answer: a record per announcement, its description as the body."""
-    data = _load(body, url)
+    data = load_json(body, url)
     check_envelope(data, url)
     result = data.get("result")
     if not isinstance(result, Mapping) or not isinstance(result.get("list"), list):
         raise ParseError(url, "result.list is not a list")
     items: list[Any] = result["list"]
-    raw = _raw(body, url, fetched_at)
-    records: list[Record] = []
-    for index, item in enumerate(items):
-        try:
-            records.append(_record(item, language, raw))
-        except _UnusableItemError as skip:
-            logger.warning("bybit: skipped item %d on %s: %s", index, url, skip)
-    if items and not records:
-        raise ParseError(url, f"none of the {len(items)} items could be read")
+    raw = json_raw(body, url, fetched_at)
+    records = read_items(items, url, SOURCE.source, lambda item: _record(item, language, raw))
     page, limit = _page_of(url)
-    total = _int_or_none(result.get("total"))
+    total = int_or_none(result.get("total"))
     # Without a total, only a short page shows the end.
     has_more = (bool(items) and page * limit < total) if total is not None else len(items) >= limit
     return ListPage(records=records, has_more=has_more, total=total)
@@ -141,36 +139,32 @@ def parse_list(
 # --- helpers --------------------------------------------------------------------------------
 
 
-class _UnusableItemError(Exception):
-    """One list item that cannot become a record; the rest of the page still can."""
-
-
 def _record(item: Any, language: str, raw: RawResponse) -> Record:
     if not isinstance(item, Mapping):
-        raise _UnusableItemError("not an object")
-    url = _text(item.get("url"))
+        raise UnusableItemError("not an object")
+    url = text_or_none(item.get("url"))
     external_id = _external_id(url) if url else None
     if not url or not external_id:
-        raise _UnusableItemError(f"no article URL ({item.get('url')!r})")
-    title = _text(item.get("title"))
+        raise UnusableItemError(f"no article URL ({item.get('url')!r})")
+    title = text_or_none(item.get("title"))
     if not title:
-        raise _UnusableItemError(f"{external_id}: no title")
-    published_at = _time_or_none(item.get("publishTime"))
+        raise UnusableItemError(f"{external_id}: no title")
+    published_at = time_or_none(item.get("publishTime"))
     if published_at is None:
-        raise _UnusableItemError(
+        raise UnusableItemError(
             f"{external_id}: unreadable publishTime {item.get('publishTime')!r}"
         )
     kind: Mapping[str, Any] = item["type"] if isinstance(item.get("type"), Mapping) else {}
-    key = _text(kind.get("key"))
+    key = text_or_none(kind.get("key"))
     known = SOURCE.categories.get(key) if key else None
-    extra: dict[str, Any] = {"type_key": key, "type_title": _text(kind.get("title"))}
+    extra: dict[str, Any] = {"type_key": key, "type_title": text_or_none(kind.get("title"))}
     for name, fields in _EXTRA_TIMES:
         value = next((item[f] for f in fields if item.get(f) is not None), None)
-        moment = _time_or_none(value)
+        moment = time_or_none(value)
         if moment is not None:
             extra[name] = format_time(moment)
     tags: list[Any] = item["tags"] if isinstance(item.get("tags"), list) else []
-    body_html, body_text = _body(item.get("description"))
+    body_html, body_text = split_body(item.get("description"))
     return Record(
         source=SOURCE.source,
         kind="announcement",
@@ -183,7 +177,7 @@ def _record(item: Any, language: str, raw: RawResponse) -> Record:
         published_at=published_at,
         category=key,
         event_type=known.event_type if known else None,
-        tags=[t for t in (_text(tag) for tag in tags) if t],
+        tags=[t for t in (text_or_none(tag) for tag in tags) if t],
         extra=extra,
         raw=raw,
         seen_at=raw.fetched_at,
@@ -198,66 +192,8 @@ def _external_id(url: str) -> str | None:
     return uid.group(1).lower() if uid else segments[-1]
 
 
-def _body(description: Any) -> tuple[str | None, str | None]:
-    """(body_html, body_text): the description is plain text unless it holds tags."""
-    text = description if isinstance(description, str) else None
-    if text and _HTML_TAG.search(text):
-        return text, None
-    return None, text
-
-
 def _page_of(url: str) -> tuple[int, int]:
     query = parse_qs(urlsplit(url).query)
-    page = _int_or_none((query.get("page") or ["1"])[0]) or 1
-    limit = _int_or_none((query.get("limit") or [""])[0]) or SOURCE.page_size
+    page = int_or_none((query.get("page") or ["1"])[0]) or 1
+    limit = int_or_none((query.get("limit") or [""])[0]) or SOURCE.page_size
     return page, limit
-
-
-def _load(body: bytes | str, url: str) -> Any:
-    try:
-        return json.loads(body)
-    except ValueError as exc:
-        raise ParseError(url, f"not JSON: {exc}") from exc
-
-
-def _raw(body: bytes | str, url: str, fetched_at: datetime) -> RawResponse:
-    # Parsers only see answers the spider got with status 200; it may replace this.
-    data = body.encode() if isinstance(body, str) else body
-    return RawResponse(url, 200, "application/json", data, fetched_at)
-
-
-def _text(value: Any) -> str | None:
-    if value is None or isinstance(value, bool | Mapping | list):
-        return None
-    text = str(value).strip()
-    return text or None
-
-
-def _time_or_none(value: Any) -> datetime | None:
-    try:
-        return parse_time(value)
-    except TimeParseError:
-        return None
-
-
-def _int_or_none(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def _code_key(code: Any) -> str:
-    """Codes compare as numbers when they are digits: 0 and "0" are one code."""
-    text = str(code).strip()
-    return str(int(text)) if text.isdigit() else text
-
-
-def _same_code(code: Any, expected: str) -> bool:
-    return _code_key(code) == _code_key(expected)
-
-
-def _is_rate_limit(code: Any) -> bool:
-    return _code_key(code) in {_code_key(c) for c in SOURCE.rate_limit_codes}

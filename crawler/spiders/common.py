@@ -6,9 +6,18 @@ one `ApiSource` value per exchange module, never in branches on a spider's name.
 
 from __future__ import annotations
 
+import json
+import logging
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
 
-from archive.records import Record
+from archive.normalize import TimeParseError, parse_time
+from archive.records import ParseError, RawResponse, Record
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -63,3 +72,99 @@ class EnvelopeError(Exception):
         self.code = code
         self.message = message
         self.rate_limited = rate_limited
+
+
+# --- helpers the JSON parsers share ---------------------------------------------------------
+
+HTML_TAG = re.compile(r"<(?:[a-zA-Z][a-zA-Z0-9]*\b[^>]*|/[a-zA-Z][a-zA-Z0-9]*\s*)>")
+
+
+def load_json(body: bytes | str, url: str) -> Any:
+    try:
+        return json.loads(body)
+    except ValueError as exc:
+        raise ParseError(url, f"not JSON: {exc}") from exc
+
+
+def json_raw(body: bytes | str, url: str, fetched_at: datetime) -> RawResponse:
+    # Parsers only see answers the spider got with status 200; it may replace this.
+    data = body.encode() if isinstance(body, str) else body
+    return RawResponse(url, 200, "application/json", data, fetched_at)
+
+
+def text_or_none(value: Any) -> str | None:
+    if value is None or isinstance(value, bool | Mapping | list):
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def time_or_none(value: Any) -> datetime | None:
+    try:
+        return parse_time(value)
+    except TimeParseError:
+        return None
+
+
+def int_or_none(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def split_body(description: Any) -> tuple[str | None, str | None]:
+    """(body_html, body_text): a description is plain text unless it holds tags."""
+    text = description if isinstance(description, str) else None
+    if text and HTML_TAG.search(text):
+        return text, None
+    return None, text
+
+
+def _code_key(code: Any) -> str:
+    """Codes compare as numbers when they are digits: 0 and "0" are one code."""
+    text = str(code).strip()
+    return str(int(text)) if text.isdigit() else text
+
+
+def same_code(code: Any, expected: str) -> bool:
+    return _code_key(code) == _code_key(expected)
+
+
+def is_rate_limit(source: ApiSource, code: Any) -> bool:
+    return _code_key(code) in {_code_key(c) for c in source.rate_limit_codes}
+
+
+class UnusableItemError(Exception):
+    """One list item that cannot become a record; the rest of the page still can."""
+
+
+def read_items(
+    items: list[Any], url: str, source: str, make: Callable[[Any], Record]
+) -> list[Record]:
+    """A record per usable item, in order. Unusable items are skipped with a warning; a
+    page where none is usable raises ParseError (the format has changed)."""
+    records: list[Record] = []
+    for index, item in enumerate(items):
+        try:
+            records.append(make(item))
+        except UnusableItemError as skip:
+            logger.warning("%s: skipped item %d on %s: %s", source, index, url, skip)
+    if items and not records:
+        raise ParseError(url, f"none of the {len(items)} items could be read")
+    return records
+
+
+def check_code(
+    data: Any, url: str, source: ApiSource, ok: str, *, code: str = "code", message: str = "msg"
+) -> None:
+    """Raise EnvelopeError when the answer's own code field says failure."""
+    if not isinstance(data, Mapping) or code not in data:
+        raise ParseError(url, f"answer has no {code}")
+    value = data[code]
+    if not same_code(value, ok):
+        raise EnvelopeError(
+            url, str(value), str(data.get(message) or ""), rate_limited=is_rate_limit(source, value)
+        )

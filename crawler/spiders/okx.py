@@ -18,16 +18,27 @@ unusable raises `ParseError`).
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-from archive.normalize import TimeParseError, format_time, parse_time
+from archive.normalize import format_time
 from archive.records import ParseError, RawResponse, Record
-from crawler.spiders.common import ApiSource, Category, EnvelopeError, ListPage
+from crawler.spiders.common import (
+    ApiSource,
+    Category,
+    ListPage,
+    UnusableItemError,
+    check_code,
+    int_or_none,
+    json_raw,
+    load_json,
+    read_items,
+    text_or_none,
+    time_or_none,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -99,20 +110,14 @@ def list_url(page: int, *, category: str | None = None, language: str = "en") ->
 
 def check_envelope(data: Any, url: str) -> None:
     """Raise EnvelopeError when the answer's `code` is not "0"."""
-    if not isinstance(data, Mapping) or "code" not in data:
-        raise ParseError(url, "answer has no code")
-    code = data["code"]
-    if not _same_code(code, _OK_CODE):
-        raise EnvelopeError(
-            url, str(code), str(data.get("msg") or ""), rate_limited=_is_rate_limit(code)
-        )
+    check_code(data, url, SOURCE, _OK_CODE)
 
 
 def parse_list(
     body: bytes | str, url: str, *, fetched_at: datetime, language: str = "en"
 ) -> ListPage:
     """One list answer: a record per announcement (title, URL, times, no body)."""
-    data = _load(body, url)
+    data = load_json(body, url)
     check_envelope(data, url)
     pages = data.get("data")
     if not isinstance(pages, list) or len(pages) != 1 or not isinstance(pages[0], Mapping):
@@ -120,16 +125,9 @@ def parse_list(
     details = pages[0].get("details")
     if not isinstance(details, list):
         raise ParseError(url, "data[0].details is not a list")
-    raw = _raw(body, url, fetched_at)
-    records: list[Record] = []
-    for index, item in enumerate(details):
-        try:
-            records.append(_record(item, language, raw))
-        except _UnusableItemError as skip:
-            logger.warning("okx: skipped item %d on %s: %s", index, url, skip)
-    if details and not records:
-        raise ParseError(url, f"none of the {len(details)} items could be read")
-    total_pages = _int_or_none(pages[0].get("totalPage"))
+    raw = json_raw(body, url, fetched_at)
+    records = read_items(details, url, SOURCE.source, lambda item: _record(item, language, raw))
+    total_pages = int_or_none(pages[0].get("totalPage"))
     if total_pages is not None:
         has_more = bool(details) and _page_of(url) < total_pages
     else:
@@ -140,27 +138,23 @@ def parse_list(
 # --- helpers --------------------------------------------------------------------------------
 
 
-class _UnusableItemError(Exception):
-    """One list item that cannot become a record; the rest of the page still can."""
-
-
 def _record(item: Any, language: str, raw: RawResponse) -> Record:
     if not isinstance(item, Mapping):
-        raise _UnusableItemError("not an object")
-    url = _text(item.get("url"))
+        raise UnusableItemError("not an object")
+    url = text_or_none(item.get("url"))
     slug = _slug(url) if url else None
     if not url or not slug:
-        raise _UnusableItemError(f"no article URL ({item.get('url')!r})")
-    title = _text(item.get("title"))
+        raise UnusableItemError(f"no article URL ({item.get('url')!r})")
+    title = text_or_none(item.get("title"))
     if not title:
-        raise _UnusableItemError(f"{slug}: no title")
-    published_at = _time_or_none(item.get("pTime"))
+        raise UnusableItemError(f"{slug}: no title")
+    published_at = time_or_none(item.get("pTime"))
     if published_at is None:
-        raise _UnusableItemError(f"{slug}: unreadable pTime {item.get('pTime')!r}")
-    ann_type = _text(item.get("annType"))
+        raise UnusableItemError(f"{slug}: unreadable pTime {item.get('pTime')!r}")
+    ann_type = text_or_none(item.get("annType"))
     known = SOURCE.categories.get(ann_type) if ann_type else None
     extra: dict[str, Any] = {"ann_type": ann_type}
-    business = _time_or_none(item.get("businessPTime"))
+    business = time_or_none(item.get("businessPTime"))
     if business is not None:
         extra["business_ptime"] = format_time(business)
     return Record(
@@ -186,54 +180,4 @@ def _slug(url: str) -> str | None:
 
 def _page_of(url: str) -> int:
     pages = parse_qs(urlsplit(url).query).get("page") or ["1"]
-    return _int_or_none(pages[0]) or 1
-
-
-def _load(body: bytes | str, url: str) -> Any:
-    try:
-        return json.loads(body)
-    except ValueError as exc:
-        raise ParseError(url, f"not JSON: {exc}") from exc
-
-
-def _raw(body: bytes | str, url: str, fetched_at: datetime) -> RawResponse:
-    # Parsers only see answers the spider got with status 200; it may replace this.
-    data = body.encode() if isinstance(body, str) else body
-    return RawResponse(url, 200, "application/json", data, fetched_at)
-
-
-def _text(value: Any) -> str | None:
-    if value is None or isinstance(value, bool | Mapping | list):
-        return None
-    text = str(value).strip()
-    return text or None
-
-
-def _time_or_none(value: Any) -> datetime | None:
-    try:
-        return parse_time(value)
-    except TimeParseError:
-        return None
-
-
-def _int_or_none(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def _code_key(code: Any) -> str:
-    """Codes compare as numbers when they are digits: 0 and "0" are one code."""
-    text = str(code).strip()
-    return str(int(text)) if text.isdigit() else text
-
-
-def _same_code(code: Any, expected: str) -> bool:
-    return _code_key(code) == _code_key(expected)
-
-
-def _is_rate_limit(code: Any) -> bool:
-    return _code_key(code) in {_code_key(c) for c in SOURCE.rate_limit_codes}
+    return int_or_none(pages[0]) or 1
