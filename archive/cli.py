@@ -26,7 +26,7 @@ from rich.table import Table
 
 from archive import db as dbmod
 from archive.diff import UnknownDocument, history_rows, load_history, unified_diff
-from archive.export import Filters, count, export_jsonl
+from archive.export import Filters, count, export_jsonl, export_parquet
 from archive.models import TABLES
 from archive.normalize import TimeParseError, format_time, parse_time
 from archive.query import FORMATS, QueryRefused, run_query, write_rows
@@ -184,17 +184,27 @@ def export(
         bool, typer.Option("--all-versions", help="One line per version, not per document.")
     ] = False,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format", "-f", help="jsonl, or parquet (the parquet extra; needs -o FILE)."
+        ),
+    ] = "jsonl",
 ) -> None:
     """Export the archive as JSONL: one object per document (its current version).
 
     Each line has the document's identity and ref, url, published_at, first_seen_at,
     last_seen_at, version, title, body_text, category, event_type, tags, symbols and
     links. Times are UTC ISO-8601 with milliseconds. It streams, so memory stays flat.
+    `--format parquet` writes the same columns to a Parquet file (times as UTC
+    timestamps, extra as JSON text), in row groups, for pandas, Polars or DuckDB.
 
     Example:
 
         annals export --source gate --event-type delisting --since 2026-01-01 -o delistings.jsonl.gz
+        annals export --format parquet --all-versions -o versions.parquet
     """
+    _check_format(fmt, ("jsonl", "parquet"))
     if event_type and event_type not in EVENT_TYPES:
         raise fail(f"--event-type must be one of {', '.join(EVENT_TYPES)}", Exit.USAGE)
     filters = Filters(
@@ -206,7 +216,13 @@ def export(
     )
     with archive_errors():
         engine = open_readonly(db)
-        if output == "-":
+        if fmt == "parquet":
+            if output == "-":
+                raise fail("--format parquet writes a file: give -o FILE.parquet", Exit.USAGE)
+            if Path(output).exists() and not force:
+                raise fail(f"{output} exists; pass --force to overwrite it", Exit.REFUSED)
+            written = export_parquet(engine, Path(output), filters, all_versions=all_versions)
+        elif output == "-":
             written = export_jsonl(engine, sys.stdout.buffer, filters, all_versions=all_versions)
             sys.stdout.buffer.flush()
         else:
@@ -418,12 +434,58 @@ def db_upgrade(db: DbOption = None) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
     with archive_errors():
         engine = dbmod.make_engine(url)
-        before, after = dbmod.upgrade(engine)
+        try:
+            before, after = dbmod.upgrade(engine)
+        finally:
+            engine.dispose()
     where = dbmod.display(url)
     if before == after:
         typer.echo(f"{where} is already at schema revision {after}")
     else:
         typer.echo(f"{where}: schema revision {before or 'none'} -> {after}")
+
+
+@db_app.command("copy")
+def db_copy(
+    from_: Annotated[
+        str, typer.Option("--from", help="The archive to copy: a SQLite path or a database URL.")
+    ],
+    to: Annotated[
+        str, typer.Option("--to", help="Where to: a new SQLite file or an empty database.")
+    ],
+    batch: Annotated[int, typer.Option(help="Rows per transaction.", min=1)] = 2000,
+) -> None:
+    """Copy an archive between SQLite and PostgreSQL, keeping every id; verify it.
+
+    The target is created when missing. A copy that was interrupted continues where it
+    stopped when run again. At the end the row counts of every table and the content
+    hashes of every document are compared. Copy a quiet archive (no crawl running).
+
+    Example:
+
+        annals db copy --from annals.db --to postgresql+psycopg://annals@db.internal/annals
+    """
+    from archive.copy import CopyRefused, copy_archive
+
+    def said(table: str, done: int, total: int) -> None:
+        if done == total:
+            err.print(f"{table}: {done} rows")
+
+    with archive_errors():
+        try:
+            report = copy_archive(
+                dbmod.resolve_url(from_), dbmod.resolve_url(to), batch=batch, progress=said
+            )
+        except CopyRefused as exc:
+            raise fail(str(exc), Exit.REFUSED) from None
+    copied = sum(report.copied.values())
+    resumed = sum(report.resumed.values())
+    again = f" ({resumed} were there from an earlier run)" if resumed else ""
+    typer.echo(
+        f"copied {copied} rows to {dbmod.display(dbmod.resolve_url(to))}{again}; verified: "
+        f"row counts of {len(report.counts)} tables and the content hashes of "
+        f"{report.documents} documents match"
+    )
 
 
 # --- entry point ------------------------------------------------------------------------------

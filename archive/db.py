@@ -5,7 +5,13 @@ The engine is always passed in; nothing here runs at import time.
 
 from __future__ import annotations
 
+import atexit
+import functools
 import os
+import shutil
+import tempfile
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
@@ -58,16 +64,15 @@ def make_engine(
 ) -> Engine:
     """An engine for `url`. SQLite gets WAL, a busy timeout, foreign keys, and write
     transactions that take the write lock up front (BEGIN IMMEDIATE), so two writers
-    queue on the busy timeout instead of failing half-way through a batch."""
+    queue on the busy timeout instead of failing half-way through a batch. PostgreSQL
+    writers queue the same way on an advisory lock (_postgres_engine)."""
     parsed = make_url(url)
+    if parsed.get_backend_name() == "postgresql":
+        return _postgres_engine(url, readonly=readonly, busy_timeout_ms=busy_timeout_ms)
     if parsed.get_backend_name() != "sqlite":
-        options: dict[str, Any] = {}
-        if readonly:
-            options["postgresql_readonly"] = True
-        engine = sa.create_engine(
+        return sa.create_engine(
             url, json_serializer=_dumps, json_deserializer=orjson.loads, pool_pre_ping=True
         )
-        return engine.execution_options(**options) if options else engine
 
     path = sqlite_path(url)
     connect_args: dict[str, Any] = {"timeout": busy_timeout_ms / 1000}
@@ -103,14 +108,76 @@ def make_engine(
     return engine
 
 
+# Advisory lock keys (any 64-bit numbers; advisory locks are per database, so two
+# archives on one server never share them).
+PG_WRITE_LOCK = 0x616E6E616C7301  # held by every write transaction
+PG_CRAWL_LOCK = 0x616E6E616C7302  # held by a crawl for its whole session (crawler.lock)
+
+
+def _postgres_engine(url: str, *, readonly: bool, busy_timeout_ms: int) -> Engine:
+    """PostgreSQL: a read-only engine's transactions are READ ONLY; a writer's take the
+    archive's write lock first.
+
+    Why one lock for all writers, not per-row `INSERT ... ON CONFLICT`: a batch reads
+    the documents' versions, decides in memory which content is new, which is a revert
+    and which number the next version gets, then writes. Two writers deciding on one
+    snapshot would both take version N+1 of a document (or both create it), and
+    ON CONFLICT DO NOTHING would silently drop one of two different texts. Holding
+    pg_advisory_xact_lock from the first statement makes writers queue as SQLite's
+    BEGIN IMMEDIATE does, so a batch always decides on what the batches before it
+    committed. A batch takes milliseconds, and readers (MVCC) never wait on it.
+    `lock_timeout` bounds the wait; the store retries then reports, as on SQLite.
+    """
+    if readonly:
+        # A reader serves one command (query, export, ...): its connections close when
+        # it is done with them instead of waiting in a pool for a garbage collector.
+        reader = sa.create_engine(
+            url, json_serializer=_dumps, json_deserializer=orjson.loads, poolclass=sa.NullPool
+        )
+        return reader.execution_options(postgresql_readonly=True)
+    engine = sa.create_engine(
+        url, json_serializer=_dumps, json_deserializer=orjson.loads, pool_pre_ping=True
+    )
+
+    @sa.event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        if conn.get_execution_options().get("annals_read", False):
+            return
+        conn.exec_driver_sql(f"SET LOCAL lock_timeout = {int(busy_timeout_ms)}")
+        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({PG_WRITE_LOCK})")
+
+    return engine
+
+
 # --- schema state -----------------------------------------------------------------------------
+
+
+@functools.cache
+def _migrations() -> Path:
+    """The migration scripts' folder. Alembic reads them as files; inside a zipped egg (a
+    Scrapyd deployment) they are not, so they are copied out once per process."""
+    if MIGRATIONS.is_dir():
+        return MIGRATIONS
+    target = Path(tempfile.mkdtemp(prefix="annals-migrations-"))
+    atexit.register(shutil.rmtree, target, ignore_errors=True)
+
+    def copy(node: Traversable, into: Path) -> None:
+        for child in node.iterdir():
+            if child.is_dir():
+                (into / child.name).mkdir()
+                copy(child, into / child.name)
+            elif not child.name.endswith((".pyc", ".pyo")):
+                (into / child.name).write_bytes(child.read_bytes())
+
+    copy(resources.files("archive") / "migrations", target)
+    return target
 
 
 def _alembic_config(url: str) -> Any:
     from alembic.config import Config
 
     config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("script_location", str(_migrations()))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return config
 

@@ -57,6 +57,8 @@ def run_query(engine: Engine, sql: str) -> tuple[list[str], Iterator[Sequence[An
     refuses anything but reading. PostgreSQL: a READ ONLY transaction.
     """
     conn = engine.connect()
+    if conn.dialect.name == "postgresql":
+        return _run_postgres(conn, sql)
     try:
         if conn.dialect.name == "sqlite":
             _driver(conn).set_authorizer(_authorizer)
@@ -80,12 +82,48 @@ def run_query(engine: Engine, sql: str) -> tuple[list[str], Iterator[Sequence[An
     return columns, rows()
 
 
+def _run_postgres(conn: Connection, sql: str) -> tuple[list[str], Iterator[Sequence[Any]]]:
+    """The statement in a READ ONLY transaction, as one statement: psycopg's `stream` uses
+    the extended protocol, which refuses "SELECT 1; COMMIT; DELETE ..." whole (a second
+    statement after a COMMIT would run outside the read-only transaction). The text is
+    passed without parameters, so a `%` in it is only a character. Rows stream from the
+    server, one at a time."""
+    import psycopg
+
+    driver = _driver(conn)
+    driver.read_only = True  # the transaction psycopg begins is BEGIN ... READ ONLY
+    cursor = driver.cursor()
+    stream = cursor.stream(sql)
+    try:
+        first = next(stream, None)
+    except psycopg.Error as exc:
+        conn.close()
+        raise _explain(exc) from exc
+    except Exception:
+        conn.close()
+        raise
+    columns = [column.name for column in cursor.description or []]
+
+    def rows() -> Iterator[Sequence[Any]]:
+        try:
+            if first is not None:
+                yield first
+                yield from stream
+        except psycopg.Error as exc:
+            raise _explain(exc) from exc
+        finally:
+            cursor.close()
+            conn.close()
+
+    return columns, rows()
+
+
 def _driver(conn: Connection) -> Any:
     return conn.connection.driver_connection
 
 
-def _explain(exc: DBAPIError) -> ArchiveError:
-    message = str(exc.orig).strip()
+def _explain(exc: Exception) -> ArchiveError:
+    message = str(exc.orig if isinstance(exc, DBAPIError) else exc).strip()
     lowered = message.lower()
     if (
         "not authorized" in lowered
@@ -97,7 +135,7 @@ def _explain(exc: DBAPIError) -> ArchiveError:
         return QueryRefused(
             f"refused: `annals query` only reads the archive ({message}); nothing was changed"
         )
-    if "one statement at a time" in lowered:
+    if "one statement at a time" in lowered or "multiple commands" in lowered:
         return QueryRefused("refused: `annals query` runs one statement at a time")
     return QueryFailed(f"query failed: {message}")
 

@@ -22,7 +22,7 @@ import itertools
 import logging
 import zlib
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import astuple, dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
@@ -40,6 +40,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
+from archive import search
 from archive.db import ArchiveError
 from archive.models import TABLES
 from archive.normalize import (
@@ -240,7 +241,8 @@ def _is_busy(exc: BaseException) -> bool:
     if not isinstance(exc, OperationalError):
         return False
     message = str(exc.orig).lower()
-    return "database is locked" in message or "database is busy" in message
+    # SQLite's busy timeout, or PostgreSQL's lock_timeout on the write lock (archive.db).
+    return any(m in message for m in ("database is locked", "database is busy", "lock timeout"))
 
 
 # SQLite allows 32766 bound values per statement; stay well under it.
@@ -307,14 +309,23 @@ class Store:
         self.engine = engine
         self.busy_attempts = busy_attempts
         self.busy_wait_max = busy_wait_max
+        self._planned_for: float | None = None  # PostgreSQL: documents at the last ANALYZE
+        self._grown = 0  # documents this store added since
 
     # --- crawl runs ---------------------------------------------------------------------------
 
-    def start_run(self, spider: str, started_at: datetime | None = None) -> int:
+    def start_run(
+        self,
+        spider: str,
+        started_at: datetime | None = None,
+        counters: dict[str, Any] | None = None,
+    ) -> int:
         row = {"spider": spider, "started_at": started_at or utcnow(), "status": "running"}
         return self._retrying(
             lambda conn: conn.execute(
-                crawl_runs.insert().values(**row, counters={}).returning(crawl_runs.c.id)
+                crawl_runs.insert()
+                .values(**row, counters=counters or {})
+                .returning(crawl_runs.c.id)
             ).scalar_one()
         )
 
@@ -327,9 +338,12 @@ class Store:
         self._retrying(lambda conn: conn.execute(query))
 
     def latest_runs(self, spider: str, before_id: int, limit: int = 100) -> list[Any]:
-        """The spider's runs before `before_id`, newest first: (id, status, started_at)."""
+        """The spider's runs before `before_id`, newest first: (id, status, started_at,
+        counters)."""
         query = (
-            sa.select(crawl_runs.c.id, crawl_runs.c.status, crawl_runs.c.started_at)
+            sa.select(
+                crawl_runs.c.id, crawl_runs.c.status, crawl_runs.c.started_at, crawl_runs.c.counters
+            )
             .where(crawl_runs.c.spider == spider, crawl_runs.c.id < before_id)
             .order_by(crawl_runs.c.id.desc())
             .limit(limit)
@@ -337,18 +351,36 @@ class Store:
         with self.engine.connect().execution_options(annals_read=True) as conn:
             return list(conn.execute(query).all())
 
-    def mark_interrupted(self, spider: str, before_id: int) -> int:
-        """Runs of `spider` still "running" from a process that died: say so."""
-        query = (
-            crawl_runs.update()
-            .where(
-                crawl_runs.c.spider == spider,
-                crawl_runs.c.id < before_id,
-                crawl_runs.c.status == "running",
-            )
-            .values(status="interrupted", counters={"close_reason": "process died"})
+    def mark_interrupted(self, spider: str, before_id: int, keep: Sequence[int] = ()) -> int:
+        """Runs of `spider` still "running" from a process that died: say so, keeping
+        what their counters say (a shared crawl's round). `keep`: ids of runs known to be
+        alive (the other workers of a shared crawl)."""
+        dead = sa.select(crawl_runs.c.id, crawl_runs.c.counters).where(
+            crawl_runs.c.spider == spider,
+            crawl_runs.c.id < before_id,
+            crawl_runs.c.status == "running",
+            crawl_runs.c.id.not_in(list(keep)),
         )
-        return int(self._retrying(lambda conn: conn.execute(query).rowcount or 0))
+        update = (
+            crawl_runs.update()
+            .where(crawl_runs.c.id == sa.bindparam("run_id"))
+            .values(
+                status="interrupted",
+                counters=sa.bindparam("said", type_=crawl_runs.c.counters.type),
+            )
+        )
+
+        def mark(conn: Connection) -> int:
+            found = conn.execute(dead).all()
+            if found:
+                said = [
+                    {"run_id": i, "said": {**(c or {}), "close_reason": "process died"}}
+                    for i, c in found
+                ]
+                conn.execute(update, said)
+            return len(found)
+
+        return self._retrying(mark)
 
     def known(self, keys: Sequence[Identity]) -> dict[Identity, Known]:
         """The archived documents among `keys`, with their current title and extra."""
@@ -404,7 +436,32 @@ class Store:
             return BatchResult()
         now = utcnow()
         prepared = [prepare(i, now) if isinstance(i, Record) else i for i in items]
-        return self._retrying(lambda conn: self._write(conn, prepared, run_id, now))
+        result = self._retrying(lambda conn: self._write(conn, prepared, run_id, now))
+        if self.engine.dialect.name == "postgresql" and result.new_documents:
+            self._keep_statistics(result.new_documents)
+        return result
+
+    def _keep_statistics(self, added: int) -> None:
+        """PostgreSQL looks documents up by identity with a plan made from the table's
+        statistics. Autovacuum refreshes them, but a bulk load (a first crawl, a backfill)
+        outruns it: planned for an empty table, each lookup scans every document of a
+        source. So the store analyzes the tables each time it has doubled them (a few
+        times in all, a few hundred milliseconds each)."""
+        if self._planned_for is None:
+            with self.engine.connect().execution_options(annals_read=True) as conn:
+                rows = conn.exec_driver_sql(
+                    "SELECT reltuples FROM pg_class WHERE relname = 'documents'"
+                ).scalar()
+            self._planned_for = max(float(rows or 0), 0.0)
+        self._grown += added
+        if self._grown < max(1000.0, self._planned_for):
+            return
+        with self.engine.connect().execution_options(
+            isolation_level="AUTOCOMMIT", annals_read=True
+        ) as conn:
+            conn.exec_driver_sql("ANALYZE documents, versions, snapshots")
+        self._planned_for += self._grown
+        self._grown = 0
 
     def _retrying(self, fn: Callable[[Connection], T]) -> T:
         retrying = Retrying(
@@ -471,6 +528,8 @@ class Store:
         for item in items:
             if isinstance(item, Removed):
                 result.removed += self._mark_removed(conn, item, now)
+        # The full-text index follows each document's current version, in this transaction.
+        search.sync(conn, [plan.states[key].id for key in plan.latest])
         return result
 
     # --- snapshots ------------------------------------------------------------------------------
@@ -672,8 +731,3 @@ class Store:
 
 def _sha(raw: RawResponse) -> str:
     return hashlib.sha256(raw.body).hexdigest()
-
-
-def _chunks(seq: Sequence[T], size: int) -> Iterator[Sequence[T]]:
-    for start in range(0, len(seq), size):
-        yield seq[start : start + size]

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
+import sqlalchemy as sa
 import typer
 from scrapy.crawler import AsyncCrawlerProcess, Crawler
 from scrapy.settings import Settings
@@ -174,9 +175,12 @@ DEMO_SETTINGS = {
 DEMO_QUERY = """
 SELECT d.source, d.published_at, v.event_type, v.title
 FROM documents d JOIN versions v ON v.document_id = d.id AND v.version = d.current_version
-WHERE d.kind = 'announcement' AND json_extract(v.extra, '$.listing_only') IS NULL
+WHERE d.kind = 'announcement' AND {listing_only} IS NULL
 ORDER BY d.published_at DESC LIMIT 8
 """.strip()
+# The one dialect difference in the sample query: reading a member of a JSON column.
+LISTING_ONLY = {"sqlite": "json_extract(v.extra, '$.listing_only')"}
+LISTING_ONLY_PG = "v.extra ->> 'listing_only'"
 
 
 def demo(
@@ -216,10 +220,12 @@ def demo(
         typer.echo(summary_line(name, status, run_id, counters))
     where = dbmod.display(url)
     typer.echo(f"\nThe archive is {where}. A sample query:\n")
-    typer.echo(f'annals query --db {where} "{" ".join(DEMO_QUERY.split())}"\n')
+    backend = sa.engine.make_url(url).get_backend_name()
+    sample = DEMO_QUERY.format(listing_only=LISTING_ONLY.get(backend, LISTING_ONLY_PG))
+    typer.echo(f'annals query --db {where} "{" ".join(sample.split())}"\n')
     from archive.cli import query
 
-    query(DEMO_QUERY, db=url, fmt="table")
+    query(sample, db=url, fmt="table")
     typer.echo(
         f"\nNext: annals history gate:announcement:51322:en --db {where}, "
         f"annals export --db {where} | head -1, annals stats --db {where}"

@@ -106,13 +106,6 @@ class Mirror:
             self.hits.append(Hit(method, parsed.path, query, body, status, time.monotonic()))
         return route
 
-    def count(self, path_prefix: str = "/", method: str | None = None) -> int:
-        return sum(
-            1
-            for hit in self.hits
-            if hit.path.startswith(path_prefix) and (method is None or hit.method == method)
-        )
-
 
 def _decode_body(raw: bytes, content_type: str) -> dict[str, Any]:
     if not raw:

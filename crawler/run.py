@@ -19,9 +19,10 @@ from archive.store import Known, Store
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
 
+    from crawler.frontier import Frontier
+
 logger = logging.getLogger(__name__)
 
-STATUSES = ("running", "finished", "partial", "blocked", "failed", "interrupted")
 # Runs that walked their listings to the end; the others may have stopped half-way.
 COMPLETE = frozenset({"finished", "partial", "blocked"})
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -41,7 +42,8 @@ class RunContext:
         self.busy_attempts = busy_attempts
         self.recheck = timedelta(days=recheck_days)
         self.exclusive = exclusive  # this process holds the crawl lock (annals crawl)
-        self.resume_after: datetime | None = None
+        self.frontier: Frontier | None = None  # a shared crawl's round (crawler.frontier)
+        self._resume_after: datetime | None = None
         self.start_error: ArchiveError | None = None
         self._store: Store | None = None
         self.run_id: int | None = None
@@ -60,34 +62,62 @@ class RunContext:
         if self.start_error is not None:
             raise self.start_error
         if self.run_id is None:
+            frontier = self.frontier
+            tag = {"frontier": frontier.ref} if frontier else None
             try:
-                self.run_id = self.store.start_run(spider)
+                self.run_id = self.store.start_run(spider, counters=tag)
             except ArchiveError as exc:
                 self.start_error = exc
                 raise
-            self.resume_after = self._resume_point(spider, self.run_id)
-            if self.exclusive:
-                # Holding the lock, no other run can be alive: a "running" one was killed.
-                self.store.mark_interrupted(spider, self.run_id)
+            if frontier is None:
+                self._resume_after = self._resume_point(spider, self.run_id)
+                if self.exclusive:
+                    # Holding the lock, no other run can be alive: a "running" one was killed.
+                    self.store.mark_interrupted(spider, self.run_id)
+            elif frontier.seeder:
+                # A round opens only when no worker of the spider is alive: every
+                # "running" run but this round's belongs to a process that died.
+                runs = self.store.latest_runs(spider, self.run_id)
+                ours = [r.id for r in runs if _unit(r) == frontier.ref]
+                self.store.mark_interrupted(spider, self.run_id, keep=ours)
+                frontier.publish_resume(self._resume_point(spider, self.run_id, frontier.ref))
         return self.run_id
 
-    def _resume_point(self, spider: str, run_id: int) -> datetime | None:
-        """None when the previous run walked its listings to the end. Otherwise (it was
-        killed, interrupted or failed) the start of the last run that did, or the epoch:
+    def _resume_point(
+        self, spider: str, run_id: int, this_round: str | None = None
+    ) -> datetime | None:
+        """None when the previous crawl walked its listings to the end. Otherwise (it was
+        killed, interrupted or failed) the start of the last crawl that did, or the epoch:
         this run then keeps paging past known items down to that time, so it finds what
-        the broken run never reached."""
-        runs = self.store.latest_runs(spider, run_id)
-        if not runs or runs[0].status in COMPLETE:
+        the broken crawl never reached.
+
+        A crawl is one run, or the runs of one round of a shared frontier (all its
+        workers' runs, `counters.frontier`): it is complete only when all of them are."""
+        units: dict[str, list[Any]] = {}
+        for run in self.store.latest_runs(spider, run_id):
+            if this_round is None or _unit(run) != this_round:
+                units.setdefault(_unit(run), []).append(run)
+        if not units:
             return None
-        complete = next((r for r in runs if r.status in COMPLETE), None)
-        point = complete.started_at if complete else EPOCH
+        crawls = list(units.values())  # newest first, as the runs came
+        complete = [all(r.status in COMPLETE for r in crawl) for crawl in crawls]
+        if complete[0]:
+            return None
+        done = next((c for c, ok in zip(crawls, complete, strict=True) if ok), None)
+        point = min(r.started_at for r in done) if done else EPOCH
         logger.warning(
-            "%s: the previous run did not finish (%s): walking the listings back to %s",
+            "%s: the previous crawl did not finish (%s): walking the listings back to %s",
             spider,
-            runs[0].status,
-            point.isoformat() if complete else "the beginning",
+            ", ".join(sorted({r.status for r in crawls[0]})),
+            point.isoformat() if done else "the beginning",
         )
         return point
+
+    @property
+    def resume_after(self) -> datetime | None:
+        if self.frontier is not None and not self.frontier.seeder:
+            return self.frontier.resume_point()  # the round's, decided by its seeder
+        return self._resume_after
 
     def repairing(self, oldest_on_page: datetime | None) -> bool:
         """Keep paging in repair mode while the page is newer than the resume point."""
@@ -96,6 +126,18 @@ class RunContext:
         return oldest_on_page is None or oldest_on_page >= self.resume_after
 
     def finish(self, status: str, counters: dict[str, Any]) -> None:
+        if self.frontier is not None:
+            counters = {**counters, "frontier": self.frontier.ref}
+            if (
+                status == "failed"
+                and not self.frontier.seeder
+                and not counters.get("requests")
+                and not counters.get("errors")
+                and counters.get("close_reason") == "finished"
+            ):
+                # A worker that found the round's work all taken by the others did its
+                # part: a run that fetched nothing fails only when it had to fetch.
+                status = "finished"
         self.status, self.counters = status, counters
         if self.run_id is not None:
             self.store.finish_run(self.run_id, status, counters)
@@ -126,5 +168,16 @@ def run_context(crawler: Crawler) -> RunContext:
             busy_timeout_ms=settings.getint("ANNALS_BUSY_TIMEOUT_MS", BUSY_TIMEOUT_MS),
             busy_attempts=settings.getint("ANNALS_BUSY_ATTEMPTS", 8),
         )
+        from crawler.frontier import frontier_for
+
+        context.frontier = frontier_for(crawler)
+        if context.frontier is not None:
+            context.exclusive = False  # the round's workers run at once on purpose
         crawler.annals_run = context  # type: ignore[attr-defined]
     return context
+
+
+def _unit(run: Any) -> str:
+    """The crawl a run belongs to: its frontier round, or the run itself."""
+    counters = run.counters or {}
+    return str(counters.get("frontier") or f"run {run.id}")

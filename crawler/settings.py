@@ -21,6 +21,17 @@ ANNALS_BUSY_TIMEOUT_MS = 5000
 ANNALS_BUSY_ATTEMPTS = 8
 ANNALS_EXCLUSIVE = False  # `annals crawl` sets it: it holds the archive's crawl lock
 
+# --- several workers (crawler.frontier) -------------------------------------------------------
+# With a Redis URL, every worker of a spider shares one frontier (scrapy-redis).
+ANNALS_REDIS_URL = os.environ.get("ANNALS_REDIS_URL")  # e.g. redis://10.0.0.5:6379/0
+# A worker stops once the shared frontier has been empty this long (seconds).
+ANNALS_IDLE_SECONDS = float(os.environ.get("ANNALS_IDLE_SECONDS", "30"))
+# A worker whose heartbeat is older than this (seconds) is taken for dead.
+ANNALS_FRONTIER_TTL = 15.0
+# The first part of the frontier's Redis keys: two archives can share one Redis.
+ANNALS_FRONTIER_KEY = os.environ.get("ANNALS_FRONTIER_KEY", "annals")
+ADDONS = {"crawler.frontier.FrontierAddon": 0}
+
 # --- politeness -------------------------------------------------------------------------------
 USER_AGENT = (
     f"annals/{__version__} (+https://github.com/annals-archive/annals; announcement archive)"

@@ -19,8 +19,9 @@ runner = CliRunner()
 
 
 @pytest.fixture
-def archive(db_path: Path, store: Store, make_record: RecordFactory) -> Path:
-    """Three documents; 51322 edited once; a post linking to 51322."""
+def archive(database: str, db_path: Path, store: Store, make_record: RecordFactory) -> str:
+    """Three documents; 51322 edited once; a post linking to 51322. Its --db: the SQLite
+    file's path, or the PostgreSQL URL."""
     store.write(
         [
             make_record(
@@ -65,7 +66,7 @@ def archive(db_path: Path, store: Store, make_record: RecordFactory) -> Path:
             )
         ]
     )
-    return db_path
+    return str(db_path) if database.startswith("sqlite") else database
 
 
 def invoke(*args: str):
@@ -74,7 +75,17 @@ def invoke(*args: str):
 
 @pytest.mark.parametrize(
     "command",
-    [["query"], ["export"], ["history"], ["diff"], ["stats"], ["db", "upgrade"]],
+    [
+        ["query"],
+        ["export"],
+        ["history"],
+        ["diff"],
+        ["stats"],
+        ["db", "upgrade"],
+        ["crawl"],
+        ["demo"],
+        ["reparse"],
+    ],
 )
 def test_every_command_has_help_with_an_example(command):
     result = invoke(*command, "--help")
@@ -84,7 +95,7 @@ def test_every_command_has_help_with_an_example(command):
     assert "--db" in result.output
 
 
-def test_query_formats(archive: Path):
+def test_query_formats(archive: str):
     sql = (
         "SELECT external_id, current_version FROM documents WHERE kind = 'announcement' ORDER BY 1"
     )
@@ -106,8 +117,10 @@ def test_query_formats(archive: Path):
     assert "external_id" in as_table.stdout
 
 
-def test_query_empty_result_as_json_is_an_empty_array(archive: Path):
-    result = invoke("query", "SELECT * FROM documents WHERE 0", "--db", str(archive), "-f", "json")
+def test_query_empty_result_as_json_is_an_empty_array(archive: str):
+    result = invoke(
+        "query", "SELECT * FROM documents WHERE false", "--db", str(archive), "-f", "json"
+    )
     assert json.loads(result.stdout) == []
 
 
@@ -118,21 +131,24 @@ def test_query_empty_result_as_json_is_an_empty_array(archive: Path):
         "UPDATE versions SET title = 'x'",
         "INSERT INTO documents (source) VALUES ('x')",
         "DROP TABLE links",
-        "ATTACH DATABASE 'other.db' AS other",
+        "ATTACH DATABASE '{tmp}/other.db' AS other",
         "PRAGMA journal_mode = DELETE",
         "SELECT 1; DELETE FROM documents",
+        "COMMIT; DELETE FROM documents",
     ],
 )
-def test_query_that_writes_is_refused_and_changes_nothing(archive: Path, engine, sql):
+def test_query_that_writes_is_refused_and_changes_nothing(archive: str, engine, sql, tmp_path):
+    if sql.startswith(("PRAGMA", "ATTACH")) and engine.dialect.name != "sqlite":
+        pytest.skip("a SQLite statement: a syntax error on PostgreSQL")
     before = rows(engine, "SELECT count(*) FROM documents")[0][0]
-    result = invoke("query", sql, "--db", str(archive))
+    result = invoke("query", sql.format(tmp=tmp_path), "--db", str(archive))
     assert result.exit_code == Exit.REFUSED
     assert "refused" in result.stderr
     assert rows(engine, "SELECT count(*) FROM documents")[0][0] == before == 3
-    assert not (archive.parent / "other.db").exists()
+    assert not (tmp_path / "other.db").exists()
 
 
-def test_query_with_a_syntax_error_says_so(archive: Path):
+def test_query_with_a_syntax_error_says_so(archive: str):
     result = invoke("query", "SELEC nothing", "--db", str(archive))
     assert result.exit_code == Exit.FAILED
     assert "syntax error" in result.stderr
@@ -145,13 +161,13 @@ def test_command_on_a_missing_archive_says_how_to_create_it(tmp_path: Path):
     assert not (tmp_path / "nope.db").exists()
 
 
-def test_database_from_environment(archive: Path, monkeypatch):
+def test_database_from_environment(archive: str, monkeypatch):
     monkeypatch.setenv("ANNALS_DATABASE_URL", str(archive))
     result = invoke("query", "SELECT count(*) AS n FROM documents", "-f", "jsonl")
     assert json.loads(result.stdout) == {"n": 3}
 
 
-def test_export_one_line_per_document_with_current_version(archive: Path):
+def test_export_one_line_per_document_with_current_version(archive: str):
     result = invoke("export", "--db", str(archive))
     assert result.exit_code == 0, result.output
     lines = [json.loads(line) for line in result.stdout.splitlines()]
@@ -177,7 +193,7 @@ def test_export_one_line_per_document_with_current_version(archive: Path):
     assert "exported 3 documents" in result.stderr
 
 
-def test_export_filters_and_all_versions(archive: Path):
+def test_export_filters_and_all_versions(archive: str):
     def refs(*args: str) -> list[tuple[str, int]]:
         result = invoke("export", "--db", str(archive), *args)
         assert result.exit_code == 0, result.output
@@ -194,7 +210,7 @@ def test_export_filters_and_all_versions(archive: Path):
     assert refs("--all-versions", "--since", "2026-05-22") == [("51322", 1), ("51322", 2)]
 
 
-def test_export_to_gzip_file_and_refuse_overwrite(archive: Path, tmp_path: Path):
+def test_export_to_gzip_file_and_refuse_overwrite(archive: str, tmp_path: Path):
     out = tmp_path / "out.jsonl.gz"
     assert invoke("export", "--db", str(archive), "-o", str(out)).exit_code == 0
     with gzip.open(out, "rt") as fh:
@@ -209,12 +225,12 @@ def test_export_to_gzip_file_and_refuse_overwrite(archive: Path, tmp_path: Path)
     assert not list(tmp_path.glob("*.partial"))
 
 
-def test_export_rejects_bad_arguments(archive: Path):
+def test_export_rejects_bad_arguments(archive: str):
     assert invoke("export", "--db", str(archive), "--since", "someday").exit_code == Exit.USAGE
     assert invoke("export", "--db", str(archive), "--event-type", "rumour").exit_code == Exit.USAGE
 
 
-def test_history_lists_versions_with_first_seen(archive: Path):
+def test_history_lists_versions_with_first_seen(archive: str):
     result = invoke("history", "gate:announcement:51322:en", "--db", str(archive), "-f", "json")
     assert result.exit_code == 0, result.output
     versions = json.loads(result.stdout)
@@ -225,7 +241,7 @@ def test_history_lists_versions_with_first_seen(archive: Path):
     assert "2 *" in table.stdout
 
 
-def test_history_of_an_unknown_or_malformed_ref(archive: Path):
+def test_history_of_an_unknown_or_malformed_ref(archive: str):
     unknown = invoke("history", "gate:announcement:1", "--db", str(archive))
     assert unknown.exit_code == Exit.USAGE
     assert "no document" in unknown.stderr
@@ -234,7 +250,7 @@ def test_history_of_an_unknown_or_malformed_ref(archive: Path):
     assert "SOURCE:KIND:EXTERNAL_ID" in bad.stderr
 
 
-def test_diff_shows_the_edit(archive: Path):
+def test_diff_shows_the_edit(archive: str):
     result = invoke("diff", "gate:announcement:51322:en", "--db", str(archive))
     assert result.exit_code == 0, result.output
     assert "-Leverage from 1x to 5x." in result.stdout
@@ -247,7 +263,7 @@ def test_diff_shows_the_edit(archive: Path):
     assert "+Leverage from 1x to 5x." in explicit.stdout
 
 
-def test_diff_of_a_single_version_document(archive: Path):
+def test_diff_of_a_single_version_document(archive: str):
     result = invoke("diff", "gate:announcement:51310:en", "--db", str(archive))
     assert result.exit_code == Exit.USAGE
     assert "only version 1" in result.stderr
@@ -256,7 +272,7 @@ def test_diff_of_a_single_version_document(archive: Path):
     assert "no version 7" in missing.stderr
 
 
-def test_stats(archive: Path, store: Store):
+def test_stats(archive: str, store: Store):
     run_id = store.start_run("gate_announcements")
     store.finish_run(run_id, "finished", {"pages": 4})
     result = invoke("stats", "--db", str(archive), "--format", "json")
@@ -276,7 +292,23 @@ def test_db_upgrade_creates_then_reports_current(tmp_path: Path):
     path = tmp_path / "new" / "annals.db"
     first = invoke("db", "upgrade", "--db", str(path))
     assert first.exit_code == 0
-    assert "-> 0001" in first.stdout
+    assert "-> 0002" in first.stdout
     second = invoke("db", "upgrade", "--db", str(path))
     assert "already at schema revision" in second.stdout
     assert invoke("query", "SELECT count(*) FROM documents", "--db", str(path)).exit_code == 0
+
+
+def test_crawl_lists_its_spiders_and_refuses_unknown_ones(tmp_path: Path):
+    listed = invoke("crawl", "--list")
+    assert listed.exit_code == 0
+    names = [line.split()[0] for line in listed.stdout.splitlines()]
+    assert names == sorted(names)
+    assert {"gate_announcements", "gate_square", "binance_announcements", "okx_announcements",
+            "bybit_announcements", "bitget_announcements", "kucoin_announcements"} <= set(names)  # fmt: skip
+    unknown = invoke("crawl", "nope", "--db", str(tmp_path / "a.db"))
+    assert unknown.exit_code == Exit.USAGE
+    assert "unknown spider nope" in unknown.stderr
+    assert invoke("crawl", "--db", str(tmp_path / "a.db")).exit_code == Exit.USAGE
+    bad_arg = invoke("crawl", "gate_square", "-a", "novalue", "--db", str(tmp_path / "a.db"))
+    assert bad_arg.exit_code == Exit.USAGE
+    assert not (tmp_path / "a.db").exists()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy.engine import Connection
 
+from archive import search
 from archive.db import make_engine
 from archive.models import SQLModel
 
@@ -30,6 +31,9 @@ def _run(connection: Connection) -> None:
         # SQLite cannot ALTER most things; batch mode copies the table instead.
         render_as_batch=True,
         compare_type=True,
+        # The full-text index (FTS5 and its shadow tables) is not in the models: never
+        # let autogenerate propose dropping it.
+        include_name=search.include_name,
     )
     with context.begin_transaction():
         context.run_migrations()
