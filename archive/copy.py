@@ -23,8 +23,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from archive import db as dbmod
+from archive.bulk import insert_many
 from archive.models import TABLES
-from archive.store import insert_many
 
 logger = logging.getLogger(__name__)
 

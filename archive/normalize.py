@@ -10,13 +10,14 @@ import hashlib
 import re
 import unicodedata
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 
 import orjson
 from dateutil import parser as dateparser
 from lxml import etree, html
 
-from archive.records import EVENT_TYPES
+from archive.records import EVENT_TYPES, Identity, Record
 
 # --- text -----------------------------------------------------------------------------------
 
@@ -403,3 +404,56 @@ def classify_event(title: str | None, hint: str | None = None) -> str:
         if pattern.search(title):
             return event
     return "other"
+
+
+# --- a record as the store sees it -----------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Prepared:
+    """A record with its reader-visible content normalized and hashed."""
+
+    record: Record
+    identity: Identity
+    title: str | None
+    body_text: str
+    tags: list[str]
+    symbols: list[str]
+    category: str | None
+    author: str | None
+    event_type: str
+    content_hash: str
+    seen_at: datetime
+
+
+def prepare(record: Record, now: datetime | None = None) -> Prepared:
+    """Normalize a record and compute its content hash (no database)."""
+    title = clean_title(record.title)
+    if record.body_text is not None:
+        body_text = normalize_text(record.body_text)
+    else:
+        body_text = html_to_text(record.body_html)
+    tags = clean_tags(record.tags)
+    category = normalize_text(record.category) or None
+    author = normalize_text(record.author) or None
+    symbols = (
+        list(dict.fromkeys(record.symbols))
+        if record.symbols is not None
+        else extract_symbols(title, body_text)
+    )
+    return Prepared(
+        record=record,
+        identity=record.identity,
+        title=title,
+        body_text=body_text,
+        tags=tags,
+        symbols=symbols,
+        category=category,
+        author=author,
+        event_type=classify_event(title, record.event_type),
+        content_hash=content_hash(title, body_text, category, tags, author, record.published_at),
+        seen_at=record.seen_at
+        or (record.raw.fetched_at if record.raw else None)
+        or now
+        or utcnow(),
+    )

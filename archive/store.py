@@ -18,7 +18,6 @@ whose page may differ only in a view counter, adds no snapshot.
 from __future__ import annotations
 
 import hashlib
-import itertools
 import logging
 import zlib
 from collections import defaultdict
@@ -27,9 +26,7 @@ from dataclasses import astuple, dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
-import orjson
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
 from tenacity import (
@@ -41,19 +38,10 @@ from tenacity import (
 )
 
 from archive import search
+from archive.bulk import insert_many, member_of
 from archive.db import ArchiveError
 from archive.models import TABLES
-from archive.normalize import (
-    classify_event,
-    clean_tags,
-    clean_title,
-    content_hash,
-    extract_symbols,
-    format_time,
-    html_to_text,
-    normalize_text,
-    utcnow,
-)
+from archive.normalize import Prepared, format_time, prepare, utcnow
 from archive.records import Identity, Item, Quarantined, RawResponse, Record, Removed
 
 logger = logging.getLogger(__name__)
@@ -121,56 +109,6 @@ class BatchResult:
     def add(self, other: BatchResult) -> None:
         for name in self.__dataclass_fields__:
             setattr(self, name, getattr(self, name) + getattr(other, name))
-
-
-@dataclass(slots=True)
-class Prepared:
-    """A record with its reader-visible content normalized and hashed."""
-
-    record: Record
-    identity: Identity
-    title: str | None
-    body_text: str
-    tags: list[str]
-    symbols: list[str]
-    category: str | None
-    author: str | None
-    event_type: str
-    content_hash: str
-    seen_at: datetime
-
-
-def prepare(record: Record, now: datetime | None = None) -> Prepared:
-    """Normalize a record and compute its content hash (no database)."""
-    title = clean_title(record.title)
-    if record.body_text is not None:
-        body_text = normalize_text(record.body_text)
-    else:
-        body_text = html_to_text(record.body_html)
-    tags = clean_tags(record.tags)
-    category = normalize_text(record.category) or None
-    author = normalize_text(record.author) or None
-    symbols = (
-        list(dict.fromkeys(record.symbols))
-        if record.symbols is not None
-        else extract_symbols(title, body_text)
-    )
-    return Prepared(
-        record=record,
-        identity=record.identity,
-        title=title,
-        body_text=body_text,
-        tags=tags,
-        symbols=symbols,
-        category=category,
-        author=author,
-        event_type=classify_event(title, record.event_type),
-        content_hash=content_hash(title, body_text, category, tags, author, record.published_at),
-        seen_at=record.seen_at
-        or (record.raw.fetched_at if record.raw else None)
-        or now
-        or utcnow(),
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,63 +181,6 @@ def _is_busy(exc: BaseException) -> bool:
     message = str(exc.orig).lower()
     # SQLite's busy timeout, or PostgreSQL's lock_timeout on the write lock (archive.db).
     return any(m in message for m in ("database is locked", "database is busy", "lock timeout"))
-
-
-# SQLite allows 32766 bound values per statement; stay well under it.
-_MAX_VALUES = 30_000
-
-
-def insert_many(
-    conn: Connection,
-    table: sa.Table,
-    columns: Sequence[str],
-    rows: Sequence[Sequence[Any]],
-    returning: Sequence[str] = (),
-) -> list[Any]:
-    """INSERT rows given as value sequences in `columns` order; with `returning`, give back
-    those columns of every inserted row (in no promised order: return a key with them).
-
-    On SQLite the values go straight to the DBAPI after each column's own bind
-    processor (applied column by column): SQLAlchemy's per-row parameter handling
-    costs more than the insert itself there (bench/ingest). Elsewhere it is Core's
-    executemany, whose RETURNING PostgreSQL batches natively.
-    """
-    if not rows:
-        return []
-    if conn.dialect.name != "sqlite":
-        stmt = table.insert()
-        params = [dict(zip(columns, row, strict=True)) for row in rows]
-        if returning:
-            return list(conn.execute(stmt.returning(*(table.c[c] for c in returning)), params))
-        conn.execute(stmt, params)
-        return []
-    by_column = list(zip(*rows, strict=True))
-    for i, name in enumerate(columns):
-        proc = table.c[name].type.bind_processor(conn.dialect)
-        if proc is not None:
-            by_column[i] = tuple(None if v is None else proc(v) for v in by_column[i])
-    values = list(zip(*by_column, strict=True))
-    head = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES "
-    placeholder = f"({', '.join('?' * len(columns))})"
-    if not returning:
-        conn.exec_driver_sql(head + placeholder, values)
-        return []
-    out: list[Any] = []
-    per_statement = max(1, _MAX_VALUES // len(columns))
-    for start in range(0, len(values), per_statement):
-        chunk = values[start : start + per_statement]
-        sql = f"{head}{', '.join([placeholder] * len(chunk))} RETURNING {', '.join(returning)}"
-        out.extend(conn.exec_driver_sql(sql, tuple(itertools.chain.from_iterable(chunk))).all())
-    return out
-
-
-def member_of(conn: Connection, column: sa.ColumnElement[Any], values: Sequence[Any]) -> Any:
-    """`column IN values` as one bound parameter (a JSON array read by json_each on
-    SQLite, an array on PostgreSQL): compiled once and cheap for thousands of values."""
-    if conn.dialect.name == "postgresql":
-        return column == sa.any_(sa.bindparam(None, list(values), type_=ARRAY(column.type)))
-    each = sa.func.json_each(sa.bindparam(None, orjson.dumps(list(values)).decode()))
-    return column.in_(sa.select(each.table_valued("value").c.value))
 
 
 class Store:
