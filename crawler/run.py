@@ -80,7 +80,9 @@ class RunContext:
                 runs = self.store.latest_runs(spider, self.run_id)
                 ours = [r.id for r in runs if _unit(r) == frontier.ref]
                 self.store.mark_interrupted(spider, self.run_id, keep=ours)
-                frontier.publish_resume(self._resume_point(spider, self.run_id, frontier.ref))
+                # The seeder repairs too: it walks the listings, the joiners follow.
+                self._resume_after = self._resume_point(spider, self.run_id, frontier.ref)
+                frontier.publish_resume(self._resume_after)
         return self.run_id
 
     def _resume_point(

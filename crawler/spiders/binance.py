@@ -78,16 +78,9 @@ _OK_CODE = "000000"
 _ARTICLE_TYPE = "1"  # type=1: announcements (the site's other article types are FAQ pages)
 
 
-def _locale(language: str) -> str:
-    try:
-        return SOURCE.languages[language]
-    except KeyError:
-        raise ValueError(f"binance has no {language!r} announcements") from None
-
-
 def request_headers(language: str = "en") -> dict[str, str]:
     """Headers the list and detail requests need: the site picks the language by `lang`."""
-    return {"lang": _locale(language)}
+    return {"lang": SOURCE.api_language(language)}
 
 
 def list_url(page: int, *, category: str | None = None, language: str = "en") -> str:
@@ -97,7 +90,7 @@ def list_url(page: int, *, category: str | None = None, language: str = "en") ->
     """
     if page < 1:
         raise ValueError(f"pages start at 1, not {page}")
-    _locale(language)
+    SOURCE.api_language(language)
     query: dict[str, str | int] = {"type": _ARTICLE_TYPE}
     if category is not None:
         query["catalogId"] = category
@@ -112,7 +105,7 @@ def detail_url(code: str) -> str:
 
 def article_url(code: str, language: str = "en") -> str:
     """The public announcement page of one article code."""
-    return SOURCE.article_url.format(locale=_locale(language), code=code)
+    return SOURCE.article_url.format(locale=SOURCE.api_language(language), code=code)
 
 
 def check_envelope(data: Any, url: str) -> None:

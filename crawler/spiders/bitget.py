@@ -79,16 +79,9 @@ _SITE_LOCALES = {"en": "en", "zh": "zh-CN"}  # article page path, when annUrl is
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def _api_language(language: str) -> str:
-    try:
-        return SOURCE.languages[language]
-    except KeyError:
-        raise ValueError(f"bitget has no {language!r} announcements") from None
-
-
 def request_headers(language: str = "en") -> dict[str, str]:
     """Headers a list request needs: none, the language is in the query."""
-    _api_language(language)
+    SOURCE.api_language(language)
     return {}
 
 
@@ -107,7 +100,7 @@ def list_url(
     """
     if page != 1:
         raise ValueError("bitget pages by time window: use next_window, not page numbers")
-    query: dict[str, str | int] = {"language": _api_language(language)}
+    query: dict[str, str | int] = {"language": SOURCE.api_language(language)}
     if category is not None:
         query["annType"] = category
     if start_time is not None:

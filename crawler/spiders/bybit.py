@@ -88,16 +88,9 @@ _EXTRA_TIMES = (
 )
 
 
-def _locale(language: str) -> str:
-    try:
-        return SOURCE.languages[language]
-    except KeyError:
-        raise ValueError(f"bybit has no {language!r} announcements") from None
-
-
 def request_headers(language: str = "en") -> dict[str, str]:
     """Headers a list request needs: none, the locale is in the query."""
-    _locale(language)
+    SOURCE.api_language(language)
     return {}
 
 
@@ -105,7 +98,7 @@ def list_url(page: int, *, category: str | None = None, language: str = "en") ->
     """List page `page` (1-based), of one type or of all of them."""
     if page < 1:
         raise ValueError(f"pages start at 1, not {page}")
-    query: dict[str, str | int] = {"locale": _locale(language)}
+    query: dict[str, str | int] = {"locale": SOURCE.api_language(language)}
     if category is not None:
         query["type"] = category
     query |= {"page": page, "limit": SOURCE.page_size}

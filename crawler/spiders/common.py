@@ -49,6 +49,13 @@ class ApiSource:
     block_waits: dict[str, float] = field(default_factory=dict)
     article_url: str = ""  # public article URL template, e.g. ".../announcement/{code}"
 
+    def api_language(self, language: str) -> str:
+        """The exchange's own name for one of annals' languages ("zh" -> "zh-CN")."""
+        try:
+            return self.languages[language]
+        except KeyError:
+            raise ValueError(f"{self.source} has no {language!r} announcements") from None
+
 
 @dataclass
 class ListPage:

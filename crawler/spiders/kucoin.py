@@ -75,16 +75,9 @@ SOURCE = ApiSource(
 _OK_CODE = "200000"
 
 
-def _api_language(language: str) -> str:
-    try:
-        return SOURCE.languages[language]
-    except KeyError:
-        raise ValueError(f"kucoin has no {language!r} announcements") from None
-
-
 def request_headers(language: str = "en") -> dict[str, str]:
     """Headers a list request needs: none, the language is in the query."""
-    _api_language(language)
+    SOURCE.api_language(language)
     return {}
 
 
@@ -96,7 +89,7 @@ def list_url(page: int, *, category: str | None = None, language: str = "en") ->
         "currentPage": page,
         "pageSize": SOURCE.page_size,
         "annType": category or _CATCH_ALL,
-        "lang": _api_language(language),
+        "lang": SOURCE.api_language(language),
     }
     return f"{SOURCE.list_url}?{urlencode(query)}"
 

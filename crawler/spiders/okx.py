@@ -81,16 +81,9 @@ SOURCE = ApiSource(
 _OK_CODE = "0"
 
 
-def _api_language(language: str) -> str:
-    try:
-        return SOURCE.languages[language]
-    except KeyError:
-        raise ValueError(f"okx has no {language!r} announcements") from None
-
-
 def request_headers(language: str = "en") -> dict[str, str]:
     """Headers a list request needs: OKX picks the language by `Accept-Language`."""
-    return {"Accept-Language": _api_language(language)}
+    return {"Accept-Language": SOURCE.api_language(language)}
 
 
 def list_url(page: int, *, category: str | None = None, language: str = "en") -> str:
@@ -100,7 +93,7 @@ def list_url(page: int, *, category: str | None = None, language: str = "en") ->
     """
     if page < 1:
         raise ValueError(f"pages start at 1, not {page}")
-    _api_language(language)
+    SOURCE.api_language(language)
     query: dict[str, str | int] = {}
     if category is not None:
         query["annType"] = category
