@@ -537,7 +537,10 @@ def parse_article(
         extra["created_at"] = format_time(created_at)
     if views is not None:
         extra["views"] = views
-    symbols = ticker_tags(tags) + extract_symbols(title, html_to_text(body_html))
+    # The text is made once here, for the symbols, and handed on: the store would
+    # otherwise turn the same HTML into the same text again.
+    body_text = html_to_text(body_html)
+    symbols = ticker_tags(tags) + extract_symbols(title, body_text)
     return Record(
         source=SOURCE,
         kind="announcement",
@@ -546,6 +549,7 @@ def parse_article(
         url=canonical_article_url(external_id, language),
         title=title,
         body_html=body_html,
+        body_text=body_text,
         published_at=published_at,
         category=category.name if category else None,
         event_type=category.event_type if category else None,

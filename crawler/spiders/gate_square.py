@@ -252,7 +252,8 @@ def parse_post(body: bytes | str, url: str, *, fetched_at: datetime) -> Record:
     published_at = _post_time(page, scope, fetched_at)
     if published_at is None:
         logger.warning("post %s shows no time", post_id)
-    symbols = cashtags + extract_symbols(html_to_text(body_html))
+    body_text = html_to_text(body_html)  # once, for the symbols and for the store
+    symbols = cashtags + extract_symbols(body_text)
     return Record(
         source=SOURCE,
         kind="post",
@@ -261,6 +262,7 @@ def parse_post(body: bytes | str, url: str, *, fetched_at: datetime) -> Record:
         url=canonical,
         title=None,
         body_html=body_html,
+        body_text=body_text,
         published_at=published_at,
         tags=_tags(content),
         symbols=list(dict.fromkeys(symbols)),
