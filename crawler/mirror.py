@@ -93,17 +93,31 @@ class Mirror:
             self.routes[:0] = routes
             self._reindex()
 
-    def answer(self, method: str, target: str, raw_body: bytes, content_type: str) -> Route | None:
+    def route_for(
+        self, method: str, target: str, raw_body: bytes = b"", content_type: str = ""
+    ) -> Route | None:
+        """The route that answers this request (the first that matches), or None: 404."""
         parsed = urllib.parse.urlsplit(target)
         query = dict(urllib.parse.parse_qsl(parsed.query, keep_blank_values=True))
         body = _decode_body(raw_body, content_type)
+        candidates = self._by_path.get((method, parsed.path), [])
+        return next((r for r in candidates if r.matches(method, parsed.path, query, body)), None)
+
+    def answer(self, method: str, target: str, raw_body: bytes, content_type: str) -> Route | None:
+        """route_for, and the request logged in `hits`."""
+        parsed = urllib.parse.urlsplit(target)
         with self._lock:
-            candidates = self._by_path.get((method, parsed.path), [])
-            route = next(
-                (r for r in candidates if r.matches(method, parsed.path, query, body)), None
+            route = self.route_for(method, target, raw_body, content_type)
+            self.hits.append(
+                Hit(
+                    method,
+                    parsed.path,
+                    dict(urllib.parse.parse_qsl(parsed.query, keep_blank_values=True)),
+                    _decode_body(raw_body, content_type),
+                    route.status if route else 404,
+                    time.monotonic(),
+                )
             )
-            status = route.status if route else 404
-            self.hits.append(Hit(method, parsed.path, query, body, status, time.monotonic()))
         return route
 
 

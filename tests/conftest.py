@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -218,3 +219,31 @@ def gate_mirror(mirror_dir: Path) -> Iterator[tuple[Mirror, str]]:
 
 def crawl(db: Path, base_url: str, *args: str) -> subprocess.CompletedProcess[str]:
     return annals("crawl", *args, "--db", str(db), "--base-url", base_url, *FAST)
+
+
+def mirror_file(folder: Path, url: str) -> str | None:
+    """The file, relative to `folder`, that the mirror of `folder` answers a GET of `url`
+    with (its routes.json, as crawler.mirror serves it)."""
+    route = Mirror(folder).route_for("GET", url)
+    return str(route.file.relative_to(folder)) if route and route.file else None
+
+
+@contextmanager
+def crawl_lock_held(url: str) -> Iterator[subprocess.Popen[str]]:
+    """Another process holding the archive's crawl lock, as a running crawl would."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import time; from crawler.lock import crawl_lock\n"
+         f"with crawl_lock({url!r}):\n"
+         "    print('locked', flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "locked"
+        yield holder
+    finally:
+        holder.kill()
+        holder.wait()
+        if holder.stdout is not None:
+            holder.stdout.close()

@@ -16,7 +16,7 @@ from archive.cli import Exit
 from archive.db import open_archive, resolve_url
 from archive.normalize import format_time, utcnow
 from crawler.mirror import Mirror, Route
-from tests.conftest import FIXTURES, annals, crawl
+from tests.conftest import FIXTURES, annals, crawl, crawl_lock_held
 
 pytestmark = pytest.mark.e2e
 
@@ -266,26 +266,12 @@ def test_zh_article_is_its_own_document_with_utc_time(tmp_path, gate_mirror):
 def test_overlapping_crawl_is_refused_at_once(tmp_path, gate_mirror):
     _, url = gate_mirror
     db = tmp_path / "annals.db"
-    holder = subprocess.Popen(
-        [sys.executable, "-c",
-         "import sys, time; from crawler.lock import crawl_lock\n"
-         f"with crawl_lock({resolve_url(str(db))!r}):\n"
-         "    print('locked', flush=True); time.sleep(60)"],
-        stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        assert holder.stdout is not None
-        assert holder.stdout.readline().strip() == "locked"
+    with crawl_lock_held(resolve_url(str(db))):
         started = time.monotonic()
         result = crawl(db, url, "gate_announcements")
         assert result.returncode == Exit.LOCKED
         assert "another annals crawl is running" in result.stderr
         assert time.monotonic() - started < 15
-    finally:
-        holder.kill()
-        holder.wait()
-        if holder.stdout is not None:
-            holder.stdout.close()
     assert crawl(db, url, "gate_announcements").returncode in (Exit.OK, Exit.BLOCKED)
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 from datetime import UTC, datetime
-from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
@@ -13,7 +12,7 @@ from archive.normalize import classify_event, extract_symbols, format_time
 from archive.records import ParseError, Record
 from crawler.spiders import binance
 from crawler.spiders.common import EnvelopeError, ListPage
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, mirror_file
 
 MIRROR = FIXTURES / "binance"
 FETCHED = datetime(2026, 6, 20, 12, 0, tzinfo=UTC)
@@ -21,23 +20,9 @@ LUMN = "047d70df37be53bcc3496077036ca5f7"  # listed in catalogs 48 and 49
 NIMB_AIRDROP = "8acf304e8d6029fa864a55f14a598820"  # listed in catalogs 48 and 128
 
 
-def mirror_file(url: str) -> str | None:
-    """The file the mirror answers for `url` (first matching route), as ROUTES.md says."""
-    parts = urlsplit(url)
-    query = dict(parse_qsl(parts.query))
-    for route in json.loads((MIRROR / "routes.json").read_text()):
-        wanted = route.get("query") or {}
-        if route["path"] == parts.path and all(
-            (name not in query) if value is None else query.get(name) == value
-            for name, value in wanted.items()
-        ):
-            return route["file"]
-    return None
-
-
 def list_page(name: str, page: int = 1, category: str | None = None) -> ListPage:
     url = binance.list_url(page, category=category)
-    assert mirror_file(url) == name
+    assert mirror_file(MIRROR, url) == name
     return binance.parse_list((MIRROR / name).read_bytes(), url, fetched_at=FETCHED)
 
 
@@ -220,9 +205,9 @@ def test_list_urls_match_the_mirror_routes():
         "https://www.binance.com/bapi/composite/v1/public/cms/article/list/query"
         "?type=1&catalogId=161&pageNo=2&pageSize=10"
     )
-    assert mirror_file(binance.list_url(2, category="161")) == "list_c161_p2.json"
-    assert mirror_file(binance.list_url(3)) == "list_all_p3.json"
-    assert mirror_file(binance.detail_url(LUMN)) == f"details/{LUMN}.json"
+    assert mirror_file(MIRROR, binance.list_url(2, category="161")) == "list_c161_p2.json"
+    assert mirror_file(MIRROR, binance.list_url(3)) == "list_all_p3.json"
+    assert mirror_file(MIRROR, binance.detail_url(LUMN)) == f"details/{LUMN}.json"
     assert binance.request_headers("zh") == {"lang": "zh-CN"}
     with pytest.raises(ValueError, match="pages start at 1"):
         binance.list_url(0)

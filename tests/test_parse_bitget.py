@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 from datetime import UTC, datetime
-from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
@@ -13,28 +12,14 @@ from archive.normalize import classify_event, extract_symbols, format_time
 from archive.records import ParseError
 from crawler.spiders import bitget
 from crawler.spiders.common import EnvelopeError, ListPage
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, mirror_file
 
 MIRROR = FIXTURES / "bitget"
 FETCHED = datetime(2026, 6, 18, 17, 0, tzinfo=UTC)
 
 
-def mirror_file(url: str) -> str | None:
-    """The file the mirror answers for `url` (first matching route), as ROUTES.md says."""
-    parts = urlsplit(url)
-    query = dict(parse_qsl(parts.query))
-    for route in json.loads((MIRROR / "routes.json").read_text()):
-        wanted = route.get("query") or {}
-        if route["path"] == parts.path and all(
-            (name not in query) if value is None else query.get(name) == value
-            for name, value in wanted.items()
-        ):
-            return route["file"]
-    return None
-
-
 def fetch(url: str) -> ListPage:
-    name = mirror_file(url)
+    name = mirror_file(MIRROR, url)
     assert name is not None, url
     return bitget.parse_list((MIRROR / name).read_bytes(), url, fetched_at=FETCHED)
 
@@ -46,7 +31,7 @@ def walk(category: str | None = None) -> list[tuple[str | None, ListPage]]:
     while window is not None:
         url = bitget.list_url(1, category=category, **window)
         page = fetch(url)
-        seen.append((mirror_file(url), page))
+        seen.append((mirror_file(MIRROR, url), page))
         window = bitget.next_window(page, window)
         assert len(seen) < 10, "the walk does not end"
     return seen
@@ -144,7 +129,7 @@ def test_list_urls_match_the_mirror_routes():
         "https://api.bitget.com/api/v2/public/annoucements"
         "?language=en_US&annType=coin_listings&endTime=1779264312990"
     )
-    assert mirror_file(bitget.list_url(end_time=1780815558941)) == "announcements_p2.json"
+    assert mirror_file(MIRROR, bitget.list_url(end_time=1780815558941)) == "announcements_p2.json"
     assert "language=zh_CN" in bitget.list_url(language="zh")
     with pytest.raises(ValueError, match="next_window"):
         bitget.list_url(2)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 from datetime import UTC, datetime
-from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
@@ -13,7 +12,7 @@ from archive.normalize import classify_event, extract_symbols, format_time
 from archive.records import ParseError
 from crawler.spiders import bybit
 from crawler.spiders.common import EnvelopeError, ListPage
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, mirror_file
 
 MIRROR = FIXTURES / "bybit"
 FETCHED = datetime(2026, 6, 20, 12, 0, tzinfo=UTC)
@@ -23,23 +22,9 @@ KSTR_LISTING = (
 )
 
 
-def mirror_file(url: str) -> str | None:
-    """The file the mirror answers for `url` (first matching route), as ROUTES.md says."""
-    parts = urlsplit(url)
-    query = dict(parse_qsl(parts.query))
-    for route in json.loads((MIRROR / "routes.json").read_text()):
-        wanted = route.get("query") or {}
-        if route["path"] == parts.path and all(
-            (name not in query) if value is None else query.get(name) == value
-            for name, value in wanted.items()
-        ):
-            return route["file"]
-    return None
-
-
 def list_page(name: str, page: int = 1, category: str | None = None) -> ListPage:
     url = bybit.list_url(page, category=category)
-    assert mirror_file(url) == name
+    assert mirror_file(MIRROR, url) == name
     return bybit.parse_list((MIRROR / name).read_bytes(), url, fetched_at=FETCHED)
 
 
@@ -155,10 +140,10 @@ def test_list_urls_match_the_mirror_routes():
     assert bybit.list_url(2, category="delistings") == (
         "https://api.bybit.com/v5/announcements/index?locale=en-US&type=delistings&page=2&limit=20"
     )
-    assert mirror_file(bybit.list_url(2, category="delistings")) == (
+    assert mirror_file(MIRROR, bybit.list_url(2, category="delistings")) == (
         "announcements_delistings_p2.json"
     )
-    assert mirror_file(bybit.list_url(3)) == "announcements_p3.json"
+    assert mirror_file(MIRROR, bybit.list_url(3)) == "announcements_p3.json"
     assert "locale=zh-TW" in bybit.list_url(1, language="zh")
 
 

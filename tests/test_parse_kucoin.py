@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 from datetime import UTC, datetime
-from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
@@ -13,29 +12,15 @@ from archive.normalize import classify_event, extract_symbols, format_time
 from archive.records import ParseError
 from crawler.spiders import kucoin
 from crawler.spiders.common import EnvelopeError, ListPage
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, mirror_file
 
 MIRROR = FIXTURES / "kucoin"
 FETCHED = datetime(2026, 6, 18, 17, 0, tzinfo=UTC)
 
 
-def mirror_file(url: str) -> str | None:
-    """The file the mirror answers for `url` (first matching route), as ROUTES.md says."""
-    parts = urlsplit(url)
-    query = dict(parse_qsl(parts.query))
-    for route in json.loads((MIRROR / "routes.json").read_text()):
-        wanted = route.get("query") or {}
-        if route["path"] == parts.path and all(
-            (name not in query) if value is None else query.get(name) == value
-            for name, value in wanted.items()
-        ):
-            return route["file"]
-    return None
-
-
 def list_page(name: str, page: int = 1, category: str | None = None) -> ListPage:
     url = kucoin.list_url(page, category=category)
-    assert mirror_file(url) == name
+    assert mirror_file(MIRROR, url) == name
     return kucoin.parse_list((MIRROR / name).read_bytes(), url, fetched_at=FETCHED)
 
 
@@ -130,8 +115,8 @@ def test_list_urls_match_the_mirror_routes():
         "https://api.kucoin.com/api/v3/announcements"
         "?currentPage=2&pageSize=10&annType=latest-announcements&lang=en_US"
     )
-    assert mirror_file(kucoin.list_url(4)) == "announcements_p4.json"
-    assert mirror_file(kucoin.list_url(2, category="new-listings")) == (
+    assert mirror_file(MIRROR, kucoin.list_url(4)) == "announcements_p4.json"
+    assert mirror_file(MIRROR, kucoin.list_url(2, category="new-listings")) == (
         "announcements_new_listings_p2.json"
     )
     assert "lang=zh_HK" in kucoin.list_url(1, language="zh")

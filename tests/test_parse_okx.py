@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 from datetime import UTC, datetime
-from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
@@ -13,29 +12,15 @@ from archive.normalize import classify_event, extract_symbols, format_time
 from archive.records import ParseError
 from crawler.spiders import okx
 from crawler.spiders.common import EnvelopeError, ListPage
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, mirror_file
 
 MIRROR = FIXTURES / "okx"
 FETCHED = datetime(2026, 6, 20, 12, 0, tzinfo=UTC)
 
 
-def mirror_file(url: str) -> str | None:
-    """The file the mirror answers for `url` (first matching route), as ROUTES.md says."""
-    parts = urlsplit(url)
-    query = dict(parse_qsl(parts.query))
-    for route in json.loads((MIRROR / "routes.json").read_text()):
-        wanted = route.get("query") or {}
-        if route["path"] == parts.path and all(
-            (name not in query) if value is None else query.get(name) == value
-            for name, value in wanted.items()
-        ):
-            return route["file"]
-    return None
-
-
 def list_page(name: str, page: int = 1, category: str | None = None) -> ListPage:
     url = okx.list_url(page, category=category)
-    assert mirror_file(url) == name
+    assert mirror_file(MIRROR, url) == name
     return okx.parse_list((MIRROR / name).read_bytes(), url, fetched_at=FETCHED)
 
 
@@ -145,8 +130,8 @@ def test_locale_in_the_url_is_not_part_of_the_identity():
 
 def test_list_urls_match_the_mirror_routes():
     assert okx.list_url(2) == "https://www.okx.com/api/v5/support/announcements?page=2"
-    assert mirror_file(okx.list_url(3)) == "announcements_p3.json"
-    assert mirror_file(okx.list_url(1, category="announcements-delistings")) == (
+    assert mirror_file(MIRROR, okx.list_url(3)) == "announcements_p3.json"
+    assert mirror_file(MIRROR, okx.list_url(1, category="announcements-delistings")) == (
         "announcements_delistings_p1.json"
     )
     assert okx.request_headers("zh") == {"Accept-Language": "zh-CN"}

@@ -21,7 +21,7 @@ from archive.cli import Exit, app
 from archive.db import head_revision, make_engine, open_archive, resolve_url
 from archive.models import SQLModel
 from archive.store import ArchiveBusyError, Store
-from tests.conftest import PostgresServer, annals, crawl, rows
+from tests.conftest import PostgresServer, annals, crawl, crawl_lock_held, rows
 from tests.test_crawl_gate import unblock
 
 pytestmark = pytest.mark.postgres
@@ -180,27 +180,13 @@ def test_edit_gives_one_version_and_history_diff_export_stats_read_it(gate_mirro
 
 def test_overlapping_crawl_on_postgres_is_refused_at_once(gate_mirror, pg):
     _, url = gate_mirror
-    holder = subprocess.Popen(
-        [sys.executable, "-c",
-         "import time; from crawler.lock import crawl_lock\n"
-         f"with crawl_lock({pg!r}):\n"
-         "    print('locked', flush=True); time.sleep(60)"],
-        stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        assert holder.stdout is not None
-        assert holder.stdout.readline().strip() == "locked"
+    with crawl_lock_held(pg) as holder:
         started = time.monotonic()
         result = crawl(pg, url, "gate_announcements")
         assert result.returncode == Exit.LOCKED
         assert "another annals crawl is running on this archive" in result.stderr
         assert f"pid {holder.pid}" in result.stderr
         assert time.monotonic() - started < 15
-    finally:
-        holder.kill()
-        holder.wait()
-        if holder.stdout is not None:
-            holder.stdout.close()
     # The lock died with its holder's connection.
     assert crawl(pg, url, "gate_announcements").returncode in (Exit.OK, Exit.BLOCKED)
 
