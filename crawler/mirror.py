@@ -32,13 +32,14 @@ class Paging:
     (`items`, a dotted path where `[]` means "every element") replaced by items
     (n-1)*s .. n*s-1 of that list's recorded pages concatenated in order; `echo` sets
     fields that repeat the request (`number`, `size`) or count the pages (`pages`).
-    A request without a size gets the recorded pages as they are.
+    A request without a size, or of the recorded size, gets the recorded pages as they are.
     """
 
     number: str  # the query parameter of the page number (1-based)
     size: str  # the query parameter of the page size
     files: list[Path]  # the recorded pages, first to last
     items: str  # e.g. "data.items", or "data.catalogs[].articles" for one list per catalog
+    recorded: int  # the page size the files were recorded at
     echo: dict[str, str] = field(default_factory=dict)  # path -> "number" | "size" | "pages"
 
     @classmethod
@@ -48,32 +49,28 @@ class Paging:
             size=spec["size"],
             files=[folder / name for name in spec["files"]],
             items=spec["items"],
+            recorded=int(spec["recorded"]),
             echo=dict(spec.get("echo", {})),
         )
-
-    def recorded_size(self) -> int:
-        """The size the pages were recorded at: the longest item list of the first."""
-        first = json.loads(self.files[0].read_bytes())
-        return max((len(items) for items in _lists(first, self.items)), default=0)
 
     def file_for(self, query: dict[str, str]) -> Path | None:
         """The recorded page that is the whole answer to `query`, if one is."""
         number, size = _positive(query.get(self.number)) or 1, _positive(query.get(self.size))
-        if size not in (None, self.recorded_size()) or number > len(self.files):
+        if size not in (None, self.recorded) or number > len(self.files):
             return None
         return self.files[number - 1]
 
     def payload(self, query: dict[str, str]) -> bytes:
         number = _positive(query.get(self.number)) or 1
         size = _positive(query.get(self.size))
-        if size is None:
+        if size in (None, self.recorded):
             return self.files[min(number, len(self.files)) - 1].read_bytes()
         pages = [json.loads(path.read_bytes()) for path in self.files]
         answer = copy.deepcopy(pages[0])
         slots = _lists(answer, self.items)
         longest = 0
         for index, slot in enumerate(slots):
-            recorded = [item for page in pages for item in _lists(page, self.items)[index]]
+            recorded = [item for page in pages for item in _nth(_lists(page, self.items), index)]
             longest = max(longest, len(recorded))
             slot[:] = recorded[(number - 1) * size : number * size]
         values = {"number": number, "size": size, "pages": math.ceil(longest / size)}
@@ -84,6 +81,10 @@ class Paging:
 
 def _positive(value: str | None) -> int | None:
     return int(value) if value is not None and value.isdigit() and int(value) > 0 else None
+
+
+def _nth(lists: list[list[Any]], index: int) -> list[Any]:
+    return lists[index] if index < len(lists) else []
 
 
 def _lists(document: Any, path: str) -> list[list[Any]]:

@@ -285,7 +285,11 @@ _CATALOG_KEYS = (
 def _detail_catalog_ids(detail: Mapping[str, Any]) -> list[Any]:
     """Every catalog id the detail names, the main one first."""
     ids = [detail.get(key) for key, _ in _CATALOG_KEYS]
-    return list(dict.fromkeys(i for i in ids if i is not None))
+    return list(dict.fromkeys(i for i in ids if _is_id(i)))
+
+
+def _is_id(value: Any) -> bool:
+    return isinstance(value, int | str) and not isinstance(value, bool) and value != ""
 
 
 def _detail_category(
@@ -295,7 +299,7 @@ def _detail_category(
     2026 answer's `firstCatalogId`), else the listed record's."""
     for id_key, name_key in _CATALOG_KEYS[:2]:
         catalog_id = detail.get(id_key)
-        if catalog_id is not None:
+        if _is_id(catalog_id):
             return (*_category(catalog_id, detail.get(name_key)), catalog_id)
     if listed is not None:
         return listed.category, listed.event_type, listed.extra.get("catalog_id")
