@@ -90,9 +90,9 @@ def _nth(lists: list[list[Any]], index: int) -> list[Any]:
 def _lists(document: Any, path: str) -> list[list[Any]]:
     """The lists at a dotted path; "[]" after a key means each element of that list."""
     nodes = [document]
-    for key in path.split("."):
-        each = key.endswith("[]")
-        key = key.removesuffix("[]")
+    for step in path.split("."):
+        each = step.endswith("[]")
+        key = step.removesuffix("[]")
         nodes = [n[key] for n in nodes if isinstance(n, dict) and key in n]
         if each:
             nodes = [element for n in nodes if isinstance(n, list) for element in n]

@@ -213,7 +213,9 @@ def test_list_urls_match_the_mirror_routes():
         "list_c161_p2.json"
     )
     assert mirror_file(MIRROR, binance.list_url(3, size=RECORDED)) == "list_all_p3.json"
-    with pytest.raises(ValueError, match="binance takes page sizes 1, 2, 5, 10, 15, 20, 50, not 30"):
+    with pytest.raises(
+        ValueError, match="binance takes page sizes 1, 2, 5, 10, 15, 20, 50, not 30"
+    ):
         binance.list_url(1, size=30)
     assert mirror_file(MIRROR, binance.detail_url(LUMN)) == f"details/{LUMN}.json"
     assert binance.request_headers("zh") == {"lang": "zh-CN"}
@@ -316,7 +318,9 @@ def parsed(**data: object) -> Record:
 
 
 def test_pre_2020_article_has_an_html_body_and_a_digit_code():
-    listed = next(r for r in list_page("list_c48_p3.json", 3, "48").records if r.external_id == LEGACY)
+    listed = next(
+        r for r in list_page("list_c48_p3.json", 3, "48").records if r.external_id == LEGACY
+    )
     record = detail(LEGACY, listed=listed)
 
     assert record.external_id == LEGACY == listed.external_id
@@ -324,7 +328,9 @@ def test_pre_2020_article_has_an_html_body_and_a_digit_code():
     assert format_time(record.published_at) == "2019-06-11T09:12:40.517Z"
     assert record.category == "New Cryptocurrency Listing"
     assert record.body_text is not None
-    assert record.body_text.startswith("Fellow Binancians,\n\nBinance will list Quasar Ledger (QSRL)")
+    assert record.body_text.startswith(
+        "Fellow Binancians,\n\nBinance will list Quasar Ledger (QSRL)"
+    )
     assert "QSRL/BTC, QSRL/BNB and QSRL/USDT trading pairs at 2019/06/12 10:00 AM (UTC)" in (
         record.body_text
     )
@@ -375,7 +381,7 @@ def test_html_body_and_node_tree_body_go_through_one_sanitizer():
         ],
     }
     expected = (
-        "<p>AT&amp;T &lt;b&gt; <a>bad</a> <a href=\"/en/trade/X_USDT\">ok</a></p><em>kept</em>"
+        '<p>AT&amp;T &lt;b&gt; <a>bad</a> <a href="/en/trade/X_USDT">ok</a></p><em>kept</em>'
         '<table><tr><td colspan="2">a<br>b</td></tr></table>'
     )
     from_html = parsed(body=markup)
@@ -413,7 +419,7 @@ def test_style_is_a_string_or_a_list_of_fragments(style):
     }
     record = parsed(body=json.dumps(tree))
     assert record.body_html == (
-        '<p><span>Trading opens at 10:00 AM (UTC).</span></p>'
+        "<p><span>Trading opens at 10:00 AM (UTC).</span></p>"
         '<a href="https://www.binance.com/en/trade/A_USDT">pair</a>'
     )
     assert record.body_text == "Trading opens at 10:00 AM (UTC).\n\npair"
@@ -423,8 +429,9 @@ def test_saved_style_fragments_render():
     record = detail(CURRENT)
     raw = json.loads((MIRROR / "details" / f"{CURRENT}.json").read_text())["data"]["body"]
     assert '"style":["color:hsl(0,","0%,","60%);"]' in raw  # the fixture has the real shape
-    assert "<p><span><strong>Note: </strong>TSRG deposits open at 2026-06-19 12:00 (UTC).</span></p>" in (
-        record.body_html or ""
+    assert (
+        "<p><span><strong>Note: </strong>TSRG deposits open at 2026-06-19 12:00 (UTC).</span></p>"
+        in (record.body_html or "")
     )
 
 
@@ -432,7 +439,9 @@ def test_2026_detail_keeps_the_risk_warning_out_of_the_announcement():
     record = detail(CURRENT)
 
     assert record.external_id == CURRENT
-    assert record.title == "Binance Will List Tessera (TSRG) with TSRG/USDT and TSRG/USDC Spot Pairs"
+    assert (
+        record.title == "Binance Will List Tessera (TSRG) with TSRG/USDT and TSRG/USDC Spot Pairs"
+    )
     assert format_time(record.published_at) == "2026-06-19T08:00:12.345Z"
     # firstCatalogId/firstCatalogName stand for catalogId/catalogName.
     assert (record.category, record.extra["catalog_id"], record.extra["catalog_ids"]) == (
@@ -472,7 +481,10 @@ def test_2026_detail_optional_fields_are_kept_when_present():
         footer="<p>Binance Team</p>",
         lastUpdateTime=1781942400000,
     )
-    assert (record.category, record.extra["catalog_ids"]) == ("New Cryptocurrency Listing", [48, 49])
+    assert (record.category, record.extra["catalog_ids"]) == (
+        "New Cryptocurrency Listing",
+        [48, 49],
+    )
     assert record.extra["pairs"] == pairs
     assert record.extra["content_json"] == {"blocks": []}
     assert record.extra["footer"] == "<p>Binance Team</p>"
@@ -491,10 +503,23 @@ def test_risk_warning_and_share_count_do_not_change_the_content_hash():
 
 def test_legacy_digit_codes_are_codes_everywhere():
     code = "115001032752"
-    listed = {"id": 1, "code": code, "title": "Binance Lists ABC", "type": 1, "releaseDate": 1520000000000}
-    page = {"catalogId": 48, "catalogName": "New Cryptocurrency Listing", "total": 1, "articles": [listed]}
+    listed = {
+        "id": 1,
+        "code": code,
+        "title": "Binance Lists ABC",
+        "type": 1,
+        "releaseDate": 1520000000000,
+    }
+    page = {
+        "catalogId": 48,
+        "catalogName": "New Cryptocurrency Listing",
+        "total": 1,
+        "articles": [listed],
+    }
     body = {"code": "000000", "success": True, "data": {"catalogs": [page]}}
-    record = binance.parse_list(json.dumps(body), binance.list_url(1), fetched_at=FETCHED).records[0]
+    record = binance.parse_list(json.dumps(body), binance.list_url(1), fetched_at=FETCHED).records[
+        0
+    ]
     assert record.external_id == code
     assert record.url == f"https://www.binance.com/en/support/announcement/{code}"
     assert binance.detail_url(code).endswith(f"?articleCode={code}")
@@ -502,7 +527,9 @@ def test_legacy_digit_codes_are_codes_everywhere():
     tree = {
         "node": "root",
         "child": [
-            element("a", text("old"), href=f"https://www.binance.com/en/support/announcement/{code}"),
+            element(
+                "a", text("old"), href=f"https://www.binance.com/en/support/announcement/{code}"
+            ),
             element("a", text("new"), href=f"/zh-CN/support/announcement/{LUMN}"),
         ],
     }

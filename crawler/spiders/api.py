@@ -105,6 +105,8 @@ class ApiAnnouncementsSpider(AnnalsSpider):
         super().__init__(*args, **kwargs)
         source = self.api.SOURCE
         # None: the module's production size. A size is checked here, not at the first request.
+        if page_size is not None and not page_size.strip().isdigit():
+            raise ValueError(f"{self.name}: page_size must be a number, not {page_size!r}")
         self.page_size = source.check_page_size(int(page_size)) if page_size else None
         _check_known(self.name, "languages", self.languages, source.languages)
         wanted = csv_arg(categories)

@@ -414,7 +414,9 @@ def _render(node: Any, out: list[str], *, cell: bool, links: list[str]) -> None:
     # Anything else (comments, node kinds added later) carries no reader-visible text.
 
 
-def _render_element(node: Mapping[str, Any], out: list[str], *, cell: bool, links: list[str]) -> None:
+def _render_element(
+    node: Mapping[str, Any], out: list[str], *, cell: bool, links: list[str]
+) -> None:
     tag = str(node.get("tag") or "").lower()
     children = node.get("child") or []
     if tag in _DROP_WITH_CONTENT:
