@@ -47,9 +47,9 @@ SOURCE = ApiSource(
     spider="kucoin_announcements",
     hosts=("api.kucoin.com",),
     list_url="https://api.kucoin.com/api/v3/announcements",
-    # Get Announcements (https://www.kucoin.com/docs-new/rest/spot-trading/market-data/
-    # get-announcements) documents pageSize without a bound here; 50 is the most KuCoin's
-    # APIs page by and what public clients of this endpoint ask (SOURCES.md).
+    # Get Announcements (GET /api/v3/announcements; KuCoin's OpenAPI spec, github.com/
+    # Kucoin/kucoin-universal-sdk spec/rest/entry/openapi-spot.json) documents `pageSize`
+    # with no bound; 50 is the largest any source shows (SOURCES.md, public clients).
     page_size=50,
     page_sizes=frozenset(range(1, 51)),
     categories={

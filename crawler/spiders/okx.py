@@ -48,7 +48,7 @@ SOURCE = ApiSource(
     hosts=("www.okx.com",),
     list_url="https://www.okx.com/api/v5/support/announcements",
     # Fixed by the API: "20 announcements per page", and no size parameter (Get
-    # announcements, https://www.okx.com/docs-v5/en/#rest-api-announcement-get-announcements).
+    # announcements, https://www.okx.com/docs-v5/en/#rest-api-support-get-announcements).
     page_size=20,
     # annType keys and descriptions as `/api/v5/support/announcement-types` gives them.
     categories={
