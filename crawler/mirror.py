@@ -3,11 +3,17 @@
 The routes format is the samples' ROUTES.md: the first route whose method, path,
 query and body match wins; no match answers 404. Tests, `annals demo` and the
 benchmarks serve recorded payloads with it on 127.0.0.1, and count what was asked.
+
+A listing recorded at one page size answers any size a spider asks (`Paging`): a
+route's `pages` names the recorded pages in order and the query parameters that carry
+page number and size, so the production page size is what tests and the demo serve.
 """
 
 from __future__ import annotations
 
+import copy
 import json
+import math
 import sys
 import threading
 import time
@@ -16,6 +22,91 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+
+
+@dataclass
+class Paging:
+    """A listing's recorded pages, re-paged to the size asked.
+
+    The answer to page n of size s is the first recorded page with each item list
+    (`items`, a dotted path where `[]` means "every element") replaced by items
+    (n-1)*s .. n*s-1 of that list's recorded pages concatenated in order; `echo` sets
+    fields that repeat the request (`number`, `size`) or count the pages (`pages`).
+    A request without a size, or of the recorded size, gets the recorded pages as they are.
+    """
+
+    number: str  # the query parameter of the page number (1-based)
+    size: str  # the query parameter of the page size
+    files: list[Path]  # the recorded pages, first to last
+    items: str  # e.g. "data.items", or "data.catalogs[].articles" for one list per catalog
+    recorded: int  # the page size the files were recorded at
+    echo: dict[str, str] = field(default_factory=dict)  # path -> "number" | "size" | "pages"
+
+    @classmethod
+    def from_json(cls, spec: dict[str, Any], folder: Path) -> Paging:
+        return cls(
+            number=spec["number"],
+            size=spec["size"],
+            files=[folder / name for name in spec["files"]],
+            items=spec["items"],
+            recorded=int(spec["recorded"]),
+            echo=dict(spec.get("echo", {})),
+        )
+
+    def file_for(self, query: dict[str, str]) -> Path | None:
+        """The recorded page that is the whole answer to `query`, if one is."""
+        number, size = _positive(query.get(self.number)) or 1, _positive(query.get(self.size))
+        if size not in (None, self.recorded) or number > len(self.files):
+            return None
+        return self.files[number - 1]
+
+    def payload(self, query: dict[str, str]) -> bytes:
+        number = _positive(query.get(self.number)) or 1
+        size = _positive(query.get(self.size))
+        if size in (None, self.recorded):
+            return self.files[min(number, len(self.files)) - 1].read_bytes()
+        pages = [json.loads(path.read_bytes()) for path in self.files]
+        answer = copy.deepcopy(pages[0])
+        slots = _lists(answer, self.items)
+        longest = 0
+        for index, slot in enumerate(slots):
+            recorded = [item for page in pages for item in _nth(_lists(page, self.items), index)]
+            longest = max(longest, len(recorded))
+            slot[:] = recorded[(number - 1) * size : number * size]
+        values = {"number": number, "size": size, "pages": math.ceil(longest / size)}
+        for path, what in self.echo.items():
+            _set(answer, path, values[what])
+        return json.dumps(answer, ensure_ascii=False).encode()
+
+
+def _positive(value: str | None) -> int | None:
+    return int(value) if value is not None and value.isdigit() and int(value) > 0 else None
+
+
+def _nth(lists: list[list[Any]], index: int) -> list[Any]:
+    return lists[index] if index < len(lists) else []
+
+
+def _lists(document: Any, path: str) -> list[list[Any]]:
+    """The lists at a dotted path; "[]" after a key means each element of that list."""
+    nodes = [document]
+    for step in path.split("."):
+        each = step.endswith("[]")
+        key = step.removesuffix("[]")
+        nodes = [n[key] for n in nodes if isinstance(n, dict) and key in n]
+        if each:
+            nodes = [element for n in nodes if isinstance(n, list) for element in n]
+    return [n for n in nodes if isinstance(n, list)]
+
+
+def _set(document: Any, path: str, value: int) -> None:
+    """Set a field, keeping the recorded type (KuCoin's counters are numbers, OKX's text)."""
+    *parents, last = path.split(".")
+    node = document
+    for key in parents:
+        node = node.get(key) if isinstance(node, dict) else None
+    if isinstance(node, dict):
+        node[last] = str(value) if isinstance(node.get(last), str) else value
 
 
 @dataclass
@@ -28,6 +119,7 @@ class Route:
     content: bytes | None = None  # instead of a file
     query: dict[str, str | None] | None = None
     body: dict[str, Any] | None = None
+    pages: Paging | None = None  # a listing re-paged to the size asked
 
     @classmethod
     def from_json(cls, spec: dict[str, Any], folder: Path) -> Route:
@@ -39,6 +131,7 @@ class Route:
             file=folder / spec["file"] if spec.get("file") else None,
             query=spec.get("query"),
             body=spec.get("body"),
+            pages=Paging.from_json(spec["pages"], folder) if spec.get("pages") else None,
         )
 
     def matches(self, method: str, path: str, query: dict[str, str], body: dict[str, Any]) -> bool:
@@ -54,10 +147,16 @@ class Route:
                 return False
         return True
 
-    def payload(self) -> bytes:
+    def payload(self, query: dict[str, str] | None = None) -> bytes:
         if self.content is not None:
             return self.content
+        if self.pages is not None:
+            return self.pages.payload(query or {})
         return self.file.read_bytes() if self.file else b""
+
+    def file_for(self, query: dict[str, str]) -> Path | None:
+        """The recorded file this route answers `query` with as it is, if any."""
+        return self.pages.file_for(query) if self.pages is not None else self.file
 
 
 @dataclass
@@ -143,7 +242,10 @@ class _Handler(BaseHTTPRequestHandler):
         route = self.server.mirror.answer(
             self.command, self.path, raw, self.headers.get("Content-Type", "")
         )
-        payload = route.payload() if route else b"<html><body><h1>404 Not Found</h1></body></html>"
+        query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(self.path).query))
+        payload = (
+            route.payload(query) if route else b"<html><body><h1>404 Not Found</h1></body></html>"
+        )
         self.send_response(route.status if route else 404)
         headers = route.headers if route else {"Content-Type": "text/html"}
         for name, value in headers.items():

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 import pytest
@@ -223,9 +224,19 @@ def crawl(db: Path, base_url: str, *args: str) -> subprocess.CompletedProcess[st
 
 def mirror_file(folder: Path, url: str) -> str | None:
     """The file, relative to `folder`, that the mirror of `folder` answers a GET of `url`
-    with (its routes.json, as crawler.mirror serves it)."""
+    with as it is (its routes.json, as crawler.mirror serves it); None for an answer the
+    mirror makes (a listing re-paged to another size than it was recorded at)."""
     route = Mirror(folder).route_for("GET", url)
-    return str(route.file.relative_to(folder)) if route and route.file else None
+    query = dict(parse_qsl(urlsplit(url).query, keep_blank_values=True))
+    file = route.file_for(query) if route else None
+    return str(file.relative_to(folder)) if file else None
+
+
+def mirror_answer(folder: Path, url: str) -> bytes:
+    """The body the mirror of `folder` answers a GET of `url` with."""
+    route = Mirror(folder).route_for("GET", url)
+    assert route is not None, f"the mirror has no route for {url}"
+    return route.payload(dict(parse_qsl(urlsplit(url).query, keep_blank_values=True)))
 
 
 @contextmanager

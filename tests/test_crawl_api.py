@@ -228,6 +228,17 @@ def test_first_crawl_archives_every_item_of_each_mirror_with_utc_ms_times(tmp_pa
     details = [h.query["articleCode"] for h in mirror.hits if h.path == BINANCE_DETAIL]
     assert sorted(details) == sorted(mirror_items("binance"))
 
+    # By default every source asks the largest page size its API documents, and the
+    # mirror answers that size: Binance's whole sample (24 articles in its biggest
+    # catalog) is one page of 50, where pages of 10 took three.
+    asked = {
+        exchange: {h.query.get(param) for h in mirror.hits if h.path == LIST_PATHS[exchange]}
+        for exchange, param in (("binance", "pageSize"), ("kucoin", "pageSize"), ("bybit", "limit"))
+    }
+    assert asked == {"binance": {"50"}, "kucoin": {"50"}, "bybit": {"20"}}
+    assert list_hits(mirror, "binance") == 1
+    assert list_hits(mirror, "kucoin") == 1
+
 
 def test_second_crawl_creates_no_version_and_reads_one_page_per_listing(tmp_path, api_mirror):
     mirror, url = api_mirror
@@ -307,6 +318,127 @@ def test_article_in_two_catalogs_or_two_windows_is_one_document(tmp_path, api_mi
         f"SELECT count(*) FROM versions v JOIN documents d ON d.id = v.document_id WHERE d.external_id = '{repeated}'",
     ) == [(1,)]
     assert set(archived(db, "bitget")) == set(mirror_items("bitget"))
+
+
+def test_a_smaller_page_size_is_asked_only_when_the_crawl_says_so(tmp_path, api_mirror):
+    mirror, url = api_mirror
+    in_48 = {
+        a
+        for page in (1, 2, 3)
+        for a, _ in list_items("binance", _load("binance", f"list_c48_p{page}.json"))
+    }
+    default, small = tmp_path / "default.db", tmp_path / "small.db"
+    assert crawl(default, url, "binance_announcements", "-a", "categories=48").returncode == Exit.OK
+    pages_of_50 = [h.query for h in mirror.hits if h.path == LIST_PATHS["binance"]]
+    mirror.hits.clear()
+    # This test pages the 24 articles of catalog 48 by 10, so it says so.
+    result = crawl(small, url, "binance_announcements", "-a", "categories=48", "-a", "page_size=10")
+    assert result.returncode == Exit.OK, result.stdout + result.stderr
+    pages_of_10 = [h.query for h in mirror.hits if h.path == LIST_PATHS["binance"]]
+
+    assert [(q["pageNo"], q["pageSize"]) for q in pages_of_50] == [("1", "50")]
+    assert [(q["pageNo"], q["pageSize"]) for q in pages_of_10] == [
+        ("1", "10"),
+        ("2", "10"),
+        ("3", "10"),
+    ]
+    assert set(archived(default, "binance")) == set(archived(small, "binance")) == in_48
+
+
+def test_a_page_size_the_api_does_not_take_is_refused(tmp_path, api_mirror):
+    mirror, url = api_mirror
+    result = crawl(tmp_path / "annals.db", url, "binance_announcements", "-a", "page_size=30")
+    assert result.returncode != Exit.OK
+    assert (
+        "binance takes page sizes 1, 2, 5, 10, 15, 20, 50, not 30" in result.stdout + result.stderr
+    )
+    assert mirror.hits == []
+
+
+# --- Binance's history: every body form -----------------------------------------------------
+
+LEGACY = "360030421472"  # 2019: a legacy digit code and an HTML body
+CURRENT = "5c1e9a0b7d3f48e2a6b4c8d0e2f41a37"  # the 2026 detail answer, with riskWarning
+
+
+def _version_rows(db: Path, code: str) -> list[tuple[Any, ...]]:
+    return query(
+        db,
+        "SELECT v.version, v.body_text, v.updated_at, json_extract(v.extra, '$.share_count') "
+        "FROM versions v JOIN documents d ON d.id = v.document_id "
+        f"WHERE d.source = 'binance' AND d.external_id = '{code}' ORDER BY v.version",
+    )
+
+
+def test_binance_history_is_archived_in_every_body_form(tmp_path, api_mirror, api_dirs):
+    _, url = api_mirror
+    db = tmp_path / "annals.db"
+    result = crawl(db, url, "binance_announcements")
+    assert result.returncode == Exit.OK, result.stdout + result.stderr
+    assert query(db, "SELECT count(*) FROM quarantine") == [(0,)]
+
+    # The pre-2020 article: its HTML body is archived as text, under its digit code.
+    legacy = query(
+        db,
+        "SELECT d.published_at, d.url, v.body_text, v.body_html FROM documents d "
+        f"JOIN versions v ON v.document_id = d.id WHERE d.external_id = '{LEGACY}'",
+    )
+    assert len(legacy) == 1
+    published, page, text, markup = legacy[0]
+    assert (published, page) == (
+        "2019-06-11T09:12:40.517Z",
+        f"https://www.binance.com/en/support/announcement/{LEGACY}",
+    )
+    assert "Binance will list Quasar Ledger (QSRL) and open trading for QSRL/BTC" in text
+    assert '<a href="https://www.binance.com/en/trade/QSRL_USDT">QSRL/USDT</a>' in markup
+    # Its trade links are Link rows of that version.
+    assert query(
+        db,
+        "SELECT l.url FROM links l JOIN versions v ON v.id = l.version_id "
+        f"JOIN documents d ON d.id = v.document_id WHERE d.external_id = '{LEGACY}' ORDER BY l.id",
+    ) == [
+        ("https://www.binance.com/en/trade/QSRL_BTC",),
+        ("https://www.binance.com/en/trade/QSRL_BNB",),
+        ("https://www.binance.com/en/trade/QSRL_USDT",),
+        ("https://quasar-ledger.example.org/",),
+    ]
+
+    # The 2026 answer: the announcement without its risk warning, which is kept in extra.
+    ((version, text, updated, shares),) = _version_rows(db, CURRENT)
+    assert (version, updated, shares) == (1, None, 37)
+    assert "TSRG/USDT and TSRG/USDC spot trading pairs at 2026-06-20 10:00 AM (UTC)" in text
+    assert "Risk Warning" not in text
+    (warning,) = query(
+        db,
+        "SELECT json_extract(v.extra, '$.risk_warning') FROM versions v JOIN documents d "
+        f"ON d.id = v.document_id WHERE d.external_id = '{CURRENT}'",
+    )[0]
+    assert warning.startswith("Risk Warning: Cryptocurrency trading is subject to high market risk")
+
+    # Only the share counter changes: no version.
+    detail = api_dirs["binance"] / "details" / f"{CURRENT}.json"
+    answer = json.loads(detail.read_text())
+    answer["data"]["shareCount"] = 412
+    detail.write_text(json.dumps(answer, ensure_ascii=False))
+    again = crawl(db, url, "binance_announcements", "--full")
+    assert again.returncode == Exit.OK, again.stdout + again.stderr
+    assert "0 new documents, 0 new versions" in again.stdout
+    assert [row[0] for row in _version_rows(db, CURRENT)] == [1]
+
+    # Binance updates the article: lastUpdateTime and the body change, one version.
+    edited_at = 1781949600000  # 2026-06-20T10:00:00Z
+    answer["data"]["lastUpdateTime"] = edited_at
+    answer["data"]["body"] = answer["data"]["body"].replace("10:00 AM (UTC)", "12:00 PM (UTC)")
+    detail.write_text(json.dumps(answer, ensure_ascii=False))
+    edited = crawl(db, url, "binance_announcements", "--full")
+    assert edited.returncode == Exit.OK, edited.stdout + edited.stderr
+    assert "0 new documents, 1 new versions" in edited.stdout
+    rows = _version_rows(db, CURRENT)
+    assert [(v, updated) for v, _, updated, _ in rows] == [
+        (1, None),
+        (2, iso_ms(edited_at)),
+    ]
+    assert "spot trading pairs at 2026-06-20 12:00 PM (UTC)" in rows[1][1]
 
 
 def _load(exchange: str, name: str) -> dict[str, Any]:

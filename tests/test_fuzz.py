@@ -125,6 +125,12 @@ CASES = [
     case("binance.detail", "binance/details/047d70df37be53bcc3496077036ca5f7.json",
          binance.detail_url("047d70df37be53bcc3496077036ca5f7"),
          lambda b, u: binance.parse_detail(b, u, fetched_at=NOW)),
+    # Before 2020-08 the body is an HTML string; the 2026 answer adds riskWarning & co.
+    case("binance.detail_html", "binance/details/360030421472.json", binance.detail_url("360030421472"),
+         lambda b, u: binance.parse_detail(b, u, fetched_at=NOW)),
+    case("binance.detail_2026", "binance/details/5c1e9a0b7d3f48e2a6b4c8d0e2f41a37.json",
+         binance.detail_url("5c1e9a0b7d3f48e2a6b4c8d0e2f41a37"),
+         lambda b, u: binance.parse_detail(b, u, fetched_at=NOW)),
     case("okx.list", "okx/announcements_p1.json", okx.list_url(1), lambda b, u: okx.parse_list(b, u, fetched_at=NOW)),
     case("bybit.list", "bybit/announcements_p1.json", bybit.list_url(1),
          lambda b, u: bybit.parse_list(b, u, fetched_at=NOW)),

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from archive.normalize import classify_event, extract_symbols, format_time
+from archive.normalize import classify_event, extract_symbols, format_time, prepare
 from archive.records import ParseError, Record
 from crawler.spiders import binance
 from crawler.spiders.common import EnvelopeError, ListPage
@@ -18,10 +18,13 @@ MIRROR = FIXTURES / "binance"
 FETCHED = datetime(2026, 6, 20, 12, 0, tzinfo=UTC)
 LUMN = "047d70df37be53bcc3496077036ca5f7"  # listed in catalogs 48 and 49
 NIMB_AIRDROP = "8acf304e8d6029fa864a55f14a598820"  # listed in catalogs 48 and 128
+LEGACY = "360030421472"  # published 2019: a legacy digit code and an HTML body
+CURRENT = "5c1e9a0b7d3f48e2a6b4c8d0e2f41a37"  # the 2026 detail answer's shape
+RECORDED = 10  # the size the mirror's list pages were recorded at (production asks 50)
 
 
 def list_page(name: str, page: int = 1, category: str | None = None) -> ListPage:
-    url = binance.list_url(page, category=category)
+    url = binance.list_url(page, category=category, size=RECORDED)
     assert mirror_file(MIRROR, url) == name
     return binance.parse_list((MIRROR / name).read_bytes(), url, fetched_at=FETCHED)
 
@@ -62,7 +65,7 @@ def test_list_has_more_until_the_last_page_and_not_past_it():
     assert list_page("list_c48_p1.json", 1, "48").has_more is True
     assert list_page("list_c48_p2.json", 2, "48").has_more is True
     last = list_page("list_c48_p3.json", 3, "48")
-    assert (len(last.records), last.has_more, last.total) == (3, False, 23)
+    assert (len(last.records), last.has_more, last.total) == (4, False, 24)
     empty = list_page("list_c48_p4.json", 4, "48")
     assert (empty.records, empty.has_more) == ([], False)
 
@@ -201,12 +204,19 @@ def test_node_tree_to_html_escapes_text_and_drops_unsafe_markup():
 
 
 def test_list_urls_match_the_mirror_routes():
+    # Production asks the largest size the list takes.
     assert binance.list_url(2, category="161") == (
         "https://www.binance.com/bapi/composite/v1/public/cms/article/list/query"
-        "?type=1&catalogId=161&pageNo=2&pageSize=10"
+        "?type=1&catalogId=161&pageNo=2&pageSize=50"
     )
-    assert mirror_file(MIRROR, binance.list_url(2, category="161")) == "list_c161_p2.json"
-    assert mirror_file(MIRROR, binance.list_url(3)) == "list_all_p3.json"
+    assert mirror_file(MIRROR, binance.list_url(2, category="161", size=RECORDED)) == (
+        "list_c161_p2.json"
+    )
+    assert mirror_file(MIRROR, binance.list_url(3, size=RECORDED)) == "list_all_p3.json"
+    with pytest.raises(
+        ValueError, match="binance takes page sizes 1, 2, 5, 10, 15, 20, 50, not 30"
+    ):
+        binance.list_url(1, size=30)
     assert mirror_file(MIRROR, binance.detail_url(LUMN)) == f"details/{LUMN}.json"
     assert binance.request_headers("zh") == {"lang": "zh-CN"}
     with pytest.raises(ValueError, match="pages start at 1"):
@@ -285,3 +295,253 @@ def test_unknown_catalog_is_accepted_without_a_hint():
     page = binance.parse_list(json.dumps(answer), binance.list_url(1), fetched_at=FETCHED)
 
     assert {(r.category, r.event_type) for r in page.records} == {("Brand New", None)}
+
+
+# --- every real body, code and style form -----------------------------------------------------
+
+
+def element(tag: str, *child: dict, **attr: object) -> dict:
+    return {"node": "element", "tag": tag, "attr": attr, "child": list(child)}
+
+
+def text(value: str) -> dict:
+    return {"node": "text", "text": value}
+
+
+def answer(**data: object) -> bytes:
+    fields = {"code": CURRENT, "title": "T", "publishDate": 1781856012345} | data
+    return json.dumps({"code": "000000", "success": True, "data": fields}).encode()
+
+
+def parsed(**data: object) -> Record:
+    return binance.parse_detail(answer(**data), binance.detail_url(CURRENT), fetched_at=FETCHED)
+
+
+def test_pre_2020_article_has_an_html_body_and_a_digit_code():
+    listed = next(
+        r for r in list_page("list_c48_p3.json", 3, "48").records if r.external_id == LEGACY
+    )
+    record = detail(LEGACY, listed=listed)
+
+    assert record.external_id == LEGACY == listed.external_id
+    assert record.url == f"https://www.binance.com/en/support/announcement/{LEGACY}"
+    assert format_time(record.published_at) == "2019-06-11T09:12:40.517Z"
+    assert record.category == "New Cryptocurrency Listing"
+    assert record.body_text is not None
+    assert record.body_text.startswith(
+        "Fellow Binancians,\n\nBinance will list Quasar Ledger (QSRL)"
+    )
+    assert "QSRL/BTC, QSRL/BNB and QSRL/USDT trading pairs at 2019/06/12 10:00 AM (UTC)" in (
+        record.body_text
+    )
+    assert "- Fees & Limits: 0.1% trading fee" in record.body_text
+    assert record.body_text.endswith("Binance Team\n2019/06/11")
+    # The node tree's allow-list: links kept with their href only, no style, no target.
+    markup = record.body_html or ""
+    assert '<a href="https://www.binance.com/en/trade/QSRL_BTC">QSRL/BTC</a>' in markup
+    assert "<p><span><strong>Note:</strong> QSRL is a relatively new token" in markup
+    assert "style=" not in markup
+    assert "target=" not in markup
+    assert [link.url for link in record.links] == [
+        "https://www.binance.com/en/trade/QSRL_BTC",
+        "https://www.binance.com/en/trade/QSRL_BNB",
+        "https://www.binance.com/en/trade/QSRL_USDT",
+        "https://quasar-ledger.example.org/",
+    ]
+
+
+def test_html_body_and_node_tree_body_go_through_one_sanitizer():
+    markup = (
+        '<p onclick="evil()">AT&amp;T &lt;b&gt; <script>steal()</script>'
+        '<a href="javascript:alert(1)">bad</a> <a href="/en/trade/X_USDT" target="_blank">ok</a>'
+        "<!-- a comment --></p><custom-box><em>kept</em></custom-box>"
+        '<table><tr><td colspan="2" style="width:50%"><p>a</p><p>b</p></td></tr></table>'
+    )
+    tree = {
+        "node": "root",
+        "child": [
+            element(
+                "p",
+                text("AT&amp;T &lt;b&gt; "),
+                element("script", text("steal()")),
+                element("a", text("bad"), href="javascript:alert(1)"),
+                text(" "),
+                element("a", text("ok"), href="/en/trade/X_USDT", target="_blank"),
+                {"node": "comment", "text": " a comment "},
+                onclick="evil()",
+            ),
+            element("custom-box", element("em", text("kept"))),
+            element(
+                "table",
+                element(
+                    "tr",
+                    element("td", element("p", text("a")), element("p", text("b")), colspan="2"),
+                ),
+            ),
+        ],
+    }
+    expected = (
+        '<p>AT&amp;T &lt;b&gt; <a>bad</a> <a href="/en/trade/X_USDT">ok</a></p><em>kept</em>'
+        '<table><tr><td colspan="2">a<br>b</td></tr></table>'
+    )
+    from_html = parsed(body=markup)
+    from_string = parsed(body=json.dumps(tree))
+    from_object = parsed(body=tree)
+
+    assert from_html.body_html == from_string.body_html == expected
+    assert from_object.body_html == from_string.body_html
+    assert from_html.body_text == from_string.body_text == "AT&T <b> bad ok\n\nkept\n\na\nb"
+    assert [link.url for link in from_html.links] == ["https://www.binance.com/en/trade/X_USDT"]
+    assert from_html.links == from_string.links == from_object.links
+
+
+def test_node_tree_object_body_is_the_same_record_as_its_json_string():
+    saved = json.loads((MIRROR / "details" / f"{LUMN}.json").read_text())
+    as_string = detail(LUMN)
+    saved["data"]["body"] = json.loads(saved["data"]["body"])
+    as_object = binance.parse_detail(
+        json.dumps(saved), binance.detail_url(LUMN), fetched_at=FETCHED
+    )
+    assert as_object.body_html == as_string.body_html
+    assert as_object.body_text == as_string.body_text
+
+
+@pytest.mark.parametrize(
+    "style", ["color: #707a8a;", ["color:hsl(0,", "0%,", "60%);"], [], None, {"odd": 1}]
+)
+def test_style_is_a_string_or_a_list_of_fragments(style):
+    tree = {
+        "node": "root",
+        "child": [
+            element("p", element("span", text("Trading opens at 10:00 AM (UTC)."), style=style)),
+            element("a", text("pair"), href=["https://www.binance.com/en/trade/A_USDT"]),
+        ],
+    }
+    record = parsed(body=json.dumps(tree))
+    assert record.body_html == (
+        "<p><span>Trading opens at 10:00 AM (UTC).</span></p>"
+        '<a href="https://www.binance.com/en/trade/A_USDT">pair</a>'
+    )
+    assert record.body_text == "Trading opens at 10:00 AM (UTC).\n\npair"
+
+
+def test_saved_style_fragments_render():
+    record = detail(CURRENT)
+    raw = json.loads((MIRROR / "details" / f"{CURRENT}.json").read_text())["data"]["body"]
+    assert '"style":["color:hsl(0,","0%,","60%);"]' in raw  # the fixture has the real shape
+    assert (
+        "<p><span><strong>Note: </strong>TSRG deposits open at 2026-06-19 12:00 (UTC).</span></p>"
+        in (record.body_html or "")
+    )
+
+
+def test_2026_detail_keeps_the_risk_warning_out_of_the_announcement():
+    record = detail(CURRENT)
+
+    assert record.external_id == CURRENT
+    assert (
+        record.title == "Binance Will List Tessera (TSRG) with TSRG/USDT and TSRG/USDC Spot Pairs"
+    )
+    assert format_time(record.published_at) == "2026-06-19T08:00:12.345Z"
+    # firstCatalogId/firstCatalogName stand for catalogId/catalogName.
+    assert (record.category, record.extra["catalog_id"], record.extra["catalog_ids"]) == (
+        "Latest Binance News",
+        49,
+        [49],
+    )
+    assert record.body_text is not None
+    assert "TSRG/USDT and TSRG/USDC spot trading pairs at 2026-06-20 10:00 AM (UTC)" in (
+        record.body_text
+    )
+    assert "Risk Warning" not in record.body_text
+    assert "Risk Warning" not in (record.body_html or "")
+    assert record.extra["risk_warning"].startswith("Risk Warning: Cryptocurrency trading is")
+    assert record.updated_at is None  # lastUpdateTime 0: never updated
+    assert record.extra["share_count"] == 37
+    assert record.extra["related_articles"][0]["code"] == "d1b77ac59bf3776e1fa5cdc7fc607e0e"
+    # pairs, contentJson and footer are null in the recorded answer: nothing to keep.
+    assert not {"pairs", "content_json", "footer"} & set(record.extra)
+    assert [link.url for link in record.links] == [
+        "https://www.binance.com/en/trade/TSRG_USDT",
+        "https://www.binance.com/en/trade/TSRG_USDC",
+    ]
+
+
+def test_2026_detail_optional_fields_are_kept_when_present():
+    pairs = [{"symbol": "TSRGUSDT", "base": "TSRG", "quote": "USDT"}]
+    record = parsed(
+        body=json.dumps({"node": "root", "child": [element("p", text("x"))]}),
+        firstCatalogId=48,
+        firstCatalogName="New Cryptocurrency Listing",
+        secondCatalogId=49,
+        secondCatalogName="Latest Binance News",
+        thirdCatalogId=None,
+        pairs=pairs,
+        contentJson={"blocks": []},
+        footer="<p>Binance Team</p>",
+        lastUpdateTime=1781942400000,
+    )
+    assert (record.category, record.extra["catalog_ids"]) == (
+        "New Cryptocurrency Listing",
+        [48, 49],
+    )
+    assert record.extra["pairs"] == pairs
+    assert record.extra["content_json"] == {"blocks": []}
+    assert record.extra["footer"] == "<p>Binance Team</p>"
+    assert format_time(record.updated_at) == "2026-06-20T08:00:00.000Z"
+
+
+def test_risk_warning_and_share_count_do_not_change_the_content_hash():
+    saved = json.loads((MIRROR / "details" / f"{CURRENT}.json").read_text())
+    first = prepare(detail(CURRENT))
+    saved["data"]["shareCount"] = 9000
+    saved["data"]["riskWarning"] = json.dumps({"node": "root", "child": [text("Other warning")]})
+    again = binance.parse_detail(json.dumps(saved), binance.detail_url(CURRENT), fetched_at=FETCHED)
+    assert prepare(again).content_hash == first.content_hash
+    assert again.extra["risk_warning"] == "Other warning"
+
+
+def test_legacy_digit_codes_are_codes_everywhere():
+    code = "115001032752"
+    listed = {
+        "id": 1,
+        "code": code,
+        "title": "Binance Lists ABC",
+        "type": 1,
+        "releaseDate": 1520000000000,
+    }
+    page = {
+        "catalogId": 48,
+        "catalogName": "New Cryptocurrency Listing",
+        "total": 1,
+        "articles": [listed],
+    }
+    body = {"code": "000000", "success": True, "data": {"catalogs": [page]}}
+    record = binance.parse_list(json.dumps(body), binance.list_url(1), fetched_at=FETCHED).records[
+        0
+    ]
+    assert record.external_id == code
+    assert record.url == f"https://www.binance.com/en/support/announcement/{code}"
+    assert binance.detail_url(code).endswith(f"?articleCode={code}")
+    # A link to another announcement, by either code form, points at that document.
+    tree = {
+        "node": "root",
+        "child": [
+            element(
+                "a", text("old"), href=f"https://www.binance.com/en/support/announcement/{code}"
+            ),
+            element("a", text("new"), href=f"/zh-CN/support/announcement/{LUMN}"),
+        ],
+    }
+    links = parsed(code=code, body=tree).links
+    assert [(link.target_source, link.target_external_id) for link in links] == [
+        ("binance", code),
+        ("binance", LUMN),
+    ]
+
+
+def test_detail_whose_body_is_neither_a_node_tree_nor_text_raises_parse_error():
+    with pytest.raises(ParseError, match="not a node tree or HTML"):
+        parsed(body=12)
+    html_text = parsed(body="[Update] Trading resumes at 10:00 AM (UTC).")
+    assert html_text.body_text == "[Update] Trading resumes at 10:00 AM (UTC)."

@@ -12,14 +12,15 @@ from archive.normalize import classify_event, extract_symbols, format_time
 from archive.records import ParseError
 from crawler.spiders import kucoin
 from crawler.spiders.common import EnvelopeError, ListPage
-from tests.conftest import FIXTURES, mirror_file
+from tests.conftest import FIXTURES, mirror_answer, mirror_file
 
 MIRROR = FIXTURES / "kucoin"
 FETCHED = datetime(2026, 6, 18, 17, 0, tzinfo=UTC)
+RECORDED = 10  # the size the mirror's pages were recorded at (production asks 50)
 
 
 def list_page(name: str, page: int = 1, category: str | None = None) -> ListPage:
-    url = kucoin.list_url(page, category=category)
+    url = kucoin.list_url(page, category=category, size=RECORDED)
     assert mirror_file(MIRROR, url) == name
     return kucoin.parse_list((MIRROR / name).read_bytes(), url, fetched_at=FETCHED)
 
@@ -113,12 +114,28 @@ def test_unknown_types_are_accepted_without_a_hint():
 def test_list_urls_match_the_mirror_routes():
     assert kucoin.list_url(2) == (
         "https://api.kucoin.com/api/v3/announcements"
-        "?currentPage=2&pageSize=10&annType=latest-announcements&lang=en_US"
+        "?currentPage=2&pageSize=50&annType=latest-announcements&lang=en_US"
     )
-    assert mirror_file(MIRROR, kucoin.list_url(4)) == "announcements_p4.json"
-    assert mirror_file(MIRROR, kucoin.list_url(2, category="new-listings")) == (
+    assert mirror_file(MIRROR, kucoin.list_url(4, size=RECORDED)) == "announcements_p4.json"
+    assert mirror_file(MIRROR, kucoin.list_url(2, category="new-listings", size=RECORDED)) == (
         "announcements_new_listings_p2.json"
     )
+    with pytest.raises(ValueError, match=r"kucoin takes page sizes 1, 2, .*, 50, not 51"):
+        kucoin.list_url(1, size=51)
+
+
+def test_the_mirror_answers_the_production_page_size_in_order():
+    recorded = [
+        item
+        for n in (1, 2, 3)
+        for item in json.loads((MIRROR / f"announcements_p{n}.json").read_text())["data"]["items"]
+    ]
+    url = kucoin.list_url(1)  # pageSize=50, more than the mirror holds
+    answer = json.loads(mirror_answer(MIRROR, url))["data"]
+    assert answer["items"] == recorded
+    assert (answer["currentPage"], answer["pageSize"], answer["totalPage"]) == (1, 50, 1)
+    page = kucoin.parse_list(mirror_answer(MIRROR, url), url, fetched_at=FETCHED)
+    assert (len(page.records), page.has_more) == (len(recorded), False)
     assert "lang=zh_HK" in kucoin.list_url(1, language="zh")
 
 

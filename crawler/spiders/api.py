@@ -62,7 +62,10 @@ class ApiAnnouncementsSpider(AnnalsSpider):
     """Announcements from an exchange's JSON list endpoint (subclasses set `api`).
 
     Arguments besides base_url, full and lang: categories=KEY,KEY (the exchange's own
-    category keys, as in its module's SOURCE.categories; default: no filter).
+    category keys, as in its module's SOURCE.categories; default: no filter);
+    page_size=N (default: the largest size the API documents, `SOURCE.page_size`; only
+    for APIs that take a size, and only sizes they take: tests use it to page a small
+    mirror over several pages).
     """
 
     api: ModuleType  # the exchange module: SOURCE, list_url, parse_list, ...
@@ -92,9 +95,19 @@ class ApiAnnouncementsSpider(AnnalsSpider):
             priority="spider",
         )
 
-    def __init__(self, *args: Any, categories: str | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        categories: str | None = None,
+        page_size: str | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         source = self.api.SOURCE
+        # None: the module's production size. A size is checked here, not at the first request.
+        if page_size is not None and not page_size.strip().isdigit():
+            raise ValueError(f"{self.name}: page_size must be a number, not {page_size!r}")
+        self.page_size = source.check_page_size(int(page_size)) if page_size else None
         _check_known(self.name, "languages", self.languages, source.languages)
         wanted = csv_arg(categories)
         _check_known(self.name, "categories", wanted, source.categories)
@@ -137,8 +150,9 @@ class ApiAnnouncementsSpider(AnnalsSpider):
     # --- listings ---------------------------------------------------------------------------
 
     def list_request(self, listing: Listing, page: int, window: dict[str, int]) -> scrapy.Request:
+        sized = {"size": self.page_size} if self.page_size else {}
         url = self.api.list_url(
-            page, category=listing.category, language=listing.language, **window
+            page, category=listing.category, language=listing.language, **window, **sized
         )
         return self.request(
             url,

@@ -2,13 +2,27 @@
 
 The list (`cms/article/list/query`) gives only code, title, releaseDate and catalog, so
 its records carry no body: the spider fetches each code's detail and hands the listed
-record to `parse_detail`, whose record is the one to archive. The detail body is a JSON
-string holding an html2json node tree; `node_tree_to_html` turns it into safe HTML.
+record to `parse_detail`, whose record is the one to archive.
 
-Identity: the article `code` (32 hex), the same in every catalog and language.
-Category: the detail's catalog (one of the article's catalogs, chosen by Binance), so an
-article listed under two catalogs still gives one stable version; every catalog id seen
-is kept in `extra["catalog_ids"]`.
+The detail `body` comes in every form Binance has served: a JSON string holding an
+html2json node tree (articles from 2020-08 on), the node tree as an object, or an HTML
+string (every older article). One sanitizer serves all three: HTML is read into the same
+node tree (`html_to_node_tree`) and rendered by `node_tree_to_html`, so one allow-list
+decides what is kept. The links a body keeps (`<a href>`, e.g. the trade pages of the
+pairs it opens) are also the record's `links`.
+
+The current detail answer names its catalogs `firstCatalogId`/`firstCatalogName` (then
+second*, third*, often null) where older answers say `catalogId`/`catalogName`; its
+`riskWarning` is a second node tree, the risk disclaimer: not the announcement, so it is
+kept in `extra` and out of body_html, body_text and the content hash. `lastUpdateTime`
+is the version's `updated_at` (0: never updated). Counters (`shareCount`) and the other
+fields are kept in `extra`, which never makes a version.
+
+Identity: the article `code`, 32 hex characters for recent articles, digits for older
+ones (legacy ids such as `115001032752`); the same in every catalog and language.
+Category: the detail's (first) catalog, one of the article's catalogs chosen by Binance,
+so an article listed under two catalogs still gives one stable version; every catalog
+id seen is kept in `extra["catalog_ids"]`.
 
 Errors: bad JSON or a wrong shape raises `ParseError`; a failure envelope raises
 `EnvelopeError`. A single list item without a code, title or readable time is skipped
@@ -24,10 +38,13 @@ import re
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
+
+import lxml.html
+from lxml import etree
 
 from archive.normalize import html_to_text
-from archive.records import ParseError, RawResponse, Record
+from archive.records import Link, ParseError, RawResponse, Record
 from crawler.spiders.common import (
     ApiSource,
     Category,
@@ -50,8 +67,12 @@ SOURCE = ApiSource(
     spider="binance_announcements",
     hosts=("www.binance.com",),
     list_url="https://www.binance.com/bapi/composite/v1/public/cms/article/list/query",
-    # Allowed: 1, 2, 5, 10, 15, 20, 50. The mirror's files are cut at 10.
-    page_size=10,
+    # The largest pageSize the list accepts: only 1, 2, 5, 10, 15, 20 and 50 are (the
+    # website API has no public doc; this is what listing bots polling it report, and
+    # what recorded live answers show, see README "Binance, OKX, ..."). At 50 a backfill
+    # asks a fifth of the pages 10 would need.
+    page_size=50,
+    page_sizes=frozenset({1, 2, 5, 10, 15, 20, 50}),
     categories={
         c.key: c
         for c in (
@@ -83,8 +104,11 @@ def request_headers(language: str = "en") -> dict[str, str]:
     return {"lang": SOURCE.api_language(language)}
 
 
-def list_url(page: int, *, category: str | None = None, language: str = "en") -> str:
-    """List page `page` (1-based) of one catalog, or of every catalog when `category` is None.
+def list_url(
+    page: int, *, category: str | None = None, language: str = "en", size: int | None = None
+) -> str:
+    """List page `page` (1-based) of one catalog, or of every catalog when `category` is None,
+    of `size` articles (default: the largest the API takes).
 
     The language is not in the URL: send `request_headers(language)`.
     """
@@ -94,12 +118,12 @@ def list_url(page: int, *, category: str | None = None, language: str = "en") ->
     query: dict[str, str | int] = {"type": _ARTICLE_TYPE}
     if category is not None:
         query["catalogId"] = category
-    query |= {"pageNo": page, "pageSize": SOURCE.page_size}
+    query |= {"pageNo": page, "pageSize": SOURCE.check_page_size(size)}
     return f"{SOURCE.list_url}?{urlencode(query)}"
 
 
 def detail_url(code: str) -> str:
-    """The detail request of one article code."""
+    """The detail request of one article code (32 hex characters, or legacy digits)."""
     return f"{SOURCE.detail_url}?{urlencode({'articleCode': code})}"
 
 
@@ -200,19 +224,19 @@ def parse_detail(
         published_at = listed.published_at
     if published_at is None:
         raise ParseError(url, f"unreadable publishDate {detail.get('publishDate')!r}")
-    body_html = _body_html(detail.get("body"), url)
-
-    catalog_id = detail.get("catalogId")
-    category, event_type = _category(catalog_id, detail.get("catalogName"))
-    if catalog_id is None and listed is not None:
-        category, event_type = listed.category, listed.event_type
+    body_html, hrefs = _body_html(detail.get("body"), url)
+    category, event_type, catalog_id = _detail_category(detail, listed)
     catalog_ids = list(listed.extra.get("catalog_ids", [])) if listed else []
-    if catalog_id is not None and catalog_id not in catalog_ids:
-        catalog_ids.insert(0, catalog_id)
+    for seen in reversed(_detail_catalog_ids(detail)):
+        if seen not in catalog_ids:
+            catalog_ids.insert(0, seen)
     extra: dict[str, Any] = {"catalog_id": catalog_id, "catalog_ids": catalog_ids}
-    for field, key in (("id", "article_id"), ("type", "type"), ("disclaimer", "disclaimer")):
+    for field, key in _DETAIL_EXTRA:
         if detail.get(field) is not None:
             extra[key] = detail[field]
+    risk_html, _ = _body_html(detail.get("riskWarning"), url)
+    if risk_html:
+        extra["risk_warning"] = html_to_text(risk_html)
     return Record(
         source=SOURCE.source,
         kind="announcement",
@@ -223,12 +247,83 @@ def parse_detail(
         body_html=body_html,
         body_text=html_to_text(body_html) if body_html is not None else None,
         published_at=published_at,
+        updated_at=_updated_at(detail.get("lastUpdateTime")),
         category=category,
         event_type=event_type,
         extra=extra,
+        links=[_link(href) for href in dict.fromkeys(hrefs)],
         raw=json_raw(body, url, fetched_at),
         seen_at=fetched_at,
     )
+
+
+# Detail fields kept as they are (never versioned): counters, SEO text, Binance's own
+# version number, and the 2026 answer's pairs/contentJson/footer (null when recorded).
+_DETAIL_EXTRA = (
+    ("id", "article_id"),
+    ("type", "type"),
+    ("articleType", "article_type"),
+    ("disclaimer", "disclaimer"),
+    ("version", "version"),
+    ("shareCount", "share_count"),
+    ("seoTitle", "seo_title"),
+    ("seoKeywords", "seo_keywords"),
+    ("seoDesc", "seo_desc"),
+    ("relatedArticles", "related_articles"),
+    ("pairs", "pairs"),
+    ("contentJson", "content_json"),
+    ("footer", "footer"),
+)
+_CATALOG_KEYS = (
+    ("catalogId", "catalogName"),
+    ("firstCatalogId", "firstCatalogName"),
+    ("secondCatalogId", "secondCatalogName"),
+    ("thirdCatalogId", "thirdCatalogName"),
+)
+
+
+def _detail_catalog_ids(detail: Mapping[str, Any]) -> list[Any]:
+    """Every catalog id the detail names, the main one first."""
+    ids = [detail.get(key) for key, _ in _CATALOG_KEYS]
+    return list(dict.fromkeys(i for i in ids if _is_id(i)))
+
+
+def _is_id(value: Any) -> bool:
+    return isinstance(value, int | str) and not isinstance(value, bool) and value != ""
+
+
+def _detail_category(
+    detail: Mapping[str, Any], listed: Record | None
+) -> tuple[str | None, str | None, Any]:
+    """(category, event-type hint, catalog id): the detail's catalog (`catalogId`, or the
+    2026 answer's `firstCatalogId`), else the listed record's."""
+    for id_key, name_key in _CATALOG_KEYS[:2]:
+        catalog_id = detail.get(id_key)
+        if _is_id(catalog_id):
+            return (*_category(catalog_id, detail.get(name_key)), catalog_id)
+    if listed is not None:
+        return listed.category, listed.event_type, listed.extra.get("catalog_id")
+    return None, None, None
+
+
+def _updated_at(value: Any) -> datetime | None:
+    """`lastUpdateTime`: 0 (or absent) when the article was never updated."""
+    if value in (None, "", 0, "0"):
+        return None
+    return time_or_none(value)
+
+
+def _link(href: str) -> Link:
+    """A body link; one to another Binance announcement gets that article as its target."""
+    url = urljoin("https://www.binance.com/", href)
+    code = _ARTICLE_PATH.match(urlsplit(url).path)
+    if code and urlsplit(url).hostname in SOURCE.hosts:
+        return Link(url, SOURCE.source, "announcement", code["code"])
+    return Link(url)
+
+
+# /en/support/announcement/<code>; the code is 32 hex characters or legacy digits.
+_ARTICLE_PATH = re.compile(r"^/[\w-]+/support/announcement/(?P<code>[0-9a-f]{32}|\d+)/?$")
 
 
 # --- node tree -> HTML ----------------------------------------------------------------------
@@ -248,7 +343,7 @@ _SPAN_ATTRS = frozenset({"colspan", "rowspan"})
 _CELL_TAGS = frozenset({"td", "th"})
 
 
-def node_tree_to_html(tree: Any) -> str:
+def node_tree_to_html(tree: Any, links: list[str] | None = None) -> str:
     """Safe HTML of an html2json node tree (`{"node": "root"|"element"|"text", ...}`).
 
     Text and attribute values are escaped; only structural tags are kept (`a` with its
@@ -256,17 +351,56 @@ def node_tree_to_html(tree: Any) -> str:
     Unknown tags are unwrapped, keeping their children; script-like tags are dropped
     with their content; paragraphs inside a table cell become lines of that cell.
     html2json keeps entities as written, so text is unescaped once before it is
-    escaped, and "&amp;" does not turn into "&amp;amp;".
+    escaped, and "&amp;" does not turn into "&amp;amp;". An attribute value may be a
+    string or a list of fragments (html2json splits values on spaces: a `style` of
+    `["color:hsl(0,", "0%,", "60%);"]`). Every href kept is appended to `links`.
     """
     out: list[str] = []
-    _render(tree, out, cell=False)
+    _render(tree, out, cell=False, links=[] if links is None else links)
     return "".join(out)
 
 
-def _render(node: Any, out: list[str], *, cell: bool) -> None:
+def html_to_node_tree(markup: str) -> dict[str, Any]:
+    """The html2json node tree of an HTML fragment (the body of an article from before
+    2020-08), so that it is sanitized by the same allow-list as a node-tree body.
+
+    Text is stored entity-escaped, as html2json stores it, because the renderer
+    unescapes text once: "&amp;lt;" stays the four characters "&lt;" a reader saw.
+    """
+    fragments = lxml.html.fragments_fromstring(markup) if markup.strip() else []
+    child: list[Any] = []
+    for fragment in fragments:
+        if isinstance(fragment, str):
+            child.append(_text_node(fragment))
+        else:
+            child.extend(_element_nodes(fragment))
+    return {"node": "root", "child": child}
+
+
+def _element_nodes(element: Any) -> list[dict[str, Any]]:
+    """The node of one lxml element, then the node of the text that follows it."""
+    nodes: list[dict[str, Any]] = []
+    if isinstance(element.tag, str):
+        child = [_text_node(element.text)] if element.text else []
+        for sub in element:
+            child.extend(_element_nodes(sub))
+        attr = {str(k): str(v) for k, v in element.attrib.items()}
+        nodes.append({"node": "element", "tag": element.tag, "attr": attr, "child": child})
+    else:
+        nodes.append({"node": "comment"})  # comments, processing instructions
+    if element.tail:
+        nodes.append(_text_node(element.tail))
+    return nodes
+
+
+def _text_node(text: str) -> dict[str, str]:
+    return {"node": "text", "text": html.escape(text, quote=False)}
+
+
+def _render(node: Any, out: list[str], *, cell: bool, links: list[str]) -> None:
     if isinstance(node, list):
         for child in node:
-            _render(child, out, cell=cell)
+            _render(child, out, cell=cell, links=links)
         return
     kind = node.get("node") if isinstance(node, Mapping) else None
     if kind == "text":
@@ -274,45 +408,54 @@ def _render(node: Any, out: list[str], *, cell: bool) -> None:
         if isinstance(text, str):
             out.append(html.escape(html.unescape(text), quote=False))
     elif kind == "root":
-        _render(node.get("child") or [], out, cell=cell)
+        _render(node.get("child") or [], out, cell=cell, links=links)
     elif kind == "element":
-        _render_element(node, out, cell=cell)
+        _render_element(node, out, cell=cell, links=links)
     # Anything else (comments, node kinds added later) carries no reader-visible text.
 
 
-def _render_element(node: Mapping[str, Any], out: list[str], *, cell: bool) -> None:
+def _render_element(
+    node: Mapping[str, Any], out: list[str], *, cell: bool, links: list[str]
+) -> None:
     tag = str(node.get("tag") or "").lower()
     children = node.get("child") or []
     if tag in _DROP_WITH_CONTENT:
         return
     if tag not in _KEEP_TAGS:
-        _render(children, out, cell=cell)
+        _render(children, out, cell=cell, links=links)
         return
     if tag == "p" and cell:
         # The CMS wraps every cell's text in <p>; as blocks they would break each table
         # row over several lines of text, so a cell keeps their text, a <br> between.
         if not out[-1].startswith(("<td", "<th")):
             out.append("<br>")
-        _render(children, out, cell=cell)
+        _render(children, out, cell=cell, links=links)
         return
-    out.append(f"<{tag}{_attrs(tag, node.get('attr'))}>")
+    out.append(f"<{tag}{_attrs(tag, node.get('attr'), links)}>")
     if tag not in _VOID_TAGS:
-        _render(children, out, cell=cell or tag in _CELL_TAGS)
+        _render(children, out, cell=cell or tag in _CELL_TAGS, links=links)
         out.append(f"</{tag}>")
 
 
-def _attrs(tag: str, attrs: Any) -> str:
+def _attrs(tag: str, attrs: Any, links: list[str]) -> str:
     if not isinstance(attrs, Mapping):
         return ""
     kept: list[str] = []
     for name, value in attrs.items():
-        # html2json splits attribute values on spaces into lists.
-        text = " ".join(map(str, value)) if isinstance(value, list) else str(value)
-        if tag == "a" and name == "href" and _safe_href(text):
+        text = _attr_text(value)
+        if tag == "a" and name == "href" and text.strip() and _safe_href(text):
             kept.append(f' href="{html.escape(text.strip(), quote=True)}"')
+            links.append(text.strip())
         elif tag in _CELL_TAGS and name in _SPAN_ATTRS and text.isdigit():
             kept.append(f' {name}="{text}"')
     return "".join(kept)
+
+
+def _attr_text(value: Any) -> str:
+    """An attribute's value: a string, or html2json's list of space-split fragments."""
+    if isinstance(value, list):
+        return " ".join(str(part) for part in value if not isinstance(part, Mapping | list))
+    return "" if isinstance(value, Mapping) or value is None else str(value)
 
 
 def _safe_href(href: str) -> bool:
@@ -371,18 +514,36 @@ def _category(catalog_id: Any, catalog_name: Any) -> tuple[str | None, str | Non
     return name, None
 
 
-def _body_html(body: Any, url: str) -> str | None:
-    if body is None or body == "":
-        return None
+def _body_html(body: Any, url: str) -> tuple[str | None, list[str]]:
+    """(safe HTML, hrefs kept) of a detail body in any of its forms: a JSON node-tree
+    string, a node-tree object, or an HTML string (articles before 2020-08)."""
+    if body is None or (isinstance(body, str) and not body.strip()):
+        return None, []
     if isinstance(body, str):
-        try:
-            body = json.loads(body)
-        except ValueError as exc:
-            raise ParseError(url, f"detail body is not a JSON node tree: {exc}") from exc
+        body = _json_or_html(body, url)
     if not isinstance(body, Mapping | list):
-        raise ParseError(url, f"detail body is a {type(body).__name__}, not a node tree")
+        raise ParseError(url, f"detail body is a {type(body).__name__}, not a node tree or HTML")
+    links: list[str] = []
     try:
-        return node_tree_to_html(body)
+        return node_tree_to_html(body, links), links
+    except RecursionError:
+        raise ParseError(url, "detail body nests too deep") from None
+
+
+def _json_or_html(body: str, url: str) -> Any:
+    """A node tree is JSON text (an object: it starts with "{"); anything else is HTML,
+    unless it is a JSON list of nodes ("[Update] ..." is HTML text)."""
+    start = body.lstrip()[:1]
+    if start in ("{", "["):
+        try:
+            return json.loads(body)
+        except ValueError as exc:
+            if start == "{":
+                raise ParseError(url, f"detail body is not a JSON node tree: {exc}") from exc
+    try:
+        return html_to_node_tree(body)
+    except (etree.ParserError, ValueError) as exc:
+        raise ParseError(url, f"detail body is not readable HTML: {exc}") from exc
     except RecursionError:
         raise ParseError(url, "detail body nests too deep") from None
 

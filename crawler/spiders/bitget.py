@@ -52,7 +52,10 @@ SOURCE = ApiSource(
     spider="bitget_announcements",
     hosts=("api.bitget.com",),
     list_url="https://api.bitget.com/api/v2/public/annoucements",  # the real, misspelled path
-    page_size=0,  # no page size: paged by time windows (see next_window)
+    # No page number or size: the API takes annType, startTime, endTime and language only
+    # (Query Announcements, https://www.bitget.com/api-doc/common/notice/Get-All-Notices),
+    # so it is paged by time windows (see next_window).
+    page_size=0,
     categories={
         c.key: c
         for c in (

@@ -37,6 +37,7 @@ class ApiSource:
     spider: str  # the spider's name, e.g. "binance_announcements"
     hosts: tuple[str, ...]  # hosts the spider talks to; base_url replaces them in tests
     list_url: str  # absolute URL of the list endpoint, without query
+    # The page size production asks: the largest the API documents (0: it takes none).
     page_size: int
     categories: dict[str, Category]  # by Category.key
     languages: dict[str, str] = field(default_factory=lambda: {"en": "en_US"})  # annals -> API
@@ -48,6 +49,17 @@ class ApiSource:
     # Least wait before retrying a block of this kind (crawler.blocks), as documented.
     block_waits: dict[str, float] = field(default_factory=dict)
     article_url: str = ""  # public article URL template, e.g. ".../announcement/{code}"
+    # Every size a list request may ask (`-a page_size=N`); empty: the API takes no size.
+    page_sizes: frozenset[int] = frozenset()
+
+    def check_page_size(self, size: int | None) -> int:
+        """`size` if the API takes it, the production size when None; else ValueError."""
+        if size is None:
+            return self.page_size
+        if size not in self.page_sizes:
+            allowed = ", ".join(map(str, sorted(self.page_sizes))) or "none (it has no size)"
+            raise ValueError(f"{self.source} takes page sizes {allowed}, not {size}")
+        return size
 
     def api_language(self, language: str) -> str:
         """The exchange's own name for one of annals' languages ("zh" -> "zh-CN")."""

@@ -47,7 +47,11 @@ SOURCE = ApiSource(
     spider="kucoin_announcements",
     hosts=("api.kucoin.com",),
     list_url="https://api.kucoin.com/api/v3/announcements",
-    page_size=10,  # the API takes up to 50; the mirror's files are cut at 10
+    # Get Announcements (GET /api/v3/announcements; KuCoin's OpenAPI spec, github.com/
+    # Kucoin/kucoin-universal-sdk spec/rest/entry/openapi-spot.json) documents `pageSize`
+    # with no bound; 50 is the largest any source shows (SOURCES.md, public clients).
+    page_size=50,
+    page_sizes=frozenset(range(1, 51)),
     categories={
         c.key: c
         for c in (
@@ -81,13 +85,16 @@ def request_headers(language: str = "en") -> dict[str, str]:
     return {}
 
 
-def list_url(page: int, *, category: str | None = None, language: str = "en") -> str:
-    """List page `page` (1-based) of one annType (all announcements when None)."""
+def list_url(
+    page: int, *, category: str | None = None, language: str = "en", size: int | None = None
+) -> str:
+    """List page `page` (1-based) of one annType (all announcements when None), of `size`
+    items (default: the production size)."""
     if page < 1:
         raise ValueError(f"pages start at 1, not {page}")
     query: dict[str, str | int] = {
         "currentPage": page,
-        "pageSize": SOURCE.page_size,
+        "pageSize": SOURCE.check_page_size(size),
         "annType": category or _CATCH_ALL,
         "lang": SOURCE.api_language(language),
     }

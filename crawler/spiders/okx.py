@@ -47,7 +47,9 @@ SOURCE = ApiSource(
     spider="okx_announcements",
     hosts=("www.okx.com",),
     list_url="https://www.okx.com/api/v5/support/announcements",
-    page_size=20,  # fixed by the API: there is no size parameter
+    # Fixed by the API: "20 announcements per page", and no size parameter (Get
+    # announcements, https://www.okx.com/docs-v5/en/#rest-api-support-get-announcements).
+    page_size=20,
     # annType keys and descriptions as `/api/v5/support/announcement-types` gives them.
     categories={
         c.key: c
