@@ -39,7 +39,7 @@ class NeedsUpgradeError(ArchiveError):
     pass
 
 
-class NotAnArchiveError(ArchiveNotFoundError):
+class NotAnArchiveError(NeedsUpgradeError):
     """A database that holds tables of its own and no annals schema: annals adds none."""
 
 
@@ -242,8 +242,8 @@ def open_archive(url: str, *, create: bool = False, readonly: bool = False) -> E
                 f"`annals db upgrade --db {shlex.quote(str(path))}` to create one"
             )
         path.parent.mkdir(parents=True, exist_ok=True)
-    elif create:
-        refuse_foreign(url)
+    elif not readonly:
+        refuse_foreign(url)  # before a writer's connection changes anything in the file
     if create:
         engine = make_engine(url)
         if current_revision(engine) is None:
