@@ -42,7 +42,7 @@ class Exit(enum.IntEnum):
     USAGE = 2  # bad arguments
     BLOCKED = 3  # a crawl ended blocked by the source
     LOCKED = 4  # another crawl holds the archive's lock
-    ARCHIVE = 5  # no archive there, or its schema needs `annals db upgrade`
+    ARCHIVE = 5  # no archive there, not an annals archive, or it needs `annals db upgrade`
     REFUSED = 6  # a write through `annals query`, an export over an existing file
     INTERRUPTED = 130  # stopped by Ctrl-C (SIGINT), as a shell reports it
 
@@ -283,6 +283,8 @@ def export(
             with open_target(output, force=force, gzip_by_name=fmt == "jsonl") as out:
                 if fmt == "parquet":
                     written = export_parquet(engine, out, filters, all_versions=all_versions)
+                elif output == STDOUT:
+                    written = export_jsonl(engine, out, filters, all_versions=all_versions)
                 else:
                     written = _export_with_progress(engine, out, filters, all_versions)
         except OSError as exc:
