@@ -17,9 +17,9 @@ from archive.cli import (
     DbOption,
     Exit,
     FormatOption,
+    SinceOption,
     _check_format,
     _out,
-    _time_option,
     archive_errors,
     err,
     fail,
@@ -47,7 +47,7 @@ def search(
     event_type: Annotated[
         str | None, typer.Option("--event-type", help=f"One of {', '.join(EVENT_TYPES)}.")
     ] = None,
-    since: Annotated[str | None, typer.Option(help="Published at or after (UTC).")] = None,
+    since: SinceOption = None,
     limit: Annotated[int, typer.Option(min=1, help="At most this many results.")] = 20,
     fmt: FormatOption = "table",
 ) -> None:
@@ -67,7 +67,7 @@ def search(
     _check_format(fmt)
     if event_type and event_type not in EVENT_TYPES:
         raise fail(f"--event-type must be one of {', '.join(EVENT_TYPES)}", Exit.USAGE)
-    filters = Filters(source=source, event_type=event_type, since=_time_option(since, "--since"))
+    filters = Filters(source=source, event_type=event_type, since=since)
     try:
         plan = searchmod.plan(query)
     except searchmod.SearchQueryError as exc:

@@ -7,15 +7,14 @@ through the "annals.commands" entry point, so the archive works without Scrapy.
 from __future__ import annotations
 
 import enum
-import gzip
 import logging
 import os
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator, Sequence
+from contextlib import closing, contextmanager
 from datetime import datetime
 from importlib.metadata import entry_points
-from pathlib import Path
+from itertools import islice
 from typing import IO, Annotated, Any
 
 import orjson
@@ -28,9 +27,11 @@ from archive import db as dbmod
 from archive.diff import UnknownDocument, history_rows, load_history, unified_diff
 from archive.export import Filters, count, export_jsonl, export_parquet
 from archive.models import TABLES
-from archive.normalize import TimeParseError, format_time, parse_time
-from archive.query import FORMATS, QueryRefused, run_query, write_rows
+from archive.normalize import format_time
+from archive.query import DEFAULT_TIMEOUT, FORMATS, QueryRefused, run_query, write_rows
 from archive.records import EVENT_TYPES
+from archive.targets import STDOUT, TargetError, TargetExistsError, open_target
+from archive.timearg import ACCEPTED, TimeArgumentError, parse_time_argument
 
 
 class Exit(enum.IntEnum):
@@ -41,8 +42,9 @@ class Exit(enum.IntEnum):
     USAGE = 2  # bad arguments
     BLOCKED = 3  # a crawl ended blocked by the source
     LOCKED = 4  # another crawl holds the archive's lock
-    ARCHIVE = 5  # no archive there, or its schema needs `annals db upgrade`
+    ARCHIVE = 5  # no archive there, not an annals archive, or it needs `annals db upgrade`
     REFUSED = 6  # a write through `annals query`, an export over an existing file
+    INTERRUPTED = 130  # stopped by Ctrl-C (SIGINT), as a shell reports it
 
 
 app = typer.Typer(
@@ -75,6 +77,31 @@ FormatOption = Annotated[
 ]
 
 
+def time_argument(value: str | datetime) -> datetime:
+    """The parser of every time option: what archive.timearg accepts, else exit 2 with
+    the forms it does accept."""
+    if isinstance(value, datetime):
+        return value
+    try:
+        return parse_time_argument(value)
+    except TimeArgumentError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+SinceOption = Annotated[
+    datetime | None,
+    typer.Option(
+        parser=time_argument, metavar="TIME", help=f"Published at or after this time: {ACCEPTED}."
+    ),
+]
+UntilOption = Annotated[
+    datetime | None,
+    typer.Option(
+        parser=time_argument, metavar="TIME", help=f"Published before this time: {ACCEPTED}."
+    ),
+]
+
+
 def fail(message: str, code: Exit = Exit.FAILED) -> typer.Exit:
     err.print(f"[bold red]annals:[/] {message}", soft_wrap=True)
     return typer.Exit(int(code))
@@ -87,8 +114,10 @@ def archive_errors() -> Iterator[None]:
         yield
     except (dbmod.ArchiveNotFoundError, dbmod.NeedsUpgradeError) as exc:
         raise fail(str(exc), Exit.ARCHIVE) from None
-    except QueryRefused as exc:
+    except (QueryRefused, TargetExistsError) as exc:
         raise fail(str(exc), Exit.REFUSED) from None
+    except TargetError as exc:
+        raise fail(str(exc), Exit.USAGE) from None
     except UnknownDocument as exc:
         raise fail(str(exc), Exit.USAGE) from None
     except dbmod.ArchiveError as exc:
@@ -99,17 +128,6 @@ def archive_errors() -> Iterator[None]:
 
 def open_readonly(db: str | None) -> sa.Engine:
     return dbmod.open_archive(dbmod.resolve_url(db), readonly=True)
-
-
-def _time_option(value: str | None, name: str) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        return parse_time(value)
-    except TimeParseError:
-        raise fail(
-            f"{name}: not a time: {value!r} (try 2026-05-01 or 2026-05-01T12:00Z)", Exit.USAGE
-        ) from None
 
 
 def _check_format(fmt: str, allowed: tuple[str, ...] = FORMATS) -> None:
@@ -125,27 +143,64 @@ def query(
     sql: Annotated[str, typer.Argument(help="One SQL statement that reads.")],
     db: DbOption = None,
     fmt: FormatOption = "table",
+    timeout: Annotated[
+        float,
+        typer.Option(
+            "--timeout", min=0, help="Stop the query after this many seconds; 0: no limit."
+        ),
+    ] = DEFAULT_TIMEOUT,
 ) -> None:
     """Run one read-only SQL statement on the archive.
 
     The archive is opened read-only: a statement that would write, ATTACH another
-    database or change the schema is refused and changes nothing.
+    database, change the schema or end the transaction (COMMIT, ROLLBACK) is refused
+    and changes nothing. A query is stopped after `--timeout` seconds, and at once by
+    Ctrl-C. csv, json and jsonl stream every row; the table shows the first
+    1000 rows (a note says when there were more).
 
     Example:
 
         annals query "SELECT source, count(*) FROM documents GROUP BY source" --format csv
     """
     _check_format(fmt)
-    with archive_errors():
+    with archive_errors(), _stopped_by_ctrl_c():
         engine = open_readonly(db)
-        columns, rows = run_query(engine, sql)
-        if fmt == "table":
-            table = Table(*columns, show_lines=False)
-            for row in rows:
-                table.add_row(*(_cell(v) for v in row))
-            _out().print(table)
-        else:
-            write_rows(sys.stdout, columns, rows, fmt)
+        columns, rows = run_query(engine, sql, timeout=timeout)
+        with closing(rows):
+            try:
+                if fmt == "table":
+                    _print_table(columns, rows)
+                else:
+                    write_rows(sys.stdout, columns, rows, fmt)
+                    sys.stdout.flush()
+            except OSError as exc:
+                _quiet_stdout(exc, STDOUT)
+                raise fail(f"cannot write the rows: {exc.strerror or exc}") from None
+
+
+TABLE_ROWS = 1000  # a table is laid out whole in memory: the rows beyond are not read
+
+
+def _print_table(columns: list[str], rows: Iterator[Sequence[Any]]) -> None:
+    table = Table(*columns, show_lines=False)
+    for row in islice(rows, TABLE_ROWS):
+        table.add_row(*(_cell(v) for v in row))
+    more = next(rows, None) is not None
+    _out().print(table)
+    if more:
+        err.print(
+            f"note: only the first {TABLE_ROWS} rows are shown, the rest were not read; "
+            "--format csv or jsonl streams them all",
+            soft_wrap=True,
+        )
+
+
+@contextmanager
+def _stopped_by_ctrl_c() -> Iterator[None]:
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise fail("stopped by Ctrl-C; nothing was changed", Exit.INTERRUPTED) from None
 
 
 def _out() -> Console:
@@ -170,16 +225,22 @@ def _cell(value: Any) -> str:
 @app.command()
 def export(
     output: Annotated[
-        str, typer.Option("--output", "-o", help="File to write, or - for stdout. .gz compresses.")
-    ] = "-",
+        str,
+        typer.Option(
+            "--output",
+            "-o",
+            help="File to write (.gz compresses), or - for stdout. A symlink's target is "
+            "written; a FIFO or a device gets the lines streamed into it.",
+        ),
+    ] = STDOUT,
     db: DbOption = None,
     source: Annotated[str | None, typer.Option(help="Only this exchange, e.g. gate.")] = None,
     kind: Annotated[str | None, typer.Option(help="announcement or post.")] = None,
     event_type: Annotated[
         str | None, typer.Option("--event-type", help=f"One of {', '.join(EVENT_TYPES)}.")
     ] = None,
-    since: Annotated[str | None, typer.Option(help="Published at or after (UTC).")] = None,
-    until: Annotated[str | None, typer.Option(help="Published before (UTC).")] = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
     all_versions: Annotated[
         bool, typer.Option("--all-versions", help="One line per version, not per document.")
     ] = False,
@@ -211,41 +272,34 @@ def export(
         source=source,
         kind=kind,
         event_type=event_type,
-        since=_time_option(since, "--since"),
-        until=_time_option(until, "--until"),
+        since=since,
+        until=until,
     )
+    if fmt == "parquet" and output == STDOUT:
+        raise fail("--format parquet writes a file: give -o FILE.parquet", Exit.USAGE)
     with archive_errors():
         engine = open_readonly(db)
-        if fmt == "parquet":
-            if output == "-":
-                raise fail("--format parquet writes a file: give -o FILE.parquet", Exit.USAGE)
-            if Path(output).exists() and not force:
-                raise fail(f"{output} exists; pass --force to overwrite it", Exit.REFUSED)
-            written = export_parquet(engine, Path(output), filters, all_versions=all_versions)
-        elif output == "-":
-            written = export_jsonl(engine, sys.stdout.buffer, filters, all_versions=all_versions)
-            sys.stdout.buffer.flush()
-        else:
-            written = _export_file(engine, Path(output), filters, all_versions, force)
+        try:
+            with open_target(output, force=force, gzip_by_name=fmt == "jsonl") as out:
+                if fmt == "parquet":
+                    written = export_parquet(engine, out, filters, all_versions=all_versions)
+                elif output == STDOUT:
+                    written = export_jsonl(engine, out, filters, all_versions=all_versions)
+                else:
+                    written = _export_with_progress(engine, out, filters, all_versions)
+        except OSError as exc:
+            _quiet_stdout(exc, output)
+            raise fail(f"cannot write {output}: {exc.strerror or exc}") from None
     err.print(f"exported {written} {'versions' if all_versions else 'documents'}")
 
 
-def _export_file(
-    engine: sa.Engine, path: Path, filters: Filters, all_versions: bool, force: bool
-) -> int:
-    if path.exists() and not force:
-        raise fail(f"{path} exists; pass --force to overwrite it", Exit.REFUSED)
-    # Written beside the target and renamed at the end: a failed export leaves no
-    # truncated file that looks complete.
-    partial = path.with_name(path.name + ".partial")
-    opener: Any = gzip.open if path.suffix == ".gz" else open
-    try:
-        with opener(partial, "wb") as out:
-            written = _export_with_progress(engine, out, filters, all_versions)
-        partial.replace(path)
-    finally:
-        partial.unlink(missing_ok=True)
-    return written
+def _quiet_stdout(exc: OSError, output: str) -> None:
+    """After a reader closed stdout (`annals export | head`), point it at /dev/null, or
+    Python's flush at exit fails a second time with a traceback."""
+    if output == STDOUT and isinstance(exc, BrokenPipeError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 def _export_with_progress(
@@ -421,8 +475,20 @@ def stats(db: DbOption = None, fmt: FormatOption = "table") -> None:
 
 
 @db_app.command("upgrade")
-def db_upgrade(db: DbOption = None) -> None:
+def db_upgrade(
+    db: DbOption = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Add the archive's tables to a database that holds other tables."
+        ),
+    ] = False,
+) -> None:
     """Create the archive, or bring its schema up to this version of annals.
+
+    A database that holds tables but no annals schema (another program's SQLite file)
+    is refused, as every command that writes refuses it, unless `--force` is given:
+    then the archive's tables are added beside the others.
 
     Example:
 
@@ -433,6 +499,8 @@ def db_upgrade(db: DbOption = None) -> None:
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
     with archive_errors():
+        if not force:
+            dbmod.refuse_foreign(url)
         engine = dbmod.make_engine(url)
         try:
             before, after = dbmod.upgrade(engine)

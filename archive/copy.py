@@ -108,14 +108,15 @@ def _open_target(url: str) -> Engine:
     path = dbmod.sqlite_path(url)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        dbmod.refuse_foreign(url)  # looked at read-only: a foreign file is left as it was
+    except dbmod.NotAnArchiveError:
+        raise CopyRefused(
+            f"{dbmod.display(url)} holds tables but no annals archive: "
+            "copy into an empty database or a new file"
+        ) from None
     engine = dbmod.make_engine(url)
     if dbmod.current_revision(engine) is None:
-        if sa.inspect(engine).get_table_names():
-            engine.dispose()
-            raise CopyRefused(
-                f"{dbmod.display(url)} holds tables but no annals archive: "
-                "copy into an empty database or a new file"
-            )
         dbmod.upgrade(engine)
     engine.dispose()
     return dbmod.open_archive(url)

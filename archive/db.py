@@ -8,12 +8,14 @@ from __future__ import annotations
 import atexit
 import functools
 import os
+import shlex
 import shutil
 import tempfile
 from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 import sqlalchemy as sa
@@ -37,12 +39,19 @@ class NeedsUpgradeError(ArchiveError):
     pass
 
 
+class NotAnArchiveError(NeedsUpgradeError):
+    """A database that holds tables of its own and no annals schema: annals adds none."""
+
+
 def resolve_url(db: str | None = None) -> str:
     """`--db` first, then $ANNALS_DATABASE_URL, then ./annals.db. A plain path means SQLite."""
     value = db or os.environ.get(ENV_URL) or DEFAULT_PATH
     if "://" in value:
         return value
-    return f"sqlite:///{Path(value).expanduser()}"
+    # SQLAlchemy renders the path percent-encoded (`#`, `?`, `%`, ...) and decodes it
+    # when it parses the URL, so every file name survives the round trip.
+    path = str(Path(value).expanduser())
+    return sa.engine.URL.create("sqlite", database=path).render_as_string(hide_password=False)
 
 
 def sqlite_path(url: str) -> Path | None:
@@ -77,7 +86,10 @@ def make_engine(
     path = sqlite_path(url)
     connect_args: dict[str, Any] = {"timeout": busy_timeout_ms / 1000}
     if readonly and path is not None:
-        parsed = parsed.set(database=f"file:{path}?mode=ro", query={"uri": "true"})
+        # A URI filename, so mode=ro can be asked for; its path is percent-encoded, or a
+        # `#` or `?` in a file name would end it (and open, even create, another file).
+        uri = f"file:{quote(str(path), safe='/')}?mode=ro"
+        parsed = parsed.set(database=uri, query={"uri": "true"})
     engine = sa.create_engine(
         parsed,
         json_serializer=_dumps,
@@ -218,20 +230,23 @@ def open_archive(url: str, *, create: bool = False, readonly: bool = False) -> E
     """An engine on an archive whose schema is current.
 
     `create` makes a missing or empty archive (what a crawl does); otherwise a missing
-    archive is an error. An archive at an older schema is never upgraded behind the
+    archive is an error. A database with tables of its own is never made an archive
+    (refuse_foreign). An archive at an older schema is never upgraded behind the
     user's back: the error names the command that does it.
     """
     path = sqlite_path(url)
     if path is not None and not path.exists():
         if not create:
             raise ArchiveNotFoundError(
-                f"no archive at {path}: run `annals crawl ...` or `annals db upgrade --db {path}`"
-                " to create one"
+                f"no archive at {path}: run `annals crawl ...` or "
+                f"`annals db upgrade --db {shlex.quote(str(path))}` to create one"
             )
         path.parent.mkdir(parents=True, exist_ok=True)
+    elif not readonly:
+        refuse_foreign(url)  # before a writer's connection changes anything in the file
     if create:
         engine = make_engine(url)
-        if current_revision(engine) is None and not sa.inspect(engine).has_table("documents"):
+        if current_revision(engine) is None:
             upgrade(engine)
         if not readonly:
             _require_head(engine, url)
@@ -242,17 +257,51 @@ def open_archive(url: str, *, create: bool = False, readonly: bool = False) -> E
     return engine
 
 
+def refuse_foreign(url: str) -> None:
+    """Raise NotAnArchiveError when the database at `url` holds tables but no annals
+    schema: someone else's file, given to --db by mistake. It is looked at read-only,
+    so even its journal mode stays as it was (a writer's connection would make it WAL)."""
+    path = sqlite_path(url)
+    if path is not None and not path.exists():
+        return
+    engine = make_engine(url, readonly=True)
+    try:
+        if current_revision(engine) is not None:
+            return
+        inspector = sa.inspect(engine)
+        names = sorted(inspector.get_table_names() + inspector.get_view_names())
+    finally:
+        engine.dispose()
+    if names:
+        raise NotAnArchiveError(_foreign_message(url, names))
+
+
+def _foreign_message(url: str, names: list[str]) -> str:
+    target = display(url)
+    shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+    return (
+        f"{target} is not an annals archive: it holds other tables ({shown}), and annals "
+        "adds none of its own to them. Give --db a new file or an empty database, or, "
+        "to add the archive's tables to this one anyway, run "
+        f"`annals db upgrade --force --db {shlex.quote(target)}`"
+    )
+
+
 def _require_head(engine: Engine, url: str) -> None:
     current, head = current_revision(engine), head_revision()
     if current == head:
         return
     target = display(url)
     if current is None:
+        inspector = sa.inspect(engine)
+        names = sorted(inspector.get_table_names() + inspector.get_view_names())
+        if names:
+            raise NotAnArchiveError(_foreign_message(url, names))
         raise NeedsUpgradeError(
-            f"{target} is not an annals archive (no schema revision): "
-            f"run `annals db upgrade --db {target}` to create the tables"
+            f"{target} is an empty database, not an annals archive yet: "
+            f"run `annals db upgrade --db {shlex.quote(target)}` to create the tables"
         )
     raise NeedsUpgradeError(
         f"the archive at {target} is at schema revision {current}, this annals needs {head}: "
-        f"run `annals db upgrade --db {target}`"
+        f"run `annals db upgrade --db {shlex.quote(target)}`"
     )

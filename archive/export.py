@@ -206,18 +206,17 @@ def parquet_schema() -> Any:
 
 def export_parquet(
     engine: Engine,
-    path: Path,
+    out: Path | IO[bytes],
     filters: Filters | None = None,
     *,
     all_versions: bool = False,
     progress: Callable[[int], None] | None = None,
     row_group_size: int = PARQUET_ROW_GROUP,
 ) -> int:
-    """Write the objects `export_jsonl` writes to a Parquet file, one row group at a time,
-    so memory holds one row group however large the archive is; returns how many rows.
-
-    Written beside `path` and renamed at the end: a failed export leaves no partial file.
-    """
+    """Write the objects `export_jsonl` writes as Parquet to a file or a binary stream,
+    one row group at a time, so memory holds one row group however large the archive
+    is; returns how many rows. Where the bytes land (and that a failed export leaves no
+    partial file) is archive.targets' concern."""
     try:
         import pyarrow as pa
         import pyarrow.parquet as pq
@@ -229,7 +228,6 @@ def export_parquet(
             "pip install pyarrow"
         ) from exc
     schema = parquet_schema()
-    partial = path.with_name(path.name + ".partial")
     group: list[dict[str, Any]] = []
     written = 0
 
@@ -241,22 +239,18 @@ def export_parquet(
             progress(len(group))
         group = []
 
-    try:
-        with (
-            pq.ParquetWriter(partial, schema, compression="zstd") as writer,
-            engine.connect() as conn,
-        ):
-            for obj in iter_objects(conn, filters or Filters(), all_versions=all_versions):
-                for name in _PARQUET_TIMES:
-                    value = obj[name]
-                    obj[name] = datetime.fromisoformat(value) if value else None
-                obj["extra"] = orjson.dumps(obj["extra"]).decode()
-                group.append(obj)
-                if len(group) >= row_group_size:
-                    flush(writer)
-            if group:
+    with (
+        pq.ParquetWriter(out, schema, compression="zstd") as writer,
+        engine.connect() as conn,
+    ):
+        for obj in iter_objects(conn, filters or Filters(), all_versions=all_versions):
+            for name in _PARQUET_TIMES:
+                value = obj[name]
+                obj[name] = datetime.fromisoformat(value) if value else None
+            obj["extra"] = orjson.dumps(obj["extra"]).decode()
+            group.append(obj)
+            if len(group) >= row_group_size:
                 flush(writer)
-        partial.replace(path)
-    finally:
-        partial.unlink(missing_ok=True)
+        if group:
+            flush(writer)
     return written

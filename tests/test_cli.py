@@ -4,69 +4,16 @@ from __future__ import annotations
 
 import gzip
 import json
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from archive.cli import Exit, app
-from archive.records import Link
 from archive.store import Store
-from tests.conftest import RecordFactory, rows
+from tests.conftest import rows
 
 runner = CliRunner()
-
-
-@pytest.fixture
-def archive(database: str, db_path: Path, store: Store, make_record: RecordFactory) -> str:
-    """Three documents; 51322 edited once; a post linking to 51322. Its --db: the SQLite
-    file's path, or the PostgreSQL URL."""
-    store.write(
-        [
-            make_record(
-                "51322",
-                title="Gate Launches SPCXUSDT Perpetual Futures",
-                body_html="<p>Leverage from 1x to 5x.</p>",
-                published_at=datetime(2026, 5, 22, 7, 56, 11, tzinfo=UTC),
-            ),
-            make_record(
-                "51310",
-                title="Gate Will Delist NXRA, QUIL and 19 Other Tokens",
-                body_html="<p>Delisting on 2026-05-28.</p>",
-                category="Delistings",
-                published_at=datetime(2026, 5, 21, 12, tzinfo=UTC),
-            ),
-            make_record(
-                "21716532",
-                kind="post",
-                title=None,
-                body_text="#Gate see this",
-                author="Carvinal",
-                tags=["Gate"],
-                published_at=datetime(2026, 4, 9, 13, 52, 7, tzinfo=UTC),
-                links=[
-                    Link(
-                        "https://www.gate.com/announcements/article/51322",
-                        "gate",
-                        "announcement",
-                        "51322",
-                    )
-                ],
-            ),
-        ]
-    )
-    store.write(
-        [
-            make_record(
-                "51322",
-                title="Gate Launches SPCXUSDT Perpetual Futures",
-                body_html="<p>Leverage from 1x to 10x.</p>",
-                published_at=datetime(2026, 5, 22, 7, 56, 11, tzinfo=UTC),
-            )
-        ]
-    )
-    return str(db_path) if database.startswith("sqlite") else database
 
 
 def invoke(*args: str):
