@@ -9,7 +9,8 @@ exchange's facts: hosts, endpoints, categories, languages, politeness, rate-limi
   endpoint's unfiltered list). Pages by number, or by time window where the module has
   `next_window` (Bitget). A listing ends on an empty page, on the module's `has_more`,
   on a page that brings nothing unseen in this run, and, unless `-a full=1`, on the
-  first page that brings nothing the archive lacks.
+  first page that brings nothing the archive lacks, except while repairing after an
+  unfinished crawl (AnnalsSpider.keep_paging).
 - Records: the list record is the record (its body is the API's description), except
   where `SOURCE.detail_url` is set (Binance): each unseen article's detail is fetched
   once per run and language, and the detail record is archived.
@@ -195,7 +196,8 @@ class ApiAnnouncementsSpider(AnnalsSpider):
             new,
         )
         following = self.next_page(result, listing, page, window)
-        if following is not None and (new or (self.full and unseen)):
+        dates = [r.published_at for r in records if r.published_at is not None]
+        if following is not None and self.keep_paging(new, unseen, min(dates, default=None)):
             yield following
 
     def next_page(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -105,6 +106,21 @@ class AnnalsSpider(scrapy.Spider):
 
     def mark_seen(self, key: Identity) -> None:
         self._seen.add(key)
+
+    def keep_paging(self, new: int, unseen: int, oldest: datetime | None) -> bool:
+        """Ask for the next page of a listing? The one rule of every spider's navigator.
+
+        Yes while a page brings something the archive lacks; with full=1, while it brings
+        anything not yet seen in this run; and while repairing: after a crawl that did not
+        walk its listings to the end (killed, failed, interrupted), the listings are walked
+        back to the start of the last complete crawl (RunContext.resume_after), known items
+        or not, so what the broken crawl never reached is found. A page that brings nothing
+        unseen in this run ends the listing in every mode (a source repeating its pages)."""
+        if new:
+            return True
+        if not unseen:
+            return False
+        return self.full or self.run.repairing(oldest)
 
     # --- requests and responses -------------------------------------------------------------
 

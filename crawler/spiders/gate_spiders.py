@@ -71,6 +71,7 @@ class GateAnnouncementsSpider(GateSpider):
         self.sitemap = flag(sitemap)
         self.categories = csv_arg(categories) or list(DEFAULT_CATEGORIES)
         self._scheduled: set[Identity] = set()
+        self._listed: set[str] = set()  # ids the list endpoint gave in this run
 
     async def start(self) -> AsyncIterator[Any]:
         paths = ["hub", *self.categories, "list endpoint"]
@@ -156,7 +157,9 @@ class GateAnnouncementsSpider(GateSpider):
             return  # past the last page
         new = yield from self.schedule(listing.items, self.raw(response))
         dates = [i.published_at for i in listing.items if i.published_at is not None]
-        if new or self.full or self.run.repairing(min(dates) if dates else None):
+        unseen = len({i.external_id for i in listing.items} - self._listed)
+        self._listed.update(i.external_id for i in listing.items)
+        if self.keep_paging(new, unseen, min(dates, default=None)):
             yield self.list_page(page + 1, language)
 
     def list_api_failed(self, failure: Failure) -> Iterator[Any]:
