@@ -14,6 +14,8 @@ exchange's facts: hosts, endpoints, categories, languages, politeness, rate-limi
 - Records: the list record is the record (its body is the API's description), except
   where `SOURCE.detail_url` is set (Binance): each unseen article's detail is fetched
   once per run and language, and the detail record is archived.
+- Items that cannot become records (no id, title or time) are counted (annals/
+  unusable_items) and their answer is quarantined; the other items are archived.
 - Failure envelopes are never archived: the answer goes to quarantine with its code
   and message (annals/refused, the run ends "partial") and that listing stops.
   Rate-limit codes (`SOURCE.rate_limit_codes`) are retried after a backoff, like
@@ -119,6 +121,8 @@ class ApiAnnouncementsSpider(AnnalsSpider):
         if source.detail_url and parts.path == urlsplit(source.detail_url).path:
             return [cls.api.parse_detail(raw.body, raw.url, fetched_at=when, language=language)]
         page: ListPage = cls.api.parse_list(raw.body, raw.url, fetched_at=when, language=language)
+        if page.unusable:  # still not all of it: it stays in quarantine
+            raise ParseError(raw.url, unusable_reason(page))
         return [] if source.detail_url else page.records
 
     async def start(self) -> AsyncIterator[Any]:
@@ -167,6 +171,11 @@ class ApiAnnouncementsSpider(AnnalsSpider):
         except ParseError as exc:
             yield self.quarantine(response, exc.reason)
             return
+        if result.unusable:
+            # Items that cannot become records are a loss: the answer is kept with its bytes
+            # for `annals reparse`, and the run ends "partial".
+            self.count("unusable_items", len(result.unusable))
+            yield self.quarantine(response, unusable_reason(result))
         records = result.records
         known = self.known([r.identity for r in records])
         unseen = new = 0
@@ -297,6 +306,13 @@ class ApiAnnouncementsSpider(AnnalsSpider):
         logger.info("%s; retrying in %.1fs", exc, wait)
         await asyncio.sleep(wait)
         yield request.replace(dont_filter=True, meta={**request.meta, RETRIES: attempt + 1})
+
+
+def unusable_reason(page: ListPage) -> str:
+    """The quarantine error of an answer with unusable items: which, and why."""
+    shown = "; ".join(f"item {u.index}: {u.reason}" for u in page.unusable[:5])
+    more = f"; and {len(page.unusable) - 5} more" if len(page.unusable) > 5 else ""
+    return f"{len(page.unusable)} unusable items ({shown}{more})"
 
 
 def _check_known(spider: str, what: str, given: list[str], known: dict[str, Any]) -> None:

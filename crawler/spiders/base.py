@@ -10,15 +10,17 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import scrapy
-from scrapy.exceptions import DownloadCancelledError, IgnoreRequest
+from scrapy.exceptions import DownloadCancelledError, DownloadTimeoutError, IgnoreRequest
 from scrapy.http import Response
 from scrapy.spidermiddlewares.httperror import HttpError
+from twisted.internet.error import TimeoutError as ConnectTimeout
 from twisted.python.failure import Failure
 
 from archive.normalize import normalize_text, utcnow
 from archive.records import Identity, ParseError, Quarantined, RawResponse, Record
 from archive.store import Known
 from crawler.middlewares import Blocked
+from crawler.redirects import RedirectLoop
 from crawler.run import RunContext, run_context
 
 logger = logging.getLogger(__name__)
@@ -179,16 +181,18 @@ class AnnalsSpider(scrapy.Spider):
         yield record
 
     def fetch_failed(self, failure: Failure) -> None:
-        """Errback: what could not be fetched is counted and said once, never archived.
+        """Errback: what could not be fetched is counted under its reason and said once,
+        never archived (crawler.extensions.LOSSES and FAILURES name the counters).
 
-        Blocks were counted by BlockMiddleware. Requests dropped on purpose (robots.txt,
-        a response over DOWNLOAD_MAXSIZE) are a warning and a counter, and the run ends
-        "partial". An unexpected HTTP status, a timeout or a refused connection is an
-        error: the run fails rather than look complete.
+        Blocks were counted by BlockMiddleware, redirect loops and too many redirects by
+        crawler.redirects. Requests dropped on purpose (robots.txt, a response over
+        DOWNLOAD_MAXSIZE) are a warning and a counter, and the run ends "partial". An
+        unexpected HTTP status, a timeout or a refused connection is an error: the run
+        fails rather than look complete, and the next run repairs.
         """
         request = getattr(failure, "request", None)
         url = str(request.meta.get("annals_url", request.url)) if request else "?"
-        if failure.check(Blocked):
+        if failure.check(Blocked, RedirectLoop):
             return
         if isinstance(failure.value, HttpError):
             response = failure.value.response
@@ -201,9 +205,14 @@ class AnnalsSpider(scrapy.Spider):
             self.count("too_large")
             return
         if failure.check(IgnoreRequest):
-            logger.warning("not fetched %s: %s", url, failure.getErrorMessage())
-            self.count("ignored")
+            message = failure.getErrorMessage()
+            if "max redirections" in message:
+                return  # counted and said by crawler.redirects
+            logger.warning("not fetched %s: %s", url, message)
+            self.count("robots" if "robots.txt" in message.lower() else "ignored")
             return
+        if failure.check(DownloadTimeoutError, ConnectTimeout):
+            self.count("timeouts")
         logger.error("could not fetch %s: %s", url, failure.getErrorMessage())
         self.count("fetch_errors")
 

@@ -18,7 +18,6 @@ and logged as a warning (a page whose every item is unusable raises `ParseError`
 from __future__ import annotations
 
 import html
-import json
 import logging
 import re
 from collections.abc import Mapping
@@ -33,6 +32,7 @@ from crawler.spiders.common import (
     Category,
     EnvelopeError,
     ListPage,
+    Unusable,
     UnusableItemError,
     int_or_none,
     is_rate_limit,
@@ -138,6 +138,7 @@ def parse_list(
     items = 0
     has_more = False
     totals: list[int] = []
+    unusable: list[Unusable] = []
     for catalog in catalogs:
         if not isinstance(catalog, Mapping):
             raise ParseError(url, "a catalog is not an object")
@@ -155,7 +156,8 @@ def parse_list(
             try:
                 record = _list_record(article, catalog, language, raw)
             except UnusableItemError as skip:
-                logger.warning("binance: skipped article %d on %s: %s", index, url, skip)
+                logger.warning("binance: unusable article %d on %s: %s", index, url, skip)
+                unusable.append(Unusable(items - 1, str(skip)))
                 continue
             known = records.get(record.external_id)
             if known is None:
@@ -168,6 +170,7 @@ def parse_list(
         records=list(records.values()),
         has_more=has_more,
         total=totals[0] if len(catalogs) == 1 and totals else None,
+        unusable=unusable,
     )
 
 
@@ -376,9 +379,9 @@ def _body_html(body: Any, url: str) -> str | None:
         return None
     if isinstance(body, str):
         try:
-            body = json.loads(body)
-        except ValueError as exc:
-            raise ParseError(url, f"detail body is not a JSON node tree: {exc}") from exc
+            body = load_json(body, url, "detail body")
+        except ParseError as exc:
+            raise ParseError(url, f"{exc.reason} (not a JSON node tree)") from exc
     if not isinstance(body, Mapping | list):
         raise ParseError(url, f"detail body is a {type(body).__name__}, not a node tree")
     try:

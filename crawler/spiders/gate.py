@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import html
-import json
 import logging
 import re
 from dataclasses import dataclass, field
@@ -25,7 +24,7 @@ from archive.normalize import (
     parse_time,
 )
 from archive.records import ParseError, Record
-from crawler.spiders.common import Category, EnvelopeError
+from crawler.spiders.common import Category, EnvelopeError, load_json
 
 logger = logging.getLogger(__name__)
 
@@ -232,10 +231,7 @@ def _next_data(sel: Selector, url: str) -> dict[str, Any]:
     script = sel.xpath('//script[@id="__NEXT_DATA__"]/text()').get()
     if script is None:
         raise ParseError(url, "no __NEXT_DATA__ script")
-    try:
-        data = json.loads(script)
-    except ValueError as exc:
-        raise ParseError(url, f"__NEXT_DATA__ is not JSON: {exc}") from exc
+    data = load_json(script, url, "__NEXT_DATA__")
     if not isinstance(data, dict):
         raise ParseError(url, "__NEXT_DATA__ is not a JSON object")
     return data
@@ -343,10 +339,7 @@ def parse_list_api(body: bytes | str, url: str, *, language: str = "en") -> List
     A code other than 0 raises EnvelopeError; bad JSON or another shape raises ParseError.
     The answer does not say its language: pass the one the request asked for.
     """
-    try:
-        data = json.loads(body)
-    except ValueError as exc:
-        raise ParseError(url, f"list answer is not JSON: {exc}") from exc
+    data = load_json(body, url, "list answer")
     if not isinstance(data, dict) or "code" not in data:
         raise ParseError(url, "list answer has no envelope code")
     code = data["code"]
