@@ -110,7 +110,7 @@ def load_json(body: bytes | str, url: str, what: str = "answer") -> Any:
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        if "recursion" in str(exc).lower():
+        if "depth limit" in str(exc) or "recursion" in str(exc).lower():
             raise ParseError(url, f"{what} is nested deeper than {MAX_JSON_DEPTH} levels") from exc
         raise ParseError(url, f"{what} is not JSON: {exc}") from exc
     if json_depth(data) > MAX_JSON_DEPTH:
