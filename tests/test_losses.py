@@ -164,11 +164,31 @@ def test_a_bybit_item_without_publish_time_is_dated_by_its_date_timestamp(
     assert [(at[:19], source) for at, source in dates] == [(expected, "dateTimestamp")]
     assert rows(db, "SELECT count(*) FROM documents WHERE url = ?", lost["url"]) == [(0,)]
     # The answer that held it is kept, bytes and all, with what was wrong.
-    ((url, error, body),) = quarantine(db)
+    ((_, error, body),) = quarantine(db)
     assert "unusable items (item 1:" in error
     assert "no readable time" in error
     assert body is not None
     assert json.loads(body) == data
+
+
+def test_a_gate_list_item_without_an_id_is_counted_and_its_page_quarantined(tmp_path, served):
+    answer = json.loads((FIXTURES / "gate" / "list_article_p2.json").read_text())
+    del answer["data"]["list"][0]["id"]
+    answer["data"]["list"][0]["url"] = "/announcements/lastest"
+    mirror = Mirror(FIXTURES / "gate")
+    unblock(mirror)
+    content = json.dumps(answer).encode()
+    mirror.prepend(
+        Route("POST", gate.LIST_API_PATH, content=content, headers=JSON, body={"page": 2})
+    )
+    db = tmp_path / "annals.db"
+    result = crawl(db, served(mirror), "gate_announcements")
+    assert result.returncode == Exit.FAILED, result.stdout
+    status, counters = only_run(db)
+    assert (status, counters["unusable_items"], counters["quarantined"]) == ("partial", 1, 1)
+    ((_, error, body),) = quarantine(db)
+    assert error == "1 unusable items (item 0: no usable id)"
+    assert body == content
 
 
 def nested(depth: int) -> bytes:

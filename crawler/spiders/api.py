@@ -42,7 +42,7 @@ from archive.records import Identity, ParseError, Quarantined, RawResponse, Reco
 from archive.store import Known
 from crawler.spiders import binance, bitget, bybit, kucoin, okx
 from crawler.spiders.base import AnnalsSpider, csv_arg
-from crawler.spiders.common import ApiSource, EnvelopeError, ListPage
+from crawler.spiders.common import ApiSource, EnvelopeError, ListPage, unusable_reason
 
 logger = logging.getLogger(__name__)
 
@@ -122,7 +122,7 @@ class ApiAnnouncementsSpider(AnnalsSpider):
             return [cls.api.parse_detail(raw.body, raw.url, fetched_at=when, language=language)]
         page: ListPage = cls.api.parse_list(raw.body, raw.url, fetched_at=when, language=language)
         if page.unusable:  # still not all of it: it stays in quarantine
-            raise ParseError(raw.url, unusable_reason(page))
+            raise ParseError(raw.url, unusable_reason(page.unusable))
         return [] if source.detail_url else page.records
 
     async def start(self) -> AsyncIterator[Any]:
@@ -175,7 +175,7 @@ class ApiAnnouncementsSpider(AnnalsSpider):
             # Items that cannot become records are a loss: the answer is kept with its bytes
             # for `annals reparse`, and the run ends "partial".
             self.count("unusable_items", len(result.unusable))
-            yield self.quarantine(response, unusable_reason(result))
+            yield self.quarantine(response, unusable_reason(result.unusable))
         records = result.records
         known = self.known([r.identity for r in records])
         unseen = new = 0
@@ -306,13 +306,6 @@ class ApiAnnouncementsSpider(AnnalsSpider):
         logger.info("%s; retrying in %.1fs", exc, wait)
         await asyncio.sleep(wait)
         yield request.replace(dont_filter=True, meta={**request.meta, RETRIES: attempt + 1})
-
-
-def unusable_reason(page: ListPage) -> str:
-    """The quarantine error of an answer with unusable items: which, and why."""
-    shown = "; ".join(f"item {u.index}: {u.reason}" for u in page.unusable[:5])
-    more = f"; and {len(page.unusable) - 5} more" if len(page.unusable) > 5 else ""
-    return f"{len(page.unusable)} unusable items ({shown}{more})"
 
 
 def _check_known(spider: str, what: str, given: list[str], known: dict[str, Any]) -> None:

@@ -192,6 +192,13 @@ class UnusableItemError(Exception):
     """One list item that cannot become a record; the rest of the page still can."""
 
 
+def unusable_reason(unusable: list[Unusable]) -> str:
+    """The quarantine error of an answer with unusable items: how many, which, and why."""
+    shown = "; ".join(f"item {u.index}: {u.reason}" for u in unusable[:5])
+    more = f"; and {len(unusable) - 5} more" if len(unusable) > 5 else ""
+    return f"{len(unusable)} unusable items ({shown}{more})"
+
+
 class Items(NamedTuple):
     records: list[Record]
     unusable: list[Unusable]
