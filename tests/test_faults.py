@@ -227,6 +227,21 @@ def big_mirror():
 
 SPIDERS = ("gate_announcements", "gate_square", "binance_announcements", "okx_announcements",
            "bybit_announcements", "bitget_announcements", "kucoin_announcements")  # fmt: skip
+# The paths each spider asks for on the shared mirror (robots.txt aside).
+PATHS = {
+    "gate_announcements": ("/announcements", "/api/web/"),
+    "gate_square": ("/post",),
+    "binance_announcements": ("/bapi/",),
+    "okx_announcements": ("/api/v5/",),
+    "bybit_announcements": ("/v5/",),
+    "bitget_announcements": ("/api/v2/",),
+    "kucoin_announcements": ("/api/v3/",),
+}
+
+
+def answered(mirror: Mirror, spider: str, since: int = 0) -> int:
+    """How many of the mirror's answers since hit `since` went to the spider."""
+    return sum(hit.path.startswith(PATHS[spider]) for hit in mirror.hits[since:])
 
 
 class DelayedMirror(Mirror):
@@ -260,6 +275,8 @@ def test_killed_at_random_moments_every_spider_stays_whole_and_resumes(tmp_path,
     reference = tmp_path / "reference.db"
     done = crawl(reference, url, *SPIDERS)
     assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+    # The length of each spider's crawl, in answers: the kills land within it.
+    lengths = {spider: answered(mirror, spider) for spider in SPIDERS}
     victim = tmp_path / "victim.db"
     seed = int(os.environ.get("ANNALS_CRASH_SEED", "20261123"))
     rng = random.Random(seed)
@@ -268,18 +285,19 @@ def test_killed_at_random_moments_every_spider_stays_whole_and_resumes(tmp_path,
         # Each spider in turn until it is killed, about 3 kills each: the last run of every
         # spider before the final crawl is a killed one.
         spider = SPIDERS[len(kills) % len(SPIDERS)]
-        # Every other run walks everything, so later kills still land in the middle of work.
         # Small batches: a killed run leaves part of its listing committed, the case a
         # next run that does not repair would never complete.
         command = [sys.executable, "-m", "archive", "crawl", spider, "--db", str(victim),
                    "--base-url", url, *FAST, "-s", "ANNALS_BATCH_SIZE=3",
                    *(["--full"] if attempt % 2 else [])]  # fmt: skip
+        # The moment: after a random number of the spider's answers, then a random delay
+        # shorter than one answer, so kills land inside the crawl, not in its start-up.
+        moment = rng.randint(1, lengths[spider])
         asked = len(mirror.hits)
         proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        # The moment is random within the crawl itself, not within Python's start-up.
-        while len(mirror.hits) == asked and proc.poll() is None:
-            time.sleep(0.01)
-        time.sleep(rng.uniform(0.0, 2.0))
+        while answered(mirror, spider, asked) < moment and proc.poll() is None:
+            time.sleep(0.005)
+        time.sleep(rng.uniform(0.0, mirror.delay))
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
             kills.append(spider)
