@@ -127,6 +127,20 @@ def test_a_redirect_circle_is_a_loop_and_too_many_hops_are_counted(tmp_path, ser
     assert "more than 5 redirects" in result.stderr
 
 
+def test_a_redirect_to_a_page_already_asked_for_is_a_counted_duplicate(tmp_path, served):
+    mirror = Mirror(FIXTURES / "gate")
+    unblock(mirror)
+    other = "/announcements/article/51319"
+    mirror.prepend(Route("GET", ARTICLE, status=302, headers={"Location": other}))
+    db = tmp_path / "annals.db"
+    result = crawl(db, served(mirror), "gate_announcements")
+    # Scrapy's dupefilter drops the second request for 51319, whichever came first.
+    assert result.returncode == Exit.FAILED, result.stdout
+    status, counters = only_run(db)
+    assert (status, counters["duplicates"]) == ("partial", 1)
+    assert sum(hit.path == other for hit in mirror.hits) == 1
+
+
 # --- items and pages that cannot be read -----------------------------------------------------
 
 
