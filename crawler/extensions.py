@@ -17,7 +17,27 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-# Counters kept on the run, from Scrapy's stats and the pipeline's.
+# What a run could not archive, by reason (README "When things go wrong" names each one).
+# Every one is a counter on the run and makes it "partial", unless it failed or was blocked.
+LOSSES = {
+    "quarantined": "annals/quarantined",  # a page or answer that did not parse (bytes kept)
+    "unusable_items": "annals/unusable_items",  # list items that cannot become records
+    "refused": "annals/refused",  # an error envelope, a response over DOWNLOAD_MAXSIZE
+    "offsite": "offsite/filtered",  # a redirect or link to another host
+    "robots": "annals/robots",  # robots.txt forbids the page
+    "ignored": "annals/ignored",  # any other request Scrapy dropped (IgnoreRequest)
+    "redirect_loop": "annals/redirect_loop",  # a redirect back to a URL of its own chain
+    "too_many_redirects": "annals/too_many_redirects",  # more than REDIRECT_MAX_TIMES
+    "duplicates": "dupefilter/filtered",  # a redirect to a URL this run already asked for
+}
+# Losses that fail the run: the source did not answer (a timeout after the retries, a
+# refused connection, an unexpected HTTP status). A failed run is unfinished: the next
+# one walks the listings back and asks again.
+FAILURES = {
+    "timeouts": "annals/timeouts",
+    "fetch_errors": "annals/fetch_errors",
+}
+# Counters kept on the run, from Scrapy's stats and the spiders' and the pipeline's.
 COUNTERS = {
     "requests": "downloader/request_count",
     "pages": "response_received_count",
@@ -26,38 +46,40 @@ COUNTERS = {
     "unchanged": "annals/unchanged",
     "reverted": "annals/reverted",
     "removed": "annals/removed",
-    "quarantined": "annals/quarantined",
     "blocked": "annals/blocked",
     "listing_only": "annals/listing_only",
     "not_found": "annals/not_found",
-    "refused": "annals/refused",
-    "offsite": "offsite/filtered",
-    "ignored": "annals/ignored",
+    **LOSSES,
+    "too_large": "annals/too_large",  # of the refused: over DOWNLOAD_MAXSIZE
+    "invalid_records": "annals/invalid_records",  # of the quarantined: failed validation
+    **FAILURES,
     "errors": "log_count/ERROR",
 }
 
 
 def decide_status(reason: str, stats: dict[str, Any]) -> str:
-    """How a run ended, from the close reason and the stats.
+    """How a run ended, from the close reason and the stats. The worst outcome wins:
+    failed > blocked > partial > finished (interrupted is a stop from outside).
 
-    interrupted: stopped from outside (Ctrl-C, SIGTERM). failed: an error, an archive
-    write that failed, or a run that fetched nothing at all (a run that did nothing
-    must not look like success). blocked: some request stayed blocked. partial: some
-    pages did not parse (they are in quarantine) or were refused (an error envelope, the
-    size limit, robots.txt, another host). finished: none of these.
+    interrupted: stopped from outside (Ctrl-C, SIGTERM). failed: an error (a request the
+    source never answered, a timeout that lost a page, an archive write that failed, a
+    bug), or a run that fetched nothing and was not blocked (a run that did nothing must
+    not look like success). blocked: some request stayed blocked. partial: something was
+    lost for a reason in LOSSES (unparsed, refused, dropped). finished: none of these.
     """
     if reason == "shutdown":
         return "interrupted"
     if reason != "finished" or stats.get("annals/archive_error"):
         return "failed"
-    if stats.get("annals/blocked"):
-        return "blocked"
     if stats.get("log_count/ERROR") or stats.get("spider_exceptions/count"):
         return "failed"
+    if any(stats.get(key) for key in FAILURES.values()):
+        return "failed"
+    if stats.get("annals/blocked"):
+        return "blocked"
     if not stats.get("response_received_count"):
         return "failed"
-    unread = ("annals/quarantined", "annals/refused", "annals/ignored", "offsite/filtered")
-    if any(stats.get(key) for key in unread):
+    if any(stats.get(key) for key in LOSSES.values()):
         return "partial"
     return "finished"
 

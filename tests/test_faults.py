@@ -60,6 +60,25 @@ def content(db: Path) -> tuple[list[tuple], list[tuple]]:
     return docs, versions
 
 
+def steady_content(db: Path) -> tuple[list[tuple], list[tuple]]:
+    """content(), less what each crawl dates by its own clock: a Square post archived from
+    the feed has its relative time ("1h ago") resolved against the fetch time."""
+    feed = {
+        (external_id, language)
+        for external_id, language in query(
+            db,
+            "SELECT d.external_id, d.language FROM documents d JOIN versions v ON "
+            "v.document_id = d.id WHERE json_extract(v.extra, '$.from_feed')",
+        )
+    }
+    docs, versions = content(db)
+    docs = [(*d[:5], None, *d[6:]) if (d[2], d[3]) in feed else d for d in docs]
+    versions = [
+        (v[0], v[1], v[2], None, *v[4:10], None) if (v[0], v[1]) in feed else v for v in versions
+    ]
+    return docs, versions
+
+
 # --- bad input ---------------------------------------------------------------------------
 
 
@@ -206,37 +225,93 @@ def big_mirror():
         yield mirror, server.url
 
 
+SPIDERS = ("gate_announcements", "gate_square", "binance_announcements", "okx_announcements",
+           "bybit_announcements", "bitget_announcements", "kucoin_announcements")  # fmt: skip
+# The paths each spider asks for on the shared mirror (robots.txt aside).
+PATHS = {
+    "gate_announcements": ("/announcements", "/api/web/"),
+    "gate_square": ("/post",),
+    "binance_announcements": ("/bapi/",),
+    "okx_announcements": ("/api/v5/",),
+    "bybit_announcements": ("/v5/",),
+    "bitget_announcements": ("/api/v2/",),
+    "kucoin_announcements": ("/api/v3/",),
+}
+
+
+def answered(mirror: Mirror, spider: str, since: int = 0) -> int:
+    """How many of the mirror's answers since hit `since` went to the spider."""
+    return sum(hit.path.startswith(PATHS[spider]) for hit in mirror.hits[since:])
+
+
+class DelayedMirror(Mirror):
+    """A mirror that takes `delay` seconds per answer, so a crawl lasts long enough for
+    a kill to land in the middle of a listing."""
+
+    def __init__(self, *folders: Path, routes: list[Route], delay: float) -> None:
+        super().__init__(*folders, routes=routes)
+        self.delay = delay
+
+    def answer(self, method: str, target: str, raw_body: bytes, content_type: str) -> Route | None:
+        route = super().answer(method, target, raw_body, content_type)
+        time.sleep(self.delay)
+        return route
+
+
+@pytest.fixture
+def every_source():
+    """Gate's 150 synthetic articles, its Square feed, and the five recorded API mirrors,
+    on one server with a small delay per answer."""
+    routes, _ = generate(150)
+    folders = [FIXTURES / name for name in ("gate", "binance", "okx", "bybit", "bitget", "kucoin")]
+    mirror = DelayedMirror(*folders, routes=routes, delay=0.05)
+    with MirrorServer(mirror) as server:
+        yield mirror, server.url
+
+
 @pytest.mark.slow
-def test_killed_at_random_moments_the_archive_stays_whole_and_resumes(tmp_path, big_mirror):
-    _, url = big_mirror
+def test_killed_at_random_moments_every_spider_stays_whole_and_resumes(tmp_path, every_source):
+    mirror, url = every_source
     reference = tmp_path / "reference.db"
-    assert crawl(reference, url, "gate_announcements").returncode == 0
+    done = crawl(reference, url, *SPIDERS)
+    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+    # The length of each spider's crawl, in answers: the kills land within it.
+    lengths = {spider: answered(mirror, spider) for spider in SPIDERS}
     victim = tmp_path / "victim.db"
     seed = int(os.environ.get("ANNALS_CRASH_SEED", "20261123"))
     rng = random.Random(seed)
-    command = [sys.executable, "-m", "archive", "crawl", "gate_announcements",
-               "--db", str(victim), "--base-url", url, *FAST]  # fmt: skip
-    kills = 0
-    for attempt in range(60):
-        # Every other run walks everything, so later kills still land in the middle of work.
-        extra = ["--full"] if attempt % 2 else []
-        proc = subprocess.Popen(
-            command + extra, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        time.sleep(rng.uniform(0.3, 2.5))
+    kills: list[str] = []
+    for attempt in range(80):
+        # Each spider in turn until it is killed, about 3 kills each: the last run of every
+        # spider before the final crawl is a killed one.
+        spider = SPIDERS[len(kills) % len(SPIDERS)]
+        # Small batches: a killed run leaves part of its listing committed, the case a
+        # next run that does not repair would never complete.
+        command = [sys.executable, "-m", "archive", "crawl", spider, "--db", str(victim),
+                   "--base-url", url, *FAST, "-s", "ANNALS_BATCH_SIZE=3",
+                   *(["--full"] if attempt % 2 else [])]  # fmt: skip
+        # The moment: after a random number of the spider's answers, then a random delay
+        # shorter than one answer, so kills land inside the crawl, not in its start-up.
+        moment = rng.randint(1, lengths[spider])
+        asked = len(mirror.hits)
+        proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        while answered(mirror, spider, asked) < moment and proc.poll() is None:
+            time.sleep(0.005)
+        time.sleep(rng.uniform(0.0, mirror.delay))
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
-            kills += 1
+            kills.append(spider)
         proc.wait()
         if victim.exists():
             assert consistency(victim) == ("ok", 0, 0), f"seed {seed}"
-        if kills >= 20:
+        if len(kills) >= 20:
             break
-    assert kills >= 20, f"only {kills} runs were still going when killed (seed {seed})"
-    final = crawl(victim, url, "gate_announcements")
-    assert final.returncode == 0, final.stderr
+    assert len(kills) >= 20, f"only {len(kills)} runs were still going when killed (seed {seed})"
+    assert set(kills) == set(SPIDERS)
+    final = crawl(victim, url, *SPIDERS)
+    assert final.returncode == 0, final.stdout + final.stderr[-3000:]
     assert consistency(victim) == ("ok", 0, 0)
-    assert content(victim) == content(reference), f"seed {seed}"
+    assert steady_content(victim) == steady_content(reference), f"seed {seed}"
     statuses = {s for (s,) in query(victim, "SELECT status FROM crawl_runs")}
     assert "running" not in statuses  # killed runs are recorded as interrupted
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from archive.normalize import classify_event, extract_symbols, format_time
+from archive.normalize import classify_event, extract_symbols, format_time, parse_time
 from archive.records import ParseError
 from crawler.spiders import bybit
 from crawler.spiders.common import EnvelopeError, ListPage
@@ -176,17 +176,34 @@ def test_malformed_json_raises_parse_error():
         bybit.parse_list(b'{"retCode":0,"result":[]}', bybit.list_url(1), fetched_at=FETCHED)
 
 
-def test_unreadable_item_is_skipped_and_logged(caplog):
+def test_unreadable_item_is_listed_as_unusable_and_logged(caplog):
     items = json.loads((MIRROR / "announcements_p1.json").read_text())["result"]["list"][:3]
     del items[0]["publishTime"]
+    del items[0]["dateTimestamp"]
     items[1]["title"] = "  "
 
-    with caplog.at_level(logging.WARNING, logger="crawler.spiders.bybit"):
+    with caplog.at_level(logging.WARNING, logger="crawler.spiders.common"):
         page = bybit.parse_list(answer_with(*items), bybit.list_url(1), fetched_at=FETCHED)
 
     assert [r.external_id for r in page.records] == ["blt3f847d5965dd5a1e"]
+    assert [u.index for u in page.unusable] == [0, 1]
+    assert "publishTime" in page.unusable[0].reason
+    assert "no title" in page.unusable[1].reason
     assert len(caplog.records) == 2
-    assert "publishTime" in caplog.text
+
+
+def test_item_without_publish_time_is_dated_by_its_date_timestamp():
+    items = json.loads((MIRROR / "announcements_p1.json").read_text())["result"]["list"][:2]
+    date_timestamp = items[0]["dateTimestamp"]
+    del items[0]["publishTime"]
+
+    page = bybit.parse_list(answer_with(*items), bybit.list_url(1), fetched_at=FETCHED)
+
+    first, second = page.records
+    assert not page.unusable
+    assert format_time(first.published_at) == format_time(parse_time(date_timestamp))
+    assert first.extra["time_source"] == "dateTimestamp"
+    assert second.extra["time_source"] == "publishTime"
 
 
 def test_page_of_only_unreadable_items_raises_parse_error():

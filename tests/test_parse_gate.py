@@ -277,6 +277,7 @@ def test_list_api_item_without_an_id_is_skipped_with_a_warning(caplog):
     with caplog.at_level(logging.WARNING, logger="crawler.spiders.gate"):
         page = parse_list_api(body, API_URL)
     assert [i.external_id for i in page.items] == ["7"]
+    assert [(u.index, u.reason) for u in page.unusable] == [(0, "no usable id")]
     assert "no usable id" in caplog.text
 
 

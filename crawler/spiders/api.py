@@ -9,10 +9,13 @@ exchange's facts: hosts, endpoints, categories, languages, politeness, rate-limi
   endpoint's unfiltered list). Pages by number, or by time window where the module has
   `next_window` (Bitget). A listing ends on an empty page, on the module's `has_more`,
   on a page that brings nothing unseen in this run, and, unless `-a full=1`, on the
-  first page that brings nothing the archive lacks.
+  first page that brings nothing the archive lacks, except while repairing after an
+  unfinished crawl (AnnalsSpider.keep_paging).
 - Records: the list record is the record (its body is the API's description), except
   where `SOURCE.detail_url` is set (Binance): each unseen article's detail is fetched
   once per run and language, and the detail record is archived.
+- Items that cannot become records (no id, title or time) are counted (annals/
+  unusable_items) and their answer is quarantined; the other items are archived.
 - Failure envelopes are never archived: the answer goes to quarantine with its code
   and message (annals/refused, the run ends "partial") and that listing stops.
   Rate-limit codes (`SOURCE.rate_limit_codes`) are retried after a backoff, like
@@ -39,7 +42,7 @@ from archive.records import Identity, ParseError, Quarantined, RawResponse, Reco
 from archive.store import Known
 from crawler.spiders import binance, bitget, bybit, kucoin, okx
 from crawler.spiders.base import AnnalsSpider, csv_arg
-from crawler.spiders.common import ApiSource, EnvelopeError, ListPage
+from crawler.spiders.common import ApiSource, EnvelopeError, ListPage, unusable_reason
 
 logger = logging.getLogger(__name__)
 
@@ -131,6 +134,8 @@ class ApiAnnouncementsSpider(AnnalsSpider):
         if source.detail_url and parts.path == urlsplit(source.detail_url).path:
             return [cls.api.parse_detail(raw.body, raw.url, fetched_at=when, language=language)]
         page: ListPage = cls.api.parse_list(raw.body, raw.url, fetched_at=when, language=language)
+        if page.unusable:  # still not all of it: it stays in quarantine
+            raise ParseError(raw.url, unusable_reason(page.unusable))
         return [] if source.detail_url else page.records
 
     async def start(self) -> AsyncIterator[Any]:
@@ -180,6 +185,11 @@ class ApiAnnouncementsSpider(AnnalsSpider):
         except ParseError as exc:
             yield self.quarantine(response, exc.reason)
             return
+        if result.unusable:
+            # Items that cannot become records are a loss: the answer is kept with its bytes
+            # for `annals reparse`, and the run ends "partial".
+            self.count("unusable_items", len(result.unusable))
+            yield self.quarantine(response, unusable_reason(result.unusable))
         records = result.records
         known = self.known([r.identity for r in records])
         unseen = new = 0
@@ -209,7 +219,8 @@ class ApiAnnouncementsSpider(AnnalsSpider):
             new,
         )
         following = self.next_page(result, listing, page, window)
-        if following is not None and (new or (self.full and unseen)):
+        dates = [r.published_at for r in records if r.published_at is not None]
+        if following is not None and self.keep_paging(new, unseen, min(dates, default=None)):
             yield following
 
     def next_page(

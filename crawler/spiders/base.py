@@ -5,19 +5,22 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import scrapy
-from scrapy.exceptions import DownloadCancelledError, IgnoreRequest
+from scrapy.exceptions import DownloadCancelledError, DownloadTimeoutError, IgnoreRequest
 from scrapy.http import Response
 from scrapy.spidermiddlewares.httperror import HttpError
+from twisted.internet.error import TimeoutError as ConnectTimeout
 from twisted.python.failure import Failure
 
 from archive.normalize import normalize_text, utcnow
 from archive.records import Identity, ParseError, Quarantined, RawResponse, Record
 from archive.store import Known
 from crawler.middlewares import Blocked
+from crawler.redirects import RedirectLoop
 from crawler.run import RunContext, run_context
 
 logger = logging.getLogger(__name__)
@@ -106,6 +109,21 @@ class AnnalsSpider(scrapy.Spider):
     def mark_seen(self, key: Identity) -> None:
         self._seen.add(key)
 
+    def keep_paging(self, new: int, unseen: int, oldest: datetime | None) -> bool:
+        """Ask for the next page of a listing? The one rule of every spider's navigator.
+
+        Yes while a page brings something the archive lacks; with full=1, while it brings
+        anything not yet seen in this run; and while repairing: after a crawl that did not
+        walk its listings to the end (killed, failed, interrupted), the listings are walked
+        back to the start of the last complete crawl (RunContext.resume_after), known items
+        or not, so what the broken crawl never reached is found. A page that brings nothing
+        unseen in this run ends the listing in every mode (a source repeating its pages)."""
+        if new:
+            return True
+        if not unseen:
+            return False
+        return self.full or self.run.repairing(oldest)
+
     # --- requests and responses -------------------------------------------------------------
 
     def fetch_url(self, url: str) -> str:
@@ -163,16 +181,18 @@ class AnnalsSpider(scrapy.Spider):
         yield record
 
     def fetch_failed(self, failure: Failure) -> None:
-        """Errback: what could not be fetched is counted and said once, never archived.
+        """Errback: what could not be fetched is counted under its reason and said once,
+        never archived (crawler.extensions.LOSSES and FAILURES name the counters).
 
-        Blocks were counted by BlockMiddleware. Requests dropped on purpose (robots.txt,
-        a response over DOWNLOAD_MAXSIZE) are a warning and a counter, and the run ends
-        "partial". An unexpected HTTP status, a timeout or a refused connection is an
-        error: the run fails rather than look complete.
+        Blocks were counted by BlockMiddleware, redirect loops and too many redirects by
+        crawler.redirects. Requests dropped on purpose (robots.txt, a response over
+        DOWNLOAD_MAXSIZE) are a warning and a counter, and the run ends "partial". An
+        unexpected HTTP status, a timeout or a refused connection is an error: the run
+        fails rather than look complete, and the next run repairs.
         """
         request = getattr(failure, "request", None)
         url = str(request.meta.get("annals_url", request.url)) if request else "?"
-        if failure.check(Blocked):
+        if failure.check(Blocked, RedirectLoop):
             return
         if isinstance(failure.value, HttpError):
             response = failure.value.response
@@ -185,9 +205,14 @@ class AnnalsSpider(scrapy.Spider):
             self.count("too_large")
             return
         if failure.check(IgnoreRequest):
-            logger.warning("not fetched %s: %s", url, failure.getErrorMessage())
-            self.count("ignored")
+            message = failure.getErrorMessage()
+            if "max redirections" in message:
+                return  # counted and said by crawler.redirects
+            logger.warning("not fetched %s: %s", url, message)
+            self.count("robots" if "robots.txt" in message.lower() else "ignored")
             return
+        if failure.check(DownloadTimeoutError, ConnectTimeout):
+            self.count("timeouts")
         logger.error("could not fetch %s: %s", url, failure.getErrorMessage())
         self.count("fetch_errors")
 

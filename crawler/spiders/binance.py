@@ -32,7 +32,6 @@ and logged as a warning (a page whose every item is unusable raises `ParseError`
 from __future__ import annotations
 
 import html
-import json
 import logging
 import re
 from collections.abc import Mapping
@@ -41,6 +40,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 
 import lxml.html
+import orjson
 from lxml import etree
 
 from archive.normalize import html_to_text
@@ -50,6 +50,7 @@ from crawler.spiders.common import (
     Category,
     EnvelopeError,
     ListPage,
+    Unusable,
     UnusableItemError,
     int_or_none,
     is_rate_limit,
@@ -162,6 +163,7 @@ def parse_list(
     items = 0
     has_more = False
     totals: list[int] = []
+    unusable: list[Unusable] = []
     for catalog in catalogs:
         if not isinstance(catalog, Mapping):
             raise ParseError(url, "a catalog is not an object")
@@ -179,7 +181,8 @@ def parse_list(
             try:
                 record = _list_record(article, catalog, language, raw)
             except UnusableItemError as skip:
-                logger.warning("binance: skipped article %d on %s: %s", index, url, skip)
+                logger.warning("binance: unusable article %d on %s: %s", index, url, skip)
+                unusable.append(Unusable(items - 1, str(skip)))
                 continue
             known = records.get(record.external_id)
             if known is None:
@@ -192,6 +195,7 @@ def parse_list(
         records=list(records.values()),
         has_more=has_more,
         total=totals[0] if len(catalogs) == 1 and totals else None,
+        unusable=unusable,
     )
 
 
@@ -530,16 +534,25 @@ def _body_html(body: Any, url: str) -> tuple[str | None, list[str]]:
         raise ParseError(url, "detail body nests too deep") from None
 
 
+def _is_json(text: str) -> bool:
+    try:
+        orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        return "depth limit" in str(exc) or "recursion" in str(exc).lower()
+    return True
+
+
 def _json_or_html(body: str, url: str) -> Any:
     """A node tree is JSON text (an object: it starts with "{"); anything else is HTML,
     unless it is a JSON list of nodes ("[Update] ..." is HTML text)."""
     start = body.lstrip()[:1]
     if start in ("{", "["):
         try:
-            return json.loads(body)
-        except ValueError as exc:
-            if start == "{":
-                raise ParseError(url, f"detail body is not a JSON node tree: {exc}") from exc
+            return load_json(body, url, "detail body")
+        except ParseError:
+            # "[Update] ..." is HTML text; a list that is JSON but too deep is refused.
+            if start == "{" or _is_json(body):
+                raise
     try:
         return html_to_node_tree(body)
     except (etree.ParserError, ValueError) as exc:

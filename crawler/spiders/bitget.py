@@ -18,7 +18,7 @@ page ends it.
 Identity: `annId`. Time: `cTime` (ms). Body: `annDesc`, plain text (HTML if it holds
 tags). Errors: bad JSON or a wrong shape raises `ParseError`; a failure envelope raises
 `EnvelopeError` (code 429 is the rate limit). A single item without an id, title or
-readable cTime is skipped and logged as a warning (a page whose every item is unusable
+readable cTime is left out and listed in `ListPage.unusable` (a page whose every item is unusable
 raises `ParseError`).
 """
 
@@ -157,8 +157,10 @@ def parse_list(
     if not isinstance(items, list):
         raise ParseError(url, "data is not a list")
     raw = json_raw(body, url, fetched_at)
-    records = read_items(items, url, SOURCE.source, lambda item: _record(item, language, raw))
-    return ListPage(records=records, has_more=bool(items), total=None)
+    records, unusable = read_items(
+        items, url, SOURCE.source, lambda item: _record(item, language, raw)
+    )
+    return ListPage(records=records, has_more=bool(items), total=None, unusable=unusable)
 
 
 # --- helpers --------------------------------------------------------------------------------

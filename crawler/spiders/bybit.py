@@ -7,15 +7,16 @@ Identity: the article URL ends in `<slug>-blt<16 hex>/`; the `blt...` part is th
 entry's uid in Bybit's CMS, the same in every locale, while the slug is built from a
 title. So `external_id` is that uid ("blt718732f7bd699da6"); a URL without one falls
 back to its last path segment. The locale ("/en-US/") is never part of it.
-Times: `published_at` is `publishTime` (when the announcement went out); the author's
-`dateTimestamp` and the event window `startDateTimestamp`/`endDateTimestamp` (the docs
+Times: `published_at` is `publishTime` (when the announcement went out), or the author's
+`dateTimestamp` when an item has no readable publishTime (`extra["time_source"]` names the
+field used); `dateTimestamp` and the event window `startDateTimestamp`/`endDateTimestamp` (the docs
 also spell them `startDataTimestamp`/`endDataTimestamp`) go to `extra` as ISO UTC.
 Tags are Bybit's own labels ("Spot Listings"), not tickers: `symbols` is left to the store.
 
 Errors: bad JSON or a wrong shape raises `ParseError`; a failure envelope raises
 `EnvelopeError` (retCode 10006 is the rate limit). A single item without a URL, title
-or readable publishTime is skipped and logged as a warning (a page whose every item is
-unusable raises `ParseError`).
+or readable time is left out and listed in `ListPage.unusable` (the spider counts and
+quarantines it; a page whose every item is unusable raises `ParseError`).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from crawler.spiders.common import (
     ListPage,
     UnusableItemError,
     check_code,
+    first_time,
     int_or_none,
     json_raw,
     load_json,
@@ -83,6 +85,8 @@ SOURCE = ApiSource(
 )
 
 _OK_CODE = "0"
+# published_at: when the announcement went out, else the author's date (both documented).
+_TIMES = ("publishTime", "dateTimestamp")
 _UID = re.compile(r"-(blt[0-9a-f]{16})$", re.I)
 # Bybit's docs spell the event window both ways; the first spelling found wins.
 _EXTRA_TIMES = (
@@ -128,12 +132,14 @@ def parse_list(
         raise ParseError(url, "result.list is not a list")
     items: list[Any] = result["list"]
     raw = json_raw(body, url, fetched_at)
-    records = read_items(items, url, SOURCE.source, lambda item: _record(item, language, raw))
+    records, unusable = read_items(
+        items, url, SOURCE.source, lambda item: _record(item, language, raw)
+    )
     page, limit = _page_of(url)
     total = int_or_none(result.get("total"))
     # Without a total, only a short page shows the end.
     has_more = (bool(items) and page * limit < total) if total is not None else len(items) >= limit
-    return ListPage(records=records, has_more=has_more, total=total)
+    return ListPage(records=records, has_more=has_more, total=total, unusable=unusable)
 
 
 # --- helpers --------------------------------------------------------------------------------
@@ -149,15 +155,21 @@ def _record(item: Any, language: str, raw: RawResponse) -> Record:
     title = text_or_none(item.get("title"))
     if not title:
         raise UnusableItemError(f"{external_id}: no title")
-    published_at = time_or_none(item.get("publishTime"))
-    if published_at is None:
+    dated = first_time(item, _TIMES)
+    if dated is None:
         raise UnusableItemError(
-            f"{external_id}: unreadable publishTime {item.get('publishTime')!r}"
+            f"{external_id}: no readable time (publishTime {item.get('publishTime')!r},"
+            f" dateTimestamp {item.get('dateTimestamp')!r})"
         )
+    published_at, time_source = dated
     kind: Mapping[str, Any] = item["type"] if isinstance(item.get("type"), Mapping) else {}
     key = text_or_none(kind.get("key"))
     known = SOURCE.categories.get(key) if key else None
-    extra: dict[str, Any] = {"type_key": key, "type_title": text_or_none(kind.get("title"))}
+    extra: dict[str, Any] = {
+        "type_key": key,
+        "type_title": text_or_none(kind.get("title")),
+        "time_source": time_source,
+    }
     for name, fields in _EXTRA_TIMES:
         value = next((item[f] for f in fields if item.get(f) is not None), None)
         moment = time_or_none(value)

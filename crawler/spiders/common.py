@@ -6,13 +6,14 @@ one `ApiSource` value per exchange module, never in branches on a spider's name.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
+
+import orjson
 
 from archive.normalize import TimeParseError, parse_time
 from archive.records import ParseError, RawResponse, Record
@@ -69,6 +70,14 @@ class ApiSource:
             raise ValueError(f"{self.source} has no {language!r} announcements") from None
 
 
+@dataclass(frozen=True)
+class Unusable:
+    """A list item that could not become a record: where it was and why."""
+
+    index: int  # its place in the answer's list
+    reason: str
+
+
 @dataclass
 class ListPage:
     """What one list answer holds."""
@@ -76,6 +85,8 @@ class ListPage:
     records: list[Record]  # newest first, as the endpoint gives them
     has_more: bool  # a further page may hold more (the spider also stops on an empty page)
     total: int | None = None  # the endpoint's own total, when it gives one
+    # Items of the answer that could not be read: the spider counts and quarantines them.
+    unusable: list[Unusable] = field(default_factory=list)
 
 
 class EnvelopeError(Exception):
@@ -98,11 +109,44 @@ class EnvelopeError(Exception):
 HTML_TAG = re.compile(r"<(?:[a-zA-Z][a-zA-Z0-9]*\b[^>]*|/[a-zA-Z][a-zA-Z0-9]*\s*)>")
 
 
-def load_json(body: bytes | str, url: str) -> Any:
+# Deeper than this, a JSON answer is not an announcement list or page data but an attack
+# or a broken server. The guard is one for every parser: orjson refuses more than 1024
+# levels itself, and Python code walking a tree (a detail body's nodes) would hit the
+# interpreter's recursion limit (1000) before that.
+MAX_JSON_DEPTH = 200
+
+
+def load_json(body: bytes | str, url: str, what: str = "answer") -> Any:
+    """Parsed JSON, or ParseError (not JSON, or nested deeper than MAX_JSON_DEPTH):
+    never a RecursionError, so the spider quarantines the bytes."""
     try:
-        return json.loads(body)
-    except ValueError as exc:
-        raise ParseError(url, f"not JSON: {exc}") from exc
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        if "depth limit" in str(exc) or "recursion" in str(exc).lower():
+            raise ParseError(url, f"{what} is nested deeper than {MAX_JSON_DEPTH} levels") from exc
+        raise ParseError(url, f"{what} is not JSON: {exc}") from exc
+    if json_depth(data) > MAX_JSON_DEPTH:
+        raise ParseError(url, f"{what} is nested deeper than {MAX_JSON_DEPTH} levels")
+    return data
+
+
+def json_depth(data: Any) -> int:
+    """How deep objects and arrays nest in parsed JSON (a scalar is 0), without recursion."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(data, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict):
+            children: Any = value.values()
+        elif isinstance(value, list):
+            children = value
+        else:
+            continue
+        depth += 1
+        deepest = max(deepest, depth)
+        if depth <= MAX_JSON_DEPTH:  # deeper is refused anyway: no need to walk it all
+            stack.extend((child, depth) for child in children)
+    return deepest
 
 
 def json_raw(body: bytes | str, url: str, fetched_at: datetime) -> RawResponse:
@@ -160,20 +204,43 @@ class UnusableItemError(Exception):
     """One list item that cannot become a record; the rest of the page still can."""
 
 
-def read_items(
-    items: list[Any], url: str, source: str, make: Callable[[Any], Record]
-) -> list[Record]:
-    """A record per usable item, in order. Unusable items are skipped with a warning; a
-    page where none is usable raises ParseError (the format has changed)."""
+def unusable_reason(unusable: list[Unusable]) -> str:
+    """The quarantine error of an answer with unusable items: how many, which, and why."""
+    shown = "; ".join(f"item {u.index}: {u.reason}" for u in unusable[:5])
+    more = f"; and {len(unusable) - 5} more" if len(unusable) > 5 else ""
+    return f"{len(unusable)} unusable items ({shown}{more})"
+
+
+class Items(NamedTuple):
+    records: list[Record]
+    unusable: list[Unusable]
+
+
+def read_items(items: list[Any], url: str, source: str, make: Callable[[Any], Record]) -> Items:
+    """A record per usable item, in order, and what the others lacked (the spider counts
+    them as `unusable_items` and quarantines the answer). A page where none is usable
+    raises ParseError (the format has changed)."""
     records: list[Record] = []
+    unusable: list[Unusable] = []
     for index, item in enumerate(items):
         try:
             records.append(make(item))
         except UnusableItemError as skip:
-            logger.warning("%s: skipped item %d on %s: %s", source, index, url, skip)
+            logger.warning("%s: unusable item %d on %s: %s", source, index, url, skip)
+            unusable.append(Unusable(index, str(skip)))
     if items and not records:
         raise ParseError(url, f"none of the {len(items)} items could be read")
-    return records
+    return Items(records, unusable)
+
+
+def first_time(item: Mapping[str, Any], fields: tuple[str, ...]) -> tuple[datetime, str] | None:
+    """The first of an item's documented time fields that reads as a time, and its name:
+    a source that leaves out its main time still dates the item by the next one."""
+    for name in fields:
+        moment = time_or_none(item.get(name))
+        if moment is not None:
+            return moment, name
+    return None
 
 
 def check_code(

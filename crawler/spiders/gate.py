@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import html
-import json
 import logging
 import re
 from dataclasses import dataclass, field
@@ -25,7 +24,7 @@ from archive.normalize import (
     parse_time,
 )
 from archive.records import ParseError, Record
-from crawler.spiders.common import Category, EnvelopeError
+from crawler.spiders.common import Category, EnvelopeError, Unusable, load_json
 
 logger = logging.getLogger(__name__)
 
@@ -232,10 +231,7 @@ def _next_data(sel: Selector, url: str) -> dict[str, Any]:
     script = sel.xpath('//script[@id="__NEXT_DATA__"]/text()').get()
     if script is None:
         raise ParseError(url, "no __NEXT_DATA__ script")
-    try:
-        data = json.loads(script)
-    except ValueError as exc:
-        raise ParseError(url, f"__NEXT_DATA__ is not JSON: {exc}") from exc
+    data = load_json(script, url, "__NEXT_DATA__")
     if not isinstance(data, dict):
         raise ParseError(url, "__NEXT_DATA__ is not a JSON object")
     return data
@@ -272,6 +268,8 @@ class ListingPage:
     items: list[ListItem]
     total: int | None = None
     category: str | None = None  # query.category slug of an HTML listing page
+    # Items without a usable id: the spider counts and quarantines them.
+    unusable: list[Unusable] = field(default_factory=list)
 
 
 def _list_item(raw: object, language: str) -> ListItem | None:
@@ -302,19 +300,21 @@ def _list_item(raw: object, language: str) -> ListItem | None:
     )
 
 
-def _items(raw_list: object, url: str, language: str) -> list[ListItem]:
+def _items(raw_list: object, url: str, language: str) -> tuple[list[ListItem], list[Unusable]]:
     if raw_list is None:  # an empty category may answer null rather than []
-        return []
+        return [], []
     if not isinstance(raw_list, list):
         raise ParseError(url, f"list is {type(raw_list).__name__}, not a list")
-    items = []
+    items: list[ListItem] = []
+    unusable: list[Unusable] = []
     for position, raw in enumerate(raw_list):
         item = _list_item(raw, language)
         if item is None:
             logger.warning("Gate list item %d has no usable id, skipped (%s)", position, url)
+            unusable.append(Unusable(position, "no usable id"))
             continue
         items.append(item)
-    return items
+    return items, unusable
 
 
 def parse_listing_page(body: bytes | str, url: str) -> ListingPage:
@@ -328,12 +328,13 @@ def parse_listing_page(body: bytes | str, url: str) -> ListingPage:
     list_data = _dig(data, "props", "pageProps", "listData")
     if not isinstance(list_data, dict):
         raise ParseError(url, "__NEXT_DATA__ has no props.pageProps.listData")
-    items = _items(list_data.get("list"), url, _page_language(url) or "en")
+    items, unusable = _items(list_data.get("list"), url, _page_language(url) or "en")
     category = _dig(data, "query", "category")
     return ListingPage(
         items=items,
         total=_int(list_data.get("total")),
         category=category if isinstance(category, str) else None,
+        unusable=unusable,
     )
 
 
@@ -343,10 +344,7 @@ def parse_list_api(body: bytes | str, url: str, *, language: str = "en") -> List
     A code other than 0 raises EnvelopeError; bad JSON or another shape raises ParseError.
     The answer does not say its language: pass the one the request asked for.
     """
-    try:
-        data = json.loads(body)
-    except ValueError as exc:
-        raise ParseError(url, f"list answer is not JSON: {exc}") from exc
+    data = load_json(body, url, "list answer")
     if not isinstance(data, dict) or "code" not in data:
         raise ParseError(url, "list answer has no envelope code")
     code = data["code"]
@@ -357,8 +355,8 @@ def parse_list_api(body: bytes | str, url: str, *, language: str = "en") -> List
         raise ParseError(url, "list answer has no data object")
     if "list" not in payload:
         raise ParseError(url, "list answer has no data.list")
-    items = _items(payload["list"], url, language_code(language))
-    return ListingPage(items=items, total=_int(payload.get("total")))
+    items, unusable = _items(payload["list"], url, language_code(language))
+    return ListingPage(items=items, total=_int(payload.get("total")), unusable=unusable)
 
 
 def list_api_body(

@@ -22,7 +22,7 @@ from archive.records import Identity, ParseError, RawResponse, Record, Removed
 from archive.store import Known
 from crawler.spiders import gate, gate_square
 from crawler.spiders.base import AnnalsSpider, csv_arg, flag
-from crawler.spiders.common import EnvelopeError
+from crawler.spiders.common import EnvelopeError, unusable_reason
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +71,7 @@ class GateAnnouncementsSpider(GateSpider):
         self.sitemap = flag(sitemap)
         self.categories = csv_arg(categories) or list(DEFAULT_CATEGORIES)
         self._scheduled: set[Identity] = set()
+        self._listed: set[str] = set()  # ids the list endpoint gave in this run
 
     async def start(self) -> AsyncIterator[Any]:
         paths = ["hub", *self.categories, "list endpoint"]
@@ -104,12 +105,17 @@ class GateAnnouncementsSpider(GateSpider):
         if gate.article_ref(raw.url):
             return [gate.parse_article(raw.body, raw.url, fetched_at=when)]
         path = urlsplit(raw.url).path
-        if path == gate.LIST_API_PATH:
-            gate.parse_list_api(raw.body, raw.url)
-        elif path.endswith(".xml"):
+        if path.endswith(".xml"):
             gate.parse_sitemap(raw.body, raw.url)
-        elif not gate.parse_listing_page(raw.body, raw.url).items:
-            raise ParseError(raw.url, "listing has no items")
+            return []
+        if path == gate.LIST_API_PATH:
+            listing = gate.parse_list_api(raw.body, raw.url)
+        else:
+            listing = gate.parse_listing_page(raw.body, raw.url)
+            if not listing.items:
+                raise ParseError(raw.url, "listing has no items")
+        if listing.unusable:
+            raise ParseError(raw.url, unusable_reason(listing.unusable))
         return []
 
     def list_page(self, page: int, language: str) -> Any:
@@ -138,6 +144,7 @@ class GateAnnouncementsSpider(GateSpider):
             # nothing is marked removed because of it.
             yield self.quarantine(response, "listing has no items")
             return
+        yield from self.unusable(response, page)
         yield from self.schedule(page.items, self.raw(response))
 
     def parse_list_api(self, response: Response, page: int, language: str) -> Iterator[Any]:
@@ -150,14 +157,23 @@ class GateAnnouncementsSpider(GateSpider):
         except ParseError as exc:
             yield self.quarantine(response, exc.reason)
             return
+        yield from self.unusable(response, listing)
         if not listing.items:
-            if page == 1:
+            if page == 1 and not listing.unusable:
                 yield self.quarantine(response, "list endpoint answered no items on page 1")
             return  # past the last page
         new = yield from self.schedule(listing.items, self.raw(response))
         dates = [i.published_at for i in listing.items if i.published_at is not None]
-        if new or self.full or self.run.repairing(min(dates) if dates else None):
+        unseen = len({i.external_id for i in listing.items} - self._listed)
+        self._listed.update(i.external_id for i in listing.items)
+        if self.keep_paging(new, unseen, min(dates, default=None)):
             yield self.list_page(page + 1, language)
+
+    def unusable(self, response: Response, page: gate.ListingPage) -> Iterator[Any]:
+        """Items that cannot be scheduled are a loss: counted, their page quarantined."""
+        if page.unusable:
+            self.count("unusable_items", len(page.unusable))
+            yield self.quarantine(response, unusable_reason(page.unusable))
 
     def list_api_failed(self, failure: Failure) -> Iterator[Any]:
         if failure.check(IgnoreRequest) and "robots.txt" in failure.getErrorMessage().lower():

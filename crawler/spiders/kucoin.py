@@ -10,7 +10,7 @@ for, so one announcement seen under two filters keeps one category.
 
 Errors: bad JSON or a wrong shape raises `ParseError`; a failure envelope raises
 `EnvelopeError` (code 429000 is the rate limit). A single item without an id, title or
-readable cTime is skipped and logged as a warning (a page whose every item is unusable
+readable cTime is left out and listed in `ListPage.unusable` (a page whose every item is unusable
 raises `ParseError`).
 """
 
@@ -117,7 +117,9 @@ def parse_list(
         raise ParseError(url, "data.items is not a list")
     items: list[Any] = result["items"]
     raw = json_raw(body, url, fetched_at)
-    records = read_items(items, url, SOURCE.source, lambda item: _record(item, language, raw))
+    records, unusable = read_items(
+        items, url, SOURCE.source, lambda item: _record(item, language, raw)
+    )
     current = int_or_none(result.get("currentPage"))
     total_pages = int_or_none(result.get("totalPage"))
     if current is not None and total_pages is not None:
@@ -125,7 +127,8 @@ def parse_list(
     else:
         size = int_or_none(result.get("pageSize")) or SOURCE.page_size
         has_more = len(items) >= size
-    return ListPage(records=records, has_more=has_more, total=int_or_none(result.get("totalNum")))
+    total = int_or_none(result.get("totalNum"))
+    return ListPage(records=records, has_more=has_more, total=total, unusable=unusable)
 
 
 # --- helpers --------------------------------------------------------------------------------

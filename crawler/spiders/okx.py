@@ -6,13 +6,14 @@ and no body: a record has the title, the article URL, the type and the times.
 Identity: the article URL's last path segment, the slug ("okx-to-list-..."). OKX's own
 docs call it the stable part of the address; the locale prefix ("/zh-hans/help/...") is
 left out so every language of one article shares it (`language` tells them apart).
-Times: `published_at` is `pTime`, the real first publication; `businessPTime`, the time
-the page shows, is kept in `extra["business_ptime"]` (ISO, UTC, ms).
+Times: `published_at` is `pTime`, the real first publication, or `businessPTime`, the time
+the page shows, when an item has no readable pTime (`extra["time_source"]` names the field
+used); `businessPTime` is also kept in `extra["business_ptime"]` (ISO, UTC, ms).
 Language: chosen by the `Accept-Language` header (`request_headers`), not by the URL.
 
 Errors: bad JSON or a wrong shape raises `ParseError`; a failure envelope raises
 `EnvelopeError` (code 50011 is the rate limit). A single item without a URL, title or
-readable pTime is skipped and logged as a warning (a page whose every item is
+readable time is left out and listed in `ListPage.unusable` (a page whose every item is
 unusable raises `ParseError`).
 """
 
@@ -32,6 +33,7 @@ from crawler.spiders.common import (
     ListPage,
     UnusableItemError,
     check_code,
+    first_time,
     int_or_none,
     json_raw,
     load_json,
@@ -81,6 +83,8 @@ SOURCE = ApiSource(
 )
 
 _OK_CODE = "0"
+# published_at: the first publication, else the time the page shows (both documented).
+_TIMES = ("pTime", "businessPTime")
 
 
 def request_headers(language: str = "en") -> dict[str, str]:
@@ -121,13 +125,15 @@ def parse_list(
     if not isinstance(details, list):
         raise ParseError(url, "data[0].details is not a list")
     raw = json_raw(body, url, fetched_at)
-    records = read_items(details, url, SOURCE.source, lambda item: _record(item, language, raw))
+    records, unusable = read_items(
+        details, url, SOURCE.source, lambda item: _record(item, language, raw)
+    )
     total_pages = int_or_none(pages[0].get("totalPage"))
     if total_pages is not None:
         has_more = bool(details) and _page_of(url) < total_pages
     else:
         has_more = len(details) >= SOURCE.page_size
-    return ListPage(records=records, has_more=has_more, total=None)
+    return ListPage(records=records, has_more=has_more, total=None, unusable=unusable)
 
 
 # --- helpers --------------------------------------------------------------------------------
@@ -143,12 +149,16 @@ def _record(item: Any, language: str, raw: RawResponse) -> Record:
     title = text_or_none(item.get("title"))
     if not title:
         raise UnusableItemError(f"{slug}: no title")
-    published_at = time_or_none(item.get("pTime"))
-    if published_at is None:
-        raise UnusableItemError(f"{slug}: unreadable pTime {item.get('pTime')!r}")
+    dated = first_time(item, _TIMES)
+    if dated is None:
+        raise UnusableItemError(
+            f"{slug}: no readable time (pTime {item.get('pTime')!r},"
+            f" businessPTime {item.get('businessPTime')!r})"
+        )
+    published_at, time_source = dated
     ann_type = text_or_none(item.get("annType"))
     known = SOURCE.categories.get(ann_type) if ann_type else None
-    extra: dict[str, Any] = {"ann_type": ann_type}
+    extra: dict[str, Any] = {"ann_type": ann_type, "time_source": time_source}
     business = time_or_none(item.get("businessPTime"))
     if business is not None:
         extra["business_ptime"] = format_time(business)
