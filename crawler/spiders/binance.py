@@ -548,7 +548,7 @@ def _json_or_html(body: str, url: str) -> Any:
     start = body.lstrip()[:1]
     if start in ("{", "["):
         try:
-            return load_json(body, url, "detail body")
+            return load_json(body, url, "detail body (a JSON node tree)")
         except ParseError:
             # "[Update] ..." is HTML text; a list that is JSON but too deep is refused.
             if start == "{" or _is_json(body):
