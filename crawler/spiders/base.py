@@ -19,6 +19,7 @@ from archive.records import Identity, ParseError, Quarantined, RawResponse, Reco
 from archive.store import Known
 from crawler.middlewares import Blocked
 from crawler.run import RunContext, run_context
+from crawler.stopping import Stopped
 
 logger = logging.getLogger(__name__)
 
@@ -172,7 +173,7 @@ class AnnalsSpider(scrapy.Spider):
         """
         request = getattr(failure, "request", None)
         url = str(request.meta.get("annals_url", request.url)) if request else "?"
-        if failure.check(Blocked):
+        if failure.check(Blocked, Stopped):  # counted by BlockMiddleware, StopMiddleware
             return
         if isinstance(failure.value, HttpError):
             response = failure.value.response
