@@ -3,8 +3,8 @@
 A 429, a 503, a block or a rate-limit envelope says "slow down" about the host, not
 about one URL. So the wait holds Scrapy's download slot of the host (the one
 AutoThrottle tunes), and nothing queued for it goes out until the wait is over; then
-one request goes first (the retry, when it is queued) and the others follow only
-after an answer that is not a block, at the slot's own delay and concurrency.
+the retry goes first and the others follow at the slot's own delay (DOWNLOAD_DELAY,
+as AutoThrottle set it), which the pause leaves as it was.
 """
 
 from __future__ import annotations
@@ -54,7 +54,6 @@ def backoff_wait(
 @dataclass
 class _Pause:
     until: float
-    concurrency: int  # the slot's own, given back after the pause
     timer: CallLaterResult | None = None
 
 
@@ -62,9 +61,9 @@ class HostBackoff:
     """The pauses of one crawl's download slots (ANNALS_MAX_RETRY_AFTER caps each).
 
     A pause holds the slot's queue (Scrapy's own `slot.latercall` mechanism, the one
-    DOWNLOAD_DELAY uses) and keeps the slot alive meanwhile (`lastseen`). When it is
-    over, the slot sends one request at a time until an answer is not a block: a host
-    that still refuses sees one request per wait, never the whole queue.
+    DOWNLOAD_DELAY uses) and keeps the slot alive meanwhile (`lastseen`). It acts on
+    `response_downloaded`, which Scrapy sends before the slot picks its next request,
+    so that nothing else leaves between the refusal and the pause.
     """
 
     def __init__(self, crawler: Crawler) -> None:
@@ -98,7 +97,6 @@ class HostBackoff:
         else:
             key = "annals_block_retries"  # retried by BlockMiddleware
         if kind is None:
-            self.answered(request)
             return
         asked = headers.get("retry-after")
         why = f"HTTP {response.status} ({kind}{', Retry-After ' + asked if asked else ''})"
@@ -117,32 +115,22 @@ class HostBackoff:
             return  # already held as long
         logger.info("%s: %s; pausing every request to this host for %.1fs", key, why, seconds)
         if pause is None:
-            pause = self._pauses[key] = _Pause(until, slot.concurrency)
+            pause = self._pauses[key] = _Pause(until)
         pause.until = until
         if slot.latercall is not None:
             slot.latercall.cancel()
         slot.latercall = pause.timer = call_later(seconds, self._resume, key, slot, downloader)
-        slot.lastseen = until  # the slot is not idle (Scrapy drops idle slots after 60 s)
-        slot.concurrency = 1
+        # The slot is not idle (Scrapy drops slots idle for 60 s), and after the pause
+        # its first request waits the slot's delay like any other.
+        slot.lastseen = until
         assert self.crawler.stats is not None
         self.crawler.stats.inc_value("annals/backoff/pauses")
         self.crawler.stats.max_value("annals/backoff/longest_pause", round(seconds, 1))
 
-    def answered(self, request: Request) -> None:
-        """An answer that is not a block: after its pause, the host gets its pace back."""
-        key = request.meta.get("download_slot")
-        pause = self._pauses.get(key) if key else None
-        if pause is None or monotonic() < pause.until:
-            return
-        found = self._slot(request)
-        del self._pauses[key]
-        if found is not None:
-            found[1].concurrency = pause.concurrency
-            found[2]._process_queue(found[1])  # noqa: SLF001 - start what the pause held
-        logger.info("%s answers again; resuming at the usual rate", key)
-
     def _resume(self, key: str, slot: Slot, downloader: Downloader) -> None:
-        # The retry goes first: it is the request the host asked to wait.
+        self._pauses.pop(key, None)
+        # The retry goes first: it is the request the host asked to wait. If the host
+        # still refuses, its answer pauses the slot again before the next one leaves.
         first = [entry for entry in slot.queue if _is_retry(entry[0])]
         if first:
             rest = [entry for entry in slot.queue if not _is_retry(entry[0])]

@@ -46,6 +46,7 @@ class BlockMiddleware:
     def __init__(self, crawler: Crawler) -> None:
         self.crawler = crawler
         self.retries = crawler.settings.getint("ANNALS_BLOCK_RETRIES", 2)
+        self.priority_adjust = crawler.settings.getint("RETRY_PRIORITY_ADJUST")
         host_backoff(crawler)  # it pauses the host as each answer arrives
 
     @classmethod
@@ -77,7 +78,8 @@ class BlockMiddleware:
             request.url,
         )
         meta = {**request.meta, "annals_block_retries": attempt + 1}
-        return request.replace(dont_filter=True, meta=meta)
+        priority = request.priority + self.priority_adjust
+        return request.replace(dont_filter=True, meta=meta, priority=priority)
 
 
 class RobotsTxtMiddleware(_ScrapyRobotsTxtMiddleware):

@@ -66,6 +66,9 @@ RETRY_ENABLED = True
 RETRY_TIMES = 2
 # 429 and the block statuses are retried by annals' BlockMiddleware, with backoff.
 RETRY_HTTP_CODES = [500, 502, 503, 504, 522, 524, 408]
+# A retry waits for its host's pause (crawler.backoff), then goes first: raised, not
+# lowered (Scrapy's -1 would queue it behind everything the spider found meanwhile).
+RETRY_PRIORITY_ADJUST = 1
 
 # Blocks and challenges: retried after a backoff that honours Retry-After, then given up.
 # A block, a 429, a rate-limit envelope or one of ANNALS_BACKOFF_HTTP_CODES pauses every

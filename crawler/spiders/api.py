@@ -290,7 +290,11 @@ class ApiAnnouncementsSpider(AnnalsSpider):
         # "Slow down" is about the host: the same pause as BlockMiddleware's blocks.
         backoff = host_backoff(self.crawler)
         backoff.pause(request, backoff.wait("rate_limit_code", {}, attempt), str(exc))
-        yield request.replace(dont_filter=True, meta={**request.meta, RETRIES: attempt + 1})
+        yield request.replace(
+            dont_filter=True,
+            meta={**request.meta, RETRIES: attempt + 1},
+            priority=request.priority + settings.getint("RETRY_PRIORITY_ADJUST"),
+        )
 
 
 def _check_known(spider: str, what: str, given: list[str], known: dict[str, Any]) -> None:
