@@ -136,7 +136,7 @@ class HostBackoff:
             rest = [entry for entry in slot.queue if not _is_retry(entry[0])]
             slot.queue.clear()
             slot.queue.extend(first + rest)
-        downloader._latercall(slot)  # noqa: SLF001 - what Scrapy's own delay timer calls
+        downloader._latercall(slot)
 
     def _slot(self, request: Request) -> tuple[str, Slot, Downloader] | None:
         engine = self.crawler.engine

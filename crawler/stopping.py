@@ -22,6 +22,7 @@ import signal
 from typing import TYPE_CHECKING, Any
 
 from scrapy.exceptions import IgnoreRequest
+from scrapy.utils.asyncio import call_later
 from scrapy.utils.defer import deferred_from_coro
 from scrapy.utils.ossignal import install_shutdown_handlers, signal_names
 from twisted.python.failure import Failure
@@ -104,11 +105,9 @@ class SignalStop:
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         # A signal handler must not log or touch the crawl: hand over to the reactor.
-        from twisted.internet import reactor
-
         self.received += 1
         step = self._stop if self.received == 1 else self._force
-        reactor.callFromThread(step, signum)  # type: ignore[attr-defined]
+        _reactor().callFromThread(step, signum)
 
     def _middlewares(self) -> list[StopMiddleware]:
         found = []
@@ -120,8 +119,6 @@ class SignalStop:
         return found
 
     def _stop(self, signum: int) -> None:
-        from twisted.internet import reactor
-
         logger.warning(
             "received %s: stopping. No new request; what is downloading has %.0fs to"
             " arrive; what was fetched is archived. Send it again to stop at once.",
@@ -131,12 +128,11 @@ class SignalStop:
         for middleware in self._middlewares():
             middleware.stop()
         deferred_from_coro(self.process.stop())  # Scrapy closes the spiders ("shutdown")
-        reactor.callLater(self.grace, self._force, None)  # type: ignore[attr-defined]
+        call_later(self.grace, self._force, None)
 
     def _force(self, signum: int | None, *_: Any) -> None:
-        from twisted.internet import reactor
-
-        if not reactor.running:  # type: ignore[attr-defined]
+        reactor = _reactor()
+        if not reactor.running:
             return
         if signum is None:
             logger.warning("still downloading after %.0fs: stopping now", self.grace)
@@ -145,4 +141,11 @@ class SignalStop:
         for middleware in self._middlewares():
             middleware.force()
         with contextlib.suppress(RuntimeError):  # already stopping
-            reactor.stop()  # type: ignore[attr-defined]
+            reactor.stop()
+
+
+def _reactor() -> Any:
+    """The running Twisted reactor (AsyncCrawlerProcess installed it)."""
+    from twisted.internet import reactor
+
+    return reactor

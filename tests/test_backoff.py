@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Iterator
+from itertools import pairwise
 
 import pytest
 
@@ -92,8 +93,10 @@ def test_binance_style_paced_spider_sends_nothing_new_in_the_window_then_keeps_i
     process = start_crawl(db, url, "binance_announcements", "-s", "AUTOTHROTTLE_ENABLED=False")
     try:
         wait_for(
-            lambda: window.opened is not None
-            and len([h for h in mirror.hits if h.at > window.opened + WINDOW]) >= 4,
+            lambda: (
+                window.opened is not None
+                and len([h for h in mirror.hits if h.at > window.opened + WINDOW]) >= 4
+            ),
             90,
             "four requests after the window",
         )
@@ -106,6 +109,6 @@ def test_binance_style_paced_spider_sends_nothing_new_in_the_window_then_keeps_i
     assert [(hit.path, retry) for hit, retry in inside] == [(BINANCE_DETAIL, True)]
     after = [hit for hit, _ in retried(mirror, 429, window.opened + WINDOW - 0.5, float("inf"))]
     assert after[0].status == 200
-    gaps = [b.at - a.at for a, b in zip(after, after[1:], strict=False)]
+    gaps = [b.at - a.at for a, b in pairwise(after)]
     assert gaps, after
     assert min(gaps) >= 0.95, gaps  # the documented second between requests
