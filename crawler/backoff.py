@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import logging
 import random
-from dataclasses import dataclass
 from time import monotonic
 from typing import TYPE_CHECKING
 
 from scrapy import signals
-from scrapy.utils.asyncio import CallLaterResult, call_later
+from scrapy.utils.asyncio import call_later
 
 from crawler.blocks import classify, headers_of, retry_after
 
@@ -51,12 +50,6 @@ def backoff_wait(
     return min(max(wait, floor), cap)
 
 
-@dataclass
-class _Pause:
-    until: float
-    timer: CallLaterResult | None = None
-
-
 class HostBackoff:
     """The pauses of one crawl's download slots (ANNALS_MAX_RETRY_AFTER caps each).
 
@@ -72,7 +65,7 @@ class HostBackoff:
         self.cap = settings.getfloat("ANNALS_MAX_RETRY_AFTER", 600.0)
         self.base = settings.getfloat("ANNALS_BLOCK_BACKOFF", 5.0)
         self.http_codes = {int(code) for code in settings.getlist("ANNALS_BACKOFF_HTTP_CODES")}
-        self._pauses: dict[str, _Pause] = {}
+        self._until: dict[str, float] = {}  # slot key: when its pause ends (monotonic)
 
     def wait(self, kind: str, headers: dict[str, str], attempt: int) -> float:
         """Seconds before retry `attempt + 1` of an answer of this kind: its Retry-After,
@@ -110,16 +103,13 @@ class HostBackoff:
         key, slot, downloader = found
         seconds = min(seconds, self.cap)
         until = monotonic() + seconds
-        pause = self._pauses.get(key)
-        if pause is not None and pause.until >= until:
+        if self._until.get(key, 0.0) >= until:
             return  # already held as long
         logger.info("%s: %s; pausing every request to this host for %.1fs", key, why, seconds)
-        if pause is None:
-            pause = self._pauses[key] = _Pause(until)
-        pause.until = until
+        self._until[key] = until
         if slot.latercall is not None:
-            slot.latercall.cancel()
-        slot.latercall = pause.timer = call_later(seconds, self._resume, key, slot, downloader)
+            slot.latercall.cancel()  # the delay timer, or a shorter pause
+        slot.latercall = call_later(seconds, self._resume, key, slot, downloader)
         # The slot is not idle (Scrapy drops slots idle for 60 s), and after the pause
         # its first request waits the slot's delay like any other.
         slot.lastseen = until
@@ -128,7 +118,7 @@ class HostBackoff:
         self.crawler.stats.max_value("annals/backoff/longest_pause", round(seconds, 1))
 
     def _resume(self, key: str, slot: Slot, downloader: Downloader) -> None:
-        self._pauses.pop(key, None)
+        self._until.pop(key, None)
         # The retry goes first: it is the request the host asked to wait. If the host
         # still refuses, its answer pauses the slot again before the next one leaves.
         first = [entry for entry in slot.queue if _is_retry(entry[0])]
