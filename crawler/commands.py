@@ -66,7 +66,7 @@ def run_spiders(
         crawlers.append((name, crawler))
     # SIGINT/SIGTERM stop within ANNALS_STOP_GRACE seconds and record "interrupted".
     stopper = SignalStop(
-        process, [c for _, c in crawlers], settings.getfloat("ANNALS_STOP_GRACE", 3.0)
+        process, [c for _, c in crawlers], settings.getfloat("ANNALS_STOP_GRACE", 2.0)
     )
     stopper.install()
     try:

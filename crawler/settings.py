@@ -83,7 +83,7 @@ ANNALS_BACKOFF_HTTP_CODES = [503]  # then retried by Scrapy's RetryMiddleware, a
 # After SIGINT/SIGTERM, what is downloading gets this many seconds to arrive; then the
 # crawl stops regardless (a second signal stops it at once). Either way the run is
 # recorded "interrupted" with what was archived.
-ANNALS_STOP_GRACE = 3.0
+ANNALS_STOP_GRACE = 2.0
 
 DOWNLOADER_MIDDLEWARES = {
     "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware": None,
