@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import re
 from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING
 
 from archive.normalize import utcnow
+
+if TYPE_CHECKING:
+    from scrapy.http import Response
 
 # What the WAFs in front of exchange sites answer (SOURCES.md: Akamai, EdgeOne,
 # Cloudflare-style "Just a moment..." pages).
@@ -75,3 +79,11 @@ def retry_after(value: str | None, cap: float) -> float | None:
     if when.tzinfo is None:
         return None
     return max(0.0, min((when - utcnow()).total_seconds(), cap))
+
+
+def headers_of(response: Response) -> dict[str, str]:
+    """A response's headers as classify() and retry_after() read them: lower-case names."""
+    return {
+        key.decode("latin-1").lower(): b", ".join(values).decode("latin-1")
+        for key, values in response.headers.items()
+    }

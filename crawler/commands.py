@@ -15,6 +15,7 @@ from scrapy.spiderloader import SpiderLoader
 from archive import db as dbmod
 from archive.cli import DbOption, Exit, archive_errors, fail
 from crawler.lock import LockHeldError, crawl_lock
+from crawler.stopping import SignalStop
 
 SUMMARY_COUNTERS = (
     "requests",
@@ -63,7 +64,15 @@ def run_spiders(
         crawler = process.create_crawler(name)
         process.crawl(crawler, **spider_args)
         crawlers.append((name, crawler))
-    process.start()
+    # SIGINT/SIGTERM stop within ANNALS_STOP_GRACE seconds and record "interrupted".
+    stopper = SignalStop(
+        process, [c for _, c in crawlers], settings.getfloat("ANNALS_STOP_GRACE", 2.0)
+    )
+    stopper.install()
+    try:
+        process.start(install_signal_handlers=False)
+    finally:
+        stopper.uninstall()
     results: list[tuple[str, str, int | None, dict[str, Any]]] = []
     for name, crawler in crawlers:
         context = getattr(crawler, "annals_run", None)

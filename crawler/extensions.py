@@ -54,6 +54,7 @@ COUNTERS = {
     "invalid_records": "annals/invalid_records",  # of the quarantined: failed validation
     **FAILURES,
     "errors": "log_count/ERROR",
+    "unsent": "annals/unsent",
 }
 
 
@@ -89,6 +90,7 @@ class RunRecorder:
 
     def __init__(self, crawler: Crawler) -> None:
         self.crawler = crawler
+        self.recorded = False
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> RunRecorder:
@@ -103,6 +105,15 @@ class RunRecorder:
             run_context(self.crawler).start(spider.name)
 
     def spider_closed(self, spider: Spider, reason: str) -> None:
+        self.record(reason)
+
+    def record(self, reason: str) -> None:
+        """The run's outcome, once: when the spider closes, or earlier when a stop
+        cannot wait for it (crawler.stopping)."""
+        if self.recorded or self.crawler.spider is None:
+            return
+        self.recorded = True
+        spider = self.crawler.spider
         assert self.crawler.stats is not None
         stats = self.crawler.stats.get_stats()
         counters: dict[str, Any] = {

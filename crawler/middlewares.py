@@ -1,11 +1,9 @@
-"""Downloader middlewares: blocks and challenges are retried with backoff and never parsed;
-robots.txt is checked for every request."""
+"""Downloader middlewares: blocks and challenges are retried after the host's backoff and
+never parsed; robots.txt is checked for every request."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import random
 from typing import TYPE_CHECKING
 
 from scrapy.downloadermiddlewares.robotstxt import (
@@ -15,7 +13,8 @@ from scrapy.exceptions import IgnoreRequest
 from scrapy.utils.httpobj import urlparse_cached
 from twisted.internet.defer import Deferred
 
-from crawler.blocks import classify, retry_after
+from crawler.backoff import host_backoff
+from crawler.blocks import classify, headers_of
 
 if TYPE_CHECKING:
     from scrapy import Request
@@ -38,25 +37,24 @@ class Blocked(IgnoreRequest):
 class BlockMiddleware:
     """Akamai 403s, EdgeOne 567s, JS-challenge pages and 429s never reach a callback.
 
-    Each is counted (annals/blocked/<kind>), retried up to ANNALS_BLOCK_RETRIES times
-    after a jittered exponential backoff or the answer's Retry-After, then given up
-    as `Blocked` (annals/blocked). A run with any request given up ends "blocked".
+    Each is counted (annals/blocked/<kind>) and retried up to ANNALS_BLOCK_RETRIES
+    times, then given up as `Blocked` (annals/blocked). A run with any request given
+    up ends "blocked". The wait before a retry is the host's (crawler.backoff): the
+    retry is queued at once and goes out first when the host's pause is over.
     """
 
     def __init__(self, crawler: Crawler) -> None:
-        settings = crawler.settings
         self.crawler = crawler
-        self.retries = settings.getint("ANNALS_BLOCK_RETRIES", 2)
-        self.backoff = settings.getfloat("ANNALS_BLOCK_BACKOFF", 5.0)
-        self.max_wait = settings.getfloat("ANNALS_MAX_RETRY_AFTER", 600.0)
+        self.retries = crawler.settings.getint("ANNALS_BLOCK_RETRIES", 2)
+        self.priority_adjust = crawler.settings.getint("RETRY_PRIORITY_ADJUST")
+        host_backoff(crawler)  # it pauses the host as each answer arrives
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> BlockMiddleware:
         return cls(crawler)
 
-    async def process_response(self, request: Request, response: Response) -> Request | Response:
-        headers = _headers(response)
-        kind = classify(response.status, headers, response.body)
+    def process_response(self, request: Request, response: Response) -> Request | Response:
+        kind = classify(response.status, headers_of(response), response.body)
         if kind is None:
             return response
         stats = self.crawler.stats
@@ -73,34 +71,15 @@ class BlockMiddleware:
                 attempt,
             )
             raise Blocked(kind, request.url)
-        wait = self.wait(kind, headers, attempt)
         logger.info(
-            "blocked (%s, HTTP %d) at %s; retrying in %.1fs",
+            "blocked (%s, HTTP %d) at %s; retrying when the host's pause is over",
             kind,
             response.status,
             request.url,
-            wait,
         )
-        await asyncio.sleep(wait)
         meta = {**request.meta, "annals_block_retries": attempt + 1}
-        return request.replace(dont_filter=True, meta=meta)
-
-    def wait(self, kind: str, headers: dict[str, str], attempt: int) -> float:
-        """Seconds before retry `attempt + 1`: the answer's Retry-After, else a jittered
-        exponential backoff; never less than the spider's documented wait for the kind."""
-        wait = retry_after(headers.get("retry-after"), self.max_wait)
-        if wait is None:
-            jitter = random.uniform(0.75, 1.25)  # noqa: S311 - not a secret
-            wait = min(self.backoff * 2**attempt, self.max_wait) * jitter
-        floor = getattr(self.crawler.spider, "block_waits", {}).get(kind, 0.0)
-        return max(wait, min(floor, self.max_wait))
-
-
-def _headers(response: Response) -> dict[str, str]:
-    return {
-        key.decode("latin-1").lower(): b", ".join(values).decode("latin-1")
-        for key, values in response.headers.items()
-    }
+        priority = request.priority + self.priority_adjust
+        return request.replace(dont_filter=True, meta=meta, priority=priority)
 
 
 class RobotsTxtMiddleware(_ScrapyRobotsTxtMiddleware):

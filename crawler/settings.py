@@ -48,7 +48,14 @@ COOKIES_ENABLED = False
 # Items go to one synchronous, batching pipeline: Scrapy's default of 100 parallel item
 # workers per response only costs task switches (bench/crawl measured it).
 CONCURRENT_ITEMS = 16
+
+# --- no listening sockets ---------------------------------------------------------------------
+# A crawl listens on no port. Scrapy's telnet console and its remote-control HTTP server
+# (Scrapy 2.19: run code inside the crawl from 127.0.0.1, behind a token) are for
+# watching a crawl by hand; a cron archiver has no use for them, and any local user or
+# process that gets the token could run code as the archiver.
 TELNETCONSOLE_ENABLED = False
+REMOTE_CONTROL_ENABLED = False
 
 # --- safety limits ----------------------------------------------------------------------------
 DOWNLOAD_MAXSIZE = 8 * 1024 * 1024  # a page or API answer larger than this is dropped
@@ -59,11 +66,24 @@ RETRY_ENABLED = True
 RETRY_TIMES = 2
 # 429 and the block statuses are retried by annals' BlockMiddleware, with backoff.
 RETRY_HTTP_CODES = [500, 502, 503, 504, 522, 524, 408]
+# A retry waits for its host's pause (crawler.backoff), then goes first: raised, not
+# lowered (Scrapy's -1 would queue it behind everything the spider found meanwhile).
+RETRY_PRIORITY_ADJUST = 1
 
-# Blocks and challenges: retried with backoff that honours Retry-After, then given up.
+# Blocks and challenges: retried after a backoff that honours Retry-After, then given up.
+# A block, a 429, a rate-limit envelope or one of ANNALS_BACKOFF_HTTP_CODES pauses every
+# request to its host (crawler.backoff) for Retry-After, else ANNALS_BLOCK_BACKOFF
+# seconds doubled each retry and jittered, never more than ANNALS_MAX_RETRY_AFTER.
 ANNALS_BLOCK_RETRIES = 2
-ANNALS_BLOCK_BACKOFF = 5.0  # seconds, doubled each retry, jittered
+ANNALS_BLOCK_BACKOFF = 5.0
 ANNALS_MAX_RETRY_AFTER = 600.0
+ANNALS_BACKOFF_HTTP_CODES = [503]  # then retried by Scrapy's RetryMiddleware, after the pause
+
+# --- stopping (crawler.stopping) --------------------------------------------------------------
+# After SIGINT/SIGTERM, what is downloading gets this many seconds to arrive; then the
+# crawl stops regardless (a second signal stops it at once). Either way the run is
+# recorded "interrupted" with what was archived.
+ANNALS_STOP_GRACE = 2.0
 
 DOWNLOADER_MIDDLEWARES = {
     "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware": None,
@@ -72,6 +92,7 @@ DOWNLOADER_MIDDLEWARES = {
     # Scrapy's, with redirect loops detected and counted (a loop lost pages in silence).
     "scrapy.downloadermiddlewares.redirect.RedirectMiddleware": None,
     "crawler.redirects.RedirectMiddleware": 600,
+    "crawler.stopping.StopMiddleware": 40,  # first of all: nothing new once stopping
 }
 ITEM_PIPELINES = {"crawler.pipelines.ArchivePipeline": 300}
 EXTENSIONS = {"crawler.extensions.RunRecorder": 500}

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from scrapy.utils.test import get_crawler
 
+from crawler.backoff import HostBackoff, backoff_wait
 from crawler.blocks import classify, retry_after
-from crawler.middlewares import BlockMiddleware
 from crawler.spiders.api import BybitAnnouncementsSpider, OkxAnnouncementsSpider
 from tests.conftest import FIXTURES
 
@@ -65,21 +65,28 @@ def test_retry_after_in_seconds_or_as_a_date_is_capped():
     assert retry_after(None, cap=600) is None
 
 
-def _middleware(spider_cls, **settings) -> BlockMiddleware:
+def _backoff(spider_cls, **settings) -> HostBackoff:
     crawler = get_crawler(spider_cls, settings_dict={"ANNALS_BLOCK_BACKOFF": 1.0, **settings})
     crawler.spider = spider_cls()
-    return BlockMiddleware(crawler)
+    return HostBackoff(crawler)
 
 
 def test_bybit_access_too_frequent_waits_the_documented_ten_minutes():
-    assert _middleware(BybitAnnouncementsSpider).wait("too_frequent", {}, 0) == 600
+    assert _backoff(BybitAnnouncementsSpider).wait("too_frequent", {}, 0) == 600
     # Other sources, and other kinds, back off as usual.
-    assert _middleware(OkxAnnouncementsSpider).wait("too_frequent", {}, 0) < 2
-    assert _middleware(BybitAnnouncementsSpider).wait("rate_limited", {}, 0) < 2
+    assert _backoff(OkxAnnouncementsSpider).wait("too_frequent", {}, 0) < 2
+    assert _backoff(BybitAnnouncementsSpider).wait("rate_limited", {}, 0) < 2
 
 
 def test_backoff_grows_and_retry_after_wins():
-    middleware = _middleware(OkxAnnouncementsSpider)
+    middleware = _backoff(OkxAnnouncementsSpider)
     assert 0.75 <= middleware.wait("challenge", {}, 0) <= 1.25
     assert 3.0 <= middleware.wait("challenge", {}, 2) <= 5.0
     assert middleware.wait("rate_limited", {"retry-after": "7"}, 0) == 7
+
+
+def test_every_wait_is_capped_and_retry_after_is_taken_as_given():
+    assert 450.0 <= backoff_wait(10, base=5.0, cap=600.0) <= 600.0
+    assert backoff_wait(0, base=5.0, cap=600.0, asked=3600.0) == 600.0
+    assert backoff_wait(0, base=5.0, cap=600.0, asked=0.0) == 0.0
+    assert backoff_wait(0, base=5.0, cap=600.0, asked=2.0, floor=30.0) == 30.0

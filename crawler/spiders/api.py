@@ -24,9 +24,7 @@ exchange's facts: hosts, endpoints, categories, languages, politeness, rate-limi
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import random
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from types import ModuleType
@@ -40,6 +38,7 @@ from scrapy.settings import BaseSettings
 from archive.normalize import utcnow
 from archive.records import Identity, ParseError, Quarantined, RawResponse, Record, Removed
 from archive.store import Known
+from crawler.backoff import host_backoff
 from crawler.spiders import binance, bitget, bybit, kucoin, okx
 from crawler.spiders.base import AnnalsSpider, csv_arg
 from crawler.spiders.common import ApiSource, EnvelopeError, ListPage, unusable_reason
@@ -313,13 +312,14 @@ class ApiAnnouncementsSpider(AnnalsSpider):
                 "%s after %d retries: not archived, and this listing stops here", exc, attempt
             )
             return
-        # The same backoff as BlockMiddleware's, so one setting tunes every retry.
-        backoff = settings.getfloat("ANNALS_BLOCK_BACKOFF", 5.0)
-        max_wait = settings.getfloat("ANNALS_MAX_RETRY_AFTER", 600.0)
-        wait = min(backoff * 2**attempt, max_wait) * random.uniform(0.75, 1.25)  # noqa: S311
-        logger.info("%s; retrying in %.1fs", exc, wait)
-        await asyncio.sleep(wait)
-        yield request.replace(dont_filter=True, meta={**request.meta, RETRIES: attempt + 1})
+        # "Slow down" is about the host: the same pause as BlockMiddleware's blocks.
+        backoff = host_backoff(self.crawler)
+        backoff.pause(request, backoff.wait("rate_limit_code", {}, attempt), str(exc))
+        yield request.replace(
+            dont_filter=True,
+            meta={**request.meta, RETRIES: attempt + 1},
+            priority=request.priority + settings.getint("RETRY_PRIORITY_ADJUST"),
+        )
 
 
 def _check_known(spider: str, what: str, given: list[str], known: dict[str, Any]) -> None:

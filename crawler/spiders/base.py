@@ -22,6 +22,7 @@ from archive.store import Known
 from crawler.middlewares import Blocked
 from crawler.redirects import RedirectLoop
 from crawler.run import RunContext, run_context
+from crawler.stopping import Stopped
 
 logger = logging.getLogger(__name__)
 
@@ -192,7 +193,8 @@ class AnnalsSpider(scrapy.Spider):
         """
         request = getattr(failure, "request", None)
         url = str(request.meta.get("annals_url", request.url)) if request else "?"
-        if failure.check(Blocked, RedirectLoop):
+        # Counted where they are raised: BlockMiddleware, the redirect loop check, StopMiddleware.
+        if failure.check(Blocked, RedirectLoop, Stopped):
             return
         if isinstance(failure.value, HttpError):
             response = failure.value.response
