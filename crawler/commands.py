@@ -14,6 +14,7 @@ from scrapy.spiderloader import SpiderLoader
 
 from archive import db as dbmod
 from archive.cli import DbOption, Exit, archive_errors, fail
+from crawler.extensions import worst
 from crawler.lock import LockHeldError, crawl_lock
 from crawler.stopping import SignalStop
 
@@ -84,11 +85,12 @@ def run_spiders(
 
 
 def exit_code(statuses: list[str]) -> Exit:
-    if any(s in ("failed", "interrupted", "partial") for s in statuses):
-        return Exit.FAILED
-    if "blocked" in statuses:
-        return Exit.BLOCKED
-    return Exit.OK
+    """The exit code of the worst run (extensions.PRECEDENCE): 3 only when being blocked
+    is the worst that happened, 1 for failed, interrupted or partial, 0 when all finished."""
+    outcome = worst(statuses)
+    if outcome == "finished":
+        return Exit.OK
+    return Exit.BLOCKED if outcome == "blocked" else Exit.FAILED
 
 
 def crawl(

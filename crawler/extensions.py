@@ -58,6 +58,18 @@ COUNTERS = {
 }
 
 
+# Worst first: one run's status (decide_status) and a crawl of several spiders (its exit
+# code) both take the worst outcome there is.
+PRECEDENCE = ("failed", "interrupted", "blocked", "partial", "finished")
+
+
+def worst(statuses: list[str]) -> str:
+    """The worst of several runs' statuses; "finished" for none. An unknown status (a run
+    that never recorded one) counts as failed."""
+    ranks = [PRECEDENCE.index(s) if s in PRECEDENCE else 0 for s in statuses]
+    return PRECEDENCE[min(ranks, default=len(PRECEDENCE) - 1)]
+
+
 def decide_status(reason: str, stats: dict[str, Any]) -> str:
     """How a run ended, from the close reason and the stats. The worst outcome wins:
     failed > blocked > partial > finished (interrupted is a stop from outside).

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from archive.cli import Exit
+from crawler.commands import exit_code
 from crawler.extensions import LOSSES, decide_status
 from crawler.mirror import Mirror, MirrorServer, Route
 from crawler.spiders import gate
@@ -284,3 +285,19 @@ def test_the_worst_outcome_wins(stats, status):
     # A stop from outside is said as such; a crash is a failure whatever else happened.
     assert decide_status("shutdown", stats) == "interrupted"
     assert decide_status("archive_error", stats) == "failed"
+
+
+@pytest.mark.parametrize(
+    ("statuses", "code"),
+    [
+        (["finished", "finished"], Exit.OK),
+        (["finished", "partial"], Exit.FAILED),
+        (["partial", "blocked"], Exit.BLOCKED),
+        (["blocked", "interrupted"], Exit.FAILED),
+        (["blocked", "failed", "partial"], Exit.FAILED),
+        (["finished", "running"], Exit.FAILED),
+    ],
+)
+def test_a_crawl_of_several_spiders_exits_with_its_worst_run(statuses, code):
+    assert exit_code(statuses) == code
+
