@@ -1,0 +1,464 @@
+"""Tickers and event types, derived from what the archive stores for a version.
+
+`derive` reads only stored fields (source, title, body_text, body_html, tags, category),
+so the store at ingest and `annals rederive` later give the same answer for the same
+version. Pure functions, precompiled patterns, no database and no Scrapy.
+
+Tickers come from evidence in three strengths:
+- structured: trade-page links in the HTML (`/en/trade/BNX_USDT`, `/futures/BTCUSDT`),
+  cashtag links and `$XYZ`, the tags of sources whose tags are tickers (Gate) or
+  coin hashtags (Gate Square);
+- strong contexts: "Name (XYZ)", "XYZ/USDT", "XYZUSDT", "list XYZ", "delist XYZ",
+  "XYZ perpetual", "launch xyz margin trading", "上线 XYZ", "라벤더(LVDR)";
+- weak contexts: "ABC, DEF and GHI", "1,000 XYZ". These never make a ticker of a word
+  that is also an English word or an acronym announcements use (FOR, ONE, AM, EEA...).
+Some words are never tickers outside structured evidence (times, regions, HTTP verbs,
+acronyms, fiat currencies), whatever the context.
+
+The event type comes from the title's plain words (list, delist), then the stored
+category name (classified by `category_event`, whose rules every spider's category
+table agrees with, tests/test_symbols.py), then weaker title words.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Iterable
+from typing import NamedTuple
+from urllib.parse import unquote, urlsplit
+
+from archive.records import EVENT_TYPES
+
+# --- vocabularies ---------------------------------------------------------------------------
+
+# Quote currencies: the base of "XYZ/USDT" is the subject; a prize paid in them is not.
+QUOTES = frozenset(
+    "USDT USDC FDUSD BUSD TUSD USDS USDE PYUSD DAI USD1 BTC ETH BNB GT EURC EURI".split()
+)
+# Fiat currencies are never symbols (no crypto price to join), whatever the context.
+FIAT = frozenset(
+    "USD EUR GBP TRY BRL JPY KRW CNY HKD AUD CAD CHF RUB UAH PLN PEN ARS MXN COP CLP "
+    "NGN ZAR INR IDR VND THB PHP MYR SGD AED SAR KZT CZK HUF RON SEK NOK DKK NZD TWD".split()
+)
+# Never a ticker outside structured evidence: times, zones, regions and regulators, HTTP
+# verbs, acronyms, token standards (issue 10; the labelling policy, rule 8).
+NEVER = FIAT | frozenset(
+    "AM PM UTC GMT CET CEST EST EDT PST PDT HKT SGT KST JST EEA EU US USA UK UAE FCA MICA "
+    "SEC CFTC ESMA VARA MAS GET POST PUT DELETE PATCH HEAD HTTP HTTPS URL JSON REST WS "
+    "KYC KYB AML APR APY VIP P2P NFT NFTS ETF ETFS AMA OTC FAQ TVL FDV CEO CTO COO API "
+    "APIS SDK UI UX APP IOS ID IP PDF FAQS IEO IDO ICO TGE LP MM PNL ROI "
+    "TRC20 BEP20 ERC20 BEP2 SPL EVM TRC10 ERC721 ERC1155 OMNI USDⓈ".split()
+)
+# Words and abbreviations that are tickers only where a strong context names the coin.
+WORDS = frozenset(
+    "A AN AND OR THE FOR TO OF ON IN AT BY IS IT BE AS NEW NOW ALL ONE TWO GAS ME MOVE "
+    "SUN HOT AI ACE MAGIC TRUMP HIGH EDU UP OUT OFF NOT NO YES BIG TOP KEY FREE WIN "
+    "BUY SELL HOLD SPOT MARGIN FUTURES TRADE TRADING LIST LISTING LAUNCH WILL OPEN "
+    "CLOSE LIVE NEWS UPDATE NOTICE HOURS DAYS DAY WEEK TIME DEX CEX ALPHA EARN GIFT "
+    "BONUS EVENT ZONE PAIRS PAIR TOKEN TOKENS COIN COINS CHAIN NETWORK WALLET BOT "
+    "SIMPLE SMART PRO MAX MEGA SUPER PLUS VS COM IO APE".split()
+)
+# Suffixes that make "24H", "2FA" or "3RD" out of digits: not multiplier tickers.
+_DIGIT_WORD = re.compile(r"\d+(?:ST|ND|RD|TH|AM|PM|FA|HR|HRS|MIN|MINS|DAY|DAYS|MS|[KMGT]B|X)")
+# Sources whose own tags are tickers (Gate's list item `tags`) or coin hashtags (Square).
+TICKER_TAG_SOURCES = frozenset({"gate", "gate_square"})
+
+# --- patterns -------------------------------------------------------------------------------
+
+# A ticker: letters and digits, a letter first or a multiplier first (1INCH, 1000SATS).
+_T = r"(?:\d{1,7}[A-Z][A-Z0-9]*|[A-Z][A-Z0-9]*)"
+_START = r"(?<![A-Za-z0-9$/_.=\-])"
+# A ticker ends where a word ends, but not inside "USDⓈ-M", "USDT-M" or "XYZ.COM".
+_END = r"(?![A-Za-z0-9_\u24b6-\u24e9]|-[A-Z]\b|\.[A-Za-z])"
+_TOKEN = _START + "(" + _T + ")" + _END
+_CONTRACT_QUOTES = r"USDTM|USDT|USDC|USD|PERP"
+_QUOTE_ALT = "|".join(sorted(QUOTES | FIAT, key=len, reverse=True))
+
+_PAREN = re.compile(r"[(（]\s*(" + _T + r")\s*[)）]")
+_PAIR = re.compile(_START + "(" + _T + r")\s?[/_\-]\s?(?:" + _QUOTE_ALT + r")(?![A-Za-z0-9])")
+_CONTRACT = re.compile(
+    _START + "(" + _T + r"?)(?:" + _CONTRACT_QUOTES + r")(?:-SWAP)?(?![A-Za-z0-9_\u24b6-\u24e9])"
+)
+_CASHTAG = re.compile(r"(?<![A-Za-z0-9])\$(" + _T + r")(?![A-Za-z0-9])")
+# "list XYZ", "Delist ABC, DEF and GHI", "上线 XYZ": the verb names what follows.
+_LIST_OF = _T + _END + r"(?:\s*(?:,|、|，|\band\b|&)\s*" + _T + _END + r")*"
+_LISTING_VERB = re.compile(
+    r"(?i:\b(?:de)?list(?:s|ed|ing)?|\bremov(?:e|es|al of)|\badd(?:s|ed|ing)?"
+    r"|\blaunch(?:es|ed|ing)?|\bsupport(?:s|ed)?(?: for)?|\bopen(?:s)?|\bintroduc(?:e|es|ing)"
+    r"|\b(?:deposits?|withdrawals?|trading)(?: (?:and|&) (?:deposits?|withdrawals?))?"
+    r" (?:of|for|on)|\bsuspend(?:s|ed)?|\bresum(?:e|es|ed)|\bswap(?:s)? of"
+    r"|\bwill (?:list|delist|add|launch|support))"
+    r"(?:\s+(?i:the|new|spot|margin|perpetual|futures|pre-market|trading for))*"
+    r"\s+(" + _LIST_OF + ")"
+    r"|(?:上线|上架|下架|下线|支持|开通|暂停|恢复|首发)\s*(" + _LIST_OF + ")"
+)
+# "XYZ Perpetual", "XYZ-30D", "XYZ 永续合约": a ticker named by what follows.
+_NAMED_BY_NEXT = re.compile(
+    _TOKEN + r"(?=-\d+D\b|\s+(?i:perpetual|futures|margin|options|contracts?|spot trading|"
+    r"(?:spot |margin )?trading pairs?|token swap|network upgrade|mainnet|hard fork|vault|"
+    r"staking|airdrop)\b|\s*(?:永续|现货|合约|交易对|网络升级))"
+)
+# "launch xyz margin trading": a ticker written in lower case in a trading context.
+_LOWER_TRADING = re.compile(
+    r"(?i:\blaunch(?:es|ed)?|\blist(?:s)?|\badd(?:s)?)\s+([a-z][a-z0-9]{1,14})"
+    r"\s+(?i:margin|perpetual|futures|spot)\b"
+)
+# Weak: "ABC, DEF and GHI" and amounts "1,000,000 XYZ" (never after a time's colon).
+_LIST = re.compile(
+    _START + "(" + _T + _END + r"(?:\s*,\s*" + _T + _END + r")*,?\s+(?:and|&)\s+" + _T + _END + ")"
+)
+_AMOUNT = re.compile(r"(?<![\d:.,])\d[\d,.]*(?:\s*(?:[KkMmBb]|million|billion))?\s+" + _TOKEN)
+_IN_LIST = re.compile(_T + _END)
+# "Stake GT to share", "Lock BGB to mine": the coin taken to take part is not the subject.
+_PARTICIPATION = re.compile(
+    r"(?i:\b(?:stake|staking|lock|locking|hold|holding|subscribe|subscribing|deposit|commit))"
+    r"\s+(" + _T + r")(?:\s*(?:,|/|and|or|&)\s*(" + _T + r"))?"
+    r"\s+(?i:to|and|for)\s+(?i:share|mine|earn|win|get|receive|farm|grab)"
+    r"(?:\s+(?i:up to|a|an|over))?\s+(?:[\d,.]+\s*(?:[KkMmBb]\b)?\s*)?(" + _T + r")"
+)
+# An API example ("symbol=BTCUSDT", "e.g. BTCUSDT") is not the subject.
+_EXAMPLE = re.compile(r"(?i:e\.g\.|for example|such as|example:)\s*[`'\"]?$")
+
+# Trade-page links: /trade/BNX_USDT, /futures/BTCUSDT, /trade/spot/BTC/USDT, /trade-spot/btc-usdt.
+_HREF = re.compile(r"""href\s*=\s*["']([^"']+)["']""", re.I)
+_TRADE_SEGMENT = re.compile(
+    r"^(?:trade|trade-spot|trade-swap|trade-futures|futures|spot|margin|swap|perpetual|"
+    r"contract|exchange|markets?|price)$",
+    re.I,
+)
+_LINK_PAIR = re.compile(
+    r"([a-z0-9]{2,20}?)[_\-/]?(" + _QUOTE_ALT + r"|USDTM|PERP)(?:[_\-](?:swap|perp|perpetual))?$",
+    re.I,
+)
+_CASHTAG_ANCHOR = re.compile(r"<a\b[^>]*>\s*\$([A-Za-z][A-Za-z0-9]{0,14})\s*</a>", re.I)
+_CASHTAG_CLASS = re.compile(
+    r"<a\b[^>]*class\s*=\s*[\"'][^\"']*cashtag[^\"']*[\"'][^>]*>\s*\$?([A-Za-z0-9]{2,15})\s*</a>",
+    re.I,
+)
+_TAG_TICKER = re.compile(_T)
+
+# --- tickers --------------------------------------------------------------------------------
+
+
+def _base(token: str) -> str:
+    """'BLIPUSDT' -> 'BLIP', 'XBTUSDTM' -> 'XBT', 'BTC-USDT-SWAP' -> 'BTC': a contract
+    stands for its base asset; a multiplier prefix is kept (1000PEPEUSDT -> 1000PEPE)."""
+    if token in QUOTES:
+        return token
+    for quote in ("USDTM", "USDT", "USDC", "PERP", "USD"):
+        if token.endswith(quote) and len(token) > len(quote) + 1:
+            return token[: -len(quote)]
+    return token
+
+
+def _valid(token: str, strength: int) -> bool:
+    """Whether `token` may be a ticker found with evidence of `strength`
+    (2 structured, 1 strong context, 0 weak context)."""
+    if not 2 <= len(token) <= 15 or sum(c.isalpha() for c in token) < 2:
+        return token.isalpha() and len(token) >= 2 if strength == 2 else False
+    if token[0].isdigit() and _DIGIT_WORD.fullmatch(token):
+        return False
+    if strength == 2:
+        return token not in FIAT
+    if token in NEVER:
+        return False
+    return strength >= 1 or token not in WORDS
+
+
+class _Found:
+    """Tickers in order of first appearance, with the strongest evidence seen for each."""
+
+    def __init__(self) -> None:
+        self.at: dict[str, int] = {}
+        self.excluded: set[str] = set()
+
+    def add(self, token: str, pos: int, strength: int, quotes: bool = True) -> None:
+        token = _base(token.upper())
+        if not _valid(token, strength):
+            return
+        if not quotes and token in QUOTES:
+            return
+        if pos < self.at.get(token, pos + 1):
+            self.at[token] = pos
+
+    def ordered(self) -> list[str]:
+        return sorted((t for t in self.at if t not in self.excluded), key=self.at.__getitem__)
+
+
+def _scan(text: str, offset: int, found: _Found) -> None:
+    """Every context rule over one text (the title or the body)."""
+    upper_tokens = any(c.isupper() for c in text)
+    if "(" in text or "（" in text:
+        for m in _PAREN.finditer(text):
+            found.add(m[1], offset + m.start(1), 1)
+    if "/" in text or "_" in text or "-" in text:
+        for m in _PAIR.finditer(text):
+            if not _is_example(text, m.start()):
+                found.add(m[1], offset + m.start(1), 1)
+    if "USD" in text or "PERP" in text:
+        for m in _CONTRACT.finditer(text):
+            if m[1] and not _is_example(text, m.start()):
+                found.add(m[1], offset + m.start(1), 1, quotes=False)
+    if "$" in text:
+        for m in _CASHTAG.finditer(text):
+            found.add(m[1], offset + m.start(1), 2 if m[1] not in NEVER else 0)
+    if upper_tokens:
+        for m in _LISTING_VERB.finditer(text):
+            group = m[1] or m[2]
+            start = m.start(1) if m[1] else m.start(2)
+            for t in _IN_LIST.finditer(group):
+                quotes = _names_quote_as_subject(text, m.end())
+                found.add(t[0], offset + start + t.start(), 1, quotes=quotes)
+        for m in _NAMED_BY_NEXT.finditer(text):
+            found.add(m[1], offset + m.start(1), 1)
+        for m in _LIST.finditer(text):
+            for t in _IN_LIST.finditer(m[1]):
+                found.add(t[0], offset + m.start(1) + t.start(), 0, quotes=False)
+        if any(c.isdigit() for c in text):
+            for m in _AMOUNT.finditer(text):
+                found.add(m[1], offset + m.start(1), 0, quotes=False)
+        for m in _PARTICIPATION.finditer(text):
+            # Only when what is shared is another coin: "Stake KSTR to share 300,000 USDT"
+            # in a KSTR listing is about KSTR.
+            prize = m[3]
+            if prize not in QUOTES and prize not in WORDS and prize not in (m[1], m[2]):
+                found.excluded.update(g for g in (m[1], m[2]) if g)
+    for m in _LOWER_TRADING.finditer(text):
+        if m[1].lower() not in _LOWER_WORDS:
+            found.add(m[1], offset + m.start(1), 1)
+
+
+_LOWER_WORDS = frozenset(
+    "the new a an its our their more all two three spot cross isolated usdⓈ usdt usdc coin "
+    "portfolio unified pre".split()
+)
+
+
+def _names_quote_as_subject(text: str, end: int) -> bool:
+    """"Add New USDC Trading Pairs": a quote currency followed by "pairs" is the subject."""
+    return bool(re.match(r"\s+(?:(?:spot|margin)\s+)?(?:trading\s+)?pairs?\b", text[end:], re.I))
+
+
+def _is_example(text: str, start: int) -> bool:
+    """An API example: "symbol=BTCUSDT", "e.g. BTCUSDT", or inside a path or a query."""
+    before = text[max(0, start - 16) : start]
+    return before.endswith(("=", "/", '"', "`")) or bool(_EXAMPLE.search(before))
+
+
+def _link_tickers(body_html: str) -> Iterable[str]:
+    """Bases of the trade pages the HTML links to, in order."""
+    for m in _HREF.finditer(body_html):
+        path = urlsplit(unquote(m[1])).path
+        segments = [s for s in path.split("/") if s]
+        for i, segment in enumerate(segments):
+            if _TRADE_SEGMENT.match(segment) and i + 1 < len(segments):
+                rest = "/".join(segments[i + 1 :])
+                pair = _LINK_PAIR.search(rest)
+                if pair:
+                    base = pair[1].split("/")[-1]
+                    yield base
+                break
+
+
+def _cashtag_links(body_html: str) -> Iterable[str]:
+    if "$" in body_html:
+        yield from (m[1] for m in _CASHTAG_ANCHOR.finditer(body_html))
+    if "cashtag" in body_html:
+        yield from (m[1] for m in _CASHTAG_CLASS.finditer(body_html))
+
+
+def extract_symbols(*texts: str | None) -> list[str]:
+    """Tickers the texts (a title, a body) are about, in order of first appearance."""
+    found = _Found()
+    offset = 0
+    for text in texts:
+        if text:
+            _scan(text, offset, found)
+            offset += len(text) + 1
+    return found.ordered()
+
+
+def derive_symbols(
+    source: str,
+    title: str | None,
+    body_text: str | None,
+    body_html: str | None = None,
+    tags: Iterable[str] = (),
+) -> list[str]:
+    """Tickers of one stored version: structured evidence (trade links, cashtags, ticker
+    tags) and the context rules over the title and the body text, in order of first
+    appearance (title, body, then what only the HTML or the tags show)."""
+    found = _Found()
+    offset = 0
+    for text in (title, body_text):
+        if text:
+            _scan(text, offset, found)
+            offset += len(text) + 1
+    late = offset + 1_000_000  # after every text position: evidence with no place in the text
+    if body_html:
+        if "href" in body_html:
+            for i, base in enumerate(_link_tickers(body_html)):
+                found.add(base, late + i, 2)
+        for i, tag in enumerate(_cashtag_links(body_html)):
+            found.add(tag, late + 1000 + i, 2)
+    if source in TICKER_TAG_SOURCES:
+        for i, tag in enumerate(tags):
+            if _TAG_TICKER.fullmatch(tag):
+                found.add(tag, late + 2000 + i, 2 if source == "gate" else 1)
+    return found.ordered()
+
+
+# --- event types ----------------------------------------------------------------------------
+
+_RULES_STRONG: tuple[tuple[str, re.Pattern[str]], ...] = (
+    (
+        "delisting",
+        re.compile(
+            r"\bdelist|\bremoval of .*\bpairs?\b|\bwill remove\b|\bcease trading|下架|下线|退市"
+            r"|상장\s*폐지|거래\s*지원\s*종료",
+            re.I,
+        ),
+    ),
+    (
+        "listing",
+        re.compile(
+            r"\bwill list\b|\bto list\b|\blists\b|\bgets listed\b|\bnew listings?\b"
+            r"|\binitial listing\b|\blisting of\b"
+            r"|\blaunch(?:es|ed)?\b.*\b(?:perpetual|futures|contracts?|spot trading|margin)\b"
+            r"|\bwill launch\b.*\b(?:perpetual|futures|contract)"
+            r"|\badds?\b.*\btrading pairs?\b|\bwill add new pairs\b|\bnow launched for futures\b"
+            r"|\bavailable for trading\b|\btrading (?:is )?now live\b|\bpre-market\b"
+            r"|上线|上架|首发|마켓 (?:디지털 자산 )?추가|신규 거래지원|원화 마켓 추가",
+            re.I,
+        ),
+    ),
+)
+_RULES_WEAK: tuple[tuple[str, re.Pattern[str]], ...] = (
+    (
+        "maintenance",
+        re.compile(
+            r"maintenance|network upgrade|system upgrade|hard fork|\bsuspen(?:d|sion)\b"
+            r"|\bresum(?:e|es|ption)\b|\bmainnet upgrade|token swap|migration|rebrand"
+            r"|维护|升级|暂停|점검|입출금",
+            re.I,
+        ),
+    ),
+    (
+        "promotion",
+        re.compile(
+            r"airdrop|campaign|competition|challenge|\bshare\b.*\d|reward|bonus|promotion"
+            r"|giveaway|launchpool|candydrop|gempool|jumpstart|poolx|carnival|welcome gift"
+            r"|cashback|trade-to-earn|hodler|voucher|zero[- ]fee|\bup to\b.*\bapr\b"
+            r"|活动|空投|奖励|이벤트",
+            re.I,
+        ),
+    ),
+    (
+        "news",
+        re.compile(
+            r"proof of reserves|\breport\b|registration|licen[cs]e|partner|\bburn\b"
+            r"|\bacquir|\bresults?\b",
+            re.I,
+        ),
+    ),
+    (
+        "other",
+        re.compile(
+            r"terms of (?:service|use)|privacy policy|user agreement|security reminder"
+            r"|phishing|scam|risk warning",
+            re.I,
+        ),
+    ),
+    (
+        "product",
+        re.compile(
+            r"\bapi\b|introduc|\bnow (?:supports|live)\b|\bupdates?\b|\bnew fields?\b|feature"
+            r"|copy trading|\bearn\b|\bcard\b|\bwallet\b|\bfee|\bleverage\b|\btiers?\b|\bmargin\b"
+            r"|dividend|\bconvert\b|integration|\bsupport|adjust|分红|费率",
+            re.I,
+        ),
+    ),
+)
+# Words without one of which the strong rule above cannot match.
+_STRONG_TRIGGERS = (
+    ("delist", "removal", "remove", "cease", "下架", "下线", "退市", "폐지", "종료"),
+    ("list", "launch", "add", "trading", "pre-market", "上线", "上架", "首发", "추가", "거래지원"),
+)
+
+# A category name (or key: "coin_listings", "announcements-delistings") -> event type.
+_CATEGORY_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("delisting", re.compile(r"delist|removal", re.I)),
+    ("maintenance", re.compile(r"maintenance|suspension|resumption|wallet", re.I)),
+    (
+        "promotion",
+        re.compile(r"activit|promotion|competition|airdrop|jumpstart|campaign|launchpool", re.I),
+    ),
+    ("listing", re.compile(r"listing|new crypto|new fiat|new spot|new futures", re.I)),
+    ("news", re.compile(r"news|security|burn|report", re.I)),
+    (
+        "product",
+        re.compile(
+            r"api|product|update|earn|web3|p2p|vip|institution|fee|dividend|trading", re.I
+        ),
+    ),
+    ("other", re.compile(r"^others?$", re.I)),
+)
+
+
+@functools.lru_cache(maxsize=1024)
+def category_event(category: str | None) -> str | None:
+    """What a source's category says about the event type, None when nothing
+    ("Latest Announcements"). Reads names and keys alike ("coin_listings")."""
+    if not category:
+        return None
+    words = category.replace("_", " ").replace("-", " ").strip()
+    for event, pattern in _CATEGORY_RULES:
+        if pattern.search(words):
+            return event
+    return None
+
+
+def classify_event(title: str | None, hint: str | None = None) -> str:
+    """The shared event type: a title that plainly says delist/list wins, then the
+    category's meaning (`hint`, one of EVENT_TYPES), then weaker title words."""
+    title = title or ""
+    lowered = title.lower()
+    for (event, pattern), triggers in zip(_RULES_STRONG, _STRONG_TRIGGERS, strict=True):
+        # Each strong rule needs one of its words: a substring test skips the regex.
+        if any(word in lowered for word in triggers) and pattern.search(title):
+            return event
+    if hint in EVENT_TYPES and hint != "other":
+        return hint
+    for event, pattern in _RULES_WEAK:
+        if pattern.search(title):
+            return event
+    return hint if hint in EVENT_TYPES else "other"
+
+
+def derive_event(title: str | None, category: str | None, body_text: str | None = None) -> str:
+    """The event type of one stored version (a post without a title is read by its body)."""
+    text = title or (body_text or "")[:280]
+    return classify_event(text, category_event(category))
+
+
+class Derived(NamedTuple):
+    symbols: list[str]
+    event_type: str
+
+
+def derive(
+    source: str,
+    title: str | None,
+    body_text: str | None,
+    body_html: str | None,
+    tags: Iterable[str],
+    category: str | None,
+) -> Derived:
+    """`symbols` and `event_type` of one stored version, from its stored fields only."""
+    tags = list(tags)
+    return Derived(
+        derive_symbols(source, title, body_text, body_html, tags),
+        derive_event(title, category, body_text),
+    )
+
