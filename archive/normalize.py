@@ -20,7 +20,7 @@ from lxml import etree, html
 
 from archive.records import Identity, Record
 from archive.symbols import classify_event as classify_event  # re-exported for callers
-from archive.symbols import derive
+from archive.symbols import derive_event, derive_symbols
 from archive.symbols import extract_symbols as extract_symbols
 
 # --- text -----------------------------------------------------------------------------------
@@ -269,9 +269,10 @@ def prepare(record: Record, now: datetime | None = None) -> Prepared:
     category = normalize_text(record.category) or None
     author = normalize_text(record.author) or None
     # Derived from the stored fields only, as `annals rederive` does later.
-    derived = derive(record.source, title, body_text, record.body_html, tags, category)
     symbols = (
-        list(dict.fromkeys(record.symbols)) if record.symbols is not None else derived.symbols
+        list(dict.fromkeys(record.symbols))
+        if record.symbols is not None
+        else derive_symbols(record.source, title, body_text, record.body_html, tags)
     )
     return Prepared(
         record=record,
@@ -282,7 +283,7 @@ def prepare(record: Record, now: datetime | None = None) -> Prepared:
         symbols=symbols,
         category=category,
         author=author,
-        event_type=derived.event_type,
+        event_type=derive_event(title, category, body_text),
         content_hash=content_hash(title, body_text, category, tags, author, record.published_at),
         seen_at=record.seen_at
         or (record.raw.fetched_at if record.raw else None)

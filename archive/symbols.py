@@ -81,23 +81,29 @@ _CONTRACT = re.compile(
     _START + "(" + _T + r"?)(?:" + _CONTRACT_QUOTES + r")(?:-SWAP)?(?![A-Za-z0-9_\u24b6-\u24e9])"
 )
 _CASHTAG = re.compile(r"(?<![A-Za-z0-9])\$(" + _T + r")(?![A-Za-z0-9])")
-# "list XYZ", "Delist ABC, DEF and GHI", "上线 XYZ": the verb names what follows.
+# "list XYZ", "Delist ABC, DEF and GHI", "上线 XYZ": the verb names what follows, even a
+# ticker that is a word (delist GAS).
 _LIST_OF = _T + _END + r"(?:\s*(?:,|、|，|\band\b|&)\s*" + _T + _END + r")*"
-_LISTING_VERB = re.compile(
+_SKIPPED = r"(?:\s+(?i:the|new|spot|margin|perpetual|futures|pre-market|trading for))*"
+_NAMING_VERB = re.compile(
     r"(?i:\b(?:de)?list(?:s|ed|ing)?|\bremov(?:e|es|al of)|\badd(?:s|ed|ing)?"
-    r"|\blaunch(?:es|ed|ing)?|\bsupport(?:s|ed)?(?: for)?|\bopen(?:s)?|\bintroduc(?:e|es|ing)"
+    r"|\blaunch(?:es|ed|ing)?)" + _SKIPPED + r"\s+(" + _LIST_OF + ")"
+    r"|(?:上线|上架|下架|下线|首发)\s*(" + _LIST_OF + ")"
+)
+# "trading for XYZ", "withdrawals of XYZ", "support XYZ": a ticker, but not a word
+# ("Trading for ONE week").
+_ACTING_VERB = re.compile(
+    r"(?i:\bsupport(?:s|ed)?(?: for)?|\bopen(?:s)?|\bintroduc(?:e|es|ing)"
     r"|\b(?:deposits?|withdrawals?|trading)(?: (?:and|&) (?:deposits?|withdrawals?))?"
-    r" (?:of|for|on)|\bsuspend(?:s|ed)?|\bresum(?:e|es|ed)|\bswap(?:s)? of"
-    r"|\bwill (?:list|delist|add|launch|support))"
-    r"(?:\s+(?i:the|new|spot|margin|perpetual|futures|pre-market|trading for))*"
-    r"\s+(" + _LIST_OF + ")"
-    r"|(?:上线|上架|下架|下线|支持|开通|暂停|恢复|首发)\s*(" + _LIST_OF + ")"
+    r" (?:of|for|on)|\bsubscribe to|\bsuspend(?:s|ed)?|\bresum(?:e|es|ed)|\bswap(?:s)? of)"
+    + _SKIPPED + r"\s+(" + _LIST_OF + ")"
+    r"|(?:支持|开通|暂停|恢复)\s*(" + _LIST_OF + ")"
 )
 # "XYZ Perpetual", "XYZ-30D", "XYZ 永续合约": a ticker named by what follows.
 _NAMED_BY_NEXT = re.compile(
     _TOKEN + r"(?=-\d+D\b|\s+(?i:perpetual|futures|margin|options|contracts?|spot trading|"
     r"(?:spot |margin )?trading pairs?|token swap|network upgrade|mainnet|hard fork|vault|"
-    r"staking|airdrop)\b|\s*(?:永续|现货|合约|交易对|网络升级))"
+    r"staking|airdrop|(?:simple |flexible |locked )?earn)\b|\s*(?:永续|现货|合约|交易对|网络升级))"
 )
 # "launch xyz margin trading": a ticker written in lower case in a trading context.
 _LOWER_TRADING = re.compile(
@@ -198,18 +204,19 @@ def _scan(text: str, offset: int, found: _Found) -> None:
                 found.add(m[1], offset + m.start(1), 1)
     if "USD" in text or "PERP" in text:
         for m in _CONTRACT.finditer(text):
-            if m[1] and not _is_example(text, m.start()):
+            if m[1] and m[0] not in QUOTES and not _is_example(text, m.start()):
                 found.add(m[1], offset + m.start(1), 1, quotes=False)
     if "$" in text:
         for m in _CASHTAG.finditer(text):
             found.add(m[1], offset + m.start(1), 2 if m[1] not in NEVER else 0)
     if upper_tokens:
-        for m in _LISTING_VERB.finditer(text):
-            group = m[1] or m[2]
-            start = m.start(1) if m[1] else m.start(2)
-            for t in _IN_LIST.finditer(group):
+        for pattern, strength in ((_NAMING_VERB, 1), (_ACTING_VERB, 0)):
+            for m in pattern.finditer(text):
+                group = m[1] or m[2]
+                start = m.start(1) if m[1] else m.start(2)
                 quotes = _names_quote_as_subject(text, m.end())
-                found.add(t[0], offset + start + t.start(), 1, quotes=quotes)
+                for t in _IN_LIST.finditer(group):
+                    found.add(t[0], offset + start + t.start(), strength, quotes=quotes)
         for m in _NAMED_BY_NEXT.finditer(text):
             found.add(m[1], offset + m.start(1), 1)
         for m in _LIST.finditer(text):
@@ -231,7 +238,10 @@ def _scan(text: str, offset: int, found: _Found) -> None:
 
 _LOWER_WORDS = frozenset(
     "the new a an its our their more all two three spot cross isolated usdⓈ usdt usdc coin "
-    "portfolio unified pre".split()
+    "portfolio unified pre perpetual perpetuals futures margin options contract contracts "
+    "trading and or of for on in to with copy grid bot bots token tokens crypto coins "
+    "leveraged delivery inverse linear quarterly weekly daily more several multiple "
+    "selected some".split()
 )
 
 
@@ -329,6 +339,7 @@ _RULES_STRONG: tuple[tuple[str, re.Pattern[str]], ...] = (
             r"|\bwill launch\b.*\b(?:perpetual|futures|contract)"
             r"|\badds?\b.*\btrading pairs?\b|\bwill add new pairs\b|\bnow launched for futures\b"
             r"|\bavailable for trading\b|\btrading (?:is )?now live\b|\bpre-market\b"
+            r"|\bopens? trading\b"
             r"|上线|上架|首发|마켓 (?:디지털 자산 )?추가|신규 거래지원|원화 마켓 추가",
             re.I,
         ),
@@ -413,6 +424,7 @@ def category_event(category: str | None) -> str | None:
     if not category:
         return None
     words = category.replace("_", " ").replace("-", " ").strip()
+    words = words.removeprefix("announcements ")  # OKX's keys
     for event, pattern in _CATEGORY_RULES:
         if pattern.search(words):
             return event
