@@ -4,7 +4,7 @@
 so the store at ingest and `annals rederive` later give the same answer for the same
 version. Pure functions, precompiled patterns, no database and no Scrapy.
 
-Tickers come from evidence in three strengths:
+Tickers come from evidence in several strengths (`_valid` says what each admits):
 - structured: trade-page links in the HTML (`/en/trade/BNX_USDT`, `/futures/BTCUSDT`),
   cashtag links and `$XYZ`, the tags of sources whose tags are tickers (Gate) or
   coin hashtags (Gate Square);
@@ -33,9 +33,10 @@ from archive.records import EVENT_TYPES
 # --- vocabularies ---------------------------------------------------------------------------
 
 # Quote currencies: the base of "XYZ/USDT" is the subject; a prize paid in them is not.
-QUOTES = frozenset(
-    "USDT USDC FDUSD BUSD TUSD USDS USDE PYUSD DAI USD1 BTC ETH BNB GT EURC EURI".split()
+STABLE_QUOTES = frozenset(
+    "USDT USDC FDUSD BUSD TUSD USDS USDE PYUSD DAI USD1 EURC EURI UST".split()
 )
+QUOTES = STABLE_QUOTES | frozenset("BTC ETH BNB GT".split())
 # Fiat currencies are never symbols (no crypto price to join), whatever the context.
 FIAT = frozenset(
     "USD EUR GBP TRY BRL JPY KRW CNY HKD AUD CAD CHF RUB UAH PLN PEN ARS MXN COP CLP "
@@ -48,7 +49,13 @@ NEVER = FIAT | frozenset(
     "SEC CFTC ESMA VARA MAS GET POST PUT DELETE PATCH HEAD HTTP HTTPS URL JSON REST WS "
     "KYC KYB AML APR APY VIP P2P NFT NFTS ETF ETFS AMA OTC FAQ TVL FDV CEO CTO COO API "
     "APIS SDK UI UX APP IOS ID IP PDF FAQS IEO IDO ICO TGE LP MM PNL ROI "
-    "TRC20 BEP20 ERC20 BEP2 SPL EVM TRC10 ERC721 ERC1155 OMNI USDⓈ".split()
+    "TRC20 BEP20 ERC20 BEP2 SPL EVM TRC10 ERC721 ERC1155 OMNI USDⓈ RWA DAXA MMP RFQ DVOL "
+    "KRW1 AUM GMV YOY QOQ".split()
+)
+# The exchanges' own names ("XT Futures", "HTX Earn"): a ticker only in "(XT)" or a link.
+EXCHANGES = frozenset(
+    "BINANCE OKX BYBIT BITGET KUCOIN GATE HTX MEXC XT BINGX DEEPCOIN KRAKEN BITFINEX "
+    "DERIBIT UPBIT BITHUMB COINBASE CRYPTO".split()
 )
 # Words and abbreviations that are tickers only where a strong context names the coin.
 WORDS = frozenset(
@@ -68,14 +75,14 @@ TICKER_TAG_SOURCES = frozenset({"gate", "gate_square"})
 
 # A ticker: letters and digits, a letter first or a multiplier first (1INCH, 1000SATS).
 _T = r"(?:\d{1,7}[A-Z][A-Z0-9]*|[A-Z][A-Z0-9]*)"
-_START = r"(?<![A-Za-z0-9$/_.=\-])"
+_START = r"(?<![A-Za-z0-9$/_.=:\-])"
 # A ticker ends where a word ends, but not inside "USDⓈ-M", "USDT-M" or "XYZ.COM".
 _END = r"(?![A-Za-z0-9_\u24b6-\u24e9]|-[A-Z]\b|\.[A-Za-z])"
 _TOKEN = _START + "(" + _T + ")" + _END
 _CONTRACT_QUOTES = r"USDTM|USDT|USDC|USD|PERP"
 _QUOTE_ALT = "|".join(sorted(QUOTES | FIAT, key=len, reverse=True))
 
-_PAREN = re.compile(r"[(（]\s*(" + _T + r")\s*[)）]")
+_PAREN = re.compile(r"[(（]\s*(" + _T + r"|[A-Z]{3,}[a-z])\s*[)）]")  # (XAUt) too
 _PAIR = re.compile(_START + "(" + _T + r")\s?[/_\-]\s?(?:" + _QUOTE_ALT + r")(?![A-Za-z0-9])")
 _CONTRACT = re.compile(
     _START + "(" + _T + r"?)(?:" + _CONTRACT_QUOTES + r")(?:-SWAP)?(?![A-Za-z0-9_\u24b6-\u24e9])"
@@ -83,27 +90,38 @@ _CONTRACT = re.compile(
 _CASHTAG = re.compile(r"(?<![A-Za-z0-9])\$(" + _T + r")(?![A-Za-z0-9])")
 # "list XYZ", "Delist ABC, DEF and GHI", "上线 XYZ": the verb names what follows, even a
 # ticker that is a word (delist GAS).
-_LIST_OF = _T + _END + r"(?:\s*(?:,|、|，|\band\b|&)\s*" + _T + _END + r")*"
+_LIST_OF = _T + _END + r"(?:\s*(?:,|、|，|\band\b|&|和|及|与)\s*" + _T + _END + r")*"
 _SKIPPED = r"(?:\s+(?i:the|new|spot|margin|perpetual|futures|pre-market|trading for))*"
 _NAMING_VERB = re.compile(
     r"(?i:\b(?:de)?list(?:s|ed|ing)?|\bremov(?:e|es|al of)|\badd(?:s|ed|ing)?"
     r"|\blaunch(?:es|ed|ing)?)" + _SKIPPED + r"\s+(" + _LIST_OF + ")"
-    r"|(?:上线|上架|下架|下线|首发)\s*(" + _LIST_OF + ")"
+    r"|(?:上线|上架|下架|下线|首发|暂停|恢复|支持|开通)\s*(" + _LIST_OF + ")"
 )
 # "trading for XYZ", "withdrawals of XYZ", "support XYZ": a ticker, but not a word
 # ("Trading for ONE week").
 _ACTING_VERB = re.compile(
     r"(?i:\bsupport(?:s|ed)?(?: for)?|\bopen(?:s)?|\bintroduc(?:e|es|ing)"
     r"|\b(?:deposits?|withdrawals?|trading)(?: (?:and|&) (?:deposits?|withdrawals?))?"
-    r" (?:of|for|on)|\bsubscribe to|\bsuspend(?:s|ed)?|\bresum(?:e|es|ed)|\bswap(?:s)? of)"
+    r" (?:of|for|on)|\bsubscribe to|\bsuspend(?:s|ed)?|\bresum(?:e|es|ed)|\bswap(?:s)? of"
+    r"|\btrade|(?<!% )\bfor)"
     + _SKIPPED + r"\s+(" + _LIST_OF + ")"
-    r"|(?:支持|开通|暂停|恢复)\s*(" + _LIST_OF + ")"
 )
-# "XYZ Perpetual", "XYZ-30D", "XYZ 永续合约": a ticker named by what follows.
-_NAMED_BY_NEXT = re.compile(
-    _TOKEN + r"(?=-\d+D\b|\s+(?i:perpetual|futures|margin|options|contracts?|spot trading|"
-    r"(?:spot |margin )?trading pairs?|token swap|network upgrade|mainnet|hard fork|vault|"
-    r"staking|airdrop|(?:simple |flexible |locked )?earn)\b|\s*(?:永续|现货|合约|交易对|网络升级))"
+# "XYZ Perpetual", "BTC and ETH Quarterly Futures", "XYZ 永续合约": a market of the ticker.
+_MARKET_OF = re.compile(
+    _START + "(" + _LIST_OF + r")(?=(?:\s+(?i:weekly|daily|monthly|quarterly|linear|inverse|"
+    r"usdt-m|usdⓈ-m|coin-m))*\s+(?i:perpetuals?|futures|margin|options|contracts?|spot trading|"
+    r"(?:spot |margin )?trading pairs?)\b|\s*(?:永续|现货|合约|交易对))"
+)
+# "XYZ-30D", "XYZ Flexible Savings", "XYZ Network Upgrade": a product or a chain of it.
+_PRODUCT_OF = re.compile(
+    _TOKEN + r"(?=-\d+D\b|\s+(?i:token swap|network upgrade|mainnet|hard fork|vault|staking|"
+    r"airdrop|collateral|(?:simple |flexible |fixed |locked )?(?:earn|savings)|"
+    r"(?:trading )?(?:carnival|competition|challenge|campaign|festival))\b|\s*网络升级)"
+)
+# Deribit and Bitfinex instruments: BTC-25SEP26, ETH-PERPETUAL, BTCF0:USTF0.
+_INSTRUMENT = re.compile(
+    _START + "(" + _T + r")(?:_USDC)?-(?:PERPETUAL\b|\d{1,2}[A-Z]{3}\d{2}\b)"
+    r"|" + _START + r"([A-Z0-9]{2,15}?)F0:[A-Z]{2,5}F0\b"
 )
 # "launch xyz margin trading": a ticker written in lower case in a trading context.
 _LOWER_TRADING = re.compile(
@@ -115,6 +133,8 @@ _LIST = re.compile(
     _START + "(" + _T + _END + r"(?:\s*,\s*" + _T + _END + r")*,?\s+(?:and|&)\s+" + _T + _END + ")"
 )
 _AMOUNT = re.compile(r"(?<![\d:.,])\d[\d,.]*(?:\s*(?:[KkMmBb]|million|billion))?\s+" + _TOKEN)
+# "One unit represents 1,000 SATS", "quoted per 1,000 PEPE": a unit, not the subject.
+_UNIT = re.compile(r"(?i:represents?|per|equals?|is|of|=|×|x)\s*$")
 _IN_LIST = re.compile(_T + _END)
 # "Stake GT to share", "Lock BGB to mine": the coin taken to take part is not the subject.
 _PARTICIPATION = re.compile(
@@ -158,18 +178,27 @@ def _base(token: str) -> str:
     return token
 
 
+# Evidence strengths: what each admits (see _valid).
+STRUCTURED, NAMED, LISTED, ACTED, WEAK = 4, 3, 2, 1, 0
+
+
 def _valid(token: str, strength: int) -> bool:
-    """Whether `token` may be a ticker found with evidence of `strength`
-    (2 structured, 1 strong context, 0 weak context)."""
+    """Whether `token` may be a ticker found with evidence of `strength`: fiat never;
+    the NEVER words only from structured evidence; an exchange's name only where it is
+    written as a ticker ("(HTX)", "HTX/USDT"); a word only where a listing names it."""
     if not 2 <= len(token) <= 15 or sum(c.isalpha() for c in token) < 2:
-        return token.isalpha() and len(token) >= 2 if strength == 2 else False
+        return False
     if token[0].isdigit() and _DIGIT_WORD.fullmatch(token):
         return False
-    if strength == 2:
-        return token not in FIAT
+    if token in FIAT:
+        return False
+    if strength >= STRUCTURED:
+        return True
     if token in NEVER:
         return False
-    return strength >= 1 or token not in WORDS
+    if token in EXCHANGES:
+        return strength >= NAMED
+    return strength >= LISTED or token not in WORDS
 
 
 class _Found:
@@ -179,11 +208,12 @@ class _Found:
         self.at: dict[str, int] = {}
         self.excluded: set[str] = set()
 
-    def add(self, token: str, pos: int, strength: int, quotes: bool = True) -> None:
+    def add(
+        self, token: str, pos: int, strength: int, quotes: frozenset[str] = frozenset()
+    ) -> None:
+        """`quotes`: the quote currencies that are not the subject in this context."""
         token = _base(token.upper())
-        if not _valid(token, strength):
-            return
-        if not quotes and token in QUOTES:
+        if token in quotes or not _valid(token, strength):
             return
         if pos < self.at.get(token, pos + 1):
             self.at[token] = pos
@@ -194,46 +224,55 @@ class _Found:
 
 def _scan(text: str, offset: int, found: _Found) -> None:
     """Every context rule over one text (the title or the body)."""
-    upper_tokens = any(c.isupper() for c in text)
+    add = found.add
     if "(" in text or "（" in text:
         for m in _PAREN.finditer(text):
-            found.add(m[1], offset + m.start(1), 1)
-    if "/" in text or "_" in text or "-" in text:
+            add(m[1], offset + m.start(1), NAMED)
+    if "/" in text or "_" in text or "-" in text or ":" in text:
         for m in _PAIR.finditer(text):
             if not _is_example(text, m.start()):
-                found.add(m[1], offset + m.start(1), 1)
+                add(m[1], offset + m.start(1), NAMED)
+        for m in _INSTRUMENT.finditer(text):
+            add(m[1] or m[2], offset + m.start(), NAMED)
     if "USD" in text or "PERP" in text:
         for m in _CONTRACT.finditer(text):
             if m[1] and m[0] not in QUOTES and not _is_example(text, m.start()):
-                found.add(m[1], offset + m.start(1), 1, quotes=False)
+                add(m[1], offset + m.start(1), NAMED, QUOTES)
     if "$" in text:
         for m in _CASHTAG.finditer(text):
-            found.add(m[1], offset + m.start(1), 2 if m[1] not in NEVER else 0)
-    if upper_tokens:
-        for pattern, strength in ((_NAMING_VERB, 1), (_ACTING_VERB, 0)):
-            for m in pattern.finditer(text):
-                group = m[1] or m[2]
-                start = m.start(1) if m[1] else m.start(2)
-                quotes = _names_quote_as_subject(text, m.end())
-                for t in _IN_LIST.finditer(group):
-                    found.add(t[0], offset + start + t.start(), strength, quotes=quotes)
-        for m in _NAMED_BY_NEXT.finditer(text):
-            found.add(m[1], offset + m.start(1), 1)
+            add(m[1], offset + m.start(1), NAMED)
+    if any(c.isupper() for c in text):
+        for m in _NAMING_VERB.finditer(text):
+            start = m.start(1) if m[1] else m.start(2)
+            quotes = frozenset() if _names_quote_as_subject(text, m.end()) else STABLE_QUOTES
+            for t in _IN_LIST.finditer(m[1] or m[2]):
+                add(t[0], offset + start + t.start(), LISTED, quotes)
+        for m in _ACTING_VERB.finditer(text):
+            for t in _IN_LIST.finditer(m[1]):
+                add(t[0], offset + m.start(1) + t.start(), ACTED)
+        for m in _MARKET_OF.finditer(text):
+            quotes = frozenset() if _names_quote_as_subject(text, m.end()) else STABLE_QUOTES
+            for t in _IN_LIST.finditer(m[1]):
+                add(t[0], offset + m.start(1) + t.start(), LISTED, quotes)
+        for m in _PRODUCT_OF.finditer(text):
+            add(m[1], offset + m.start(1), ACTED)
         for m in _LIST.finditer(text):
             for t in _IN_LIST.finditer(m[1]):
-                found.add(t[0], offset + m.start(1) + t.start(), 0, quotes=False)
+                add(t[0], offset + m.start(1) + t.start(), WEAK, QUOTES)
         if any(c.isdigit() for c in text):
             for m in _AMOUNT.finditer(text):
-                found.add(m[1], offset + m.start(1), 0, quotes=False)
+                if not _UNIT.search(text, max(0, m.start() - 12), m.start()):
+                    add(m[1], offset + m.start(1), WEAK, QUOTES)
         for m in _PARTICIPATION.finditer(text):
             # Only when what is shared is another coin: "Stake KSTR to share 300,000 USDT"
             # in a KSTR listing is about KSTR.
             prize = m[3]
             if prize not in QUOTES and prize not in WORDS and prize not in (m[1], m[2]):
                 found.excluded.update(g for g in (m[1], m[2]) if g)
+                add(prize, offset + m.start(3), ACTED)
     for m in _LOWER_TRADING.finditer(text):
         if m[1].lower() not in _LOWER_WORDS:
-            found.add(m[1], offset + m.start(1), 1)
+            add(m[1], offset + m.start(1), LISTED)
 
 
 _LOWER_WORDS = frozenset(
@@ -245,9 +284,12 @@ _LOWER_WORDS = frozenset(
 )
 
 
+_QUOTE_PAIRS = re.compile(r"\s+(?:(?:spot|margin)\s+)?(?:trading\s+)?pairs\b", re.I)
+
+
 def _names_quote_as_subject(text: str, end: int) -> bool:
     """"Add New USDC Trading Pairs": a quote currency followed by "pairs" is the subject."""
-    return bool(re.match(r"\s+(?:(?:spot|margin)\s+)?(?:trading\s+)?pairs?\b", text[end:], re.I))
+    return bool(_QUOTE_PAIRS.match(text, end))
 
 
 def _is_example(text: str, start: int) -> bool:
@@ -309,18 +351,20 @@ def derive_symbols(
     if body_html:
         if "href" in body_html:
             for i, base in enumerate(_link_tickers(body_html)):
-                found.add(base, late + i, 2)
+                found.add(base, late + i, STRUCTURED)
         for i, tag in enumerate(_cashtag_links(body_html)):
-            found.add(tag, late + 1000 + i, 2)
+            found.add(tag, late + 1000 + i, STRUCTURED)
     if source in TICKER_TAG_SOURCES:
         for i, tag in enumerate(tags):
             if _TAG_TICKER.fullmatch(tag):
-                found.add(tag, late + 2000 + i, 2 if source == "gate" else 1)
+                # Gate's tags are tickers; a Square hashtag is one where it is written so.
+                found.add(tag, late + 2000 + i, STRUCTURED if source == "gate" else NAMED)
     return found.ordered()
 
 
 # --- event types ----------------------------------------------------------------------------
 
+# Title words that say what an announcement does, whatever its category.
 _RULES_STRONG: tuple[tuple[str, re.Pattern[str]], ...] = (
     (
         "delisting",
@@ -330,28 +374,78 @@ _RULES_STRONG: tuple[tuple[str, re.Pattern[str]], ...] = (
             re.I,
         ),
     ),
+    # A campaign for a listing ("원화 마켓 추가 기념 ... 이벤트") gives something.
+    ("promotion", re.compile(r"기념.*이벤트|\bcelebrat", re.I)),
+    # A market word in a product notice: bots and grids on pairs, an app's futures screen.
+    (
+        "product",
+        re.compile(
+            r"\bgrid\b|\btrading bots?\b|\bmobile app\b|\bapp \d"
+            r"|\bleverage raised\b|\btick sizes?\b|네트워크 추가|지원 네트워크",
+            re.I,
+        ),
+    ),
     (
         "listing",
         re.compile(
-            r"\bwill list\b|\bto list\b|\blists\b|\bgets listed\b|\bnew listings?\b"
-            r"|\binitial listing\b|\blisting of\b"
-            r"|\blaunch(?:es|ed)?\b.*\b(?:perpetual|futures|contracts?|spot trading|margin)\b"
-            r"|\bwill launch\b.*\b(?:perpetual|futures|contract)"
+            r"\bwill list\b|\bto list\b|\blists\b|\blisted\b|\bgets listed\b|\bnew listings?\b"
+            r"|\binitial (?:futures )?listing\b|\blisting of\b"
+            r"|\blaunch(?:es|ed)?\b.*\b(?:perpetual|futures|contracts?|spot trading|margin"
+            r"|options)\b|\bwill launch\b.*\b(?:perpetual|futures|contract)"
             r"|\badds?\b.*\btrading pairs?\b|\bwill add new pairs\b|\bnow launched for futures\b"
             r"|\bavailable for trading\b|\btrading (?:is )?now live\b|\bpre-market\b"
-            r"|\bopens? trading\b"
+            r"|\bopens? trading\b|\bmargin funding (?:is )?now live\b"
+            r"|\b(?:margin|futures|perpetual|spot) trading (?:is )?now (?:available|live)\b"
+            r"|\btrading pairs? (?:is |are )?now live\b"
+            r"|\bnew\s+(?:(?:weekly|daily|monthly|quarterly|linear|inverse)\s+)*(?:[A-Z0-9]+\s+)?"
+            r"(?:options|futures|perpetuals?|strikes)\b"
+            r"|\badditional product:.*\b(?:perpetual|futures|contract)"
+            r"|\bexpands?\b.*\b(?:perpetual|futures|contracts)\b"
             r"|上线|上架|首发|마켓 (?:디지털 자산 )?추가|신규 거래지원|원화 마켓 추가",
             re.I,
         ),
     ),
 )
+# Words without one of which the strong rule above cannot match.
+_STRONG_TRIGGERS = (
+    ("delist", "removal", "remove", "cease", "下架", "下线", "退市", "폐지", "종료"),
+    ("기념", "celebrat"),
+    ("grid", "bot", "app", "leverage", "tick", "네트워크"),
+    (
+        "list",
+        "launch",
+        "add",
+        "trading",
+        "pre-market",
+        "margin",
+        "new",
+        "additional",
+        "expand",
+        "上线",
+        "上架",
+        "首发",
+        "추가",
+        "거래지원",
+    ),
+)
+# Weaker title words, read after a category that says what it is.
 _RULES_WEAK: tuple[tuple[str, re.Pattern[str]], ...] = (
+    # Regional service limits are facts about the exchange, as licences are.
+    (
+        "news",
+        re.compile(
+            r"\bincident report\b|\busers in the (?:eea|eu|uk|us)\b|\bresidents?\b"
+            r"|\bclients (?:in|from)\b|\bservices (?:in|for)\b|서비스 이용 제한",
+            re.I,
+        ),
+    ),
     (
         "maintenance",
         re.compile(
-            r"maintenance|network upgrade|system upgrade|hard fork|\bsuspen(?:d|sion)\b"
-            r"|\bresum(?:e|es|ption)\b|\bmainnet upgrade|token swap|migration|rebrand"
-            r"|维护|升级|暂停|점검|입출금",
+            r"maintenance|network upgrade|system upgrade|wallet upgrade|hard fork"
+            r"|\bsuspen(?:d|ded|ding|sion)\b|\bresum(?:e|ed|es|ption)\b|\bmainnet upgrade"
+            r"|token swap|migration|rebrand|\bdelay(?:ed|s)?\b|\bupgrade the .*\b(?:network|wallet)\b"
+            r"|维护|升级|暂停|恢复|充提|점검|지연|중단|재개",
             re.I,
         ),
     ),
@@ -359,9 +453,9 @@ _RULES_WEAK: tuple[tuple[str, re.Pattern[str]], ...] = (
         "promotion",
         re.compile(
             r"airdrop|campaign|competition|challenge|\bshare\b.*\d|reward|bonus|promotion"
-            r"|giveaway|launchpool|candydrop|gempool|jumpstart|poolx|carnival|welcome gift"
-            r"|cashback|trade-to-earn|hodler|voucher|zero[- ]fee|\bup to\b.*\bapr\b"
-            r"|活动|空投|奖励|이벤트",
+            r"|giveaway|launchpool|launchpad|candydrop|gempool|jumpstart|poolx|carnival"
+            r"|welcome gift|cashback|trade-to-earn|hodler|voucher|zero[- ]fee|\bup to\b.*\bap[ry]\b"
+            r"|\brefer|\bprize|活动|空投|奖励|이벤트|에어드랍",
             re.I,
         ),
     ),
@@ -369,7 +463,8 @@ _RULES_WEAK: tuple[tuple[str, re.Pattern[str]], ...] = (
         "news",
         re.compile(
             r"proof of reserves|\breport\b|registration|licen[cs]e|partner|\bburn\b"
-            r"|\bacquir|\bresults?\b",
+            r"|\bacquir|\bresults?\b|\bresidents?\b|\bclients (?:in|from)\b|\bservices (?:in|for)\b"
+            r"|\bmica\b|서비스 이용 제한|유통량|공시|지갑 이동|재단",
             re.I,
         ),
     ),
@@ -377,7 +472,7 @@ _RULES_WEAK: tuple[tuple[str, re.Pattern[str]], ...] = (
         "other",
         re.compile(
             r"terms of (?:service|use)|privacy policy|user agreement|security reminder"
-            r"|phishing|scam|risk warning",
+            r"|phishing|scam|risk warning|protect your account|sim swap|\bexpiry of\b|정책",
             re.I,
         ),
     ),
@@ -386,35 +481,49 @@ _RULES_WEAK: tuple[tuple[str, re.Pattern[str]], ...] = (
         re.compile(
             r"\bapi\b|introduc|\bnow (?:supports|live)\b|\bupdates?\b|\bnew fields?\b|feature"
             r"|copy trading|\bearn\b|\bcard\b|\bwallet\b|\bfee|\bleverage\b|\btiers?\b|\bmargin\b"
-            r"|dividend|\bconvert\b|integration|\bsupport|adjust|分红|费率",
+            r"|dividend|\bconvert\b|integration|\bsupport|adjust|\bapp\b|mobile|released"
+            r"|interface|portfolio|\borders?\b|block trade|funding rate|risk matrix|haircut"
+            r"|\bchange\b|staking|\bnew:|分红|费率|유의 종목|유의 촉구|업데이트|한도|인증"
+            r"|트래블룰|등급|네트워크 추가|스테이킹|드롭",
             re.I,
         ),
     ),
 )
-# Words without one of which the strong rule above cannot match.
-_STRONG_TRIGGERS = (
-    ("delist", "removal", "remove", "cease", "下架", "下线", "退市", "폐지", "종료"),
-    ("list", "launch", "add", "trading", "pre-market", "上线", "上架", "首发", "추가", "거래지원"),
-)
 
 # A category name (or key: "coin_listings", "announcements-delistings") -> event type.
 _CATEGORY_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("delisting", re.compile(r"delist|removal", re.I)),
-    ("maintenance", re.compile(r"maintenance|suspension|resumption|wallet", re.I)),
+    ("delisting", re.compile(r"delist|removal|거래지원종료", re.I)),
+    ("maintenance", re.compile(r"maintenance|suspension|resumption|wallet|system|입출금|점검", re.I)),
     (
         "promotion",
-        re.compile(r"activit|promotion|competition|airdrop|jumpstart|campaign|launchpool", re.I),
+        re.compile(
+            r"activit|promotion|competition|airdrop|jumpstart|campaign|launchpool|event|이벤트",
+            re.I,
+        ),
     ),
-    ("listing", re.compile(r"listing|new crypto|new fiat|new spot|new futures", re.I)),
-    ("news", re.compile(r"news|security|burn|report", re.I)),
+    ("listing", re.compile(r"listing|new crypto|new fiat|new spot|new futures|^list$|마켓 추가", re.I)),
+    ("news", re.compile(r"news|security|burn|report|공시", re.I)),
     (
         "product",
         re.compile(
-            r"api|product|update|earn|web3|p2p|vip|institution|fee|dividend|trading", re.I
+            r"api|product|update|earn|web3|p2p|vip|institution|fee|dividend|trading|staking"
+            r"|kraken pro|^nft$|거래유의|업데이트",
+            re.I,
         ),
     ),
     ("other", re.compile(r"^others?$", re.I)),
 )
+# Categories that hold every kind of notice ("Latest News", "안내"): what they say is
+# read after the title's weaker words, not before.
+_GENERIC_CATEGORY = re.compile(
+    r"^(?:latest )?(?:\w+ )?(?:news|announcements?)$|^others?$|^안내$|^거래$|^디지털 자산$", re.I
+)
+_CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])")
+
+
+def _category_words(category: str) -> str:
+    words = _CAMEL.sub(" ", category).replace("_", " ").replace("-", " ").strip()
+    return words.removeprefix("announcements ")  # OKX's keys
 
 
 @functools.lru_cache(maxsize=1024)
@@ -423,24 +532,29 @@ def category_event(category: str | None) -> str | None:
     ("Latest Announcements"). Reads names and keys alike ("coin_listings")."""
     if not category:
         return None
-    words = category.replace("_", " ").replace("-", " ").strip()
-    words = words.removeprefix("announcements ")  # OKX's keys
+    words = _category_words(category)
     for event, pattern in _CATEGORY_RULES:
         if pattern.search(words):
             return event
     return None
 
 
-def classify_event(title: str | None, hint: str | None = None) -> str:
-    """The shared event type: a title that plainly says delist/list wins, then the
-    category's meaning (`hint`, one of EVENT_TYPES), then weaker title words."""
+@functools.lru_cache(maxsize=1024)
+def _generic(category: str | None) -> bool:
+    return not category or bool(_GENERIC_CATEGORY.match(_category_words(category)))
+
+
+def classify_event(title: str | None, hint: str | None = None, *, generic: bool = False) -> str:
+    """The shared event type: title words that plainly say what it does (delist, list)
+    win, then the category's meaning (`hint`, one of EVENT_TYPES), then weaker title
+    words. A `generic` hint (a "Latest News" category) comes after the weaker words."""
     title = title or ""
     lowered = title.lower()
     for (event, pattern), triggers in zip(_RULES_STRONG, _STRONG_TRIGGERS, strict=True):
         # Each strong rule needs one of its words: a substring test skips the regex.
         if any(word in lowered for word in triggers) and pattern.search(title):
             return event
-    if hint in EVENT_TYPES and hint != "other":
+    if hint in EVENT_TYPES and hint != "other" and not generic:
         return hint
     for event, pattern in _RULES_WEAK:
         if pattern.search(title):
@@ -451,7 +565,7 @@ def classify_event(title: str | None, hint: str | None = None) -> str:
 def derive_event(title: str | None, category: str | None, body_text: str | None = None) -> str:
     """The event type of one stored version (a post without a title is read by its body)."""
     text = title or (body_text or "")[:280]
-    return classify_event(text, category_event(category))
+    return classify_event(text, category_event(category), generic=_generic(category))
 
 
 class Derived(NamedTuple):
