@@ -19,9 +19,24 @@ from dateutil import parser as dateparser
 from lxml import etree, html
 
 from archive.records import Identity, Record
-from archive.symbols import classify_event as classify_event  # re-exported for callers
-from archive.symbols import derive_event, derive_symbols
-from archive.symbols import extract_symbols as extract_symbols
+from archive.symbols import classify_event, derive_event, derive_symbols, extract_symbols
+
+# classify_event and extract_symbols live in archive.symbols; callers import them here too.
+__all__ = [
+    "Prepared",
+    "TimeParseError",
+    "classify_event",
+    "clean_tags",
+    "clean_title",
+    "content_hash",
+    "extract_symbols",
+    "format_time",
+    "html_to_text",
+    "normalize_text",
+    "parse_time",
+    "prepare",
+    "utcnow",
+]
 
 # --- text -----------------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ checked and left alone).
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -52,7 +53,8 @@ def rederive(
     report = RederiveReport(dry_run=dry_run)
     after = 0
     while True:
-        done = store.in_transaction(lambda conn: _batch(conn, after, source, batch, dry_run))
+        step = functools.partial(_batch, after=after, source=source, size=batch, dry_run=dry_run)
+        done = store.in_transaction(step)
         if done is None:
             break
         # Counted once the batch committed: an interrupted run reports what it kept.
@@ -73,7 +75,7 @@ def rederive(
 
 
 def _batch(
-    conn: Connection, after: int, source: str | None, size: int, dry_run: bool
+    conn: Connection, *, after: int, source: str | None, size: int, dry_run: bool
 ) -> tuple[int, int, int, int, int] | None:
     """One batch of documents after id `after`: (last document id, rows checked, symbols
     changed, event types changed, rows changed), None when there are no more."""

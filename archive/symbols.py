@@ -48,9 +48,9 @@ NEVER = FIAT | frozenset(
     "AM PM UTC GMT CET CEST EST EDT PST PDT HKT SGT KST JST EEA EU US USA UK UAE FCA MICA "
     "SEC CFTC ESMA VARA MAS GET POST PUT DELETE PATCH HEAD HTTP HTTPS URL JSON REST WS "
     "KYC KYB AML APR APY VIP P2P NFT NFTS ETF ETFS AMA OTC FAQ TVL FDV CEO CTO COO API "
-    "APIS SDK UI UX APP IOS ID IP PDF FAQS IEO IDO ICO TGE LP MM PNL ROI "
+    "APIS SDK UI UX APP IOS IP PDF FAQS IEO IDO ICO TGE LP MM PNL ROI "
     "TRC20 BEP20 ERC20 BEP2 SPL EVM TRC10 ERC721 ERC1155 OMNI USDⓈ RWA DAXA MMP RFQ DVOL "
-    "KRW1 AUM GMV YOY QOQ".split()
+    "KRW1 AUM GMV YOY QOQ VASP TRC ERC BEP DCA".split()
 )
 # The exchanges' own names ("XT Futures", "HTX Earn"): a ticker only in "(XT)" or a link.
 EXCHANGES = frozenset(
@@ -59,7 +59,7 @@ EXCHANGES = frozenset(
 )
 # Words and abbreviations that are tickers only where a strong context names the coin.
 WORDS = frozenset(
-    "A AN AND OR THE FOR TO OF ON IN AT BY IS IT BE AS NEW NOW ALL ONE TWO GAS ME MOVE "
+    "A AN AND OR THE FOR TO OF ON IN AT BY IS IT BE AS NEW NOW ALL ONE TWO GAS ME MOVE ID "
     "SUN HOT AI ACE MAGIC TRUMP HIGH EDU UP OUT OFF NOT NO YES BIG TOP KEY FREE WIN "
     "BUY SELL HOLD SPOT MARGIN FUTURES TRADE TRADING LIST LISTING LAUNCH WILL OPEN "
     "CLOSE LIVE NEWS UPDATE NOTICE HOURS DAYS DAY WEEK TIME DEX CEX ALPHA EARN GIFT "
@@ -67,7 +67,9 @@ WORDS = frozenset(
     "SIMPLE SMART PRO MAX MEGA SUPER PLUS VS COM IO APE".split()
 )
 # Suffixes that make "24H", "2FA" or "3RD" out of digits: not multiplier tickers.
-_DIGIT_WORD = re.compile(r"\d+(?:ST|ND|RD|TH|AM|PM|FA|HR|HRS|MIN|MINS|DAY|DAYS|MS|[KMGT]B|X)")
+_DIGIT_WORD = re.compile(
+    r"\d+(?:ST|ND|RD|TH|AM|PM|FA|HR|HRS|MIN|MINS|DAY|DAYS|MS|[KMGT]B|[HDWMYKBXSLGT])"
+)
 # Sources whose own tags are tickers (Gate's list item `tags`) or coin hashtags (Square).
 TICKER_TAG_SOURCES = frozenset({"gate", "gate_square"})
 
@@ -77,7 +79,7 @@ TICKER_TAG_SOURCES = frozenset({"gate", "gate_square"})
 _T = r"(?:\d{1,7}[A-Z][A-Z0-9]*|[A-Z][A-Z0-9]*)"
 _START = r"(?<![A-Za-z0-9$/_.=:\-])"
 # A ticker ends where a word ends, but not inside "USDⓈ-M", "USDT-M" or "XYZ.COM".
-_END = r"(?![A-Za-z0-9_\u24b6-\u24e9]|-[A-Z]\b|\.[A-Za-z])"
+_END = r"(?![A-Za-z0-9_\u24b6-\u24e9]|-[A-Z]\b|-(?i:margined|settled)\b|\.[A-Za-z])"
 _TOKEN = _START + "(" + _T + ")" + _END
 _CONTRACT_QUOTES = r"USDTM|USDT|USDC|USD|PERP"
 _QUOTE_ALT = "|".join(sorted(QUOTES | FIAT, key=len, reverse=True))
@@ -91,11 +93,18 @@ _CASHTAG = re.compile(r"(?<![A-Za-z0-9])\$(" + _T + r")(?![A-Za-z0-9])")
 # "list XYZ", "Delist ABC, DEF and GHI", "上线 XYZ": the verb names what follows, even a
 # ticker that is a word (delist GAS).
 _LIST_OF = _T + _END + r"(?:\s*(?:,|、|，|\band\b|&|和|及|与)\s*" + _T + _END + r")*"
-_SKIPPED = r"(?:\s+(?i:the|new|spot|margin|perpetual|futures|pre-market|trading for))*"
+_SKIPPED = (
+    r"(?:\s+(?i:the|new|spot|margin|perpetual|futures|pre-market|trading support for|support for"
+    r"|trading for|for))*"
+)
 _NAMING_VERB = re.compile(
-    r"(?i:\b(?:de)?list(?:s|ed|ing)?|\bremov(?:e|es|al of)|\badd(?:s|ed|ing)?"
-    r"|\blaunch(?:es|ed|ing)?)" + _SKIPPED + r"\s+(" + _LIST_OF + ")"
+    r"(?i:\b(?:de)?list(?:s|ed|ing)?|\bremov(?:e|es|al of)|\badd(?:s|ed|ing)?)"
+    + _SKIPPED
+    + r"\s+("
+    + _LIST_OF
+    + ")"
     r"|(?:上线|上架|下架|下线|首发|暂停|恢复|支持|开通)\s*(" + _LIST_OF + ")"
+    r"|(" + _LIST_OF + r")\s*(?:要|将)?被?(?:下架|上线|上架)"
 )
 # "trading for XYZ", "withdrawals of XYZ", "support XYZ": a ticker, but not a word
 # ("Trading for ONE week").
@@ -103,19 +112,19 @@ _ACTING_VERB = re.compile(
     r"(?i:\bsupport(?:s|ed)?(?: for)?|\bopen(?:s)?|\bintroduc(?:e|es|ing)"
     r"|\b(?:deposits?|withdrawals?|trading)(?: (?:and|&) (?:deposits?|withdrawals?))?"
     r" (?:of|for|on)|\bsubscribe to|\bsuspend(?:s|ed)?|\bresum(?:e|es|ed)|\bswap(?:s)? of"
-    r"|\btrade|(?<!% )\bfor)"
-    + _SKIPPED + r"\s+(" + _LIST_OF + ")"
+    r"|\btrade|\bbuy|\blaunch(?:es|ed|ing)?|(?<!% )\bfor)" + _SKIPPED + r"\s+(" + _LIST_OF + ")"
 )
 # "XYZ Perpetual", "BTC and ETH Quarterly Futures", "XYZ 永续合约": a market of the ticker.
 _MARKET_OF = re.compile(
     _START + "(" + _LIST_OF + r")(?=(?:\s+(?i:weekly|daily|monthly|quarterly|linear|inverse|"
     r"usdt-m|usdⓈ-m|coin-m))*\s+(?i:perpetuals?|futures|margin|options|contracts?|spot trading|"
-    r"(?:spot |margin )?trading pairs?)\b|\s*(?:永续|现货|合约|交易对))"
+    r"pre-market|(?:spot |margin )?trading pairs?)\b|\s*(?:永续|现货|合约|交易对))"
 )
 # "XYZ-30D", "XYZ Flexible Savings", "XYZ Network Upgrade": a product or a chain of it.
 _PRODUCT_OF = re.compile(
     _TOKEN + r"(?=-\d+D\b|\s+(?i:token swap|network upgrade|mainnet|hard fork|vault|staking|"
-    r"airdrop|collateral|(?:simple |flexible |fixed |locked )?(?:earn|savings)|"
+    r"airdrop|collateral|buy ?back|burn|"
+    r"(?:simple |flexible |fixed |locked |on-chain )?(?:earn|savings)|"
     r"(?:trading )?(?:carnival|competition|challenge|campaign|festival))\b|\s*网络升级)"
 )
 # Deribit and Bitfinex instruments: BTC-25SEP26, ETH-PERPETUAL, BTCF0:USTF0.
@@ -127,19 +136,31 @@ _INSTRUMENT = re.compile(
 _LOWER_TRADING = re.compile(
     r"(?i:\blaunch(?:es|ed)?|\blist(?:s)?|\badd(?:s)?)\s+([a-z][a-z0-9]{1,14})"
     r"\s+(?i:margin|perpetual|futures|spot)\b"
+    r"|(?i:margin|perpetual|futures|spot) (?i:trading) (?i:for)\s+([a-z][a-z0-9]{1,14})(?![\w-])"
 )
+# "Rebranding of FTM to S", "token swap to POL": the new ticker is written as one.
+_RENAMED_TO = re.compile(
+    r"(?i:rebrand(?:ing|s|ed)?|token swap|swap|migration|renam(?:e|es|ing|ed))"
+    r"(?:\s+(?i:of|from)\s+\S+)?\s+(?i:to)\s+([A-Z][A-Z0-9]{0,14})(?![A-Za-z0-9])"
+)
+# What follows a ticker that makes it a margin type ("USDT Perpetual", "USDC contracts").
+_MARGIN_TYPE = re.compile(r"\s*(?:-M\b|\s(?i:perpetuals?|contracts?|futures|-margined))")
+# "Binance will list NEO Gas (GAS)": a capital word after it, the ticker is part of a name.
+_NAME_GOES_ON = re.compile(r"\s+[A-Z][a-z]")
 # Weak: "ABC, DEF and GHI" and amounts "1,000,000 XYZ" (never after a time's colon).
 _LIST = re.compile(
     _START + "(" + _T + _END + r"(?:\s*,\s*" + _T + _END + r")*,?\s+(?:and|&)\s+" + _T + _END + ")"
 )
 _AMOUNT = re.compile(r"(?<![\d:.,])\d[\d,.]*(?:\s*(?:[KkMmBb]|million|billion))?\s+" + _TOKEN)
+# "Share 400,000 MOVE": the prize of a campaign names its coin.
+_PRIZE = re.compile(r"(?i:share|win|earn|grab|split)(?:\s+(?i:up to|a|an|over))?\s+$")
 # "One unit represents 1,000 SATS", "quoted per 1,000 PEPE": a unit, not the subject.
 _UNIT = re.compile(r"(?i:represents?|per|equals?|is|of|=|×|x)\s*$")
 _IN_LIST = re.compile(_T + _END)
 # "Stake GT to share", "Lock BGB to mine": the coin taken to take part is not the subject.
 _PARTICIPATION = re.compile(
     r"(?i:\b(?:stake|staking|lock|locking|hold|holding|subscribe|subscribing|deposit|commit))"
-    r"\s+(" + _T + r")(?:\s*(?:,|/|and|or|&)\s*(" + _T + r"))?"
+    r"\s+(" + _T + r"(?:\s*(?:,|/|\band\b|\bor\b|&)\s*" + _T + r")*)"
     r"\s+(?i:to|and|for)\s+(?i:share|mine|earn|win|get|receive|farm|grab)"
     r"(?:\s+(?i:up to|a|an|over))?\s+(?:[\d,.]+\s*(?:[KkMmBb]\b)?\s*)?(" + _T + r")"
 )
@@ -186,7 +207,10 @@ def _valid(token: str, strength: int) -> bool:
     """Whether `token` may be a ticker found with evidence of `strength`: fiat never;
     the NEVER words only from structured evidence; an exchange's name only where it is
     written as a ticker ("(HTX)", "HTX/USDT"); a word only where a listing names it."""
-    if not 2 <= len(token) <= 15 or sum(c.isalpha() for c in token) < 2:
+    letters = sum(c.isalpha() for c in token)
+    if not 2 <= len(token) <= 15 or letters == 0:
+        return strength >= STRUCTURED and token.isalpha()  # "Rebranding of FTM to S"
+    if letters < 2 and not (strength >= NAMED and token[0].isdigit()):  # "(2Z)", not "24H"
         return False
     if token[0].isdigit() and _DIGIT_WORD.fullmatch(token):
         return False
@@ -223,7 +247,24 @@ class _Found:
 
 
 def _scan(text: str, offset: int, found: _Found) -> None:
-    """Every context rule over one text (the title or the body)."""
+    """Every context rule over one text (the title or the body). Each rule family runs
+    only when the text holds the character it needs (a cheap test before a regex)."""
+    _scan_written(text, offset, found)
+    if any(c.isupper() for c in text):
+        _scan_contexts(text, offset, found)
+        _scan_campaigns(text, offset, found)
+    for m in _LOWER_TRADING.finditer(text):
+        word = m[1] or m[2]
+        if word.lower() not in _LOWER_WORDS:
+            found.add(word, offset + m.start(), LISTED)
+    if "to " in text:
+        for m in _RENAMED_TO.finditer(text):
+            if m[1] not in NEVER and m[1] not in WORDS:
+                found.add(m[1], offset + m.start(1), STRUCTURED)
+
+
+def _scan_written(text: str, offset: int, found: _Found) -> None:
+    """Tickers written as tickers: "(XYZ)", "XYZ/USDT", "XYZUSDT", "BTC-25SEP26", "$XYZ"."""
     add = found.add
     if "(" in text or "（" in text:
         for m in _PAREN.finditer(text):
@@ -237,42 +278,56 @@ def _scan(text: str, offset: int, found: _Found) -> None:
     if "USD" in text or "PERP" in text:
         for m in _CONTRACT.finditer(text):
             if m[1] and m[0] not in QUOTES and not _is_example(text, m.start()):
-                add(m[1], offset + m.start(1), NAMED, QUOTES)
+                add(m[1], offset + m.start(1), NAMED)
     if "$" in text:
         for m in _CASHTAG.finditer(text):
             add(m[1], offset + m.start(1), NAMED)
-    if any(c.isupper() for c in text):
-        for m in _NAMING_VERB.finditer(text):
-            start = m.start(1) if m[1] else m.start(2)
-            quotes = frozenset() if _names_quote_as_subject(text, m.end()) else STABLE_QUOTES
-            for t in _IN_LIST.finditer(m[1] or m[2]):
-                add(t[0], offset + start + t.start(), LISTED, quotes)
-        for m in _ACTING_VERB.finditer(text):
+
+
+def _scan_contexts(text: str, offset: int, found: _Found) -> None:
+    """Tickers named by the words around them: verbs, markets, products, lists."""
+    add = found.add
+    for m in _NAMING_VERB.finditer(text):
+        if m[1] and _NAME_GOES_ON.match(text, m.end()):
+            continue
+        group = next(g for g in (1, 2, 3) if m[g])
+        for t in _IN_LIST.finditer(m[group]):
+            add(t[0], offset + m.start(group) + t.start(), LISTED)
+    for m in _ACTING_VERB.finditer(text):
+        quotes = STABLE_QUOTES if _MARGIN_TYPE.match(text, m.end()) else frozenset()
+        for t in _IN_LIST.finditer(m[1]):
+            add(t[0], offset + m.start(1) + t.start(), ACTED, quotes)
+    for m in _MARKET_OF.finditer(text):
+        quotes = frozenset() if _names_quote_as_subject(text, m.end()) else STABLE_QUOTES
+        for t in _IN_LIST.finditer(m[1]):
+            add(t[0], offset + m.start(1) + t.start(), LISTED, quotes)
+    for m in _PRODUCT_OF.finditer(text):
+        add(m[1], offset + m.start(1), ACTED)
+    for m in _LIST.finditer(text):
+        for t in _IN_LIST.finditer(m[1]):
+            add(t[0], offset + m.start(1) + t.start(), WEAK, QUOTES)
+
+
+def _scan_campaigns(text: str, offset: int, found: _Found) -> None:
+    """Amounts ("Share 400,000 MOVE") and the coins staked to take part."""
+    add = found.add
+    if any(c.isdigit() for c in text):
+        for m in _AMOUNT.finditer(text):
+            before = text[max(0, m.start() - 16) : m.start()]
+            if not _UNIT.search(before):
+                strength = LISTED if _PRIZE.search(before) else WEAK
+                add(m[1], offset + m.start(1), strength, QUOTES)
+    for m in _PARTICIPATION.finditer(text):
+        # The coins staked to share another coin are not the subject ("Stake MNT, USDT
+        # and ZPHR to share ZPHR" is about ZPHR); staked to share a quote currency
+        # ("Lock LUMN to share 500,000 USDT") they are what the campaign promotes.
+        prize = m[2]
+        if prize in QUOTES:
             for t in _IN_LIST.finditer(m[1]):
-                add(t[0], offset + m.start(1) + t.start(), ACTED)
-        for m in _MARKET_OF.finditer(text):
-            quotes = frozenset() if _names_quote_as_subject(text, m.end()) else STABLE_QUOTES
-            for t in _IN_LIST.finditer(m[1]):
-                add(t[0], offset + m.start(1) + t.start(), LISTED, quotes)
-        for m in _PRODUCT_OF.finditer(text):
-            add(m[1], offset + m.start(1), ACTED)
-        for m in _LIST.finditer(text):
-            for t in _IN_LIST.finditer(m[1]):
-                add(t[0], offset + m.start(1) + t.start(), WEAK, QUOTES)
-        if any(c.isdigit() for c in text):
-            for m in _AMOUNT.finditer(text):
-                if not _UNIT.search(text, max(0, m.start() - 12), m.start()):
-                    add(m[1], offset + m.start(1), WEAK, QUOTES)
-        for m in _PARTICIPATION.finditer(text):
-            # Only when what is shared is another coin: "Stake KSTR to share 300,000 USDT"
-            # in a KSTR listing is about KSTR.
-            prize = m[3]
-            if prize not in QUOTES and prize not in WORDS and prize not in (m[1], m[2]):
-                found.excluded.update(g for g in (m[1], m[2]) if g)
-                add(prize, offset + m.start(3), ACTED)
-    for m in _LOWER_TRADING.finditer(text):
-        if m[1].lower() not in _LOWER_WORDS:
-            add(m[1], offset + m.start(1), LISTED)
+                add(t[0], offset + m.start(1) + t.start(), ACTED, QUOTES)
+        else:
+            found.excluded.update(t[0] for t in _IN_LIST.finditer(m[1]) if t[0] != prize)
+            add(prize, offset + m.start(2), LISTED)
 
 
 _LOWER_WORDS = frozenset(
@@ -288,7 +343,7 @@ _QUOTE_PAIRS = re.compile(r"\s+(?:(?:spot|margin)\s+)?(?:trading\s+)?pairs\b", r
 
 
 def _names_quote_as_subject(text: str, end: int) -> bool:
-    """"Add New USDC Trading Pairs": a quote currency followed by "pairs" is the subject."""
+    """ "Add New USDC Trading Pairs": a quote currency followed by "pairs" is the subject."""
     return bool(_QUOTE_PAIRS.match(text, end))
 
 
@@ -364,7 +419,7 @@ def derive_symbols(
 
 # --- event types ----------------------------------------------------------------------------
 
-# Title words that say what an announcement does, whatever its category.
+# Title words that say what an announcement does, whatever its category, in this order.
 _RULES_STRONG: tuple[tuple[str, re.Pattern[str]], ...] = (
     (
         "delisting",
@@ -376,23 +431,48 @@ _RULES_STRONG: tuple[tuple[str, re.Pattern[str]], ...] = (
     ),
     # A campaign for a listing ("원화 마켓 추가 기념 ... 이벤트") gives something.
     ("promotion", re.compile(r"기념.*이벤트|\bcelebrat", re.I)),
-    # A market word in a product notice: bots and grids on pairs, an app's futures screen.
     (
-        "product",
+        "listing",
         re.compile(
-            r"\bgrid\b|\btrading bots?\b|\bmobile app\b|\bapp \d"
-            r"|\bleverage raised\b|\btick sizes?\b|네트워크 추가|지원 네트워크",
+            r"^new listings?:|\bwill list\b|\bto list\b|\blists\b|\bgets listed\b"
+            r"|\binitial (?:futures )?listing\b|\bnow launched for futures\b"
+            r"|\badds? new\b.*\btrading pairs\b|\bwill add new pairs\b|\bpairs added\b"
+            r"|上线|上架|首发|마켓 (?:디지털 자산 )?추가|신규 거래지원",
             re.I,
         ),
     ),
     (
+        "promotion",
+        re.compile(
+            r"\b(?:competition|challenge|carnival|sprint|grand prix|arena|leaderboard)\b"
+            r"|launchpool|launchpad|candydrop|candybomb|poolx|gempool|\bshare\b[^.]*\d"
+            r"|\bup to [\d.]+%|[\d.]+%\s*ap[ry]\b|\bapr of\b|年化|zero-interest|zero-fee"
+            r"|\btrading week\b",
+            re.I,
+        ),
+    ),
+    # A market word in a product notice: bots and grids on pairs, an app's futures screen,
+    # fiat payment methods.
+    (
+        "product",
+        re.compile(
+            r"\bgrid\b|\btrading bots?\b|\bmobile app\b|\bapp \d|\bleverage raised\b"
+            r"|\btick sizes?\b|네트워크 추가|지원 네트워크|\bp2p\b"
+            r"|\b(?:convert|copy trading) (?:now )?(?:adds|supports)\b|\bbuy\b.*\bwith\b",
+            re.I,
+        ),
+    ),
+    (
+        "maintenance",
+        re.compile(r"network upgrade|mainnet upgrade|hard fork|\bmaintenance\b|token swap", re.I),
+    ),
+    (
         "listing",
         re.compile(
-            r"\bwill list\b|\bto list\b|\blists\b|\blisted\b|\bgets listed\b|\bnew listings?\b"
-            r"|\binitial (?:futures )?listing\b|\blisting of\b"
+            r"\blisted\b|\blisting of\b"
             r"|\blaunch(?:es|ed)?\b.*\b(?:perpetual|futures|contracts?|spot trading|margin"
             r"|options)\b|\bwill launch\b.*\b(?:perpetual|futures|contract)"
-            r"|\badds?\b.*\btrading pairs?\b|\bwill add new pairs\b|\bnow launched for futures\b"
+            r"|\badds?\b.*\btrading pairs?\b"
             r"|\bavailable for trading\b|\btrading (?:is )?now live\b|\bpre-market\b"
             r"|\bopens? trading\b|\bmargin funding (?:is )?now live\b"
             r"|\b(?:margin|futures|perpetual|spot) trading (?:is )?now (?:available|live)\b"
@@ -400,36 +480,22 @@ _RULES_STRONG: tuple[tuple[str, re.Pattern[str]], ...] = (
             r"|\bnew\s+(?:(?:weekly|daily|monthly|quarterly|linear|inverse)\s+)*(?:[A-Z0-9]+\s+)?"
             r"(?:options|futures|perpetuals?|strikes)\b"
             r"|\badditional product:.*\b(?:perpetual|futures|contract)"
-            r"|\bexpands?\b.*\b(?:perpetual|futures|contracts)\b"
-            r"|上线|上架|首发|마켓 (?:디지털 자산 )?추가|신규 거래지원|원화 마켓 추가",
+            r"|\bexpands?\b.*\b(?:perpetual|futures|contracts)\b",
             re.I,
         ),
     ),
 )
-# Words without one of which the strong rule above cannot match.
-_STRONG_TRIGGERS = (
-    ("delist", "removal", "remove", "cease", "下架", "下线", "退市", "폐지", "종료"),
-    ("기념", "celebrat"),
-    ("grid", "bot", "app", "leverage", "tick", "네트워크"),
-    (
-        "list",
-        "launch",
-        "add",
-        "trading",
-        "pre-market",
-        "margin",
-        "new",
-        "additional",
-        "expand",
-        "上线",
-        "上架",
-        "首发",
-        "추가",
-        "거래지원",
-    ),
-)
 # Weaker title words, read after a category that says what it is.
 _RULES_WEAK: tuple[tuple[str, re.Pattern[str]], ...] = (
+    (
+        "other",
+        re.compile(
+            r"terms of (?:service|use)|privacy (?:policy|notice)|user agreement"
+            r"|security reminder|beware|\bfake\b|phishing|scam|risk warning"
+            r"|protect your account|sim swap|\bexpiry of\b|정책",
+            re.I,
+        ),
+    ),
     # Regional service limits are facts about the exchange, as licences are.
     (
         "news",
@@ -444,7 +510,8 @@ _RULES_WEAK: tuple[tuple[str, re.Pattern[str]], ...] = (
         re.compile(
             r"maintenance|network upgrade|system upgrade|wallet upgrade|hard fork"
             r"|\bsuspen(?:d|ded|ding|sion)\b|\bresum(?:e|ed|es|ption)\b|\bmainnet upgrade"
-            r"|token swap|migration|rebrand|\bdelay(?:ed|s)?\b|\bupgrade the .*\b(?:network|wallet)\b"
+            r"|token swap|migration|rebrand|\bdelay(?:ed|s)?\b"
+            r"|\bupgrade the .*\b(?:network|wallet)\b"
             r"|维护|升级|暂停|恢复|充提|점검|지연|중단|재개",
             re.I,
         ),
@@ -493,7 +560,10 @@ _RULES_WEAK: tuple[tuple[str, re.Pattern[str]], ...] = (
 # A category name (or key: "coin_listings", "announcements-delistings") -> event type.
 _CATEGORY_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("delisting", re.compile(r"delist|removal|거래지원종료", re.I)),
-    ("maintenance", re.compile(r"maintenance|suspension|resumption|wallet|system|입출금|점검", re.I)),
+    (
+        "maintenance",
+        re.compile(r"maintenance|suspension|resumption|wallet|system|입출금|점검", re.I),
+    ),
     (
         "promotion",
         re.compile(
@@ -501,7 +571,10 @@ _CATEGORY_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
             re.I,
         ),
     ),
-    ("listing", re.compile(r"listing|new crypto|new fiat|new spot|new futures|^list$|마켓 추가", re.I)),
+    (
+        "listing",
+        re.compile(r"listing|new crypto|new fiat|new spot|new futures|^list$|마켓 추가", re.I),
+    ),
     ("news", re.compile(r"news|security|burn|report|공시", re.I)),
     (
         "product",
@@ -549,10 +622,8 @@ def classify_event(title: str | None, hint: str | None = None, *, generic: bool 
     win, then the category's meaning (`hint`, one of EVENT_TYPES), then weaker title
     words. A `generic` hint (a "Latest News" category) comes after the weaker words."""
     title = title or ""
-    lowered = title.lower()
-    for (event, pattern), triggers in zip(_RULES_STRONG, _STRONG_TRIGGERS, strict=True):
-        # Each strong rule needs one of its words: a substring test skips the regex.
-        if any(word in lowered for word in triggers) and pattern.search(title):
+    for event, pattern in _RULES_STRONG:
+        if pattern.search(title):
             return event
     if hint in EVENT_TYPES and hint != "other" and not generic:
         return hint
@@ -562,10 +633,37 @@ def classify_event(title: str | None, hint: str | None = None, *, generic: bool 
     return hint if hint in EVENT_TYPES else "other"
 
 
+# A post (no title) is people's talk: news when it reports, promotion when it advertises
+# a campaign, other when it is opinion or chat.
+_POST_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
+    (
+        "promotion",
+        re.compile(
+            r"\bama\b|candydrop|launchpool|\bposting challenge|airdrop #?\d+ is live"
+            r"|\bshare [\d,.]+ \w+ in rewards|\bcollect\b.*\bto share\b",
+            re.I,
+        ),
+    ),
+    (
+        "news",
+        re.compile(
+            r"\bbreaking\b|快讯|将上线|\bwill list\b|\bunlock\b|\bapproves?\b|\bnow live\b"
+            r"|\bpaused\b|warning list|being delisted|要被下架|\bsaid\b|\bper \w+ sources\b"
+            r"|listing date|\bvolumes? up\b",
+            re.I,
+        ),
+    ),
+)
+
+
 def derive_event(title: str | None, category: str | None, body_text: str | None = None) -> str:
-    """The event type of one stored version (a post without a title is read by its body)."""
-    text = title or (body_text or "")[:280]
-    return classify_event(text, category_event(category), generic=_generic(category))
+    """The event type of one stored version; a post (no title) is read by its body."""
+    if title is None and body_text:
+        for event, pattern in _POST_RULES:
+            if pattern.search(body_text):
+                return event
+        return "other"
+    return classify_event(title, category_event(category), generic=_generic(category))
 
 
 class Derived(NamedTuple):
@@ -587,4 +685,3 @@ def derive(
         derive_symbols(source, title, body_text, body_html, tags),
         derive_event(title, category, body_text),
     )
-

@@ -126,8 +126,7 @@ def _table(part: str, scores: dict[str, Score]) -> Iterator[str]:
         s = scores[name]
         label = f"**{name}**" if name == "all" else name
         yield (
-            f"| {label} | {s.items} | {s.precision:.3f} | {s.recall:.3f} "
-            f"| {s.event_accuracy:.3f} |"
+            f"| {label} | {s.items} | {s.precision:.3f} | {s.recall:.3f} | {s.event_accuracy:.3f} |"
         )
 
 

@@ -145,4 +145,5 @@ def test_rederive_has_help_with_an_example():
     result = runner.invoke(app, ["rederive", "--help"])
     assert result.exit_code == 0
     assert "annals rederive" in result.output
-    assert "--source" in result.output and "--dry-run" in result.output
+    assert "--source" in result.output
+    assert "--dry-run" in result.output

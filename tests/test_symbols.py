@@ -155,9 +155,7 @@ def test_the_coin_taken_to_take_part_is_not_the_subject():
     assert symbols_of("Gate Launchpool: Stake GT to Share 1,200,000 VLR") == ["VLR"]
     assert symbols_of("Bitget PoolX: Lock BGB to share 2,500,000 KSTR") == ["KSTR"]
     # ...but the listed coin staked for a prize in a quote currency still is.
-    assert symbols_of("New Listing: Kestrel (KSTR) — Stake KSTR to Share 300,000 USDT") == [
-        "KSTR"
-    ]
+    assert symbols_of("New Listing: Kestrel (KSTR) — Stake KSTR to Share 300,000 USDT") == ["KSTR"]
 
 
 def test_cjk_and_korean_contexts():
@@ -203,7 +201,11 @@ def test_square_cashtags_from_the_stored_html():
 @pytest.mark.parametrize(
     ("title", "category", "event"),
     [
-        ("Binance Will Add KSTR on Earn, Convert & Margin", "New Cryptocurrency Listing", "listing"),
+        (
+            "Binance Will Add KSTR on Earn, Convert & Margin",
+            "New Cryptocurrency Listing",
+            "listing",
+        ),
         ("Notice on Wallet Maintenance", None, "maintenance"),
         ("Some Update", "announcements-delistings", "delisting"),
         ("Some Update", "maintenance_system_updates", "maintenance"),

@@ -220,8 +220,9 @@ def parse_post(body: bytes | str, url: str, *, fetched_at: datetime) -> Record:
     The body is the post content only: never the site's navigation, "View Original", the
     disclaimer, the counts, the comments or the sidebar. Hashtags become tags, every
     other link in the content a Link (the store derives the symbols from the stored HTML
-    and tags); counts go to `extra`. The id is the URL's, else the page's data-post-id. A time shown only in
-    relative form is counted back from `fetched_at`. No post content raises ParseError.
+    and tags); counts go to `extra`. The id is the URL's, else the page's data-post-id.
+    A time shown only in relative form is counted back from `fetched_at`. No post content
+    raises ParseError.
     """
     require_whole_page(body, url)
     page = page_selector(body)
