@@ -75,6 +75,16 @@ TICKER_TAG_SOURCES = frozenset({"gate", "gate_square"})
 
 # --- patterns -------------------------------------------------------------------------------
 
+
+def _fast(first: str, pattern: str) -> re.Pattern[str]:
+    """`pattern` compiled behind a lookahead for the characters a match can start with:
+    the regex engine then skips to those characters instead of trying every position
+    (a body is scanned several times; this makes each scan a few times faster)."""
+    return re.compile(f"(?=[{first}])(?:{pattern})")
+
+
+_TICKER_FIRST = "A-Z0-9"
+
 # A ticker: letters and digits, a letter first or a multiplier first (1INCH, 1000SATS).
 _T = r"(?:\d{1,7}[A-Z][A-Z0-9]*|[A-Z][A-Z0-9]*)"
 _START = r"(?<![A-Za-z0-9$/_.=:\-])"
@@ -85,9 +95,12 @@ _CONTRACT_QUOTES = r"USDTM|USDT|USDC|USD|PERP"
 _QUOTE_ALT = "|".join(sorted(QUOTES | FIAT, key=len, reverse=True))
 
 _PAREN = re.compile(r"[(（]\s*(" + _T + r"|[A-Z]{3,}[a-z])\s*[)）]")  # (XAUt) too
-_PAIR = re.compile(_START + "(" + _T + r")\s?[/_\-]\s?(?:" + _QUOTE_ALT + r")(?![A-Za-z0-9])")
-_CONTRACT = re.compile(
-    _START + "(" + _T + r"?)(?:" + _CONTRACT_QUOTES + r")(?:-SWAP)?(?![A-Za-z0-9_\u24b6-\u24e9])"
+_PAIR = _fast(
+    _TICKER_FIRST, _START + "(" + _T + r")\s?[/_\-]\s?(?:" + _QUOTE_ALT + r")(?![A-Za-z0-9])"
+)
+_CONTRACT = _fast(
+    _TICKER_FIRST,
+    _START + "(" + _T + r"?)(?:" + _CONTRACT_QUOTES + r")(?:-SWAP)?(?![A-Za-z0-9_\u24b6-\u24e9])",
 )
 _CASHTAG = re.compile(r"(?<![A-Za-z0-9])\$(" + _T + r")(?![A-Za-z0-9])")
 # "list XYZ", "Delist ABC, DEF and GHI", "上线 XYZ": the verb names what follows, even a
@@ -97,72 +110,82 @@ _SKIPPED = (
     r"(?:\s+(?i:the|new|spot|margin|perpetual|futures|pre-market|trading support for|support for"
     r"|trading for|for))*"
 )
-_NAMING_VERB = re.compile(
+_NAMING_VERB = _fast(
+    "LlDdRrAa",
     r"(?i:\b(?:de)?list(?:s|ed|ing)?|\bremov(?:e|es|al of)|\badd(?:s|ed|ing)?)"
     + _SKIPPED
     + r"\s+("
     + _LIST_OF
-    + ")"
-    r"|(?:上线|上架|下架|下线|首发|暂停|恢复|支持|开通)\s*(" + _LIST_OF + ")"
+    + ")",
+)
+_CJK_VERB = re.compile(
+    r"(?:上线|上架|下架|下线|首发|暂停|恢复|支持|开通)\s*(" + _LIST_OF + ")"
     r"|(" + _LIST_OF + r")\s*(?:要|将)?被?(?:下架|上线|上架)"
 )
 # "trading for XYZ", "withdrawals of XYZ", "support XYZ": a ticker, but not a word
 # ("Trading for ONE week").
-_ACTING_VERB = re.compile(
+_ACTING_VERB = _fast(
+    "SsOoIiDdWwTtBbLlFf",
     r"(?i:\bsupport(?:s|ed)?(?: for)?|\bopen(?:s)?|\bintroduc(?:e|es|ing)"
     r"|\b(?:deposits?|withdrawals?|trading)(?: (?:and|&) (?:deposits?|withdrawals?))?"
     r" (?:of|for|on)|\bsubscribe to|\bsuspend(?:s|ed)?|\bresum(?:e|es|ed)|\bswap(?:s)? of"
-    r"|\btrade|\bbuy|\blaunch(?:es|ed|ing)?|(?<!% )\bfor)" + _SKIPPED + r"\s+(" + _LIST_OF + ")"
+    r"|\btrade|\bbuy|\blaunch(?:es|ed|ing)?|(?<!% )\bfor)" + _SKIPPED + r"\s+(" + _LIST_OF + ")",
 )
 # "XYZ Perpetual", "BTC and ETH Quarterly Futures", "XYZ 永续合约": a market of the ticker.
-_MARKET_OF = re.compile(
+_MARKET_OF = _fast(
+    _TICKER_FIRST,
     _START + "(" + _LIST_OF + r")(?=(?:\s+(?i:weekly|daily|monthly|quarterly|linear|inverse|"
     r"usdt-m|usdⓈ-m|coin-m))*\s+(?i:perpetuals?|futures|margin|options|contracts?|spot trading|"
-    r"pre-market|(?:spot |margin )?trading pairs?)\b|\s*(?:永续|现货|合约|交易对))"
+    r"pre-market|(?:spot |margin )?trading pairs?)\b|\s*(?:永续|现货|合约|交易对))",
 )
 # "XYZ-30D", "XYZ Flexible Savings", "XYZ Network Upgrade": a product or a chain of it.
-_PRODUCT_OF = re.compile(
+_PRODUCT_OF = _fast(
+    _TICKER_FIRST,
     _TOKEN + r"(?=-\d+D\b|\s+(?i:token swap|network upgrade|mainnet|hard fork|vault|staking|"
     r"airdrop|collateral|buy ?back|burn|"
     r"(?:simple |flexible |fixed |locked |on-chain )?(?:earn|savings)|"
-    r"(?:trading )?(?:carnival|competition|challenge|campaign|festival))\b|\s*网络升级)"
+    r"(?:trading )?(?:carnival|competition|challenge|campaign|festival))\b|\s*网络升级)",
 )
 # Deribit and Bitfinex instruments: BTC-25SEP26, ETH-PERPETUAL, BTCF0:USTF0.
-_INSTRUMENT = re.compile(
-    _START + "(" + _T + r")(?:_USDC)?-(?:PERPETUAL\b|\d{1,2}[A-Z]{3}\d{2}\b)"
-    r"|" + _START + r"([A-Z0-9]{2,15}?)F0:[A-Z]{2,5}F0\b"
+_INSTRUMENT = _fast(
+    _TICKER_FIRST, _START + "(" + _T + r")(?:_USDC)?-(?:PERPETUAL\b|\d{1,2}[A-Z]{3}\d{2}\b)"
 )
+_FUNDING_PERP = _fast(_TICKER_FIRST, _START + r"([A-Z0-9]{2,15}?)F0:[A-Z]{2,5}F0\b")
 # "launch xyz margin trading": a ticker written in lower case in a trading context.
-_LOWER_TRADING = re.compile(
+_LOWER_TRADING = _fast(
+    "LlAaMmPpFfSs",
     r"(?i:\blaunch(?:es|ed)?|\blist(?:s)?|\badd(?:s)?)\s+([a-z][a-z0-9]{1,14})"
     r"\s+(?i:margin|perpetual|futures|spot)\b"
-    r"|(?i:margin|perpetual|futures|spot) (?i:trading) (?i:for)\s+([a-z][a-z0-9]{1,14})(?![\w-])"
+    r"|(?i:margin|perpetual|futures|spot) (?i:trading) (?i:for)\s+([a-z][a-z0-9]{1,14})(?![\w-])",
 )
 # "Rebranding of FTM to S", "token swap to POL": the new ticker is written as one.
-_RENAMED_TO = re.compile(
+_RENAMED_TO = _fast(
+    "RrTtSsMm",
     r"(?i:rebrand(?:ing|s|ed)?|token swap|swap|migration|renam(?:e|es|ing|ed))"
-    r"(?:\s+(?i:of|from)\s+\S+)?\s+(?i:to)\s+([A-Z][A-Z0-9]{0,14})(?![A-Za-z0-9])"
+    r"(?:\s+(?i:of|from)\s+\S+)?\s+(?i:to)\s+([A-Z][A-Z0-9]{0,14})(?![A-Za-z0-9])",
 )
 # What follows a ticker that makes it a margin type ("USDT Perpetual", "USDC contracts").
 _MARGIN_TYPE = re.compile(r"\s*(?:-M\b|\s(?i:perpetuals?|contracts?|futures|-margined))")
 # "Binance will list NEO Gas (GAS)": a capital word after it, the ticker is part of a name.
 _NAME_GOES_ON = re.compile(r"\s+[A-Z][a-z]")
 # Weak: "ABC, DEF and GHI" and amounts "1,000,000 XYZ" (never after a time's colon).
-_LIST = re.compile(
-    _START + "(" + _T + _END + r"(?:\s*,\s*" + _T + _END + r")*,?\s+(?:and|&)\s+" + _T + _END + ")"
+_LIST = _fast(
+    _TICKER_FIRST,
+    _START + "(" + _T + _END + r"(?:\s*,\s*" + _T + _END + r")*,?\s+(?:and|&)\s+" + _T + _END + ")",
 )
-_AMOUNT = re.compile(r"(?<![\d:.,])\d[\d,.]*(?:\s*(?:[KkMmBb]|million|billion))?\s+" + _TOKEN)
+_AMOUNT = _fast("0-9", r"(?<![\d:.,])\d[\d,.]*(?:\s*(?:[KkMmBb]|million|billion))?\s+" + _TOKEN)
 # "Share 400,000 MOVE": the prize of a campaign names its coin.
 _PRIZE = re.compile(r"(?i:share|win|earn|grab|split)(?:\s+(?i:up to|a|an|over))?\s+$")
 # "One unit represents 1,000 SATS", "quoted per 1,000 PEPE": a unit, not the subject.
 _UNIT = re.compile(r"(?i:represents?|per|equals?|is|of|=|×|x)\s*$")
 _IN_LIST = re.compile(_T + _END)
 # "Stake GT to share", "Lock BGB to mine": the coin taken to take part is not the subject.
-_PARTICIPATION = re.compile(
+_PARTICIPATION = _fast(
+    "SsLlHhDdCc",
     r"(?i:\b(?:stake|staking|lock|locking|hold|holding|subscribe|subscribing|deposit|commit))"
     r"\s+(" + _T + r"(?:\s*(?:,|/|\band\b|\bor\b|&)\s*" + _T + r")*)"
     r"\s+(?i:to|and|for)\s+(?i:share|mine|earn|win|get|receive|farm|grab)"
-    r"(?:\s+(?i:up to|a|an|over))?\s+(?:[\d,.]+\s*(?:[KkMmBb]\b)?\s*)?(" + _T + r")"
+    r"(?:\s+(?i:up to|a|an|over))?\s+(?:[\d,.]+\s*(?:[KkMmBb]\b)?\s*)?(" + _T + r")",
 )
 # An API example ("symbol=BTCUSDT", "e.g. BTCUSDT") is not the subject.
 _EXAMPLE = re.compile(r"(?i:e\.g\.|for example|such as|example:)\s*[`'\"]?$")
@@ -246,78 +269,106 @@ class _Found:
         return sorted((t for t in self.at if t not in self.excluded), key=self.at.__getitem__)
 
 
+# Where a ticker could be: context rules run only on windows around these (most prose
+# has none), so a long lower-case body costs one fast scan.
+_CANDIDATE = re.compile(r"[A-Z][A-Z0-9]+")
+_BEFORE, _AFTER = 80, 60  # characters of context a rule reads around a ticker
+
+
+def _windows(text: str) -> list[tuple[int, int]]:
+    """Merged spans of text around every ticker-like token, cut at spaces."""
+    spans: list[tuple[int, int]] = []
+    for m in _CANDIDATE.finditer(text):
+        start = max(0, m.start() - _BEFORE)
+        if start:
+            start = text.rfind(" ", 0, start) + 1
+        end = text.find(" ", min(len(text), m.end() + _AFTER))
+        end = len(text) if end < 0 else end
+        if spans and start <= spans[-1][1]:
+            spans[-1] = (spans[-1][0], max(end, spans[-1][1]))
+        else:
+            spans.append((start, end))
+    return spans
+
+
 def _scan(text: str, offset: int, found: _Found) -> None:
-    """Every context rule over one text (the title or the body). Each rule family runs
-    only when the text holds the character it needs (a cheap test before a regex)."""
-    _scan_written(text, offset, found)
-    if any(c.isupper() for c in text):
-        _scan_contexts(text, offset, found)
-        _scan_campaigns(text, offset, found)
-    for m in _LOWER_TRADING.finditer(text):
-        word = m[1] or m[2]
-        if word.lower() not in _LOWER_WORDS:
-            found.add(word, offset + m.start(), LISTED)
-    if "to " in text:
+    """Every context rule over one text (the title or the body)."""
+    for start, end in _windows(text):
+        _scan_written(text, offset, found, start, end)
+        _scan_contexts(text, offset, found, start, end)
+        _scan_campaigns(text, offset, found, start, end)
+    lowered = text.lower()
+    if "launch" in lowered or "list" in lowered or "add" in lowered or "trading" in lowered:
+        for m in _LOWER_TRADING.finditer(text):
+            word = m[1] or m[2]
+            if word.lower() not in _LOWER_WORDS:
+                found.add(word, offset + m.start(), LISTED)
+    if any(word in lowered for word in _RENAME_WORDS):
         for m in _RENAMED_TO.finditer(text):
             if m[1] not in NEVER and m[1] not in WORDS:
                 found.add(m[1], offset + m.start(1), STRUCTURED)
 
 
-def _scan_written(text: str, offset: int, found: _Found) -> None:
+_RENAME_WORDS = ("rebrand", "swap", "migration", "renam")
+
+
+def _scan_written(text: str, offset: int, found: _Found, a: int, b: int) -> None:
     """Tickers written as tickers: "(XYZ)", "XYZ/USDT", "XYZUSDT", "BTC-25SEP26", "$XYZ"."""
     add = found.add
-    if "(" in text or "（" in text:
-        for m in _PAREN.finditer(text):
+    for m in _PAREN.finditer(text, a, b):
+        add(m[1], offset + m.start(1), NAMED)
+    for m in _PAIR.finditer(text, a, b):
+        if not _is_example(text, m.start()):
             add(m[1], offset + m.start(1), NAMED)
-    if "/" in text or "_" in text or "-" in text or ":" in text:
-        for m in _PAIR.finditer(text):
-            if not _is_example(text, m.start()):
-                add(m[1], offset + m.start(1), NAMED)
-        for m in _INSTRUMENT.finditer(text):
-            add(m[1] or m[2], offset + m.start(), NAMED)
-    if "USD" in text or "PERP" in text:
-        for m in _CONTRACT.finditer(text):
-            if m[1] and m[0] not in QUOTES and not _is_example(text, m.start()):
-                add(m[1], offset + m.start(1), NAMED)
+    for m in _INSTRUMENT.finditer(text, a, b):
+        add(m[1], offset + m.start(), NAMED)
+    if "F0:" in text:
+        for m in _FUNDING_PERP.finditer(text, a, b):
+            add(m[1], offset + m.start(), NAMED)
+    for m in _CONTRACT.finditer(text, a, b):
+        if m[1] and m[0] not in QUOTES and not _is_example(text, m.start()):
+            add(m[1], offset + m.start(1), NAMED)
     if "$" in text:
-        for m in _CASHTAG.finditer(text):
+        for m in _CASHTAG.finditer(text, a, b):
             add(m[1], offset + m.start(1), NAMED)
 
 
-def _scan_contexts(text: str, offset: int, found: _Found) -> None:
+def _scan_contexts(text: str, offset: int, found: _Found, a: int, b: int) -> None:
     """Tickers named by the words around them: verbs, markets, products, lists."""
     add = found.add
-    for m in _NAMING_VERB.finditer(text):
-        if m[1] and _NAME_GOES_ON.match(text, m.end()):
-            continue
-        group = next(g for g in (1, 2, 3) if m[g])
-        for t in _IN_LIST.finditer(m[group]):
-            add(t[0], offset + m.start(group) + t.start(), LISTED)
-    for m in _ACTING_VERB.finditer(text):
+    for m in _NAMING_VERB.finditer(text, a, b):
+        if not _NAME_GOES_ON.match(text, m.end()):
+            for t in _IN_LIST.finditer(m[1]):
+                add(t[0], offset + m.start(1) + t.start(), LISTED)
+    if not text.isascii():
+        for m in _CJK_VERB.finditer(text, a, b):
+            group = 1 if m[1] else 2
+            for t in _IN_LIST.finditer(m[group]):
+                add(t[0], offset + m.start(group) + t.start(), LISTED)
+    for m in _ACTING_VERB.finditer(text, a, b):
         quotes = STABLE_QUOTES if _MARGIN_TYPE.match(text, m.end()) else frozenset()
         for t in _IN_LIST.finditer(m[1]):
             add(t[0], offset + m.start(1) + t.start(), ACTED, quotes)
-    for m in _MARKET_OF.finditer(text):
+    for m in _MARKET_OF.finditer(text, a, b):
         quotes = frozenset() if _names_quote_as_subject(text, m.end()) else STABLE_QUOTES
         for t in _IN_LIST.finditer(m[1]):
             add(t[0], offset + m.start(1) + t.start(), LISTED, quotes)
-    for m in _PRODUCT_OF.finditer(text):
+    for m in _PRODUCT_OF.finditer(text, a, b):
         add(m[1], offset + m.start(1), ACTED)
-    for m in _LIST.finditer(text):
+    for m in _LIST.finditer(text, a, b):
         for t in _IN_LIST.finditer(m[1]):
             add(t[0], offset + m.start(1) + t.start(), WEAK, QUOTES)
 
 
-def _scan_campaigns(text: str, offset: int, found: _Found) -> None:
+def _scan_campaigns(text: str, offset: int, found: _Found, a: int, b: int) -> None:
     """Amounts ("Share 400,000 MOVE") and the coins staked to take part."""
     add = found.add
-    if any(c.isdigit() for c in text):
-        for m in _AMOUNT.finditer(text):
-            before = text[max(0, m.start() - 16) : m.start()]
-            if not _UNIT.search(before):
-                strength = LISTED if _PRIZE.search(before) else WEAK
-                add(m[1], offset + m.start(1), strength, QUOTES)
-    for m in _PARTICIPATION.finditer(text):
+    for m in _AMOUNT.finditer(text, a, b):
+        before = text[max(0, m.start() - 16) : m.start()]
+        if not _UNIT.search(before):
+            strength = LISTED if _PRIZE.search(before) else WEAK
+            add(m[1], offset + m.start(1), strength, QUOTES)
+    for m in _PARTICIPATION.finditer(text, a, b):
         # The coins staked to share another coin are not the subject ("Stake MNT, USDT
         # and ZPHR to share ZPHR" is about ZPHR); staked to share a quote currency
         # ("Lock LUMN to share 500,000 USDT") they are what the campaign promotes.
