@@ -50,7 +50,7 @@ NEVER = FIAT | frozenset(
     "KYC KYB AML APR APY VIP P2P NFT NFTS ETF ETFS AMA OTC FAQ TVL FDV CEO CTO COO API "
     "APIS SDK UI UX APP IOS IP PDF FAQS IEO IDO ICO TGE LP MM PNL ROI "
     "TRC20 BEP20 ERC20 BEP2 SPL EVM TRC10 ERC721 ERC1155 OMNI USDⓈ RWA DAXA MMP RFQ DVOL "
-    "KRW1 AUM GMV YOY QOQ VASP TRC ERC BEP DCA".split()
+    "KRW1 AUM GMV YOY QOQ VASP TRC ERC BEP DCA BLVT".split()
 )
 # The exchanges' own names ("XT Futures", "HTX Earn"): a ticker only in "(XT)" or a link.
 EXCHANGES = frozenset(
@@ -95,6 +95,8 @@ _CONTRACT_QUOTES = r"USDTM|USDT|USDC|USD|PERP"
 _QUOTE_ALT = "|".join(sorted(QUOTES | FIAT, key=len, reverse=True))
 
 _PAREN = re.compile(r"[(（]\s*(" + _T + r"|[A-Z]{3,}[a-z])\s*[)）]")  # (XAUt) too
+# "Sonic (S)": a one-letter ticker right after a project's name.
+_NAME_LETTER = re.compile(r"\b[A-Z][a-z]+\s*\(([A-Z])\)")
 _PAIR = _fast(
     _TICKER_FIRST, _START + "(" + _T + r")\s?[/_\-]\s?(?:" + _QUOTE_ALT + r")(?![A-Za-z0-9])"
 )
@@ -119,7 +121,7 @@ _NAMING_VERB = _fast(
     + ")",
 )
 _CJK_VERB = re.compile(
-    r"(?:上线|上架|下架|下线|首发|暂停|恢复|支持|开通)\s*(" + _LIST_OF + ")"
+    r"(?:上线|上架|下架|下线|首发|暂停|恢复|支持|开通|包括)\s*(" + _LIST_OF + ")"
     r"|(" + _LIST_OF + r")\s*(?:要|将)?被?(?:下架|上线|上架)"
 )
 # "trading for XYZ", "withdrawals of XYZ", "support XYZ": a ticker, but not a word
@@ -127,8 +129,7 @@ _CJK_VERB = re.compile(
 _ACTING_VERB = _fast(
     "SsOoIiDdWwTtBbLlFf",
     r"(?i:\bsupport(?:s|ed)?(?: for)?|\bopen(?:s)?|\bintroduc(?:e|es|ing)"
-    r"|\b(?:deposits?|withdrawals?|trading)(?: (?:and|&) (?:deposits?|withdrawals?))?"
-    r" (?:of|for|on)|\bsubscribe to|\bsuspend(?:s|ed)?|\bresum(?:e|es|ed)|\bswap(?:s)? of"
+    r"|\btrading (?:of|for|on)|\bsubscribe to|\bsuspend(?:s|ed)?|\bresum(?:e|es|ed)|\bswap(?:s)? of"
     r"|\btrade|\bbuy|\blaunch(?:es|ed|ing)?|(?<!% )\bfor)" + _SKIPPED + r"\s+(" + _LIST_OF + ")",
 )
 # "XYZ Perpetual", "BTC and ETH Quarterly Futures", "XYZ 永续合约": a market of the ticker.
@@ -141,10 +142,20 @@ _MARKET_OF = _fast(
 # "XYZ-30D", "XYZ Flexible Savings", "XYZ Network Upgrade": a product or a chain of it.
 _PRODUCT_OF = _fast(
     _TICKER_FIRST,
-    _TOKEN + r"(?=-\d+D\b|\s+(?i:token swap|network upgrade|mainnet|hard fork|vault|staking|"
+    _TOKEN + r"(?=-\d+D\b|\s+(?i:vault|staking|"
     r"airdrop|collateral|buy ?back|burn|"
     r"(?:simple |flexible |fixed |locked |on-chain )?(?:earn|savings)|"
-    r"(?:trading )?(?:carnival|competition|challenge|campaign|festival))\b|\s*网络升级)",
+    r"(?:trading )?(?:carnival|competition|challenge|campaign|festival))\b)",
+)
+# "GAS Network Upgrade", "withdrawals of GAS": a chain's or a wallet's coin, even a word.
+_CHAIN_OF = _fast(
+    _TICKER_FIRST,
+    _TOKEN + r"(?=\s+(?i:token swap|network upgrade|mainnet|hard fork)\b|\s*网络升级)",
+)
+_WALLET_VERB = _fast(
+    "DdWw",
+    r"(?i:\b(?:deposits?|withdrawals?)(?: (?:and|&) (?:deposits?|withdrawals?))? (?:of|for))"
+    r"\s+(" + _LIST_OF + ")",
 )
 # Deribit and Bitfinex instruments: BTC-25SEP26, ETH-PERPETUAL, BTCF0:USTF0.
 _INSTRUMENT = _fast(
@@ -154,7 +165,8 @@ _FUNDING_PERP = _fast(_TICKER_FIRST, _START + r"([A-Z0-9]{2,15}?)F0:[A-Z]{2,5}F0
 # "launch xyz margin trading": a ticker written in lower case in a trading context.
 _LOWER_TRADING = _fast(
     "LlAaMmPpFfSs",
-    r"(?i:\blaunch(?:es|ed)?|\blist(?:s)?|\badd(?:s)?)\s+([a-z][a-z0-9]{1,14})"
+    r"(?i:\blaunch(?:es|ed)?|\blist(?:s)?|\badd(?:s)?)"
+    r"\s+([a-z][a-z0-9]{1,14}(?:(?:,\s*|\s+and\s+)[a-z][a-z0-9]{1,14})*)"
     r"\s+(?i:margin|perpetual|futures|spot)\b"
     r"|(?i:margin|perpetual|futures|spot) (?i:trading) (?i:for)\s+([a-z][a-z0-9]{1,14})(?![\w-])",
 )
@@ -300,9 +312,9 @@ def _scan(text: str, offset: int, found: _Found) -> None:
     lowered = text.lower()
     if "launch" in lowered or "list" in lowered or "add" in lowered or "trading" in lowered:
         for m in _LOWER_TRADING.finditer(text):
-            word = m[1] or m[2]
-            if word.lower() not in _LOWER_WORDS:
-                found.add(word, offset + m.start(), LISTED)
+            for word in _LOWER_LIST.split(m[1] or m[2]):
+                if word.lower() not in _LOWER_WORDS:
+                    found.add(word, offset + m.start(), LISTED)
     if any(word in lowered for word in _RENAME_WORDS):
         for m in _RENAMED_TO.finditer(text):
             if m[1] not in NEVER and m[1] not in WORDS:
@@ -317,6 +329,8 @@ def _scan_written(text: str, offset: int, found: _Found, a: int, b: int) -> None
     add = found.add
     for m in _PAREN.finditer(text, a, b):
         add(m[1], offset + m.start(1), NAMED)
+    for m in _NAME_LETTER.finditer(text, a, b):
+        add(m[1], offset + m.start(1), STRUCTURED)
     for m in _PAIR.finditer(text, a, b):
         if not _is_example(text, m.start()):
             add(m[1], offset + m.start(1), NAMED)
@@ -333,31 +347,46 @@ def _scan_written(text: str, offset: int, found: _Found, a: int, b: int) -> None
             add(m[1], offset + m.start(1), NAMED)
 
 
+def _add_list(
+    found: _Found,
+    offset: int,
+    m: re.Match[str],
+    group: int,
+    strength: int,
+    quotes: frozenset[str] = frozenset(),
+) -> None:
+    """Every ticker of a matched list ("ABC, DEF and GHI") as evidence of `strength`."""
+    for t in _IN_LIST.finditer(m[group]):
+        found.add(t[0], offset + m.start(group) + t.start(), strength, quotes)
+
+
+_NO_QUOTES: frozenset[str] = frozenset()
+# Rules whose first group is the list they name: (pattern, strength, quotes left out).
+_CONTEXT_RULES = (
+    (_PRODUCT_OF, ACTED, _NO_QUOTES),
+    (_CHAIN_OF, LISTED, _NO_QUOTES),
+    (_WALLET_VERB, LISTED, _NO_QUOTES),
+    (_LIST, WEAK, QUOTES),
+)
+
+
 def _scan_contexts(text: str, offset: int, found: _Found, a: int, b: int) -> None:
     """Tickers named by the words around them: verbs, markets, products, lists."""
-    add = found.add
     for m in _NAMING_VERB.finditer(text, a, b):
         if not _NAME_GOES_ON.match(text, m.end()):
-            for t in _IN_LIST.finditer(m[1]):
-                add(t[0], offset + m.start(1) + t.start(), LISTED)
+            _add_list(found, offset, m, 1, LISTED)
     if not text.isascii():
         for m in _CJK_VERB.finditer(text, a, b):
-            group = 1 if m[1] else 2
-            for t in _IN_LIST.finditer(m[group]):
-                add(t[0], offset + m.start(group) + t.start(), LISTED)
+            _add_list(found, offset, m, 1 if m[1] else 2, LISTED)
     for m in _ACTING_VERB.finditer(text, a, b):
-        quotes = STABLE_QUOTES if _MARGIN_TYPE.match(text, m.end()) else frozenset()
-        for t in _IN_LIST.finditer(m[1]):
-            add(t[0], offset + m.start(1) + t.start(), ACTED, quotes)
+        margin_type = _MARGIN_TYPE.match(text, m.end())
+        _add_list(found, offset, m, 1, ACTED, STABLE_QUOTES if margin_type else _NO_QUOTES)
     for m in _MARKET_OF.finditer(text, a, b):
-        quotes = frozenset() if _names_quote_as_subject(text, m.end()) else STABLE_QUOTES
-        for t in _IN_LIST.finditer(m[1]):
-            add(t[0], offset + m.start(1) + t.start(), LISTED, quotes)
-    for m in _PRODUCT_OF.finditer(text, a, b):
-        add(m[1], offset + m.start(1), ACTED)
-    for m in _LIST.finditer(text, a, b):
-        for t in _IN_LIST.finditer(m[1]):
-            add(t[0], offset + m.start(1) + t.start(), WEAK, QUOTES)
+        subject = _names_quote_as_subject(text, m.end())
+        _add_list(found, offset, m, 1, LISTED, _NO_QUOTES if subject else STABLE_QUOTES)
+    for pattern, strength, quotes in _CONTEXT_RULES:
+        for m in pattern.finditer(text, a, b):
+            _add_list(found, offset, m, 1, strength, quotes)
 
 
 def _scan_campaigns(text: str, offset: int, found: _Found, a: int, b: int) -> None:
@@ -381,6 +410,7 @@ def _scan_campaigns(text: str, offset: int, found: _Found, a: int, b: int) -> No
             add(prize, offset + m.start(2), LISTED)
 
 
+_LOWER_LIST = re.compile(r",\s*|\s+and\s+")
 _LOWER_WORDS = frozenset(
     "the new a an its our their more all two three spot cross isolated usdⓈ usdt usdc coin "
     "portfolio unified pre perpetual perpetuals futures margin options contract contracts "
@@ -461,7 +491,8 @@ def derive_symbols(
         for i, tag in enumerate(_cashtag_links(body_html)):
             found.add(tag, late + 1000 + i, STRUCTURED)
     if source in TICKER_TAG_SOURCES:
-        for i, tag in enumerate(tags):
+        for i, raw_tag in enumerate(tags):
+            tag = raw_tag.rstrip(".,!?;:")  # "#DOGS." in a sentence
             if _TAG_TICKER.fullmatch(tag):
                 # Gate's tags are tickers; a Square hashtag is one where it is written so.
                 found.add(tag, late + 2000 + i, STRUCTURED if source == "gate" else NAMED)
@@ -581,7 +612,8 @@ _RULES_WEAK: tuple[tuple[str, re.Pattern[str]], ...] = (
         "news",
         re.compile(
             r"proof of reserves|\breport\b|registration|licen[cs]e|partner|\bburn\b"
-            r"|\bacquir|\bresults?\b|\bresidents?\b|\bclients (?:in|from)\b|\bservices (?:in|for)\b"
+            r"|\bacquir|\binvests?\b|\bresults?\b|\bresidents?\b|\bclients (?:in|from)\b"
+            r"|\bservices (?:in|for)\b"
             r"|\bmica\b|서비스 이용 제한|유통량|공시|지갑 이동|재단",
             re.I,
         ),
