@@ -147,3 +147,35 @@ def test_rederive_has_help_with_an_example():
     assert "annals rederive" in result.output
     assert "--source" in result.output
     assert "--dry-run" in result.output
+
+
+def test_rederive_agrees_with_ingest(store: Store, engine, make_record: RecordFactory):
+    """What the store derived at ingest is what rederive derives from the stored row."""
+    store.write(
+        [
+            make_record(
+                "51322", title="Gate Will List Velora (VLR) at 10:00 AM (UTC)", tags=["VLR"]
+            ),
+            make_record(
+                "post-1",
+                source="gate_square",
+                kind="post",
+                title=None,
+                body_html='<p><a class="post-cashtag" href="/trade/BTC_USDT">$BTC</a> up</p>',
+                tags=["ETH"],
+                category=None,
+            ),
+            make_record(
+                "lumn",
+                source="binance",
+                title="Binance Will Open Trading for New Pairs",
+                body_html='<p><a href="https://www.binance.com/en/trade/LUMN_USDT">LUMN</a></p>',
+                category="New Cryptocurrency Listing",
+                tags=[],
+            ),
+        ]
+    )
+    stored = rows(engine, "SELECT symbols, event_type FROM versions ORDER BY id")
+    assert [json.loads(s) for s, _ in stored] == [["VLR"], ["BTC", "ETH"], ["LUMN"]]
+    report = rederive(store)
+    assert (report.checked, report.changed) == (3, 0)
