@@ -161,6 +161,8 @@ _WALLET_VERB = _fast(
 _INSTRUMENT = _fast(
     _TICKER_FIRST, _START + "(" + _T + r")(?:_USDC)?-(?:PERPETUAL\b|\d{1,2}[A-Z]{3}\d{2}\b)"
 )
+_INSTRUMENT_TAIL = re.compile(r"-(?:PERPETUAL\b|\d{1,2}[A-Z]{3}\d{2}\b)")
+_PAIR_TAIL = re.compile(r"[/_\-]\s?(?:" + _QUOTE_ALT + r")(?![A-Za-z0-9])")
 _FUNDING_PERP = _fast(_TICKER_FIRST, _START + r"([A-Z0-9]{2,15}?)F0:[A-Z]{2,5}F0\b")
 # "launch xyz margin trading": a ticker written in lower case in a trading context.
 _LOWER_TRADING = _fast(
@@ -288,7 +290,10 @@ _BEFORE, _AFTER = 80, 60  # characters of context a rule reads around a ticker
 
 
 def _windows(text: str) -> list[tuple[int, int]]:
-    """Merged spans of text around every ticker-like token, cut at spaces."""
+    """Merged spans of text around every ticker-like token, cut at spaces (a short text,
+    a title, with any such token is one span)."""
+    if len(text) <= _BEFORE + _AFTER:
+        return [(0, len(text))] if _CANDIDATE.search(text) else []
     spans: list[tuple[int, int]] = []
     for m in _CANDIDATE.finditer(text):
         start = max(0, m.start() - _BEFORE)
@@ -307,6 +312,7 @@ def _scan(text: str, offset: int, found: _Found) -> None:
     """Every context rule over one text (the title or the body)."""
     for start, end in _windows(text):
         _scan_written(text, offset, found, start, end)
+        _scan_codes(text, offset, found, start, end)
         _scan_contexts(text, offset, found, start, end)
         _scan_campaigns(text, offset, found, start, end)
     lowered = text.lower()
@@ -325,23 +331,32 @@ _RENAME_WORDS = ("rebrand", "swap", "migration", "renam")
 
 
 def _scan_written(text: str, offset: int, found: _Found, a: int, b: int) -> None:
-    """Tickers written as tickers: "(XYZ)", "XYZ/USDT", "XYZUSDT", "BTC-25SEP26", "$XYZ"."""
+    """Tickers written as tickers: "(XYZ)", "Sonic (S)", "XYZ/USDT", "BTC-25SEP26"."""
     add = found.add
     for m in _PAREN.finditer(text, a, b):
         add(m[1], offset + m.start(1), NAMED)
     for m in _NAME_LETTER.finditer(text, a, b):
         add(m[1], offset + m.start(1), STRUCTURED)
-    for m in _PAIR.finditer(text, a, b):
-        if not _is_example(text, m.start()):
-            add(m[1], offset + m.start(1), NAMED)
-    for m in _INSTRUMENT.finditer(text, a, b):
-        add(m[1], offset + m.start(), NAMED)
+    # A pair and an instrument end in a quote or an expiry: look for that end first.
+    if _PAIR_TAIL.search(text, a, b):
+        for m in _PAIR.finditer(text, a, b):
+            if not _is_example(text, m.start()):
+                add(m[1], offset + m.start(1), NAMED)
+    if _INSTRUMENT_TAIL.search(text, a, b):
+        for m in _INSTRUMENT.finditer(text, a, b):
+            add(m[1], offset + m.start(), NAMED)
+
+
+def _scan_codes(text: str, offset: int, found: _Found, a: int, b: int) -> None:
+    """Contracts and cashtags: "XYZUSDT", "BTCF0:USTF0", "$XYZ"."""
+    add = found.add
     if "F0:" in text:
         for m in _FUNDING_PERP.finditer(text, a, b):
             add(m[1], offset + m.start(), NAMED)
-    for m in _CONTRACT.finditer(text, a, b):
-        if m[1] and m[0] not in QUOTES and not _is_example(text, m.start()):
-            add(m[1], offset + m.start(1), NAMED)
+    if "USD" in text or "PERP" in text:
+        for m in _CONTRACT.finditer(text, a, b):
+            if m[1] and m[0] not in QUOTES and not _is_example(text, m.start()):
+                add(m[1], offset + m.start(1), NAMED)
     if "$" in text:
         for m in _CASHTAG.finditer(text, a, b):
             add(m[1], offset + m.start(1), NAMED)
