@@ -455,11 +455,12 @@ def rederive(
         try:
             report = recompute(Store(engine), source=source, dry_run=dry_run, progress=kept)
         except KeyboardInterrupt:
-            err.print(
-                f"interrupted: {report.changed} of {report.checked} checked rows changed "
-                "so far are kept; run it again to finish"
+            done = (
+                "nothing written (dry run)"
+                if dry_run
+                else f"the {report.changed} changes in them are kept; run it again to finish"
             )
-            raise typer.Exit(130) from None
+            raise fail(f"interrupted after {report.checked} rows: {done}") from None
         finally:
             engine.dispose()
     if source is not None and report.checked == 0:

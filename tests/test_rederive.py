@@ -179,3 +179,20 @@ def test_rederive_agrees_with_ingest(store: Store, engine, make_record: RecordFa
     assert [json.loads(s) for s, _ in stored] == [["VLR"], ["BTC", "ETH"], ["LUMN"]]
     report = rederive(store)
     assert (report.checked, report.changed) == (3, 0)
+
+
+def test_an_interrupted_rederive_keeps_its_batches_and_a_second_run_finishes(
+    store: Store, engine, make_record: RecordFactory
+):
+    store.write([make_record(str(n), symbols=["AM"], tags=[]) for n in range(5)])
+
+    def interrupt(report) -> None:
+        raise KeyboardInterrupt  # after the first batch committed
+
+    with pytest.raises(KeyboardInterrupt):
+        rederive(store, batch=2, progress=interrupt)
+    symbols = [json.loads(s) for (s,) in rows(engine, "SELECT symbols FROM versions ORDER BY id")]
+    assert symbols == [["VLR"], ["VLR"], ["AM"], ["AM"], ["AM"]]
+
+    report = rederive(store, batch=2)
+    assert (report.checked, report.changed) == (5, 3)
