@@ -1,4 +1,4 @@
-"""The `annals` command: query, export, history, diff, stats and schema upgrades.
+"""The `annals` command: query, export, history, diff, stats, rederive and schema upgrades.
 
 Commands that need Scrapy (`crawl`, `demo`) are registered by the crawler package
 through the "annals.commands" entry point, so the archive works without Scrapy.
@@ -469,6 +469,61 @@ def stats(db: DbOption = None, fmt: FormatOption = "table") -> None:
         counters = ", ".join(f"{k}={v}" for k, v in r["counters"].items() if v)
         table.add_row(str(r["id"]), r["spider"], r["started_at"], r["status"], counters)
     console.print(table)
+
+
+# --- rederive ---------------------------------------------------------------------------------
+
+
+@app.command()
+def rederive(
+    source: Annotated[
+        str | None, typer.Option(help="Only this source's documents, e.g. binance.")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Count what would change; write nothing.")
+    ] = False,
+    db: DbOption = None,
+) -> None:
+    """Recompute `symbols` and `event_type` of every current version with today's rules.
+
+    They are derived from what each version stores, so no version is added and no
+    content hash changes. Work is committed in batches: an interrupted run keeps what it
+    did, and running it again finishes the rest.
+
+    Example:
+
+        annals rederive --db annals.db --source binance
+    """
+    from archive.rederive import RederiveReport
+    from archive.rederive import rederive as recompute
+    from archive.store import Store
+
+    report = RederiveReport(dry_run=dry_run)
+
+    def kept(so_far: RederiveReport) -> None:
+        nonlocal report
+        report = so_far
+
+    with archive_errors():
+        engine = dbmod.open_archive(dbmod.resolve_url(db))
+        try:
+            report = recompute(Store(engine), source=source, dry_run=dry_run, progress=kept)
+        except KeyboardInterrupt:
+            done = (
+                "nothing written (dry run)"
+                if dry_run
+                else f"the {report.changed} changes in them are kept; run it again to finish"
+            )
+            raise fail(f"interrupted after {report.checked} rows: {done}") from None
+        finally:
+            engine.dispose()
+    if source is not None and report.checked == 0:
+        raise fail(f"no documents of source {source!r} in the archive", Exit.USAGE)
+    verb = "would change" if dry_run else "changed"
+    typer.echo(
+        f"{report.checked} current versions checked, {report.changed} {verb} "
+        f"(symbols {report.symbols_changed}, event_type {report.event_types_changed})"
+    )
 
 
 # --- db ---------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
-"""Normalization: readable text from HTML, UTC timestamps, content hashes, tickers, event types.
+"""Normalization: readable text from HTML, UTC timestamps, content hashes; a record prepared.
 
-Pure functions, no database and no Scrapy: parsers and the store both call them.
+Pure functions, no database and no Scrapy: parsers and the store both call them. Tickers
+and event types are derived in archive.symbols from what a version stores.
 """
 
 from __future__ import annotations
@@ -17,7 +18,25 @@ import orjson
 from dateutil import parser as dateparser
 from lxml import etree, html
 
-from archive.records import EVENT_TYPES, Identity, Record
+from archive.records import Identity, Record
+from archive.symbols import classify_event, derive_event, derive_symbols, extract_symbols
+
+# classify_event and extract_symbols live in archive.symbols; callers import them here too.
+__all__ = [
+    "Prepared",
+    "TimeParseError",
+    "classify_event",
+    "clean_tags",
+    "clean_title",
+    "content_hash",
+    "extract_symbols",
+    "format_time",
+    "html_to_text",
+    "normalize_text",
+    "parse_time",
+    "prepare",
+    "utcnow",
+]
 
 # --- text -----------------------------------------------------------------------------------
 
@@ -234,178 +253,6 @@ def clean_tags(tags: Iterable[str]) -> list[str]:
     return list(seen)
 
 
-# --- symbols --------------------------------------------------------------------------------
-
-_T = r"[A-Z][A-Z0-9]{1,14}"
-# A ticker ends where a word ends, but not inside "XYZ/USDT", "USDⓈ-M" or "USDT-M".
-_END = r"(?![A-Za-z0-9/\-\u24b6-\u24e9])"
-# Quote currencies: the base of "XYZ/USDT" is the subject, and prize pools paid in them are not.
-QUOTES = frozenset(
-    "USDT USDC FDUSD BUSD TUSD USDS USDE PYUSD DAI USD1 BTC ETH BNB EUR USD TRY BRL GT".split()
-)
-# Capitals that look like tickers in announcements but are not.
-_NOT_TICKERS = frozenset(
-    "UTC GMT API APIS VIP P2P KYC FAQ APR APY AI NFT ETF OTC AMA IEO IDO TVL CEO UI APP SDK "
-    "ERC20 BEP20 TRC20 BEP2 SPL EVM ID IP PDF OR AND THE FOR NEW ON".split()
-)
-_PAREN = re.compile(rf"\(({_T})\)")
-_PAIR = re.compile(rf"(?<![A-Za-z0-9/])({_T})/(?:" + "|".join(sorted(QUOTES)) + rf"){_END}")
-_CONTRACT = re.compile(rf"(?<![A-Za-z0-9])({_T}?)(?:USDT|USDC){_END}")
-_CASHTAG = re.compile(rf"\$({_T}){_END}")
-_LIST = re.compile(
-    rf"(?<![A-Za-z0-9$/])({_T}{_END}(?:\s*,\s*{_T}{_END})*,?\s+(?:and|&)\s+{_T}{_END})"
-)
-_AFTER = re.compile(
-    r"\b(?:[Dd]elist|[Ll]ist|[Ss]take|[Hh]old|[Tt]rade|[Ll]ock|[Ss]ubscribe to|[Aa]bout"
-    rf"|[Ww]ithdrawals (?:of|for))\s+({_T}){_END}"
-)
-_BEFORE = re.compile(rf"\b({_T})(?=-\d+D\b|\s+[Pp]erpetual\b|\s+crypto\b|\s*(?:永续|现货|合约))")
-_AMOUNT = re.compile(rf"\b\d[\d,.]*\s+({_T}){_END}")
-_LIST_TOKEN = re.compile(rf"{_T}{_END}")
-_OTHER_TOKENS = re.compile(
-    rf"({_T}{_END}(?:\s*,\s*{_T}{_END})*),?\s+and\s+\d+\s+other\s+tokens", re.I
-)
-
-
-def _base(token: str) -> str:
-    """'BLIPUSDT' -> 'BLIP': a contract name stands for its base asset."""
-    for quote in ("USDT", "USDC"):
-        if token.endswith(quote) and len(token) > len(quote) + 1:
-            return token[: -len(quote)]
-    return token
-
-
-def _one(m: re.Match[str]) -> list[str]:
-    return [_base(m.group(1))]
-
-
-def _many(m: re.Match[str]) -> list[str]:
-    return [_base(token) for token in _LIST_TOKEN.findall(m.group(1))]
-
-
-# (pattern, what a match names, whether a quote currency found this way counts)
-_SYMBOL_RULES = (
-    (_PAREN, _one, True),
-    (_PAIR, _one, True),
-    (_CONTRACT, _one, False),
-    (_CASHTAG, _one, True),
-    (_LIST, _many, True),
-    (_OTHER_TOKENS, _many, True),
-    (_AFTER, _one, True),
-    (_BEFORE, _one, True),
-    (_AMOUNT, _one, False),
-)
-
-
-def extract_symbols(*texts: str | None) -> list[str]:
-    """Tickers an announcement is about, in order of first appearance.
-
-    Reads "(XYZ)", "XYZ/USDT" (the base), "XYZUSDT perpetual", "$XYZ", lists such as
-    "ABC, DEF and 19 other tokens" or "FADE and MUNK", and a ticker after a verb
-    ("Delist XYZ", "Stake GT", "Share 1,000 XYZ"). Quote currencies count only when
-    they are the subject ("(USDT)", "USDT and MNT"), not as a pair's quote or a prize.
-    """
-    found: dict[str, int] = {}
-    offset = 0
-    for text in texts:
-        for pattern, names, quotes_count in _SYMBOL_RULES if text else ():
-            for m in pattern.finditer(text or ""):
-                for symbol in names(m):
-                    if symbol in _NOT_TICKERS or sum(c.isalpha() for c in symbol) < 2:
-                        continue
-                    if not quotes_count and symbol in QUOTES:
-                        continue
-                    pos = offset + m.start()
-                    if pos < found.get(symbol, pos + 1):
-                        found[symbol] = pos
-        offset += len(text or "") + 1
-    return sorted(found, key=found.__getitem__)
-
-
-# --- event types ----------------------------------------------------------------------------
-
-_RULES_STRONG: tuple[tuple[str, re.Pattern[str]], ...] = (
-    (
-        "delisting",
-        re.compile(
-            r"\bdelist|\bremoval of .*\bpairs?\b|\bwill remove\b|\bcease trading|下架|下线|退市",
-            re.I,
-        ),
-    ),
-    (
-        "listing",
-        re.compile(
-            r"\bwill list\b|\bto list\b|\bgets listed\b|\bnew listings?\b|\binitial listing\b"
-            r"|\blaunch(?:es|ed)?\b.*\b(?:perpetual|futures|contracts?|spot trading)\b"
-            r"|\bwill launch\b.*\b(?:perpetual|futures|contract)"
-            r"|\badds?\b.*\btrading pairs?\b|\bwill add new pairs\b|\bnow launched for futures\b"
-            r"|上线|上架|首发",
-            re.I,
-        ),
-    ),
-)
-_RULES_WEAK: tuple[tuple[str, re.Pattern[str]], ...] = (
-    (
-        "maintenance",
-        re.compile(
-            r"maintenance|network upgrade|system upgrade|hard fork|\bsuspen(?:d|sion)\b"
-            r"|\bresumption\b|\bmainnet upgrade|维护|升级|暂停",
-            re.I,
-        ),
-    ),
-    (
-        "promotion",
-        re.compile(
-            r"airdrop|campaign|competition|challenge|\bshare\b.*\d|reward|bonus|promotion"
-            r"|giveaway|launchpool|candydrop|gempool|jumpstart|poolx|carnival|welcome gift"
-            r"|cashback|trade-to-earn|活动|空投|奖励",
-            re.I,
-        ),
-    ),
-    (
-        "news",
-        re.compile(
-            r"proof of reserves|\breport\b|registration|licen[cs]e|terms of service|agreement"
-            r"|privacy policy|security reminder|phishing|\bburn\b",
-            re.I,
-        ),
-    ),
-    (
-        "product",
-        re.compile(
-            r"\bapi\b|introduc|\bnow (?:supports|live)\b|\bupdates?\b|\bnew fields?\b|feature"
-            r"|copy trading|\bearn\b|\bcard\b|\bwallet\b|\bfee|\bleverage\b|\btiers?\b|\bmargin\b"
-            r"|dividend|\bconvert\b|分红|费率",
-            re.I,
-        ),
-    ),
-)
-
-
-# Words without one of which the strong rule above cannot match.
-_STRONG_TRIGGERS = (
-    ("delist", "removal", "remove", "cease", "下架", "下线", "退市"),
-    ("list", "launch", "add", "上线", "上架", "首发"),
-)
-
-
-def classify_event(title: str | None, hint: str | None = None) -> str:
-    """The shared event type: a title that plainly says delist/list wins, then the
-    source's category (`hint`, already one of EVENT_TYPES), then weaker title words."""
-    title = title or ""
-    lowered = title.lower()
-    for (event, pattern), triggers in zip(_RULES_STRONG, _STRONG_TRIGGERS, strict=True):
-        # Each strong rule needs one of its words: a substring test skips the regex.
-        if any(word in lowered for word in triggers) and pattern.search(title):
-            return event
-    if hint in EVENT_TYPES and hint != "other":
-        return hint
-    for event, pattern in _RULES_WEAK:
-        if pattern.search(title):
-            return event
-    return "other"
-
-
 # --- a record as the store sees it -----------------------------------------------------------
 
 
@@ -436,10 +283,11 @@ def prepare(record: Record, now: datetime | None = None) -> Prepared:
     tags = clean_tags(record.tags)
     category = normalize_text(record.category) or None
     author = normalize_text(record.author) or None
+    # Derived from the stored fields only, as `annals rederive` does later.
     symbols = (
         list(dict.fromkeys(record.symbols))
         if record.symbols is not None
-        else extract_symbols(title, body_text)
+        else derive_symbols(record.source, title, body_text, record.body_html, tags)
     )
     return Prepared(
         record=record,
@@ -450,7 +298,7 @@ def prepare(record: Record, now: datetime | None = None) -> Prepared:
         symbols=symbols,
         category=category,
         author=author,
-        event_type=classify_event(title, record.event_type),
+        event_type=derive_event(title, category, body_text),
         content_hash=content_hash(title, body_text, category, tags, author, record.published_at),
         seen_at=record.seen_at
         or (record.raw.fetched_at if record.raw else None)

@@ -60,8 +60,12 @@ class Link:
 class Record:
     """One parsed announcement or post, as a spider hands it to the store.
 
-    `event_type` and `symbols` may be left as None: the store derives them from
-    the category hint, the title and the body (`archive.normalize`).
+    `event_type` and `symbols` are derived by the store from the fields it stores
+    (`archive.symbols.derive`: title, body, HTML, tags, category), the same way
+    `annals rederive` recomputes them later. Leave `symbols` None; a list given is
+    stored as is (until a rederive). `event_type` is the parser's reading of the
+    source's category and does not decide what is stored: the stored category does
+    (tests/test_symbols.py checks that the two agree for every category a spider knows).
     `extra` holds source fields that are kept but never versioned on their own
     (view and like counters, raw category ids).
     """

@@ -344,6 +344,11 @@ class Store:
         self._planned_for += self._grown
         self._grown = 0
 
+    def in_transaction(self, fn: Callable[[Connection], T]) -> T:
+        """Run `fn` in one write transaction, retried while another writer holds the
+        lock (what a batch of the store gets; `annals rederive` uses it too)."""
+        return self._retrying(fn)
+
     def _retrying(self, fn: Callable[[Connection], T]) -> T:
         retrying = Retrying(
             retry=retry_if_exception(_is_busy),

@@ -128,7 +128,7 @@ def test_export_one_line_per_document_with_current_version(archive: str):
     assert spcx["body_text"] == "Leverage from 1x to 10x."
     assert spcx["published_at"] == "2026-05-22T07:56:11.000Z"
     assert spcx["event_type"] == "listing"
-    assert spcx["symbols"] == ["SPCX"]
+    assert spcx["symbols"] == ["SPCX", "VLR"]  # the title's, then the Gate tag the record has
     for key in ("url", "first_seen_at", "last_seen_at", "title", "category", "tags", "links"):
         assert key in spcx
     assert lines[0]["links"] == [

@@ -105,7 +105,10 @@ def test_format_time_refuses_naive_datetimes():
         ("Binance Adds AURL/FDUSD, GLCD/USDT & HYBL/USDT Trading Pairs", ["AURL", "GLCD", "HYBL"]),
         ("Delisting of BLIPUSDT and GNARUSDT Perpetual Contracts", ["BLIP", "GNAR"]),
         ("Bitget Will Delist ORBT/USDT and PRSM/USDT on 2026-06-21", ["ORBT", "PRSM"]),
-        ("Gate Launchpool: Stake GT to Share 1,200,000 VLR", ["GT", "VLR"]),
+        (
+            "Gate Launchpool: Stake GT to Share 1,200,000 VLR",
+            ["VLR"],
+        ),  # GT is the entry, not the subject
         ("Gate Grid Trading Challenge: Share 20,000 USDT in Rewards", []),
         ("Binance Futures API: New Fields in the Exchange Information Endpoint (2026-05-27)", []),
         ("Gate 关于 SAMSUNG 永续合约分红派息结算的公告", ["SAMSUNG"]),

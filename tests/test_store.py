@@ -176,7 +176,7 @@ def test_symbols_and_event_type_are_derived_when_not_given(store: Store, engine,
         [make_record(title="Gate Will Delist NXRA, QUIL and 19 Other Tokens", body_html="<p>x</p>")]
     )
     got = rows(engine, "SELECT event_type, symbols FROM versions")[0]
-    assert got == ("delisting", '["NXRA","QUIL"]')
+    assert got == ("delisting", '["NXRA","QUIL","VLR"]')  # the title's, then Gate's tag
 
 
 def test_crawl_runs_record_status_and_counters(store: Store, engine):

@@ -17,7 +17,6 @@ from parsel import Selector
 from archive.normalize import (
     TimeParseError,
     clean_title,
-    extract_symbols,
     format_time,
     html_to_text,
     normalize_text,
@@ -80,7 +79,6 @@ _LOCALE = r"[A-Za-z]{2}(?:[-_][A-Za-z]{2,4})?"
 _ARTICLE_PATH = re.compile(
     rf"^(?:/(?P<lang>{_LOCALE}))?/(?:announcements/)?article/(?P<id>\d+)(?:/[^/]+)?/?$"
 )
-_TICKER = re.compile(r"[A-Z][A-Z0-9]{1,14}")
 _TAG_SEPARATORS = re.compile(r"[、,，]")
 _COUNT = re.compile(r"^(\d+(?:\.\d+)?)\s*([KkMmBb万亿]?)$")
 _MULTIPLIERS = {"": 1, "k": 1_000, "m": 1_000_000, "b": 1_000_000_000, "万": 10_000, "亿": 10**8}
@@ -473,11 +471,6 @@ def _detail(sel: Selector, url: str) -> dict[str, Any]:
     return detail
 
 
-def ticker_tags(tags: list[str]) -> list[str]:
-    """The tags that are written like tickers ("SPCX", "HYPE3L")."""
-    return [tag for tag in tags if _TICKER.fullmatch(tag)]
-
-
 def parse_article(
     body: bytes | str, url: str, *, fetched_at: datetime, item: ListItem | None = None
 ) -> Record:
@@ -535,10 +528,10 @@ def parse_article(
         extra["created_at"] = format_time(created_at)
     if views is not None:
         extra["views"] = views
-    # The text is made once here, for the symbols, and handed on: the store would
-    # otherwise turn the same HTML into the same text again.
+    # The text is made once here and handed on: the store would otherwise turn the
+    # same HTML into the same text again. Symbols (the ticker tags among them) are the
+    # store's to derive from what it stores (archive.symbols).
     body_text = html_to_text(body_html)
-    symbols = ticker_tags(tags) + extract_symbols(title, body_text)
     return Record(
         source=SOURCE,
         kind="announcement",
@@ -552,6 +545,5 @@ def parse_article(
         category=category.name if category else None,
         event_type=category.event_type if category else None,
         tags=tags,
-        symbols=list(dict.fromkeys(symbols)),
         extra=extra,
     )

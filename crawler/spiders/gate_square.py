@@ -14,7 +14,6 @@ from parsel import Selector, SelectorList
 from archive.normalize import (
     TimeParseError,
     clean_tags,
-    extract_symbols,
     html_to_text,
     normalize_text,
     parse_time,
@@ -219,10 +218,11 @@ def parse_post(body: bytes | str, url: str, *, fetched_at: datetime) -> Record:
     """One Square post page as a Record (kind "post", no title).
 
     The body is the post content only: never the site's navigation, "View Original", the
-    disclaimer, the counts, the comments or the sidebar. Hashtags become tags, cashtags
-    and extract_symbols the symbols, every other link in the content a Link; counts go to
-    `extra`. The id is the URL's, else the page's data-post-id. A time shown only in
-    relative form is counted back from `fetched_at`. No post content raises ParseError.
+    disclaimer, the counts, the comments or the sidebar. Hashtags become tags, every
+    other link in the content a Link (the store derives the symbols from the stored HTML
+    and tags); counts go to `extra`. The id is the URL's, else the page's data-post-id.
+    A time shown only in relative form is counted back from `fetched_at`. No post content
+    raises ParseError.
     """
     require_whole_page(body, url)
     page = page_selector(body)
@@ -242,7 +242,7 @@ def parse_post(body: bytes | str, url: str, *, fetched_at: datetime) -> Record:
 
     body_html = inner_html(content.root)
     # Relative links resolve against the canonical URL, so a mirror's page links to the site.
-    links, cashtags = _content_links(content, canonical)
+    links = _content_links(content, canonical)
     name, extra = _author(scope)
     for key, css in POST_COUNTS_CSS.items():
         count = parse_count(_text(scope.css(css)))
@@ -252,8 +252,7 @@ def parse_post(body: bytes | str, url: str, *, fetched_at: datetime) -> Record:
     published_at = _post_time(page, scope, fetched_at)
     if published_at is None:
         logger.warning("post %s shows no time", post_id)
-    body_text = html_to_text(body_html)  # once, for the symbols and for the store
-    symbols = cashtags + extract_symbols(body_text)
+    body_text = html_to_text(body_html)  # once, here: the store would make it again
     return Record(
         source=SOURCE,
         kind="post",
@@ -265,28 +264,23 @@ def parse_post(body: bytes | str, url: str, *, fetched_at: datetime) -> Record:
         body_text=body_text,
         published_at=published_at,
         tags=_tags(content),
-        symbols=list(dict.fromkeys(symbols)),
         author=name or None,
         extra=extra,
         links=links,
     )
 
 
-def _content_links(content: Selector, base_url: str) -> tuple[list[Link], list[str]]:
-    """The post's links (not hashtags or cashtags) and its cashtag symbols, in order."""
+def _content_links(content: Selector, base_url: str) -> list[Link]:
+    """The post's links, not hashtags or cashtags, in order."""
     links: dict[str, Link] = {}
-    cashtags: list[str] = []
     for anchor in content.css("a"):
-        if _hashtag(anchor):
-            continue
-        if symbol := _cashtag(anchor):
-            cashtags.append(symbol)
+        if _hashtag(anchor) or _cashtag(anchor):
             continue
         href = (anchor.attrib.get("href") or "").strip()
         if href and not href.startswith(("#", "javascript:")):
             link = resolve_link(href, base_url)
             links.setdefault(link.url, link)
-    return list(links.values()), cashtags
+    return list(links.values())
 
 
 def _author(scope: Selector) -> tuple[str | None, dict[str, object]]:

@@ -1,0 +1,792 @@
+"""Tickers and event types, derived from what the archive stores for a version.
+
+`derive` reads only stored fields (source, title, body_text, body_html, tags, category),
+so the store at ingest and `annals rederive` later give the same answer for the same
+version. Pure functions, precompiled patterns, no database and no Scrapy.
+
+Tickers come from evidence in several strengths (`_valid` says what each admits):
+- structured: trade-page links in the HTML (`/en/trade/BNX_USDT`, `/futures/BTCUSDT`),
+  cashtag links and `$XYZ`, the tags of sources whose tags are tickers (Gate) or
+  coin hashtags (Gate Square);
+- strong contexts: "Name (XYZ)", "XYZ/USDT", "XYZUSDT", "list XYZ", "delist XYZ",
+  "XYZ perpetual", "launch xyz margin trading", "上线 XYZ", "라벤더(LVDR)";
+- weak contexts: "ABC, DEF and GHI", "1,000 XYZ". These never make a ticker of a word
+  that is also an English word or an acronym announcements use (FOR, ONE, AM, EEA...).
+Some words are never tickers outside structured evidence (times, regions, HTTP verbs,
+acronyms, fiat currencies), whatever the context.
+
+The event type comes from title words that plainly say what the announcement does
+(delist, list, a competition, a bot or app notice, a network upgrade), then the stored
+category (its name or API key, read by `category_event` with the same rules for every
+source; every spider's category table agrees with them, tests/test_symbols.py), then
+weaker title words; a catch-all category ("Latest News") is read after those. Posts
+(no title) are read by their body. The language needs no rules of its own: CJK and
+Korean forms are in the same patterns.
+
+How well this does is measured, not guessed: `python -m bench.symbols` against the
+labelled set in tests/fixtures/symbols/ (bench/RESULTS.md).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Iterable
+from typing import NamedTuple
+from urllib.parse import unquote, urlsplit
+
+from archive.records import EVENT_TYPES
+
+# --- vocabularies ---------------------------------------------------------------------------
+
+# Quote currencies: the base of "XYZ/USDT" is the subject; a prize paid in them is not.
+STABLE_QUOTES = frozenset(
+    "USDT USDC FDUSD BUSD TUSD USDS USDE PYUSD DAI USD1 EURC EURI UST".split()
+)
+QUOTES = STABLE_QUOTES | frozenset("BTC ETH BNB GT".split())
+# Fiat currencies are never symbols (no crypto price to join), whatever the context.
+FIAT = frozenset(
+    "USD EUR GBP TRY BRL JPY KRW CNY HKD AUD CAD CHF RUB UAH PLN PEN ARS MXN COP CLP "
+    "NGN ZAR INR IDR VND THB PHP MYR SGD AED SAR KZT CZK HUF RON SEK NOK DKK NZD TWD".split()
+)
+# Never a ticker outside structured evidence: times, zones, regions and regulators, HTTP
+# verbs, acronyms, token standards (issue 10; the labelling policy, rule 8).
+NEVER = FIAT | frozenset(
+    "AM PM UTC GMT CET CEST EST EDT PST PDT HKT SGT KST JST EEA EU US USA UK UAE FCA MICA "
+    "SEC CFTC ESMA VARA MAS GET POST PUT DELETE PATCH HEAD HTTP HTTPS URL JSON REST WS "
+    "KYC KYB AML APR APY VIP P2P NFT NFTS ETF ETFS AMA OTC FAQ TVL FDV CEO CTO COO API "
+    "APIS SDK UI UX APP IOS IP PDF FAQS IEO IDO ICO TGE LP MM PNL ROI "
+    "TRC20 BEP20 ERC20 BEP2 SPL EVM TRC10 ERC721 ERC1155 OMNI USDⓈ RWA DAXA MMP RFQ DVOL "
+    "KRW1 AUM GMV YOY QOQ VASP TRC ERC BEP DCA BLVT".split()
+)
+# The exchanges' own names ("XT Futures", "HTX Earn"): a ticker only in "(XT)" or a link.
+EXCHANGES = frozenset(
+    "BINANCE OKX BYBIT BITGET KUCOIN GATE HTX MEXC XT BINGX DEEPCOIN KRAKEN BITFINEX "
+    "DERIBIT UPBIT BITHUMB COINBASE CRYPTO".split()
+)
+# Words and abbreviations that are tickers only where a strong context names the coin.
+WORDS = frozenset(
+    "A AN AND OR THE FOR TO OF ON IN AT BY IS IT BE AS NEW NOW ALL ONE TWO GAS ME MOVE ID "
+    "SUN HOT AI ACE MAGIC TRUMP HIGH EDU UP OUT OFF NOT NO YES BIG TOP KEY FREE WIN "
+    "BUY SELL HOLD SPOT MARGIN FUTURES TRADE TRADING LIST LISTING LAUNCH WILL OPEN "
+    "CLOSE LIVE NEWS UPDATE NOTICE HOURS DAYS DAY WEEK TIME DEX CEX ALPHA EARN GIFT "
+    "BONUS EVENT ZONE PAIRS PAIR TOKEN TOKENS COIN COINS CHAIN NETWORK WALLET BOT "
+    "SIMPLE SMART PRO MAX MEGA SUPER PLUS VS COM IO APE".split()
+)
+# Suffixes that make "24H", "2FA" or "3RD" out of digits: not multiplier tickers.
+_DIGIT_WORD = re.compile(
+    r"\d+(?:ST|ND|RD|TH|AM|PM|FA|HR|HRS|MIN|MINS|DAY|DAYS|MS|[KMGT]B|[HDWMYKBXSLGT])"
+)
+# Sources whose own tags are tickers (Gate's list item `tags`) or coin hashtags (Square).
+TICKER_TAG_SOURCES = frozenset({"gate", "gate_square"})
+
+# --- patterns -------------------------------------------------------------------------------
+
+
+def _fast(first: str, pattern: str) -> re.Pattern[str]:
+    """`pattern` compiled behind a lookahead for the characters a match can start with:
+    the regex engine then skips to those characters instead of trying every position
+    (a body is scanned several times; this makes each scan a few times faster)."""
+    return re.compile(f"(?=[{first}])(?:{pattern})")
+
+
+_TICKER_FIRST = "A-Z0-9"
+
+# A ticker: letters and digits, a letter first or a multiplier first (1INCH, 1000SATS).
+_T = r"(?:\d{1,7}[A-Z][A-Z0-9]*|[A-Z][A-Z0-9]*)"
+_START = r"(?<![A-Za-z0-9$/_.=:\-])"
+# A ticker ends where a word ends, but not inside "USDⓈ-M", "USDT-M" or "XYZ.COM".
+_END = r"(?![A-Za-z0-9_\u24b6-\u24e9]|-[A-Z]\b|-(?i:margined|settled)\b|\.[A-Za-z])"
+_TOKEN = _START + "(" + _T + ")" + _END
+_CONTRACT_QUOTES = r"USDTM|USDT|USDC|USD|PERP"
+_QUOTE_ALT = "|".join(sorted(QUOTES | FIAT, key=len, reverse=True))
+
+_PAREN = re.compile(r"[(（]\s*(" + _T + r"|[A-Z]{3,}[a-z])\s*[)）]")  # (XAUt) too
+# "Sonic (S)": a one-letter ticker right after a project's name.
+_NAME_LETTER = re.compile(r"\b[A-Z][a-z]+\s*\(([A-Z])\)")
+_PAIR = _fast(
+    _TICKER_FIRST, _START + "(" + _T + r")\s?[/_\-]\s?(?:" + _QUOTE_ALT + r")(?![A-Za-z0-9])"
+)
+_CONTRACT = _fast(
+    _TICKER_FIRST,
+    _START + "(" + _T + r"?)(?:" + _CONTRACT_QUOTES + r")(?:-SWAP)?(?![A-Za-z0-9_\u24b6-\u24e9])",
+)
+_CASHTAG = re.compile(r"(?<![A-Za-z0-9])\$(" + _T + r")(?![A-Za-z0-9])")
+# "list XYZ", "Delist ABC, DEF and GHI", "上线 XYZ": the verb names what follows, even a
+# ticker that is a word (delist GAS).
+_LIST_OF = _T + _END + r"(?:\s*(?:,|、|，|\band\b|&|和|及|与)\s*" + _T + _END + r")*"
+_SKIPPED = (
+    r"(?:\s+(?i:the|new|spot|margin|perpetual|futures|pre-market|trading support for|support for"
+    r"|trading for|for))*"
+)
+_NAMING_VERB = _fast(
+    "LlDdRrAa",
+    r"(?i:\b(?:de)?list(?:s|ed|ing)?|\bremov(?:e|es|al of)|\badd(?:s|ed|ing)?)"
+    + _SKIPPED
+    + r"\s+("
+    + _LIST_OF
+    + ")",
+)
+_CJK_VERB = re.compile(
+    r"(?:上线|上架|下架|下线|首发|暂停|恢复|支持|开通|包括)\s*(" + _LIST_OF + ")"
+    r"|(" + _LIST_OF + r")\s*(?:要|将)?被?(?:下架|上线|上架)"
+)
+# "trading for XYZ", "withdrawals of XYZ", "support XYZ": a ticker, but not a word
+# ("Trading for ONE week").
+_ACTING_VERB = _fast(
+    "SsOoIiDdWwTtBbLlFf",
+    r"(?i:\bsupport(?:s|ed)?(?: for)?|\bopen(?:s)?|\bintroduc(?:e|es|ing)"
+    r"|\btrading (?:of|for|on)|\bsubscribe to|\bsuspend(?:s|ed)?|\bresum(?:e|es|ed)|\bswap(?:s)? of"
+    r"|\btrade|\bbuy|\blaunch(?:es|ed|ing)?|(?<!% )\bfor)" + _SKIPPED + r"\s+(" + _LIST_OF + ")",
+)
+# "XYZ Perpetual", "BTC and ETH Quarterly Futures", "XYZ 永续合约": a market of the ticker.
+_MARKET_OF = _fast(
+    _TICKER_FIRST,
+    _START + "(" + _LIST_OF + r")(?=(?:\s+(?i:weekly|daily|monthly|quarterly|linear|inverse|"
+    r"usdt-m|usdⓈ-m|coin-m))*\s+(?i:perpetuals?|futures|margin|options|contracts?|spot trading|"
+    r"pre-market|(?:spot |margin )?trading pairs?)\b|\s*(?:永续|现货|合约|交易对))",
+)
+# "XYZ-30D", "XYZ Flexible Savings", "XYZ Network Upgrade": a product or a chain of it.
+_PRODUCT_OF = _fast(
+    _TICKER_FIRST,
+    _TOKEN + r"(?=-\d+D\b|\s+(?i:vault|staking|"
+    r"airdrop|collateral|buy ?back|burn|"
+    r"(?:simple |flexible |fixed |locked |on-chain )?(?:earn|savings)|"
+    r"(?:trading )?(?:carnival|competition|challenge|campaign|festival))\b)",
+)
+# "GAS Network Upgrade", "withdrawals of GAS": a chain's or a wallet's coin, even a word.
+_CHAIN_OF = _fast(
+    _TICKER_FIRST,
+    _TOKEN + r"(?=\s+(?i:token swap|network upgrade|mainnet|hard fork)\b|\s*网络升级)",
+)
+_WALLET_VERB = _fast(
+    "DdWw",
+    r"(?i:\b(?:deposits?|withdrawals?)(?: (?:and|&) (?:deposits?|withdrawals?))? (?:of|for))"
+    r"\s+(" + _LIST_OF + ")",
+)
+# Deribit and Bitfinex instruments: BTC-25SEP26, ETH-PERPETUAL, BTCF0:USTF0.
+_INSTRUMENT = _fast(
+    _TICKER_FIRST, _START + "(" + _T + r")(?:_USDC)?-(?:PERPETUAL\b|\d{1,2}[A-Z]{3}\d{2}\b)"
+)
+_INSTRUMENT_TAIL = re.compile(r"-(?:PERPETUAL\b|\d{1,2}[A-Z]{3}\d{2}\b)")
+_PAIR_TAIL = re.compile(r"[/_\-]\s?(?:" + _QUOTE_ALT + r")(?![A-Za-z0-9])")
+_FUNDING_PERP = _fast(_TICKER_FIRST, _START + r"([A-Z0-9]{2,15}?)F0:[A-Z]{2,5}F0\b")
+# "launch xyz margin trading": a ticker written in lower case in a trading context.
+_LOWER_TRADING = _fast(
+    "LlAaMmPpFfSs",
+    r"(?i:\blaunch(?:es|ed)?|\blist(?:s)?|\badd(?:s)?)"
+    r"\s+([a-z][a-z0-9]{1,14}(?:(?:,\s*|\s+and\s+)[a-z][a-z0-9]{1,14})*)"
+    r"\s+(?i:margin|perpetual|futures|spot)\b"
+    r"|(?i:margin|perpetual|futures|spot) (?i:trading) (?i:for)\s+([a-z][a-z0-9]{1,14})(?![\w-])",
+)
+# "Rebranding of FTM to S", "token swap to POL": the new ticker is written as one.
+_RENAMED_TO = _fast(
+    "RrTtSsMm",
+    r"(?i:rebrand(?:ing|s|ed)?|token swap|swap|migration|renam(?:e|es|ing|ed))"
+    r"(?:\s+(?i:of|from)\s+\S+)?\s+(?i:to)\s+([A-Z][A-Z0-9]{0,14})(?![A-Za-z0-9])",
+)
+# What follows a ticker that makes it a margin type ("USDT Perpetual", "USDC contracts").
+_MARGIN_TYPE = re.compile(r"\s*(?:-M\b|\s(?i:perpetuals?|contracts?|futures|-margined))")
+# "Binance will list NEO Gas (GAS)": a capital word after it, the ticker is part of a name.
+_NAME_GOES_ON = re.compile(r"\s+[A-Z][a-z]")
+# Weak: "ABC, DEF and GHI" and amounts "1,000,000 XYZ" (never after a time's colon).
+_LIST = _fast(
+    _TICKER_FIRST,
+    _START + "(" + _T + _END + r"(?:\s*,\s*" + _T + _END + r")*,?\s+(?:and|&)\s+" + _T + _END + ")",
+)
+_AMOUNT = _fast("0-9", r"(?<![\d:.,])\d[\d,.]*(?:\s*(?:[KkMmBb]|million|billion))?\s+" + _TOKEN)
+# "Share 400,000 MOVE": the prize of a campaign names its coin.
+_PRIZE = re.compile(r"(?i:share|win|earn|grab|split)(?:\s+(?i:up to|a|an|over))?\s+$")
+# "One unit represents 1,000 SATS", "quoted per 1,000 PEPE": a unit, not the subject.
+_UNIT = re.compile(r"(?i:represents?|per|equals?|is|of|=|×|x)\s*$")
+_IN_LIST = re.compile(_T + _END)
+# "Stake GT to share", "Lock BGB to mine": the coin taken to take part is not the subject.
+_PARTICIPATION = _fast(
+    "SsLlHhDdCc",
+    r"(?i:\b(?:stake|staking|lock|locking|hold|holding|subscribe|subscribing|deposit|commit))"
+    r"\s+(" + _T + r"(?:\s*(?:,|/|\band\b|\bor\b|&)\s*" + _T + r")*)"
+    r"\s+(?i:to|and|for)\s+(?i:share|mine|earn|win|get|receive|farm|grab)"
+    r"(?:\s+(?i:up to|a|an|over))?\s+(?:[\d,.]+\s*(?:[KkMmBb]\b)?\s*)?(" + _T + r")",
+)
+# An API example ("symbol=BTCUSDT", "e.g. BTCUSDT") is not the subject.
+_EXAMPLE = re.compile(r"(?i:e\.g\.|for example|such as|example:)\s*[`'\"]?$")
+
+# Trade-page links: /trade/BNX_USDT, /futures/BTCUSDT, /trade/spot/BTC/USDT, /trade-spot/btc-usdt.
+_HREF = re.compile(r"""href\s*=\s*["']([^"']+)["']""", re.I)
+_TRADE_SEGMENT = re.compile(
+    r"^(?:trade|trade-spot|trade-swap|trade-futures|futures|spot|margin|swap|perpetual|"
+    r"contract|exchange|markets?|price)$",
+    re.I,
+)
+_LINK_PAIR = re.compile(
+    r"([a-z0-9]{2,20}?)[_\-/]?(" + _QUOTE_ALT + r"|USDTM|PERP)(?:[_\-](?:swap|perp|perpetual))?$",
+    re.I,
+)
+_CASHTAG_ANCHOR = re.compile(r"<a\b[^>]*>\s*\$([A-Za-z][A-Za-z0-9]{0,14})\s*</a>", re.I)
+_CASHTAG_CLASS = re.compile(
+    r"<a\b[^>]*class\s*=\s*[\"'][^\"']*cashtag[^\"']*[\"'][^>]*>\s*\$?([A-Za-z0-9]{2,15})\s*</a>",
+    re.I,
+)
+_TAG_TICKER = re.compile(_T)
+
+# --- tickers --------------------------------------------------------------------------------
+
+
+def _base(token: str) -> str:
+    """'BLIPUSDT' -> 'BLIP', 'XBTUSDTM' -> 'XBT', 'BTC-USDT-SWAP' -> 'BTC': a contract
+    stands for its base asset; a multiplier prefix is kept (1000PEPEUSDT -> 1000PEPE)."""
+    if token in QUOTES:
+        return token
+    for quote in ("USDTM", "USDT", "USDC", "PERP", "USD"):
+        if token.endswith(quote) and len(token) > len(quote) + 1:
+            return token[: -len(quote)]
+    return token
+
+
+# Evidence strengths: what each admits (see _valid).
+STRUCTURED, NAMED, LISTED, ACTED, WEAK = 4, 3, 2, 1, 0
+
+
+def _valid(token: str, strength: int) -> bool:
+    """Whether `token` may be a ticker found with evidence of `strength`: fiat never;
+    the NEVER words only from structured evidence; an exchange's name only where it is
+    written as a ticker ("(HTX)", "HTX/USDT"); a word only where a listing names it."""
+    letters = sum(c.isalpha() for c in token)
+    if not 2 <= len(token) <= 15 or letters == 0:
+        return strength >= STRUCTURED and token.isalpha()  # "Rebranding of FTM to S"
+    if letters < 2 and not (strength >= NAMED and token[0].isdigit()):  # "(2Z)", not "24H"
+        return False
+    if token[0].isdigit() and _DIGIT_WORD.fullmatch(token):
+        return False
+    if token in FIAT:
+        return False
+    if strength >= STRUCTURED:
+        return True
+    if token in NEVER:
+        return False
+    if token in EXCHANGES:
+        return strength >= NAMED
+    return strength >= LISTED or token not in WORDS
+
+
+class _Found:
+    """Tickers in order of first appearance, with the strongest evidence seen for each."""
+
+    def __init__(self) -> None:
+        self.at: dict[str, int] = {}
+        self.excluded: set[str] = set()
+
+    def add(
+        self, token: str, pos: int, strength: int, quotes: frozenset[str] = frozenset()
+    ) -> None:
+        """`quotes`: the quote currencies that are not the subject in this context."""
+        token = _base(token.upper())
+        if token in quotes or not _valid(token, strength):
+            return
+        if pos < self.at.get(token, pos + 1):
+            self.at[token] = pos
+
+    def ordered(self) -> list[str]:
+        return sorted((t for t in self.at if t not in self.excluded), key=self.at.__getitem__)
+
+
+# Where a ticker could be: context rules run only on windows around these (most prose
+# has none), so a long lower-case body costs one fast scan.
+_CANDIDATE = re.compile(r"[A-Z][A-Z0-9]+")
+_BEFORE, _AFTER = 80, 60  # characters of context a rule reads around a ticker
+
+
+def _windows(text: str) -> list[tuple[int, int]]:
+    """Merged spans of text around every ticker-like token, cut at spaces (a short text,
+    a title, with any such token is one span)."""
+    if len(text) <= _BEFORE + _AFTER:
+        return [(0, len(text))] if _CANDIDATE.search(text) else []
+    spans: list[tuple[int, int]] = []
+    for m in _CANDIDATE.finditer(text):
+        start = max(0, m.start() - _BEFORE)
+        if start:
+            start = text.rfind(" ", 0, start) + 1
+        end = text.find(" ", min(len(text), m.end() + _AFTER))
+        end = len(text) if end < 0 else end
+        if spans and start <= spans[-1][1]:
+            spans[-1] = (spans[-1][0], max(end, spans[-1][1]))
+        else:
+            spans.append((start, end))
+    return spans
+
+
+def _scan(text: str, offset: int, found: _Found) -> None:
+    """Every context rule over one text (the title or the body)."""
+    for start, end in _windows(text):
+        _scan_written(text, offset, found, start, end)
+        _scan_codes(text, offset, found, start, end)
+        _scan_contexts(text, offset, found, start, end)
+        _scan_campaigns(text, offset, found, start, end)
+    lowered = text.lower()
+    if "launch" in lowered or "list" in lowered or "add" in lowered or "trading" in lowered:
+        for m in _LOWER_TRADING.finditer(text):
+            for word in _LOWER_LIST.split(m[1] or m[2]):
+                if word.lower() not in _LOWER_WORDS:
+                    found.add(word, offset + m.start(), LISTED)
+    if any(word in lowered for word in _RENAME_WORDS):
+        for m in _RENAMED_TO.finditer(text):
+            if m[1] not in NEVER and m[1] not in WORDS:
+                found.add(m[1], offset + m.start(1), STRUCTURED)
+
+
+_RENAME_WORDS = ("rebrand", "swap", "migration", "renam")
+
+
+def _scan_written(text: str, offset: int, found: _Found, a: int, b: int) -> None:
+    """Tickers written as tickers: "(XYZ)", "Sonic (S)", "XYZ/USDT", "BTC-25SEP26"."""
+    add = found.add
+    for m in _PAREN.finditer(text, a, b):
+        add(m[1], offset + m.start(1), NAMED)
+    for m in _NAME_LETTER.finditer(text, a, b):
+        add(m[1], offset + m.start(1), STRUCTURED)
+    # A pair and an instrument end in a quote or an expiry: look for that end first.
+    if _PAIR_TAIL.search(text, a, b):
+        for m in _PAIR.finditer(text, a, b):
+            if not _is_example(text, m.start()):
+                add(m[1], offset + m.start(1), NAMED)
+    if _INSTRUMENT_TAIL.search(text, a, b):
+        for m in _INSTRUMENT.finditer(text, a, b):
+            add(m[1], offset + m.start(), NAMED)
+
+
+def _scan_codes(text: str, offset: int, found: _Found, a: int, b: int) -> None:
+    """Contracts and cashtags: "XYZUSDT", "BTCF0:USTF0", "$XYZ"."""
+    add = found.add
+    if "F0:" in text:
+        for m in _FUNDING_PERP.finditer(text, a, b):
+            add(m[1], offset + m.start(), NAMED)
+    if "USD" in text or "PERP" in text:
+        for m in _CONTRACT.finditer(text, a, b):
+            if m[1] and m[0] not in QUOTES and not _is_example(text, m.start()):
+                add(m[1], offset + m.start(1), NAMED)
+    if "$" in text:
+        for m in _CASHTAG.finditer(text, a, b):
+            add(m[1], offset + m.start(1), NAMED)
+
+
+def _add_list(
+    found: _Found,
+    offset: int,
+    m: re.Match[str],
+    group: int,
+    strength: int,
+    quotes: frozenset[str] = frozenset(),
+) -> None:
+    """Every ticker of a matched list ("ABC, DEF and GHI") as evidence of `strength`."""
+    for t in _IN_LIST.finditer(m[group]):
+        found.add(t[0], offset + m.start(group) + t.start(), strength, quotes)
+
+
+_NO_QUOTES: frozenset[str] = frozenset()
+# Rules whose first group is the list they name: (pattern, strength, quotes left out).
+_CONTEXT_RULES = (
+    (_PRODUCT_OF, ACTED, _NO_QUOTES),
+    (_CHAIN_OF, LISTED, _NO_QUOTES),
+    (_WALLET_VERB, LISTED, _NO_QUOTES),
+    (_LIST, WEAK, QUOTES),
+)
+
+
+def _scan_contexts(text: str, offset: int, found: _Found, a: int, b: int) -> None:
+    """Tickers named by the words around them: verbs, markets, products, lists."""
+    for m in _NAMING_VERB.finditer(text, a, b):
+        if not _NAME_GOES_ON.match(text, m.end()):
+            _add_list(found, offset, m, 1, LISTED)
+    if not text.isascii():
+        for m in _CJK_VERB.finditer(text, a, b):
+            _add_list(found, offset, m, 1 if m[1] else 2, LISTED)
+    for m in _ACTING_VERB.finditer(text, a, b):
+        margin_type = _MARGIN_TYPE.match(text, m.end())
+        _add_list(found, offset, m, 1, ACTED, STABLE_QUOTES if margin_type else _NO_QUOTES)
+    for m in _MARKET_OF.finditer(text, a, b):
+        subject = _names_quote_as_subject(text, m.end())
+        _add_list(found, offset, m, 1, LISTED, _NO_QUOTES if subject else STABLE_QUOTES)
+    for pattern, strength, quotes in _CONTEXT_RULES:
+        for m in pattern.finditer(text, a, b):
+            _add_list(found, offset, m, 1, strength, quotes)
+
+
+def _scan_campaigns(text: str, offset: int, found: _Found, a: int, b: int) -> None:
+    """Amounts ("Share 400,000 MOVE") and the coins staked to take part."""
+    add = found.add
+    for m in _AMOUNT.finditer(text, a, b):
+        before = text[max(0, m.start() - 16) : m.start()]
+        if not _UNIT.search(before):
+            strength = LISTED if _PRIZE.search(before) else WEAK
+            add(m[1], offset + m.start(1), strength, QUOTES)
+    for m in _PARTICIPATION.finditer(text, a, b):
+        # The coins staked to share another coin are not the subject ("Stake MNT, USDT
+        # and ZPHR to share ZPHR" is about ZPHR); staked to share a quote currency
+        # ("Lock LUMN to share 500,000 USDT") they are what the campaign promotes.
+        prize = m[2]
+        if prize in QUOTES:
+            for t in _IN_LIST.finditer(m[1]):
+                add(t[0], offset + m.start(1) + t.start(), ACTED, QUOTES)
+        else:
+            found.excluded.update(t[0] for t in _IN_LIST.finditer(m[1]) if t[0] != prize)
+            add(prize, offset + m.start(2), LISTED)
+
+
+_LOWER_LIST = re.compile(r",\s*|\s+and\s+")
+_LOWER_WORDS = frozenset(
+    "the new a an its our their more all two three spot cross isolated usdⓈ usdt usdc coin "
+    "portfolio unified pre perpetual perpetuals futures margin options contract contracts "
+    "trading and or of for on in to with copy grid bot bots token tokens crypto coins "
+    "leveraged delivery inverse linear quarterly weekly daily more several multiple "
+    "selected some".split()
+)
+
+
+_QUOTE_PAIRS = re.compile(r"\s+(?:(?:spot|margin)\s+)?(?:trading\s+)?pairs\b", re.I)
+
+
+def _names_quote_as_subject(text: str, end: int) -> bool:
+    """ "Add New USDC Trading Pairs": a quote currency followed by "pairs" is the subject."""
+    return bool(_QUOTE_PAIRS.match(text, end))
+
+
+def _is_example(text: str, start: int) -> bool:
+    """An API example: "symbol=BTCUSDT", "e.g. BTCUSDT", or inside a path or a query."""
+    before = text[max(0, start - 16) : start]
+    return before.endswith(("=", "/", '"', "`")) or bool(_EXAMPLE.search(before))
+
+
+def _link_tickers(body_html: str) -> Iterable[str]:
+    """Bases of the trade pages the HTML links to, in order."""
+    for m in _HREF.finditer(body_html):
+        path = urlsplit(unquote(m[1])).path
+        segments = [s for s in path.split("/") if s]
+        for i, segment in enumerate(segments):
+            if _TRADE_SEGMENT.match(segment) and i + 1 < len(segments):
+                rest = "/".join(segments[i + 1 :])
+                pair = _LINK_PAIR.search(rest)
+                if pair:
+                    base = pair[1].split("/")[-1]
+                    yield base
+                break
+
+
+def _cashtag_links(body_html: str) -> Iterable[str]:
+    if "$" in body_html:
+        yield from (m[1] for m in _CASHTAG_ANCHOR.finditer(body_html))
+    if "cashtag" in body_html:
+        yield from (m[1] for m in _CASHTAG_CLASS.finditer(body_html))
+
+
+def extract_symbols(*texts: str | None) -> list[str]:
+    """Tickers the texts (a title, a body) are about, in order of first appearance."""
+    found = _Found()
+    offset = 0
+    for text in texts:
+        if text:
+            _scan(text, offset, found)
+            offset += len(text) + 1
+    return found.ordered()
+
+
+def derive_symbols(
+    source: str,
+    title: str | None,
+    body_text: str | None,
+    body_html: str | None = None,
+    tags: Iterable[str] = (),
+) -> list[str]:
+    """Tickers of one stored version: structured evidence (trade links, cashtags, ticker
+    tags) and the context rules over the title and the body text, in order of first
+    appearance (title, body, then what only the HTML or the tags show)."""
+    found = _Found()
+    offset = 0
+    for text in (title, body_text):
+        if text:
+            _scan(text, offset, found)
+            offset += len(text) + 1
+    late = offset + 1_000_000  # after every text position: evidence with no place in the text
+    if body_html:
+        if "href" in body_html:
+            for i, base in enumerate(_link_tickers(body_html)):
+                found.add(base, late + i, STRUCTURED)
+        for i, tag in enumerate(_cashtag_links(body_html)):
+            found.add(tag, late + 1000 + i, STRUCTURED)
+    if source in TICKER_TAG_SOURCES:
+        for i, raw_tag in enumerate(tags):
+            tag = raw_tag.rstrip(".,!?;:")  # "#DOGS." in a sentence
+            if _TAG_TICKER.fullmatch(tag):
+                # Gate's tags are tickers; a Square hashtag is one where it is written so.
+                found.add(tag, late + 2000 + i, STRUCTURED if source == "gate" else NAMED)
+    return found.ordered()
+
+
+# --- event types ----------------------------------------------------------------------------
+
+# Title words that say what an announcement does, whatever its category, in this order.
+_RULES_STRONG: tuple[tuple[str, re.Pattern[str]], ...] = (
+    (
+        "delisting",
+        re.compile(
+            r"\bdelist|\bremoval of .*\bpairs?\b|\bwill remove\b|\bcease trading|下架|下线|退市"
+            r"|상장\s*폐지|거래\s*지원\s*종료",
+            re.I,
+        ),
+    ),
+    # A campaign for a listing ("원화 마켓 추가 기념 ... 이벤트") gives something.
+    ("promotion", re.compile(r"기념.*이벤트|\bcelebrat", re.I)),
+    (
+        "listing",
+        re.compile(
+            r"^new listings?:|\bwill list\b|\bto list\b|\blists\b|\bgets listed\b"
+            r"|\binitial (?:futures )?listing\b|\bnow launched for futures\b"
+            r"|\badds? new\b.*\btrading pairs\b|\bwill add new pairs\b|\bpairs added\b"
+            r"|上线|上架|首发|마켓 (?:디지털 자산 )?추가|신규 거래지원",
+            re.I,
+        ),
+    ),
+    (
+        "promotion",
+        re.compile(
+            r"\b(?:competition|challenge|carnival|sprint|grand prix|arena|leaderboard)\b"
+            r"|launchpool|launchpad|candydrop|candybomb|poolx|gempool|\bshare\b[^.]*\d"
+            r"|\bup to [\d.]+%|[\d.]+%\s*ap[ry]\b|\bapr of\b|年化|zero-interest|zero-fee"
+            r"|\btrading week\b",
+            re.I,
+        ),
+    ),
+    # A market word in a product notice: bots and grids on pairs, an app's futures screen,
+    # fiat payment methods.
+    (
+        "product",
+        re.compile(
+            r"\bgrid\b|\btrading bots?\b|\bmobile app\b|\bapp \d|\bleverage raised\b"
+            r"|\btick sizes?\b|네트워크 추가|지원 네트워크|\bp2p\b"
+            r"|\b(?:convert|copy trading) (?:now )?(?:adds|supports)\b|\bbuy\b.*\bwith\b",
+            re.I,
+        ),
+    ),
+    (
+        "maintenance",
+        re.compile(r"network upgrade|mainnet upgrade|hard fork|\bmaintenance\b|token swap", re.I),
+    ),
+    (
+        "listing",
+        re.compile(
+            r"\blisted\b|\blisting of\b"
+            r"|\blaunch(?:es|ed)?\b.*\b(?:perpetual|futures|contracts?|spot trading|margin"
+            r"|options)\b|\bwill launch\b.*\b(?:perpetual|futures|contract)"
+            r"|\badds?\b.*\btrading pairs?\b"
+            r"|\bavailable for trading\b|\btrading (?:is )?now live\b|\bpre-market\b"
+            r"|\bopens? trading\b|\bmargin funding (?:is )?now live\b"
+            r"|\b(?:margin|futures|perpetual|spot) trading (?:is )?now (?:available|live)\b"
+            r"|\btrading pairs? (?:is |are )?now live\b"
+            r"|\bnew\s+(?:(?:weekly|daily|monthly|quarterly|linear|inverse)\s+)*(?:[A-Z0-9]+\s+)?"
+            r"(?:options|futures|perpetuals?|strikes)\b"
+            r"|\badditional product:.*\b(?:perpetual|futures|contract)"
+            r"|\bexpands?\b.*\b(?:perpetual|futures|contracts)\b",
+            re.I,
+        ),
+    ),
+)
+# Weaker title words, read after a category that says what it is.
+_RULES_WEAK: tuple[tuple[str, re.Pattern[str]], ...] = (
+    (
+        "other",
+        re.compile(
+            r"terms of (?:service|use)|privacy (?:policy|notice)|user agreement"
+            r"|security reminder|beware|\bfake\b|phishing|scam|risk warning"
+            r"|protect your account|sim swap|\bexpiry of\b|정책",
+            re.I,
+        ),
+    ),
+    # Regional service limits are facts about the exchange, as licences are.
+    (
+        "news",
+        re.compile(
+            r"\bincident report\b|\busers in the (?:eea|eu|uk|us)\b|\bresidents?\b"
+            r"|\bclients (?:in|from)\b|\bservices (?:in|for)\b|서비스 이용 제한",
+            re.I,
+        ),
+    ),
+    (
+        "maintenance",
+        re.compile(
+            r"maintenance|network upgrade|system upgrade|wallet upgrade|hard fork"
+            r"|\bsuspen(?:d|ded|ding|sion)\b|\bresum(?:e|ed|es|ption)\b|\bmainnet upgrade"
+            r"|token swap|migration|rebrand|\bdelay(?:ed|s)?\b"
+            r"|\bupgrade the .*\b(?:network|wallet)\b"
+            r"|维护|升级|暂停|恢复|充提|점검|지연|중단|재개",
+            re.I,
+        ),
+    ),
+    (
+        "promotion",
+        re.compile(
+            r"airdrop|campaign|competition|challenge|\bshare\b.*\d|reward|bonus|promotion"
+            r"|giveaway|launchpool|launchpad|candydrop|gempool|jumpstart|poolx|carnival"
+            r"|welcome gift|cashback|trade-to-earn|hodler|voucher|zero[- ]fee|\bup to\b.*\bap[ry]\b"
+            r"|\brefer|\bprize|活动|空投|奖励|이벤트|에어드랍",
+            re.I,
+        ),
+    ),
+    (
+        "news",
+        re.compile(
+            r"proof of reserves|\breport\b|registration|licen[cs]e|partner|\bburn\b"
+            r"|\bacquir|\binvests?\b|\bresults?\b|\bresidents?\b|\bclients (?:in|from)\b"
+            r"|\bservices (?:in|for)\b"
+            r"|\bmica\b|서비스 이용 제한|유통량|공시|지갑 이동|재단",
+            re.I,
+        ),
+    ),
+    (
+        "other",
+        re.compile(
+            r"terms of (?:service|use)|privacy policy|user agreement|security reminder"
+            r"|phishing|scam|risk warning|protect your account|sim swap|\bexpiry of\b|정책",
+            re.I,
+        ),
+    ),
+    (
+        "product",
+        re.compile(
+            r"\bapi\b|introduc|\bnow (?:supports|live)\b|\bupdates?\b|\bnew fields?\b|feature"
+            r"|copy trading|\bearn\b|\bcard\b|\bwallet\b|\bfee|\bleverage\b|\btiers?\b|\bmargin\b"
+            r"|dividend|\bconvert\b|integration|\bsupport|adjust|\bapp\b|mobile|released"
+            r"|interface|portfolio|\borders?\b|block trade|funding rate|risk matrix|haircut"
+            r"|\bchange\b|staking|\bnew:|分红|费率|유의 종목|유의 촉구|업데이트|한도|인증"
+            r"|트래블룰|등급|네트워크 추가|스테이킹|드롭",
+            re.I,
+        ),
+    ),
+)
+
+# A category name (or key: "coin_listings", "announcements-delistings") -> event type.
+_CATEGORY_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("delisting", re.compile(r"delist|removal|거래지원종료", re.I)),
+    (
+        "maintenance",
+        re.compile(r"maintenance|suspension|resumption|wallet|system|입출금|점검", re.I),
+    ),
+    (
+        "promotion",
+        re.compile(
+            r"activit|promotion|competition|airdrop|jumpstart|campaign|launchpool|event|이벤트",
+            re.I,
+        ),
+    ),
+    (
+        "listing",
+        re.compile(r"listing|new crypto|new fiat|new spot|new futures|^list$|마켓 추가", re.I),
+    ),
+    ("news", re.compile(r"news|security|burn|report|공시", re.I)),
+    (
+        "product",
+        re.compile(
+            r"api|product|update|earn|web3|p2p|vip|institution|fee|dividend|trading|staking"
+            r"|kraken pro|^nft$|거래유의|업데이트",
+            re.I,
+        ),
+    ),
+    ("other", re.compile(r"^others?$", re.I)),
+)
+# Categories that hold every kind of notice ("Latest News", "안내"): what they say is
+# read after the title's weaker words, not before.
+_GENERIC_CATEGORY = re.compile(
+    r"^(?:latest )?(?:\w+ )?(?:news|announcements?)$|^others?$|^안내$|^거래$|^디지털 자산$", re.I
+)
+_CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])")
+
+
+def _category_words(category: str) -> str:
+    words = _CAMEL.sub(" ", category).replace("_", " ").replace("-", " ").strip()
+    return words.removeprefix("announcements ")  # OKX's keys
+
+
+@functools.lru_cache(maxsize=1024)
+def category_event(category: str | None) -> str | None:
+    """What a source's category says about the event type, None when nothing
+    ("Latest Announcements"). Reads names and keys alike ("coin_listings")."""
+    if not category:
+        return None
+    words = _category_words(category)
+    for event, pattern in _CATEGORY_RULES:
+        if pattern.search(words):
+            return event
+    return None
+
+
+@functools.lru_cache(maxsize=1024)
+def _generic(category: str | None) -> bool:
+    return not category or bool(_GENERIC_CATEGORY.match(_category_words(category)))
+
+
+def classify_event(title: str | None, hint: str | None = None, *, generic: bool = False) -> str:
+    """The shared event type: title words that plainly say what it does (delist, list)
+    win, then the category's meaning (`hint`, one of EVENT_TYPES), then weaker title
+    words. A `generic` hint (a "Latest News" category) comes after the weaker words."""
+    title = title or ""
+    for event, pattern in _RULES_STRONG:
+        if pattern.search(title):
+            return event
+    if hint in EVENT_TYPES and hint != "other" and not generic:
+        return hint
+    for event, pattern in _RULES_WEAK:
+        if pattern.search(title):
+            return event
+    return hint if hint in EVENT_TYPES else "other"
+
+
+# A post (no title) is people's talk: news when it reports, promotion when it advertises
+# a campaign, other when it is opinion or chat.
+_POST_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
+    (
+        "promotion",
+        re.compile(
+            r"\bama\b|candydrop|launchpool|\bposting challenge|airdrop #?\d+ is live"
+            r"|\bshare [\d,.]+ \w+ in rewards|\bcollect\b.*\bto share\b",
+            re.I,
+        ),
+    ),
+    (
+        "news",
+        re.compile(
+            r"\bbreaking\b|快讯|将上线|\bwill list\b|\bunlock\b|\bapproves?\b|\bnow live\b"
+            r"|\bpaused\b|warning list|being delisted|要被下架|\bsaid\b|\bper \w+ sources\b"
+            r"|listing date|\bvolumes? up\b",
+            re.I,
+        ),
+    ),
+)
+
+
+def derive_event(title: str | None, category: str | None, body_text: str | None = None) -> str:
+    """The event type of one stored version; a post (no title) is read by its body."""
+    if title is None and body_text:
+        for event, pattern in _POST_RULES:
+            if pattern.search(body_text):
+                return event
+        return "other"
+    return classify_event(title, category_event(category), generic=_generic(category))
+
+
+class Derived(NamedTuple):
+    symbols: list[str]
+    event_type: str
+
+
+def derive(
+    source: str,
+    title: str | None,
+    body_text: str | None,
+    body_html: str | None,
+    tags: Iterable[str],
+    category: str | None,
+) -> Derived:
+    """`symbols` and `event_type` of one stored version, from its stored fields only."""
+    tags = list(tags)
+    return Derived(
+        derive_symbols(source, title, body_text, body_html, tags),
+        derive_event(title, category, body_text),
+    )

@@ -1,0 +1,249 @@
+"""Tickers and event types as the store derives them from what it stores (issue 10).
+
+Each case goes through `archive.normalize.prepare`, the store's own path, so a case
+asserts what a user finds in `versions.symbols` and `versions.event_type`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from archive.normalize import prepare
+from archive.records import EVENT_TYPES, Record
+from archive.symbols import category_event
+from bench import symbols as bench
+from crawler.spiders import binance, bitget, bybit, gate, kucoin, okx
+
+SET = Path(__file__).parent / "fixtures" / "symbols"
+
+
+def stored(
+    title: str | None,
+    body_text: str | None = None,
+    *,
+    source: str = "binance",
+    body_html: str | None = None,
+    tags: tuple[str, ...] = (),
+    category: str | None = None,
+    kind: str = "announcement",
+) -> tuple[list[str], str]:
+    record = Record(
+        source=source,
+        kind=kind,
+        external_id="1",
+        language="en",
+        url="https://example.invalid/1",
+        title=title,
+        body_text=body_text,
+        body_html=body_html,
+        tags=list(tags),
+        category=category,
+    )
+    prepared = prepare(record)
+    return prepared.symbols, prepared.event_type
+
+
+def symbols_of(title: str | None, body_text: str | None = None, **kw) -> list[str]:
+    return stored(title, body_text, **kw)[0]
+
+
+# --- weak contexts never make a ticker ------------------------------------------------------
+
+
+def test_times_and_zones_are_not_tickers():
+    body = (
+        "Binance will open trading for the LUMN/USDT pair at 2026-05-22 10:00 AM (UTC). "
+        "Withdrawals open at 3:30 PM (UTC+8), deposits at 11 AM UTC."
+    )
+    assert symbols_of("Binance Will List Lumen (LUMN)", body) == ["LUMN"]
+
+
+def test_regions_are_not_tickers():
+    body = (
+        "Users in the European Economic Area (EEA) and the EU, UK and US cannot "
+        "subscribe to the VRDX product."
+    )
+    assert symbols_of("Notice on VRDX Simple Earn for Users in the EEA", body) == ["VRDX"]
+
+
+def test_http_verbs_and_paths_are_not_tickers():
+    body = (
+        "POST /api/v5/trade/amend-order and GET /api/v5/account/balance change on "
+        "2026-06-01. DELETE /api/v3/openOrders is unchanged."
+    )
+    assert symbols_of("API Update: Order Amendment Endpoints", body, source="okx") == []
+
+
+@pytest.mark.parametrize("acronym", ["KYC", "APR", "VIP", "P2P", "NFT", "ETF", "AML", "FAQ"])
+def test_acronyms_are_not_tickers_even_in_parentheses(acronym):
+    title = f"Binance Updates Its Rules for Know-Your-Thing ({acronym}) Reviews"
+    assert symbols_of(title, f"Read the {acronym} FAQ, AMA and OTC pages.") == []
+
+
+def test_fiat_currencies_are_never_symbols():
+    assert symbols_of("Binance Now Supports Bank Transfers in Polish Zloty (PLN)") == []
+    assert symbols_of("New Fiat Listings: BTC/BRL and ETH/BRL Trading Pairs") == ["BTC", "ETH"]
+
+
+def test_an_api_example_is_not_the_subject():
+    body = "The endpoint takes a symbol, e.g. BTCUSDT: GET /fapi/v1/depth?symbol=ETHUSDT"
+    assert symbols_of("Binance Futures API: New Depth Endpoint", body) == []
+
+
+def test_a_word_is_not_a_ticker_where_it_is_a_word():
+    assert symbols_of("Trading for ONE week: ME and you, FOR the HIGH demand") == []
+
+
+# --- strong contexts ------------------------------------------------------------------------
+
+
+def test_launch_margin_trading_in_any_case_names_the_ticker():
+    assert symbols_of("Binance to launch xyz margin trading") == ["XYZ"]
+    assert symbols_of("Binance Will Launch ABC Margin Trading") == ["ABC"]
+
+
+@pytest.mark.parametrize(
+    ("title", "symbols"),
+    [
+        ("Binance Will List 1inch (1INCH)", ["1INCH"]),
+        ("Binance Will List 1000SATS (1000SATS) in the Seed Tag", ["1000SATS"]),
+        ("Bybit Will Launch 1000PEPEUSDT Perpetual Contract", ["1000PEPE"]),
+        ("Binance Futures Will Launch USDⓈ-M 1MBABYDOGEUSDT Perpetual", ["1MBABYDOGE"]),
+        ("Gate Will List 1MBABYDOGE/USDT for Spot Trading", ["1MBABYDOGE"]),
+    ],
+)
+def test_tickers_may_start_with_digits(title, symbols):
+    assert symbols_of(title) == symbols
+
+
+@pytest.mark.parametrize(
+    ("title", "symbols"),
+    [
+        ("Binance Will List The Force Protocol (FOR)", ["FOR"]),
+        ("Binance Will Delist GAS, ONE and ME", ["GAS", "ONE", "ME"]),
+        ("Bitget Will List MOVE/USDT", ["MOVE"]),
+        ("Bybit Will Launch ONEUSDT Perpetual Contract", ["ONE"]),
+    ],
+)
+def test_words_are_tickers_in_a_listing_context(title, symbols):
+    assert symbols_of(title) == symbols
+
+
+def test_pairs_and_contracts_stand_for_their_base():
+    assert symbols_of("Binance Adds NIMB/FDUSD, VRDX/USDC & PLSR/TRY Trading Pairs") == [
+        "NIMB",
+        "VRDX",
+        "PLSR",
+    ]
+    assert symbols_of("KuCoin Futures Will Launch XBTUSDTM, ABCUSDT and DEFUSD") == [
+        "XBT",
+        "ABC",
+        "DEF",
+    ]
+    assert symbols_of("OKX Will List GHI-USDT-SWAP") == ["GHI"]
+
+
+def test_a_quote_currency_is_a_symbol_when_it_is_the_subject():
+    assert symbols_of("Binance Will Add New USDC Trading Pairs") == ["USDC"]
+    assert symbols_of("Binance Will List First Digital USD (FDUSD)") == ["FDUSD"]
+    assert symbols_of("Gate Grid Trading Challenge: Share 20,000 USDT in Rewards") == []
+
+
+def test_the_coin_taken_to_take_part_is_not_the_subject():
+    assert symbols_of("Gate Launchpool: Stake GT to Share 1,200,000 VLR") == ["VLR"]
+    assert symbols_of("Bitget PoolX: Lock BGB to share 2,500,000 KSTR") == ["KSTR"]
+    # ...but the listed coin staked for a prize in a quote currency still is.
+    assert symbols_of("New Listing: Kestrel (KSTR) — Stake KSTR to Share 300,000 USDT") == ["KSTR"]
+
+
+def test_cjk_and_korean_contexts():
+    assert symbols_of("Gate 将上线 比特币（BTC）现货交易", source="gate") == ["BTC"]
+    assert symbols_of("Gate 上线 XYZ 永续合约", source="gate") == ["XYZ"]
+    assert symbols_of("라벤더(LVDR) 원화 마켓 디지털 자산 추가", source="upbit") == ["LVDR"]
+
+
+# --- structured evidence in stored fields ---------------------------------------------------
+
+
+def test_trade_page_links_in_the_stored_html_are_evidence():
+    html = (
+        '<p>Trade now: <a href="https://www.binance.com/en/trade/BNX_USDT">here</a>, '
+        'futures <a href="https://www.binance.com/en/futures/ZKJUSDT">here</a>, '
+        'and <a href="https://www.binance.com/en/support/faq/123">the FAQ</a>.</p>'
+    )
+    assert set(symbols_of("Binance Will Open Trading for New Pairs", body_html=html)) == {
+        "BNX",
+        "ZKJ",
+    }
+
+
+def test_gate_tags_are_tickers_from_the_stored_tags():
+    got = symbols_of(
+        "Gate Will Launch Perpetual Futures for Two Tokens",
+        source="gate",
+        tags=("ZHIPUG", "MINIMAXG"),
+    )
+    assert got == ["ZHIPUG", "MINIMAXG"]
+    # Bybit's tags are its labels, not tickers.
+    assert symbols_of("Bybit News", source="bybit", tags=("Spot", "USDT Perpetual")) == []
+
+
+def test_square_cashtags_from_the_stored_html():
+    html = '<div class="post-content"><a class="post-cashtag" href="/x">$btc</a> looks strong</div>'
+    assert symbols_of(None, source="gate_square", kind="post", body_html=html) == ["BTC"]
+
+
+# --- event types from stored fields ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("title", "category", "event"),
+    [
+        (
+            "Binance Will Add KSTR on Earn, Convert & Margin",
+            "New Cryptocurrency Listing",
+            "listing",
+        ),
+        ("Notice on Wallet Maintenance", None, "maintenance"),
+        ("Some Update", "announcements-delistings", "delisting"),
+        ("Some Update", "maintenance_system_updates", "maintenance"),
+        ("Some Update", "trading_competitions_promotions", "promotion"),
+        ("Binance to launch xyz margin trading", None, "listing"),
+        ("Updates to the Terms of Service", None, "other"),
+    ],
+)
+def test_event_type_from_the_title_and_the_stored_category(title, category, event):
+    assert stored(title, category=category)[1] == event
+
+
+@pytest.mark.parametrize(
+    "module", [binance, bitget, bybit, okx, kucoin], ids=lambda m: m.__name__.rsplit(".")[-1]
+)
+def test_every_known_category_reads_as_its_event_type(module):
+    """The store reads the stored category (a name or an API key) with archive's own
+    rules; they must agree with what each spider's table says about it."""
+    for category in module.SOURCE.categories.values():
+        # Binance stores the catalog name; the others their API's key (and show the name).
+        for stored_as in {category.name} | (set() if category.key.isdigit() else {category.key}):
+            assert category_event(stored_as) == category.event_type, stored_as
+
+
+def test_every_gate_category_reads_as_its_event_type():
+    for category in gate.CATEGORIES.values():
+        assert category_event(category.name) == category.event_type, category.name
+
+
+# --- the evaluation set ---------------------------------------------------------------------
+
+
+def test_the_dev_set_meets_the_goals():
+    items = bench.load("dev", SET)
+    assert items, f"no labelled items in {SET / 'dev'}"
+    assert {i["event_type"] for i in items} <= set(EVENT_TYPES)
+    total = bench.score(items)["all"]
+    errors = "\n".join(map(str, total.errors[:20]))
+    assert total.precision >= 0.99, errors
+    assert total.recall >= 0.98, errors
+    assert total.event_accuracy >= 0.95, errors
