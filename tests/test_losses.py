@@ -300,4 +300,3 @@ def test_the_worst_outcome_wins(stats, status):
 )
 def test_a_crawl_of_several_spiders_exits_with_its_worst_run(statuses, code):
     assert exit_code(statuses) == code
-
