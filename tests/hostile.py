@@ -71,7 +71,7 @@ class Hanging(Route):
     def matches(self, method: str, path: str, query: dict[str, str], body: dict[str, Any]) -> bool:
         return super().matches(method, path, query, body) and self.gate.take()
 
-    def payload(self) -> bytes:
+    def payload(self, query: dict[str, str] | None = None) -> bytes:
         self.gate.released.wait(120)
         return b""
 
