@@ -155,6 +155,8 @@ def crawl(
     settings.set("ANNALS_EXCLUSIVE", True, priority="cmdline")  # it holds the crawl lock
     settings.set("LOG_LEVEL", log_level.upper(), priority="cmdline")
     try:
+        with archive_errors():
+            dbmod.refuse_foreign(url)  # before the lock file is made beside someone's file
         with crawl_lock(url), archive_errors():
             dbmod.open_archive(url, create=True).dispose()
             results = run_spiders(wanted, settings, spider_args)

@@ -94,6 +94,7 @@ def test_a_foreign_sqlite_file_is_refused_and_left_as_it_was(tmp_path: Path, gat
     assert "notes" in result.stderr
     assert "annals db upgrade --force" in result.stderr
     assert "Traceback" not in result.stderr
+    assert not path.with_name("notes.db.lock").exists()  # nothing made beside it
     for command in (["db", "upgrade"], ["reparse"], ["query", "SELECT 1"], ["export"]):
         refused = invoke(*command, "--db", str(path))
         assert refused.exit_code == Exit.ARCHIVE, (command, refused.output)
