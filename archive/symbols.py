@@ -57,8 +57,10 @@ NEVER = FIAT | frozenset(
     "KYC KYB AML APR APY VIP P2P NFT NFTS ETF ETFS AMA OTC FAQ TVL FDV CEO CTO COO API "
     "APIS SDK UI UX APP IOS IP PDF FAQS IEO IDO ICO TGE LP MM PNL ROI "
     "TRC20 BEP20 ERC20 BEP2 SPL EVM TRC10 ERC721 ERC1155 OMNI USDⓈ RWA DAXA MMP RFQ DVOL "
-    "KRW1 AUM GMV YOY QOQ VASP TRC ERC BEP DCA BLVT".split()
+    "KRW1 AUM GMV YOY QOQ VASP CASP MICAR TRC ERC BEP DCA BLVT CPI PPI GDP FOMC NFP PCE".split()
 )
+# Token standards, whatever the chain: ERC20, BEP20, TRC20, BRC20, SRC20, ERC404, CW20.
+_STANDARD = re.compile(r"(?:[A-Z]{1,2}RC|BEP|CW)\d{1,4}")
 # The exchanges' own names ("XT Futures", "HTX Earn"): a ticker only in "(XT)" or a link.
 EXCHANGES = frozenset(
     "BINANCE OKX BYBIT BITGET KUCOIN GATE HTX MEXC XT BINGX DEEPCOIN KRAKEN BITFINEX "
@@ -98,12 +100,18 @@ _START = r"(?<![A-Za-z0-9$/_.=:\-])"
 # A ticker ends where a word ends, but not inside "USDⓈ-M", "USDT-M" or "XYZ.COM".
 _END = r"(?![A-Za-z0-9_\u24b6-\u24e9]|-[A-Z]\b|-(?i:margined|settled)\b|\.[A-Za-z])"
 _TOKEN = _START + "(" + _T + ")" + _END
-_CONTRACT_QUOTES = r"USDTM|USDT|USDC|USD|PERP"
+_CONTRACT_QUOTES = r"USDTM|USDT|USDC|USDM|USD|PERP"
 _QUOTE_ALT = "|".join(sorted(QUOTES | FIAT, key=len, reverse=True))
 
+# "Margin and settlement currency: USD₮ (UST)": a quote named as what a market settles
+# in is not its subject.
+_SETTLEMENT = re.compile(r"(?i:settle\w*|margin\w*|quoted?|collateral|denominated)\b[^.()]{0,30}$")
 _PAREN = re.compile(r"[(（]\s*(" + _T + r"|[A-Z]{3,}[a-z])\s*[)）]")  # (XAUt) too
-# "Sonic (S)": a one-letter ticker right after a project's name.
-_NAME_LETTER = re.compile(r"\b[A-Z][a-z]+\s*\(([A-Z])\)")
+# "Sonic (S)", "큐프로토콜(Q)": a one-letter ticker right after a project's name, in
+# any script.
+_NAME_LETTER = re.compile(
+    r"(?:\b[A-Z][a-z]+|[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af])\s*[(（]([A-Z])[)）]"
+)
 _PAIR = _fast(
     _TICKER_FIRST, _START + "(" + _T + r")\s?[/_\-]\s?(?:" + _QUOTE_ALT + r")(?![A-Za-z0-9])"
 )
@@ -134,22 +142,26 @@ _CJK_VERB = re.compile(
 # "trading for XYZ", "withdrawals of XYZ", "support XYZ": a ticker, but not a word
 # ("Trading for ONE week").
 _ACTING_VERB = _fast(
-    "SsOoIiDdWwTtBbLlFf",
+    "SsOoIiDdWwTtBbLlFf",  # the first letters of the verbs
     r"(?i:\bsupport(?:s|ed)?(?: for)?|\bopen(?:s)?|\bintroduc(?:e|es|ing)"
     r"|\btrading (?:of|for|on)|\bsubscribe to|\bsuspend(?:s|ed)?|\bresum(?:e|es|ed)|\bswap(?:s)? of"
-    r"|\btrade|\bbuy|\blaunch(?:es|ed|ing)?|(?<!% )\bfor)" + _SKIPPED + r"\s+(" + _LIST_OF + ")",
+    r"|\btrade|\bbuy|\blaunch(?:es|ed|ing)?|(?<!% )(?<!ratio )(?<!ratios )\bfor)" + _SKIPPED + r"\s+(" + _LIST_OF + ")",
 )
+# "Stake CRO and earn up to 8% APY": the coin of a staking product, unless the text is a
+# pool that pays another coin for it ("Stake GT or USDT in Launchpool to share ...").
+_STAKE_VERB = _fast("Ss", r"(?i:\bstak(?:e|es|ing))\s+(" + _LIST_OF + ")")
+_POOL = re.compile(r"(?i:pool|hodler|airdrop|\bto (?:share|farm|mine)\b)")
 # "XYZ Perpetual", "BTC and ETH Quarterly Futures", "XYZ 永续合约": a market of the ticker.
 _MARKET_OF = _fast(
     _TICKER_FIRST,
     _START + "(" + _LIST_OF + r")(?=(?:\s+(?i:weekly|daily|monthly|quarterly|linear|inverse|"
     r"usdt-m|usdⓈ-m|coin-m))*\s+(?i:perpetuals?|futures|margin|options|contracts?|spot trading|"
-    r"pre-market|(?:spot |margin )?trading pairs?)\b|\s*(?:永续|现货|合约|交易对))",
+    r"pre-market|(?:(?:spot |margin )?trading |spot |margin )?pairs?)\b|\s*(?:永续|现货|合约|交易对))",
 )
 # "XYZ-30D", "XYZ Flexible Savings", "XYZ Network Upgrade": a product or a chain of it.
 _PRODUCT_OF = _fast(
     _TICKER_FIRST,
-    _TOKEN + r"(?=-\d+D\b|\s+(?i:vault|staking|"
+    _TOKEN + r"(?=-\d+D\b|\s+(?i:vault|staking|index|"
     r"airdrop|collateral|buy ?back|burn|"
     r"(?:simple |flexible |fixed |locked |on-chain )?(?:earn|savings)|"
     r"(?:trading )?(?:carnival|competition|challenge|campaign|festival))\b)",
@@ -161,7 +173,8 @@ _CHAIN_OF = _fast(
 )
 _WALLET_VERB = _fast(
     "DdWw",
-    r"(?i:\b(?:deposits?|withdrawals?)(?: (?:and|&) (?:deposits?|withdrawals?))? (?:of|for))"
+    r"(?i:\b(?:deposits?|withdrawals?)(?: (?:and|&) (?:deposits?|withdrawals?))?"
+    r"(?: (?:amounts?|fees?|limits?|minimums?|networks?))? (?:of|for))"
     r"\s+(" + _LIST_OF + ")",
 )
 # Deribit and Bitfinex instruments: BTC-25SEP26, ETH-PERPETUAL, BTCF0:USTF0.
@@ -186,7 +199,9 @@ _RENAMED_TO = _fast(
     r"(?:\s+(?i:of|from)\s+\S+)?\s+(?i:to)\s+([A-Z][A-Z0-9]{0,14})(?![A-Za-z0-9])",
 )
 # What follows a ticker that makes it a margin type ("USDT Perpetual", "USDC contracts").
-_MARGIN_TYPE = re.compile(r"\s*(?:-M\b|\s(?i:perpetuals?|contracts?|futures|-margined))")
+_MARGIN_TYPE = re.compile(
+    r"\s*(?:-M\b|\s(?i:perpetuals?|contracts?|futures|options|-margined|-settled))"
+)
 # "Binance will list NEO Gas (GAS)": a capital word after it, the ticker is part of a name.
 _NAME_GOES_ON = re.compile(r"\s+[A-Z][a-z]")
 # Weak: "ABC, DEF and GHI" and amounts "1,000,000 XYZ" (never after a time's colon).
@@ -200,13 +215,23 @@ _PRIZE = re.compile(r"(?i:share|win|earn|grab|split)(?:\s+(?i:up to|a|an|over))?
 # "One unit represents 1,000 SATS", "quoted per 1,000 PEPE": a unit, not the subject.
 _UNIT = re.compile(r"(?i:represents?|per|equals?|is|of|=|×|x)\s*$")
 _IN_LIST = re.compile(_T + _END)
-# "Stake GT to share", "Lock BGB to mine": the coin taken to take part is not the subject.
+# "Stake GT to share", "Lock BGB to mine", "Earn SOLV with retroactive BNB Simple Earn
+# subscriptions", "Farm AI by staking BNB": the coin taken to take part is not the subject.
+_HELD = r"(?P<held>" + _T + r"(?:\s*(?:,|/|\band\b|\bor\b|&)\s*" + _T + r")*)"
+_REWARD = (
+    r"(?i:share|mine|earn|win|get|receive|farm|grab)"
+    r"(?:\s+(?i:up to|a|an|over))?\s+(?:[\d,.]+\s*(?:[KkMmBb]\b)?\s*)?(?P<prize>" + _T + r")"
+)
 _PARTICIPATION = _fast(
     "SsLlHhDdCc",
     r"(?i:\b(?:stake|staking|lock|locking|hold|holding|subscribe|subscribing|deposit|commit))"
-    r"\s+(" + _T + r"(?:\s*(?:,|/|\band\b|\bor\b|&)\s*" + _T + r")*)"
-    r"\s+(?i:to|and|for)\s+(?i:share|mine|earn|win|get|receive|farm|grab)"
-    r"(?:\s+(?i:up to|a|an|over))?\s+(?:[\d,.]+\s*(?:[KkMmBb]\b)?\s*)?(" + _T + r")",
+    r"\s+" + _HELD + r"\s+(?i:to|and|for)\s+" + _REWARD,
+)
+_PARTICIPATION_BY = _fast(
+    "SsMmEeWwGgRrFf",
+    r"\b" + _REWARD + r"\s+(?i:with|by|via|for)\s+"
+    r"(?:(?i:retroactive|staking|holding|locking|subscribing to|subscribing|depositing|"
+    r"committing|your)\s+)*" + _HELD,
 )
 # An API example ("symbol=BTCUSDT", "e.g. BTCUSDT") is not the subject.
 _EXAMPLE = re.compile(r"(?i:e\.g\.|for example|such as|example:)\s*[`'\"]?$")
@@ -233,36 +258,38 @@ _TAG_TICKER = re.compile(_T)
 
 
 def _base(token: str) -> str:
-    """'BLIPUSDT' -> 'BLIP', 'XBTUSDTM' -> 'XBT', 'BTC-USDT-SWAP' -> 'BTC': a contract
+    """'BLIPUSDT' -> 'BLIP', 'XBTUSDTM' -> 'XBT', 'SOLUSDM' -> 'SOL' (coin-margined),
+    'BTC-USDT-SWAP' -> 'BTC': a contract
     stands for its base asset; a multiplier prefix is kept (1000PEPEUSDT -> 1000PEPE)."""
     if token in QUOTES:
         return token
-    for quote in ("USDTM", "USDT", "USDC", "PERP", "USD"):
+    for quote in ("USDTM", "USDT", "USDC", "USDM", "PERP", "USD"):
         if token.endswith(quote) and len(token) > len(quote) + 1:
             return token[: -len(quote)]
     return token
 
 
-# Evidence strengths: what each admits (see _valid).
-STRUCTURED, NAMED, LISTED, ACTED, WEAK = 4, 3, 2, 1, 0
+# Evidence strengths: what each admits (see _valid). CODED: written as a market code
+# (a pair, a contract, an instrument), which no digit word ("24H", "5G") is.
+STRUCTURED, CODED, NAMED, LISTED, ACTED, WEAK = 5, 4, 3, 2, 1, 0
 
 
 def _valid(token: str, strength: int) -> bool:
     """Whether `token` may be a ticker found with evidence of `strength`: fiat never;
-    the NEVER words only from structured evidence; an exchange's name only where it is
+    the NEVER words only from structured evidence; a digit word only as a code; an exchange's name only where it is
     written as a ticker ("(HTX)", "HTX/USDT"); a word only where a listing names it."""
     letters = sum(c.isalpha() for c in token)
     if not 2 <= len(token) <= 15 or letters == 0:
         return strength >= STRUCTURED and token.isalpha()  # "Rebranding of FTM to S"
     if letters < 2 and not (strength >= NAMED and token[0].isdigit()):  # "(2Z)", not "24H"
         return False
-    if token[0].isdigit() and _DIGIT_WORD.fullmatch(token):
-        return False
     if token in FIAT:
         return False
     if strength >= STRUCTURED:
         return True
-    if token in NEVER:
+    if strength < CODED and token[0].isdigit() and _DIGIT_WORD.fullmatch(token):
+        return False  # "0G/USDT" and Gate's tag "0G" are tickers, "(24H)" is not
+    if token in NEVER or _STANDARD.fullmatch(token):
         return False
     if token in EXCHANGES:
         return strength >= NAMED
@@ -274,20 +301,26 @@ class _Found:
 
     def __init__(self) -> None:
         self.at: dict[str, int] = {}
+        self.weak: dict[str, int] = {}
         self.excluded: set[str] = set()
 
     def add(
         self, token: str, pos: int, strength: int, quotes: frozenset[str] = frozenset()
     ) -> None:
-        """`quotes`: the quote currencies that are not the subject in this context."""
+        """`quotes`: the quote currencies that are not the subject in this context.
+        Weak evidence ("ABC, DEF and GHI", "1,000 XYZ") never makes a ticker alone: it
+        only says where a ticker found by stronger evidence first appears."""
         token = _base(token.upper())
         if token in quotes or not _valid(token, strength):
             return
-        if pos < self.at.get(token, pos + 1):
-            self.at[token] = pos
+        seen = self.weak if strength == WEAK else self.at
+        if pos < seen.get(token, pos + 1):
+            seen[token] = pos
 
     def ordered(self) -> list[str]:
-        return sorted((t for t in self.at if t not in self.excluded), key=self.at.__getitem__)
+        at, weak = self.at, self.weak
+        first = {t: min(p, weak.get(t, p)) for t, p in at.items() if t not in self.excluded}
+        return sorted(first, key=first.__getitem__)
 
 
 # Where a ticker could be: context rules run only on windows around these (most prose
@@ -341,6 +374,8 @@ def _scan_written(text: str, offset: int, found: _Found, a: int, b: int) -> None
     """Tickers written as tickers: "(XYZ)", "Sonic (S)", "XYZ/USDT", "BTC-25SEP26"."""
     add = found.add
     for m in _PAREN.finditer(text, a, b):
+        if m[1] in QUOTES and _SETTLEMENT.search(text, max(0, m.start() - 50), m.start()):
+            continue  # "settlement currency: USD₮ (UST)"
         add(m[1], offset + m.start(1), NAMED)
     for m in _NAME_LETTER.finditer(text, a, b):
         add(m[1], offset + m.start(1), STRUCTURED)
@@ -348,10 +383,10 @@ def _scan_written(text: str, offset: int, found: _Found, a: int, b: int) -> None
     if _PAIR_TAIL.search(text, a, b):
         for m in _PAIR.finditer(text, a, b):
             if not _is_example(text, m.start()):
-                add(m[1], offset + m.start(1), NAMED)
+                add(m[1], offset + m.start(1), CODED)
     if _INSTRUMENT_TAIL.search(text, a, b):
         for m in _INSTRUMENT.finditer(text, a, b):
-            add(m[1], offset + m.start(), NAMED)
+            add(m[1], offset + m.start(), CODED)
 
 
 def _scan_codes(text: str, offset: int, found: _Found, a: int, b: int) -> None:
@@ -359,11 +394,11 @@ def _scan_codes(text: str, offset: int, found: _Found, a: int, b: int) -> None:
     add = found.add
     if "F0:" in text:
         for m in _FUNDING_PERP.finditer(text, a, b):
-            add(m[1], offset + m.start(), NAMED)
+            add(m[1], offset + m.start(), CODED)
     if "USD" in text or "PERP" in text:
         for m in _CONTRACT.finditer(text, a, b):
             if m[1] and m[0] not in QUOTES and not _is_example(text, m.start()):
-                add(m[1], offset + m.start(1), NAMED)
+                add(m[1], offset + m.start(1), CODED)
     if "$" in text:
         for m in _CASHTAG.finditer(text, a, b):
             add(m[1], offset + m.start(1), NAMED)
@@ -377,9 +412,16 @@ def _add_list(
     strength: int,
     quotes: frozenset[str] = frozenset(),
 ) -> None:
-    """Every ticker of a matched list ("ABC, DEF and GHI") as evidence of `strength`."""
-    for t in _IN_LIST.finditer(m[group]):
-        found.add(t[0], offset + m.start(group) + t.start(), strength, quotes)
+    """Every ticker of a matched list ("ABC, DEF and GHI") as evidence of `strength`. A
+    word in capitals among other tickers is a ticker too ("Simple Earn for NOT, DOGS and
+    TON"): the list names coins, as a listing does."""
+    start = offset + m.start(group)
+    members = [(t[0], start + t.start()) for t in _IN_LIST.finditer(m[group])]
+    if len(members) > 1 and ACTED <= strength < LISTED and any(t in WORDS for t, _ in members):
+        if any(t not in WORDS and _valid(_base(t), strength) for t, _ in members):
+            strength = LISTED
+    for token, pos in members:
+        found.add(token, pos, strength, quotes)
 
 
 _NO_QUOTES: frozenset[str] = frozenset()
@@ -403,7 +445,12 @@ def _scan_contexts(text: str, offset: int, found: _Found, a: int, b: int) -> Non
     for m in _ACTING_VERB.finditer(text, a, b):
         margin_type = _MARGIN_TYPE.match(text, m.end())
         _add_list(found, offset, m, 1, ACTED, STABLE_QUOTES if margin_type else _NO_QUOTES)
+    if _STAKE_VERB.search(text, a, b) and not _POOL.search(text):
+        for m in _STAKE_VERB.finditer(text, a, b):
+            _add_list(found, offset, m, 1, ACTED)
     for m in _MARKET_OF.finditer(text, a, b):
+        if _UNAFFECTED.match(text, m.end()):
+            continue  # "EUR and USDC spot pairs remain available": not what changes
         subject = _names_quote_as_subject(text, m.end())
         _add_list(found, offset, m, 1, LISTED, _NO_QUOTES if subject else STABLE_QUOTES)
     for pattern, strength, quotes in _CONTEXT_RULES:
@@ -419,17 +466,21 @@ def _scan_campaigns(text: str, offset: int, found: _Found, a: int, b: int) -> No
         if not _UNIT.search(before):
             strength = LISTED if _PRIZE.search(before) else WEAK
             add(m[1], offset + m.start(1), strength, QUOTES)
-    for m in _PARTICIPATION.finditer(text, a, b):
-        # The coins staked to share another coin are not the subject ("Stake MNT, USDT
-        # and ZPHR to share ZPHR" is about ZPHR); staked to share a quote currency
-        # ("Lock LUMN to share 500,000 USDT") they are what the campaign promotes.
-        prize = m[2]
-        if prize in QUOTES:
-            for t in _IN_LIST.finditer(m[1]):
-                add(t[0], offset + m.start(1) + t.start(), ACTED, QUOTES)
-        else:
-            found.excluded.update(t[0] for t in _IN_LIST.finditer(m[1]) if t[0] != prize)
-            add(prize, offset + m.start(2), LISTED)
+    for pattern in _PARTICIPATIONS:
+        for m in pattern.finditer(text, a, b):
+            # The coins staked to share another coin are not the subject ("Stake MNT,
+            # USDT and ZPHR to share ZPHR" is about ZPHR); staked to share a quote
+            # currency ("Lock LUMN to share 500,000 USDT") they are what it promotes.
+            prize, held = m["prize"], m["held"]
+            if prize in QUOTES:
+                for t in _IN_LIST.finditer(held):
+                    add(t[0], offset + m.start("held") + t.start(), ACTED, QUOTES)
+            else:
+                found.excluded.update(t[0] for t in _IN_LIST.finditer(held) if t[0] != prize)
+                add(prize, offset + m.start("prize"), LISTED)
+
+
+_PARTICIPATIONS = (_PARTICIPATION, _PARTICIPATION_BY)
 
 
 _LOWER_LIST = re.compile(r",\s*|\s+and\s+")
@@ -442,6 +493,9 @@ _LOWER_WORDS = frozenset(
 )
 
 
+_UNAFFECTED = re.compile(
+    r"\s+(?:\w+\s+){0,4}?(?i:remain|continue|(?:are|is|will) not be|unaffected|not affected)\b"
+)
 _QUOTE_PAIRS = re.compile(r"\s+(?:(?:spot|margin)\s+)?(?:trading\s+)?pairs\b", re.I)
 
 
