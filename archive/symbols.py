@@ -615,7 +615,8 @@ _RULES_STRONG: tuple[tuple[str, re.Pattern[str]], ...] = (
         "product",
         re.compile(
             r"\bgrid\b|\btrading bots?\b|\bmobile app\b|\bapp \d|\bleverage raised\b"
-            r"|\btick sizes?\b|네트워크 추가|지원 네트워크|\bp2p\b"
+            r"|\btick sizes?\b|네트워크 추가|지원 네트워크|\bp2p\b|\btestnet\b"
+            r"|\bbank transfers?\b|\bpayment methods?\b|\b(?:apple|google) pay\b"
             r"|\b(?:convert|copy trading) (?:now )?(?:adds|supports)\b|\bbuy\b.*\bwith\b",
             re.I,
         ),
@@ -624,13 +625,18 @@ _RULES_STRONG: tuple[tuple[str, re.Pattern[str]], ...] = (
         "maintenance",
         re.compile(r"network upgrade|mainnet upgrade|hard fork|\bmaintenance\b|token swap", re.I),
     ),
+    # Warnings to users are not reports, whatever the category ("Security").
+    (
+        "other",
+        re.compile(r"security reminder|\bbeware\b|phishing|\bscams?\b|\bimpersonat", re.I),
+    ),
     (
         "listing",
         re.compile(
             r"\blisted\b|\blisting of\b"
             r"|\blaunch(?:es|ed)?\b.*\b(?:perpetual|futures|contracts?|spot trading|margin"
             r"|options)\b|\bwill launch\b.*\b(?:perpetual|futures|contract)"
-            r"|\badds?\b.*\btrading pairs?\b"
+            r"|\badds?\b.*\btrading pairs?\b|\badds?\b.*\b(?:margin|futures|perpetual) trading\b"
             r"|\bavailable for trading\b|\btrading (?:is )?now live\b|\bpre-market\b"
             r"|\bopens? trading\b|\bmargin funding (?:is )?now live\b"
             r"|\b(?:margin|futures|perpetual|spot) trading (?:is )?now (?:available|live)\b"
@@ -659,6 +665,8 @@ _RULES_WEAK: tuple[tuple[str, re.Pattern[str]], ...] = (
         "news",
         re.compile(
             r"\bincident report\b|\busers in the (?:eea|eu|uk|us)\b|\bresidents?\b"
+            r"|\bresults of\b|\bwinners\b|\blicen[cs]|\bseed round\b|\bfunding round\b"
+            r"|\bventures\b|\bmeet (?:us|[\w.]+) at\b|\bconference\b|\bsummit\b"
             r"|\bclients (?:in|from)\b|\bservices (?:in|for)\b|서비스 이용 제한",
             re.I,
         ),
@@ -670,7 +678,7 @@ _RULES_WEAK: tuple[tuple[str, re.Pattern[str]], ...] = (
             r"|\bsuspen(?:d|ded|ding|sion)\b|\bresum(?:e|ed|es|ption)\b|\bmainnet upgrade"
             r"|token swap|migration|rebrand|\bdelay(?:ed|s)?\b"
             r"|\bupgrade the .*\b(?:network|wallet)\b"
-            r"|维护|升级|暂停|恢复|充提|점검|지연|중단|재개",
+            r"|维护|升级|暂停|恢复|充提|점검|지연|중단|재개|메인넷|토큰 스왑",
             re.I,
         ),
     ),
@@ -705,11 +713,12 @@ _RULES_WEAK: tuple[tuple[str, re.Pattern[str]], ...] = (
     (
         "product",
         re.compile(
-            r"\bapi\b|introduc|\bnow (?:supports|live)\b|\bupdates?\b|\bnew fields?\b|feature"
+            r"\bapi\b|introduc|\bnow (?:supports|live)\b|\bwhat(?:’s|'s| is) new\b|\bupdates?\b|\bnew fields?\b|feature"
             r"|copy trading|\bearn\b|\bcard\b|\bwallet\b|\bfee|\bleverage\b|\btiers?\b|\bmargin\b"
             r"|dividend|\bconvert\b|integration|\bsupport|adjust|\bapp\b|mobile|released"
             r"|interface|portfolio|\borders?\b|block trade|funding rate|risk matrix|haircut"
-            r"|\bchange\b|staking|\bnew:|分红|费率|유의 종목|유의 촉구|업데이트|한도|인증"
+            r"|\bchange\b|staking|\bnew:|\bkyc\b|\bverification\b|\blimits?\b|\bsettlement\b"
+            r"|分红|费率|유의 종목|유의 촉구|업데이트|한도|인증|서비스 출시"
             r"|트래블룰|등급|네트워크 추가|스테이킹|드롭",
             re.I,
         ),
@@ -776,13 +785,20 @@ def _generic(category: str | None) -> bool:
     return not category or bool(_GENERIC_CATEGORY.match(_category_words(category)))
 
 
+_MARKET_EVENTS = frozenset({"listing", "delisting"})
+
+
 def classify_event(title: str | None, hint: str | None = None, *, generic: bool = False) -> str:
     """The shared event type: title words that plainly say what it does (delist, list)
     win, then the category's meaning (`hint`, one of EVENT_TYPES), then weaker title
-    words. A `generic` hint (a "Latest News" category) comes after the weaker words."""
+    words. A `generic` hint (a "Latest News" category) comes after the weaker words.
+    A campaign filed as a listing or a delisting is one (a Launchpool that also opens the
+    coin's spot market): a market that opens or closes outranks what it gives."""
     title = title or ""
     for event, pattern in _RULES_STRONG:
         if pattern.search(title):
+            if event == "promotion" and hint in _MARKET_EVENTS and not generic:
+                return hint
             return event
     if hint in EVENT_TYPES and hint != "other" and not generic:
         return hint
@@ -799,14 +815,15 @@ _POST_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
         "promotion",
         re.compile(
             r"\bama\b|candydrop|launchpool|\bposting challenge|airdrop #?\d+ is live"
-            r"|\bshare [\d,.]+ \w+ in rewards|\bcollect\b.*\bto share\b",
+            r"|\bshare [\d,.]+ \w+ in rewards|\bcollect\b.*\bto share\b"
+            r"|\bprize pool\b|\bchallenge is live\b|瓜分|奖池",
             re.I,
         ),
     ),
     (
         "news",
         re.compile(
-            r"\bbreaking\b|快讯|将上线|\bwill list\b|\bunlock\b|\bapproves?\b|\bnow live\b"
+            r"\bbreaking\b(?! out)|快讯|\bcame in (?:at|above|below)\b|将上线|\bwill list\b|\bunlock\b|\bapproves?\b|\bnow live\b"
             r"|\bpaused\b|warning list|being delisted|要被下架|\bsaid\b|\bper \w+ sources\b"
             r"|listing date|\bvolumes? up\b",
             re.I,
