@@ -85,11 +85,14 @@ TICKER_TAG_SOURCES = frozenset({"gate", "gate_square"})
 # --- patterns -------------------------------------------------------------------------------
 
 
-def _fast(first: str, pattern: str) -> re.Pattern[str]:
+def _fast(first: str, pattern: str, *, word: bool = False) -> re.Pattern[str]:
     """`pattern` compiled behind a lookahead for the characters a match can start with:
     the regex engine then skips to those characters instead of trying every position
-    (a body is scanned several times; this makes each scan a few times faster)."""
-    return re.compile(f"(?=[{first}])(?:{pattern})")
+    (a body is scanned several times; this makes each scan a few times faster). `word`:
+    every match starts a word (a verb's `\b`), checked first, which skips the letters
+    inside words (a third faster again)."""
+    start = r"\b" if word else ""
+    return re.compile(f"{start}(?=[{first}])(?:{pattern})")
 
 
 _TICKER_FIRST = "A-Z0-9"
@@ -134,6 +137,7 @@ _NAMING_VERB = _fast(
     + r"\s+("
     + _LIST_OF
     + ")",
+    word=True,
 )
 _CJK_VERB = re.compile(
     r"(?:上线|上架|下架|下线|首发|暂停|恢复|支持|开通|包括)\s*(" + _LIST_OF + ")"
@@ -145,18 +149,24 @@ _ACTING_VERB = _fast(
     "SsOoIiDdWwTtBbLlFf",  # the first letters of the verbs
     r"(?i:\bsupport(?:s|ed)?(?: for)?|\bopen(?:s)?|\bintroduc(?:e|es|ing)"
     r"|\btrading (?:of|for|on)|\bsubscribe to|\bsuspend(?:s|ed)?|\bresum(?:e|es|ed)|\bswap(?:s)? of"
-    r"|\btrade|\bbuy|\blaunch(?:es|ed|ing)?|(?<!% )(?<!ratio )(?<!ratios )\bfor)" + _SKIPPED + r"\s+(" + _LIST_OF + ")",
+    r"|\btrade|\bbuy|\blaunch(?:es|ed|ing)?|(?<!% )(?<!ratio )(?<!ratios )\bfor)"
+    + _SKIPPED
+    + r"\s+("
+    + _LIST_OF
+    + ")",
+    word=True,
 )
 # "Stake CRO and earn up to 8% APY": the coin of a staking product, unless the text is a
 # pool that pays another coin for it ("Stake GT or USDT in Launchpool to share ...").
-_STAKE_VERB = _fast("Ss", r"(?i:\bstak(?:e|es|ing))\s+(" + _LIST_OF + ")")
+_STAKE_VERB = _fast("Ss", r"(?i:\bstak(?:e|es|ing))\s+(" + _LIST_OF + ")", word=True)
 _POOL = re.compile(r"(?i:pool|hodler|airdrop|\bto (?:share|farm|mine)\b)")
 # "XYZ Perpetual", "BTC and ETH Quarterly Futures", "XYZ 永续合约": a market of the ticker.
 _MARKET_OF = _fast(
     _TICKER_FIRST,
     _START + "(" + _LIST_OF + r")(?=(?:\s+(?i:weekly|daily|monthly|quarterly|linear|inverse|"
     r"usdt-m|usdⓈ-m|coin-m))*\s+(?i:perpetuals?|futures|margin|options|contracts?|spot trading|"
-    r"pre-market|(?:(?:spot |margin )?trading |spot |margin )?pairs?)\b|\s*(?:永续|现货|合约|交易对))",
+    r"pre-market|(?:(?:spot |margin )?trading |spot |margin )?pairs?)\b"
+    r"|\s*(?:永续|现货|合约|交易对))",
 )
 # "XYZ-30D", "XYZ Flexible Savings", "XYZ Network Upgrade": a product or a chain of it.
 _PRODUCT_OF = _fast(
@@ -176,6 +186,7 @@ _WALLET_VERB = _fast(
     r"(?i:\b(?:deposits?|withdrawals?)(?: (?:and|&) (?:deposits?|withdrawals?))?"
     r"(?: (?:amounts?|fees?|limits?|minimums?|networks?))? (?:of|for))"
     r"\s+(" + _LIST_OF + ")",
+    word=True,
 )
 # Deribit and Bitfinex instruments: BTC-25SEP26, ETH-PERPETUAL, BTCF0:USTF0.
 _INSTRUMENT = _fast(
@@ -226,12 +237,14 @@ _PARTICIPATION = _fast(
     "SsLlHhDdCc",
     r"(?i:\b(?:stake|staking|lock|locking|hold|holding|subscribe|subscribing|deposit|commit))"
     r"\s+" + _HELD + r"\s+(?i:to|and|for)\s+" + _REWARD,
+    word=True,
 )
 _PARTICIPATION_BY = _fast(
     "SsMmEeWwGgRrFf",
     r"\b" + _REWARD + r"\s+(?i:with|by|via|for)\s+"
     r"(?:(?i:retroactive|staking|holding|locking|subscribing to|subscribing|depositing|"
     r"committing|your)\s+)*" + _HELD,
+    word=True,
 )
 # An API example ("symbol=BTCUSDT", "e.g. BTCUSDT") is not the subject.
 _EXAMPLE = re.compile(r"(?i:e\.g\.|for example|such as|example:)\s*[`'\"]?$")
@@ -276,8 +289,9 @@ STRUCTURED, CODED, NAMED, LISTED, ACTED, WEAK = 5, 4, 3, 2, 1, 0
 
 def _valid(token: str, strength: int) -> bool:
     """Whether `token` may be a ticker found with evidence of `strength`: fiat never;
-    the NEVER words only from structured evidence; a digit word only as a code; an exchange's name only where it is
-    written as a ticker ("(HTX)", "HTX/USDT"); a word only where a listing names it."""
+    the NEVER words only from structured evidence; a digit word only as a code; an
+    exchange's name only where it is written as a ticker ("(HTX)", "HTX/USDT"); a word
+    only where a listing names it."""
     letters = sum(c.isalpha() for c in token)
     if not 2 <= len(token) <= 15 or letters == 0:
         return strength >= STRUCTURED and token.isalpha()  # "Rebranding of FTM to S"
@@ -350,12 +364,16 @@ def _windows(text: str) -> list[tuple[int, int]]:
 
 def _scan(text: str, offset: int, found: _Found) -> None:
     """Every context rule over one text (the title or the body)."""
-    for start, end in _windows(text):
-        _scan_written(text, offset, found, start, end)
-        _scan_codes(text, offset, found, start, end)
-        _scan_contexts(text, offset, found, start, end)
-        _scan_campaigns(text, offset, found, start, end)
     lowered = text.lower()
+    windows = _windows(text)
+    if windows:
+        # A rule whose words the text lacks cannot match: it is not run at all.
+        rules = [rule[:3] for rule in _CONTEXT_RULES if any(w in lowered for w in rule[3])]
+        for start, end in windows:
+            _scan_written(text, offset, found, start, end)
+            _scan_codes(text, offset, found, start, end)
+            _scan_contexts(text, lowered, offset, found, start, end, rules)
+            _scan_campaigns(text, offset, found, start, end)
     if "launch" in lowered or "list" in lowered or "add" in lowered or "trading" in lowered:
         for m in _LOWER_TRADING.finditer(text):
             for word in _LOWER_LIST.split(m[1] or m[2]):
@@ -377,8 +395,9 @@ def _scan_written(text: str, offset: int, found: _Found, a: int, b: int) -> None
         if m[1] in QUOTES and _SETTLEMENT.search(text, max(0, m.start() - 50), m.start()):
             continue  # "settlement currency: USD₮ (UST)"
         add(m[1], offset + m.start(1), NAMED)
-    for m in _NAME_LETTER.finditer(text, a, b):
-        add(m[1], offset + m.start(1), STRUCTURED)
+    if _ONE_LETTER.search(text, a, b):
+        for m in _NAME_LETTER.finditer(text, a, b):
+            add(m[1], offset + m.start(1), STRUCTURED)
     # A pair and an instrument end in a quote or an expiry: look for that end first.
     if _PAIR_TAIL.search(text, a, b):
         for m in _PAIR.finditer(text, a, b):
@@ -417,43 +436,77 @@ def _add_list(
     TON"): the list names coins, as a listing does."""
     start = offset + m.start(group)
     members = [(t[0], start + t.start()) for t in _IN_LIST.finditer(m[group])]
-    if len(members) > 1 and ACTED <= strength < LISTED and any(t in WORDS for t, _ in members):
-        if any(t not in WORDS and _valid(_base(t), strength) for t, _ in members):
-            strength = LISTED
+    if (
+        len(members) > 1
+        and ACTED <= strength < LISTED
+        and any(t in WORDS for t, _ in members)
+        and any(t not in WORDS and _valid(_base(t), strength) for t, _ in members)
+    ):
+        strength = LISTED
     for token, pos in members:
         found.add(token, pos, strength, quotes)
 
 
 _NO_QUOTES: frozenset[str] = frozenset()
-# Rules whose first group is the list they name: (pattern, strength, quotes left out).
-_CONTEXT_RULES = (
-    (_PRODUCT_OF, ACTED, _NO_QUOTES),
-    (_CHAIN_OF, LISTED, _NO_QUOTES),
-    (_WALLET_VERB, LISTED, _NO_QUOTES),
-    (_LIST, WEAK, QUOTES),
+# Rules whose first group is the list they name: (pattern, strength, quotes left out, the
+# words one of which a text must hold, lower-cased, for the rule to match in it).
+_CONTEXT_RULES: tuple[tuple[re.Pattern[str], int, frozenset[str], tuple[str, ...]], ...] = (
+    (
+        _PRODUCT_OF,
+        ACTED,
+        _NO_QUOTES,
+        (
+            *"vault staking index airdrop collateral buy burn earn savings".split(),
+            *"carnival competition challenge campaign festival -".split(),
+        ),
+    ),
+    (
+        _CHAIN_OF,
+        LISTED,
+        _NO_QUOTES,
+        ("token swap", "network upgrade", "mainnet", "hard fork", "网络升级"),
+    ),
+    (_WALLET_VERB, LISTED, _NO_QUOTES, ("deposit", "withdrawal")),
+    (_LIST, WEAK, QUOTES, ("and", "&")),
 )
+# What a market must be followed by (_MARKET_OF), lower-cased.
+_MARKET_WORDS = (
+    *"perpetual futures margin option contract spot pre-market pair".split(),
+    *"永续 现货 合约 交易对".split(),
+)
+_CJK_VERBS = tuple("上线 上架 下架 下线 首发 暂停 恢复 支持 开通 包括".split())
+_ONE_LETTER = re.compile(r"[(（][A-Z][)）]")
 
 
-def _scan_contexts(text: str, offset: int, found: _Found, a: int, b: int) -> None:
+def _scan_contexts(
+    text: str,
+    lowered: str,
+    offset: int,
+    found: _Found,
+    a: int,
+    b: int,
+    rules: list[tuple[re.Pattern[str], int, frozenset[str]]],
+) -> None:
     """Tickers named by the words around them: verbs, markets, products, lists."""
     for m in _NAMING_VERB.finditer(text, a, b):
         if not _NAME_GOES_ON.match(text, m.end()):
             _add_list(found, offset, m, 1, LISTED)
-    if not text.isascii():
+    if not text.isascii() and any(verb in text for verb in _CJK_VERBS):
         for m in _CJK_VERB.finditer(text, a, b):
             _add_list(found, offset, m, 1 if m[1] else 2, LISTED)
     for m in _ACTING_VERB.finditer(text, a, b):
         margin_type = _MARGIN_TYPE.match(text, m.end())
         _add_list(found, offset, m, 1, ACTED, STABLE_QUOTES if margin_type else _NO_QUOTES)
-    if _STAKE_VERB.search(text, a, b) and not _POOL.search(text):
+    if "stak" in lowered and not _POOL.search(text):
         for m in _STAKE_VERB.finditer(text, a, b):
             _add_list(found, offset, m, 1, ACTED)
-    for m in _MARKET_OF.finditer(text, a, b):
-        if _UNAFFECTED.match(text, m.end()):
-            continue  # "EUR and USDC spot pairs remain available": not what changes
-        subject = _names_quote_as_subject(text, m.end())
-        _add_list(found, offset, m, 1, LISTED, _NO_QUOTES if subject else STABLE_QUOTES)
-    for pattern, strength, quotes in _CONTEXT_RULES:
+    if any(word in lowered for word in _MARKET_WORDS):
+        for m in _MARKET_OF.finditer(text, a, b):
+            if _UNAFFECTED.match(text, m.end()):
+                continue  # "EUR and USDC spot pairs remain available": not what changes
+            subject = _names_quote_as_subject(text, m.end())
+            _add_list(found, offset, m, 1, LISTED, _NO_QUOTES if subject else STABLE_QUOTES)
+    for pattern, strength, quotes in rules:
         for m in pattern.finditer(text, a, b):
             _add_list(found, offset, m, 1, strength, quotes)
 
@@ -578,17 +631,17 @@ def derive_symbols(
 # --- event types ----------------------------------------------------------------------------
 
 # Title words that say what an announcement does, whatever its category, in this order.
+# Read in the lower-cased title (as the post rules in the lower-cased body).
 _RULES_STRONG: tuple[tuple[str, re.Pattern[str]], ...] = (
     (
         "delisting",
         re.compile(
             r"\bdelist|\bremoval of .*\bpairs?\b|\bwill remove\b|\bcease trading|下架|下线|退市"
             r"|상장\s*폐지|거래\s*지원\s*종료",
-            re.I,
         ),
     ),
     # A campaign for a listing ("원화 마켓 추가 기념 ... 이벤트") gives something.
-    ("promotion", re.compile(r"기념.*이벤트|\bcelebrat", re.I)),
+    ("promotion", re.compile(r"기념.*이벤트|\bcelebrat")),
     (
         "listing",
         re.compile(
@@ -596,7 +649,6 @@ _RULES_STRONG: tuple[tuple[str, re.Pattern[str]], ...] = (
             r"|\binitial (?:futures )?listing\b|\bnow launched for futures\b"
             r"|\badds? new\b.*\btrading pairs\b|\bwill add new pairs\b|\bpairs added\b"
             r"|上线|上架|首发|마켓 (?:디지털 자산 )?추가|신규 거래지원",
-            re.I,
         ),
     ),
     (
@@ -606,7 +658,6 @@ _RULES_STRONG: tuple[tuple[str, re.Pattern[str]], ...] = (
             r"|launchpool|launchpad|candydrop|candybomb|poolx|gempool|\bshare\b[^.]*\d"
             r"|\bup to [\d.]+%|[\d.]+%\s*ap[ry]\b|\bapr of\b|年化|zero-interest|zero-fee"
             r"|\btrading week\b",
-            re.I,
         ),
     ),
     # A market word in a product notice: bots and grids on pairs, an app's futures screen,
@@ -618,17 +669,16 @@ _RULES_STRONG: tuple[tuple[str, re.Pattern[str]], ...] = (
             r"|\btick sizes?\b|네트워크 추가|지원 네트워크|\bp2p\b|\btestnet\b"
             r"|\bbank transfers?\b|\bpayment methods?\b|\b(?:apple|google) pay\b"
             r"|\b(?:convert|copy trading) (?:now )?(?:adds|supports)\b|\bbuy\b.*\bwith\b",
-            re.I,
         ),
     ),
     (
         "maintenance",
-        re.compile(r"network upgrade|mainnet upgrade|hard fork|\bmaintenance\b|token swap", re.I),
+        re.compile(r"network upgrade|mainnet upgrade|hard fork|\bmaintenance\b|token swap"),
     ),
     # Warnings to users are not reports, whatever the category ("Security").
     (
         "other",
-        re.compile(r"security reminder|\bbeware\b|phishing|\bscams?\b|\bimpersonat", re.I),
+        re.compile(r"security reminder|\bbeware\b|phishing|\bscams?\b|\bimpersonat"),
     ),
     (
         "listing",
@@ -641,11 +691,10 @@ _RULES_STRONG: tuple[tuple[str, re.Pattern[str]], ...] = (
             r"|\bopens? trading\b|\bmargin funding (?:is )?now live\b"
             r"|\b(?:margin|futures|perpetual|spot) trading (?:is )?now (?:available|live)\b"
             r"|\btrading pairs? (?:is |are )?now live\b"
-            r"|\bnew\s+(?:(?:weekly|daily|monthly|quarterly|linear|inverse)\s+)*(?:[A-Z0-9]+\s+)?"
+            r"|\bnew\s+(?:(?:weekly|daily|monthly|quarterly|linear|inverse)\s+)*(?:[a-z0-9]+\s+)?"
             r"(?:options|futures|perpetuals?|strikes)\b"
             r"|\badditional product:.*\b(?:perpetual|futures|contract)"
             r"|\bexpands?\b.*\b(?:perpetual|futures|contracts)\b",
-            re.I,
         ),
     ),
 )
@@ -657,7 +706,6 @@ _RULES_WEAK: tuple[tuple[str, re.Pattern[str]], ...] = (
             r"terms of (?:service|use)|privacy (?:policy|notice)|user agreement"
             r"|security reminder|beware|\bfake\b|phishing|scam|risk warning"
             r"|protect your account|sim swap|\bexpiry of\b|정책",
-            re.I,
         ),
     ),
     # Regional service limits are facts about the exchange, as licences are.
@@ -668,7 +716,6 @@ _RULES_WEAK: tuple[tuple[str, re.Pattern[str]], ...] = (
             r"|\bresults of\b|\bwinners\b|\blicen[cs]|\bseed round\b|\bfunding round\b"
             r"|\bventures\b|\bmeet (?:us|[\w.]+) at\b|\bconference\b|\bsummit\b"
             r"|\bclients (?:in|from)\b|\bservices (?:in|for)\b|서비스 이용 제한",
-            re.I,
         ),
     ),
     (
@@ -679,7 +726,6 @@ _RULES_WEAK: tuple[tuple[str, re.Pattern[str]], ...] = (
             r"|token swap|migration|rebrand|\bdelay(?:ed|s)?\b"
             r"|\bupgrade the .*\b(?:network|wallet)\b"
             r"|维护|升级|暂停|恢复|充提|점검|지연|중단|재개|메인넷|토큰 스왑",
-            re.I,
         ),
     ),
     (
@@ -689,7 +735,6 @@ _RULES_WEAK: tuple[tuple[str, re.Pattern[str]], ...] = (
             r"|giveaway|launchpool|launchpad|candydrop|gempool|jumpstart|poolx|carnival"
             r"|welcome gift|cashback|trade-to-earn|hodler|voucher|zero[- ]fee|\bup to\b.*\bap[ry]\b"
             r"|\brefer|\bprize|活动|空投|奖励|이벤트|에어드랍",
-            re.I,
         ),
     ),
     (
@@ -699,7 +744,6 @@ _RULES_WEAK: tuple[tuple[str, re.Pattern[str]], ...] = (
             r"|\bacquir|\binvests?\b|\bresults?\b|\bresidents?\b|\bclients (?:in|from)\b"
             r"|\bservices (?:in|for)\b"
             r"|\bmica\b|서비스 이용 제한|유통량|공시|지갑 이동|재단",
-            re.I,
         ),
     ),
     (
@@ -707,20 +751,19 @@ _RULES_WEAK: tuple[tuple[str, re.Pattern[str]], ...] = (
         re.compile(
             r"terms of (?:service|use)|privacy policy|user agreement|security reminder"
             r"|phishing|scam|risk warning|protect your account|sim swap|\bexpiry of\b|정책",
-            re.I,
         ),
     ),
     (
         "product",
         re.compile(
-            r"\bapi\b|introduc|\bnow (?:supports|live)\b|\bwhat(?:’s|'s| is) new\b|\bupdates?\b|\bnew fields?\b|feature"
+            r"\bapi\b|introduc|\bnow (?:supports|live)\b|\bwhat(?:’s|'s| is) new\b|\bupdates?\b"
+            r"|\bnew fields?\b|feature"
             r"|copy trading|\bearn\b|\bcard\b|\bwallet\b|\bfee|\bleverage\b|\btiers?\b|\bmargin\b"
             r"|dividend|\bconvert\b|integration|\bsupport|adjust|\bapp\b|mobile|released"
             r"|interface|portfolio|\borders?\b|block trade|funding rate|risk matrix|haircut"
             r"|\bchange\b|staking|\bnew:|\bkyc\b|\bverification\b|\blimits?\b|\bsettlement\b"
             r"|分红|费率|유의 종목|유의 촉구|업데이트|한도|인증|서비스 출시"
             r"|트래블룰|등급|네트워크 추가|스테이킹|드롭",
-            re.I,
         ),
     ),
 )
@@ -794,7 +837,7 @@ def classify_event(title: str | None, hint: str | None = None, *, generic: bool 
     words. A `generic` hint (a "Latest News" category) comes after the weaker words.
     A campaign filed as a listing or a delisting is one (a Launchpool that also opens the
     coin's spot market): a market that opens or closes outranks what it gives."""
-    title = title or ""
+    title = title.lower() if title else ""  # the rules are lower case (no re.I: faster)
     for event, pattern in _RULES_STRONG:
         if pattern.search(title):
             if event == "promotion" and hint in _MARKET_EVENTS and not generic:
@@ -817,16 +860,15 @@ _POST_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
             r"\bama\b|candydrop|launchpool|\bposting challenge|airdrop #?\d+ is live"
             r"|\bshare [\d,.]+ \w+ in rewards|\bcollect\b.*\bto share\b"
             r"|\bprize pool\b|\bchallenge is live\b|瓜分|奖池",
-            re.I,
         ),
     ),
     (
         "news",
         re.compile(
-            r"\bbreaking\b(?! out)|快讯|\bcame in (?:at|above|below)\b|将上线|\bwill list\b|\bunlock\b|\bapproves?\b|\bnow live\b"
+            r"\bbreaking\b(?! out)|快讯|\bcame in (?:at|above|below)\b|将上线|\bwill list\b"
+            r"|\bunlock\b|\bapproves?\b|\bnow live\b"
             r"|\bpaused\b|warning list|being delisted|要被下架|\bsaid\b|\bper \w+ sources\b"
             r"|listing date|\bvolumes? up\b",
-            re.I,
         ),
     ),
 )
@@ -835,8 +877,9 @@ _POST_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
 def derive_event(title: str | None, category: str | None, body_text: str | None = None) -> str:
     """The event type of one stored version; a post (no title) is read by its body."""
     if title is None and body_text:
+        body = body_text.lower()
         for event, pattern in _POST_RULES:
-            if pattern.search(body_text):
+            if pattern.search(body):
                 return event
         return "other"
     return classify_event(title, category_event(category), generic=_generic(category))
