@@ -339,7 +339,7 @@ class _Found:
 
 # Where a ticker could be: context rules run only on windows around these (most prose
 # has none), so a long lower-case body costs one fast scan.
-_CANDIDATE = re.compile(r"[A-Z][A-Z0-9]+")
+_CANDIDATE = re.compile(r"[A-Z][A-Z0-9]+|[(（][A-Z][)）]")  # "Sonic (S)" too
 _BEFORE, _AFTER = 80, 60  # characters of context a rule reads around a ticker
 
 
