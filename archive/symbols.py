@@ -141,19 +141,17 @@ _NAMING_VERB = _fast(
 )
 _CJK_VERB = re.compile(
     r"(?:上线|上架|下架|下线|首发|暂停|恢复|支持|开通|包括)\s*(" + _LIST_OF + ")"
-    r"|(" + _LIST_OF + r")\s*(?:要|将)?被?(?:下架|上线|上架)"
 )
+# "XYZ 将被下架": the list before the verb (apart: "HTX上线WLD" is both ways round).
+_CJK_VERB_AFTER = re.compile("(" + _LIST_OF + r")\s*(?:要|将)?被?(?:下架|上线|上架)")
 # "trading for XYZ", "withdrawals of XYZ", "support XYZ": a ticker, but not a word
 # ("Trading for ONE week").
 _ACTING_VERB = _fast(
-    "SsOoIiDdWwTtBbLlFf",  # the first letters of the verbs
+    "SsOoIiDdWwTtBbLlFfAaYy",  # the first letters of the verbs
     r"(?i:\bsupport(?:s|ed)?(?: for)?|\bopen(?:s)?|\bintroduc(?:e|es|ing)"
     r"|\btrading (?:of|for|on)|\bsubscribe to|\bsuspend(?:s|ed)?|\bresum(?:e|es|ed)|\bswap(?:s)? of"
-    r"|\btrade|\bbuy|\blaunch(?:es|ed|ing)?|(?<!% )(?<!ratio )(?<!ratios )\bfor)"
-    + _SKIPPED
-    + r"\s+("
-    + _LIST_OF
-    + ")",
+    r"|\btrade|\bbuy|\blaunch(?:es|ed|ing)?|\b(?:ap[ry]|yield|interest) on"
+    r"|(?<!% )(?<!ratio )(?<!ratios )\bfor)" + _SKIPPED + r"\s+(" + _LIST_OF + ")",
     word=True,
 )
 # "Stake CRO and earn up to 8% APY": the coin of a staking product, unless the text is a
@@ -478,6 +476,12 @@ _CJK_VERBS = tuple("上线 上架 下架 下线 首发 暂停 恢复 支持 开�
 _ONE_LETTER = re.compile(r"[(（][A-Z][)）]")
 
 
+def _cjk_verbs(text: str, a: int, b: int) -> Iterable[re.Match[str]]:
+    """ "上线 XYZ" and "XYZ 将被下架": the lists a CJK verb names, before or after it."""
+    yield from _CJK_VERB.finditer(text, a, b)
+    yield from _CJK_VERB_AFTER.finditer(text, a, b)
+
+
 def _scan_contexts(
     text: str,
     lowered: str,
@@ -492,8 +496,8 @@ def _scan_contexts(
         if not _NAME_GOES_ON.match(text, m.end()):
             _add_list(found, offset, m, 1, LISTED)
     if not text.isascii() and any(verb in text for verb in _CJK_VERBS):
-        for m in _CJK_VERB.finditer(text, a, b):
-            _add_list(found, offset, m, 1 if m[1] else 2, LISTED)
+        for m in _cjk_verbs(text, a, b):
+            _add_list(found, offset, m, 1, LISTED)
     for m in _ACTING_VERB.finditer(text, a, b):
         margin_type = _MARGIN_TYPE.match(text, m.end())
         _add_list(found, offset, m, 1, ACTED, STABLE_QUOTES if margin_type else _NO_QUOTES)
@@ -673,7 +677,10 @@ _RULES_STRONG: tuple[tuple[str, re.Pattern[str]], ...] = (
     ),
     (
         "maintenance",
-        re.compile(r"network upgrade|mainnet upgrade|hard fork|\bmaintenance\b|token swap"),
+        # "maintenance margin" is a margin rate, not work on a system.
+        re.compile(
+            r"network upgrade|mainnet upgrade|hard fork|\bmaintenance\b(?! margin)|token swap"
+        ),
     ),
     # Warnings to users are not reports, whatever the category ("Security").
     (
@@ -691,7 +698,8 @@ _RULES_STRONG: tuple[tuple[str, re.Pattern[str]], ...] = (
             r"|\bopens? trading\b|\bmargin funding (?:is )?now live\b"
             r"|\b(?:margin|futures|perpetual|spot) trading (?:is )?now (?:available|live)\b"
             r"|\btrading pairs? (?:is |are )?now live\b"
-            r"|\bnew\s+(?:(?:weekly|daily|monthly|quarterly|linear|inverse)\s+)*(?:[a-z0-9]+\s+)?"
+            r"|\bnew:?\s+(?:(?:weekly|daily|monthly|quarterly|linear|inverse)\s+)*"
+            r"(?:[a-z0-9_-]+\s+)?(?:(?:weekly|daily|monthly|quarterly|linear|inverse)\s+)*"
             r"(?:options|futures|perpetuals?|strikes)\b"
             r"|\badditional product:.*\b(?:perpetual|futures|contract)"
             r"|\bexpands?\b.*\b(?:perpetual|futures|contracts)\b",
@@ -721,7 +729,7 @@ _RULES_WEAK: tuple[tuple[str, re.Pattern[str]], ...] = (
     (
         "maintenance",
         re.compile(
-            r"maintenance|network upgrade|system upgrade|wallet upgrade|hard fork"
+            r"maintenance(?! margin)|network upgrade|system upgrade|wallet upgrade|hard fork"
             r"|\bsuspen(?:d|ded|ding|sion)\b|\bresum(?:e|ed|es|ption)\b|\bmainnet upgrade"
             r"|token swap|migration|rebrand|\bdelay(?:ed|s)?\b"
             r"|\bupgrade the .*\b(?:network|wallet)\b"

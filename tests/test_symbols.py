@@ -396,3 +396,23 @@ def test_round_two_event_types(title, category, body, event):
 
 def test_a_one_letter_ticker_alone_in_a_title():
     assert symbols_of("Binance Will List Sonic (S)") == ["S"]
+
+
+def test_a_cjk_verb_after_one_list_still_names_the_next():
+    assert symbols_of("关于HTX上线KORV（Korvex）的公告", source="htx") == ["KORV"]
+
+
+def test_the_coin_an_earn_rate_is_paid_on_is_the_subject():
+    assert symbols_of("Simple Earn: Enjoy Up to 9% APR on USDC") == ["USDC"]
+
+
+@pytest.mark.parametrize(
+    ("title", "event"),
+    [
+        # A maintenance margin is a margin rate: a product rule, not maintenance.
+        ("OKX will adjust the tiered maintenance margin ratio of ETH perpetual", "product"),
+        ("New: SOL_USDC-PERPETUAL linear perpetual", "listing"),
+    ],
+)
+def test_round_two_event_words(title, event):
+    assert stored(title, source="okx")[1] == event
