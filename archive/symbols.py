@@ -125,10 +125,13 @@ _CONTRACT = _fast(
 _CASHTAG = re.compile(r"(?<![A-Za-z0-9])\$(" + _T + r")(?![A-Za-z0-9])")
 # "list XYZ", "Delist ABC, DEF and GHI", "上线 XYZ": the verb names what follows, even a
 # ticker that is a word (delist GAS).
-_LIST_OF = _T + _END + r"(?:\s*(?:,|、|，|\band\b|&|和|及|与)\s*" + _T + _END + r")*"
+# "ABC, DEF and GHI", "ABC, DEF, and GHI", "ABC、DEF": a list of tickers.
+_LIST_OF = (
+    _T + _END + r"(?:\s*(?:,(?:\s*(?:and\b|&))?|、|，|\band\b|&|和|及|与)\s*" + _T + _END + r")*"
+)
 _SKIPPED = (
     r"(?:\s+(?i:the|new|spot|margin|perpetual|futures|pre-market|trading support for|support for"
-    r"|trading for|for))*"
+    r"|trading for|for|(?:leveraged |following )?(?:tokens?|pairs?|contracts?|assets?)\s*:))*"
 )
 _NAMING_VERB = _fast(
     "LlDdRrAa",
@@ -178,6 +181,11 @@ _PRODUCT_OF = _fast(
 _CHAIN_OF = _fast(
     _TICKER_FIRST,
     _TOKEN + r"(?=\s+(?i:token swap|network upgrade|mainnet|hard fork)\b|\s*网络升级)",
+)
+# "MOVE is available for trading!": a market of the ticker opens, even a word's.
+_TRADABLE = _fast(
+    _TICKER_FIRST,
+    _START + "(" + _LIST_OF + r")(?=\s+(?:is|are)\s+(?:now\s+)?(?i:available for trading)\b)",
 )
 _WALLET_VERB = _fast(
     "DdWw",
@@ -465,6 +473,7 @@ _CONTEXT_RULES: tuple[tuple[re.Pattern[str], int, frozenset[str], tuple[str, ...
         ("token swap", "network upgrade", "mainnet", "hard fork", "网络升级"),
     ),
     (_WALLET_VERB, LISTED, _NO_QUOTES, ("deposit", "withdrawal")),
+    (_TRADABLE, LISTED, _NO_QUOTES, ("available for trading",)),
     (_LIST, WEAK, QUOTES, ("and", "&")),
 )
 # What a market must be followed by (_MARKET_OF), lower-cased.
@@ -546,7 +555,7 @@ _LOWER_WORDS = frozenset(
     "portfolio unified pre perpetual perpetuals futures margin options contract contracts "
     "trading and or of for on in to with copy grid bot bots token tokens crypto coins "
     "leveraged delivery inverse linear quarterly weekly daily more several multiple "
-    "selected some".split()
+    "selected some these those this that such each every any which your".split()
 )
 
 

@@ -416,3 +416,28 @@ def test_the_coin_an_earn_rate_is_paid_on_is_the_subject():
 )
 def test_round_two_event_words(title, event):
     assert stored(title, source="okx")[1] == event
+
+
+def test_a_list_with_a_serial_comma_names_every_ticker():
+    assert symbols_of("Kraken will delist GAS, ONE, and ME for clients in the UK") == [
+        "GAS",
+        "ONE",
+        "ME",
+    ]
+
+
+def test_a_list_after_a_colon_of_a_naming_verb():
+    assert symbols_of("KuCoin Will Delist the Leveraged Tokens: SOL3L, SOL3S, XRP3L") == [
+        "SOL3L",
+        "SOL3S",
+        "XRP3L",
+    ]
+
+
+def test_a_word_ticker_that_becomes_available_for_trading():
+    assert symbols_of("MOVE is available for trading!", source="kraken") == ["MOVE"]
+
+
+def test_a_lower_case_pronoun_after_a_trading_context_is_not_a_ticker():
+    body = "Bybit will delist KORV/USDT. Margin trading for these pairs ends a day earlier."
+    assert symbols_of("Bybit Will Delist KORV/USDT Spot Trading Pair", body) == ["KORV"]
