@@ -899,7 +899,24 @@ def derive_event(title: str | None, category: str | None, body_text: str | None 
             if pattern.search(body):
                 return event
         return "other"
-    return classify_event(title, category_event(category), generic=_generic(category))
+    event = classify_event(title, category_event(category), generic=_generic(category))
+    if event == "promotion" and body_text and _lists_in_body(body_text):
+        return "listing"  # a Launchpool whose body lists the coin opens its market
+    return event
+
+
+_BODY_LISTS = re.compile(r"\bwill (?:then )?list\b|将上线", re.I)
+_NEGATED = re.compile(r"(?i:\bnot\b|n't\b|\bno guarantee\b|不代表|不意味)")
+
+
+def _lists_in_body(body_text: str) -> bool:
+    """The body says the coin will be listed, not that it will not ("This does not mean
+    Binance will list NOT")."""
+    for m in _BODY_LISTS.finditer(body_text):
+        sentence = body_text.rfind(".", 0, m.start()) + 1
+        if not _NEGATED.search(body_text, sentence, m.start()):
+            return True
+    return False
 
 
 class Derived(NamedTuple):

@@ -441,3 +441,10 @@ def test_a_word_ticker_that_becomes_available_for_trading():
 def test_a_lower_case_pronoun_after_a_trading_context_is_not_a_ticker():
     body = "Bybit will delist KORV/USDT. Margin trading for these pairs ends a day earlier."
     assert symbols_of("Bybit Will Delist KORV/USDT Spot Trading Pair", body) == ["KORV"]
+
+
+def test_a_launchpool_whose_body_lists_the_coin_is_a_listing():
+    body = "Users can lock BNB and FDUSD to farm ORBT. Binance will then list ORBT at 10:00 (UTC)."
+    assert stored("Binance Launchpool: Farm ORBT with BNB and FDUSD", body) == (["ORBT"], "listing")
+    body = "Holders of TON will receive ORBT. This does not mean Binance will list ORBT."
+    assert stored("Binance Will Support the Orbit (ORBT) Airdrop", body)[1] == "promotion"
