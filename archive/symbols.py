@@ -375,11 +375,12 @@ def _scan(text: str, offset: int, found: _Found) -> None:
     if windows:
         # A rule whose words the text lacks cannot match: it is not run at all.
         rules = [rule[:3] for rule in _CONTEXT_RULES if any(w in lowered for w in rule[3])]
+        takes_part = [p for p, words in _PARTICIPATIONS if any(w in lowered for w in words)]
         for start, end in windows:
             _scan_written(text, offset, found, start, end)
             _scan_codes(text, offset, found, start, end)
             _scan_contexts(text, lowered, offset, found, start, end, rules)
-            _scan_campaigns(text, offset, found, start, end)
+            _scan_campaigns(text, offset, found, start, end, takes_part)
     if "launch" in lowered or "list" in lowered or "add" in lowered or "trading" in lowered:
         for m in _LOWER_TRADING.finditer(text):
             for word in _LOWER_LIST.split(m[1] or m[2]):
@@ -524,7 +525,9 @@ def _scan_contexts(
             _add_list(found, offset, m, 1, strength, quotes)
 
 
-def _scan_campaigns(text: str, offset: int, found: _Found, a: int, b: int) -> None:
+def _scan_campaigns(
+    text: str, offset: int, found: _Found, a: int, b: int, takes_part: list[re.Pattern[str]]
+) -> None:
     """Amounts ("Share 400,000 MOVE") and the coins staked to take part."""
     add = found.add
     for m in _AMOUNT.finditer(text, a, b):
@@ -532,7 +535,7 @@ def _scan_campaigns(text: str, offset: int, found: _Found, a: int, b: int) -> No
         if not _UNIT.search(before):
             strength = LISTED if _PRIZE.search(before) else WEAK
             add(m[1], offset + m.start(1), strength, QUOTES)
-    for pattern in _PARTICIPATIONS:
+    for pattern in takes_part:
         for m in pattern.finditer(text, a, b):
             # The coins staked to share another coin are not the subject ("Stake MNT,
             # USDT and ZPHR to share ZPHR" is about ZPHR); staked to share a quote
@@ -546,7 +549,11 @@ def _scan_campaigns(text: str, offset: int, found: _Found, a: int, b: int) -> No
                 add(prize, offset + m.start("prize"), LISTED)
 
 
-_PARTICIPATIONS = (_PARTICIPATION, _PARTICIPATION_BY)
+# Each with the words (lower-cased) one of which a text must hold for it to match.
+_PARTICIPATIONS = (
+    (_PARTICIPATION, ("stak", "lock", "hold", "subscrib", "deposit", "commit")),
+    (_PARTICIPATION_BY, ("share", "mine", "earn", "win", "get", "receive", "farm", "grab")),
+)
 
 
 _LOWER_LIST = re.compile(r",\s*|\s+and\s+")
