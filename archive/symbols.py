@@ -57,7 +57,8 @@ NEVER = FIAT | frozenset(
     "KYC KYB AML APR APY VIP P2P NFT NFTS ETF ETFS AMA OTC FAQ TVL FDV CEO CTO COO API "
     "APIS SDK UI UX APP IOS IP PDF FAQS IEO IDO ICO TGE LP MM PNL ROI "
     "TRC20 BEP20 ERC20 BEP2 SPL EVM TRC10 ERC721 ERC1155 OMNI USDⓈ RWA DAXA MMP RFQ DVOL "
-    "KRW1 AUM GMV YOY QOQ VASP CASP MICAR TRC ERC BEP DCA BLVT CPI PPI GDP FOMC NFP PCE".split()
+    "KRW1 AUM GMV YOY QOQ VASP CASP MICAR TRC ERC BEP DCA BLVT CPI PPI GDP FOMC NFP PCE "
+    "PIX SEPA SWIFT ACH SPEI UPI IMPS FPS".split()
 )
 # Token standards, whatever the chain: ERC20, BEP20, TRC20, BRC20, SRC20, ERC404, CW20.
 _STANDARD = re.compile(r"(?:[A-Z]{1,2}RC|BEP|CW)\d{1,4}")
@@ -131,7 +132,7 @@ _LIST_OF = (
 )
 _SKIPPED = (
     r"(?:\s+(?i:the|new|spot|margin|perpetual|futures|pre-market|trading support for|support for"
-    r"|trading for|for|(?:leveraged |following )?(?:tokens?|pairs?|contracts?|assets?)\s*:))*"
+    r"|trading for|for|\d+|(?:leveraged |following )?(?:tokens?|pairs?|contracts?|assets?)\s*:))*"
 )
 _NAMING_VERB = _fast(
     "LlDdRrAa",
@@ -172,7 +173,7 @@ _MARKET_OF = _fast(
 # "XYZ-30D", "XYZ Flexible Savings", "XYZ Network Upgrade": a product or a chain of it.
 _PRODUCT_OF = _fast(
     _TICKER_FIRST,
-    _TOKEN + r"(?=-\d+D\b|\s+(?i:vault|staking|index|"
+    _TOKEN + r"(?=-\d+D\b|\s+(?i:vault|staking|index|mining|"
     r"airdrop|collateral|buy ?back|burn|"
     r"(?:simple |flexible |fixed |locked |on-chain )?(?:earn|savings)|"
     r"(?:trading )?(?:carnival|competition|challenge|campaign|festival))\b)",
@@ -307,9 +308,13 @@ def _valid(token: str, strength: int) -> bool:
         return False
     if strength >= STRUCTURED:
         return True
-    if strength < CODED and token[0].isdigit() and _DIGIT_WORD.fullmatch(token):
-        return False  # "0G/USDT" and Gate's tag "0G" are tickers, "(24H)" is not
-    if token in NEVER or _STANDARD.fullmatch(token):
+    if _STANDARD.fullmatch(token):
+        return False
+    if strength >= CODED:
+        return True  # "0G/USDT", "OMNI/USDT", "JSTUSDT": a market's code names its coin
+    if token[0].isdigit() and _DIGIT_WORD.fullmatch(token):
+        return False  # "(24H)"
+    if token in NEVER:
         return False
     if token in EXCHANGES:
         return strength >= NAMED
@@ -463,7 +468,7 @@ _CONTEXT_RULES: tuple[tuple[re.Pattern[str], int, frozenset[str], tuple[str, ...
         ACTED,
         _NO_QUOTES,
         (
-            *"vault staking index airdrop collateral buy burn earn savings".split(),
+            *"vault staking index mining airdrop collateral buy burn earn savings".split(),
             *"carnival competition challenge campaign festival -".split(),
         ),
     ),
@@ -668,6 +673,7 @@ _RULES_STRONG: tuple[tuple[str, re.Pattern[str]], ...] = (
             r"^new listings?:|\bwill list\b|\bto list\b|\blists\b|\bgets listed\b"
             r"|\binitial (?:futures )?listing\b|\bnow launched for futures\b"
             r"|\badds? new\b.*\btrading pairs\b|\bwill add new pairs\b|\bpairs added\b"
+            r"|\balpha (?:adds|lists|launches)\b"
             r"|上线|上架|首发|마켓 (?:디지털 자산 )?추가|신규 거래지원",
         ),
     ),

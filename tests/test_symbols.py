@@ -448,3 +448,22 @@ def test_a_launchpool_whose_body_lists_the_coin_is_a_listing():
     assert stored("Binance Launchpool: Farm ORBT with BNB and FDUSD", body) == (["ORBT"], "listing")
     body = "Holders of TON will receive ORBT. This does not mean Binance will list ORBT."
     assert stored("Binance Will Support the Orbit (ORBT) Airdrop", body)[1] == "promotion"
+
+
+def test_a_market_code_names_its_coin_even_when_the_ticker_is_an_acronym():
+    assert symbols_of("Bitget Will Delist OMNI/USDT and MAV/USDT Spot Trading Pairs") == [
+        "OMNI",
+        "MAV",
+    ]
+    # ...but a token standard is never a coin, and a payment rail is not one either.
+    assert symbols_of("Deposits of TRC20-USDT Resume") == []
+    assert symbols_of("Bybit P2P Now Supports PIX Payments in Brazil", source="bybit") == []
+
+
+def test_a_counted_list_after_a_colon_and_a_mined_coin():
+    assert symbols_of("Binance Convert Adds 12 New Tokens: KORV, ORBT and More") == [
+        "KORV",
+        "ORBT",
+    ]
+    assert stored("OKX Jumpstart: KORV mining is now open", source="okx") == (["KORV"], "promotion")
+    assert stored("Gate Alpha Adds Korvex (KORV)", source="gate") == (["KORV"], "listing")
