@@ -183,6 +183,13 @@ _CHAIN_OF = _fast(
     _TICKER_FIRST,
     _TOKEN + r"(?=\s+(?i:token swap|network upgrade|mainnet|hard fork)\b|\s*网络升级)",
 )
+# "delist the following tokens at 10:00 (UTC): ABC, DEF and GHI", "Affected tokens: ABC,
+# DEF": the list a notice acts on, after its colon.
+_FOLLOWING = _fast(
+    "FfAa",
+    r"(?i:\b(?:following|affected)\b)(?:[^.:\n]|(?<=\d)[:.](?=\d)){0,120}?:\s*(" + _LIST_OF + ")",
+    word=True,
+)
 # "MOVE is available for trading!": a market of the ticker opens, even a word's.
 _TRADABLE = _fast(
     _TICKER_FIRST,
@@ -480,6 +487,7 @@ _CONTEXT_RULES: tuple[tuple[re.Pattern[str], int, frozenset[str], tuple[str, ...
     ),
     (_WALLET_VERB, LISTED, _NO_QUOTES, ("deposit", "withdrawal")),
     (_TRADABLE, LISTED, _NO_QUOTES, ("available for trading",)),
+    (_FOLLOWING, ACTED, _NO_QUOTES, ("following", "affected")),
     (_LIST, WEAK, QUOTES, ("and", "&")),
 )
 # What a market must be followed by (_MARKET_OF), lower-cased.
@@ -674,7 +682,7 @@ _RULES_STRONG: tuple[tuple[str, re.Pattern[str]], ...] = (
             r"|\binitial (?:futures )?listing\b|\bnow launched for futures\b"
             r"|\badds? new\b.*\btrading pairs\b|\bwill add new pairs\b|\bpairs added\b"
             r"|\balpha (?:adds|lists|launches)\b"
-            r"|上线|上架|首发|마켓 (?:디지털 자산 )?추가|신규 거래지원",
+            r"|上线|上架|首发|마켓 (?:디지털 자산 )?추가|디지털 자산 추가|신규 거래지원",
         ),
     ),
     (

@@ -467,3 +467,27 @@ def test_a_counted_list_after_a_colon_and_a_mined_coin():
     ]
     assert stored("OKX Jumpstart: KORV mining is now open", source="okx") == (["KORV"], "promotion")
     assert stored("Gate Alpha Adds Korvex (KORV)", source="gate") == (["KORV"], "listing")
+
+
+def test_the_list_after_the_colon_of_a_following_or_affected_clause():
+    html = (
+        "<p>Gate will delist the following tokens on 2026-07-01 10:00 (UTC): KORV, ORBT, "
+        "LUMA and ZEPH.</p>"
+    )
+    assert symbols_of("Gate Will Delist 4 Tokens", body_html=html, source="gate") == [
+        "KORV",
+        "ORBT",
+        "LUMA",
+        "ZEPH",
+    ]
+    body = "Deposits on the Polygon network pause at 08:00 (UTC). Affected tokens: POL, USDT."
+    assert symbols_of("Wallet Maintenance on the Polygon Network", body) == ["POL", "USDT"]
+
+
+def test_a_korean_digital_asset_addition_is_a_listing():
+    assert stored(
+        "[디지털 자산 추가] 오르빗(ORBT) KRW, BTC, USDT 마켓", source="upbit", category="거래"
+    ) == (
+        ["ORBT"],
+        "listing",
+    )
