@@ -57,8 +57,11 @@ NEVER = FIAT | frozenset(
     "KYC KYB AML APR APY VIP P2P NFT NFTS ETF ETFS AMA OTC FAQ TVL FDV CEO CTO COO API "
     "APIS SDK UI UX APP IOS IP PDF FAQS IEO IDO ICO TGE LP MM PNL ROI "
     "TRC20 BEP20 ERC20 BEP2 SPL EVM TRC10 ERC721 ERC1155 OMNI USDⓈ RWA DAXA MMP RFQ DVOL "
-    "KRW1 AUM GMV YOY QOQ VASP TRC ERC BEP DCA BLVT".split()
+    "KRW1 AUM GMV YOY QOQ VASP CASP MICAR TRC ERC BEP DCA BLVT CPI PPI GDP FOMC NFP PCE "
+    "PIX SEPA SWIFT ACH SPEI UPI IMPS FPS".split()
 )
+# Token standards, whatever the chain: ERC20, BEP20, TRC20, BRC20, SRC20, ERC404, CW20.
+_STANDARD = re.compile(r"(?:[A-Z]{1,2}RC|BEP|CW)\d{1,4}")
 # The exchanges' own names ("XT Futures", "HTX Earn"): a ticker only in "(XT)" or a link.
 EXCHANGES = frozenset(
     "BINANCE OKX BYBIT BITGET KUCOIN GATE HTX MEXC XT BINGX DEEPCOIN KRAKEN BITFINEX "
@@ -83,11 +86,14 @@ TICKER_TAG_SOURCES = frozenset({"gate", "gate_square"})
 # --- patterns -------------------------------------------------------------------------------
 
 
-def _fast(first: str, pattern: str) -> re.Pattern[str]:
+def _fast(first: str, pattern: str, *, word: bool = False) -> re.Pattern[str]:
     """`pattern` compiled behind a lookahead for the characters a match can start with:
     the regex engine then skips to those characters instead of trying every position
-    (a body is scanned several times; this makes each scan a few times faster)."""
-    return re.compile(f"(?=[{first}])(?:{pattern})")
+    (a body is scanned several times; this makes each scan a few times faster). `word`:
+    every match starts a word (a verb's `\b`), checked first, which skips the letters
+    inside words (a third faster again)."""
+    start = r"\b" if word else ""
+    return re.compile(f"{start}(?=[{first}])(?:{pattern})")
 
 
 _TICKER_FIRST = "A-Z0-9"
@@ -98,12 +104,18 @@ _START = r"(?<![A-Za-z0-9$/_.=:\-])"
 # A ticker ends where a word ends, but not inside "USDⓈ-M", "USDT-M" or "XYZ.COM".
 _END = r"(?![A-Za-z0-9_\u24b6-\u24e9]|-[A-Z]\b|-(?i:margined|settled)\b|\.[A-Za-z])"
 _TOKEN = _START + "(" + _T + ")" + _END
-_CONTRACT_QUOTES = r"USDTM|USDT|USDC|USD|PERP"
+_CONTRACT_QUOTES = r"USDTM|USDT|USDC|USDM|USD|PERP"
 _QUOTE_ALT = "|".join(sorted(QUOTES | FIAT, key=len, reverse=True))
 
+# "Margin and settlement currency: USD₮ (UST)": a quote named as what a market settles
+# in is not its subject.
+_SETTLEMENT = re.compile(r"(?i:settle\w*|margin\w*|quoted?|collateral|denominated)\b[^.()]{0,30}$")
 _PAREN = re.compile(r"[(（]\s*(" + _T + r"|[A-Z]{3,}[a-z])\s*[)）]")  # (XAUt) too
-# "Sonic (S)": a one-letter ticker right after a project's name.
-_NAME_LETTER = re.compile(r"\b[A-Z][a-z]+\s*\(([A-Z])\)")
+# "Sonic (S)", "큐프로토콜(Q)": a one-letter ticker right after a project's name, in
+# any script.
+_NAME_LETTER = re.compile(
+    r"(?:\b[A-Z][a-z]+|[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af])\s*[(（]([A-Z])[)）]"
+)
 _PAIR = _fast(
     _TICKER_FIRST, _START + "(" + _T + r")\s?[/_\-]\s?(?:" + _QUOTE_ALT + r")(?![A-Za-z0-9])"
 )
@@ -114,10 +126,13 @@ _CONTRACT = _fast(
 _CASHTAG = re.compile(r"(?<![A-Za-z0-9])\$(" + _T + r")(?![A-Za-z0-9])")
 # "list XYZ", "Delist ABC, DEF and GHI", "上线 XYZ": the verb names what follows, even a
 # ticker that is a word (delist GAS).
-_LIST_OF = _T + _END + r"(?:\s*(?:,|、|，|\band\b|&|和|及|与)\s*" + _T + _END + r")*"
+# "ABC, DEF and GHI", "ABC, DEF, and GHI", "ABC、DEF": a list of tickers.
+_LIST_OF = (
+    _T + _END + r"(?:\s*(?:,(?:\s*(?:and\b|&))?|、|，|\band\b|&|和|及|与)\s*" + _T + _END + r")*"
+)
 _SKIPPED = (
     r"(?:\s+(?i:the|new|spot|margin|perpetual|futures|pre-market|trading support for|support for"
-    r"|trading for|for))*"
+    r"|trading for|for|\d+|(?:leveraged |following )?(?:tokens?|pairs?|contracts?|assets?)\s*:))*"
 )
 _NAMING_VERB = _fast(
     "LlDdRrAa",
@@ -126,30 +141,39 @@ _NAMING_VERB = _fast(
     + r"\s+("
     + _LIST_OF
     + ")",
+    word=True,
 )
 _CJK_VERB = re.compile(
     r"(?:上线|上架|下架|下线|首发|暂停|恢复|支持|开通|包括)\s*(" + _LIST_OF + ")"
-    r"|(" + _LIST_OF + r")\s*(?:要|将)?被?(?:下架|上线|上架)"
 )
+# "XYZ 将被下架": the list before the verb (apart: "HTX上线WLD" is both ways round).
+_CJK_VERB_AFTER = re.compile("(" + _LIST_OF + r")\s*(?:要|将)?被?(?:下架|上线|上架)")
 # "trading for XYZ", "withdrawals of XYZ", "support XYZ": a ticker, but not a word
 # ("Trading for ONE week").
 _ACTING_VERB = _fast(
-    "SsOoIiDdWwTtBbLlFf",
+    "SsOoIiDdWwTtBbLlFfAaYy",  # the first letters of the verbs
     r"(?i:\bsupport(?:s|ed)?(?: for)?|\bopen(?:s)?|\bintroduc(?:e|es|ing)"
     r"|\btrading (?:of|for|on)|\bsubscribe to|\bsuspend(?:s|ed)?|\bresum(?:e|es|ed)|\bswap(?:s)? of"
-    r"|\btrade|\bbuy|\blaunch(?:es|ed|ing)?|(?<!% )\bfor)" + _SKIPPED + r"\s+(" + _LIST_OF + ")",
+    r"|\btrade|\bbuy|\blaunch(?:es|ed|ing)?|\b(?:ap[ry]|yield|interest) on"
+    r"|(?<!% )(?<!ratio )(?<!ratios )\bfor)" + _SKIPPED + r"\s+(" + _LIST_OF + ")",
+    word=True,
 )
+# "Stake CRO and earn up to 8% APY": the coin of a staking product, unless the text is a
+# pool that pays another coin for it ("Stake GT or USDT in Launchpool to share ...").
+_STAKE_VERB = _fast("Ss", r"(?i:\bstak(?:e|es|ing))\s+(" + _LIST_OF + ")", word=True)
+_POOL = re.compile(r"(?i:pool|hodler|airdrop|\bto (?:share|farm|mine)\b)")
 # "XYZ Perpetual", "BTC and ETH Quarterly Futures", "XYZ 永续合约": a market of the ticker.
 _MARKET_OF = _fast(
     _TICKER_FIRST,
     _START + "(" + _LIST_OF + r")(?=(?:\s+(?i:weekly|daily|monthly|quarterly|linear|inverse|"
     r"usdt-m|usdⓈ-m|coin-m))*\s+(?i:perpetuals?|futures|margin|options|contracts?|spot trading|"
-    r"pre-market|(?:spot |margin )?trading pairs?)\b|\s*(?:永续|现货|合约|交易对))",
+    r"pre-market|(?:(?:spot |margin )?trading |spot |margin )?pairs?)\b"
+    r"|\s*(?:永续|现货|合约|交易对))",
 )
 # "XYZ-30D", "XYZ Flexible Savings", "XYZ Network Upgrade": a product or a chain of it.
 _PRODUCT_OF = _fast(
     _TICKER_FIRST,
-    _TOKEN + r"(?=-\d+D\b|\s+(?i:vault|staking|"
+    _TOKEN + r"(?=-\d+D\b|\s+(?i:vault|staking|index|mining|"
     r"airdrop|collateral|buy ?back|burn|"
     r"(?:simple |flexible |fixed |locked |on-chain )?(?:earn|savings)|"
     r"(?:trading )?(?:carnival|competition|challenge|campaign|festival))\b)",
@@ -159,10 +183,24 @@ _CHAIN_OF = _fast(
     _TICKER_FIRST,
     _TOKEN + r"(?=\s+(?i:token swap|network upgrade|mainnet|hard fork)\b|\s*网络升级)",
 )
+# "delist the following tokens at 10:00 (UTC): ABC, DEF and GHI", "Affected tokens: ABC,
+# DEF": the list a notice acts on, after its colon.
+_FOLLOWING = _fast(
+    "FfAa",
+    r"(?i:\b(?:following|affected)\b)(?:[^.:\n]|(?<=\d)[:.](?=\d)){0,120}?:\s*(" + _LIST_OF + ")",
+    word=True,
+)
+# "MOVE is available for trading!": a market of the ticker opens, even a word's.
+_TRADABLE = _fast(
+    _TICKER_FIRST,
+    _START + "(" + _LIST_OF + r")(?=\s+(?:is|are)\s+(?:now\s+)?(?i:available for trading)\b)",
+)
 _WALLET_VERB = _fast(
     "DdWw",
-    r"(?i:\b(?:deposits?|withdrawals?)(?: (?:and|&) (?:deposits?|withdrawals?))? (?:of|for))"
+    r"(?i:\b(?:deposits?|withdrawals?)(?: (?:and|&) (?:deposits?|withdrawals?))?"
+    r"(?: (?:amounts?|fees?|limits?|minimums?|networks?))? (?:of|for))"
     r"\s+(" + _LIST_OF + ")",
+    word=True,
 )
 # Deribit and Bitfinex instruments: BTC-25SEP26, ETH-PERPETUAL, BTCF0:USTF0.
 _INSTRUMENT = _fast(
@@ -186,7 +224,9 @@ _RENAMED_TO = _fast(
     r"(?:\s+(?i:of|from)\s+\S+)?\s+(?i:to)\s+([A-Z][A-Z0-9]{0,14})(?![A-Za-z0-9])",
 )
 # What follows a ticker that makes it a margin type ("USDT Perpetual", "USDC contracts").
-_MARGIN_TYPE = re.compile(r"\s*(?:-M\b|\s(?i:perpetuals?|contracts?|futures|-margined))")
+_MARGIN_TYPE = re.compile(
+    r"\s*(?:-M\b|\s(?i:perpetuals?|contracts?|futures|options|-margined|-settled))"
+)
 # "Binance will list NEO Gas (GAS)": a capital word after it, the ticker is part of a name.
 _NAME_GOES_ON = re.compile(r"\s+[A-Z][a-z]")
 # Weak: "ABC, DEF and GHI" and amounts "1,000,000 XYZ" (never after a time's colon).
@@ -200,13 +240,25 @@ _PRIZE = re.compile(r"(?i:share|win|earn|grab|split)(?:\s+(?i:up to|a|an|over))?
 # "One unit represents 1,000 SATS", "quoted per 1,000 PEPE": a unit, not the subject.
 _UNIT = re.compile(r"(?i:represents?|per|equals?|is|of|=|×|x)\s*$")
 _IN_LIST = re.compile(_T + _END)
-# "Stake GT to share", "Lock BGB to mine": the coin taken to take part is not the subject.
+# "Stake GT to share", "Lock BGB to mine", "Earn SOLV with retroactive BNB Simple Earn
+# subscriptions", "Farm AI by staking BNB": the coin taken to take part is not the subject.
+_HELD = r"(?P<held>" + _T + r"(?:\s*(?:,|/|\band\b|\bor\b|&)\s*" + _T + r")*)"
+_REWARD = (
+    r"(?i:share|mine|earn|win|get|receive|farm|grab)"
+    r"(?:\s+(?i:up to|a|an|over))?\s+(?:[\d,.]+\s*(?:[KkMmBb]\b)?\s*)?(?P<prize>" + _T + r")"
+)
 _PARTICIPATION = _fast(
     "SsLlHhDdCc",
     r"(?i:\b(?:stake|staking|lock|locking|hold|holding|subscribe|subscribing|deposit|commit))"
-    r"\s+(" + _T + r"(?:\s*(?:,|/|\band\b|\bor\b|&)\s*" + _T + r")*)"
-    r"\s+(?i:to|and|for)\s+(?i:share|mine|earn|win|get|receive|farm|grab)"
-    r"(?:\s+(?i:up to|a|an|over))?\s+(?:[\d,.]+\s*(?:[KkMmBb]\b)?\s*)?(" + _T + r")",
+    r"\s+" + _HELD + r"\s+(?i:to|and|for)\s+" + _REWARD,
+    word=True,
+)
+_PARTICIPATION_BY = _fast(
+    "SsMmEeWwGgRrFf",
+    r"\b" + _REWARD + r"\s+(?i:with|by|via|for)\s+"
+    r"(?:(?i:retroactive|staking|holding|locking|subscribing to|subscribing|depositing|"
+    r"committing|your)\s+)*" + _HELD,
+    word=True,
 )
 # An API example ("symbol=BTCUSDT", "e.g. BTCUSDT") is not the subject.
 _EXAMPLE = re.compile(r"(?i:e\.g\.|for example|such as|example:)\s*[`'\"]?$")
@@ -233,35 +285,42 @@ _TAG_TICKER = re.compile(_T)
 
 
 def _base(token: str) -> str:
-    """'BLIPUSDT' -> 'BLIP', 'XBTUSDTM' -> 'XBT', 'BTC-USDT-SWAP' -> 'BTC': a contract
+    """'BLIPUSDT' -> 'BLIP', 'XBTUSDTM' -> 'XBT', 'SOLUSDM' -> 'SOL' (coin-margined),
+    'BTC-USDT-SWAP' -> 'BTC': a contract
     stands for its base asset; a multiplier prefix is kept (1000PEPEUSDT -> 1000PEPE)."""
     if token in QUOTES:
         return token
-    for quote in ("USDTM", "USDT", "USDC", "PERP", "USD"):
+    for quote in ("USDTM", "USDT", "USDC", "USDM", "PERP", "USD"):
         if token.endswith(quote) and len(token) > len(quote) + 1:
             return token[: -len(quote)]
     return token
 
 
-# Evidence strengths: what each admits (see _valid).
-STRUCTURED, NAMED, LISTED, ACTED, WEAK = 4, 3, 2, 1, 0
+# Evidence strengths: what each admits (see _valid). CODED: written as a market code
+# (a pair, a contract, an instrument), which no digit word ("24H", "5G") is.
+STRUCTURED, CODED, NAMED, LISTED, ACTED, WEAK = 5, 4, 3, 2, 1, 0
 
 
 def _valid(token: str, strength: int) -> bool:
     """Whether `token` may be a ticker found with evidence of `strength`: fiat never;
-    the NEVER words only from structured evidence; an exchange's name only where it is
-    written as a ticker ("(HTX)", "HTX/USDT"); a word only where a listing names it."""
+    the NEVER words only from structured evidence; a digit word only as a code; an
+    exchange's name only where it is written as a ticker ("(HTX)", "HTX/USDT"); a word
+    only where a listing names it."""
     letters = sum(c.isalpha() for c in token)
     if not 2 <= len(token) <= 15 or letters == 0:
         return strength >= STRUCTURED and token.isalpha()  # "Rebranding of FTM to S"
     if letters < 2 and not (strength >= NAMED and token[0].isdigit()):  # "(2Z)", not "24H"
         return False
-    if token[0].isdigit() and _DIGIT_WORD.fullmatch(token):
-        return False
     if token in FIAT:
         return False
     if strength >= STRUCTURED:
         return True
+    if _STANDARD.fullmatch(token):
+        return False
+    if strength >= CODED:
+        return True  # "0G/USDT", "OMNI/USDT", "JSTUSDT": a market's code names its coin
+    if token[0].isdigit() and _DIGIT_WORD.fullmatch(token):
+        return False  # "(24H)"
     if token in NEVER:
         return False
     if token in EXCHANGES:
@@ -274,25 +333,31 @@ class _Found:
 
     def __init__(self) -> None:
         self.at: dict[str, int] = {}
+        self.weak: dict[str, int] = {}
         self.excluded: set[str] = set()
 
     def add(
         self, token: str, pos: int, strength: int, quotes: frozenset[str] = frozenset()
     ) -> None:
-        """`quotes`: the quote currencies that are not the subject in this context."""
+        """`quotes`: the quote currencies that are not the subject in this context.
+        Weak evidence ("ABC, DEF and GHI", "1,000 XYZ") never makes a ticker alone: it
+        only says where a ticker found by stronger evidence first appears."""
         token = _base(token.upper())
         if token in quotes or not _valid(token, strength):
             return
-        if pos < self.at.get(token, pos + 1):
-            self.at[token] = pos
+        seen = self.weak if strength == WEAK else self.at
+        if pos < seen.get(token, pos + 1):
+            seen[token] = pos
 
     def ordered(self) -> list[str]:
-        return sorted((t for t in self.at if t not in self.excluded), key=self.at.__getitem__)
+        at, weak = self.at, self.weak
+        first = {t: min(p, weak.get(t, p)) for t, p in at.items() if t not in self.excluded}
+        return sorted(first, key=first.__getitem__)
 
 
 # Where a ticker could be: context rules run only on windows around these (most prose
 # has none), so a long lower-case body costs one fast scan.
-_CANDIDATE = re.compile(r"[A-Z][A-Z0-9]+")
+_CANDIDATE = re.compile(r"[A-Z][A-Z0-9]+|[(（][A-Z][)）]")  # "Sonic (S)" too
 _BEFORE, _AFTER = 80, 60  # characters of context a rule reads around a ticker
 
 
@@ -317,12 +382,17 @@ def _windows(text: str) -> list[tuple[int, int]]:
 
 def _scan(text: str, offset: int, found: _Found) -> None:
     """Every context rule over one text (the title or the body)."""
-    for start, end in _windows(text):
-        _scan_written(text, offset, found, start, end)
-        _scan_codes(text, offset, found, start, end)
-        _scan_contexts(text, offset, found, start, end)
-        _scan_campaigns(text, offset, found, start, end)
     lowered = text.lower()
+    windows = _windows(text)
+    if windows:
+        # A rule whose words the text lacks cannot match: it is not run at all.
+        rules = [rule[:3] for rule in _CONTEXT_RULES if any(w in lowered for w in rule[3])]
+        takes_part = [p for p, words in _PARTICIPATIONS if any(w in lowered for w in words)]
+        for start, end in windows:
+            _scan_written(text, offset, found, start, end)
+            _scan_codes(text, offset, found, start, end)
+            _scan_contexts(text, lowered, offset, found, start, end, rules)
+            _scan_campaigns(text, offset, found, start, end, takes_part)
     if "launch" in lowered or "list" in lowered or "add" in lowered or "trading" in lowered:
         for m in _LOWER_TRADING.finditer(text):
             for word in _LOWER_LIST.split(m[1] or m[2]):
@@ -341,17 +411,20 @@ def _scan_written(text: str, offset: int, found: _Found, a: int, b: int) -> None
     """Tickers written as tickers: "(XYZ)", "Sonic (S)", "XYZ/USDT", "BTC-25SEP26"."""
     add = found.add
     for m in _PAREN.finditer(text, a, b):
+        if m[1] in QUOTES and _SETTLEMENT.search(text, max(0, m.start() - 50), m.start()):
+            continue  # "settlement currency: USD₮ (UST)"
         add(m[1], offset + m.start(1), NAMED)
-    for m in _NAME_LETTER.finditer(text, a, b):
-        add(m[1], offset + m.start(1), STRUCTURED)
+    if _ONE_LETTER.search(text, a, b):
+        for m in _NAME_LETTER.finditer(text, a, b):
+            add(m[1], offset + m.start(1), STRUCTURED)
     # A pair and an instrument end in a quote or an expiry: look for that end first.
     if _PAIR_TAIL.search(text, a, b):
         for m in _PAIR.finditer(text, a, b):
             if not _is_example(text, m.start()):
-                add(m[1], offset + m.start(1), NAMED)
+                add(m[1], offset + m.start(1), CODED)
     if _INSTRUMENT_TAIL.search(text, a, b):
         for m in _INSTRUMENT.finditer(text, a, b):
-            add(m[1], offset + m.start(), NAMED)
+            add(m[1], offset + m.start(), CODED)
 
 
 def _scan_codes(text: str, offset: int, found: _Found, a: int, b: int) -> None:
@@ -359,11 +432,11 @@ def _scan_codes(text: str, offset: int, found: _Found, a: int, b: int) -> None:
     add = found.add
     if "F0:" in text:
         for m in _FUNDING_PERP.finditer(text, a, b):
-            add(m[1], offset + m.start(), NAMED)
+            add(m[1], offset + m.start(), CODED)
     if "USD" in text or "PERP" in text:
         for m in _CONTRACT.finditer(text, a, b):
             if m[1] and m[0] not in QUOTES and not _is_example(text, m.start()):
-                add(m[1], offset + m.start(1), NAMED)
+                add(m[1], offset + m.start(1), CODED)
     if "$" in text:
         for m in _CASHTAG.finditer(text, a, b):
             add(m[1], offset + m.start(1), NAMED)
@@ -377,41 +450,97 @@ def _add_list(
     strength: int,
     quotes: frozenset[str] = frozenset(),
 ) -> None:
-    """Every ticker of a matched list ("ABC, DEF and GHI") as evidence of `strength`."""
-    for t in _IN_LIST.finditer(m[group]):
-        found.add(t[0], offset + m.start(group) + t.start(), strength, quotes)
+    """Every ticker of a matched list ("ABC, DEF and GHI") as evidence of `strength`. A
+    word in capitals among other tickers is a ticker too ("Simple Earn for NOT, DOGS and
+    TON"): the list names coins, as a listing does."""
+    start = offset + m.start(group)
+    members = [(t[0], start + t.start()) for t in _IN_LIST.finditer(m[group])]
+    if (
+        len(members) > 1
+        and ACTED <= strength < LISTED
+        and any(t in WORDS for t, _ in members)
+        and any(t not in WORDS and _valid(_base(t), strength) for t, _ in members)
+    ):
+        strength = LISTED
+    for token, pos in members:
+        found.add(token, pos, strength, quotes)
 
 
 _NO_QUOTES: frozenset[str] = frozenset()
-# Rules whose first group is the list they name: (pattern, strength, quotes left out).
-_CONTEXT_RULES = (
-    (_PRODUCT_OF, ACTED, _NO_QUOTES),
-    (_CHAIN_OF, LISTED, _NO_QUOTES),
-    (_WALLET_VERB, LISTED, _NO_QUOTES),
-    (_LIST, WEAK, QUOTES),
+# Rules whose first group is the list they name: (pattern, strength, quotes left out, the
+# words one of which a text must hold, lower-cased, for the rule to match in it).
+_CONTEXT_RULES: tuple[tuple[re.Pattern[str], int, frozenset[str], tuple[str, ...]], ...] = (
+    (
+        _PRODUCT_OF,
+        ACTED,
+        _NO_QUOTES,
+        (
+            *"vault staking index mining airdrop collateral buy burn earn savings".split(),
+            *"carnival competition challenge campaign festival -".split(),
+        ),
+    ),
+    (
+        _CHAIN_OF,
+        LISTED,
+        _NO_QUOTES,
+        ("token swap", "network upgrade", "mainnet", "hard fork", "网络升级"),
+    ),
+    (_WALLET_VERB, LISTED, _NO_QUOTES, ("deposit", "withdrawal")),
+    (_TRADABLE, LISTED, _NO_QUOTES, ("available for trading",)),
+    (_FOLLOWING, ACTED, _NO_QUOTES, ("following", "affected")),
+    (_LIST, WEAK, QUOTES, ("and", "&")),
 )
+# What a market must be followed by (_MARKET_OF), lower-cased.
+_MARKET_WORDS = (
+    *"perpetual futures margin option contract spot pre-market pair".split(),
+    *"永续 现货 合约 交易对".split(),
+)
+_CJK_VERBS = tuple("上线 上架 下架 下线 首发 暂停 恢复 支持 开通 包括".split())
+_ONE_LETTER = re.compile(r"[(（][A-Z][)）]")
 
 
-def _scan_contexts(text: str, offset: int, found: _Found, a: int, b: int) -> None:
+def _cjk_verbs(text: str, a: int, b: int) -> Iterable[re.Match[str]]:
+    """ "上线 XYZ" and "XYZ 将被下架": the lists a CJK verb names, before or after it."""
+    yield from _CJK_VERB.finditer(text, a, b)
+    yield from _CJK_VERB_AFTER.finditer(text, a, b)
+
+
+def _scan_contexts(
+    text: str,
+    lowered: str,
+    offset: int,
+    found: _Found,
+    a: int,
+    b: int,
+    rules: list[tuple[re.Pattern[str], int, frozenset[str]]],
+) -> None:
     """Tickers named by the words around them: verbs, markets, products, lists."""
     for m in _NAMING_VERB.finditer(text, a, b):
         if not _NAME_GOES_ON.match(text, m.end()):
             _add_list(found, offset, m, 1, LISTED)
-    if not text.isascii():
-        for m in _CJK_VERB.finditer(text, a, b):
-            _add_list(found, offset, m, 1 if m[1] else 2, LISTED)
+    if not text.isascii() and any(verb in text for verb in _CJK_VERBS):
+        for m in _cjk_verbs(text, a, b):
+            _add_list(found, offset, m, 1, LISTED)
     for m in _ACTING_VERB.finditer(text, a, b):
         margin_type = _MARGIN_TYPE.match(text, m.end())
         _add_list(found, offset, m, 1, ACTED, STABLE_QUOTES if margin_type else _NO_QUOTES)
-    for m in _MARKET_OF.finditer(text, a, b):
-        subject = _names_quote_as_subject(text, m.end())
-        _add_list(found, offset, m, 1, LISTED, _NO_QUOTES if subject else STABLE_QUOTES)
-    for pattern, strength, quotes in _CONTEXT_RULES:
+    if "stak" in lowered and not _POOL.search(text):
+        for m in _STAKE_VERB.finditer(text, a, b):
+            _add_list(found, offset, m, 1, ACTED)
+    if any(word in lowered for word in _MARKET_WORDS):
+        for m in _MARKET_OF.finditer(text, a, b):
+            if _UNAFFECTED.match(text, m.end()):
+                continue  # "EUR and USDC spot pairs remain available": not what changes
+            subject = _names_quote_as_subject(text, m.end())
+            _add_list(found, offset, m, 1, LISTED, _NO_QUOTES if subject else STABLE_QUOTES)
+    for pattern, strength, quotes in rules:
         for m in pattern.finditer(text, a, b):
             _add_list(found, offset, m, 1, strength, quotes)
 
 
-def _scan_campaigns(text: str, offset: int, found: _Found, a: int, b: int) -> None:
+def _scan_campaigns(
+    text: str, offset: int, found: _Found, a: int, b: int, takes_part: list[re.Pattern[str]]
+) -> None:
     """Amounts ("Share 400,000 MOVE") and the coins staked to take part."""
     add = found.add
     for m in _AMOUNT.finditer(text, a, b):
@@ -419,17 +548,25 @@ def _scan_campaigns(text: str, offset: int, found: _Found, a: int, b: int) -> No
         if not _UNIT.search(before):
             strength = LISTED if _PRIZE.search(before) else WEAK
             add(m[1], offset + m.start(1), strength, QUOTES)
-    for m in _PARTICIPATION.finditer(text, a, b):
-        # The coins staked to share another coin are not the subject ("Stake MNT, USDT
-        # and ZPHR to share ZPHR" is about ZPHR); staked to share a quote currency
-        # ("Lock LUMN to share 500,000 USDT") they are what the campaign promotes.
-        prize = m[2]
-        if prize in QUOTES:
-            for t in _IN_LIST.finditer(m[1]):
-                add(t[0], offset + m.start(1) + t.start(), ACTED, QUOTES)
-        else:
-            found.excluded.update(t[0] for t in _IN_LIST.finditer(m[1]) if t[0] != prize)
-            add(prize, offset + m.start(2), LISTED)
+    for pattern in takes_part:
+        for m in pattern.finditer(text, a, b):
+            # The coins staked to share another coin are not the subject ("Stake MNT,
+            # USDT and ZPHR to share ZPHR" is about ZPHR); staked to share a quote
+            # currency ("Lock LUMN to share 500,000 USDT") they are what it promotes.
+            prize, held = m["prize"], m["held"]
+            if prize in QUOTES:
+                for t in _IN_LIST.finditer(held):
+                    add(t[0], offset + m.start("held") + t.start(), ACTED, QUOTES)
+            else:
+                found.excluded.update(t[0] for t in _IN_LIST.finditer(held) if t[0] != prize)
+                add(prize, offset + m.start("prize"), LISTED)
+
+
+# Each with the words (lower-cased) one of which a text must hold for it to match.
+_PARTICIPATIONS = (
+    (_PARTICIPATION, ("stak", "lock", "hold", "subscrib", "deposit", "commit")),
+    (_PARTICIPATION_BY, ("share", "mine", "earn", "win", "get", "receive", "farm", "grab")),
+)
 
 
 _LOWER_LIST = re.compile(r",\s*|\s+and\s+")
@@ -438,10 +575,13 @@ _LOWER_WORDS = frozenset(
     "portfolio unified pre perpetual perpetuals futures margin options contract contracts "
     "trading and or of for on in to with copy grid bot bots token tokens crypto coins "
     "leveraged delivery inverse linear quarterly weekly daily more several multiple "
-    "selected some".split()
+    "selected some these those this that such each every any which your".split()
 )
 
 
+_UNAFFECTED = re.compile(
+    r"\s+(?:\w+\s+){0,4}?(?i:remain|continue|(?:are|is|will) not be|unaffected|not affected)\b"
+)
 _QUOTE_PAIRS = re.compile(r"\s+(?:(?:spot|margin)\s+)?(?:trading\s+)?pairs\b", re.I)
 
 
@@ -524,25 +664,25 @@ def derive_symbols(
 # --- event types ----------------------------------------------------------------------------
 
 # Title words that say what an announcement does, whatever its category, in this order.
+# Read in the lower-cased title (as the post rules in the lower-cased body).
 _RULES_STRONG: tuple[tuple[str, re.Pattern[str]], ...] = (
     (
         "delisting",
         re.compile(
             r"\bdelist|\bremoval of .*\bpairs?\b|\bwill remove\b|\bcease trading|下架|下线|退市"
             r"|상장\s*폐지|거래\s*지원\s*종료",
-            re.I,
         ),
     ),
     # A campaign for a listing ("원화 마켓 추가 기념 ... 이벤트") gives something.
-    ("promotion", re.compile(r"기념.*이벤트|\bcelebrat", re.I)),
+    ("promotion", re.compile(r"기념.*이벤트|\bcelebrat")),
     (
         "listing",
         re.compile(
             r"^new listings?:|\bwill list\b|\bto list\b|\blists\b|\bgets listed\b"
             r"|\binitial (?:futures )?listing\b|\bnow launched for futures\b"
             r"|\badds? new\b.*\btrading pairs\b|\bwill add new pairs\b|\bpairs added\b"
-            r"|上线|上架|首发|마켓 (?:디지털 자산 )?추가|신규 거래지원",
-            re.I,
+            r"|\balpha (?:adds|lists|launches)\b"
+            r"|上线|上架|首发|마켓 (?:디지털 자산 )?추가|디지털 자산 추가|신규 거래지원",
         ),
     ),
     (
@@ -552,7 +692,6 @@ _RULES_STRONG: tuple[tuple[str, re.Pattern[str]], ...] = (
             r"|launchpool|launchpad|candydrop|candybomb|poolx|gempool|\bshare\b[^.]*\d"
             r"|\bup to [\d.]+%|[\d.]+%\s*ap[ry]\b|\bapr of\b|年化|zero-interest|zero-fee"
             r"|\btrading week\b",
-            re.I,
         ),
     ),
     # A market word in a product notice: bots and grids on pairs, an app's futures screen,
@@ -561,14 +700,22 @@ _RULES_STRONG: tuple[tuple[str, re.Pattern[str]], ...] = (
         "product",
         re.compile(
             r"\bgrid\b|\btrading bots?\b|\bmobile app\b|\bapp \d|\bleverage raised\b"
-            r"|\btick sizes?\b|네트워크 추가|지원 네트워크|\bp2p\b"
+            r"|\btick sizes?\b|네트워크 추가|지원 네트워크|\bp2p\b|\btestnet\b"
+            r"|\bbank transfers?\b|\bpayment methods?\b|\b(?:apple|google) pay\b"
             r"|\b(?:convert|copy trading) (?:now )?(?:adds|supports)\b|\bbuy\b.*\bwith\b",
-            re.I,
         ),
     ),
     (
         "maintenance",
-        re.compile(r"network upgrade|mainnet upgrade|hard fork|\bmaintenance\b|token swap", re.I),
+        # "maintenance margin" is a margin rate, not work on a system.
+        re.compile(
+            r"network upgrade|mainnet upgrade|hard fork|\bmaintenance\b(?! margin)|token swap"
+        ),
+    ),
+    # Warnings to users are not reports, whatever the category ("Security").
+    (
+        "other",
+        re.compile(r"security reminder|\bbeware\b|phishing|\bscams?\b|\bimpersonat"),
     ),
     (
         "listing",
@@ -576,16 +723,16 @@ _RULES_STRONG: tuple[tuple[str, re.Pattern[str]], ...] = (
             r"\blisted\b|\blisting of\b"
             r"|\blaunch(?:es|ed)?\b.*\b(?:perpetual|futures|contracts?|spot trading|margin"
             r"|options)\b|\bwill launch\b.*\b(?:perpetual|futures|contract)"
-            r"|\badds?\b.*\btrading pairs?\b"
+            r"|\badds?\b.*\btrading pairs?\b|\badds?\b.*\b(?:margin|futures|perpetual) trading\b"
             r"|\bavailable for trading\b|\btrading (?:is )?now live\b|\bpre-market\b"
             r"|\bopens? trading\b|\bmargin funding (?:is )?now live\b"
             r"|\b(?:margin|futures|perpetual|spot) trading (?:is )?now (?:available|live)\b"
             r"|\btrading pairs? (?:is |are )?now live\b"
-            r"|\bnew\s+(?:(?:weekly|daily|monthly|quarterly|linear|inverse)\s+)*(?:[A-Z0-9]+\s+)?"
+            r"|\bnew:?\s+(?:(?:weekly|daily|monthly|quarterly|linear|inverse)\s+)*"
+            r"(?:[a-z0-9_-]+\s+)?(?:(?:weekly|daily|monthly|quarterly|linear|inverse)\s+)*"
             r"(?:options|futures|perpetuals?|strikes)\b"
             r"|\badditional product:.*\b(?:perpetual|futures|contract)"
             r"|\bexpands?\b.*\b(?:perpetual|futures|contracts)\b",
-            re.I,
         ),
     ),
 )
@@ -597,7 +744,6 @@ _RULES_WEAK: tuple[tuple[str, re.Pattern[str]], ...] = (
             r"terms of (?:service|use)|privacy (?:policy|notice)|user agreement"
             r"|security reminder|beware|\bfake\b|phishing|scam|risk warning"
             r"|protect your account|sim swap|\bexpiry of\b|정책",
-            re.I,
         ),
     ),
     # Regional service limits are facts about the exchange, as licences are.
@@ -605,19 +751,19 @@ _RULES_WEAK: tuple[tuple[str, re.Pattern[str]], ...] = (
         "news",
         re.compile(
             r"\bincident report\b|\busers in the (?:eea|eu|uk|us)\b|\bresidents?\b"
+            r"|\bresults of\b|\bwinners\b|\blicen[cs]|\bseed round\b|\bfunding round\b"
+            r"|\bventures\b|\bmeet (?:us|[\w.]+) at\b|\bconference\b|\bsummit\b"
             r"|\bclients (?:in|from)\b|\bservices (?:in|for)\b|서비스 이용 제한",
-            re.I,
         ),
     ),
     (
         "maintenance",
         re.compile(
-            r"maintenance|network upgrade|system upgrade|wallet upgrade|hard fork"
+            r"maintenance(?! margin)|network upgrade|system upgrade|wallet upgrade|hard fork"
             r"|\bsuspen(?:d|ded|ding|sion)\b|\bresum(?:e|ed|es|ption)\b|\bmainnet upgrade"
             r"|token swap|migration|rebrand|\bdelay(?:ed|s)?\b"
             r"|\bupgrade the .*\b(?:network|wallet)\b"
-            r"|维护|升级|暂停|恢复|充提|점검|지연|중단|재개",
-            re.I,
+            r"|维护|升级|暂停|恢复|充提|점검|지연|중단|재개|메인넷|토큰 스왑",
         ),
     ),
     (
@@ -627,7 +773,6 @@ _RULES_WEAK: tuple[tuple[str, re.Pattern[str]], ...] = (
             r"|giveaway|launchpool|launchpad|candydrop|gempool|jumpstart|poolx|carnival"
             r"|welcome gift|cashback|trade-to-earn|hodler|voucher|zero[- ]fee|\bup to\b.*\bap[ry]\b"
             r"|\brefer|\bprize|活动|空投|奖励|이벤트|에어드랍",
-            re.I,
         ),
     ),
     (
@@ -637,7 +782,6 @@ _RULES_WEAK: tuple[tuple[str, re.Pattern[str]], ...] = (
             r"|\bacquir|\binvests?\b|\bresults?\b|\bresidents?\b|\bclients (?:in|from)\b"
             r"|\bservices (?:in|for)\b"
             r"|\bmica\b|서비스 이용 제한|유통량|공시|지갑 이동|재단",
-            re.I,
         ),
     ),
     (
@@ -645,19 +789,19 @@ _RULES_WEAK: tuple[tuple[str, re.Pattern[str]], ...] = (
         re.compile(
             r"terms of (?:service|use)|privacy policy|user agreement|security reminder"
             r"|phishing|scam|risk warning|protect your account|sim swap|\bexpiry of\b|정책",
-            re.I,
         ),
     ),
     (
         "product",
         re.compile(
-            r"\bapi\b|introduc|\bnow (?:supports|live)\b|\bupdates?\b|\bnew fields?\b|feature"
+            r"\bapi\b|introduc|\bnow (?:supports|live)\b|\bwhat(?:’s|'s| is) new\b|\bupdates?\b"
+            r"|\bnew fields?\b|feature"
             r"|copy trading|\bearn\b|\bcard\b|\bwallet\b|\bfee|\bleverage\b|\btiers?\b|\bmargin\b"
             r"|dividend|\bconvert\b|integration|\bsupport|adjust|\bapp\b|mobile|released"
             r"|interface|portfolio|\borders?\b|block trade|funding rate|risk matrix|haircut"
-            r"|\bchange\b|staking|\bnew:|分红|费率|유의 종목|유의 촉구|업데이트|한도|인증"
+            r"|\bchange\b|staking|\bnew:|\bkyc\b|\bverification\b|\blimits?\b|\bsettlement\b"
+            r"|分红|费率|유의 종목|유의 촉구|업데이트|한도|인증|서비스 출시"
             r"|트래블룰|등급|네트워크 추가|스테이킹|드롭",
-            re.I,
         ),
     ),
 )
@@ -722,13 +866,20 @@ def _generic(category: str | None) -> bool:
     return not category or bool(_GENERIC_CATEGORY.match(_category_words(category)))
 
 
+_MARKET_EVENTS = frozenset({"listing", "delisting"})
+
+
 def classify_event(title: str | None, hint: str | None = None, *, generic: bool = False) -> str:
     """The shared event type: title words that plainly say what it does (delist, list)
     win, then the category's meaning (`hint`, one of EVENT_TYPES), then weaker title
-    words. A `generic` hint (a "Latest News" category) comes after the weaker words."""
-    title = title or ""
+    words. A `generic` hint (a "Latest News" category) comes after the weaker words.
+    A campaign filed as a listing or a delisting is one (a Launchpool that also opens the
+    coin's spot market): a market that opens or closes outranks what it gives."""
+    title = title.lower() if title else ""  # the rules are lower case (no re.I: faster)
     for event, pattern in _RULES_STRONG:
         if pattern.search(title):
+            if event == "promotion" and hint in _MARKET_EVENTS and not generic:
+                return hint
             return event
     if hint in EVENT_TYPES and hint != "other" and not generic:
         return hint
@@ -745,17 +896,17 @@ _POST_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
         "promotion",
         re.compile(
             r"\bama\b|candydrop|launchpool|\bposting challenge|airdrop #?\d+ is live"
-            r"|\bshare [\d,.]+ \w+ in rewards|\bcollect\b.*\bto share\b",
-            re.I,
+            r"|\bshare [\d,.]+ \w+ in rewards|\bcollect\b.*\bto share\b"
+            r"|\bprize pool\b|\bchallenge is live\b|瓜分|奖池",
         ),
     ),
     (
         "news",
         re.compile(
-            r"\bbreaking\b|快讯|将上线|\bwill list\b|\bunlock\b|\bapproves?\b|\bnow live\b"
+            r"\bbreaking\b(?! out)|快讯|\bcame in (?:at|above|below)\b|将上线|\bwill list\b"
+            r"|\bunlock\b|\bapproves?\b|\bnow live\b"
             r"|\bpaused\b|warning list|being delisted|要被下架|\bsaid\b|\bper \w+ sources\b"
             r"|listing date|\bvolumes? up\b",
-            re.I,
         ),
     ),
 )
@@ -764,11 +915,29 @@ _POST_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
 def derive_event(title: str | None, category: str | None, body_text: str | None = None) -> str:
     """The event type of one stored version; a post (no title) is read by its body."""
     if title is None and body_text:
+        body = body_text.lower()
         for event, pattern in _POST_RULES:
-            if pattern.search(body_text):
+            if pattern.search(body):
                 return event
         return "other"
-    return classify_event(title, category_event(category), generic=_generic(category))
+    event = classify_event(title, category_event(category), generic=_generic(category))
+    if event == "promotion" and body_text and _lists_in_body(body_text):
+        return "listing"  # a Launchpool whose body lists the coin opens its market
+    return event
+
+
+_BODY_LISTS = re.compile(r"\bwill (?:then )?list\b|将上线", re.I)
+_NEGATED = re.compile(r"(?i:\bnot\b|n't\b|\bno guarantee\b|不代表|不意味)")
+
+
+def _lists_in_body(body_text: str) -> bool:
+    """The body says the coin will be listed, not that it will not ("This does not mean
+    Binance will list NOT")."""
+    for m in _BODY_LISTS.finditer(body_text):
+        sentence = body_text.rfind(".", 0, m.start()) + 1
+        if not _NEGATED.search(body_text, sentence, m.start()):
+            return True
+    return False
 
 
 class Derived(NamedTuple):
