@@ -58,7 +58,8 @@ NEVER = FIAT | frozenset(
     "APIS SDK UI UX APP IOS IP PDF FAQS IEO IDO ICO TGE LP MM PNL ROI "
     "TRC20 BEP20 ERC20 BEP2 SPL EVM TRC10 ERC721 ERC1155 OMNI USDⓈ RWA DAXA MMP RFQ DVOL "
     "KRW1 AUM GMV YOY QOQ VASP CASP MICAR TRC ERC BEP DCA BLVT CPI PPI GDP FOMC NFP PCE "
-    "PIX SEPA SWIFT ACH SPEI UPI IMPS FPS".split()
+    "PIX SEPA SWIFT ACH SPEI UPI IMPS FPS FMA MFSA BAFIN AMF CONSOB CNMV CYSEC DFSA FSA "
+    "FSCA FINMA FINTRAC SFC OTP TOTP SMS TP SL PIN".split()
 )
 # Token standards, whatever the chain: ERC20, BEP20, TRC20, BRC20, SRC20, ERC404, CW20.
 _STANDARD = re.compile(r"(?:[A-Z]{1,2}RC|BEP|CW)\d{1,4}")
@@ -114,7 +115,8 @@ _PAREN = re.compile(r"[(（]\s*(" + _T + r"|[A-Z]{3,}[a-z])\s*[)）]")  # (XAUt)
 # "Sonic (S)", "큐프로토콜(Q)": a one-letter ticker right after a project's name, in
 # any script.
 _NAME_LETTER = re.compile(
-    r"(?:\b[A-Z][a-z]+|[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af])\s*[(（]([A-Z])[)）]"
+    r"(?:(?<![A-Za-z0-9])[A-Z][A-Za-z]*[a-z]|[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af])"
+    r"\s*[(（]([A-Z])[)）]"
 )
 _PAIR = _fast(
     _TICKER_FIRST, _START + "(" + _T + r")\s?[/_\-]\s?(?:" + _QUOTE_ALT + r")(?![A-Za-z0-9])"
@@ -166,7 +168,7 @@ _POOL = re.compile(r"(?i:pool|hodler|airdrop|\bto (?:share|farm|mine)\b)")
 _MARKET_OF = _fast(
     _TICKER_FIRST,
     _START + "(" + _LIST_OF + r")(?=(?:\s+(?i:weekly|daily|monthly|quarterly|linear|inverse|"
-    r"usdt-m|usdⓈ-m|coin-m))*\s+(?i:perpetuals?|futures|margin|options|contracts?|spot trading|"
+    r"usdt-m|usdⓈ-m|coin-m))*\s+(?i:perpetuals?|perps?|futures|margin|options|contracts?|spot trading|"
     r"pre-market|(?:(?:spot |margin )?trading |spot |margin )?pairs?)\b"
     r"|\s*(?:永续|现货|合约|交易对))",
 )
@@ -214,7 +216,7 @@ _LOWER_TRADING = _fast(
     "LlAaMmPpFfSs",
     r"(?i:\blaunch(?:es|ed)?|\blist(?:s)?|\badd(?:s)?)"
     r"\s+([a-z][a-z0-9]{1,14}(?:(?:,\s*|\s+and\s+)[a-z][a-z0-9]{1,14})*)"
-    r"\s+(?i:margin|perpetual|futures|spot)\b"
+    r"\s+(?i:(?:isolated |cross )?margin|perpetual|futures|spot)\b"
     r"|(?i:margin|perpetual|futures|spot) (?i:trading) (?i:for)\s+([a-z][a-z0-9]{1,14})(?![\w-])",
 )
 # "Rebranding of FTM to S", "token swap to POL": the new ticker is written as one.
@@ -271,7 +273,7 @@ _TRADE_SEGMENT = re.compile(
     re.I,
 )
 _LINK_PAIR = re.compile(
-    r"([a-z0-9]{2,20}?)[_\-/]?(" + _QUOTE_ALT + r"|USDTM|PERP)(?:[_\-](?:swap|perp|perpetual))?$",
+    r"(?<![a-z0-9])([a-z0-9]{1,20}?)[_\-/]?(" + _QUOTE_ALT + r"|USDTM|PERP)(?:[_\-](?:swap|perp|perpetual))?$",
     re.I,
 )
 _CASHTAG_ANCHOR = re.compile(r"<a\b[^>]*>\s*\$([A-Za-z][A-Za-z0-9]{0,14})\s*</a>", re.I)
