@@ -204,6 +204,15 @@ _WALLET_VERB = _fast(
     r"\s+(" + _LIST_OF + ")",
     word=True,
 )
+# "TIA deposits and withdrawals", "ETH and ERC-20 token deposits": the coins a wallet
+# service acts on, named before it.
+_WALLET_OF = _fast(
+    _TICKER_FIRST,
+    _START
+    + "("
+    + _LIST_OF
+    + r")(?=(?:-\d+)?(?:\s+(?i:tokens?|network|chain))?\s+(?i:deposits?|withdrawals?)\b)",
+)
 # Deribit and Bitfinex instruments: BTC-25SEP26, ETH-PERPETUAL, BTCF0:USTF0.
 _INSTRUMENT = _fast(
     _TICKER_FIRST, _START + "(" + _T + r")(?:_USDC)?-(?:PERPETUAL\b|\d{1,2}[A-Z]{3}\d{2}\b)"
@@ -464,8 +473,14 @@ def _add_list(
         and any(t not in WORDS and _valid(_base(t), strength) for t, _ in members)
     ):
         strength = LISTED
+    # A one-letter ticker among others a context names ("Margin for ZRO, W and ENA") is
+    # written as the others are; a one-letter word ("A") is not.
+    letters = len(members) > 1 and strength >= ACTED
     for token, pos in members:
-        found.add(token, pos, strength, quotes)
+        if letters and len(token) == 1 and token not in WORDS:
+            found.add(token, pos, STRUCTURED, quotes)
+        else:
+            found.add(token, pos, strength, quotes)
 
 
 _NO_QUOTES: frozenset[str] = frozenset()
@@ -488,6 +503,7 @@ _CONTEXT_RULES: tuple[tuple[re.Pattern[str], int, frozenset[str], tuple[str, ...
         ("token swap", "network upgrade", "mainnet", "hard fork", "网络升级"),
     ),
     (_WALLET_VERB, LISTED, _NO_QUOTES, ("deposit", "withdrawal")),
+    (_WALLET_OF, ACTED, _NO_QUOTES, ("deposit", "withdrawal")),
     (_TRADABLE, LISTED, _NO_QUOTES, ("available for trading",)),
     (_FOLLOWING, ACTED, _NO_QUOTES, ("following", "affected")),
     (_LIST, WEAK, QUOTES, ("and", "&")),
@@ -704,7 +720,8 @@ _RULES_STRONG: tuple[tuple[str, re.Pattern[str]], ...] = (
             r"\bgrid\b|\btrading bots?\b|\bmobile app\b|\bapp \d|\bleverage raised\b"
             r"|\btick sizes?\b|네트워크 추가|지원 네트워크|\bp2p\b|\btestnet\b"
             r"|\bbank transfers?\b|\bpayment methods?\b|\b(?:apple|google) pay\b"
-            r"|\b(?:convert|copy trading) (?:now )?(?:adds|supports)\b|\bbuy\b.*\bwith\b",
+            r"|\b(?:convert|copy trading) (?:now )?(?:adds|supports)\b|\bbuy\b.*\bwith\b"
+            r"|\bas collateral\b|\bcollateral assets?\b",
         ),
     ),
     (
@@ -712,6 +729,7 @@ _RULES_STRONG: tuple[tuple[str, re.Pattern[str]], ...] = (
         # "maintenance margin" is a margin rate, not work on a system.
         re.compile(
             r"network upgrade|mainnet upgrade|hard fork|\bmaintenance\b(?! margin)|token swap"
+            r"|\bdowntime\b"
         ),
     ),
     # Warnings to users are not reports, whatever the category ("Security").
@@ -725,7 +743,10 @@ _RULES_STRONG: tuple[tuple[str, re.Pattern[str]], ...] = (
             r"\blisted\b|\blisting of\b"
             r"|\blaunch(?:es|ed)?\b.*\b(?:perpetual|futures|contracts?|spot trading|margin"
             r"|options)\b|\bwill launch\b.*\b(?:perpetual|futures|contract)"
-            r"|\badds?\b.*\btrading pairs?\b|\badds?\b.*\b(?:margin|futures|perpetual) trading\b"
+            r"|\badds?\b.*\bpairs?\b|\b(?:adds?|enables?|to enable)\b.*\b(?:margin|futures|perpetual) trading\b"
+            r"|\badds?\b.*\b(?:perpetual|futures) contracts?\b|\badds?\b.*\bon (?:cross|isolated) margin\b"
+            r"|\b(?:new|adds?|launch(?:es|ed)?)\b.*\bperps\b"
+            r"|\b(?:perpetuals?|futures|pairs?)\b.*\bgo(?:es)? live\b"
             r"|\bavailable for trading\b|\btrading (?:is )?now live\b|\bpre-market\b"
             r"|\bopens? trading\b|\bmargin funding (?:is )?now live\b"
             r"|\b(?:margin|futures|perpetual|spot) trading (?:is )?now (?:available|live)\b"
