@@ -228,6 +228,19 @@ _LOWER_TRADING = _fast(
     r"\s+(?i:(?:isolated |cross )?margin|perpetual|futures|spot)\b"
     r"|(?i:margin|perpetual|futures|spot) (?i:trading) (?i:for)\s+([a-z][a-z0-9]{1,14})(?![\w-])",
 )
+# "supports bnSOL and JitoSOL", "list stETH": a wrapped or staked coin's ticker keeps its
+# prefix in lower case; a verb that names coins names it too.
+_MIXED = r"(?:[A-Z]?[a-z]{1,4}[A-Z]{3,6}|[A-Z][A-Z0-9]+)(?![A-Za-z0-9])"
+_MIXED_LIST = _fast(
+    "SsCcLlAaTtFf",
+    r"(?i:\bsupport(?:s|ed)?|\bconvert|\blist(?:s|ed)?|\badd(?:s|ed)?|\btrade|\bfor)\s+(?-i:("
+    + _MIXED
+    + r"(?:(?:,\s*|\s+and\s+)"
+    + _MIXED
+    + r")*))",
+)
+_MIXED_TOKEN = re.compile(r"[A-Z]?[a-z]{1,4}[A-Z]{3,6}")
+_MIXED_HINT = re.compile(r"[a-z][A-Z]{3}")
 # "Rebranding of FTM to S", "token swap to POL": the new ticker is written as one.
 _RENAMED_TO = _fast(
     "RrTtSsMm",
@@ -409,6 +422,11 @@ def _scan(text: str, offset: int, found: _Found) -> None:
             for word in _LOWER_LIST.split(m[1] or m[2]):
                 if word.lower() not in _LOWER_WORDS:
                     found.add(word, offset + m.start(), LISTED)
+    if _MIXED_HINT.search(text):
+        for m in _MIXED_LIST.finditer(text):
+            for t in _MIXED_TOKEN.finditer(m[1]):
+                if t.start() == 0 or not m[1][t.start() - 1].isalnum():
+                    found.add(t[0], offset + m.start(1) + t.start(), LISTED)
     if any(word in lowered for word in _RENAME_WORDS):
         for m in _RENAMED_TO.finditer(text):
             if m[1] not in NEVER and m[1] not in WORDS:
