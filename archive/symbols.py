@@ -168,8 +168,8 @@ _POOL = re.compile(r"(?i:pool|hodler|airdrop|\bto (?:share|farm|mine)\b)")
 _MARKET_OF = _fast(
     _TICKER_FIRST,
     _START + "(" + _LIST_OF + r")(?=(?:\s+(?i:weekly|daily|monthly|quarterly|linear|inverse|"
-    r"usdt-m|usdⓈ-m|coin-m))*\s+(?i:perpetuals?|perps?|futures|margin|options|contracts?|spot trading|"
-    r"pre-market|(?:(?:spot |margin )?trading |spot |margin )?pairs?)\b"
+    r"usdt-m|usdⓈ-m|coin-m))*\s+(?i:perpetuals?|perps?|futures|margin|options|contracts?|"
+    r"spot trading|pre-market|(?:(?:spot |margin )?trading |spot |margin )?pairs?)\b"
     r"|\s*(?:永续|现货|合约|交易对))",
 )
 # "XYZ-30D", "XYZ Flexible Savings", "XYZ Network Upgrade": a product or a chain of it.
@@ -295,7 +295,9 @@ _TRADE_SEGMENT = re.compile(
     re.I,
 )
 _LINK_PAIR = re.compile(
-    r"(?<![a-z0-9])([a-z0-9]{1,20}?)[_\-/]?(" + _QUOTE_ALT + r"|USDTM|PERP)(?:[_\-](?:swap|perp|perpetual))?$",
+    r"(?<![a-z0-9])([a-z0-9]{1,20}?)[_\-/]?("
+    + _QUOTE_ALT
+    + r"|USDTM|PERP)(?:[_\-](?:swap|perp|perpetual))?$",
     re.I,
 )
 _CASHTAG_ANCHOR = re.compile(r"<a\b[^>]*>\s*\$([A-Za-z][A-Za-z0-9]{0,14})\s*</a>", re.I)
@@ -423,10 +425,7 @@ def _scan(text: str, offset: int, found: _Found) -> None:
                 if word.lower() not in _LOWER_WORDS:
                     found.add(word, offset + m.start(), LISTED)
     if _MIXED_HINT.search(text):
-        for m in _MIXED_LIST.finditer(text):
-            for t in _MIXED_TOKEN.finditer(m[1]):
-                if t.start() == 0 or not m[1][t.start() - 1].isalnum():
-                    found.add(t[0], offset + m.start(1) + t.start(), LISTED)
+        _scan_mixed(text, offset, found)
     if any(word in lowered for word in _RENAME_WORDS):
         for m in _RENAMED_TO.finditer(text):
             if m[1] not in NEVER and m[1] not in WORDS:
@@ -434,6 +433,14 @@ def _scan(text: str, offset: int, found: _Found) -> None:
 
 
 _RENAME_WORDS = ("rebrand", "swap", "migration", "renam")
+
+
+def _scan_mixed(text: str, offset: int, found: _Found) -> None:
+    """Mixed-case tickers ("bnSOL", "JitoSOL") in a list a naming verb names."""
+    for m in _MIXED_LIST.finditer(text):
+        for t in _MIXED_TOKEN.finditer(m[1]):
+            if t.start() == 0 or not m[1][t.start() - 1].isalnum():
+                found.add(t[0], offset + m.start(1) + t.start(), LISTED)
 
 
 def _scan_written(text: str, offset: int, found: _Found, a: int, b: int) -> None:
@@ -761,8 +768,10 @@ _RULES_STRONG: tuple[tuple[str, re.Pattern[str]], ...] = (
             r"\blisted\b|\blisting of\b"
             r"|\blaunch(?:es|ed)?\b.*\b(?:perpetual|futures|contracts?|spot trading|margin"
             r"|options)\b|\bwill launch\b.*\b(?:perpetual|futures|contract)"
-            r"|\badds?\b.*\bpairs?\b|\b(?:adds?|enables?|to enable)\b.*\b(?:margin|futures|perpetual) trading\b"
-            r"|\badds?\b.*\b(?:perpetual|futures) contracts?\b|\badds?\b.*\bon (?:cross|isolated) margin\b"
+            r"|\badds?\b.*\bpairs?\b"
+            r"|\b(?:adds?|enables?|to enable)\b.*\b(?:margin|futures|perpetual) trading\b"
+            r"|\badds?\b.*\b(?:perpetual|futures) contracts?\b"
+            r"|\badds?\b.*\bon (?:cross|isolated) margin\b"
             r"|\b(?:new|adds?|launch(?:es|ed)?)\b.*\bperps\b"
             r"|\b(?:perpetuals?|futures|pairs?)\b.*\bgo(?:es)? live\b"
             r"|\bavailable for trading\b|\btrading (?:is )?now live\b|\bpre-market\b"
