@@ -58,7 +58,8 @@ NEVER = FIAT | frozenset(
     "APIS SDK UI UX APP IOS IP PDF FAQS IEO IDO ICO TGE LP MM PNL ROI "
     "TRC20 BEP20 ERC20 BEP2 SPL EVM TRC10 ERC721 ERC1155 OMNI USDⓈ RWA DAXA MMP RFQ DVOL "
     "KRW1 AUM GMV YOY QOQ VASP CASP MICAR TRC ERC BEP DCA BLVT CPI PPI GDP FOMC NFP PCE "
-    "PIX SEPA SWIFT ACH SPEI UPI IMPS FPS".split()
+    "PIX SEPA SWIFT ACH SPEI UPI IMPS FPS FMA MFSA BAFIN AMF CONSOB CNMV CYSEC DFSA FSA "
+    "FSCA FINMA FINTRAC SFC OTP TOTP SMS TP SL PIN".split()
 )
 # Token standards, whatever the chain: ERC20, BEP20, TRC20, BRC20, SRC20, ERC404, CW20.
 _STANDARD = re.compile(r"(?:[A-Z]{1,2}RC|BEP|CW)\d{1,4}")
@@ -114,7 +115,8 @@ _PAREN = re.compile(r"[(（]\s*(" + _T + r"|[A-Z]{3,}[a-z])\s*[)）]")  # (XAUt)
 # "Sonic (S)", "큐프로토콜(Q)": a one-letter ticker right after a project's name, in
 # any script.
 _NAME_LETTER = re.compile(
-    r"(?:\b[A-Z][a-z]+|[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af])\s*[(（]([A-Z])[)）]"
+    r"(?:(?<![A-Za-z0-9])[A-Z][A-Za-z]*[a-z]|[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af])"
+    r"\s*[(（]([A-Z])[)）]"
 )
 _PAIR = _fast(
     _TICKER_FIRST, _START + "(" + _T + r")\s?[/_\-]\s?(?:" + _QUOTE_ALT + r")(?![A-Za-z0-9])"
@@ -166,8 +168,8 @@ _POOL = re.compile(r"(?i:pool|hodler|airdrop|\bto (?:share|farm|mine)\b)")
 _MARKET_OF = _fast(
     _TICKER_FIRST,
     _START + "(" + _LIST_OF + r")(?=(?:\s+(?i:weekly|daily|monthly|quarterly|linear|inverse|"
-    r"usdt-m|usdⓈ-m|coin-m))*\s+(?i:perpetuals?|futures|margin|options|contracts?|spot trading|"
-    r"pre-market|(?:(?:spot |margin )?trading |spot |margin )?pairs?)\b"
+    r"usdt-m|usdⓈ-m|coin-m))*\s+(?i:perpetuals?|perps?|futures|margin|options|contracts?|"
+    r"spot trading|pre-market|(?:(?:spot |margin )?trading |spot |margin )?pairs?)\b"
     r"|\s*(?:永续|现货|合约|交易对))",
 )
 # "XYZ-30D", "XYZ Flexible Savings", "XYZ Network Upgrade": a product or a chain of it.
@@ -202,6 +204,15 @@ _WALLET_VERB = _fast(
     r"\s+(" + _LIST_OF + ")",
     word=True,
 )
+# "TIA deposits and withdrawals", "ETH and ERC-20 token deposits": the coins a wallet
+# service acts on, named before it.
+_WALLET_OF = _fast(
+    _TICKER_FIRST,
+    _START
+    + "("
+    + _LIST_OF
+    + r")(?=(?:-\d+)?(?:\s+(?i:tokens?|network|chain))?\s+(?i:deposits?|withdrawals?)\b)",
+)
 # Deribit and Bitfinex instruments: BTC-25SEP26, ETH-PERPETUAL, BTCF0:USTF0.
 _INSTRUMENT = _fast(
     _TICKER_FIRST, _START + "(" + _T + r")(?:_USDC)?-(?:PERPETUAL\b|\d{1,2}[A-Z]{3}\d{2}\b)"
@@ -214,9 +225,22 @@ _LOWER_TRADING = _fast(
     "LlAaMmPpFfSs",
     r"(?i:\blaunch(?:es|ed)?|\blist(?:s)?|\badd(?:s)?)"
     r"\s+([a-z][a-z0-9]{1,14}(?:(?:,\s*|\s+and\s+)[a-z][a-z0-9]{1,14})*)"
-    r"\s+(?i:margin|perpetual|futures|spot)\b"
+    r"\s+(?i:(?:isolated |cross )?margin|perpetual|futures|spot)\b"
     r"|(?i:margin|perpetual|futures|spot) (?i:trading) (?i:for)\s+([a-z][a-z0-9]{1,14})(?![\w-])",
 )
+# "supports bnSOL and JitoSOL", "list stETH": a wrapped or staked coin's ticker keeps its
+# prefix in lower case; a verb that names coins names it too.
+_MIXED = r"(?:[A-Z]?[a-z]{1,4}[A-Z]{3,6}|[A-Z][A-Z0-9]+)(?![A-Za-z0-9])"
+_MIXED_LIST = _fast(
+    "SsCcLlAaTtFf",
+    r"(?i:\bsupport(?:s|ed)?|\bconvert|\blist(?:s|ed)?|\badd(?:s|ed)?|\btrade|\bfor)\s+(?-i:("
+    + _MIXED
+    + r"(?:(?:,\s*|\s+and\s+)"
+    + _MIXED
+    + r")*))",
+)
+_MIXED_TOKEN = re.compile(r"[A-Z]?[a-z]{1,4}[A-Z]{3,6}")
+_MIXED_HINT = re.compile(r"[a-z][A-Z]{3}")
 # "Rebranding of FTM to S", "token swap to POL": the new ticker is written as one.
 _RENAMED_TO = _fast(
     "RrTtSsMm",
@@ -271,7 +295,9 @@ _TRADE_SEGMENT = re.compile(
     re.I,
 )
 _LINK_PAIR = re.compile(
-    r"([a-z0-9]{2,20}?)[_\-/]?(" + _QUOTE_ALT + r"|USDTM|PERP)(?:[_\-](?:swap|perp|perpetual))?$",
+    r"(?<![a-z0-9])([a-z0-9]{1,20}?)[_\-/]?("
+    + _QUOTE_ALT
+    + r"|USDTM|PERP)(?:[_\-](?:swap|perp|perpetual))?$",
     re.I,
 )
 _CASHTAG_ANCHOR = re.compile(r"<a\b[^>]*>\s*\$([A-Za-z][A-Za-z0-9]{0,14})\s*</a>", re.I)
@@ -398,6 +424,8 @@ def _scan(text: str, offset: int, found: _Found) -> None:
             for word in _LOWER_LIST.split(m[1] or m[2]):
                 if word.lower() not in _LOWER_WORDS:
                     found.add(word, offset + m.start(), LISTED)
+    if _MIXED_HINT.search(text):
+        _scan_mixed(text, offset, found)
     if any(word in lowered for word in _RENAME_WORDS):
         for m in _RENAMED_TO.finditer(text):
             if m[1] not in NEVER and m[1] not in WORDS:
@@ -405,6 +433,14 @@ def _scan(text: str, offset: int, found: _Found) -> None:
 
 
 _RENAME_WORDS = ("rebrand", "swap", "migration", "renam")
+
+
+def _scan_mixed(text: str, offset: int, found: _Found) -> None:
+    """Mixed-case tickers ("bnSOL", "JitoSOL") in a list a naming verb names."""
+    for m in _MIXED_LIST.finditer(text):
+        for t in _MIXED_TOKEN.finditer(m[1]):
+            if t.start() == 0 or not m[1][t.start() - 1].isalnum():
+                found.add(t[0], offset + m.start(1) + t.start(), LISTED)
 
 
 def _scan_written(text: str, offset: int, found: _Found, a: int, b: int) -> None:
@@ -462,8 +498,14 @@ def _add_list(
         and any(t not in WORDS and _valid(_base(t), strength) for t, _ in members)
     ):
         strength = LISTED
+    # A one-letter ticker among others a context names ("Margin for ZRO, W and ENA") is
+    # written as the others are; a one-letter word ("A") is not.
+    letters = len(members) > 1 and strength >= ACTED
     for token, pos in members:
-        found.add(token, pos, strength, quotes)
+        if letters and len(token) == 1 and token not in WORDS:
+            found.add(token, pos, STRUCTURED, quotes)
+        else:
+            found.add(token, pos, strength, quotes)
 
 
 _NO_QUOTES: frozenset[str] = frozenset()
@@ -486,6 +528,7 @@ _CONTEXT_RULES: tuple[tuple[re.Pattern[str], int, frozenset[str], tuple[str, ...
         ("token swap", "network upgrade", "mainnet", "hard fork", "网络升级"),
     ),
     (_WALLET_VERB, LISTED, _NO_QUOTES, ("deposit", "withdrawal")),
+    (_WALLET_OF, ACTED, _NO_QUOTES, ("deposit", "withdrawal")),
     (_TRADABLE, LISTED, _NO_QUOTES, ("available for trading",)),
     (_FOLLOWING, ACTED, _NO_QUOTES, ("following", "affected")),
     (_LIST, WEAK, QUOTES, ("and", "&")),
@@ -702,7 +745,8 @@ _RULES_STRONG: tuple[tuple[str, re.Pattern[str]], ...] = (
             r"\bgrid\b|\btrading bots?\b|\bmobile app\b|\bapp \d|\bleverage raised\b"
             r"|\btick sizes?\b|네트워크 추가|지원 네트워크|\bp2p\b|\btestnet\b"
             r"|\bbank transfers?\b|\bpayment methods?\b|\b(?:apple|google) pay\b"
-            r"|\b(?:convert|copy trading) (?:now )?(?:adds|supports)\b|\bbuy\b.*\bwith\b",
+            r"|\b(?:convert|copy trading) (?:now )?(?:adds|supports)\b|\bbuy\b.*\bwith\b"
+            r"|\bas collateral\b|\bcollateral assets?\b",
         ),
     ),
     (
@@ -710,6 +754,7 @@ _RULES_STRONG: tuple[tuple[str, re.Pattern[str]], ...] = (
         # "maintenance margin" is a margin rate, not work on a system.
         re.compile(
             r"network upgrade|mainnet upgrade|hard fork|\bmaintenance\b(?! margin)|token swap"
+            r"|\bdowntime\b"
         ),
     ),
     # Warnings to users are not reports, whatever the category ("Security").
@@ -723,7 +768,12 @@ _RULES_STRONG: tuple[tuple[str, re.Pattern[str]], ...] = (
             r"\blisted\b|\blisting of\b"
             r"|\blaunch(?:es|ed)?\b.*\b(?:perpetual|futures|contracts?|spot trading|margin"
             r"|options)\b|\bwill launch\b.*\b(?:perpetual|futures|contract)"
-            r"|\badds?\b.*\btrading pairs?\b|\badds?\b.*\b(?:margin|futures|perpetual) trading\b"
+            r"|\badds?\b.*\bpairs?\b"
+            r"|\b(?:adds?|enables?|to enable)\b.*\b(?:margin|futures|perpetual) trading\b"
+            r"|\badds?\b.*\b(?:perpetual|futures) contracts?\b"
+            r"|\badds?\b.*\bon (?:cross|isolated) margin\b"
+            r"|\b(?:new|adds?|launch(?:es|ed)?)\b.*\bperps\b"
+            r"|\b(?:perpetuals?|futures|pairs?)\b.*\bgo(?:es)? live\b"
             r"|\bavailable for trading\b|\btrading (?:is )?now live\b|\bpre-market\b"
             r"|\bopens? trading\b|\bmargin funding (?:is )?now live\b"
             r"|\b(?:margin|futures|perpetual|spot) trading (?:is )?now (?:available|live)\b"
