@@ -477,8 +477,8 @@ def _scan_shapes(text: str, offset: int, found: _Found) -> None:
     "HUSDT Perpetual"."""
     if "(" in text or "（" in text:
         for m in _PAREN_LIST.finditer(text):
-            for t in _IN_LIST.finditer(m[1]):
-                found.add(t[0], offset + m.start(1) + t.start(), NAMED)
+            for member in _IN_LIST.finditer(m[1]):
+                found.add(member[0], offset + m.start(1) + member.start(), NAMED)
         for m in _NAME_AFTER.finditer(text):
             t = _TICKER_BEFORE.search(text, max(0, m.start() - 16), m.start())
             if t:
