@@ -268,8 +268,8 @@ _LEVERAGED_END = re.compile(r"[2-5][LS](?![A-Za-z0-9_])")
 _LEVERAGED = re.compile(_START + r"([A-Z][A-Z0-9]{1,9}[2-5][LS])$")
 # "SOPH (Sophon)": a ticker before its project's name; not an acronym before what it
 # stands for ("MPC (Multi-Party Computation)"), whose initials spell it.
-_NAME_AFTER = re.compile(r"\s*[(（]([A-Z][a-z][A-Za-z0-9]*(?:[ -][A-Za-z][A-Za-z0-9]*){0,3})[)）]")
-_TICKER_BEFORE = re.compile(_START + "(" + _T + r")$")
+_NAME_AFTER = re.compile(r"[(（]([A-Z][a-z][A-Za-z0-9]*(?:[ -][A-Za-z][A-Za-z0-9]*){0,3})[)）]")
+_TICKER_BEFORE = re.compile(_START + "(" + _T + r")\s?$")
 # "HUSDT Perpetual": a one-letter base written as a contract of a market.
 _LETTER_CONTRACT = re.compile(r"USDT\s+(?i:perpetual|contract|futures)")
 _LETTER_BEFORE = re.compile(r"(?<![A-Za-z0-9$/_.=:\-])[A-Z]$")
@@ -480,7 +480,7 @@ def _scan_shapes(text: str, offset: int, found: _Found) -> None:
             for member in _IN_LIST.finditer(m[1]):
                 found.add(member[0], offset + m.start(1) + member.start(), NAMED)
         for m in _NAME_AFTER.finditer(text):
-            t = _TICKER_BEFORE.search(text, max(0, m.start() - 16), m.start())
+            t = _TICKER_BEFORE.search(text, max(0, m.start() - 17), m.start())
             if t:
                 initials = "".join(w[0] for w in re.split(r"[ -]", m[1])).upper()
                 spelt = t[1].startswith(initials) or initials.startswith(t[1])
