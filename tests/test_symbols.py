@@ -619,3 +619,7 @@ def test_a_ticker_before_its_project_name_but_not_an_acronym_before_its_words():
 def test_a_one_letter_base_of_a_usdt_contract():
     assert symbols_of("New Listing: ZUSDT Perpetual Contract", source="bybit") == ["Z"]
     assert symbols_of("Binance Futures Will Launch KORVUSDT Perpetual Contract") == ["KORV"]
+
+
+def test_a_domain_before_a_cjk_verb_is_no_ticker():
+    assert symbols_of("KORV.COM上线Korvex（ORBT）的公告", source="xt") == ["ORBT"]
