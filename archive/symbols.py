@@ -566,9 +566,20 @@ def _add_list(
     # A one-letter ticker among others a context names ("Margin for ZRO, W and ENA") is
     # written as the others are; a one-letter word ("A") is not.
     letters = len(members) > 1 and strength >= ACTED
+    # An acronym of the NEVER list among at least two tickers a listing verb names
+    # ("Delist ACH, LOOM and NULS") is written as they are: a coin's ticker.
+    coded = (
+        strength >= LISTED
+        and sum(
+            t not in NEVER and t not in WORDS and _valid(_base(t), strength) for t, _ in members
+        )
+        >= 2
+    )
     for token, pos in members:
         if letters and len(token) == 1 and token not in WORDS:
             found.add(token, pos, STRUCTURED, quotes)
+        elif coded and token in NEVER and token.isalpha() and len(token) >= 3:
+            found.add(token, pos, CODED, quotes)
         else:
             found.add(token, pos, strength, quotes)
 

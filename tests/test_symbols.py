@@ -623,3 +623,13 @@ def test_a_one_letter_base_of_a_usdt_contract():
 
 def test_a_domain_before_a_cjk_verb_is_no_ticker():
     assert symbols_of("KORV.COM上线Korvex（ORBT）的公告", source="xt") == ["ORBT"]
+
+
+def test_an_acronym_among_tickers_a_delisting_names_is_a_ticker():
+    assert symbols_of("HTX Will Delist ACH, KORV and ORBT at 08:00 (UTC)", source="htx") == [
+        "ACH",
+        "KORV",
+        "ORBT",
+    ]
+    assert symbols_of("Binance Will Delist KORV for Users in EEA, UK and US") == ["KORV"]
+    assert symbols_of("OKX adds SEPA, PIX and ACH deposits", source="okx") == []
