@@ -149,7 +149,7 @@ _CJK_VERB = re.compile(
     r"(?:上线|上架|下架|下线|首发|暂停|恢复|支持|开通|包括)\s*(" + _LIST_OF + ")"
 )
 # "XYZ 将被下架": the list before the verb (apart: "HTX上线WLD" is both ways round).
-_CJK_VERB_AFTER = re.compile("(" + _LIST_OF + r")\s*(?:要|将)?被?(?:下架|上线|上架)")
+_CJK_VERB_AFTER = re.compile(_START + "(" + _LIST_OF + r")\s*(?:要|将)?被?(?:下架|上线|上架)")
 # "trading for XYZ", "withdrawals of XYZ", "support XYZ": a ticker, but not a word
 # ("Trading for ONE week").
 _ACTING_VERB = _fast(
@@ -247,6 +247,32 @@ _RENAMED_TO = _fast(
     r"(?i:rebrand(?:ing|s|ed)?|token swap|swap|migration|renam(?:e|es|ing|ed))"
     r"(?:\s+(?i:of|from)\s+\S+)?\s+(?i:to)\s+([A-Z][A-Z0-9]{0,14})(?![A-Za-z0-9])",
 )
+# "MATIC to POL token swap", "MATIC (Polygon) to POL Rebranding", "swap from FTM": a
+# swap or migration names both its old and its new ticker.
+_SWAP_BOTH = _fast(
+    "A-Z",
+    _START + "(" + _T + r")(?:\s*[(（][^()（）]{1,40}[)）])?\s+(?i:to)\s+(" + _T + r")"
+    r"\s+(?i:token\s+|network\s+)?(?i:swap|migration|rebrand\w*|renam\w*|conversion)",
+)
+_SWAP_FROM = _fast(
+    "SsMmRrCc",
+    r"(?i:swap|migration|rebrand\w*|conversion)\s+(?i:from)\s+(" + _T + r")(?![A-Za-z0-9])",
+)
+# "(ARB, OP)": a parenthesis that holds only a list of tickers (a Korean market notice's
+# tail) names them as "(ARB)" names one.
+_PAREN_LIST = re.compile(r"[(（]\s*(" + _T + r"(?:\s*[,、，]\s*" + _T + r")+)\s*[)）]")
+# "GRT3L", "BTC5S": a leveraged token's code (base, multiple, long or short) is a code.
+# Each shape is found from its rare end first (a digit and L/S, a parenthesised name,
+# "USDT Perpetual"), then read back to its ticker: a body costs one fast scan a shape.
+_LEVERAGED_END = re.compile(r"[2-5][LS](?![A-Za-z0-9_])")
+_LEVERAGED = re.compile(_START + r"([A-Z][A-Z0-9]{1,9}[2-5][LS])$")
+# "SOPH (Sophon)": a ticker before its project's name; not an acronym before what it
+# stands for ("MPC (Multi-Party Computation)"), whose initials spell it.
+_NAME_AFTER = re.compile(r"[(（]([A-Z][a-z][A-Za-z0-9]*(?:[ -][A-Za-z][A-Za-z0-9]*){0,3})[)）]")
+_TICKER_BEFORE = re.compile(_START + "(" + _T + r")\s?$")
+# "HUSDT Perpetual": a one-letter base written as a contract of a market.
+_LETTER_CONTRACT = re.compile(r"USDT\s+(?i:perpetual|contract|futures)")
+_LETTER_BEFORE = re.compile(r"(?<![A-Za-z0-9$/_.=:\-])[A-Z]$")
 # What follows a ticker that makes it a margin type ("USDT Perpetual", "USDC contracts").
 _MARGIN_TYPE = re.compile(
     r"\s*(?:-M\b|\s(?i:perpetuals?|contracts?|futures|options|-margined|-settled))"
@@ -317,7 +343,9 @@ def _base(token: str) -> str:
     if token in QUOTES:
         return token
     for quote in ("USDTM", "USDT", "USDC", "USDM", "PERP", "USD"):
-        if token.endswith(quote) and len(token) > len(quote) + 1:
+        # "HUSDT": a one-letter base before USDT (never "AUSD", a coin of its own).
+        shortest = len(quote) + (1 if quote == "USDT" else 2)
+        if token.endswith(quote) and len(token) >= shortest:
             return token[: -len(quote)]
     return token
 
@@ -430,6 +458,43 @@ def _scan(text: str, offset: int, found: _Found) -> None:
         for m in _RENAMED_TO.finditer(text):
             if m[1] not in NEVER and m[1] not in WORDS:
                 found.add(m[1], offset + m.start(1), STRUCTURED)
+        _scan_swaps(text, offset, found)
+    if windows:
+        _scan_shapes(text, offset, found)
+
+
+def _scan_swaps(text: str, offset: int, found: _Found) -> None:
+    """Both sides of a swap: "KORV to ORBT token swap", "swap from KORV"."""
+    for m in _SWAP_BOTH.finditer(text):
+        found.add(m[1], offset + m.start(1), LISTED)
+        found.add(m[2], offset + m.start(2), LISTED)
+    for m in _SWAP_FROM.finditer(text):
+        found.add(m[1], offset + m.start(1), LISTED)
+
+
+def _scan_shapes(text: str, offset: int, found: _Found) -> None:
+    """Tickers written in a shape that names them: "(ARB, OP)", "GRT3L", "SOPH (Sophon)",
+    "HUSDT Perpetual"."""
+    if "(" in text or "（" in text:
+        for m in _PAREN_LIST.finditer(text):
+            for member in _IN_LIST.finditer(m[1]):
+                found.add(member[0], offset + m.start(1) + member.start(), NAMED)
+        for m in _NAME_AFTER.finditer(text):
+            t = _TICKER_BEFORE.search(text, max(0, m.start() - 17), m.start())
+            if t:
+                initials = "".join(w[0] for w in re.split(r"[ -]", m[1])).upper()
+                spelt = t[1].startswith(initials) or initials.startswith(t[1])
+                if len(initials) < 2 or not spelt:
+                    found.add(t[1], offset + t.start(1), ACTED)
+    for m in _LEVERAGED_END.finditer(text):
+        t = _LEVERAGED.search(text, max(0, m.start() - 11), m.end())
+        if t:
+            found.add(t[1], offset + t.start(1), CODED)
+    if "USDT" in text:
+        for m in _LETTER_CONTRACT.finditer(text):
+            t = _LETTER_BEFORE.search(text, max(0, m.start() - 1), m.start())
+            if t:
+                found.add(t[0], offset + t.start(), STRUCTURED)
 
 
 _RENAME_WORDS = ("rebrand", "swap", "migration", "renam")
@@ -501,9 +566,20 @@ def _add_list(
     # A one-letter ticker among others a context names ("Margin for ZRO, W and ENA") is
     # written as the others are; a one-letter word ("A") is not.
     letters = len(members) > 1 and strength >= ACTED
+    # An acronym of the NEVER list among at least two tickers a listing verb names
+    # ("Delist ACH, LOOM and NULS") is written as they are: a coin's ticker.
+    coded = (
+        strength >= LISTED
+        and sum(
+            t not in NEVER and t not in WORDS and _valid(_base(t), strength) for t, _ in members
+        )
+        >= 2
+    )
     for token, pos in members:
         if letters and len(token) == 1 and token not in WORDS:
             found.add(token, pos, STRUCTURED, quotes)
+        elif coded and token in NEVER and token.isalpha() and len(token) >= 3:
+            found.add(token, pos, CODED, quotes)
         else:
             found.add(token, pos, strength, quotes)
 

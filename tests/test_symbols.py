@@ -570,3 +570,66 @@ def test_event_types_a_reader_takes_from_the_product():
     assert stored("Planned downtime on 8 July from 09:00 to 09:30 UTC", source="deribit")[1] == (
         "maintenance"
     )
+
+
+def test_a_swap_or_migration_names_its_old_and_new_ticker():
+    assert symbols_of("HTX Completed the KORV to ORBT Token Swap", source="htx") == [
+        "KORV",
+        "ORBT",
+    ]
+    assert symbols_of("OKX to support the KORV to ORBT migration", source="okx") == [
+        "KORV",
+        "ORBT",
+    ]
+    assert symbols_of("XT.COM Completes the KORV (Korvex) to ORBT Rebranding", source="xt") == [
+        "KORV",
+        "ORBT",
+    ]
+    assert symbols_of("XT.COM Completes Zephyr (Z) Token Swap from KORV", source="xt") == [
+        "Z",
+        "KORV",
+    ]
+
+
+def test_a_parenthesis_that_lists_tickers_names_them():
+    assert symbols_of("BTC 마켓 신규 거래지원 안내 (KORV, ORBT)", source="bithumb") == [
+        "KORV",
+        "ORBT",
+    ]
+    assert symbols_of("Service notice for users (EEA, UK)") == []
+
+
+def test_leveraged_token_codes_are_tickers():
+    assert symbols_of("HTX Will List Korvex (KORV) Leveraged Tokens KORV3L and KORV3S") == [
+        "KORV",
+        "KORV3L",
+        "KORV3S",
+    ]
+
+
+def test_a_ticker_before_its_project_name_but_not_an_acronym_before_its_words():
+    assert symbols_of("OKX to list KO (Korvex) and ORBT (Orbital) for spot trading") == [
+        "KO",
+        "ORBT",
+    ]
+    assert symbols_of("Wallet security: how MPC (Multi-Party Computation) keeps keys safe") == []
+    assert symbols_of("Korvex Chain (KORV) Spot Trading Goes Live") == ["KORV"]
+
+
+def test_a_one_letter_base_of_a_usdt_contract():
+    assert symbols_of("New Listing: ZUSDT Perpetual Contract", source="bybit") == ["Z"]
+    assert symbols_of("Binance Futures Will Launch KORVUSDT Perpetual Contract") == ["KORV"]
+
+
+def test_a_domain_before_a_cjk_verb_is_no_ticker():
+    assert symbols_of("KORV.COM上线Korvex（ORBT）的公告", source="xt") == ["ORBT"]
+
+
+def test_an_acronym_among_tickers_a_delisting_names_is_a_ticker():
+    assert symbols_of("HTX Will Delist ACH, KORV and ORBT at 08:00 (UTC)", source="htx") == [
+        "ACH",
+        "KORV",
+        "ORBT",
+    ]
+    assert symbols_of("Binance Will Delist KORV for Users in EEA, UK and US") == ["KORV"]
+    assert symbols_of("OKX adds SEPA, PIX and ACH deposits", source="okx") == []
