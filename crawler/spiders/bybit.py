@@ -155,13 +155,7 @@ def _record(item: Any, language: str, raw: RawResponse) -> Record:
     title = text_or_none(item.get("title"))
     if not title:
         raise UnusableItemError(f"{external_id}: no title")
-    dated = first_time(item, _TIMES)
-    if dated is None:
-        raise UnusableItemError(
-            f"{external_id}: no readable time (publishTime {item.get('publishTime')!r},"
-            f" dateTimestamp {item.get('dateTimestamp')!r})"
-        )
-    published_at, time_source = dated
+    published_at, time_source = first_time(item, _TIMES, external_id)
     kind: Mapping[str, Any] = item["type"] if isinstance(item.get("type"), Mapping) else {}
     key = text_or_none(kind.get("key"))
     known = SOURCE.categories.get(key) if key else None

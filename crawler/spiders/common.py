@@ -233,14 +233,16 @@ def read_items(items: list[Any], url: str, source: str, make: Callable[[Any], Re
     return Items(records, unusable)
 
 
-def first_time(item: Mapping[str, Any], fields: tuple[str, ...]) -> tuple[datetime, str] | None:
+def first_time(item: Mapping[str, Any], fields: tuple[str, ...], ref: str) -> tuple[datetime, str]:
     """The first of an item's documented time fields that reads as a time, and its name:
-    a source that leaves out its main time still dates the item by the next one."""
+    a source that leaves out its main time still dates the item by the next one. None
+    reads: UnusableItemError naming `ref` (the item) and what each field held."""
     for name in fields:
         moment = time_or_none(item.get(name))
         if moment is not None:
             return moment, name
-    return None
+    held = ", ".join(f"{name} {item.get(name)!r}" for name in fields)
+    raise UnusableItemError(f"{ref}: no readable time ({held})")
 
 
 def check_code(

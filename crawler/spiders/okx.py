@@ -149,13 +149,7 @@ def _record(item: Any, language: str, raw: RawResponse) -> Record:
     title = text_or_none(item.get("title"))
     if not title:
         raise UnusableItemError(f"{slug}: no title")
-    dated = first_time(item, _TIMES)
-    if dated is None:
-        raise UnusableItemError(
-            f"{slug}: no readable time (pTime {item.get('pTime')!r},"
-            f" businessPTime {item.get('businessPTime')!r})"
-        )
-    published_at, time_source = dated
+    published_at, time_source = first_time(item, _TIMES, slug)
     ann_type = text_or_none(item.get("annType"))
     known = SOURCE.categories.get(ann_type) if ann_type else None
     extra: dict[str, Any] = {"ann_type": ann_type, "time_source": time_source}
