@@ -5,6 +5,7 @@ finished). Real crawls of a local mirror, through `annals crawl`."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import sqlite3
 import time
@@ -204,6 +205,34 @@ def test_a_gate_list_item_without_an_id_is_counted_and_its_page_quarantined(tmp_
     ((_, error, body),) = quarantine(db)
     assert error == "1 unusable items (item 0: no usable id)"
     assert body == content
+
+
+def test_a_square_feed_block_without_a_post_id_is_counted_and_its_page_quarantined(
+    tmp_path, served
+):
+    feed = (FIXTURES / "gate" / "square_feed.html").read_bytes()
+    broken = re.sub(rb'data-post-id="\d+"', b'data-post-id=""', feed, count=1)
+    broken = re.sub(
+        rb'class="feed-time" href="/post/status/\d+"',
+        b'class="feed-time" href="/post"',
+        broken,
+        count=1,
+    )
+    mirror = Mirror(FIXTURES / "gate")
+    unblock(mirror)
+    html = {"Content-Type": "text/html; charset=utf-8"}
+    mirror.prepend(Route("GET", "/post/topic/Broken", content=broken, headers=html))
+    db = tmp_path / "annals.db"
+    result = crawl(db, served(mirror), "gate_square", "-a", "topics=Broken")
+    assert result.returncode == Exit.FAILED, result.stdout
+    status, counters = only_run(db)
+    assert (status, counters["unusable_items"], counters["quarantined"]) == ("partial", 1, 1)
+    ((_, error, body),) = quarantine(db)
+    assert error == "1 unusable items (item 0: a feed block with no post id)"
+    assert body == broken
+    # The other posts of the page are archived.
+    blocks = len(re.findall(rb'class="feed-item', feed))
+    assert rows(db, "SELECT count(*) FROM documents") == [(blocks - 1,)]
 
 
 def nested(depth: int) -> bytes:

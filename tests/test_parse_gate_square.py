@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -268,7 +269,9 @@ def test_resolve_link_sets_targets_for_gate_documents(href, expected):
 
 @pytest.fixture(scope="module")
 def feed():
-    return parse_feed(read("square_feed.html"), "https://www.gate.com/post", fetched_at=FETCHED)
+    page = parse_feed(read("square_feed.html"), "https://www.gate.com/post", fetched_at=FETCHED)
+    assert page.unusable == []
+    return page.entries
 
 
 def test_feed_has_six_posts_in_page_order(feed):
@@ -320,7 +323,23 @@ def test_page_without_a_feed_raises_parse_error():
 
 def test_empty_feed_is_an_empty_list():
     body = '<main><div class="square-feed"></div></main>'
-    assert parse_feed(body, "https://www.gate.com/post/topic/X", fetched_at=FETCHED) == []
+    assert parse_feed(body, "https://www.gate.com/post/topic/X", fetched_at=FETCHED) == ([], [])
+
+
+def test_a_block_that_names_no_post_is_reported_not_dropped():
+    page = read("square_feed.html")
+    # The first block loses both its post-id attribute and its time link's post URL.
+    broken = re.sub(rb'data-post-id="\d+"', b'data-post-id=""', page, count=1)
+    broken = re.sub(
+        rb'class="feed-time" href="/post/status/\d+"',
+        b'class="feed-time" href="/post"',
+        broken,
+        count=1,
+    )
+    feed = parse_feed(broken, "https://www.gate.com/post", fetched_at=FETCHED)
+    assert [u.index for u in feed.unusable] == [0]
+    assert "no post id" in feed.unusable[0].reason
+    assert len(feed.entries) == 5
 
 
 # --- relative times ---------------------------------------------------------------------

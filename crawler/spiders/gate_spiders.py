@@ -329,7 +329,9 @@ class GateSquareSpider(GateSpider):
         when = raw.fetched_at or utcnow()
         if gate_square.post_ref(raw.url):
             return [gate_square.parse_post(raw.body, raw.url, fetched_at=when)]
-        gate_square.parse_feed(raw.body, raw.url, fetched_at=when)
+        feed = gate_square.parse_feed(raw.body, raw.url, fetched_at=when)
+        if feed.unusable:  # still not all of it: it stays in quarantine
+            raise ParseError(raw.url, unusable_reason(feed.unusable))
         return []
 
     def post(self, post_id: str, entry: gate_square.FeedEntry | None, known: Known | None) -> Any:
@@ -343,12 +345,16 @@ class GateSquareSpider(GateSpider):
 
     def parse_feed(self, response: Response) -> Iterator[Any]:
         try:
-            entries = gate_square.parse_feed(
+            feed = gate_square.parse_feed(
                 response.body, self.real_url(response), fetched_at=utcnow()
             )
         except ParseError as exc:
             yield self.quarantine(response, exc.reason)
             return
+        if feed.unusable:  # the other posts of the page are still fetched
+            self.count("unusable_items", len(feed.unusable))
+            yield self.quarantine(response, unusable_reason(feed.unusable))
+        entries = feed.entries
         keys = [Identity(self.source, "post", e.post_id, e.language) for e in entries]
         known = self.known(keys)
         for key, entry in zip(keys, entries, strict=True):

@@ -7,6 +7,7 @@ import logging
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 from urllib.parse import unquote, urljoin
 
 from parsel import Selector, SelectorList
@@ -19,6 +20,7 @@ from archive.normalize import (
     parse_time,
 )
 from archive.records import Link, ParseError, Record
+from crawler.spiders.common import Unusable
 from crawler.spiders.gate import (
     CANONICAL_ORIGIN,
     SOURCE,
@@ -362,21 +364,30 @@ def _feed_entry(block: Selector, url: str, fetched_at: datetime) -> FeedEntry | 
     )
 
 
-def parse_feed(body: bytes | str, url: str, *, fetched_at: datetime) -> list[FeedEntry]:
+class Feed(NamedTuple):
+    """What one feed page holds: its posts in order, and the blocks that name no post."""
+
+    entries: list[FeedEntry]
+    unusable: list[Unusable]
+
+
+def parse_feed(body: bytes | str, url: str, *, fetched_at: datetime) -> Feed:
     """The post blocks of the feed (/post) or a topic page (/post/topic/{TAG}), in order.
 
-    Blocks without a post id are skipped with a warning. A page with neither blocks nor a
-    feed container (a challenge page, say) raises ParseError; an empty feed gives [].
+    A block without a post id cannot be fetched or archived: it is reported in
+    `unusable` for the spider to count and quarantine. A page with neither blocks nor a
+    feed container (a challenge page, say) raises ParseError; an empty feed has no entries.
     """
     page = page_selector(body)
     blocks = page.css(FEED_ITEM_CSS)
     if not blocks and not page.css(FEED_CONTAINER_CSS):
         raise ParseError(url, "no Square feed on the page")
     entries: dict[str, FeedEntry] = {}
+    unusable: list[Unusable] = []
     for position, block in enumerate(blocks):
         entry = _feed_entry(block, url, fetched_at)
         if entry is None:
-            logger.warning("feed block %d has no post id, skipped (%s)", position, url)
+            unusable.append(Unusable(position, "a feed block with no post id"))
             continue
         entries.setdefault(entry.post_id, entry)
-    return list(entries.values())
+    return Feed(list(entries.values()), unusable)
