@@ -7,11 +7,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import orjson
 import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from archive.cli import app
+from archive.normalize import format_time
 from archive.records import Identity, Link, Record, Removed
 from archive.store import Store
 from tests.conftest import FIXTURES
@@ -113,3 +115,53 @@ def export_bytes(db: str, *args: str, tmp_path: Path) -> bytes:
 )
 def test_export_writes_the_same_bytes_as_before(varied: str, tmp_path: Path, args, golden):
     assert export_bytes(varied, *args, tmp_path=tmp_path) == (GOLDEN / golden).read_bytes()
+
+
+def test_pandas_and_duckdb_read_every_line_as_it_was_written(varied: str, tmp_path: Path):
+    import duckdb  # both in the test extra: the readers researchers use on the export
+    import pandas
+
+    data = export_bytes(varied, "--all-versions", tmp_path=tmp_path)
+    path = tmp_path / "export.jsonl"
+    expected = [orjson.loads(line) for line in data.splitlines()]
+    assert len(expected) == 6
+
+    frame = pandas.read_json(path, lines=True)
+    assert list(frame.columns) == list(expected[0])
+    assert frame["ref"].tolist() == [e["ref"] for e in expected]
+    assert frame["body_text"].tolist() == [e["body_text"] for e in expected]
+    assert frame["extra"].tolist() == [e["extra"] for e in expected]
+    assert frame["links"].tolist() == [e["links"] for e in expected]
+    assert frame["current"].tolist() == [e["current"] for e in expected]
+    published = [t.isoformat(timespec="milliseconds") for t in frame["published_at"]]
+    assert published == [e["published_at"].replace("Z", "+00:00") for e in expected]
+
+    rows = duckdb.connect().execute(
+        "SELECT ref, version, current, title, body_text, tags, links, epoch_ms(seen_at)"
+        " FROM read_json(?, format = 'newline_delimited')",
+        [str(path)],
+    )
+    assert rows.fetchall() == [
+        (
+            e["ref"], e["version"], e["current"], e["title"], e["body_text"], e["tags"],
+            e["links"], int(datetime.fromisoformat(e["seen_at"]).timestamp() * 1000),
+        )
+        for e in expected
+    ]  # fmt: skip
+
+
+def test_parquet_holds_the_golden_lines(varied: str, tmp_path: Path):
+    import pyarrow.parquet as pq  # the parquet extra, in the test extra
+
+    out = tmp_path / "export.parquet"
+    args = ["export", "--db", varied, "--format", "parquet", "--all-versions", "-o", str(out)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    golden = (GOLDEN / "varied_all_versions.jsonl").read_bytes().splitlines()
+    table = pq.read_table(out)
+    for row, want in zip(table.to_pylist(), map(orjson.loads, golden), strict=True):
+        for name, value in row.items():
+            if isinstance(value, datetime):
+                row[name] = format_time(value)
+        assert row.pop("extra") == orjson.dumps(want.pop("extra")).decode()
+        assert row == want
