@@ -343,9 +343,10 @@ def _record_batch(rows: list[Any], schema: Any) -> Any:
 
     columns = list(zip(*rows, strict=True))
     nested_schema = pa.schema([schema.field(name) for name in _NESTED])
+    lists = "\n".join(columns[-1]).encode()
     nested = pa_json.read_json(
-        io.BytesIO("\n".join(columns[-1]).encode()),
-        read_options=pa_json.ReadOptions(use_threads=False, block_size=1 << 30),
+        io.BytesIO(lists),
+        read_options=pa_json.ReadOptions(use_threads=False, block_size=len(lists) + 1),
         parse_options=pa_json.ParseOptions(
             explicit_schema=nested_schema, unexpected_field_behavior="error"
         ),
