@@ -103,11 +103,11 @@ _CURRENT = versions.c.version == documents.c.current_version
 TEXT, TIME, NUMBER, BOOL, JSON, LINKS = "text", "time", "number", "bool", "json", "links"
 FIELDS: tuple[tuple[str, str, Any], ...] = (
     ("ref", TEXT, _REF),
-    *((c.name, TEXT, c) for c in (documents.c[n] for n in ("source", "kind", "external_id"))),
-    ("language", TEXT, documents.c.language),
-    ("url", TEXT, documents.c.url),
-    *((n, TIME, documents.c[n]) for n in ("published_at", "first_seen_at", "last_seen_at")),
-    ("removed_at", TIME, documents.c.removed_at),
+    *((n, TEXT, documents.c[n]) for n in ("source", "kind", "external_id", "language", "url")),
+    *(
+        (n, TIME, documents.c[n])
+        for n in ("published_at", "first_seen_at", "last_seen_at", "removed_at")
+    ),
     ("version", NUMBER, versions.c.version),
     ("current", BOOL, _CURRENT),
     ("seen_at", TIME, versions.c.seen_at),
@@ -173,6 +173,7 @@ class _Postgres:
             return sa.case((column, _sql("true")), else_=_sql("false"))
         if kind == JSON:
             return sa.cast(column, sa.Text)  # json keeps the text it was given
+        assert kind == LINKS
         link = _Postgres.json_object(
             [
                 ("url", _Postgres.value(TEXT, links.c.url)),
@@ -233,18 +234,18 @@ def _cursor(conn: Connection, query: sa.Select[Any], *, text_as_bytes: bool) -> 
     `text_as_bytes`, SQLite hands text over as its UTF-8 bytes, undecoded."""
     sql, params = _driver_sql(query, conn.dialect)
     driver: Any = conn.connection.dbapi_connection
-    if conn.dialect.name == "postgresql":
-        cursor = driver.cursor(name="annals_export")
-    else:
-        cursor = driver.cursor()
-        if text_as_bytes:
-            text_factory, driver.text_factory = driver.text_factory, bytes
+    postgres = conn.dialect.name == "postgresql"
+    cursor = driver.cursor(name="annals_export") if postgres else driver.cursor()
+    as_bytes = text_as_bytes and not postgres
+    text_factory = getattr(driver, "text_factory", None)
+    if as_bytes:
+        driver.text_factory = bytes
     try:
         cursor.execute(sql, params)
         yield cursor
     finally:
         cursor.close()
-        if conn.dialect.name != "postgresql" and text_as_bytes:
+        if as_bytes:
             driver.text_factory = text_factory
 
 
@@ -260,8 +261,8 @@ def jsonl_chunks(
     conn: Connection, filters: Filters, *, all_versions: bool, size: int = CHUNK
 ) -> Iterator[tuple[int, bytes]]:
     """The export's lines, `size` at a time: how many, and their bytes, each line ending in
-    a newline. SQLite's lines stay bytes from the database to the file (bench/export:
-    decoding and encoding them again cost a third of the export's time)."""
+    a newline. SQLite's lines stay bytes from the database to the file: decoding them to
+    str and encoding them again doubled the export's time (bench/RESULTS.md, export)."""
     query = _query(filters, all_versions, _line(conn.dialect))
     for rows in _chunks(conn, query, size, text_as_bytes=True):
         lines = [row[0] for row in rows]
