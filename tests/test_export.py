@@ -4,6 +4,7 @@ what pandas and DuckDB read from them."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -74,10 +75,10 @@ def varied_records(seen: datetime) -> list[list[Record | Removed]]:
     return [
         [zh, quoted, post, bare],
         [  # an edit of each announcement with a body
-            _edit(zh, body_text="尊敬的用户：\n\n上线时间改为 10:00（UTC+8）。", seen_at=later),
-            _edit(quoted, extra={"stats": {"views": 9000}}, tags=["QUOTE"], seen_at=later),
+            replace(zh, body_text="尊敬的用户：\n\n上线时间改为 10:00（UTC+8）。", seen_at=later),
+            replace(quoted, extra={"stats": {"views": 9000}}, tags=["QUOTE"], seen_at=later),
         ],
-        [_edit(zh, seen_at=later + timedelta(hours=1))],  # a revert to version 1
+        [replace(zh, seen_at=later + timedelta(hours=1))],  # a revert to version 1
         [
             Removed(
                 Identity("binance", "announcement", "0xABC", "en"),
@@ -86,11 +87,6 @@ def varied_records(seen: datetime) -> list[list[Record | Removed]]:
             )
         ],
     ]
-
-
-def _edit(record: Record, **fields: object) -> Record:
-    values = {name: getattr(record, name) for name in record.__slots__}  # type: ignore[attr-defined]
-    return Record(**{**values, **fields})
 
 
 @pytest.fixture
