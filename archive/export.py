@@ -7,7 +7,7 @@ near the database's own speed and memory stays flat however large the archive is
 
 The lines are byte for byte what orjson wrote of each row before (tests/test_export.py
 keeps those bytes): both databases escape a string as orjson does (UTF-8 as it is; `"`,
-`\\` and control characters escaped, checked for every code point), times are the
+`\\` and control characters escaped; the tests check every code point), times are the
 stored fixed-width text (SQLite) or the same text from to_char (PostgreSQL), and the
 JSON columns (tags, symbols, extra) are the compact text annals' serializer, orjson,
 stored (SQLite's json() re-minifies it, keeping numbers and escapes as written).
@@ -309,7 +309,7 @@ def parquet_schema() -> Any:
         TIME: time,
         NUMBER: pa.int32(),
         BOOL: pa.bool_(),
-        JSON: pa.list_(text),
+        JSON: pa.list_(text),  # tags and symbols; extra stays JSON text
         LINKS: pa.list_(pa.struct([("url", text), ("target", text)])),
     }
     fields = [(name, text if name == "extra" else kinds[kind]) for name, kind, _ in FIELDS]

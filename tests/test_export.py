@@ -161,3 +161,19 @@ def test_parquet_holds_the_golden_lines(varied: str, tmp_path: Path):
                 row[name] = format_time(value)
         assert row.pop("extra") == orjson.dumps(want.pop("extra")).decode()
         assert row == want
+
+
+def test_the_database_escapes_every_code_point_as_orjson_does(engine: sa.Engine):
+    """What keeps the lines the same bytes: the database's JSON string for any text is
+    orjson's (PostgreSQL text cannot hold NUL, so it starts at U+0001)."""
+    from archive.export import TEXT, _flavour
+
+    db = _flavour(engine.dialect)
+    value = db.value(TEXT, sa.cast(sa.bindparam("text"), sa.Text))
+    query = sa.select(db.json_object([("k", value)]))
+    first = 0 if engine.dialect.name == "sqlite" else 1
+    points = [chr(c) for c in range(first, 0x110000) if not 0xD800 <= c < 0xE000]
+    texts = ["".join(points[i : i + 2000]) for i in range(0, len(points), 2000)]
+    with engine.connect() as conn:
+        written = [conn.execute(query, {"text": text}).scalar_one() for text in texts]
+    assert written == [orjson.dumps({"k": text}).decode() for text in texts]
