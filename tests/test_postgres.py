@@ -219,17 +219,18 @@ def test_demo_on_postgres(pg):
 
 
 def test_export_streams_through_a_server_side_cursor(pg: str, make_record):
-    from archive.export import Filters, iter_objects
+    from archive.export import Filters, jsonl_chunks
 
     engine = open_archive(pg)
     Store(engine).write([make_record(str(i)) for i in range(30)])
     engine.dispose()
     reader = open_archive(pg, readonly=True)
-    with reader.connect() as conn:
-        objects = iter_objects(conn, Filters(), all_versions=False)
-        first = next(objects)
+    with reader.connect() as conn, conn.begin():
+        chunks = jsonl_chunks(conn, Filters(), all_versions=False, size=10)
+        first = next(chunks)
         cursors = conn.exec_driver_sql("SELECT statement FROM pg_cursors").scalars().all()
-        rest = list(objects)
+        rest = list(chunks)
     reader.dispose()
     assert any("DECLARE" in c and "FROM documents JOIN versions" in c for c in cursors)
-    assert len([first, *rest]) == 30
+    assert [n for n, _ in [first, *rest]] == [10, 10, 10]
+    assert b"".join(data for _, data in [first, *rest]).count(b"\n") == 30
