@@ -52,14 +52,15 @@ FIAT = frozenset(
 # Never a ticker outside structured evidence: times, zones, regions and regulators, HTTP
 # verbs, acronyms, token standards (issue 10; the labelling policy, rule 8).
 NEVER = FIAT | frozenset(
-    "AM PM UTC GMT CET CEST EST EDT PST PDT HKT SGT KST JST EEA EU US USA UK UAE FCA MICA "
+    "AM PM UTC GMT CET CEST EST EDT PST PDT HKT SGT KST JST WIB WITA WIT ICT IST AEST AEDT BST MSK EEA EU US USA UK UAE FCA MICA "
     "SEC CFTC ESMA VARA MAS GET POST PUT DELETE PATCH HEAD HTTP HTTPS URL JSON REST WS "
     "KYC KYB AML APR APY VIP P2P NFT NFTS ETF ETFS AMA OTC FAQ TVL FDV CEO CTO COO API "
     "APIS SDK UI UX APP IOS IP PDF FAQS IEO IDO ICO TGE LP MM PNL ROI "
     "TRC20 BEP20 ERC20 BEP2 SPL EVM TRC10 ERC721 ERC1155 OMNI USDⓈ RWA DAXA MMP RFQ DVOL "
     "KRW1 AUM GMV YOY QOQ VASP CASP MICAR TRC ERC BEP DCA BLVT CPI PPI GDP FOMC NFP PCE "
     "PIX SEPA SWIFT ACH SPEI UPI IMPS FPS FMA MFSA BAFIN AMF CONSOB CNMV CYSEC DFSA FSA "
-    "FSCA FINMA FINTRAC SFC OTP TOTP SMS TP SL PIN".split()
+    "FSCA FINMA FINTRAC SFC OTP TOTP SMS TP SL PIN HODL FUD FOMO ATH ATL DYOR WAGMI NGMI GM LFG NFA "
+    "IMO IMHO DXY".split()
 )
 # Token standards, whatever the chain: ERC20, BEP20, TRC20, BRC20, SRC20, ERC404, CW20.
 _STANDARD = re.compile(r"(?:[A-Z]{1,2}RC|BEP|CW)\d{1,4}")
@@ -68,6 +69,10 @@ EXCHANGES = frozenset(
     "BINANCE OKX BYBIT BITGET KUCOIN GATE HTX MEXC XT BINGX DEEPCOIN KRAKEN BITFINEX "
     "DERIBIT UPBIT BITHUMB COINBASE CRYPTO".split()
 )
+# The exchanges' own tokens: a prize or a fee paid in them is paid as in a quote currency
+# ("VIP Challenge: Win 50,000 CRO"), not the subject.
+PLATFORM_TOKENS = frozenset("BNB GT BGB KCS OKB CRO MX HT LEO".split())
+PRIZE_CURRENCIES = QUOTES | PLATFORM_TOKENS
 # Words and abbreviations that are tickers only where a strong context names the coin.
 WORDS = frozenset(
     "A AN AND OR THE FOR TO OF ON IN AT BY IS IT BE AS NEW NOW ALL ONE TWO GAS ME MOVE ID "
@@ -105,13 +110,16 @@ _START = r"(?<![A-Za-z0-9$/_.=:\-])"
 # A ticker ends where a word ends, but not inside "USDⓈ-M", "USDT-M" or "XYZ.COM".
 _END = r"(?![A-Za-z0-9_\u24b6-\u24e9]|-[A-Z]\b|-(?i:margined|settled)\b|\.[A-Za-z])"
 _TOKEN = _START + "(" + _T + ")" + _END
-_CONTRACT_QUOTES = r"USDTM|USDT|USDC|USDM|USD|PERP"
+_CONTRACT_QUOTES = r"USDTM|USDT|USDCM|USDC|USDM|USD|PERP"
 _QUOTE_ALT = "|".join(sorted(QUOTES | FIAT, key=len, reverse=True))
 
 # "Margin and settlement currency: USD₮ (UST)": a quote named as what a market settles
 # in is not its subject.
 _SETTLEMENT = re.compile(r"(?i:settle\w*|margin\w*|quoted?|collateral|denominated)\b[^.()]{0,30}$")
-_PAREN = re.compile(r"[(（]\s*(" + _T + r"|[A-Z]{3,}[a-z])\s*[)）]")  # (XAUt) too
+# "(XAUt)" too, and "(USDT-TRC20)": a ticker on a token standard.
+_PAREN = re.compile(
+    r"[(（]\s*(" + _T + r"|[A-Z]{3,}[a-z])(?:-(?:[A-Z]{1,2}RC|BEP|ERC|SPL)\d{0,4})?\s*[)）]"
+)
 # "Sonic (S)", "큐프로토콜(Q)": a one-letter ticker right after a project's name, in
 # any script.
 _NAME_LETTER = re.compile(
@@ -132,9 +140,12 @@ _CASHTAG = re.compile(r"(?<![A-Za-z0-9])\$(" + _T + r")(?![A-Za-z0-9])")
 _LIST_OF = (
     _T + _END + r"(?:\s*(?:,(?:\s*(?:and\b|&))?|、|，|\band\b|&|和|及|与)\s*" + _T + _END + r")*"
 )
+# "Delist Leveraged Tokens ABC", "delist all leveraged tokens, including ABC", "delist all
+# spot trading pairs of ABC": what the list is of, between the verb and the list.
 _SKIPPED = (
-    r"(?:\s+(?i:the|new|spot|margin|perpetual|futures|pre-market|trading support for|support for"
-    r"|trading for|for|\d+|(?:leveraged |following )?(?:tokens?|pairs?|contracts?|assets?)\s*:))*"
+    r"(?:\s+(?i:the|all|new|spot|margin|perpetual|futures|pre-market|trading support for"
+    r"|support for|trading for|for|\d+|(?:trading )?pairs of|including"
+    r"|(?:leveraged |following |stock )?(?:tokens?|pairs?|contracts?|assets?)(?:\s*:|,?(?= including))?))*"
 )
 _NAMING_VERB = _fast(
     "LlDdRrAa",
@@ -146,7 +157,7 @@ _NAMING_VERB = _fast(
     word=True,
 )
 _CJK_VERB = re.compile(
-    r"(?:上线|上架|下架|下线|首发|暂停|恢复|支持|开通|包括)\s*(" + _LIST_OF + ")"
+    r"(?:上线|上架|下架|下线|首发|暂停|恢复|支持|开通|包括|推出|质押)\s*(" + _LIST_OF + ")"
 )
 # "XYZ 将被下架": the list before the verb (apart: "HTX上线WLD" is both ways round).
 _CJK_VERB_AFTER = re.compile(_START + "(" + _LIST_OF + r")\s*(?:要|将)?被?(?:下架|上线|上架)")
@@ -163,7 +174,7 @@ _ACTING_VERB = _fast(
 # "Stake CRO and earn up to 8% APY": the coin of a staking product, unless the text is a
 # pool that pays another coin for it ("Stake GT or USDT in Launchpool to share ...").
 _STAKE_VERB = _fast("Ss", r"(?i:\bstak(?:e|es|ing))\s+(" + _LIST_OF + ")", word=True)
-_POOL = re.compile(r"(?i:pool|hodler|airdrop|\bto (?:share|farm|mine)\b)")
+_POOL = re.compile(r"(?i:pool|hodler|airdrop|\bto (?:share|farm|mine)\b)|瓜分|挖|空投")
 # "XYZ Perpetual", "BTC and ETH Quarterly Futures", "XYZ 永续合约": a market of the ticker.
 _MARKET_OF = _fast(
     _TICKER_FIRST,
@@ -175,9 +186,9 @@ _MARKET_OF = _fast(
 # "XYZ-30D", "XYZ Flexible Savings", "XYZ Network Upgrade": a product or a chain of it.
 _PRODUCT_OF = _fast(
     _TICKER_FIRST,
-    _TOKEN + r"(?=-\d+D\b|\s+(?i:vault|staking|index|mining|"
-    r"airdrop|collateral|buy ?back|burn|"
-    r"(?:simple |flexible |fixed |locked |on-chain )?(?:earn|savings)|"
+    _START + "(" + _LIST_OF + r")(?=-\d+D\b|\s+(?i:vault|staking|index|mining|"
+    r"airdrop|collateral|buy[ -]?back|burn|(?:fixed |flexible )promotion|"
+    r"(?:simple |flexible |fixed |locked |on-chain )?(?:earn|savings|products?)|"
     r"(?:trading )?(?:carnival|competition|challenge|campaign|festival))\b)",
 )
 # "GAS Network Upgrade", "withdrawals of GAS": a chain's or a wallet's coin, even a word.
@@ -218,6 +229,9 @@ _INSTRUMENT = _fast(
     _TICKER_FIRST, _START + "(" + _T + r")(?:_USDC)?-(?:PERPETUAL\b|\d{1,2}[A-Z]{3}\d{2}\b)"
 )
 _INSTRUMENT_TAIL = re.compile(r"-(?:PERPETUAL\b|\d{1,2}[A-Z]{3}\d{2}\b)")
+_RATIO = re.compile(r"\s*(?:(?i:ratio|exchange rate)\b|汇率)")
+# "ETHBTC Perpetual": a ratio contract of two coins.
+_RATIO_CONTRACT = re.compile(r"([A-Z]{2,6})(BTC|ETH)")
 _PAIR_TAIL = re.compile(r"[/_\-]\s?(?:" + _QUOTE_ALT + r")(?![A-Za-z0-9])")
 _FUNDING_PERP = _fast(_TICKER_FIRST, _START + r"([A-Z0-9]{2,15}?)F0:[A-Z]{2,5}F0\b")
 # "launch xyz margin trading": a ticker written in lower case in a trading context.
@@ -230,7 +244,8 @@ _LOWER_TRADING = _fast(
 )
 # "supports bnSOL and JitoSOL", "list stETH": a wrapped or staked coin's ticker keeps its
 # prefix in lower case; a verb that names coins names it too.
-_MIXED = r"(?:[A-Z]?[a-z]{1,4}[A-Z]{3,6}|[A-Z][A-Z0-9]+)(?![A-Za-z0-9])"
+# "TSLAx", "NVDAx": a tokenised stock's ticker ends in a lower-case x.
+_MIXED = r"(?:[A-Z]?[a-z]{1,4}[A-Z]{3,6}|[A-Z]{2,6}x|[A-Z][A-Z0-9]+)(?![A-Za-z0-9])"
 _MIXED_LIST = _fast(
     "SsCcLlAaTtFf",
     r"(?i:\bsupport(?:s|ed)?|\bconvert|\blist(?:s|ed)?|\badd(?:s|ed)?|\btrade|\bfor)\s+(?-i:("
@@ -239,13 +254,13 @@ _MIXED_LIST = _fast(
     + _MIXED
     + r")*))",
 )
-_MIXED_TOKEN = re.compile(r"[A-Z]?[a-z]{1,4}[A-Z]{3,6}")
-_MIXED_HINT = re.compile(r"[a-z][A-Z]{3}")
+_MIXED_TOKEN = re.compile(r"[A-Z]?[a-z]{1,4}[A-Z]{3,6}|[A-Z]{2,6}x(?![A-Za-z0-9])")
+_MIXED_HINT = re.compile(r"[a-z][A-Z]{3}|[A-Z]{2}x\b")
 # "Rebranding of FTM to S", "token swap to POL": the new ticker is written as one.
 _RENAMED_TO = _fast(
     "RrTtSsMm",
     r"(?i:rebrand(?:ing|s|ed)?|token swap|swap|migration|renam(?:e|es|ing|ed))"
-    r"(?:\s+(?i:of|from)\s+\S+)?\s+(?i:to)\s+([A-Z][A-Z0-9]{0,14})(?![A-Za-z0-9])",
+    r"(?:\s+(?i:of|from)\s+(\S+))?\s+(?i:to)\s+([A-Z][A-Z0-9]{0,14})(?![A-Za-z0-9])",
 )
 # "MATIC to POL token swap", "MATIC (Polygon) to POL Rebranding", "swap from FTM": a
 # swap or migration names both its old and its new ticker.
@@ -270,6 +285,7 @@ _LEVERAGED = re.compile(_START + r"([A-Z][A-Z0-9]{1,9}[2-5][LS])$")
 # stands for ("MPC (Multi-Party Computation)"), whose initials spell it.
 _NAME_AFTER = re.compile(r"[(（]([A-Z][a-z][A-Za-z0-9]*(?:[ -][A-Za-z][A-Za-z0-9]*){0,3})[)）]")
 _TICKER_BEFORE = re.compile(_START + "(" + _T + r")\s?$")
+_LETTER_VERB = re.compile(r"(?i:\b(?:de)?list\w*|\bto|\bof|\badds?|\blaunch\w*|\bsupports?)\s+$")
 # "HUSDT Perpetual": a one-letter base written as a contract of a market.
 _LETTER_CONTRACT = re.compile(r"USDT\s+(?i:perpetual|contract|futures)")
 _LETTER_BEFORE = re.compile(r"(?<![A-Za-z0-9$/_.=:\-])[A-Z]$")
@@ -277,8 +293,9 @@ _LETTER_BEFORE = re.compile(r"(?<![A-Za-z0-9$/_.=:\-])[A-Z]$")
 _MARGIN_TYPE = re.compile(
     r"\s*(?:-M\b|\s(?i:perpetuals?|contracts?|futures|options|-margined|-settled))"
 )
-# "Binance will list NEO Gas (GAS)": a capital word after it, the ticker is part of a name.
-_NAME_GOES_ON = re.compile(r"\s+[A-Z][a-z]")
+# "Binance will list NEO Gas (GAS)": a capital word and then the name's ticker in brackets
+# after it, the ticker is part of a name ("List AAPLX and TSLAX Stock Tokens" is not).
+_NAME_GOES_ON = re.compile(r"\s+[A-Z][a-z][\w.'& -]{0,30}?[(（]")
 # Weak: "ABC, DEF and GHI" and amounts "1,000,000 XYZ" (never after a time's colon).
 _LIST = _fast(
     _TICKER_FIRST,
@@ -336,18 +353,33 @@ _TAG_TICKER = re.compile(_T)
 # --- tickers --------------------------------------------------------------------------------
 
 
-def _base(token: str) -> str:
+def _base(token: str, inverse: bool = True) -> str:
     """'BLIPUSDT' -> 'BLIP', 'XBTUSDTM' -> 'XBT', 'SOLUSDM' -> 'SOL' (coin-margined),
     'BTC-USDT-SWAP' -> 'BTC': a contract
-    stands for its base asset; a multiplier prefix is kept (1000PEPEUSDT -> 1000PEPE)."""
+    stands for its base asset; a multiplier prefix is kept (1000PEPEUSDT -> 1000PEPE).
+    A USD-quoted (inverse) contract only where `inverse`: in a text about no derivative,
+    'RLUSD' and 'PYUSD' are coins of their own."""
     if token in QUOTES:
         return token
-    for quote in ("USDTM", "USDT", "USDC", "USDM", "PERP", "USD"):
+    for quote in ("USDTM", "USDT", "USDCM", "USDC", "USDM", "PERP", "USD"):
         # "HUSDT": a one-letter base before USDT (never "AUSD", a coin of its own).
         shortest = len(quote) + (1 if quote == "USDT" else 2)
+        if not inverse and quote in _INVERSE_QUOTES:
+            continue
         if token.endswith(quote) and len(token) >= shortest:
             return token[: -len(quote)]
     return token
+
+
+_INVERSE_QUOTES = frozenset({"USD", "USDM"})
+# Words of a text about derivatives, where "XYZUSD" is a contract.
+_DERIVATIVES = re.compile(
+    r"(?i:perp|futures|contract|swap|inverse|margined|delivery|expir|option)|永续|合约|선물"
+)
+
+
+def _about_derivatives(*texts: str | None) -> bool:
+    return any(text and _DERIVATIVES.search(text) for text in texts)
 
 
 # Evidence strengths: what each admits (see _valid). CODED: written as a market code
@@ -385,7 +417,8 @@ def _valid(token: str, strength: int) -> bool:
 class _Found:
     """Tickers in order of first appearance, with the strongest evidence seen for each."""
 
-    def __init__(self) -> None:
+    def __init__(self, inverse: bool = True) -> None:
+        self.inverse = inverse  # whether "XYZUSD" is a contract (see _base)
         self.at: dict[str, int] = {}
         self.weak: dict[str, int] = {}
         self.excluded: set[str] = set()
@@ -396,7 +429,7 @@ class _Found:
         """`quotes`: the quote currencies that are not the subject in this context.
         Weak evidence ("ABC, DEF and GHI", "1,000 XYZ") never makes a ticker alone: it
         only says where a ticker found by stronger evidence first appears."""
-        token = _base(token.upper())
+        token = _base(token.upper(), self.inverse)
         if token in quotes or not _valid(token, strength):
             return
         seen = self.weak if strength == WEAK else self.at
@@ -456,8 +489,10 @@ def _scan(text: str, offset: int, found: _Found) -> None:
         _scan_mixed(text, offset, found)
     if any(word in lowered for word in _RENAME_WORDS):
         for m in _RENAMED_TO.finditer(text):
-            if m[1] not in NEVER and m[1] not in WORDS:
-                found.add(m[1], offset + m.start(1), STRUCTURED)
+            if m[2] not in NEVER and m[2] not in WORDS:
+                found.add(m[2], offset + m.start(2), STRUCTURED)
+            if m[1] and _TAG_TICKER.fullmatch(m[1]):
+                found.add(m[1], offset + m.start(1), LISTED)  # "of MATIC to POL"
         _scan_swaps(text, offset, found)
     if windows:
         _scan_shapes(text, offset, found)
@@ -467,7 +502,8 @@ def _scan_swaps(text: str, offset: int, found: _Found) -> None:
     """Both sides of a swap: "KORV to ORBT token swap", "swap from KORV"."""
     for m in _SWAP_BOTH.finditer(text):
         found.add(m[1], offset + m.start(1), LISTED)
-        found.add(m[2], offset + m.start(2), LISTED)
+        # "FTM to S Token Swap": a capital letter a swap names is its new ticker.
+        found.add(m[2], offset + m.start(2), STRUCTURED if len(m[2]) == 1 else LISTED)
     for m in _SWAP_FROM.finditer(text):
         found.add(m[1], offset + m.start(1), LISTED)
 
@@ -485,7 +521,9 @@ def _scan_shapes(text: str, offset: int, found: _Found) -> None:
                 initials = "".join(w[0] for w in re.split(r"[ -]", m[1])).upper()
                 spelt = t[1].startswith(initials) or initials.startswith(t[1])
                 if len(initials) < 2 or not spelt:
-                    found.add(t[1], offset + t.start(1), ACTED)
+                    # "list C (Chainbase)", "swap of EOS to A (Vaulta)": a letter a verb names
+                    letter = len(t[1]) == 1 and _LETTER_VERB.search(text, max(0, t.start() - 20), t.start())
+                    found.add(t[1], offset + t.start(1), STRUCTURED if letter else ACTED)
     for m in _LEVERAGED_END.finditer(text):
         t = _LEVERAGED.search(text, max(0, m.start() - 11), m.end())
         if t:
@@ -508,13 +546,46 @@ def _scan_mixed(text: str, offset: int, found: _Found) -> None:
                 found.add(t[0], offset + m.start(1) + t.start(), LISTED)
 
 
+# "OKX to list Story (IP)": a project's name a listing verb names, its ticker in brackets.
+_LISTED_NAME = re.compile(
+    r"(?i:\b(?:de)?list\w*|\blaunch\w*|\badds?|\bsupports?|\btrade)\s+(?:the\s+)?"
+    r"((?:[A-Z][\w.'&-]*\s?){1,4})$"
+)
+_NAME_WORD = re.compile(r"[A-Za-z][A-Za-z']*")
+_MINOR_WORDS = frozenset("of the and for & de".split())
+# A name that ends in one of these is a coin's, whatever its initials ("Trust Wallet Token").
+_COIN_NOUNS = frozenset("token coin protocol network chain finance dao cash dollar swap".split())
+
+
+_MARKET_TALK = re.compile(r"(?i:list|trad|token|pairs?\b|perpetual|spot)|上线|上架|상장")
+
+
+def _spelt_out(text: str, start: int, ticker: str) -> bool:
+    """Whether the words before a bracket at `start` are what the acronym in it stands for
+    ("Money Services Business (MSB)", "special purpose depository institution (SPDI)"):
+    their initials spell it, and they are not a coin's name: "Basic Attention Token",
+    or a name in capitals in a text that lists or trades ("Magic Eden (ME)")."""
+    words = _NAME_WORD.findall(text, max(0, start - 12 * len(ticker)), start)
+    if len(ticker) < 2 or len(words) < 2 or words[-1].lower() in _COIN_NOUNS:
+        return False
+    for kept in (words, [w for w in words if w.lower() not in _MINOR_WORDS]):
+        tail = kept[-len(ticker) :]
+        if len(tail) == len(ticker) and "".join(w[0] for w in tail).upper() == ticker.upper():
+            return tail[0].islower() or not _MARKET_TALK.search(text)
+    return False
+
+
 def _scan_written(text: str, offset: int, found: _Found, a: int, b: int) -> None:
     """Tickers written as tickers: "(XYZ)", "Sonic (S)", "XYZ/USDT", "BTC-25SEP26"."""
     add = found.add
     for m in _PAREN.finditer(text, a, b):
         if m[1] in QUOTES and _SETTLEMENT.search(text, max(0, m.start() - 50), m.start()):
             continue  # "settlement currency: USD₮ (UST)"
-        add(m[1], offset + m.start(1), NAMED)
+        if _spelt_out(text, m.start(), m[1]):
+            continue
+        named = _LISTED_NAME.search(text, max(0, m.start() - 60), m.start())
+        # A listed project's ticker is a ticker even when it is an acronym ("Story (IP)").
+        add(m[1], offset + m.start(1), CODED if named and m[1] in NEVER else NAMED)
     if _ONE_LETTER.search(text, a, b):
         for m in _NAME_LETTER.finditer(text, a, b):
             add(m[1], offset + m.start(1), STRUCTURED)
@@ -523,6 +594,8 @@ def _scan_written(text: str, offset: int, found: _Found, a: int, b: int) -> None
         for m in _PAIR.finditer(text, a, b):
             if not _is_example(text, m.start()):
                 add(m[1], offset + m.start(1), CODED)
+                if _RATIO.match(text, m.end()):  # "the ETH/BTC ratio": both coins
+                    add(m[0][len(m[1]) :].lstrip("/_- "), offset + m.start(1), CODED)
     if _INSTRUMENT_TAIL.search(text, a, b):
         for m in _INSTRUMENT.finditer(text, a, b):
             add(m[1], offset + m.start(), CODED)
@@ -536,6 +609,8 @@ def _scan_codes(text: str, offset: int, found: _Found, a: int, b: int) -> None:
             add(m[1], offset + m.start(), CODED)
     if "USD" in text or "PERP" in text:
         for m in _CONTRACT.finditer(text, a, b):
+            if not found.inverse and m[0][len(m[1]) :] in _INVERSE_QUOTES:
+                continue  # "RLUSD" in a text about no derivative is a coin
             if m[1] and m[0] not in QUOTES and not _is_example(text, m.start()):
                 add(m[1], offset + m.start(1), CODED)
     if "$" in text:
@@ -609,12 +684,13 @@ _CONTEXT_RULES: tuple[tuple[re.Pattern[str], int, frozenset[str], tuple[str, ...
     (_FOLLOWING, ACTED, _NO_QUOTES, ("following", "affected")),
     (_LIST, WEAK, QUOTES, ("and", "&")),
 )
+_CONTRACT_WORD = re.compile(r"\s+(?i:perpetual|contract|futures)")
 # What a market must be followed by (_MARKET_OF), lower-cased.
 _MARKET_WORDS = (
     *"perpetual futures margin option contract spot pre-market pair".split(),
     *"永续 现货 合约 交易对".split(),
 )
-_CJK_VERBS = tuple("上线 上架 下架 下线 首发 暂停 恢复 支持 开通 包括".split())
+_CJK_VERBS = tuple("上线 上架 下架 下线 首发 暂停 恢复 支持 开通 包括 推出 质押".split())
 _ONE_LETTER = re.compile(r"[(（][A-Z][)）]")
 
 
@@ -638,8 +714,10 @@ def _scan_contexts(
         if not _NAME_GOES_ON.match(text, m.end()):
             _add_list(found, offset, m, 1, LISTED)
     if not text.isascii() and any(verb in text for verb in _CJK_VERBS):
+        pool = _POOL.search(text)
         for m in _cjk_verbs(text, a, b):
-            _add_list(found, offset, m, 1, LISTED)
+            if not (pool and m[0].startswith("质押")):  # "质押 GT 瓜分 XYZ": staked to share
+                _add_list(found, offset, m, 1, LISTED)
     for m in _ACTING_VERB.finditer(text, a, b):
         margin_type = _MARGIN_TYPE.match(text, m.end())
         _add_list(found, offset, m, 1, ACTED, STABLE_QUOTES if margin_type else _NO_QUOTES)
@@ -652,6 +730,11 @@ def _scan_contexts(
                 continue  # "EUR and USDC spot pairs remain available": not what changes
             subject = _names_quote_as_subject(text, m.end())
             _add_list(found, offset, m, 1, LISTED, _NO_QUOTES if subject else STABLE_QUOTES)
+            ratio = _RATIO_CONTRACT.fullmatch(m[1])
+            if ratio and _CONTRACT_WORD.match(text, m.end()):
+                found.excluded.add(m[1])
+                found.add(ratio[1], offset + m.start(1), CODED)
+                found.add(ratio[2], offset + m.start(1), CODED)
     for pattern, strength, quotes in rules:
         for m in pattern.finditer(text, a, b):
             _add_list(found, offset, m, 1, strength, quotes)
@@ -739,7 +822,7 @@ def _cashtag_links(body_html: str) -> Iterable[str]:
 
 def extract_symbols(*texts: str | None) -> list[str]:
     """Tickers the texts (a title, a body) are about, in order of first appearance."""
-    found = _Found()
+    found = _Found(_about_derivatives(*texts))
     offset = 0
     for text in texts:
         if text:
@@ -758,7 +841,7 @@ def derive_symbols(
     """Tickers of one stored version: structured evidence (trade links, cashtags, ticker
     tags) and the context rules over the title and the body text, in order of first
     appearance (title, body, then what only the HTML or the tags show)."""
-    found = _Found()
+    found = _Found(_about_derivatives(title, body_text))
     offset = 0
     for text in (title, body_text):
         if text:
