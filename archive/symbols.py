@@ -203,6 +203,10 @@ _FOLLOWING = _fast(
     r"(?i:\b(?:following|affected)\b)(?:[^.:\n]|(?<=\d)[:.](?=\d)){0,120}?:\s*(" + _LIST_OF + ")",
     word=True,
 )
+# "non-compliant stablecoins, including USDT, FDUSD and DAI": the stablecoins a notice
+# about stablecoins acts on (quote currencies that are the subject). Not "assets such as
+# USDC" (an alternative) nor "350 assets, including BTC" (a reserve report's examples).
+_KINDS_INCLUDING = _fast("Ss", r"(?i:\bstablecoins?),?\s+(?i:including)\s+(" + _LIST_OF + ")")
 # "MOVE is available for trading!": a market of the ticker opens, even a word's.
 _TRADABLE = _fast(
     _TICKER_FIRST,
@@ -309,10 +313,10 @@ _UNIT = re.compile(r"(?i:represents?|per|equals?|is|of|=|×|x)\s*$")
 _IN_LIST = re.compile(_T + _END)
 # "Stake GT to share", "Lock BGB to mine", "Earn SOLV with retroactive BNB Simple Earn
 # subscriptions", "Farm AI by staking BNB": the coin taken to take part is not the subject.
-_HELD = r"(?P<held>" + _T + r"(?:\s*(?:,|/|\band\b|\bor\b|&)\s*" + _T + r")*)"
+_HELD = r"(?P<held>\$?" + _T + r"(?:\s*(?:,|/|\band\b|\bor\b|&)\s*\$?" + _T + r")*)"
 _REWARD = (
     r"(?i:share|mine|earn|win|get|receive|farm|grab)"
-    r"(?:\s+(?i:up to|a|an|over))?\s+(?:[\d,.]+\s*(?:[KkMmBb]\b)?\s*)?(?P<prize>" + _T + r")"
+    r"(?:\s+(?i:up to|a|an|over))?\s+(?:[\d,.]+\s*(?:[KkMmBb]\b)?\s*)?\$?(?P<prize>" + _T + r")"
 )
 _PARTICIPATION = _fast(
     "SsLlHhDdCc",
@@ -325,6 +329,14 @@ _PARTICIPATION_BY = _fast(
     r"\b" + _REWARD + r"\s+(?i:with|by|via|for)\s+"
     r"(?:(?i:retroactive|staking|holding|locking|subscribing to|subscribing|depositing|"
     r"committing|your)\s+)*" + _HELD,
+    word=True,
+)
+# "Trade BTC Perpetuals to Share 100,000 CRO", "Trade SUN to share 500,000 USDT": the coin
+# traded is the subject, the prize is not.
+_TRADE_TO_WIN = _fast(
+    "Tt",
+    r"(?i:\btrade)\s+" + _HELD + r"(?:\s+(?i:perpetuals?|futures|spot|contracts?|pairs?))?"
+    r"\s+(?i:to)\s+" + _REWARD,
     word=True,
 )
 # An API example ("symbol=BTCUSDT", "e.g. BTCUSDT") is not the subject.
@@ -417,8 +429,10 @@ def _valid(token: str, strength: int) -> bool:
 class _Found:
     """Tickers in order of first appearance, with the strongest evidence seen for each."""
 
-    def __init__(self, inverse: bool = True) -> None:
+    def __init__(self, inverse: bool = True, delisting: bool = False) -> None:
         self.inverse = inverse  # whether "XYZUSD" is a contract (see _base)
+        # A delisting notice: a swap its body names is why, not what it delists (rule 11).
+        self.delisting = delisting
         self.at: dict[str, int] = {}
         self.weak: dict[str, int] = {}
         self.excluded: set[str] = set()
@@ -487,7 +501,7 @@ def _scan(text: str, offset: int, found: _Found) -> None:
                     found.add(word, offset + m.start(), LISTED)
     if _MIXED_HINT.search(text):
         _scan_mixed(text, offset, found)
-    if any(word in lowered for word in _RENAME_WORDS):
+    if any(word in lowered for word in _RENAME_WORDS) and not (found.delisting and offset):
         for m in _RENAMED_TO.finditer(text):
             if m[2] not in NEVER and m[2] not in WORDS:
                 found.add(m[2], offset + m.start(2), STRUCTURED)
@@ -682,6 +696,7 @@ _CONTEXT_RULES: tuple[tuple[re.Pattern[str], int, frozenset[str], tuple[str, ...
     (_WALLET_OF, ACTED, _NO_QUOTES, ("deposit", "withdrawal")),
     (_TRADABLE, LISTED, _NO_QUOTES, ("available for trading",)),
     (_FOLLOWING, ACTED, _NO_QUOTES, ("following", "affected")),
+    (_KINDS_INCLUDING, ACTED, _NO_QUOTES, ("stablecoin",)),
     (_LIST, WEAK, QUOTES, ("and", "&")),
 )
 _CONTRACT_WORD = re.compile(r"\s+(?i:perpetual|contract|futures)")
@@ -691,6 +706,7 @@ _MARKET_WORDS = (
     *"永续 现货 合约 交易对".split(),
 )
 _CJK_VERBS = tuple("上线 上架 下架 下线 首发 暂停 恢复 支持 开通 包括 推出 质押".split())
+_NETWORK_NAME = re.compile(r"\s*(?:网络|(?i:network))\s*[(（](?:[A-Z]{1,2}RC|BEP|ERC|SPL)\d{0,4}[)）]")
 _ONE_LETTER = re.compile(r"[(（][A-Z][)）]")
 
 
@@ -716,7 +732,9 @@ def _scan_contexts(
     if not text.isascii() and any(verb in text for verb in _CJK_VERBS):
         pool = _POOL.search(text)
         for m in _cjk_verbs(text, a, b):
-            if not (pool and m[0].startswith("质押")):  # "质押 GT 瓜分 XYZ": staked to share
+            if pool and m[0].startswith("质押"):
+                continue  # "质押 GT 瓜分 XYZ": staked to share another coin
+            if not _NETWORK_NAME.match(text, m.end()):  # "暂停TRON网络(TRC20)": a chain's name
                 _add_list(found, offset, m, 1, LISTED)
     for m in _ACTING_VERB.finditer(text, a, b):
         margin_type = _MARGIN_TYPE.match(text, m.end())
@@ -748,15 +766,24 @@ def _scan_campaigns(
     for m in _AMOUNT.finditer(text, a, b):
         before = text[max(0, m.start() - 16) : m.start()]
         if not _UNIT.search(before):
-            strength = LISTED if _PRIZE.search(before) else WEAK
-            add(m[1], offset + m.start(1), strength, QUOTES)
+            # A prize amount is a quantity of the coin, even an acronym's ("3,000,000 OMNI").
+            strength = CODED if _PRIZE.search(before) else WEAK
+            add(m[1], offset + m.start(1), strength, PRIZE_CURRENCIES)
     for pattern in takes_part:
+        if pattern is _TRADE_TO_WIN:
+            for m in pattern.finditer(text, a, b):
+                held = [t[0] for t in _IN_LIST.finditer(m["held"])]
+                if m["prize"] not in held:
+                    found.excluded.add(m["prize"])
+                for t in _IN_LIST.finditer(m["held"]):
+                    add(t[0], offset + m.start("held") + t.start(), LISTED, QUOTES)
+            continue
         for m in pattern.finditer(text, a, b):
             # The coins staked to share another coin are not the subject ("Stake MNT,
             # USDT and ZPHR to share ZPHR" is about ZPHR); staked to share a quote
             # currency ("Lock LUMN to share 500,000 USDT") they are what it promotes.
             prize, held = m["prize"], m["held"]
-            if prize in QUOTES:
+            if prize in PRIZE_CURRENCIES:
                 for t in _IN_LIST.finditer(held):
                     add(t[0], offset + m.start("held") + t.start(), ACTED, QUOTES)
             else:
@@ -768,6 +795,7 @@ def _scan_campaigns(
 _PARTICIPATIONS = (
     (_PARTICIPATION, ("stak", "lock", "hold", "subscrib", "deposit", "commit")),
     (_PARTICIPATION_BY, ("share", "mine", "earn", "win", "get", "receive", "farm", "grab")),
+    (_TRADE_TO_WIN, ("trade",)),
 )
 
 
@@ -831,6 +859,29 @@ def extract_symbols(*texts: str | None) -> list[str]:
     return found.ordered()
 
 
+# A post's market talk in lower case: "btc 又新高了" (a Latin word in a Chinese sentence),
+# "rotating into sol", "eth vs btc".
+_CJK = r"[\u3000-\u303f\u3400-\u9fff\uff00-\uffef]"
+_POST_LOWER = re.compile(
+    r"(?:(?<=" + _CJK + r")|(?<![^\s>]))([a-z]{2,6}[0-9]?)(?=\s?" + _CJK + r")"
+    r"|(?i:\binto|\bvs\.?|\bversus)\s+([a-z]{3,4}(?:\s+and\s+[a-z]{3,4})*)\b(?!['’-])"
+)
+_POST_WORDS = frozenset(
+    "it its me my this that them the a an and or some more your our their his her one all "
+    "any each new gate app web ok lol kyc vip nft usd gold cash fiat oil last next year week "
+    "day days you them what".split()
+)
+
+
+def _scan_post(text: str, offset: int, found: _Found) -> None:
+    """Tickers a post's market talk writes in lower case; words and acronyms stay out
+    (acting strength: "move chains" names no MOVE)."""
+    for m in _POST_LOWER.finditer(text):
+        for word in _LOWER_LIST.split(m[1] or m[2]):
+            if word not in _POST_WORDS and word not in _LOWER_WORDS:
+                found.add(word, offset + m.start(), ACTED)
+
+
 def derive_symbols(
     source: str,
     title: str | None,
@@ -841,11 +892,16 @@ def derive_symbols(
     """Tickers of one stored version: structured evidence (trade links, cashtags, ticker
     tags) and the context rules over the title and the body text, in order of first
     appearance (title, body, then what only the HTML or the tags show)."""
-    found = _Found(_about_derivatives(title, body_text))
+    found = _Found(
+        _about_derivatives(title, body_text),
+        delisting=bool(title) and bool(_DELISTING.search(title.lower())),
+    )
     offset = 0
     for text in (title, body_text):
         if text:
             _scan(text, offset, found)
+            if title is None:
+                _scan_post(text, offset, found)
             offset += len(text) + 1
     late = offset + 1_000_000  # after every text position: evidence with no place in the text
     if body_html:
@@ -859,22 +915,21 @@ def derive_symbols(
             tag = raw_tag.rstrip(".,!?;:")  # "#DOGS." in a sentence
             if _TAG_TICKER.fullmatch(tag):
                 # Gate's tags are tickers; a Square hashtag is one where it is written so.
-                found.add(tag, late + 2000 + i, STRUCTURED if source == "gate" else NAMED)
+                # A hashtag that is a word is a topic ("#AI" season), not the coin.
+                found.add(tag, late + 2000 + i, STRUCTURED if source == "gate" else ACTED)
     return found.ordered()
 
 
 # --- event types ----------------------------------------------------------------------------
 
+_DELISTING = re.compile(
+    r"\bdelist|\bremoval of .*\bpairs?\b|\bwill remove\b|\bcease trading|下架|下线|退市"
+    r"|상장\s*폐지|거래\s*지원\s*종료|\btrading support termination\b|\bend(?:s|ing)? trading support\b"
+)
 # Title words that say what an announcement does, whatever its category, in this order.
 # Read in the lower-cased title (as the post rules in the lower-cased body).
 _RULES_STRONG: tuple[tuple[str, re.Pattern[str]], ...] = (
-    (
-        "delisting",
-        re.compile(
-            r"\bdelist|\bremoval of .*\bpairs?\b|\bwill remove\b|\bcease trading|下架|下线|退市"
-            r"|상장\s*폐지|거래\s*지원\s*종료",
-        ),
-    ),
+    ("delisting", _DELISTING),
     # A campaign for a listing ("원화 마켓 추가 기념 ... 이벤트") gives something.
     ("promotion", re.compile(r"기념.*이벤트|\bcelebrat")),
     (
