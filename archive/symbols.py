@@ -932,10 +932,16 @@ _RULES_STRONG: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("delisting", _DELISTING),
     # A campaign for a listing ("원화 마켓 추가 기념 ... 이벤트") gives something.
     ("promotion", re.compile(r"기념.*이벤트|\bcelebrat")),
+    # A notice of a service that is not a market ("Copy Trading: New Pairs Added").
+    (
+        "product",
+        re.compile(r"^(?:[\w.]+ )?(?:copy trading|trading bots?|grid trading|auto-invest)\s*[:：|–—-]"),
+    ),
     (
         "listing",
         re.compile(
-            r"^new listings?:|\bwill list\b|\bto list\b|\blists\b|\bgets listed\b"
+            r"^new listings?:|\bwill list\b|\bnew (?:spot )?trading pairs\b|\bnew digital assets?\b"
+            r"|\blaunch(?:es|ed)?\b.*\bfor (?:futures|spot|margin) trading\b|\bto list\b|\blists\b|\bgets listed\b"
             r"|\binitial (?:futures )?listing\b|\bnow launched for futures\b"
             r"|\badds? new\b.*\btrading pairs\b|\bwill add new pairs\b|\bpairs added\b"
             r"|\balpha (?:adds|lists|launches)\b"
@@ -957,7 +963,7 @@ _RULES_STRONG: tuple[tuple[str, re.Pattern[str]], ...] = (
         "product",
         re.compile(
             r"\bgrid\b|\btrading bots?\b|\bmobile app\b|\bapp \d|\bleverage raised\b"
-            r"|\btick sizes?\b|네트워크 추가|지원 네트워크|\bp2p\b|\btestnet\b"
+            r"|\btick sizes?\b|네트워크 추가|지원 네트워크|\bp2p\b|\btestnet\b|\bapi (?:updates?|upgrades?|changes?)\b"
             r"|\bbank transfers?\b|\bpayment methods?\b|\b(?:apple|google) pay\b"
             r"|\b(?:convert|copy trading) (?:now )?(?:adds|supports)\b|\bbuy\b.*\bwith\b"
             r"|\bas collateral\b|\bcollateral assets?\b",
@@ -987,7 +993,9 @@ _RULES_STRONG: tuple[tuple[str, re.Pattern[str]], ...] = (
             r"|\badds?\b.*\b(?:perpetual|futures) contracts?\b"
             r"|\badds?\b.*\bon (?:cross|isolated) margin\b"
             r"|\b(?:new|adds?|launch(?:es|ed)?)\b.*\bperps\b"
-            r"|\b(?:perpetuals?|futures|pairs?)\b.*\bgo(?:es)? live\b"
+            r"|\b(?:perpetuals?|futures|pairs?|options|contracts?)\b.*\b(?:go(?:es)? live|now live)\b"
+            r"|\b(?:options|futures|perpetuals?)\s+launch\b|\bnew\b.*\bexpir(?:y|ies)\b"
+            r"|\b(?:margin|futures|perpetual) trading (?:is )?(?:now )?enabled\b"
             r"|\bavailable for trading\b|\btrading (?:is )?now live\b|\bpre-market\b"
             r"|\bopens? trading\b|\bmargin funding (?:is )?now live\b"
             r"|\b(?:margin|futures|perpetual|spot) trading (?:is )?now (?:available|live)\b"
@@ -1017,6 +1025,8 @@ _RULES_WEAK: tuple[tuple[str, re.Pattern[str]], ...] = (
             r"\bincident report\b|\busers in the (?:eea|eu|uk|us)\b|\bresidents?\b"
             r"|\bresults of\b|\bwinners\b|\blicen[cs]|\bseed round\b|\bfunding round\b"
             r"|\bventures\b|\bmeet (?:us|[\w.]+) at\b|\bconference\b|\bsummit\b"
+            r"|\bacqui(?:sition|res?|red)\b|\bawards?\b(?! pool)|\bregister(?:s|ed)? (?:with|as)\b"
+            r"|\bcharter\b"
             r"|\bclients (?:in|from)\b|\bservices (?:in|for)\b|서비스 이용 제한",
         ),
     ),
@@ -1043,7 +1053,7 @@ _RULES_WEAK: tuple[tuple[str, re.Pattern[str]], ...] = (
         "news",
         re.compile(
             r"proof of reserves|\breport\b|registration|licen[cs]e|partner|\bburn\b"
-            r"|\bacquir|\binvests?\b|\bresults?\b|\bresidents?\b|\bclients (?:in|from)\b"
+            r"|\bacquir|(?<!-)\binvests?\b|\bresults?\b|\bresidents?\b|\bclients (?:in|from)\b"
             r"|\bservices (?:in|for)\b"
             r"|\bmica\b|서비스 이용 제한|유통량|공시|지갑 이동|재단",
         ),
@@ -1060,7 +1070,7 @@ _RULES_WEAK: tuple[tuple[str, re.Pattern[str]], ...] = (
         re.compile(
             r"\bapi\b|introduc|\bnow (?:supports|live)\b|\bwhat(?:’s|'s| is) new\b|\bupdates?\b"
             r"|\bnew fields?\b|feature"
-            r"|copy trading|\bearn\b|\bcard\b|\bwallet\b|\bfee|\bleverage\b|\btiers?\b|\bmargin\b"
+            r"|copy trading|auto-invest|\bearn\b|\bcard\b|\bwallet\b|\bfee|\bleverage\b|\btiers?\b|\bmargin\b"
             r"|dividend|\bconvert\b|integration|\bsupport|adjust|\bapp\b|mobile|released"
             r"|interface|portfolio|\borders?\b|block trade|funding rate|risk matrix|haircut"
             r"|\bchange\b|staking|\bnew:|\bkyc\b|\bverification\b|\blimits?\b|\bsettlement\b"
@@ -1156,12 +1166,14 @@ def classify_event(title: str | None, hint: str | None = None, *, generic: bool 
 # A post (no title) is people's talk: news when it reports, promotion when it advertises
 # a campaign, other when it is opinion or chat.
 _POST_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
+    # Chat that asks the others ("anyone else ...?") reports nothing, whatever it names.
+    ("other", re.compile(r"\banyone else\b|\bwho else\b|冲不冲")),
     (
         "promotion",
         re.compile(
             r"\bama\b|candydrop|launchpool|\bposting challenge|airdrop #?\d+ is live"
-            r"|\bshare [\d,.]+ \w+ in rewards|\bcollect\b.*\bto share\b"
-            r"|\bprize pool\b|\bchallenge is live\b|瓜分|奖池",
+            r"|\bshare [\d,.]+|\bcollect\b.*\bto share\b|\btrading competition\b"
+            r"|\bprize pool\b|\bchallenge is live\b|瓜分|奖池|年化|新用户专享|新人福利|体验金",
         ),
     ),
     (
@@ -1170,7 +1182,11 @@ _POST_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
             r"\bbreaking\b(?! out)|快讯|\bcame in (?:at|above|below)\b|将上线|\bwill list\b"
             r"|\bunlock\b|\bapproves?\b|\bnow live\b"
             r"|\bpaused\b|warning list|being delisted|要被下架|\bsaid\b|\bper \w+ sources\b"
-            r"|listing date|\bvolumes? up\b",
+            r"|listing date|\bvolumes? up\b"
+            # What institutions and chains did: rates, flows, filings, mints, upgrades.
+            r"|宣布|据报道|降息|加息|今日上线|\bcuts? rates\b|\brate (?:cut|hike)s?\b|\binflows?\b"
+            r"|\boutflows?\b|\bmints?\b|\bfiling\b|\bon mainnet\b|\bmainnet is (?:open|live)\b"
+            r"|\bhits? a record\b|\bsupply\b.*\bcrossed\b|\bmoved\b.*\bto a new wallet\b",
         ),
     ),
 )
@@ -1190,7 +1206,12 @@ def derive_event(title: str | None, category: str | None, body_text: str | None 
     return event
 
 
-_BODY_LISTS = re.compile(r"\bwill (?:then )?list\b|将上线", re.I)
+# "will then list XYZ", "XYZ/USDT spot trading opens at ...": the body opens a market.
+_BODY_LISTS = re.compile(
+    r"\bwill (?:then )?list\b|将上线|\bspot trading (?:will )?opens?\b"
+    r"|\bwill open (?:spot )?trading (?:for|of)\b",
+    re.I,
+)
 _NEGATED = re.compile(r"(?i:\bnot\b|n't\b|\bno guarantee\b|不代表|不意味)")
 
 
