@@ -108,7 +108,7 @@ _TICKER_FIRST = "A-Z0-9"
 _T = r"(?:\d{1,7}[A-Z][A-Z0-9]*|[A-Z][A-Z0-9]*)"
 _START = r"(?<![A-Za-z0-9$/_.=:\-])"
 # A ticker ends where a word ends, but not inside "USDⓈ-M", "USDT-M" or "XYZ.COM".
-_END = r"(?![A-Za-z0-9_\u24b6-\u24e9]|-[A-Z]\b|-(?i:margined|settled)\b|\.[A-Za-z])"
+_END = r"(?![A-Za-z0-9_\u24b6-\u24e9]|-[A-Z]\b|-(?i:margined|settled)\b|\.[A-Za-z]|:[A-Z]{2})"
 _TOKEN = _START + "(" + _T + ")" + _END
 _CONTRACT_QUOTES = r"USDTM|USDT|USDCM|USDC|USDM|USD|PERP"
 _QUOTE_ALT = "|".join(sorted(QUOTES | FIAT, key=len, reverse=True))
@@ -165,7 +165,7 @@ _CJK_VERB_AFTER = re.compile(_START + "(" + _LIST_OF + r")\s*(?:要|将)?被?(?:
 # ("Trading for ONE week").
 _ACTING_VERB = _fast(
     "SsOoIiDdWwTtBbLlFfAaYy",  # the first letters of the verbs
-    r"(?i:\bsupport(?:s|ed)?(?: for)?|\bopen(?:s)?|\bintroduc(?:e|es|ing)"
+    r"(?i:\bsupport(?:s|ed)?(?: for)?|\bopen(?:s)?|\bintroduc(?:e|es|ing)|\bto include"
     r"|\btrading (?:of|for|on)|\bsubscribe to|\bsuspend(?:s|ed)?|\bresum(?:e|es|ed)|\bswap(?:s)? of"
     r"|\btrade|\bbuy|\blaunch(?:es|ed|ing)?|\b(?:ap[ry]|yield|interest) on"
     r"|(?<!% )(?<!ratio )(?<!ratios )\bfor)" + _SKIPPED + r"\s+(" + _LIST_OF + ")",
@@ -180,7 +180,7 @@ _MARKET_OF = _fast(
     _TICKER_FIRST,
     _START + "(" + _LIST_OF + r")(?=(?:\s+(?i:weekly|daily|monthly|quarterly|linear|inverse|"
     r"usdt-m|usdⓈ-m|coin-m))*\s+(?i:perpetuals?|perps?|futures|margin|options|contracts?|"
-    r"spot trading|pre-market|(?:(?:spot |margin )?trading |spot |margin )?pairs?)\b"
+    r"spot trading|pre-market|(?:(?:spot |margin )(?:(?:and|&) (?:spot |margin ))?)?(?:trading )?pairs?)\b"
     r"|\s*(?:永续|现货|合约|交易对))",
 )
 # "XYZ-30D", "XYZ Flexible Savings", "XYZ Network Upgrade": a product or a chain of it.
@@ -291,7 +291,7 @@ _NAME_AFTER = re.compile(r"[(（]([A-Z][a-z][A-Za-z0-9]*(?:[ -][A-Za-z][A-Za-z0-
 _TICKER_BEFORE = re.compile(_START + "(" + _T + r")\s?$")
 _LETTER_VERB = re.compile(r"(?i:\b(?:de)?list\w*|\bto|\bof|\badds?|\blaunch\w*|\bsupports?)\s+$")
 # "HUSDT Perpetual": a one-letter base written as a contract of a market.
-_LETTER_CONTRACT = re.compile(r"USDT\s+(?i:perpetual|contract|futures)")
+_LETTER_CONTRACT = re.compile(r"USDT\s+(?i:(?:now )?(?:launched |listed )?(?:for )?(?:perpetual|contract|futures))")
 _LETTER_BEFORE = re.compile(r"(?<![A-Za-z0-9$/_.=:\-])[A-Z]$")
 # What follows a ticker that makes it a margin type ("USDT Perpetual", "USDC contracts").
 _MARGIN_TYPE = re.compile(
@@ -436,6 +436,7 @@ class _Found:
         self.at: dict[str, int] = {}
         self.weak: dict[str, int] = {}
         self.excluded: set[str] = set()
+        self.coded: set[str] = set()  # found as a market's code (a pair, a contract)
 
     def add(
         self, token: str, pos: int, strength: int, quotes: frozenset[str] = frozenset()
@@ -449,10 +450,24 @@ class _Found:
         seen = self.weak if strength == WEAK else self.at
         if pos < seen.get(token, pos + 1):
             seen[token] = pos
+        if strength == CODED:
+            self.coded.add(token)
+
+    def _alias(self, token: str) -> bool:
+        """ "the SPX6900 perpetual contract SPXUSDT": a name that is a contract's base and
+        digits is that contract's project, not a second asset (1000PEPE is a code itself)."""
+        if not token[-1].isdigit() or token in self.coded:
+            return False
+        stem = token.rstrip("0123456789")
+        return stem != token and stem in self.coded
 
     def ordered(self) -> list[str]:
         at, weak = self.at, self.weak
-        first = {t: min(p, weak.get(t, p)) for t, p in at.items() if t not in self.excluded}
+        first = {
+            t: min(p, weak.get(t, p))
+            for t, p in at.items()
+            if t not in self.excluded and not self._alias(t)
+        }
         return sorted(first, key=first.__getitem__)
 
 
@@ -606,7 +621,7 @@ def _scan_written(text: str, offset: int, found: _Found, a: int, b: int) -> None
     # A pair and an instrument end in a quote or an expiry: look for that end first.
     if _PAIR_TAIL.search(text, a, b):
         for m in _PAIR.finditer(text, a, b):
-            if not _is_example(text, m.start()):
+            if not _is_example(text, m.start(), m.end()):
                 add(m[1], offset + m.start(1), CODED)
                 if _RATIO.match(text, m.end()):  # "the ETH/BTC ratio": both coins
                     add(m[0][len(m[1]) :].lstrip("/_- "), offset + m.start(1), CODED)
@@ -625,7 +640,7 @@ def _scan_codes(text: str, offset: int, found: _Found, a: int, b: int) -> None:
         for m in _CONTRACT.finditer(text, a, b):
             if not found.inverse and m[0][len(m[1]) :] in _INVERSE_QUOTES:
                 continue  # "RLUSD" in a text about no derivative is a coin
-            if m[1] and m[0] not in QUOTES and not _is_example(text, m.start()):
+            if m[1] and m[0] not in QUOTES and not _is_example(text, m.start(), m.end()):
                 add(m[1], offset + m.start(1), CODED)
     if "$" in text:
         for m in _CASHTAG.finditer(text, a, b):
@@ -812,7 +827,9 @@ _LOWER_WORDS = frozenset(
 _UNAFFECTED = re.compile(
     r"\s+(?:\w+\s+){0,4}?(?i:remain|continue|(?:are|is|will) not be|unaffected|not affected)\b"
 )
-_QUOTE_PAIRS = re.compile(r"\s+(?:(?:spot|margin)\s+)?(?:trading\s+)?pairs\b", re.I)
+_QUOTE_PAIRS = re.compile(
+    r"\s+(?:(?:spot|margin)\s+(?:(?:and|&)\s+(?:spot|margin)\s+)?)?(?:trading\s+)?pairs\b", re.I
+)
 
 
 def _names_quote_as_subject(text: str, end: int) -> bool:
@@ -820,10 +837,15 @@ def _names_quote_as_subject(text: str, end: int) -> bool:
     return bool(_QUOTE_PAIRS.match(text, end))
 
 
-def _is_example(text: str, start: int) -> bool:
-    """An API example: "symbol=BTCUSDT", "e.g. BTCUSDT", or inside a path or a query."""
+def _is_example(text: str, start: int, end: int) -> bool:
+    """An API example: "symbol=BTCUSDT", "e.g. BTCUSDT", "BTC-USD-SWAP examples", or
+    inside a path or a query."""
     before = text[max(0, start - 16) : start]
-    return before.endswith(("=", "/", '"', "`")) or bool(_EXAMPLE.search(before))
+    return (
+        before.endswith(("=", "/", '"', "`"))
+        or bool(_EXAMPLE.search(before))
+        or text.startswith(" example", end)
+    )
 
 
 def _link_tickers(body_html: str) -> Iterable[str]:
@@ -963,7 +985,7 @@ _RULES_STRONG: tuple[tuple[str, re.Pattern[str]], ...] = (
         "product",
         re.compile(
             r"\bgrid\b|\btrading bots?\b|\bmobile app\b|\bapp \d|\bleverage raised\b"
-            r"|\btick sizes?\b|네트워크 추가|지원 네트워크|\bp2p\b|\btestnet\b|\bapi (?:updates?|upgrades?|changes?)\b"
+            r"|\btick sizes?\b|\b(?:monitoring|seed) tag\b|네트워크 추가|지원 네트워크|\bp2p\b|\btestnet\b|\bapi (?:updates?|upgrades?|changes?)\b"
             r"|\bbank transfers?\b|\bpayment methods?\b|\b(?:apple|google) pay\b"
             r"|\b(?:convert|copy trading) (?:now )?(?:adds|supports)\b|\bbuy\b.*\bwith\b"
             r"|\bas collateral\b|\bcollateral assets?\b",
