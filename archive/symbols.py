@@ -384,14 +384,10 @@ def _base(token: str, inverse: bool = True) -> str:
 
 
 _INVERSE_QUOTES = frozenset({"USD", "USDM"})
-# Words of a text about derivatives, where "XYZUSD" is a contract.
-_DERIVATIVES = re.compile(
-    r"(?i:perp|futures|contract|swap|inverse|margined|delivery|expir|option)|永续|合约|선물"
+# Words of a text about derivatives (lower-cased), where "XYZUSD" is a contract.
+_DERIVATIVE_WORDS = tuple(
+    "perp futures contract swap inverse margined delivery expir option 永续 合约 선물".split()
 )
-
-
-def _about_derivatives(*texts: str | None) -> bool:
-    return any(text and _DERIVATIVES.search(text) for text in texts)
 
 
 # Evidence strengths: what each admits (see _valid). CODED: written as a market code
@@ -429,10 +425,10 @@ def _valid(token: str, strength: int) -> bool:
 class _Found:
     """Tickers in order of first appearance, with the strongest evidence seen for each."""
 
-    def __init__(self, inverse: bool = True, delisting: bool = False) -> None:
-        self.inverse = inverse  # whether "XYZUSD" is a contract (see _base)
-        # A delisting notice: a swap its body names is why, not what it delists (rule 11).
-        self.delisting = delisting
+    def __init__(self, texts: Iterable[str | None] = (), title: str | None = None) -> None:
+        self.texts = [text for text in texts if text]
+        self.title = title
+        self._inverse: bool | None = None
         self.at: dict[str, int] = {}
         self.weak: dict[str, int] = {}
         self.excluded: set[str] = set()
@@ -444,7 +440,8 @@ class _Found:
         """`quotes`: the quote currencies that are not the subject in this context.
         Weak evidence ("ABC, DEF and GHI", "1,000 XYZ") never makes a ticker alone: it
         only says where a ticker found by stronger evidence first appears."""
-        token = _base(token.upper(), self.inverse)
+        token = token.upper()
+        token = _base(token, self.inverse if token.endswith(("USD", "USDM")) else True)
         if token in quotes or not _valid(token, strength):
             return
         seen = self.weak if strength == WEAK else self.at
@@ -452,6 +449,21 @@ class _Found:
             seen[token] = pos
         if strength == CODED:
             self.coded.add(token)
+
+    @property
+    def delisting(self) -> bool:
+        """A delisting notice: a swap its body names is why, not what it delists (rule
+        11). Read only for a body that names a swap."""
+        return bool(self.title) and bool(_DELISTING.search(self.title.lower()))
+
+    @property
+    def inverse(self) -> bool:
+        """Whether "XYZUSD" is a contract here: the texts are about derivatives (see
+        _base). Read only when such a token turns up."""
+        if self._inverse is None:
+            lowered = [text.lower() for text in self.texts]
+            self._inverse = any(w in text for text in lowered for w in _DERIVATIVE_WORDS)
+        return self._inverse
 
     def _alias(self, token: str) -> bool:
         """ "the SPX6900 perpetual contract SPXUSDT": a name that is a contract's base and
@@ -872,7 +884,7 @@ def _cashtag_links(body_html: str) -> Iterable[str]:
 
 def extract_symbols(*texts: str | None) -> list[str]:
     """Tickers the texts (a title, a body) are about, in order of first appearance."""
-    found = _Found(_about_derivatives(*texts))
+    found = _Found(texts)
     offset = 0
     for text in texts:
         if text:
@@ -914,10 +926,7 @@ def derive_symbols(
     """Tickers of one stored version: structured evidence (trade links, cashtags, ticker
     tags) and the context rules over the title and the body text, in order of first
     appearance (title, body, then what only the HTML or the tags show)."""
-    found = _Found(
-        _about_derivatives(title, body_text),
-        delisting=bool(title) and bool(_DELISTING.search(title.lower())),
-    )
+    found = _Found((title, body_text), title)
     offset = 0
     for text in (title, body_text):
         if text:
@@ -944,7 +953,8 @@ def derive_symbols(
 
 # --- event types ----------------------------------------------------------------------------
 
-_DELISTING = re.compile(
+_DELISTING = _fast(
+    "cdertw下退거상",
     r"\bdelist|\bremoval of .*\bpairs?\b|\bwill remove\b|\bcease trading|下架|下线|退市"
     r"|상장\s*폐지|거래\s*지원\s*종료|\btrading support termination\b|\bend(?:s|ing)? trading support\b"
 )
@@ -961,7 +971,8 @@ _RULES_STRONG: tuple[tuple[str, re.Pattern[str]], ...] = (
     ),
     (
         "listing",
-        re.compile(
+        _fast(
+            "agilnptw上首디마신",
             r"^new listings?:|\bwill list\b|\bnew (?:spot )?trading pairs\b|\bnew digital assets?\b"
             r"|\blaunch(?:es|ed)?\b.*\bfor (?:futures|spot|margin) trading\b|\bto list\b|\blists\b|\bgets listed\b"
             r"|\binitial (?:futures )?listing\b|\bnow launched for futures\b"
@@ -983,7 +994,8 @@ _RULES_STRONG: tuple[tuple[str, re.Pattern[str]], ...] = (
     # fiat payment methods.
     (
         "product",
-        re.compile(
+        _fast(
+            "abcglmpst네지",
             r"\bgrid\b|\btrading bots?\b|\bmobile app\b|\bapp \d|\bleverage raised\b"
             r"|\btick sizes?\b|\b(?:monitoring|seed) tag\b|네트워크 추가|지원 네트워크|\bp2p\b|\btestnet\b|\bapi (?:updates?|upgrades?|changes?)\b"
             r"|\bbank transfers?\b|\bpayment methods?\b|\b(?:apple|google) pay\b"
@@ -994,7 +1006,8 @@ _RULES_STRONG: tuple[tuple[str, re.Pattern[str]], ...] = (
     (
         "maintenance",
         # "maintenance margin" is a margin rate, not work on a system.
-        re.compile(
+        _fast(
+            "dhmnt",
             r"network upgrade|mainnet upgrade|hard fork|\bmaintenance\b(?! margin)|token swap"
             r"|\bdowntime\b"
         ),
@@ -1006,7 +1019,8 @@ _RULES_STRONG: tuple[tuple[str, re.Pattern[str]], ...] = (
     ),
     (
         "listing",
-        re.compile(
+        _fast(
+            "aceflmnopstw",
             r"\blisted\b|\blisting of\b"
             r"|\blaunch(?:es|ed)?\b.*\b(?:perpetual|futures|contracts?|spot trading|margin"
             r"|options)\b|\bwill launch\b.*\b(?:perpetual|futures|contract)"
@@ -1034,7 +1048,8 @@ _RULES_STRONG: tuple[tuple[str, re.Pattern[str]], ...] = (
 _RULES_WEAK: tuple[tuple[str, re.Pattern[str]], ...] = (
     (
         "other",
-        re.compile(
+        _fast(
+            "befprstu정",
             r"terms of (?:service|use)|privacy (?:policy|notice)|user agreement"
             r"|security reminder|beware|\bfake\b|phishing|scam|risk warning"
             r"|protect your account|sim swap|\bexpiry of\b|정책",
@@ -1043,7 +1058,8 @@ _RULES_WEAK: tuple[tuple[str, re.Pattern[str]], ...] = (
     # Regional service limits are facts about the exchange, as licences are.
     (
         "news",
-        re.compile(
+        _fast(
+            "acfilmrsuvw서",
             r"\bincident report\b|\busers in the (?:eea|eu|uk|us)\b|\bresidents?\b"
             r"|\bresults of\b|\bwinners\b|\blicen[cs]|\bseed round\b|\bfunding round\b"
             r"|\bventures\b|\bmeet (?:us|[\w.]+) at\b|\bconference\b|\bsummit\b"
@@ -1054,7 +1070,8 @@ _RULES_WEAK: tuple[tuple[str, re.Pattern[str]], ...] = (
     ),
     (
         "maintenance",
-        re.compile(
+        _fast(
+            "dhmnrstuw充升恢暂维메재점중지토",
             r"maintenance(?! margin)|network upgrade|system upgrade|wallet upgrade|hard fork"
             r"|\bsuspen(?:d|ded|ding|sion)\b|\bresum(?:e|ed|es|ption)\b|\bmainnet upgrade"
             r"|token swap|migration|rebrand|\bdelay(?:ed|s)?\b"
@@ -1064,7 +1081,8 @@ _RULES_WEAK: tuple[tuple[str, re.Pattern[str]], ...] = (
     ),
     (
         "promotion",
-        re.compile(
+        _fast(
+            "abcghjlprstuvwz奖活空에이",
             r"airdrop|campaign|competition|challenge|\bshare\b.*\d|reward|bonus|promotion"
             r"|giveaway|launchpool|launchpad|candydrop|gempool|jumpstart|poolx|carnival"
             r"|welcome gift|cashback|trade-to-earn|hodler|voucher|zero[- ]fee|\bup to\b.*\bap[ry]\b"
@@ -1073,7 +1091,8 @@ _RULES_WEAK: tuple[tuple[str, re.Pattern[str]], ...] = (
     ),
     (
         "news",
-        re.compile(
+        _fast(
+            "abcilmprs공서유재지",
             r"proof of reserves|\breport\b|registration|licen[cs]e|partner|\bburn\b"
             r"|\bacquir|(?<!-)\binvests?\b|\bresults?\b|\bresidents?\b|\bclients (?:in|from)\b"
             r"|\bservices (?:in|for)\b"
@@ -1082,14 +1101,16 @@ _RULES_WEAK: tuple[tuple[str, re.Pattern[str]], ...] = (
     ),
     (
         "other",
-        re.compile(
+        _fast(
+            "eprstu정",
             r"terms of (?:service|use)|privacy policy|user agreement|security reminder"
             r"|phishing|scam|risk warning|protect your account|sim swap|\bexpiry of\b|정책",
         ),
     ),
     (
         "product",
-        re.compile(
+        _fast(
+            "abcdefhiklmnoprstuvw分费네드등서스업유인트한",
             r"\bapi\b|introduc|\bnow (?:supports|live)\b|\bwhat(?:’s|'s| is) new\b|\bupdates?\b"
             r"|\bnew fields?\b|feature"
             r"|copy trading|auto-invest|\bearn\b|\bcard\b|\bwallet\b|\bfee|\bleverage\b|\btiers?\b|\bmargin\b"
