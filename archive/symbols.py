@@ -306,8 +306,8 @@ _LIST = _fast(
     _START + "(" + _T + _END + r"(?:\s*,\s*" + _T + _END + r")*,?\s+(?:and|&)\s+" + _T + _END + ")",
 )
 _AMOUNT = _fast("0-9", r"(?<![\d:.,])\d[\d,.]*(?:\s*(?:[KkMmBb]|million|billion))?\s+" + _TOKEN)
-# "Share 400,000 MOVE": the prize of a campaign names its coin.
-_PRIZE = re.compile(r"(?i:share|win|earn|grab|split)(?:\s+(?i:up to|a|an|over))?\s+$")
+# "Share 400,000 MOVE", "瓜分 100,000 XYZ": the prize of a campaign names its coin.
+_PRIZE = re.compile(r"(?:(?i:share|win|earn|grab|split)(?:\s+(?i:up to|a|an|over))?|瓜分)\s+$")
 # "One unit represents 1,000 SATS", "quoted per 1,000 PEPE": a unit, not the subject.
 _UNIT = re.compile(r"(?i:represents?|per|equals?|is|of|=|×|x)\s*$")
 _IN_LIST = re.compile(_T + _END)
@@ -340,6 +340,7 @@ _TRADE_TO_WIN = _fast(
     word=True,
 )
 # An API example ("symbol=BTCUSDT", "e.g. BTCUSDT") is not the subject.
+_EXAMPLE_AFTER = re.compile(r"[\w-]*\s+examples?\b")  # "BTC-USD-SWAP examples"
 _EXAMPLE = re.compile(r"(?i:e\.g\.|for example|such as|example:)\s*[`'\"]?$")
 
 # Trade-page links: /trade/BNX_USDT, /futures/BTCUSDT, /trade/spot/BTC/USDT, /trade-spot/btc-usdt.
@@ -764,6 +765,8 @@ def _scan_contexts(
             if not _NETWORK_NAME.match(text, m.end()):  # "暂停TRON网络(TRC20)": a chain's name
                 _add_list(found, offset, m, 1, LISTED)
     for m in _ACTING_VERB.finditer(text, a, b):
+        if _EXAMPLE_AFTER.match(text, m.end()):
+            continue  # "format for BTC-USD-SWAP examples"
         margin_type = _MARGIN_TYPE.match(text, m.end())
         _add_list(found, offset, m, 1, ACTED, STABLE_QUOTES if margin_type else _NO_QUOTES)
     if "stak" in lowered and not _POOL.search(text):
@@ -856,7 +859,7 @@ def _is_example(text: str, start: int, end: int) -> bool:
     return (
         before.endswith(("=", "/", '"', "`"))
         or bool(_EXAMPLE.search(before))
-        or text.startswith(" example", end)
+        or bool(_EXAMPLE_AFTER.match(text, end))
     )
 
 

@@ -633,3 +633,192 @@ def test_an_acronym_among_tickers_a_delisting_names_is_a_ticker():
     ]
     assert symbols_of("Binance Will Delist KORV for Users in EEA, UK and US") == ["KORV"]
     assert symbols_of("OKX adds SEPA, PIX and ACH deposits", source="okx") == []
+
+
+# --- round 5: families round 4's held-out part missed (invented projects and tickers) ---
+
+
+@pytest.mark.parametrize(
+    ("title", "body", "symbols"),
+    [
+        ("Binance Will Delist Leveraged Tokens KORVUP and KORVDOWN", None, ["KORVUP", "KORVDOWN"]),
+        (
+            "Binance Will Delist All Leveraged Tokens",
+            "Binance will delist all leveraged tokens, including KORVUP and ORBTDOWN, at 03:00.",
+            ["KORVUP", "ORBTDOWN"],
+        ),
+        ("Delisting notice", "We will delist all spot trading pairs of KORVUP.", ["KORVUP"]),
+        ("Bitget Will List KORVX and ORBTX Stock Tokens", None, ["KORVX", "ORBTX"]),
+        ("xStocks arrive: trade KORVx and ORBTx", None, ["KORVX", "ORBTX"]),
+    ],
+)
+def test_lists_of_leveraged_and_stock_tokens_name_them(title, body, symbols):
+    assert symbols_of(title, body) == symbols
+
+
+def test_a_listed_projects_ticker_beats_the_acronym_list_but_not_its_spelt_out_words():
+    assert symbols_of("OKX to list Korvex (VIP) for spot trading", source="okx") == ["VIP"]
+    assert symbols_of("Service update for the European Economic Area (EEA)") == []
+    assert symbols_of(
+        "Korvex Exchange Registers as a Digital Asset Custodian (DAC)", source="xt"
+    ) == []
+    assert symbols_of(
+        "Kraken Bank", "Kraken was granted a qualified custody institution (QCI) charter."
+    ) == []
+    # A coin's name that spells its ticker stays a coin where the text lists it.
+    assert symbols_of("Gate Will List Korvex Orbit (KO)", source="gate") == ["KO"]
+    assert symbols_of("Korvex Wallet Token (KWT) news", source="gate") == ["KWT"]
+
+
+def test_a_one_letter_ticker_a_verb_names_before_its_project_name():
+    assert symbols_of("XT.COM Will List Q (Quorvex)", source="xt") == ["Q"]
+    assert symbols_of("KuCoin Completed the Swap of KORV to Z (Zorvex)", source="kucoin") == [
+        "KORV",
+        "Z",
+    ]
+    assert symbols_of("HTX Has Completed the KORV to Q Token Swap", source="htx") == ["KORV", "Q"]
+    assert symbols_of("Gate Has Completed the Rebranding of KORV to ORBT", source="gate") == [
+        "KORV",
+        "ORBT",
+    ]
+
+
+def test_a_coin_ending_in_usd_outside_derivatives_keeps_its_name():
+    assert symbols_of("Gate Simple Earn Adds KORVUSD and USD1 Flexible Products") == [
+        "KORVUSD",
+        "USD1",
+    ]
+    assert symbols_of("Bybit Will Launch KORVUSD Inverse Perpetual Contract") == ["KORV"]
+    assert symbols_of("KuCoin Launches KORVUSDCM Perpetual Contract", source="kucoin") == ["KORV"]
+
+
+def test_a_ratio_contract_and_a_ratio_name_both_coins():
+    assert symbols_of("Binance Futures Will Launch USDⓈ-M KORVBTC Perpetual Contract") == [
+        "KORV",
+        "BTC",
+    ]
+    assert symbols_of(None, "今天 KORV/ETH 汇率又跌了", source="gate_square", kind="post") == [
+        "KORV",
+        "ETH",
+    ]
+    assert symbols_of("Binance Will Open Trading for KORV/BTC") == ["KORV"]
+
+
+def test_a_ticker_on_a_token_standard_and_a_chain_named_before_one():
+    assert symbols_of("테더(USDT-ERC20) 입금 일시 중단 안내", source="bithumb") == ["USDT"]
+    assert symbols_of("币安暂停KORVEX网络(BEP20)的充提业务", source="binance") == []
+
+
+def test_the_coin_traded_in_a_campaign_is_the_subject_and_its_prize_is_not():
+    assert symbols_of("Trade KORV Perpetuals to Share 100,000 BGB", source="bitget") == ["KORV"]
+    assert symbols_of("HTX Trading Competition: Trade ONE to Share 10,000 USDT", source="htx") == [
+        "ONE"
+    ]
+    # An exchange's own token paid as a prize is a prize currency; an acronym-like ticker
+    # counted as a prize is a coin.
+    assert symbols_of("KuCoin VIP Challenge: Reach VIP 3 and Win 20,000 KCS") == []
+    assert symbols_of("Bybit TokenSplash: Trade to Share 900,000 ACH", source="bybit") == ["ACH"]
+    assert symbols_of(
+        None,
+        "Launchpool is live: stake GT or $USDT to mine $KORV",
+        source="gate_square",
+        kind="post",
+    ) == ["KORV"]
+
+
+def test_the_stablecoins_a_notice_lists_are_its_subject_not_the_alternatives():
+    assert symbols_of(
+        "Binance Will Restrict Stablecoins",
+        "We will restrict non-compliant stablecoins, including USDT, TUSD and DAI. "
+        "Users can convert them to compliant assets such as USDC.",
+    ) == ["USDT", "TUSD", "DAI"]
+    assert symbols_of("Proof of Reserves", "Over 300 assets, including BTC and ETH.") == []
+
+
+def test_a_swap_named_in_a_delistings_body_is_not_what_it_delists():
+    body = "Following the migration to ORBT, Bybit will delist the KORV spot pairs."
+    assert symbols_of("Delisting of KORV/USDT Spot Trading Pair", body, source="bybit") == [
+        "KORV"
+    ]
+    assert symbols_of("Notice on KORV", body, source="bybit") == ["ORBT", "KORV"]
+
+
+def test_square_posts_word_hashtags_and_lower_case_market_talk():
+    post = {"source": "gate_square", "kind": "post"}
+    assert symbols_of(None, "Full AI season or nothing. #AI", tags=("AI",), **post) == []
+    assert symbols_of(None, "#KORV to the moon", tags=("KORV",), **post) == ["KORV"]
+    assert symbols_of(None, "korv 又新高了，orbt 还在磨", **post) == ["KORV", "ORBT"]
+    assert symbols_of(None, "rotating into korv and orbt this week", **post) == ["KORV", "ORBT"]
+    assert symbols_of(None, "FDV still looks low vs peers, buying into gold", **post) == []
+
+
+def test_cjk_staking_and_launch_verbs():
+    assert symbols_of("Gate 理财：质押 KORV 享最高 8% 年化", source="gate") == ["KORV"]
+    assert symbols_of("Gate 新币挖矿：质押 GT 瓜分 100,000 KORV", source="gate") == ["KORV"]
+    assert symbols_of("Gate 理财推出 ORBT 定期产品", source="gate") == ["ORBT"]
+
+
+@pytest.mark.parametrize(
+    ("title", "body", "symbols"),
+    [
+        ("Binance Will Extend the Monitoring Tag to Include KORV and ORBT", None, ["KORV", "ORBT"]),
+        ("QUSDT now launched for futures trading and trading bots", None, ["Q"]),
+        ("Trading Competition", "Trade the KORVF0:USTF0 perpetual contract.", ["KORV"]),
+        ("Gate Futures Will Launch KORVUSDT", "the KORV420 perpetual contract KORVUSDT", ["KORV"]),
+        ("OKX API upgrade: instId format for KORV-USD-SWAP examples", None, []),
+        ("Zero-Fee on Selected EURI Spot and Margin Trading Pairs", None, ["EURI"]),
+        ("Trading support ends on 2026-05-20 at 14:00 (WIB) for KORV", None, ["KORV"]),
+        ("Gate Simple Earn Adds KORV and ORBT Flexible Products", None, ["KORV", "ORBT"]),
+        ("OKX completes its 5th quarterly KORV buy-back and burn", None, ["KORV"]),
+        ("KORV Fixed Promotion on KuCoin Earn: Enjoy 12% APR!", None, ["KORV"]),
+    ],
+)
+def test_round_five_shapes(title, body, symbols):
+    assert symbols_of(title, body) == symbols
+
+
+@pytest.mark.parametrize(
+    ("title", "category", "body", "event"),
+    [
+        ("Copy Trading: New Trading Pairs Added — KORV, ORBT", "product_updates", None, "product"),
+        ("Notice on New Trading Pairs & Trading Bots Services", None, None, "listing"),
+        ("Bitget Launches KORVUSDT for Futures Trading and Trading Bots", None, None, "listing"),
+        ("Margin Trading Enabled on KORV and ORBT Pairs", None, None, "listing"),
+        ("KORV options now live on Deribit", None, None, "listing"),
+        ("KORV Perpetual Contracts Now Live on Kraken Futures", "Kraken Futures", None, "listing"),
+        ("KVOL futures launch on Deribit", None, None, "listing"),
+        ("New weekly expiries for KORV_USDC options", None, None, "listing"),
+        ("[Trade] New digital asset on USDT Market (KORV)", "Trade", None, "listing"),
+        ("[Trade] Trading support termination for Korvex (KORV)", "Trade", None, "delisting"),
+        ("Korvex completes acquisition of Orbit Exchange", None, None, "news"),
+        ("Gate Wins Exchange of the Year at the Korvex Awards", None, None, "news"),
+        ("OKX Registers With the Korvex Regulator in Korvistan", None, None, "news"),
+        ("KuCoin API Update: a new clientOid field", "api-campaigns", None, "product"),
+        ("Binance Auto-Invest Adds New Coins: KORV & ORBT", "Latest Binance News", None, "product"),
+        ("Binance Will Extend the Monitoring Tag to Include KORV", None, None, "product"),
+        (
+            "Gate HODLer Airdrop: Hold GT to Share 1,000,000 KORV",
+            "Airdrops & Promotions",
+            "Users who hold GT share KORV. KORV/USDT spot trading opens at 10:00 (UTC).",
+            "listing",
+        ),
+    ],
+)
+def test_round_five_event_types(title, category, body, event):
+    assert stored(title, body, category=category)[1] == event
+
+
+@pytest.mark.parametrize(
+    ("body", "event"),
+    [
+        ("突发：央行宣布降息，$KORV 拉升 5%", "news"),
+        ("Korvex Chain mints another 1B $ORBT on mainnet.", "news"),
+        ("KORV ETF inflows hit $300M on Monday.", "news"),
+        ("Anyone else farming the $KORV airdrop rumours? The devs said nothing yet.", "other"),
+        ("Join the trading competition with me and share 50,000 USDT", "promotion"),
+        ("新人福利：注册即领 20 USDT 体验金", "promotion"),
+        ("$KORV looks heavy today, waiting for a retest", "other"),
+    ],
+)
+def test_round_five_square_post_event_types(body, event):
+    assert stored(None, body, source="gate_square", kind="post")[1] == event
