@@ -164,8 +164,9 @@ _CJK_VERB_AFTER = re.compile(_START + "(" + _LIST_OF + r")\s*(?:要|将)?被?(?:
 # "trading for XYZ", "withdrawals of XYZ", "support XYZ": a ticker, but not a word
 # ("Trading for ONE week").
 _ACTING_VERB = _fast(
-    "SsOoIiDdWwTtBbLlFfAaYy",  # the first letters of the verbs
+    "SsOoIiDdWwTtBbLlFfAaYyCc",  # the first letters of the verbs
     r"(?i:\bsupport(?:s|ed)?(?: for)?|\bopen(?:s)?|\bintroduc(?:e|es|ing)|\bto include"
+    r"|\b(?:components|constituents) of"
     r"|\btrading (?:of|for|on)|\bsubscribe to|\bsuspend(?:s|ed)?|\bresum(?:e|es|ed)|\bswap(?:s)? of"
     r"|\btrade|\bbuy|\blaunch(?:es|ed|ing)?|\b(?:ap[ry]|yield|interest) on"
     r"|(?<!% )(?<!ratio )(?<!ratios )\bfor)" + _SKIPPED + r"\s+(" + _LIST_OF + ")",
@@ -189,12 +190,19 @@ _PRODUCT_OF = _fast(
     _START + "(" + _LIST_OF + r")(?=-\d+D\b|\s+(?i:vault|staking|index|mining|"
     r"airdrop|collateral|buy[ -]?back|burn|(?:fixed |flexible )promotion|"
     r"(?:simple |flexible |fixed |locked |on-chain )?(?:earn|savings|products?)|"
-    r"(?:trading )?(?:carnival|competition|challenge|campaign|festival))\b)",
+    r"(?:trading )?(?:carnival|competition|challenge|campaign|festival))\b"
+    r"|\s*(?:活期|定期))",
 )
 # "GAS Network Upgrade", "withdrawals of GAS": a chain's or a wallet's coin, even a word.
 _CHAIN_OF = _fast(
     _TICKER_FIRST,
     _TOKEN + r"(?=\s+(?i:token swap|network upgrade|mainnet|hard fork)\b|\s*网络升级)",
+)
+# "USDT on the OMNI Layer", "USDC on the Base network": a coin on a chain is what a
+# notice about it acts on.
+_ON_CHAIN = _fast(
+    _TICKER_FIRST,
+    _TOKEN + r"(?=\s+on (?:the )?[A-Z][\w-]*(?: [A-Z][\w-]*)? (?i:layer|network|chain|blockchain)\b)",
 )
 # "delist the following tokens at 10:00 (UTC): ABC, DEF and GHI", "Affected tokens: ABC,
 # DEF": the list a notice acts on, after its colon.
@@ -233,7 +241,9 @@ _INSTRUMENT = _fast(
     _TICKER_FIRST, _START + "(" + _T + r")(?:_USDC)?-(?:PERPETUAL\b|\d{1,2}[A-Z]{3}\d{2}\b)"
 )
 _INSTRUMENT_TAIL = re.compile(r"-(?:PERPETUAL\b|\d{1,2}[A-Z]{3}\d{2}\b)")
-_RATIO = re.compile(r"\s*(?:(?i:ratio|exchange rate)\b|汇率)")
+_RATIO_PAIR = re.compile(
+    r"(?<![A-Za-z0-9])\$?(" + _T + r")/\$?(" + _T + r")(?=\s*(?:(?i:ratio|exchange rate)\b|汇率))"
+)
 # "ETHBTC Perpetual": a ratio contract of two coins.
 _RATIO_CONTRACT = re.compile(r"([A-Z]{2,6})(BTC|ETH)")
 _PAIR_TAIL = re.compile(r"[/_\-]\s?(?:" + _QUOTE_ALT + r")(?![A-Za-z0-9])")
@@ -248,8 +258,9 @@ _LOWER_TRADING = _fast(
 )
 # "supports bnSOL and JitoSOL", "list stETH": a wrapped or staked coin's ticker keeps its
 # prefix in lower case; a verb that names coins names it too.
-# "TSLAx", "NVDAx": a tokenised stock's ticker ends in a lower-case x.
-_MIXED = r"(?:[A-Z]?[a-z]{1,4}[A-Z]{3,6}|[A-Z]{2,6}x|[A-Z][A-Z0-9]+)(?![A-Za-z0-9])"
+# "TSLAx", "USDe", "XAUt": a ticker that ends in one lower-case letter (a tokenised stock's
+# x), not a plural's s.
+_MIXED = r"(?:[A-Z]?[a-z]{1,4}[A-Z]{3,6}|[A-Z]{2,6}[a-rt-z]|[A-Z][A-Z0-9]+)(?![A-Za-z0-9])"
 _MIXED_LIST = _fast(
     "SsCcLlAaTtFf",
     r"(?i:\bsupport(?:s|ed)?|\bconvert|\blist(?:s|ed)?|\badd(?:s|ed)?|\btrade|\bfor)\s+(?-i:("
@@ -258,8 +269,8 @@ _MIXED_LIST = _fast(
     + _MIXED
     + r")*))",
 )
-_MIXED_TOKEN = re.compile(r"[A-Z]?[a-z]{1,4}[A-Z]{3,6}|[A-Z]{2,6}x(?![A-Za-z0-9])")
-_MIXED_HINT = re.compile(r"[a-z][A-Z]{3}|[A-Z]{2}x\b")
+_MIXED_TOKEN = re.compile(r"[A-Z]?[a-z]{1,4}[A-Z]{3,6}|[A-Z]{2,6}[a-rt-z](?![A-Za-z0-9])")
+_MIXED_HINT = re.compile(r"[a-z][A-Z]{3}|[A-Z]{2}[a-rt-z]\b")
 # "Rebranding of FTM to S", "token swap to POL": the new ticker is written as one.
 _RENAMED_TO = _fast(
     "RrTtSsMm",
@@ -636,8 +647,10 @@ def _scan_written(text: str, offset: int, found: _Found, a: int, b: int) -> None
         for m in _PAIR.finditer(text, a, b):
             if not _is_example(text, m.start(), m.end()):
                 add(m[1], offset + m.start(1), CODED)
-                if _RATIO.match(text, m.end()):  # "the ETH/BTC ratio": both coins
-                    add(m[0][len(m[1]) :].lstrip("/_- "), offset + m.start(1), CODED)
+    if "/" in text:
+        for m in _RATIO_PAIR.finditer(text, a, b):  # "the ETH/BTC ratio": both coins
+            add(m[1], offset + m.start(1), CODED)
+            add(m[2], offset + m.start(2), CODED)
     if _INSTRUMENT_TAIL.search(text, a, b):
         for m in _INSTRUMENT.finditer(text, a, b):
             add(m[1], offset + m.start(), CODED)
@@ -711,7 +724,8 @@ _CONTEXT_RULES: tuple[tuple[re.Pattern[str], int, frozenset[str], tuple[str, ...
         _NO_QUOTES,
         (
             *"vault staking index mining airdrop collateral buy burn earn savings".split(),
-            *"carnival competition challenge campaign festival -".split(),
+            *"product promotion carnival competition challenge campaign festival -".split(),
+            *"活期 定期".split(),
         ),
     ),
     (
@@ -721,6 +735,7 @@ _CONTEXT_RULES: tuple[tuple[re.Pattern[str], int, frozenset[str], tuple[str, ...
         ("token swap", "network upgrade", "mainnet", "hard fork", "网络升级"),
     ),
     (_WALLET_VERB, LISTED, _NO_QUOTES, ("deposit", "withdrawal")),
+    (_ON_CHAIN, ACTED, _NO_QUOTES, (" on ",)),
     (_WALLET_OF, ACTED, _NO_QUOTES, ("deposit", "withdrawal")),
     (_TRADABLE, LISTED, _NO_QUOTES, ("available for trading",)),
     (_FOLLOWING, ACTED, _NO_QUOTES, ("following", "affected")),
@@ -970,7 +985,10 @@ _RULES_STRONG: tuple[tuple[str, re.Pattern[str]], ...] = (
     # A notice of a service that is not a market ("Copy Trading: New Pairs Added").
     (
         "product",
-        re.compile(r"^(?:[\w.]+ )?(?:copy trading|trading bots?|grid trading|auto-invest)\s*[:：|–—-]"),
+        re.compile(
+            r"^(?:[\w.]+ )?(?:copy trading|trading bots?|grid trading|auto-invest)\s*[:：|–—-]"
+            r"|\blaunch(?:es|ed)? copy trading\b|\bfor buy crypto\b"
+        ),
     ),
     (
         "listing",
@@ -990,6 +1008,7 @@ _RULES_STRONG: tuple[tuple[str, re.Pattern[str]], ...] = (
             r"\b(?:competition|challenge|carnival|sprint|grand prix|arena|leaderboard)\b"
             r"|launchpool|launchpad|candydrop|candybomb|poolx|gempool|\bshare\b[^.]*\d"
             r"|\bup to [\d.]+%|[\d.]+%\s*ap[ry]\b|\bapr of\b|年化|zero-interest|zero-fee"
+            r"|\bzero (?:maker |taker )?fees?\b"
             r"|\btrading week\b",
         ),
     ),
@@ -1010,15 +1029,20 @@ _RULES_STRONG: tuple[tuple[str, re.Pattern[str]], ...] = (
         "maintenance",
         # "maintenance margin" is a margin rate, not work on a system.
         _fast(
-            "dhmnt",
+            "dhmnpt",
             r"network upgrade|mainnet upgrade|hard fork|\bmaintenance\b(?! margin)|token swap"
-            r"|\bdowntime\b"
+            r"|\bdowntime\b|\bprotocol (?:\d+ )?upgrade\b"
         ),
+    ),
+    # Regional service limits are facts about the exchange ("Services for Users in the UK").
+    (
+        "news",
+        re.compile(r"(?<!terms of )\bservices?\b.*\bfor users in\b|\bunder (?:mica|fca rules)\b"),
     ),
     # Warnings to users are not reports, whatever the category ("Security").
     (
         "other",
-        re.compile(r"security reminder|\bbeware\b|phishing|\bscams?\b|\bimpersonat"),
+        re.compile(r"security (?:reminder|tips?)|\bbeware\b|phishing|\bscams?\b|\bimpersonat"),
     ),
     (
         "listing",
@@ -1076,7 +1100,7 @@ _RULES_WEAK: tuple[tuple[str, re.Pattern[str]], ...] = (
         _fast(
             "dhmnrstuw充升恢暂维메재점중지토",
             r"maintenance(?! margin)|network upgrade|system upgrade|wallet upgrade|hard fork"
-            r"|\bsuspen(?:d|ded|ding|sion)\b|\bresum(?:e|ed|es|ption)\b|\bmainnet upgrade"
+            r"|\bsuspen(?:ds?|ded|ding|sion)\b|\bresum(?:e|ed|es|ption)\b|\bmainnet upgrade"
             r"|token swap|migration|rebrand|\bdelay(?:ed|s)?\b"
             r"|\bupgrade the .*\b(?:network|wallet)\b"
             r"|维护|升级|暂停|恢复|充提|점검|지연|중단|재개|메인넷|토큰 스왑",
@@ -1131,7 +1155,9 @@ _CATEGORY_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("delisting", re.compile(r"delist|removal|거래지원종료", re.I)),
     (
         "maintenance",
-        re.compile(r"maintenance|suspension|resumption|wallet|system|입출금|점검", re.I),
+        re.compile(
+            r"maintenance|suspension|resumption|wallet|system|deposit|withdraw|입출금|점검", re.I
+        ),
     ),
     (
         "promotion",
@@ -1252,9 +1278,9 @@ def derive_event(title: str | None, category: str | None, body_text: str | None 
     return event
 
 
-# "will then list XYZ", "XYZ/USDT spot trading opens at ...": the body opens a market.
+# "will then list XYZ", "XYZ/USDT (spot) trading opens at ...": the body opens a market.
 _BODY_LISTS = re.compile(
-    r"\bwill (?:then )?list\b|将上线|\bspot trading (?:will )?opens?\b"
+    r"\bwill (?:then )?list\b|将上线|\btrading (?:will )?opens?\b"
     r"|\bwill open (?:spot )?trading (?:for|of)\b",
     re.I,
 )

@@ -822,3 +822,38 @@ def test_round_five_event_types(title, category, body, event):
 )
 def test_round_five_square_post_event_types(body, event):
     assert stored(None, body, source="gate_square", kind="post")[1] == event
+
+
+def test_round_five_coins_on_chains_in_indices_and_with_a_lower_case_tail():
+    assert symbols_of("KORV on the Orbit Layer: HTX Suspends Deposits", source="htx") == ["KORV"]
+    assert symbols_of("OKX to adjust the index components of KORV and ORBT", source="okx") == [
+        "KORV",
+        "ORBT",
+    ]
+    assert symbols_of("New haircut for KORVe collateral", source="deribit") == ["KORVE"]
+    assert symbols_of("Gate supports NFTs and APIs for KORV", source="gate") == ["KORV"]
+    assert symbols_of(None, "Gate 理财 KORV 活期年化 9%", source="gate_square", kind="post") == [
+        "KORV"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("title", "category", "event"),
+    [
+        ("Korvex Supports the Orbit (KORV) Protocol 23 Upgrade", None, "maintenance"),
+        ("Security Tips: We Will Never Ask for Your 2FA Codes", None, "other"),
+        ("KuCoin VIP Exclusive: Enjoy Zero Maker Fees on Spot", None, "promotion"),
+        ("MEXC Launches Copy Trading for Futures", None, "product"),
+        ("Binance Now Supports Card Payments for Buy Crypto", "New Fiat Listings", "product"),
+        (
+            "Binance Will Add KORV on Earn, Buy Crypto, Convert & Margin",
+            "New Cryptocurrency Listing",
+            "listing",
+        ),
+        ("Exchange Services for Users in the UK Under FCA Rules", "Product", "news"),
+        ("Update to the Terms of Service for users in the UK", None, "other"),
+        ("KORV on the Orbit Layer: HTX Suspends Deposits", "Deposit/Withdrawal", "maintenance"),
+    ],
+)
+def test_round_five_event_words_and_categories(title, category, event):
+    assert stored(title, category=category)[1] == event
