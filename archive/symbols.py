@@ -52,15 +52,16 @@ FIAT = frozenset(
 # Never a ticker outside structured evidence: times, zones, regions and regulators, HTTP
 # verbs, acronyms, token standards (issue 10; the labelling policy, rule 8).
 NEVER = FIAT | frozenset(
-    "AM PM UTC GMT CET CEST EST EDT PST PDT HKT SGT KST JST WIB WITA WIT ICT IST AEST AEDT BST MSK EEA EU US USA UK UAE FCA MICA "
+    "AM PM UTC GMT CET CEST EST EDT PST PDT HKT SGT KST JST WIB WITA WIT ICT IST AEST AEDT BST "
+    "MSK EEA EU US USA UK UAE FCA MICA "
     "SEC CFTC ESMA VARA MAS GET POST PUT DELETE PATCH HEAD HTTP HTTPS URL JSON REST WS "
     "KYC KYB AML APR APY VIP P2P NFT NFTS ETF ETFS AMA OTC FAQ TVL FDV CEO CTO COO API "
     "APIS SDK UI UX APP IOS IP PDF FAQS IEO IDO ICO TGE LP MM PNL ROI "
     "TRC20 BEP20 ERC20 BEP2 SPL EVM TRC10 ERC721 ERC1155 OMNI USDⓈ RWA DAXA MMP RFQ DVOL "
     "KRW1 AUM GMV YOY QOQ VASP CASP MICAR TRC ERC BEP DCA BLVT CPI PPI GDP FOMC NFP PCE "
     "PIX SEPA SWIFT ACH SPEI UPI IMPS FPS FMA MFSA BAFIN AMF CONSOB CNMV CYSEC DFSA FSA "
-    "FSCA FINMA FINTRAC SFC OTP TOTP SMS TP SL PIN HODL FUD FOMO ATH ATL DYOR WAGMI NGMI GM LFG NFA "
-    "IMO IMHO DXY".split()
+    "FSCA FINMA FINTRAC SFC OTP TOTP SMS TP SL PIN HODL FUD FOMO ATH ATL DYOR WAGMI NGMI GM "
+    "LFG NFA IMO IMHO DXY".split()
 )
 # Token standards, whatever the chain: ERC20, BEP20, TRC20, BRC20, SRC20, ERC404, CW20.
 _STANDARD = re.compile(r"(?:[A-Z]{1,2}RC|BEP|CW)\d{1,4}")
@@ -145,7 +146,8 @@ _LIST_OF = (
 _SKIPPED = (
     r"(?:\s+(?i:the|all|new|spot|margin|perpetual|futures|pre-market|trading support for"
     r"|support for|trading for|for|\d+|(?:trading )?pairs of|including"
-    r"|(?:leveraged |following |stock )?(?:tokens?|pairs?|contracts?|assets?)(?:\s*:|,?(?= including))?))*"
+    r"|(?:leveraged |following |stock )?(?:tokens?|pairs?|contracts?|assets?)"
+    r"(?:\s*:|,?(?= including))?))*"
 )
 _NAMING_VERB = _fast(
     "LlDdRrAa",
@@ -181,7 +183,8 @@ _MARKET_OF = _fast(
     _TICKER_FIRST,
     _START + "(" + _LIST_OF + r")(?=(?:\s+(?i:weekly|daily|monthly|quarterly|linear|inverse|"
     r"usdt-m|usdⓈ-m|coin-m))*\s+(?i:perpetuals?|perps?|futures|margin|options|contracts?|"
-    r"spot trading|pre-market|(?:(?:spot |margin )(?:(?:and|&) (?:spot |margin ))?)?(?:trading )?pairs?)\b"
+    r"spot trading|pre-market"
+    r"|(?:(?:spot |margin )(?:(?:and|&) (?:spot |margin ))?)?(?:trading )?pairs?)\b"
     r"|\s*(?:永续|现货|合约|交易对))",
 )
 # "XYZ-30D", "XYZ Flexible Savings", "XYZ Network Upgrade": a product or a chain of it.
@@ -202,7 +205,8 @@ _CHAIN_OF = _fast(
 # notice about it acts on.
 _ON_CHAIN = _fast(
     _TICKER_FIRST,
-    _TOKEN + r"(?=\s+on (?:the )?[A-Z][\w-]*(?: [A-Z][\w-]*)? (?i:layer|network|chain|blockchain)\b)",
+    _TOKEN + r"(?=\s+on (?:the )?[A-Z][\w-]*(?: [A-Z][\w-]*)?"
+    r" (?i:layer|network|chain|blockchain)\b)",
 )
 # "delist the following tokens at 10:00 (UTC): ABC, DEF and GHI", "Affected tokens: ABC,
 # DEF": the list a notice acts on, after its colon.
@@ -302,7 +306,9 @@ _NAME_AFTER = re.compile(r"[(（]([A-Z][a-z][A-Za-z0-9]*(?:[ -][A-Za-z][A-Za-z0-
 _TICKER_BEFORE = re.compile(_START + "(" + _T + r")\s?$")
 _LETTER_VERB = re.compile(r"(?i:\b(?:de)?list\w*|\bto|\bof|\badds?|\blaunch\w*|\bsupports?)\s+$")
 # "HUSDT Perpetual": a one-letter base written as a contract of a market.
-_LETTER_CONTRACT = re.compile(r"USDT\s+(?i:(?:now )?(?:launched |listed )?(?:for )?(?:perpetual|contract|futures))")
+_LETTER_CONTRACT = re.compile(
+    r"USDT\s+(?i:(?:now )?(?:launched |listed )?(?:for )?(?:perpetual|contract|futures))"
+)
 _LETTER_BEFORE = re.compile(r"(?<![A-Za-z0-9$/_.=:\-])[A-Z]$")
 # What follows a ticker that makes it a margin type ("USDT Perpetual", "USDC contracts").
 _MARGIN_TYPE = re.compile(
@@ -466,7 +472,7 @@ class _Found:
     def delisting(self) -> bool:
         """A delisting notice: a swap its body names is why, not what it delists (rule
         11). Read only for a body that names a swap."""
-        return bool(self.title) and bool(_DELISTING.search(self.title.lower()))
+        return self.title is not None and bool(_DELISTING.search(self.title.lower()))
 
     @property
     def inverse(self) -> bool:
@@ -575,7 +581,9 @@ def _scan_shapes(text: str, offset: int, found: _Found) -> None:
                 spelt = t[1].startswith(initials) or initials.startswith(t[1])
                 if len(initials) < 2 or not spelt:
                     # "list C (Chainbase)", "swap of EOS to A (Vaulta)": a letter a verb names
-                    letter = len(t[1]) == 1 and _LETTER_VERB.search(text, max(0, t.start() - 20), t.start())
+                    letter = len(t[1]) == 1 and _LETTER_VERB.search(
+                        text, max(0, t.start() - 20), t.start()
+                    )
                     found.add(t[1], offset + t.start(1), STRUCTURED if letter else ACTED)
     for m in _LEVERAGED_END.finditer(text):
         t = _LEVERAGED.search(text, max(0, m.start() - 11), m.end())
@@ -749,7 +757,9 @@ _MARKET_WORDS = (
     *"永续 现货 合约 交易对".split(),
 )
 _CJK_VERBS = tuple("上线 上架 下架 下线 首发 暂停 恢复 支持 开通 包括 推出 质押".split())
-_NETWORK_NAME = re.compile(r"\s*(?:网络|(?i:network))\s*[(（](?:[A-Z]{1,2}RC|BEP|ERC|SPL)\d{0,4}[)）]")
+_NETWORK_NAME = re.compile(
+    r"\s*(?:网络|(?i:network))\s*[(（](?:[A-Z]{1,2}RC|BEP|ERC|SPL)\d{0,4}[)）]"
+)
 _ONE_LETTER = re.compile(r"[(（][A-Z][)）]")
 
 
@@ -773,12 +783,7 @@ def _scan_contexts(
         if not _NAME_GOES_ON.match(text, m.end()):
             _add_list(found, offset, m, 1, LISTED)
     if not text.isascii() and any(verb in text for verb in _CJK_VERBS):
-        pool = _POOL.search(text)
-        for m in _cjk_verbs(text, a, b):
-            if pool and m[0].startswith("质押"):
-                continue  # "质押 GT 瓜分 XYZ": staked to share another coin
-            if not _NETWORK_NAME.match(text, m.end()):  # "暂停TRON网络(TRC20)": a chain's name
-                _add_list(found, offset, m, 1, LISTED)
+        _scan_cjk_verbs(text, offset, found, a, b)
     for m in _ACTING_VERB.finditer(text, a, b):
         if _EXAMPLE_AFTER.match(text, m.end()):
             continue  # "format for BTC-USD-SWAP examples"
@@ -789,18 +794,32 @@ def _scan_contexts(
             _add_list(found, offset, m, 1, ACTED)
     if any(word in lowered for word in _MARKET_WORDS):
         for m in _MARKET_OF.finditer(text, a, b):
-            if _UNAFFECTED.match(text, m.end()):
-                continue  # "EUR and USDC spot pairs remain available": not what changes
-            subject = _names_quote_as_subject(text, m.end())
-            _add_list(found, offset, m, 1, LISTED, _NO_QUOTES if subject else STABLE_QUOTES)
-            ratio = _RATIO_CONTRACT.fullmatch(m[1])
-            if ratio and _CONTRACT_WORD.match(text, m.end()):
-                found.excluded.add(m[1])
-                found.add(ratio[1], offset + m.start(1), CODED)
-                found.add(ratio[2], offset + m.start(1), CODED)
+            if not _UNAFFECTED.match(text, m.end()):  # "EUR and USDC spot pairs remain"
+                _add_market(text, offset, found, m)
     for pattern, strength, quotes in rules:
         for m in pattern.finditer(text, a, b):
             _add_list(found, offset, m, 1, strength, quotes)
+
+
+def _scan_cjk_verbs(text: str, offset: int, found: _Found, a: int, b: int) -> None:
+    """ "上线 XYZ", "质押 XYZ": what a CJK verb names, but not the coin staked in a pool
+    ("质押 GT 瓜分 XYZ") nor a chain named before its token standard ("TRON网络(TRC20)")."""
+    pool = _POOL.search(text)
+    for m in _cjk_verbs(text, a, b):
+        if not (pool and m[0].startswith("质押")) and not _NETWORK_NAME.match(text, m.end()):
+            _add_list(found, offset, m, 1, LISTED)
+
+
+def _add_market(text: str, offset: int, found: _Found, m: re.Match[str]) -> None:
+    """The list of a market ("XYZ Perpetual"); a ratio contract names both its coins
+    ("ETHBTC Perpetual" -> ETH, BTC)."""
+    subject = _names_quote_as_subject(text, m.end())
+    _add_list(found, offset, m, 1, LISTED, _NO_QUOTES if subject else STABLE_QUOTES)
+    ratio = _RATIO_CONTRACT.fullmatch(m[1])
+    if ratio and _CONTRACT_WORD.match(text, m.end()):
+        found.excluded.add(m[1])
+        found.add(ratio[1], offset + m.start(1), CODED)
+        found.add(ratio[2], offset + m.start(1), CODED)
 
 
 def _scan_campaigns(
@@ -816,12 +835,7 @@ def _scan_campaigns(
             add(m[1], offset + m.start(1), strength, PRIZE_CURRENCIES)
     for pattern in takes_part:
         if pattern is _TRADE_TO_WIN:
-            for m in pattern.finditer(text, a, b):
-                held = [t[0] for t in _IN_LIST.finditer(m["held"])]
-                if m["prize"] not in held:
-                    found.excluded.add(m["prize"])
-                for t in _IN_LIST.finditer(m["held"]):
-                    add(t[0], offset + m.start("held") + t.start(), LISTED, QUOTES)
+            _scan_traded(text, offset, found, a, b)
             continue
         for m in pattern.finditer(text, a, b):
             # The coins staked to share another coin are not the subject ("Stake MNT,
@@ -834,6 +848,17 @@ def _scan_campaigns(
             else:
                 found.excluded.update(t[0] for t in _IN_LIST.finditer(held) if t[0] != prize)
                 add(prize, offset + m.start("prize"), LISTED)
+
+
+def _scan_traded(text: str, offset: int, found: _Found, a: int, b: int) -> None:
+    """ "Trade SUN to share 500,000 USDT": the coins traded are the subject (even a word's
+    ticker), the prize is not."""
+    for m in _TRADE_TO_WIN.finditer(text, a, b):
+        traded = list(_IN_LIST.finditer(m["held"]))
+        if m["prize"] not in {t[0] for t in traded}:
+            found.excluded.add(m["prize"])
+        for t in traded:
+            found.add(t[0], offset + m.start("held") + t.start(), LISTED, QUOTES)
 
 
 # Each with the words (lower-cased) one of which a text must hold for it to match.
@@ -974,7 +999,8 @@ def derive_symbols(
 _DELISTING = _fast(
     "cdertw下退거상",
     r"\bdelist|\bremoval of .*\bpairs?\b|\bwill remove\b|\bcease trading|下架|下线|退市"
-    r"|상장\s*폐지|거래\s*지원\s*종료|\btrading support termination\b|\bend(?:s|ing)? trading support\b"
+    r"|상장\s*폐지|거래\s*지원\s*종료|\btrading support termination\b"
+    r"|\bend(?:s|ing)? trading support\b",
 )
 # Title words that say what an announcement does, whatever its category, in this order.
 # Read in the lower-cased title (as the post rules in the lower-cased body).
@@ -995,7 +1021,8 @@ _RULES_STRONG: tuple[tuple[str, re.Pattern[str]], ...] = (
         _fast(
             "agilnptw上首디마신",
             r"^new listings?:|\bwill list\b|\bnew (?:spot )?trading pairs\b|\bnew digital assets?\b"
-            r"|\blaunch(?:es|ed)?\b.*\bfor (?:futures|spot|margin) trading\b|\bto list\b|\blists\b|\bgets listed\b"
+            r"|\blaunch(?:es|ed)?\b.*\bfor (?:futures|spot|margin) trading\b"
+            r"|\bto list\b|\blists\b|\bgets listed\b"
             r"|\binitial (?:futures )?listing\b|\bnow launched for futures\b"
             r"|\badds? new\b.*\btrading pairs\b|\bwill add new pairs\b|\bpairs added\b"
             r"|\balpha (?:adds|lists|launches)\b"
@@ -1019,7 +1046,8 @@ _RULES_STRONG: tuple[tuple[str, re.Pattern[str]], ...] = (
         _fast(
             "abcglmpst네지",
             r"\bgrid\b|\btrading bots?\b|\bmobile app\b|\bapp \d|\bleverage raised\b"
-            r"|\btick sizes?\b|\b(?:monitoring|seed) tag\b|네트워크 추가|지원 네트워크|\bp2p\b|\btestnet\b|\bapi (?:updates?|upgrades?|changes?)\b"
+            r"|\btick sizes?\b|\b(?:monitoring|seed) tag\b|네트워크 추가|지원 네트워크|\bp2p\b"
+            r"|\btestnet\b|\bapi (?:updates?|upgrades?|changes?)\b"
             r"|\bbank transfers?\b|\bpayment methods?\b|\b(?:apple|google) pay\b"
             r"|\b(?:convert|copy trading) (?:now )?(?:adds|supports)\b|\bbuy\b.*\bwith\b"
             r"|\bas collateral\b|\bcollateral assets?\b",
@@ -1031,7 +1059,7 @@ _RULES_STRONG: tuple[tuple[str, re.Pattern[str]], ...] = (
         _fast(
             "dhmnpt",
             r"network upgrade|mainnet upgrade|hard fork|\bmaintenance\b(?! margin)|token swap"
-            r"|\bdowntime\b|\bprotocol (?:\d+ )?upgrade\b"
+            r"|\bdowntime\b|\bprotocol (?:\d+ )?upgrade\b",
         ),
     ),
     # Regional service limits are facts about the exchange ("Services for Users in the UK").
@@ -1056,7 +1084,8 @@ _RULES_STRONG: tuple[tuple[str, re.Pattern[str]], ...] = (
             r"|\badds?\b.*\b(?:perpetual|futures) contracts?\b"
             r"|\badds?\b.*\bon (?:cross|isolated) margin\b"
             r"|\b(?:new|adds?|launch(?:es|ed)?)\b.*\bperps\b"
-            r"|\b(?:perpetuals?|futures|pairs?|options|contracts?)\b.*\b(?:go(?:es)? live|now live)\b"
+            r"|\b(?:perpetuals?|futures|pairs?|options|contracts?)\b.*"
+            r"\b(?:go(?:es)? live|now live)\b"
             r"|\b(?:options|futures|perpetuals?)\s+launch\b|\bnew\b.*\bexpir(?:y|ies)\b"
             r"|\b(?:margin|futures|perpetual) trading (?:is )?(?:now )?enabled\b"
             r"|\bavailable for trading\b|\btrading (?:is )?now live\b|\bpre-market\b"
@@ -1140,7 +1169,8 @@ _RULES_WEAK: tuple[tuple[str, re.Pattern[str]], ...] = (
             "abcdefhiklmnoprstuvw分费네드등서스업유인트한",
             r"\bapi\b|introduc|\bnow (?:supports|live)\b|\bwhat(?:’s|'s| is) new\b|\bupdates?\b"
             r"|\bnew fields?\b|feature"
-            r"|copy trading|auto-invest|\bearn\b|\bcard\b|\bwallet\b|\bfee|\bleverage\b|\btiers?\b|\bmargin\b"
+            r"|copy trading|auto-invest|\bearn\b|\bcard\b|\bwallet\b|\bfee|\bleverage\b"
+            r"|\btiers?\b|\bmargin\b"
             r"|dividend|\bconvert\b|integration|\bsupport|adjust|\bapp\b|mobile|released"
             r"|interface|portfolio|\borders?\b|block trade|funding rate|risk matrix|haircut"
             r"|\bchange\b|staking|\bnew:|\bkyc\b|\bverification\b|\blimits?\b|\bsettlement\b"
