@@ -61,7 +61,7 @@ NEVER = FIAT | frozenset(
     "KRW1 AUM GMV YOY QOQ VASP CASP MICAR TRC ERC BEP DCA BLVT CPI PPI GDP FOMC NFP PCE "
     "PIX SEPA SWIFT ACH SPEI UPI IMPS FPS FMA MFSA BAFIN AMF CONSOB CNMV CYSEC DFSA FSA "
     "FSCA FINMA FINTRAC SFC OTP TOTP SMS TP SL PIN HODL FUD FOMO ATH ATL DYOR WAGMI NGMI GM "
-    "LFG NFA IMO IMHO DXY".split()
+    "LFG NFA IMO IMHO DXY TWAP VWAP OCO ADL MMR IMR SAFU POR HMAC".split()
 )
 # Token standards, whatever the chain: ERC20, BEP20, TRC20, BRC20, SRC20, ERC404, CW20.
 _STANDARD = re.compile(r"(?:[A-Z]{1,2}RC|BEP|CW)\d{1,4}")
@@ -127,8 +127,10 @@ _NAME_LETTER = re.compile(
     r"(?:(?<![A-Za-z0-9])[A-Z][A-Za-z]*[a-z]|[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af])"
     r"\s*[(（]([A-Z])[)）]"
 )
+# "XYZ/USDT", "XYZ_USDT", "XYZ-USDT", Bitfinex's "XYZ:USD" (a colon only unspaced).
 _PAIR = _fast(
-    _TICKER_FIRST, _START + "(" + _T + r")\s?[/_\-]\s?(?:" + _QUOTE_ALT + r")(?![A-Za-z0-9])"
+    _TICKER_FIRST,
+    _START + "(" + _T + r")(?:\s?[/_\-]\s?|:)(?:" + _QUOTE_ALT + r")(?![A-Za-z0-9])",
 )
 _CONTRACT = _fast(
     _TICKER_FIRST,
@@ -250,8 +252,11 @@ _RATIO_PAIR = re.compile(
 )
 # "ETHBTC Perpetual": a ratio contract of two coins.
 _RATIO_CONTRACT = re.compile(r"([A-Z]{2,6})(BTC|ETH)")
-_PAIR_TAIL = re.compile(r"[/_\-]\s?(?:" + _QUOTE_ALT + r")(?![A-Za-z0-9])")
+_PAIR_TAIL = re.compile(r"(?:[/_\-]\s?|:)(?:" + _QUOTE_ALT + r")(?![A-Za-z0-9])")
 _FUNDING_PERP = _fast(_TICKER_FIRST, _START + r"([A-Z0-9]{2,15}?)F0:[A-Z]{2,5}F0\b")
+# Kraken Futures instruments: PF_XBTUSD (linear perpetual), PI_ (inverse), FF_/FI_ (fixed
+# maturity), a one-letter base too (PF_GUSD).
+_KRAKEN_FUTURE = re.compile(r"\b(?:PF|PI|FF|FI)_([A-Z0-9]{1,15}?)(?:USDT|USDC|USD|EUR|GBP)\b")
 # "launch xyz margin trading": a ticker written in lower case in a trading context.
 _LOWER_TRADING = _fast(
     "LlAaMmPpFfSs",
@@ -451,6 +456,7 @@ class _Found:
         self.weak: dict[str, int] = {}
         self.excluded: set[str] = set()
         self.coded: set[str] = set()  # found as a market's code (a pair, a contract)
+        self.names: set[str] = set()  # written before a ticker in brackets: "TRON (TRX)"
 
     def add(
         self, token: str, pos: int, strength: int, quotes: frozenset[str] = frozenset()
@@ -467,6 +473,11 @@ class _Found:
             seen[token] = pos
         if strength == CODED:
             self.coded.add(token)
+
+    def _name(self, token: str) -> bool:
+        """ "TRON (TRX)", "OFFICIAL TRUMP (TRUMP)": a word in capitals before another
+        ticker in brackets is that coin's name, unless a market's code names it too."""
+        return token in self.names and token not in self.coded
 
     @property
     def delisting(self) -> bool:
@@ -496,7 +507,7 @@ class _Found:
         first = {
             t: min(p, weak.get(t, p))
             for t, p in at.items()
-            if t not in self.excluded and not self._alias(t)
+            if t not in self.excluded and not self._alias(t) and not self._name(t)
         }
         return sorted(first, key=first.__getitem__)
 
@@ -636,6 +647,24 @@ def _spelt_out(text: str, start: int, ticker: str) -> bool:
     return False
 
 
+# The words in capitals right before a bracket ("OFFICIAL TRUMP (").
+_CAPITAL_NAME = re.compile(r"(?:(?<![A-Za-z0-9$])[A-Z][A-Z0-9]{2,}\s+)+$")
+
+
+def _note_names(text: str, m: re.Match[str], found: _Found) -> None:
+    """The words in capitals before a bracketed ticker that is not theirs ("TRON (TRX)")
+    are a name; a quote currency or a token standard in brackets is a network, not a
+    ticker ("USDT (TRC20)")."""
+    ticker = m[1]
+    if ticker in NEVER or _STANDARD.fullmatch(ticker):
+        return
+    name = _CAPITAL_NAME.search(text, max(0, m.start() - 40), m.start())
+    if name:
+        for word in name[0].split():
+            if word != ticker and word not in QUOTES:
+                found.names.add(word)
+
+
 def _scan_written(text: str, offset: int, found: _Found, a: int, b: int) -> None:
     """Tickers written as tickers: "(XYZ)", "Sonic (S)", "XYZ/USDT", "BTC-25SEP26"."""
     add = found.add
@@ -644,6 +673,7 @@ def _scan_written(text: str, offset: int, found: _Found, a: int, b: int) -> None
             continue  # "settlement currency: USD₮ (UST)"
         if _spelt_out(text, m.start(), m[1]):
             continue
+        _note_names(text, m, found)
         named = _LISTED_NAME.search(text, max(0, m.start() - 60), m.start())
         # A listed project's ticker is a ticker even when it is an acronym ("Story (IP)").
         add(m[1], offset + m.start(1), CODED if named and m[1] in NEVER else NAMED)
@@ -670,6 +700,9 @@ def _scan_codes(text: str, offset: int, found: _Found, a: int, b: int) -> None:
     if "F0:" in text:
         for m in _FUNDING_PERP.finditer(text, a, b):
             add(m[1], offset + m.start(), CODED)
+    if "_" in text:
+        for m in _KRAKEN_FUTURE.finditer(text, a, b):
+            add(m[1], offset + m.start(1), STRUCTURED)
     if "USD" in text or "PERP" in text:
         for m in _CONTRACT.finditer(text, a, b):
             if not found.inverse and m[0][len(m[1]) :] in _INVERSE_QUOTES:

@@ -909,3 +909,17 @@ def test_a_title_rules_lookahead_admits_the_first_character_of_each_of_its_words
     parts = _LOOKAHEAD.match(pattern.pattern)
     inner = sre_parse.parse(parts["inner"])
     assert _first_characters(list(inner)) <= set(parts["first"])
+
+
+def test_round_five_instrument_codes_and_names_in_capitals():
+    assert symbols_of(
+        "Kraken Futures: new perpetuals",
+        source="kraken",
+        body_html="<p>PF_KORVUSD and PF_QUSD go live.</p>",
+    ) == ["KORV", "Q"]
+    assert symbols_of("Bitfinex lists Korvex (KORV:USD, KORV:UST)", source="bitfinex") == ["KORV"]
+    assert symbols_of("NOTE: USDT deposits resume", source="bitfinex") == ["USDT"]
+    assert symbols_of("HTX Will Support KORVEX (KORV) Network Upgrade", source="htx") == ["KORV"]
+    assert symbols_of("Binance Will List OFFICIAL KORV (KORV) on Spot") == ["KORV"]
+    assert symbols_of("Deposits of USDT (TRC20) are suspended", source="htx") == ["USDT"]
+    assert symbols_of("Kraken launches TWAP and OCO orders for Kraken Pro", source="kraken") == []
