@@ -394,7 +394,7 @@ def _base(token: str, inverse: bool = True) -> str:
     stands for its base asset; a multiplier prefix is kept (1000PEPEUSDT -> 1000PEPE).
     A USD-quoted (inverse) contract only where `inverse`: in a text about no derivative,
     'RLUSD' and 'PYUSD' are coins of their own."""
-    if token in QUOTES:
+    if token in QUOTES or ("USD" not in token and not token.endswith("PERP")):
         return token
     for quote in ("USDTM", "USDT", "USDCM", "USDC", "USDM", "PERP", "USD"):
         # "HUSDT": a one-letter base before USDT (never "AUSD", a coin of its own).
@@ -465,7 +465,8 @@ class _Found:
         Weak evidence ("ABC, DEF and GHI", "1,000 XYZ") never makes a ticker alone: it
         only says where a ticker found by stronger evidence first appears."""
         token = token.upper()
-        token = _base(token, self.inverse if token.endswith(("USD", "USDM")) else True)
+        if "USD" in token or token.endswith("PERP"):
+            token = _base(token, not token.endswith(("USD", "USDM")) or self.inverse)
         if token in quotes or not _valid(token, strength):
             return
         seen = self.weak if strength == WEAK else self.at
@@ -637,8 +638,13 @@ def _spelt_out(text: str, start: int, ticker: str) -> bool:
     ("Money Services Business (MSB)", "special purpose depository institution (SPDI)"):
     their initials spell it, and they are not a coin's name: "Basic Attention Token",
     or a name in capitals in a text that lists or trades ("Magic Eden (ME)")."""
+    if len(ticker) < 2:
+        return False
+    before = text[max(0, start - 12 * len(ticker)) : start].split()
+    if not before or before[-1][0].upper() != ticker[-1].upper():
+        return False  # the last word's initial is not the acronym's last letter
     words = _NAME_WORD.findall(text, max(0, start - 12 * len(ticker)), start)
-    if len(ticker) < 2 or len(words) < 2 or words[-1].lower() in _COIN_NOUNS:
+    if len(words) < 2 or words[-1].lower() in _COIN_NOUNS:
         return False
     for kept in (words, [w for w in words if w.lower() not in _MINOR_WORDS]):
         tail = kept[-len(ticker) :]
@@ -776,7 +782,7 @@ _CONTEXT_RULES: tuple[tuple[re.Pattern[str], int, frozenset[str], tuple[str, ...
         ("token swap", "network upgrade", "mainnet", "hard fork", "网络升级"),
     ),
     (_WALLET_VERB, LISTED, _NO_QUOTES, ("deposit", "withdrawal")),
-    (_ON_CHAIN, ACTED, _NO_QUOTES, (" on ",)),
+    (_ON_CHAIN, ACTED, _NO_QUOTES, ("layer", "network", "chain")),
     (_WALLET_OF, ACTED, _NO_QUOTES, ("deposit", "withdrawal")),
     (_TRADABLE, LISTED, _NO_QUOTES, ("available for trading",)),
     (_FOLLOWING, ACTED, _NO_QUOTES, ("following", "affected")),
