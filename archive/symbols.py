@@ -139,9 +139,14 @@ _CONTRACT = _fast(
 _CASHTAG = re.compile(r"(?<![A-Za-z0-9])\$(" + _T + r")(?![A-Za-z0-9])")
 # "list XYZ", "Delist ABC, DEF and GHI", "上线 XYZ": the verb names what follows, even a
 # ticker that is a word (delist GAS).
-# "ABC, DEF and GHI", "ABC, DEF, and GHI", "ABC、DEF": a list of tickers.
+# "ABC, DEF and GHI", "ABC, DEF, and GHI", "ABC、DEF", "buy ABC or DEF": a list of tickers.
 _LIST_OF = (
-    _T + _END + r"(?:\s*(?:,(?:\s*(?:and\b|&))?|、|，|\band\b|&|和|及|与)\s*" + _T + _END + r")*"
+    _T
+    + _END
+    + r"(?:\s*(?:,(?:\s*(?:and\b|&))?|、|，|\band\b|\bor\b|&|和|及|与|或)\s*"
+    + _T
+    + _END
+    + r")*"
 )
 # "Delist Leveraged Tokens ABC", "delist all leveraged tokens, including ABC", "delist all
 # spot trading pairs of ABC": what the list is of, between the verb and the list.

@@ -923,3 +923,12 @@ def test_round_five_instrument_codes_and_names_in_capitals():
     assert symbols_of("Binance Will List OFFICIAL KORV (KORV) on Spot") == ["KORV"]
     assert symbols_of("Deposits of USDT (TRC20) are suspended", source="htx") == ["USDT"]
     assert symbols_of("Kraken launches TWAP and OCO orders for Kraken Pro", source="kraken") == []
+
+
+def test_a_list_joined_by_or_names_every_ticker():
+    assert symbols_of("Gate Adds EUR Deposits", "Deposit EUR via SEPA and buy KORV or ORBT.") == [
+        "KORV",
+        "ORBT",
+    ]
+    assert symbols_of("Gate 支持 KORV 或 ORBT 充值", source="gate") == ["KORV", "ORBT"]
+    assert symbols_of("Trading for KYC or AML checks") == []
