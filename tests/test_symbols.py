@@ -6,6 +6,7 @@ asserts what a user finds in `versions.symbols` and `versions.event_type`.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from re import _constants as sre
@@ -932,3 +933,12 @@ def test_a_list_joined_by_or_names_every_ticker():
     ]
     assert symbols_of("Gate 支持 KORV 或 ORBT 充值", source="gate") == ["KORV", "ORBT"]
     assert symbols_of("Trading for KYC or AML checks") == []
+
+
+def test_the_benchmark_prints_what_deriving_an_item_costs(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(bench, "OUT", tmp_path / "symbols.json")
+    assert bench.main(["--source", "xt", "--time", "2"]) == 0
+    assert re.search(r"dev: \d+ µs an item \(CPU, best of 2 passes\)", capsys.readouterr().out)
+    written = json.loads((tmp_path / "symbols.json").read_text(encoding="utf-8"))
+    assert written["dev"]["us_per_item"] > 0
+    assert written["dev"]["xt"]["items"] == written["dev"]["all"]["items"] > 0
