@@ -312,9 +312,13 @@ _LEVERAGED_END = re.compile(r"[2-5][LS](?![A-Za-z0-9_])")
 _LEVERAGED = re.compile(_START + r"([A-Z][A-Z0-9]{1,9}[2-5][LS])$")
 # "SOPH (Sophon)": a ticker before its project's name; not an acronym before what it
 # stands for ("MPC (Multi-Party Computation)"), whose initials spell it.
-_NAME_AFTER = re.compile(r"[(（]([A-Z][a-z][A-Za-z0-9]*(?:[ -][A-Za-z][A-Za-z0-9]*){0,3})[)）]")
+_NAME_AFTER = re.compile(
+    r"[(（]([A-Z](?:[a-z][A-Za-z0-9]*|[A-Z0-9]+(?=[ -]))(?:[ -][A-Za-z][A-Za-z0-9]*){0,3})[)）]"
+)
 _TICKER_BEFORE = re.compile(_START + "(" + _T + r")\s?$")
-_LETTER_VERB = re.compile(r"(?i:\b(?:de)?list\w*|\bto|\bof|\badds?|\blaunch\w*|\bsupports?)\s+$")
+_LETTER_VERB = re.compile(
+    r"(?i:\b(?:de)?list\w*|\bto|\bof|\badds?|\blaunch\w*|\bsupports?)\s+(?i:the\s+)?$"
+)
 # "HUSDT Perpetual": a one-letter base written as a contract of a market.
 _LETTER_CONTRACT = re.compile(
     r"USDT\s+(?i:(?:now )?(?:launched |listed )?(?:for )?(?:perpetual|contract|futures))"
@@ -520,7 +524,10 @@ class _Found:
 
 # Where a ticker could be: context rules run only on windows around these (most prose
 # has none), so a long lower-case body costs one fast scan.
-_CANDIDATE = re.compile(r"[A-Z][A-Z0-9]+|[(（][A-Z][)）]")  # "Sonic (S)" too
+# "Sonic (S)", "2Z", and one letter in a list or before a name ("W, H and M", "G (Gravity)").
+_CANDIDATE = re.compile(
+    r"[A-Z][A-Z0-9]+|\d[A-Z]|[(（][A-Z][)）]|(?<![A-Za-z0-9])[A-Z](?=,|\s(?:and|&)\s|\s?[(（])"
+)
 _BEFORE, _AFTER = 80, 60  # characters of context a rule reads around a ticker
 
 
@@ -596,7 +603,7 @@ def _scan_shapes(text: str, offset: int, found: _Found) -> None:
             if t:
                 initials = "".join(w[0] for w in re.split(r"[ -]", m[1])).upper()
                 spelt = t[1].startswith(initials) or initials.startswith(t[1])
-                if len(initials) < 2 or not spelt:
+                if len(t[1]) == 1 or len(initials) < 2 or not spelt:
                     # "list C (Chainbase)", "swap of EOS to A (Vaulta)": a letter a verb names
                     letter = len(t[1]) == 1 and _LETTER_VERB.search(
                         text, max(0, t.start() - 20), t.start()

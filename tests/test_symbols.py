@@ -942,3 +942,15 @@ def test_the_benchmark_prints_what_deriving_an_item_costs(tmp_path, monkeypatch,
     written = json.loads((tmp_path / "symbols.json").read_text(encoding="utf-8"))
     assert written["dev"]["us_per_item"] > 0
     assert written["dev"]["xt"]["items"] == written["dev"]["all"]["items"] > 0
+
+
+def test_a_digit_first_or_one_letter_ticker_is_looked_at_without_other_capitals():
+    assert symbols_of("Binance Will List 4Z (4Z)") == ["4Z"]
+    assert symbols_of("Kraken: trading for Q, Z and V starts today", source="kraken") == [
+        "Q",
+        "Z",
+        "V",
+    ]
+    assert symbols_of("Bybit Will List the Q (Quorvex) Token", source="bybit") == ["Q"]
+    assert symbols_of("OKX to list Q (QRV Open Network) for spot trading", source="okx") == ["Q"]
+    assert symbols_of("A new way to trade, and more") == []
