@@ -753,8 +753,13 @@ def _add_list(
     ):
         strength = LISTED
     # A one-letter ticker among others a context names ("Margin for ZRO, W and ENA") is
-    # written as the others are; a one-letter word ("A") is not.
-    letters = len(members) > 1 and strength >= ACTED
+    # written as the others are; a one-letter word ("A") is not, and a list with one in it
+    # is prose ("for A and B classes").
+    letters = (
+        len(members) > 1
+        and strength >= ACTED
+        and not any(len(t) == 1 and t in WORDS for t, _ in members)
+    )
     # An acronym of the NEVER list among at least two tickers a listing verb names
     # ("Delist ACH, LOOM and NULS") is written as they are: a coin's ticker.
     coded = (
