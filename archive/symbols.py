@@ -1183,12 +1183,12 @@ _RULES_WEAK: tuple[tuple[str, re.Pattern[str]], ...] = (
     (
         "maintenance",
         _fast(
-            "dhmnrstuw充升恢暂维메재점중지토",
+            "dhmnrstuw充升恢暂维메재점중지토업",
             r"maintenance(?! margin)|network upgrade|system upgrade|wallet upgrade|hard fork"
             r"|\bsuspen(?:ds?|ded|ding|sion)\b|\bresum(?:e|ed|es|ption)\b|\bmainnet upgrade"
             r"|token swap|migration|rebrand|\bdelay(?:ed|s)?\b"
             r"|\bupgrade the .*\b(?:network|wallet)\b"
-            r"|维护|升级|暂停|恢复|充提|점검|지연|중단|재개|메인넷|토큰 스왑",
+            r"|维护|升级|暂停|恢复|充提|점검|지연|중단|중지|재개|메인넷|토큰 스왑|업그레이드",
         ),
     ),
     (
@@ -1198,7 +1198,7 @@ _RULES_WEAK: tuple[tuple[str, re.Pattern[str]], ...] = (
             r"airdrop|campaign|competition|challenge|\bshare\b.*\d|reward|bonus|promotion"
             r"|giveaway|launchpool|launchpad|candydrop|gempool|jumpstart|poolx|carnival"
             r"|welcome gift|cashback|trade-to-earn|hodler|voucher|zero[- ]fee|\bup to\b.*\bap[ry]\b"
-            r"|\brefer|\bprize|活动|空投|奖励|이벤트|에어드랍",
+            r"|\brefer|\bprize|\bwin\b[^.]*\d|活动|空投|奖励|이벤트|에어드랍",
         ),
     ),
     (

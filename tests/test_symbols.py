@@ -954,3 +954,19 @@ def test_a_digit_first_or_one_letter_ticker_is_looked_at_without_other_capitals(
     assert symbols_of("Bybit Will List the Q (Quorvex) Token", source="bybit") == ["Q"]
     assert symbols_of("OKX to list Q (QRV Open Network) for spot trading", source="okx") == ["Q"]
     assert symbols_of("A new way to trade, and more") == []
+
+
+@pytest.mark.parametrize(
+    ("title", "category", "event"),
+    [
+        (
+            "[안내] 코르벡스(KORV) 네트워크 업그레이드에 따른 입출금 일시 중지",
+            "안내",
+            "maintenance",
+        ),
+        ("Bybit: Trade KORV to Win Up to 10,000 USDT", None, "promotion"),
+        ("Gate Wins Exchange of the Year", None, "news"),
+    ],
+)
+def test_round_five_korean_pauses_and_prizes_to_win(title, category, event):
+    assert stored(title, category=category)[1] == event
