@@ -1331,7 +1331,8 @@ _POST_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
         re.compile(
             r"\bama\b|candydrop|launchpool|\bposting challenge|airdrop #?\d+ is live"
             r"|\bshare [\d,.]+|\bcollect\b.*\bto share\b|\btrading competition\b"
-            r"|\bprize pool\b|\bchallenge is live\b|瓜分|奖池|年化|新用户专享|新人福利|体验金",
+            r"|\bprize pool\b|\bchallenge is live\b|\bwin [\d,.]+|\bcontest\b|\bgiveaway\b"
+            r"|瓜分|奖池|年化|新用户专享|新人福利|体验金",
         ),
     ),
     (
@@ -1344,7 +1345,8 @@ _POST_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
             # What institutions and chains did: rates, flows, filings, mints, upgrades.
             r"|宣布|据报道|降息|加息|今日上线|\bcuts? rates\b|\brate (?:cut|hike)s?\b|\binflows?\b"
             r"|\boutflows?\b|\bmints?\b|\bfiling\b|\bon mainnet\b|\bmainnet is (?:open|live)\b"
-            r"|\bhits? a record\b|\bsupply\b.*\bcrossed\b|\bmoved\b.*\bto a new wallet\b",
+            r"|\bhits? a record\b|\bsupply\b.*\bcrossed\b|\bmoved\b.*\bto a new wallet\b"
+            r"|\b(?:moved|transferred|sent) (?:another )?[\d,.]+ ?[kmb]? |\bsec\b|\bdelays? decision\b",
         ),
     ),
 )

@@ -825,6 +825,9 @@ def test_round_five_event_types(title, category, body, event):
         ("Join the trading competition with me and share 50,000 USDT", "promotion"),
         ("新人福利：注册即领 20 USDT 体验金", "promotion"),
         ("$KORV looks heavy today, waiting for a retest", "other"),
+        ("Whales moved 20,000 $KORV to exchanges in the last hour", "news"),
+        ("The SEC delays its decision on the spot KORV ETF again", "news"),
+        ("Join the Gate Square writing contest and win 5,000 USDT!", "promotion"),
     ],
 )
 def test_round_five_square_post_event_types(body, event):
