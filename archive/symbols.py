@@ -201,7 +201,7 @@ _PRODUCT_OF = _fast(
     r"airdrop|collateral|buy[ -]?back|burn|(?:fixed |flexible )promotion|"
     r"(?:simple |flexible |fixed |locked |on-chain )?(?:earn|savings|products?)|"
     r"(?:trading )?(?:carnival|competition|challenge|campaign|festival))\b"
-    r"|\s*(?:活期|定期))",
+    r"|\s*(?:活期|定期|스테이킹|에어드랍|에어드롭))",
 )
 # "GAS Network Upgrade", "withdrawals of GAS": a chain's or a wallet's coin, even a word.
 _CHAIN_OF = _fast(
@@ -245,7 +245,8 @@ _WALLET_OF = _fast(
     _START
     + "("
     + _LIST_OF
-    + r")(?=(?:-\d+)?(?:\s+(?i:tokens?|network|chain))?\s+(?i:deposits?|withdrawals?)\b)",
+    + r")(?=(?:-\d+)?(?:\s+(?i:tokens?|network|chain))?\s+(?i:deposits?|withdrawals?)\b"
+    r"|\s*입출금)",
 )
 # Deribit and Bitfinex instruments: BTC-25SEP26, ETH-PERPETUAL, BTCF0:USTF0.
 _INSTRUMENT = _fast(
@@ -789,7 +790,7 @@ _CONTEXT_RULES: tuple[tuple[re.Pattern[str], int, frozenset[str], tuple[str, ...
         (
             *"vault staking index mining airdrop collateral buy burn earn savings".split(),
             *"product promotion carnival competition challenge campaign festival -".split(),
-            *"活期 定期".split(),
+            *"活期 定期 스테이킹 에어드랍 에어드롭".split(),
         ),
     ),
     (
@@ -800,7 +801,7 @@ _CONTEXT_RULES: tuple[tuple[re.Pattern[str], int, frozenset[str], tuple[str, ...
     ),
     (_WALLET_VERB, LISTED, _NO_QUOTES, ("deposit", "withdrawal")),
     (_ON_CHAIN, ACTED, _NO_QUOTES, ("layer", "network", "chain")),
-    (_WALLET_OF, ACTED, _NO_QUOTES, ("deposit", "withdrawal")),
+    (_WALLET_OF, ACTED, _NO_QUOTES, ("deposit", "withdrawal", "입출금")),
     (_TRADABLE, LISTED, _NO_QUOTES, ("available for trading",)),
     (_FOLLOWING, ACTED, _NO_QUOTES, ("following", "affected")),
     (_KINDS_INCLUDING, ACTED, _NO_QUOTES, ("stablecoin",)),

@@ -973,3 +973,10 @@ def test_a_digit_first_or_one_letter_ticker_is_looked_at_without_other_capitals(
 )
 def test_round_five_korean_pauses_and_prizes_to_win(title, category, event):
     assert stored(title, category=category)[1] == event
+
+
+def test_korean_product_and_wallet_words_after_a_ticker():
+    assert symbols_of("KORV 스테이킹 서비스 출시", source="upbit") == ["KORV"]
+    assert symbols_of("업비트 원화 마켓 KORV 에어드랍 이벤트", source="upbit") == ["KORV"]
+    assert symbols_of("KORV 입출금 일시 중단 안내", source="bithumb") == ["KORV"]
+    assert symbols_of("KRW 입출금 은행 변경 안내", source="bithumb") == []
