@@ -173,9 +173,9 @@ _CJK_VERB_AFTER = re.compile(_START + "(" + _LIST_OF + r")\s*(?:要|将)?被?(?:
 # "trading for XYZ", "withdrawals of XYZ", "support XYZ": a ticker, but not a word
 # ("Trading for ONE week").
 _ACTING_VERB = _fast(
-    "SsOoIiDdWwTtBbLlFfAaYyCc",  # the first letters of the verbs
+    "SsOoIiDdWwTtBbLlFfAaYyCcPpNn",  # the first letters of the verbs
     r"(?i:\bsupport(?:s|ed)?(?: for)?|\bopen(?:s)?|\bintroduc(?:e|es|ing)|\bto include"
-    r"|\b(?:components|constituents) of"
+    r"|\b(?:components|constituents) of|\bpre-market trading:|\bnew listings?:"
     r"|\btrading (?:of|for|on)|\bsubscribe to|\bsuspend(?:s|ed)?|\bresum(?:e|es|ed)|\bswap(?:s)? of"
     r"|\btrade|\bbuy|\blaunch(?:es|ed|ing)?|\b(?:ap[ry]|yield|interest) on"
     r"|(?<!% )(?<!ratio )(?<!ratios )\bfor)" + _SKIPPED + r"\s+(" + _LIST_OF + ")",
@@ -248,11 +248,13 @@ _WALLET_OF = _fast(
     + r")(?=(?:-\d+)?(?:\s+(?i:tokens?|network|chain))?\s+(?i:deposits?|withdrawals?)\b"
     r"|\s*입출금)",
 )
-# Deribit and Bitfinex instruments: BTC-25SEP26, ETH-PERPETUAL, BTCF0:USTF0.
+# Deribit, Crypto.com and Bitfinex instruments: BTC-25SEP26, ETH-PERPETUAL, BTC-PERP,
+# BTCF0:USTF0.
 _INSTRUMENT = _fast(
-    _TICKER_FIRST, _START + "(" + _T + r")(?:_USDC)?-(?:PERPETUAL\b|\d{1,2}[A-Z]{3}\d{2}\b)"
+    _TICKER_FIRST,
+    _START + "(" + _T + r")(?:_USDC)?-(?:PERP(?:ETUAL)?\b|\d{1,2}[A-Z]{3}\d{2}\b)",
 )
-_INSTRUMENT_TAIL = re.compile(r"-(?:PERPETUAL\b|\d{1,2}[A-Z]{3}\d{2}\b)")
+_INSTRUMENT_TAIL = re.compile(r"-(?:PERP(?:ETUAL)?\b|\d{1,2}[A-Z]{3}\d{2}\b)")
 _RATIO_PAIR = re.compile(
     r"(?<![A-Za-z0-9])\$?(" + _T + r")/\$?(" + _T + r")(?=\s*(?:(?i:ratio|exchange rate)\b|汇率))"
 )
@@ -1141,9 +1143,9 @@ _RULES_STRONG: tuple[tuple[str, re.Pattern[str]], ...] = (
             r"|\badds?\b.*\b(?:perpetual|futures) contracts?\b"
             r"|\badds?\b.*\bon (?:cross|isolated) margin\b"
             r"|\b(?:new|adds?|launch(?:es|ed)?)\b.*\bperps\b"
-            r"|\b(?:perpetuals?|futures|pairs?|options|contracts?)\b.*"
+            r"|\b(?:perp(?:etual)?s?|futures|pairs?|options|contracts?)\b.*"
             r"\b(?:go(?:es)? live|now live)\b"
-            r"|\b(?:options|futures|perpetuals?)\s+launch\b|\bnew\b.*\bexpir(?:y|ies)\b"
+            r"|\b(?:options|futures|perpetuals?)\s+launch(?:es|ed)?\b|\bnew\b.*\bexpir(?:y|ies)\b"
             r"|\b(?:margin|futures|perpetual) trading (?:is )?(?:now )?enabled\b"
             r"|\bavailable for trading\b|\btrading (?:is )?now live\b|\bpre-market\b"
             r"|\bopens? trading\b|\bmargin funding (?:is )?now live\b"

@@ -980,3 +980,15 @@ def test_korean_product_and_wallet_words_after_a_ticker():
     assert symbols_of("업비트 원화 마켓 KORV 에어드랍 이벤트", source="upbit") == ["KORV"]
     assert symbols_of("KORV 입출금 일시 중단 안내", source="bithumb") == ["KORV"]
     assert symbols_of("KRW 입출금 은행 변경 안내", source="bithumb") == []
+
+
+@pytest.mark.parametrize(
+    ("title", "source", "symbols", "event"),
+    [
+        ("Gate Pre-Market Trading: KORV", "gate", ["KORV"], "listing"),
+        ("Crypto.com Exchange: KORV-PERP Now Live", "cryptocom", ["KORV"], "listing"),
+        ("KORV_USDC linear perpetual launches on 5 May", "deribit", ["KORV"], "listing"),
+    ],
+)
+def test_round_five_market_headings_and_perp_instruments(title, source, symbols, event):
+    assert stored(title, source=source) == (symbols, event)
