@@ -992,3 +992,22 @@ def test_korean_product_and_wallet_words_after_a_ticker():
 )
 def test_round_five_market_headings_and_perp_instruments(title, source, symbols, event):
     assert stored(title, source=source) == (symbols, event)
+
+
+@pytest.mark.parametrize(
+    "title",
+    [
+        "Gate Web3 adds support for RPC endpoints and AMM pools",
+        "Binance launches KOL program for LLM agents",
+        "OKX Wallet supports DePIN and GPU networks",
+        "HTX launches MPC wallet and TPS dashboard",
+        "Gate supports BRC-20 and SRC-20 tokens",
+    ],
+)
+def test_industry_acronyms_are_not_tickers_where_they_are_words(title):
+    assert symbols_of(title) == []
+
+
+def test_an_industry_acronym_that_is_a_listed_coin_is_one():
+    assert symbols_of("Binance Will List Korvex Maker (DAO)") == ["DAO"]
+    assert symbols_of("Binance Will Delist DAO, KORV and ORBT") == ["DAO", "KORV", "ORBT"]
