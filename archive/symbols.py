@@ -174,9 +174,11 @@ _CJK_VERB_AFTER = re.compile(_START + "(" + _LIST_OF + r")\s*(?:要|将)?被?(?:
 # "trading for XYZ", "withdrawals of XYZ", "support XYZ": a ticker, but not a word
 # ("Trading for ONE week").
 _ACTING_VERB = _fast(
-    "SsOoIiDdWwTtBbLlFfAaYyCcPpNn",  # the first letters of the verbs
+    "SsOoIiDdWwTtBbLlFfAaYyCcPpNnMmHhJjKkGg",  # the first letters of the verbs
     r"(?i:\bsupport(?:s|ed)?(?: for)?|\bopen(?:s)?|\bintroduc(?:e|es|ing)|\bto include"
     r"|\b(?:components|constituents) of|\bpre-market trading:|\bnew listings?:"
+    r"|\b(?:launchpool|launchpad|megadrop|hodler airdrops?|candydrop|jumpstart|startup"
+    r"|kickstarter|gempool|poolx|alpha):"
     r"|\btrading (?:of|for|on)|\bsubscribe to|\bsuspend(?:s|ed)?|\bresum(?:e|es|ed)|\bswap(?:s)? of"
     r"|\btrade|\bbuy|\blaunch(?:es|ed|ing)?|\b(?:ap[ry]|yield|interest) on"
     r"|(?<!% )(?<!ratio )(?<!ratios )\bfor)" + _SKIPPED + r"\s+(" + _LIST_OF + ")",
@@ -1093,7 +1095,7 @@ _RULES_STRONG: tuple[tuple[str, re.Pattern[str]], ...] = (
         "promotion",
         re.compile(
             r"\b(?:competition|challenge|carnival|sprint|grand prix|arena|leaderboard)\b"
-            r"|launchpool|launchpad|candydrop|candybomb|poolx|gempool|\bshare\b[^.]*\d"
+            r"|launchpool|launchpad|megadrop|candydrop|candybomb|poolx|gempool|\bshare\b[^.]*\d"
             r"|\bup to [\d.]+%|[\d.]+%\s*ap[ry]\b|\bapr of\b|年化|zero-interest|zero-fee"
             r"|\bzero (?:maker |taker )?fees?\b"
             r"|\btrading week\b",

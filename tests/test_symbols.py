@@ -986,6 +986,8 @@ def test_korean_product_and_wallet_words_after_a_ticker():
     ("title", "source", "symbols", "event"),
     [
         ("Gate Pre-Market Trading: KORV", "gate", ["KORV"], "listing"),
+        ("Binance Megadrop: KORV", "binance", ["KORV"], "promotion"),
+        ("Binance Alpha: New Features", "binance", [], "product"),
         ("Crypto.com Exchange: KORV-PERP Now Live", "cryptocom", ["KORV"], "listing"),
         ("KORV_USDC linear perpetual launches on 5 May", "deribit", ["KORV"], "listing"),
     ],
