@@ -376,6 +376,14 @@ _TRADE_TO_WIN = _fast(
     r"\s+(?i:to)\s+" + _REWARD,
     word=True,
 )
+# "Share 60,000 USDT in KAITO", "win $50,000 worth of XYZ": a prize's value in a quote
+# currency, paid in the coin the campaign is about.
+_PRIZE_IN = _fast(
+    "SsWw",
+    r"(?i:\bshare|\bwin)\s+(?i:up to\s+)?(?:\$[\d,.]+|[\d,.]+\s*(?:USDT|USDC|USD))\s*[KkMm]?"
+    r"\s+(?i:in|worth of)\s+(" + _T + r")(?![A-Za-z0-9])",
+    word=True,
+)
 # An API example ("symbol=BTCUSDT", "e.g. BTCUSDT") is not the subject.
 _EXAMPLE_AFTER = re.compile(r"[\w-]*\s+examples?\b")  # "BTC-USD-SWAP examples"
 _EXAMPLE = re.compile(r"(?i:e\.g\.|for example|such as|example:)\s*[`'\"]?$")
@@ -895,6 +903,9 @@ def _scan_campaigns(
             # A prize amount is a quantity of the coin, even an acronym's ("3,000,000 OMNI").
             strength = CODED if _PRIZE.search(before) else WEAK
             add(m[1], offset + m.start(1), strength, PRIZE_CURRENCIES)
+    if "$" in text or " in " in text or " worth " in text:
+        for m in _PRIZE_IN.finditer(text, a, b):
+            add(m[1], offset + m.start(1), LISTED, QUOTES)
     for pattern in takes_part:
         if pattern is _TRADE_TO_WIN:
             _scan_traded(text, offset, found, a, b)

@@ -1013,3 +1013,11 @@ def test_industry_acronyms_are_not_tickers_where_they_are_words(title):
 def test_an_industry_acronym_that_is_a_listed_coin_is_one():
     assert symbols_of("Binance Will List Korvex Maker (DAO)") == ["DAO"]
     assert symbols_of("Binance Will Delist DAO, KORV and ORBT") == ["DAO", "KORV", "ORBT"]
+
+
+def test_a_prize_valued_in_a_quote_and_paid_in_a_coin_names_the_coin():
+    assert symbols_of("Gate CandyDrop: Trade to Share 60,000 USDT in KORV", source="gate") == [
+        "KORV"
+    ]
+    assert symbols_of("Win $50,000 worth of KORV") == ["KORV"]
+    assert symbols_of("Share 10,000 USDT in rewards") == []
