@@ -1010,16 +1010,18 @@ def extract_symbols(*texts: str | None) -> list[str]:
 
 
 # A post's market talk in lower case: "btc 又新高了" (a Latin word in a Chinese sentence),
-# "rotating into sol", "eth vs btc".
+# "rotating into sol", "eth vs btc", "eth looks weak" (a sentence's subject that moves).
 _CJK = r"[\u3000-\u303f\u3400-\u9fff\uff00-\uffef]"
 _POST_LOWER = re.compile(
     r"(?:(?<=" + _CJK + r")|(?<![^\s>]))([a-z]{2,6}[0-9]?)(?=\s?" + _CJK + r")"
     r"|(?i:\binto|\bvs\.?|\bversus)\s+([a-z]{3,4}(?:\s+and\s+[a-z]{3,4})*)\b(?!['’-])"
+    r"|(?:^|(?<=[.!?>]\s)|(?<=>))([a-z]{3,4})\s+(?:looks|pump\w*|dump\w*|broke|breaks|reclaim\w*"
+    r"|rall(?:y|ies|ied|ying)|holding|bleeding|mooning)\b"
 )
 _POST_WORDS = frozenset(
     "it its me my this that them the a an and or some more your our their his her one all "
     "any each new gate app web ok lol kyc vip nft usd gold cash fiat oil last next year week "
-    "day days you them what".split()
+    "day days you them what alts coin bags this that".split()
 )
 
 
@@ -1027,7 +1029,7 @@ def _scan_post(text: str, offset: int, found: _Found) -> None:
     """Tickers a post's market talk writes in lower case; words and acronyms stay out
     (acting strength: "move chains" names no MOVE)."""
     for m in _POST_LOWER.finditer(text):
-        for word in _LOWER_LIST.split(m[1] or m[2]):
+        for word in _LOWER_LIST.split(m[1] or m[2] or m[3]):
             if word not in _POST_WORDS and word not in _LOWER_WORDS:
                 found.add(word, offset + m.start(), ACTED)
 

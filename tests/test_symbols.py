@@ -757,6 +757,8 @@ def test_square_posts_word_hashtags_and_lower_case_market_talk():
     assert symbols_of(None, "korv 又新高了，orbt 还在磨", **post) == ["KORV", "ORBT"]
     assert symbols_of(None, "rotating into korv and orbt this week", **post) == ["KORV", "ORBT"]
     assert symbols_of(None, "FDV still looks low vs peers, buying into gold", **post) == []
+    assert symbols_of(None, "korv looks weak today. orbt broke out", **post) == ["KORV", "ORBT"]
+    assert symbols_of(None, "Market looks weak. alts bleeding, this looks like a top", **post) == []
 
 
 def test_cjk_staking_and_launch_verbs():
