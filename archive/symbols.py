@@ -1106,7 +1106,8 @@ _RULES_STRONG: tuple[tuple[str, re.Pattern[str]], ...] = (
     ),
     (
         "promotion",
-        re.compile(
+        _fast(
+            "acglmpstuz0-9.年",
             r"\b(?:competition|challenge|carnival|sprint|grand prix|arena|leaderboard)\b"
             r"|launchpool|launchpad|megadrop|candydrop|candybomb|poolx|gempool|\bshare\b[^.]*\d"
             r"|\bup to [\d.]+%|[\d.]+%\s*ap[ry]\b|\bapr of\b|年化|zero-interest|zero-fee"
