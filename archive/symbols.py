@@ -174,14 +174,24 @@ _CJK_VERB_AFTER = re.compile(_START + "(" + _LIST_OF + r")\s*(?:要|将)?被?(?:
 # "trading for XYZ", "withdrawals of XYZ", "support XYZ": a ticker, but not a word
 # ("Trading for ONE week").
 _ACTING_VERB = _fast(
-    "SsOoIiDdWwTtBbLlFfAaYyCcPpNnMmHhJjKkGg",  # the first letters of the verbs
+    "SsOoIiDdWwTtBbLlFfAaYy",  # the first letters of the verbs
     r"(?i:\bsupport(?:s|ed)?(?: for)?|\bopen(?:s)?|\bintroduc(?:e|es|ing)|\bto include"
-    r"|\b(?:components|constituents) of|\bpre-market trading:|\bnew listings?:"
-    r"|\b(?:launchpool|launchpad|megadrop|hodler airdrops?|candydrop|jumpstart|startup"
-    r"|kickstarter|gempool|poolx|alpha):"
     r"|\btrading (?:of|for|on)|\bsubscribe to|\bsuspend(?:s|ed)?|\bresum(?:e|es|ed)|\bswap(?:s)? of"
     r"|\btrade|\bbuy|\blaunch(?:es|ed|ing)?|\b(?:ap[ry]|yield|interest) on"
     r"|(?<!% )(?<!ratio )(?<!ratios )\bfor)" + _SKIPPED + r"\s+(" + _LIST_OF + ")",
+    word=True,
+)
+# "Gate Pre-Market Trading: XYZ", "Binance Megadrop: XYZ", "the index components of XYZ":
+# the coins a heading or an index names.
+_HEADINGS = (
+    *"pre-market new listing launchpool launchpad megadrop hodler candydrop jumpstart".split(),
+    *"startup kickstarter gempool poolx alpha components constituents".split(),
+)
+_HEADED = _fast(
+    "PpNnLlMmHhCcJjSsKkGgAa",
+    r"(?i:\b(?:pre-market trading|new listings?|launchpool|launchpad|megadrop|hodler airdrops?"
+    r"|candydrop|jumpstart|startup|kickstarter|gempool|poolx|alpha):"
+    r"|\b(?:components|constituents) of)\s+(" + _LIST_OF + ")",
     word=True,
 )
 # "Stake CRO and earn up to 8% APY": the coin of a staking product, unless the text is a
@@ -258,6 +268,7 @@ _INSTRUMENT = _fast(
     _START + "(" + _T + r")(?:_USDC)?-(?:PERP(?:ETUAL)?\b|\d{1,2}[A-Z]{3}\d{2}\b)",
 )
 _INSTRUMENT_TAIL = re.compile(r"-(?:PERP(?:ETUAL)?\b|\d{1,2}[A-Z]{3}\d{2}\b)")
+_RATIO_WORDS = ("atio", "ATIO", "ate", "汇率")  # ratio, exchange rate
 _RATIO_PAIR = re.compile(
     r"(?<![A-Za-z0-9])\$?(" + _T + r")/\$?(" + _T + r")(?=\s*(?:(?i:ratio|exchange rate)\b|汇率))"
 )
@@ -290,7 +301,7 @@ _MIXED_LIST = _fast(
     + r")*))",
 )
 _MIXED_TOKEN = re.compile(r"[A-Z]?[a-z]{1,4}[A-Z]{3,6}|[A-Z]{2,6}[a-rt-z](?![A-Za-z0-9])")
-_MIXED_HINT = re.compile(r"[a-z][A-Z]{3}|[A-Z]{2}[a-rt-z]\b")
+_MIXED_HINT = _fast("A-Z", r"(?<=[a-z])[A-Z]{3}|[A-Z]{2}[a-rt-z]\b")
 # "Rebranding of FTM to S", "token swap to POL": the new ticker is written as one.
 _RENAMED_TO = _fast(
     "RrTtSsMm",
@@ -539,8 +550,9 @@ class _Found:
 # Where a ticker could be: context rules run only on windows around these (most prose
 # has none), so a long lower-case body costs one fast scan.
 # "Sonic (S)", "2Z", and one letter in a list or before a name ("W, H and M", "G (Gravity)").
-_CANDIDATE = re.compile(
-    r"[A-Z][A-Z0-9]+|\d[A-Z]|[(（][A-Z][)）]|(?<![A-Za-z0-9])[A-Z](?=,|\s(?:and|&)\s|\s?[(（])"
+_CANDIDATE = _fast(
+    "A-Z0-9(（",
+    r"[A-Z][A-Z0-9]+|\d[A-Z]|[(（][A-Z][)）]|(?<![A-Za-z0-9])[A-Z](?=,|\s(?:and|&)\s|\s?[(（])",
 )
 _BEFORE, _AFTER = 80, 60  # characters of context a rule reads around a ticker
 
@@ -687,9 +699,11 @@ def _note_names(text: str, m: re.Match[str], found: _Found) -> None:
     """The words in capitals before a bracketed ticker that is not theirs ("TRON (TRX)")
     are a name; a quote currency or a token standard in brackets is a network, not a
     ticker ("USDT (TRC20)")."""
-    ticker = m[1]
-    if ticker in NEVER or _STANDARD.fullmatch(ticker):
-        return
+    ticker, end = m[1], m.start()
+    while end and text[end - 1] == " ":
+        end -= 1
+    if not end or not text[end - 1].isupper() or ticker in NEVER or _STANDARD.fullmatch(ticker):
+        return  # no capital right before the bracket
     name = _CAPITAL_NAME.search(text, max(0, m.start() - 40), m.start())
     if name:
         for word in name[0].split():
@@ -706,9 +720,9 @@ def _scan_written(text: str, offset: int, found: _Found, a: int, b: int) -> None
         if _spelt_out(text, m.start(), m[1]):
             continue
         _note_names(text, m, found)
-        named = _LISTED_NAME.search(text, max(0, m.start() - 60), m.start())
         # A listed project's ticker is a ticker even when it is an acronym ("Story (IP)").
-        add(m[1], offset + m.start(1), CODED if named and m[1] in NEVER else NAMED)
+        named = m[1] in NEVER and _LISTED_NAME.search(text, max(0, m.start() - 60), m.start())
+        add(m[1], offset + m.start(1), CODED if named else NAMED)
     if _ONE_LETTER.search(text, a, b):
         for m in _NAME_LETTER.finditer(text, a, b):
             add(m[1], offset + m.start(1), STRUCTURED)
@@ -717,7 +731,7 @@ def _scan_written(text: str, offset: int, found: _Found, a: int, b: int) -> None
         for m in _PAIR.finditer(text, a, b):
             if not _is_example(text, m.start(), m.end()):
                 add(m[1], offset + m.start(1), CODED)
-    if "/" in text:
+    if "/" in text and any(word in text for word in _RATIO_WORDS):
         for m in _RATIO_PAIR.finditer(text, a, b):  # "the ETH/BTC ratio": both coins
             add(m[1], offset + m.start(1), CODED)
             add(m[2], offset + m.start(2), CODED)
@@ -818,6 +832,7 @@ _CONTEXT_RULES: tuple[tuple[re.Pattern[str], int, frozenset[str], tuple[str, ...
     (_TRADABLE, LISTED, _NO_QUOTES, ("available for trading",)),
     (_FOLLOWING, ACTED, _NO_QUOTES, ("following", "affected")),
     (_KINDS_INCLUDING, ACTED, _NO_QUOTES, ("stablecoin",)),
+    (_HEADED, ACTED, _NO_QUOTES, _HEADINGS),
     (_LIST, WEAK, QUOTES, ("and", "&")),
 )
 _CONTRACT_WORD = re.compile(r"\s+(?i:perpetual|contract|futures)")
@@ -903,12 +918,13 @@ def _scan_campaigns(
             # A prize amount is a quantity of the coin, even an acronym's ("3,000,000 OMNI").
             strength = CODED if _PRIZE.search(before) else WEAK
             add(m[1], offset + m.start(1), strength, PRIZE_CURRENCIES)
-    if "$" in text or " in " in text or " worth " in text:
-        for m in _PRIZE_IN.finditer(text, a, b):
-            add(m[1], offset + m.start(1), LISTED, QUOTES)
     for pattern in takes_part:
         if pattern is _TRADE_TO_WIN:
             _scan_traded(text, offset, found, a, b)
+            continue
+        if pattern is _PRIZE_IN:
+            for m in pattern.finditer(text, a, b):
+                add(m[1], offset + m.start(1), LISTED, QUOTES)
             continue
         for m in pattern.finditer(text, a, b):
             # The coins staked to share another coin are not the subject ("Stake MNT,
@@ -939,6 +955,7 @@ _PARTICIPATIONS = (
     (_PARTICIPATION, ("stak", "lock", "hold", "subscrib", "deposit", "commit")),
     (_PARTICIPATION_BY, ("share", "mine", "earn", "win", "get", "receive", "farm", "grab")),
     (_TRADE_TO_WIN, ("trade",)),
+    (_PRIZE_IN, (" worth of ", "usd")),
 )
 
 
