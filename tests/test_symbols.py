@@ -1028,3 +1028,10 @@ def test_a_prize_valued_in_a_quote_and_paid_in_a_coin_names_the_coin():
     ]
     assert symbols_of("Win $50,000 worth of KORV") == ["KORV"]
     assert symbols_of("Share 10,000 USDT in rewards") == []
+
+
+def test_the_coin_bought_and_sold_on_a_fiat_channel_is_a_symbol():
+    assert symbols_of("Bitget P2P Now Supports a New Currency", "Buy and sell KORV with VND.") == [
+        "KORV"
+    ]
+    assert symbols_of("Sell your ONE week pass") == []
