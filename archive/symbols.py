@@ -177,7 +177,8 @@ _ACTING_VERB = _fast(
     "SsOoIiDdWwTtBbLlFfAaYy",  # the first letters of the verbs
     r"(?i:\bsupport(?:s|ed)?(?: for)?|\bopen(?:s)?|\bintroduc(?:e|es|ing)|\bto include"
     r"|\btrading (?:of|for|on)|\bsubscribe to|\bsuspend(?:s|ed)?|\bresum(?:e|es|ed)|\bswap(?:s)? of"
-    r"|\btrade|\bbuy(?: and sell)?|\bsell(?: and buy)?|\blaunch(?:es|ed|ing)?|\b(?:ap[ry]|yield|interest) on"
+    r"|\btrade|\bbuy(?: and sell)?|\bsell(?: and buy)?|\blaunch(?:es|ed|ing)?"
+    r"|\b(?:ap[ry]|yield|interest) on"
     r"|(?<!% )(?<!ratio )(?<!ratios )\bfor)" + _SKIPPED + r"\s+(" + _LIST_OF + ")",
     word=True,
 )
