@@ -141,14 +141,16 @@ _CASHTAG = re.compile(r"(?<![A-Za-z0-9])\$(" + _T + r")(?![A-Za-z0-9])")
 # "list XYZ", "Delist ABC, DEF and GHI", "上线 XYZ": the verb names what follows, even a
 # ticker that is a word (delist GAS).
 # "ABC, DEF and GHI", "ABC, DEF, and GHI", "ABC、DEF", "buy ABC or DEF": a list of tickers.
+# A member may carry its name in brackets: "List 1000CHEEMS (Cheems) and 1000000BOB"; a
+# bracket in capitals is a ticker, and the word before it a name ("Sahara AI (SAHARA)").
+_NAMED_MEMBER = _T + _END + r"(?:\s?[(（][^()（）a-z]{0,30}[a-z][^()（）]{0,30}[)）])?"
 _LIST_OF = (
-    _T
-    + _END
+    _NAMED_MEMBER
     + r"(?:\s*(?:,(?:\s*(?:and\b|&))?|、|，|\band\b|\bor\b|&|和|及|与|或)\s*"
-    + _T
-    + _END
+    + _NAMED_MEMBER
     + r")*"
 )
+_BRACKETED = re.compile(r"[(（][^()（）]*[)）]")
 # "Delist Leveraged Tokens ABC", "delist all leveraged tokens, including ABC", "delist all
 # spot trading pairs of ABC": what the list is of, between the verb and the list.
 _SKIPPED = (
@@ -773,7 +775,10 @@ def _add_list(
     word in capitals among other tickers is a ticker too ("Simple Earn for NOT, DOGS and
     TON"): the list names coins, as a listing does."""
     start = offset + m.start(group)
-    members = [(t[0], start + t.start()) for t in _IN_LIST.finditer(m[group])]
+    listed = m[group]
+    if "(" in listed or "（" in listed:  # the members' names are not members
+        listed = _BRACKETED.sub(lambda b: " " * len(b[0]), listed)
+    members = [(t[0], start + t.start()) for t in _IN_LIST.finditer(listed)]
     if (
         len(members) > 1
         and ACTED <= strength < LISTED

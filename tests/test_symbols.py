@@ -1035,3 +1035,11 @@ def test_the_coin_bought_and_sold_on_a_fiat_channel_is_a_symbol():
         "KORV"
     ]
     assert symbols_of("Sell your ONE week pass") == []
+
+
+def test_a_list_member_may_carry_its_name_in_brackets():
+    assert symbols_of("Gate Will List KORV (Korvex) and 1000000ORBT", source="gate") == [
+        "KORV",
+        "1000000ORBT",
+    ]
+    assert symbols_of("Gate 将上线 Korvex AI (KORV) 现货交易", source="gate") == ["KORV"]
