@@ -755,6 +755,7 @@ def test_square_posts_word_hashtags_and_lower_case_market_talk():
     assert symbols_of(None, "Full AI season or nothing. #AI", tags=("AI",), **post) == []
     assert symbols_of(None, "#KORV to the moon", tags=("KORV",), **post) == ["KORV"]
     assert symbols_of(None, "korv 又新高了，orbt 还在磨", **post) == ["KORV", "ORBT"]
+    assert symbols_of(None, "web3 钱包很好用，meme 币季节，layer2 要起飞", **post) == []
     assert symbols_of(None, "rotating into korv and orbt this week", **post) == ["KORV", "ORBT"]
     assert symbols_of(None, "FDV still looks low vs peers, buying into gold", **post) == []
     assert symbols_of(None, "korv looks weak today. orbt broke out", **post) == ["KORV", "ORBT"]
