@@ -1390,7 +1390,7 @@ _POST_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
             r"|宣布|据报道|降息|加息|今日上线|\bcuts? rates\b|\brate (?:cut|hike)s?\b|\binflows?\b"
             r"|\boutflows?\b|\bmints?\b|\bfiling\b|\bon mainnet\b|\bmainnet is (?:open|live)\b"
             r"|\bhits? a record\b|\bsupply\b.*\bcrossed\b|\bmoved\b.*\bto a new wallet\b"
-            r"|\b(?:moved|transferred|sent) (?:another )?[\d,.]+ ?[kmb]? "
+            r"|(?<!\bi )(?<!\bwe )\b(?:moved|transferred|sent) (?:another )?[\d,.]+ ?[kmb]? "
             r"|\bsec\b|\bdelays? decision\b",
         ),
     ),

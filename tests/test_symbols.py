@@ -829,6 +829,7 @@ def test_round_five_event_types(title, category, body, event):
         ("新人福利：注册即领 20 USDT 体验金", "promotion"),
         ("$KORV looks heavy today, waiting for a retest", "other"),
         ("Whales moved 20,000 $KORV to exchanges in the last hour", "news"),
+        ("I moved 500 USDT to my cold wallet", "other"),
         ("The SEC delays its decision on the spot KORV ETF again", "news"),
         ("Join the Gate Square writing contest and win 5,000 USDT!", "promotion"),
     ],
