@@ -1044,8 +1044,8 @@ _POST_LOWER = re.compile(
 _POST_WORDS = frozenset(
     "it its me my this that them the a an and or some more your our their his her one all "
     "any each new gate app web ok lol kyc vip nft usd gold cash fiat oil last next year week "
-    "day days you them what alts coin bags this that web3 meme memes pos pow layer layer1 "
-    "layer2 bot bots".split()
+    "day days you what alts coin bags web3 meme memes pos pow layer layer1 layer2 bot "
+    "bots".split()
 )
 
 
