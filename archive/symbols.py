@@ -11,7 +11,11 @@ Tickers come from evidence in several strengths (`_valid` says what each admits)
 - strong contexts: "Name (XYZ)", "XYZ/USDT", "XYZUSDT", "list XYZ", "delist XYZ",
   "XYZ perpetual", "launch xyz margin trading", "上线 XYZ", "라벤더(LVDR)";
 - weak contexts: "ABC, DEF and GHI", "1,000 XYZ". These never make a ticker of a word
-  that is also an English word or an acronym announcements use (FOR, ONE, AM, EEA...).
+  that is also an English word or an acronym announcements use (FOR, ONE, AM, EEA...);
+- in a post (no title), lower-case tickers of market talk ("btc 又新高了", "into sol").
+Some tokens found are then left out: quote and prize currencies, the coin staked to take
+part, a name in capitals before its ticker ("TRON (TRX)"), an acronym spelt out before
+it ("Money Services Business (MSB)").
 Some words are never tickers outside structured evidence (times, regions, HTTP verbs,
 acronyms, fiat currencies), whatever the context.
 
