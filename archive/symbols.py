@@ -675,7 +675,10 @@ _MINOR_WORDS = frozenset("of the and for & de".split())
 _COIN_NOUNS = frozenset("token coin protocol network chain finance dao cash dollar swap".split())
 
 
-_MARKET_TALK = re.compile(r"(?i:list|trad|token|pairs?\b|perpetual|spot)|上线|上架|상장")
+_MARKET_TALK = re.compile(
+    r"(?i:list|trad|token|pairs?\b|perpetual|spot|upgrade|airdrop|stak|swap|mainnet|withdraw)"
+    r"|上线|上架|상장"
+)
 
 
 def _spelt_out(text: str, start: int, ticker: str) -> bool:

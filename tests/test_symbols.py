@@ -677,6 +677,9 @@ def test_a_listed_projects_ticker_beats_the_acronym_list_but_not_its_spelt_out_w
     # A coin's name that spells its ticker stays a coin where the text lists it.
     assert symbols_of("Gate Will List Korvex Orbit (KO)", source="gate") == ["KO"]
     assert symbols_of("Korvex Wallet Token (KWT) news", source="gate") == ["KWT"]
+    assert symbols_of("Binance Will Support the Korvex Name Service (KNS) Network Upgrade") == [
+        "KNS"
+    ]
 
 
 def test_a_one_letter_ticker_a_verb_names_before_its_project_name():
