@@ -676,7 +676,8 @@ _COIN_NOUNS = frozenset("token coin protocol network chain finance dao cash doll
 
 
 _MARKET_TALK = re.compile(
-    r"(?i:list|trad|token|pairs?\b|perpetual|spot|upgrade|airdrop|stak|swap|mainnet|withdraw)"
+    r"(?i:list|trad|token|pairs?\b|perpetual|futures|margin|spot|earn|convert|upgrade|airdrop"
+    r"|stak|swap|mainnet|withdraw|launchpool)"
     r"|上线|上架|상장"
 )
 
@@ -685,7 +686,8 @@ def _spelt_out(text: str, start: int, ticker: str) -> bool:
     """Whether the words before a bracket at `start` are what the acronym in it stands for
     ("Money Services Business (MSB)", "special purpose depository institution (SPDI)"):
     their initials spell it, and they are not a coin's name: "Basic Attention Token",
-    or a name in capitals in a text that lists or trades ("Magic Eden (ME)")."""
+    or a name in capitals in a text about markets, Earn, staking, swaps or upgrades
+    ("Magic Eden (ME)", "Ethereum Name Service (ENS) Network Upgrade")."""
     if len(ticker) < 2:
         return False
     before = text[max(0, start - 12 * len(ticker)) : start].split()
