@@ -11,7 +11,11 @@ Tickers come from evidence in several strengths (`_valid` says what each admits)
 - strong contexts: "Name (XYZ)", "XYZ/USDT", "XYZUSDT", "list XYZ", "delist XYZ",
   "XYZ perpetual", "launch xyz margin trading", "上线 XYZ", "라벤더(LVDR)";
 - weak contexts: "ABC, DEF and GHI", "1,000 XYZ". These never make a ticker of a word
-  that is also an English word or an acronym announcements use (FOR, ONE, AM, EEA...).
+  that is also an English word or an acronym announcements use (FOR, ONE, AM, EEA...);
+- in a post (no title), lower-case tickers of market talk ("btc 又新高了", "into sol").
+Some tokens found are then left out: quote and prize currencies, the coin staked to take
+part, a name in capitals before its ticker ("TRON (TRX)"), an acronym spelt out before
+it ("Money Services Business (MSB)").
 Some words are never tickers outside structured evidence (times, regions, HTTP verbs,
 acronyms, fiat currencies), whatever the context.
 
@@ -52,14 +56,17 @@ FIAT = frozenset(
 # Never a ticker outside structured evidence: times, zones, regions and regulators, HTTP
 # verbs, acronyms, token standards (issue 10; the labelling policy, rule 8).
 NEVER = FIAT | frozenset(
-    "AM PM UTC GMT CET CEST EST EDT PST PDT HKT SGT KST JST EEA EU US USA UK UAE FCA MICA "
+    "AM PM UTC GMT CET CEST EST EDT PST PDT HKT SGT KST JST WIB WITA WIT ICT IST AEST AEDT BST "
+    "MSK EEA EU US USA UK UAE FCA MICA "
     "SEC CFTC ESMA VARA MAS GET POST PUT DELETE PATCH HEAD HTTP HTTPS URL JSON REST WS "
     "KYC KYB AML APR APY VIP P2P NFT NFTS ETF ETFS AMA OTC FAQ TVL FDV CEO CTO COO API "
     "APIS SDK UI UX APP IOS IP PDF FAQS IEO IDO ICO TGE LP MM PNL ROI "
     "TRC20 BEP20 ERC20 BEP2 SPL EVM TRC10 ERC721 ERC1155 OMNI USDⓈ RWA DAXA MMP RFQ DVOL "
     "KRW1 AUM GMV YOY QOQ VASP CASP MICAR TRC ERC BEP DCA BLVT CPI PPI GDP FOMC NFP PCE "
     "PIX SEPA SWIFT ACH SPEI UPI IMPS FPS FMA MFSA BAFIN AMF CONSOB CNMV CYSEC DFSA FSA "
-    "FSCA FINMA FINTRAC SFC OTP TOTP SMS TP SL PIN".split()
+    "FSCA FINMA FINTRAC SFC OTP TOTP SMS TP SL PIN HODL FUD FOMO ATH ATL DYOR WAGMI NGMI GM "
+    "LFG NFA IMO IMHO DXY TWAP VWAP OCO ADL MMR IMR SAFU POR HMAC BRC SRC ARC RPC KOL KOLS "
+    "LLM LLMS DAO DAOS DEPIN DEFI GAMEFI P2E TPS MPC SAFT LRT LST AMM KYT GPU CPU".split()
 )
 # Token standards, whatever the chain: ERC20, BEP20, TRC20, BRC20, SRC20, ERC404, CW20.
 _STANDARD = re.compile(r"(?:[A-Z]{1,2}RC|BEP|CW)\d{1,4}")
@@ -68,6 +75,10 @@ EXCHANGES = frozenset(
     "BINANCE OKX BYBIT BITGET KUCOIN GATE HTX MEXC XT BINGX DEEPCOIN KRAKEN BITFINEX "
     "DERIBIT UPBIT BITHUMB COINBASE CRYPTO".split()
 )
+# The exchanges' own tokens: a prize or a fee paid in them is paid as in a quote currency
+# ("VIP Challenge: Win 50,000 CRO"), not the subject.
+PLATFORM_TOKENS = frozenset("BNB GT BGB KCS OKB CRO MX HT LEO".split())
+PRIZE_CURRENCIES = QUOTES | PLATFORM_TOKENS
 # Words and abbreviations that are tickers only where a strong context names the coin.
 WORDS = frozenset(
     "A AN AND OR THE FOR TO OF ON IN AT BY IS IT BE AS NEW NOW ALL ONE TWO GAS ME MOVE ID "
@@ -103,23 +114,28 @@ _TICKER_FIRST = "A-Z0-9"
 _T = r"(?:\d{1,7}[A-Z][A-Z0-9]*|[A-Z][A-Z0-9]*)"
 _START = r"(?<![A-Za-z0-9$/_.=:\-])"
 # A ticker ends where a word ends, but not inside "USDⓈ-M", "USDT-M" or "XYZ.COM".
-_END = r"(?![A-Za-z0-9_\u24b6-\u24e9]|-[A-Z]\b|-(?i:margined|settled)\b|\.[A-Za-z])"
+_END = r"(?![A-Za-z0-9_\u24b6-\u24e9]|-[A-Z]\b|-(?i:margined|settled)\b|\.[A-Za-z]|:[A-Z]{2})"
 _TOKEN = _START + "(" + _T + ")" + _END
-_CONTRACT_QUOTES = r"USDTM|USDT|USDC|USDM|USD|PERP"
+_CONTRACT_QUOTES = r"USDTM|USDT|USDCM|USDC|USDM|USD|PERP"
 _QUOTE_ALT = "|".join(sorted(QUOTES | FIAT, key=len, reverse=True))
 
 # "Margin and settlement currency: USD₮ (UST)": a quote named as what a market settles
 # in is not its subject.
 _SETTLEMENT = re.compile(r"(?i:settle\w*|margin\w*|quoted?|collateral|denominated)\b[^.()]{0,30}$")
-_PAREN = re.compile(r"[(（]\s*(" + _T + r"|[A-Z]{3,}[a-z])\s*[)）]")  # (XAUt) too
+# "(XAUt)" too, and "(USDT-TRC20)": a ticker on a token standard.
+_PAREN = re.compile(
+    r"[(（]\s*(" + _T + r"|[A-Z]{3,}[a-z])(?:-(?:[A-Z]{1,2}RC|BEP|ERC|SPL)\d{0,4})?\s*[)）]"
+)
 # "Sonic (S)", "큐프로토콜(Q)": a one-letter ticker right after a project's name, in
 # any script.
 _NAME_LETTER = re.compile(
     r"(?:(?<![A-Za-z0-9])[A-Z][A-Za-z]*[a-z]|[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af])"
     r"\s*[(（]([A-Z])[)）]"
 )
+# "XYZ/USDT", "XYZ_USDT", "XYZ-USDT", Bitfinex's "XYZ:USD" (a colon only unspaced).
 _PAIR = _fast(
-    _TICKER_FIRST, _START + "(" + _T + r")\s?[/_\-]\s?(?:" + _QUOTE_ALT + r")(?![A-Za-z0-9])"
+    _TICKER_FIRST,
+    _START + "(" + _T + r")(?:\s?[/_\-]\s?|:)(?:" + _QUOTE_ALT + r")(?![A-Za-z0-9])",
 )
 _CONTRACT = _fast(
     _TICKER_FIRST,
@@ -128,13 +144,24 @@ _CONTRACT = _fast(
 _CASHTAG = re.compile(r"(?<![A-Za-z0-9])\$(" + _T + r")(?![A-Za-z0-9])")
 # "list XYZ", "Delist ABC, DEF and GHI", "上线 XYZ": the verb names what follows, even a
 # ticker that is a word (delist GAS).
-# "ABC, DEF and GHI", "ABC, DEF, and GHI", "ABC、DEF": a list of tickers.
+# "ABC, DEF and GHI", "ABC, DEF, and GHI", "ABC、DEF", "buy ABC or DEF": a list of tickers.
+# A member may carry its name in brackets: "List 1000CHEEMS (Cheems) and 1000000BOB"; a
+# bracket in capitals is a ticker, and the word before it a name ("Sahara AI (SAHARA)").
+_NAMED_MEMBER = _T + _END + r"(?:\s?[(（][^()（）a-z]{0,30}[a-z][^()（）]{0,30}[)）])?"
 _LIST_OF = (
-    _T + _END + r"(?:\s*(?:,(?:\s*(?:and\b|&))?|、|，|\band\b|&|和|及|与)\s*" + _T + _END + r")*"
+    _NAMED_MEMBER
+    + r"(?:\s*(?:,(?:\s*(?:and\b|&))?|、|，|\band\b|\bor\b|&|和|及|与|或)\s*"
+    + _NAMED_MEMBER
+    + r")*"
 )
+_BRACKETED = re.compile(r"[(（][^()（）]*[)）]")
+# "Delist Leveraged Tokens ABC", "delist all leveraged tokens, including ABC", "delist all
+# spot trading pairs of ABC": what the list is of, between the verb and the list.
 _SKIPPED = (
-    r"(?:\s+(?i:the|new|spot|margin|perpetual|futures|pre-market|trading support for|support for"
-    r"|trading for|for|\d+|(?:leveraged |following )?(?:tokens?|pairs?|contracts?|assets?)\s*:))*"
+    r"(?:\s+(?i:the|all|new|spot|margin|perpetual|futures|pre-market|trading support for"
+    r"|support for|trading for|for|\d+|(?:trading )?pairs of|including"
+    r"|(?:leveraged |following |stock )?(?:tokens?|pairs?|contracts?|assets?)"
+    r"(?:\s*:|,?(?= including))?))*"
 )
 _NAMING_VERB = _fast(
     "LlDdRrAa",
@@ -146,7 +173,7 @@ _NAMING_VERB = _fast(
     word=True,
 )
 _CJK_VERB = re.compile(
-    r"(?:上线|上架|下架|下线|首发|暂停|恢复|支持|开通|包括)\s*(" + _LIST_OF + ")"
+    r"(?:上线|上架|下架|下线|首发|暂停|恢复|支持|开通|包括|推出|质押)\s*(" + _LIST_OF + ")"
 )
 # "XYZ 将被下架": the list before the verb (apart: "HTX上线WLD" is both ways round).
 _CJK_VERB_AFTER = re.compile(_START + "(" + _LIST_OF + r")\s*(?:要|将)?被?(?:下架|上线|上架)")
@@ -154,36 +181,59 @@ _CJK_VERB_AFTER = re.compile(_START + "(" + _LIST_OF + r")\s*(?:要|将)?被?(?:
 # ("Trading for ONE week").
 _ACTING_VERB = _fast(
     "SsOoIiDdWwTtBbLlFfAaYy",  # the first letters of the verbs
-    r"(?i:\bsupport(?:s|ed)?(?: for)?|\bopen(?:s)?|\bintroduc(?:e|es|ing)"
+    r"(?i:\bsupport(?:s|ed)?(?: for)?|\bopen(?:s)?|\bintroduc(?:e|es|ing)|\bto include"
     r"|\btrading (?:of|for|on)|\bsubscribe to|\bsuspend(?:s|ed)?|\bresum(?:e|es|ed)|\bswap(?:s)? of"
-    r"|\btrade|\bbuy|\blaunch(?:es|ed|ing)?|\b(?:ap[ry]|yield|interest) on"
+    r"|\btrade|\bbuy(?: and sell)?|\bsell(?: and buy)?|\blaunch(?:es|ed|ing)?"
+    r"|\b(?:ap[ry]|yield|interest) on"
     r"|(?<!% )(?<!ratio )(?<!ratios )\bfor)" + _SKIPPED + r"\s+(" + _LIST_OF + ")",
+    word=True,
+)
+# "Gate Pre-Market Trading: XYZ", "Binance Megadrop: XYZ", "the index components of XYZ":
+# the coins a heading or an index names.
+_HEADINGS = (
+    *"pre-market new listing launchpool launchpad megadrop hodler candydrop jumpstart".split(),
+    *"startup kickstarter gempool poolx alpha components constituents".split(),
+)
+_HEADED = _fast(
+    "PpNnLlMmHhCcJjSsKkGgAa",
+    r"(?i:\b(?:pre-market trading|new listings?|launchpool|launchpad|megadrop|hodler airdrops?"
+    r"|candydrop|jumpstart|startup|kickstarter|gempool|poolx|alpha):"
+    r"|\b(?:components|constituents) of)\s+(" + _LIST_OF + ")",
     word=True,
 )
 # "Stake CRO and earn up to 8% APY": the coin of a staking product, unless the text is a
 # pool that pays another coin for it ("Stake GT or USDT in Launchpool to share ...").
 _STAKE_VERB = _fast("Ss", r"(?i:\bstak(?:e|es|ing))\s+(" + _LIST_OF + ")", word=True)
-_POOL = re.compile(r"(?i:pool|hodler|airdrop|\bto (?:share|farm|mine)\b)")
+_POOL = re.compile(r"(?i:pool|hodler|airdrop|\bto (?:share|farm|mine)\b)|瓜分|挖|空投")
 # "XYZ Perpetual", "BTC and ETH Quarterly Futures", "XYZ 永续合约": a market of the ticker.
 _MARKET_OF = _fast(
     _TICKER_FIRST,
     _START + "(" + _LIST_OF + r")(?=(?:\s+(?i:weekly|daily|monthly|quarterly|linear|inverse|"
     r"usdt-m|usdⓈ-m|coin-m))*\s+(?i:perpetuals?|perps?|futures|margin|options|contracts?|"
-    r"spot trading|pre-market|(?:(?:spot |margin )?trading |spot |margin )?pairs?)\b"
+    r"spot trading|pre-market"
+    r"|(?:(?:spot |margin )(?:(?:and|&) (?:spot |margin ))?)?(?:trading )?pairs?)\b"
     r"|\s*(?:永续|现货|合约|交易对))",
 )
 # "XYZ-30D", "XYZ Flexible Savings", "XYZ Network Upgrade": a product or a chain of it.
 _PRODUCT_OF = _fast(
     _TICKER_FIRST,
-    _TOKEN + r"(?=-\d+D\b|\s+(?i:vault|staking|index|mining|"
-    r"airdrop|collateral|buy ?back|burn|"
-    r"(?:simple |flexible |fixed |locked |on-chain )?(?:earn|savings)|"
-    r"(?:trading )?(?:carnival|competition|challenge|campaign|festival))\b)",
+    _START + "(" + _LIST_OF + r")(?=-\d+D\b|\s+(?i:vault|staking|index|mining|"
+    r"airdrop|collateral|buy[ -]?back|burn|(?:fixed |flexible )promotion|"
+    r"(?:simple |flexible |fixed |locked |on-chain )?(?:earn|savings|products?)|"
+    r"(?:trading )?(?:carnival|competition|challenge|campaign|festival))\b"
+    r"|\s*(?:活期|定期|스테이킹|에어드랍|에어드롭))",
 )
 # "GAS Network Upgrade", "withdrawals of GAS": a chain's or a wallet's coin, even a word.
 _CHAIN_OF = _fast(
     _TICKER_FIRST,
     _TOKEN + r"(?=\s+(?i:token swap|network upgrade|mainnet|hard fork)\b|\s*网络升级)",
+)
+# "USDT on the OMNI Layer", "USDC on the Base network": a coin on a chain is what a
+# notice about it acts on.
+_ON_CHAIN = _fast(
+    _TICKER_FIRST,
+    _TOKEN + r"(?=\s+on (?:the )?[A-Z][\w-]*(?: [A-Z][\w-]*)?"
+    r" (?i:layer|network|chain|blockchain)\b)",
 )
 # "delist the following tokens at 10:00 (UTC): ABC, DEF and GHI", "Affected tokens: ABC,
 # DEF": the list a notice acts on, after its colon.
@@ -192,6 +242,10 @@ _FOLLOWING = _fast(
     r"(?i:\b(?:following|affected)\b)(?:[^.:\n]|(?<=\d)[:.](?=\d)){0,120}?:\s*(" + _LIST_OF + ")",
     word=True,
 )
+# "non-compliant stablecoins, including USDT, FDUSD and DAI": the stablecoins a notice
+# about stablecoins acts on (quote currencies that are the subject). Not "assets such as
+# USDC" (an alternative) nor "350 assets, including BTC" (a reserve report's examples).
+_KINDS_INCLUDING = _fast("Ss", r"(?i:\bstablecoins?),?\s+(?i:including)\s+(" + _LIST_OF + ")")
 # "MOVE is available for trading!": a market of the ticker opens, even a word's.
 _TRADABLE = _fast(
     _TICKER_FIRST,
@@ -211,15 +265,27 @@ _WALLET_OF = _fast(
     _START
     + "("
     + _LIST_OF
-    + r")(?=(?:-\d+)?(?:\s+(?i:tokens?|network|chain))?\s+(?i:deposits?|withdrawals?)\b)",
+    + r")(?=(?:-\d+)?(?:\s+(?i:tokens?|network|chain))?\s+(?i:deposits?|withdrawals?)\b"
+    r"|\s*입출금)",
 )
-# Deribit and Bitfinex instruments: BTC-25SEP26, ETH-PERPETUAL, BTCF0:USTF0.
+# Deribit, Crypto.com and Bitfinex instruments: BTC-25SEP26, ETH-PERPETUAL, BTC-PERP,
+# BTCF0:USTF0.
 _INSTRUMENT = _fast(
-    _TICKER_FIRST, _START + "(" + _T + r")(?:_USDC)?-(?:PERPETUAL\b|\d{1,2}[A-Z]{3}\d{2}\b)"
+    _TICKER_FIRST,
+    _START + "(" + _T + r")(?:_USDC)?-(?:PERP(?:ETUAL)?\b|\d{1,2}[A-Z]{3}\d{2}\b)",
 )
-_INSTRUMENT_TAIL = re.compile(r"-(?:PERPETUAL\b|\d{1,2}[A-Z]{3}\d{2}\b)")
-_PAIR_TAIL = re.compile(r"[/_\-]\s?(?:" + _QUOTE_ALT + r")(?![A-Za-z0-9])")
+_INSTRUMENT_TAIL = re.compile(r"-(?:PERP(?:ETUAL)?\b|\d{1,2}[A-Z]{3}\d{2}\b)")
+_RATIO_WORDS = ("atio", "ATIO", "ate", "汇率")  # ratio, exchange rate
+_RATIO_PAIR = re.compile(
+    r"(?<![A-Za-z0-9])\$?(" + _T + r")/\$?(" + _T + r")(?=\s*(?:(?i:ratio|exchange rate)\b|汇率))"
+)
+# "ETHBTC Perpetual": a ratio contract of two coins.
+_RATIO_CONTRACT = re.compile(r"([A-Z]{2,6})(BTC|ETH)")
+_PAIR_TAIL = re.compile(r"(?:[/_\-]\s?|:)(?:" + _QUOTE_ALT + r")(?![A-Za-z0-9])")
 _FUNDING_PERP = _fast(_TICKER_FIRST, _START + r"([A-Z0-9]{2,15}?)F0:[A-Z]{2,5}F0\b")
+# Kraken Futures instruments: PF_XBTUSD (linear perpetual), PI_ (inverse), FF_/FI_ (fixed
+# maturity), a one-letter base too (PF_GUSD).
+_KRAKEN_FUTURE = re.compile(r"\b(?:PF|PI|FF|FI)_([A-Z0-9]{1,15}?)(?:USDT|USDC|USD|EUR|GBP)\b")
 # "launch xyz margin trading": a ticker written in lower case in a trading context.
 _LOWER_TRADING = _fast(
     "LlAaMmPpFfSs",
@@ -230,7 +296,9 @@ _LOWER_TRADING = _fast(
 )
 # "supports bnSOL and JitoSOL", "list stETH": a wrapped or staked coin's ticker keeps its
 # prefix in lower case; a verb that names coins names it too.
-_MIXED = r"(?:[A-Z]?[a-z]{1,4}[A-Z]{3,6}|[A-Z][A-Z0-9]+)(?![A-Za-z0-9])"
+# "TSLAx", "USDe", "XAUt": a ticker that ends in one lower-case letter (a tokenised stock's
+# x), not a plural's s.
+_MIXED = r"(?:[A-Z]?[a-z]{1,4}[A-Z]{3,6}|[A-Z]{2,6}[a-rt-z]|[A-Z][A-Z0-9]+)(?![A-Za-z0-9])"
 _MIXED_LIST = _fast(
     "SsCcLlAaTtFf",
     r"(?i:\bsupport(?:s|ed)?|\bconvert|\blist(?:s|ed)?|\badd(?:s|ed)?|\btrade|\bfor)\s+(?-i:("
@@ -239,13 +307,13 @@ _MIXED_LIST = _fast(
     + _MIXED
     + r")*))",
 )
-_MIXED_TOKEN = re.compile(r"[A-Z]?[a-z]{1,4}[A-Z]{3,6}")
-_MIXED_HINT = re.compile(r"[a-z][A-Z]{3}")
+_MIXED_TOKEN = re.compile(r"[A-Z]?[a-z]{1,4}[A-Z]{3,6}|[A-Z]{2,6}[a-rt-z](?![A-Za-z0-9])")
+_MIXED_HINT = _fast("A-Z", r"(?<=[a-z])[A-Z]{3}|[A-Z]{2}[a-rt-z]\b")
 # "Rebranding of FTM to S", "token swap to POL": the new ticker is written as one.
 _RENAMED_TO = _fast(
     "RrTtSsMm",
     r"(?i:rebrand(?:ing|s|ed)?|token swap|swap|migration|renam(?:e|es|ing|ed))"
-    r"(?:\s+(?i:of|from)\s+\S+)?\s+(?i:to)\s+([A-Z][A-Z0-9]{0,14})(?![A-Za-z0-9])",
+    r"(?:\s+(?i:of|from)\s+(\S+))?\s+(?i:to)\s+([A-Z][A-Z0-9]{0,14})(?![A-Za-z0-9])",
 )
 # "MATIC to POL token swap", "MATIC (Polygon) to POL Rebranding", "swap from FTM": a
 # swap or migration names both its old and its new ticker.
@@ -268,34 +336,42 @@ _LEVERAGED_END = re.compile(r"[2-5][LS](?![A-Za-z0-9_])")
 _LEVERAGED = re.compile(_START + r"([A-Z][A-Z0-9]{1,9}[2-5][LS])$")
 # "SOPH (Sophon)": a ticker before its project's name; not an acronym before what it
 # stands for ("MPC (Multi-Party Computation)"), whose initials spell it.
-_NAME_AFTER = re.compile(r"[(（]([A-Z][a-z][A-Za-z0-9]*(?:[ -][A-Za-z][A-Za-z0-9]*){0,3})[)）]")
+_NAME_AFTER = re.compile(
+    r"[(（]([A-Z](?:[a-z][A-Za-z0-9]*|[A-Z0-9]+(?=[ -]))(?:[ -][A-Za-z][A-Za-z0-9]*){0,3})[)）]"
+)
 _TICKER_BEFORE = re.compile(_START + "(" + _T + r")\s?$")
+_LETTER_VERB = re.compile(
+    r"(?i:\b(?:de)?list\w*|\bto|\bof|\badds?|\blaunch\w*|\bsupports?)\s+(?i:the\s+)?$"
+)
 # "HUSDT Perpetual": a one-letter base written as a contract of a market.
-_LETTER_CONTRACT = re.compile(r"USDT\s+(?i:perpetual|contract|futures)")
+_LETTER_CONTRACT = re.compile(
+    r"USDT\s+(?i:(?:now )?(?:launched |listed )?(?:for )?(?:perpetual|contract|futures))"
+)
 _LETTER_BEFORE = re.compile(r"(?<![A-Za-z0-9$/_.=:\-])[A-Z]$")
 # What follows a ticker that makes it a margin type ("USDT Perpetual", "USDC contracts").
 _MARGIN_TYPE = re.compile(
     r"\s*(?:-M\b|\s(?i:perpetuals?|contracts?|futures|options|-margined|-settled))"
 )
-# "Binance will list NEO Gas (GAS)": a capital word after it, the ticker is part of a name.
-_NAME_GOES_ON = re.compile(r"\s+[A-Z][a-z]")
+# "Binance will list NEO Gas (GAS)": a capital word and then the name's ticker in brackets
+# after it, the ticker is part of a name ("List AAPLX and TSLAX Stock Tokens" is not).
+_NAME_GOES_ON = re.compile(r"\s+[A-Z][a-z][\w.'& -]{0,30}?[(（]")
 # Weak: "ABC, DEF and GHI" and amounts "1,000,000 XYZ" (never after a time's colon).
 _LIST = _fast(
     _TICKER_FIRST,
     _START + "(" + _T + _END + r"(?:\s*,\s*" + _T + _END + r")*,?\s+(?:and|&)\s+" + _T + _END + ")",
 )
 _AMOUNT = _fast("0-9", r"(?<![\d:.,])\d[\d,.]*(?:\s*(?:[KkMmBb]|million|billion))?\s+" + _TOKEN)
-# "Share 400,000 MOVE": the prize of a campaign names its coin.
-_PRIZE = re.compile(r"(?i:share|win|earn|grab|split)(?:\s+(?i:up to|a|an|over))?\s+$")
+# "Share 400,000 MOVE", "瓜分 100,000 XYZ": the prize of a campaign names its coin.
+_PRIZE = re.compile(r"(?:(?i:share|win|earn|grab|split)(?:\s+(?i:up to|a|an|over))?|瓜分)\s+$")
 # "One unit represents 1,000 SATS", "quoted per 1,000 PEPE": a unit, not the subject.
 _UNIT = re.compile(r"(?i:represents?|per|equals?|is|of|=|×|x)\s*$")
 _IN_LIST = re.compile(_T + _END)
 # "Stake GT to share", "Lock BGB to mine", "Earn SOLV with retroactive BNB Simple Earn
 # subscriptions", "Farm AI by staking BNB": the coin taken to take part is not the subject.
-_HELD = r"(?P<held>" + _T + r"(?:\s*(?:,|/|\band\b|\bor\b|&)\s*" + _T + r")*)"
+_HELD = r"(?P<held>\$?" + _T + r"(?:\s*(?:,|/|\band\b|\bor\b|&)\s*\$?" + _T + r")*)"
 _REWARD = (
     r"(?i:share|mine|earn|win|get|receive|farm|grab)"
-    r"(?:\s+(?i:up to|a|an|over))?\s+(?:[\d,.]+\s*(?:[KkMmBb]\b)?\s*)?(?P<prize>" + _T + r")"
+    r"(?:\s+(?i:up to|a|an|over))?\s+(?:[\d,.]+\s*(?:[KkMmBb]\b)?\s*)?\$?(?P<prize>" + _T + r")"
 )
 _PARTICIPATION = _fast(
     "SsLlHhDdCc",
@@ -310,7 +386,24 @@ _PARTICIPATION_BY = _fast(
     r"committing|your)\s+)*" + _HELD,
     word=True,
 )
+# "Trade BTC Perpetuals to Share 100,000 CRO", "Trade SUN to share 500,000 USDT": the coin
+# traded is the subject, the prize is not.
+_TRADE_TO_WIN = _fast(
+    "Tt",
+    r"(?i:\btrade)\s+" + _HELD + r"(?:\s+(?i:perpetuals?|futures|spot|contracts?|pairs?))?"
+    r"\s+(?i:to)\s+" + _REWARD,
+    word=True,
+)
+# "Share 60,000 USDT in KAITO", "win $50,000 worth of XYZ": a prize's value in a quote
+# currency, paid in the coin the campaign is about.
+_PRIZE_IN = _fast(
+    "SsWw",
+    r"(?i:\bshare|\bwin)\s+(?i:up to\s+)?(?:\$[\d,.]+|[\d,.]+\s*(?:USDT|USDC|USD))\s*[KkMm]?"
+    r"\s+(?i:in|worth of)\s+(" + _T + r")(?![A-Za-z0-9])",
+    word=True,
+)
 # An API example ("symbol=BTCUSDT", "e.g. BTCUSDT") is not the subject.
+_EXAMPLE_AFTER = re.compile(r"[\w-]*\s+examples?\b")  # "BTC-USD-SWAP examples"
 _EXAMPLE = re.compile(r"(?i:e\.g\.|for example|such as|example:)\s*[`'\"]?$")
 
 # Trade-page links: /trade/BNX_USDT, /futures/BTCUSDT, /trade/spot/BTC/USDT, /trade-spot/btc-usdt.
@@ -336,18 +429,29 @@ _TAG_TICKER = re.compile(_T)
 # --- tickers --------------------------------------------------------------------------------
 
 
-def _base(token: str) -> str:
+def _base(token: str, inverse: bool = True) -> str:
     """'BLIPUSDT' -> 'BLIP', 'XBTUSDTM' -> 'XBT', 'SOLUSDM' -> 'SOL' (coin-margined),
     'BTC-USDT-SWAP' -> 'BTC': a contract
-    stands for its base asset; a multiplier prefix is kept (1000PEPEUSDT -> 1000PEPE)."""
-    if token in QUOTES:
+    stands for its base asset; a multiplier prefix is kept (1000PEPEUSDT -> 1000PEPE).
+    A USD-quoted (inverse) contract only where `inverse`: in a text about no derivative,
+    'RLUSD' and 'PYUSD' are coins of their own."""
+    if token in QUOTES or ("USD" not in token and not token.endswith("PERP")):
         return token
-    for quote in ("USDTM", "USDT", "USDC", "USDM", "PERP", "USD"):
+    for quote in ("USDTM", "USDT", "USDCM", "USDC", "USDM", "PERP", "USD"):
         # "HUSDT": a one-letter base before USDT (never "AUSD", a coin of its own).
         shortest = len(quote) + (1 if quote == "USDT" else 2)
+        if not inverse and quote in _INVERSE_QUOTES:
+            continue
         if token.endswith(quote) and len(token) >= shortest:
             return token[: -len(quote)]
     return token
+
+
+_INVERSE_QUOTES = frozenset({"USD", "USDM"})
+# Words of a text about derivatives (lower-cased), where "XYZUSD" is a contract.
+_DERIVATIVE_WORDS = tuple(
+    "perp futures contract swap inverse margined delivery expir option 永续 合约 선물".split()
+)
 
 
 # Evidence strengths: what each admits (see _valid). CODED: written as a market code
@@ -385,10 +489,15 @@ def _valid(token: str, strength: int) -> bool:
 class _Found:
     """Tickers in order of first appearance, with the strongest evidence seen for each."""
 
-    def __init__(self) -> None:
+    def __init__(self, texts: Iterable[str | None] = (), title: str | None = None) -> None:
+        self.texts = [text for text in texts if text]
+        self.title = title
+        self._inverse: bool | None = None
         self.at: dict[str, int] = {}
         self.weak: dict[str, int] = {}
         self.excluded: set[str] = set()
+        self.coded: set[str] = set()  # found as a market's code (a pair, a contract)
+        self.names: set[str] = set()  # written before a ticker in brackets: "TRON (TRX)"
 
     def add(
         self, token: str, pos: int, strength: int, quotes: frozenset[str] = frozenset()
@@ -396,22 +505,62 @@ class _Found:
         """`quotes`: the quote currencies that are not the subject in this context.
         Weak evidence ("ABC, DEF and GHI", "1,000 XYZ") never makes a ticker alone: it
         only says where a ticker found by stronger evidence first appears."""
-        token = _base(token.upper())
+        token = token.upper()
+        if "USD" in token or token.endswith("PERP"):
+            token = _base(token, not token.endswith(("USD", "USDM")) or self.inverse)
         if token in quotes or not _valid(token, strength):
             return
         seen = self.weak if strength == WEAK else self.at
         if pos < seen.get(token, pos + 1):
             seen[token] = pos
+        if strength == CODED:
+            self.coded.add(token)
+
+    def _name(self, token: str) -> bool:
+        """ "TRON (TRX)", "OFFICIAL TRUMP (TRUMP)": a word in capitals before another
+        ticker in brackets is that coin's name, unless a market's code names it too."""
+        return token in self.names and token not in self.coded
+
+    @property
+    def delisting(self) -> bool:
+        """A delisting notice: a swap its body names is why, not what it delists (rule
+        11). Read only for a body that names a swap."""
+        return self.title is not None and bool(_DELISTING.search(self.title.lower()))
+
+    @property
+    def inverse(self) -> bool:
+        """Whether "XYZUSD" is a contract here: the texts are about derivatives (see
+        _base). Read only when such a token turns up."""
+        if self._inverse is None:
+            lowered = [text.lower() for text in self.texts]
+            self._inverse = any(w in text for text in lowered for w in _DERIVATIVE_WORDS)
+        return self._inverse
+
+    def _alias(self, token: str) -> bool:
+        """ "the SPX6900 perpetual contract SPXUSDT": a name that is a contract's base and
+        digits is that contract's project, not a second asset (1000PEPE is a code itself)."""
+        if not token[-1].isdigit() or token in self.coded:
+            return False
+        stem = token.rstrip("0123456789")
+        return stem != token and stem in self.coded
 
     def ordered(self) -> list[str]:
         at, weak = self.at, self.weak
-        first = {t: min(p, weak.get(t, p)) for t, p in at.items() if t not in self.excluded}
+        first = {
+            t: min(p, weak.get(t, p))
+            for t, p in at.items()
+            if t not in self.excluded and not self._alias(t) and not self._name(t)
+        }
         return sorted(first, key=first.__getitem__)
 
 
 # Where a ticker could be: context rules run only on windows around these (most prose
 # has none), so a long lower-case body costs one fast scan.
-_CANDIDATE = re.compile(r"[A-Z][A-Z0-9]+|[(（][A-Z][)）]")  # "Sonic (S)" too
+# "Sonic (S)", "2Z", and one letter in a list or before a name ("W, H and M", "G (Gravity)").
+_CANDIDATE = _fast(
+    "A-Z0-9(（",
+    r"[A-Z][A-Z0-9]+|\d[A-Z]|[(（][A-Z][)）]|(?<![A-Za-z0-9])[A-Z](?=,|\s(?:and|&)\s|\s?[(（])",
+)
 _BEFORE, _AFTER = 80, 60  # characters of context a rule reads around a ticker
 
 
@@ -454,10 +603,12 @@ def _scan(text: str, offset: int, found: _Found) -> None:
                     found.add(word, offset + m.start(), LISTED)
     if _MIXED_HINT.search(text):
         _scan_mixed(text, offset, found)
-    if any(word in lowered for word in _RENAME_WORDS):
+    if any(word in lowered for word in _RENAME_WORDS) and not (found.delisting and offset):
         for m in _RENAMED_TO.finditer(text):
-            if m[1] not in NEVER and m[1] not in WORDS:
-                found.add(m[1], offset + m.start(1), STRUCTURED)
+            if m[2] not in NEVER and m[2] not in WORDS:
+                found.add(m[2], offset + m.start(2), STRUCTURED)
+            if m[1] and _TAG_TICKER.fullmatch(m[1]):
+                found.add(m[1], offset + m.start(1), LISTED)  # "of MATIC to POL"
         _scan_swaps(text, offset, found)
     if windows:
         _scan_shapes(text, offset, found)
@@ -467,7 +618,8 @@ def _scan_swaps(text: str, offset: int, found: _Found) -> None:
     """Both sides of a swap: "KORV to ORBT token swap", "swap from KORV"."""
     for m in _SWAP_BOTH.finditer(text):
         found.add(m[1], offset + m.start(1), LISTED)
-        found.add(m[2], offset + m.start(2), LISTED)
+        # "FTM to S Token Swap": a capital letter a swap names is its new ticker.
+        found.add(m[2], offset + m.start(2), STRUCTURED if len(m[2]) == 1 else LISTED)
     for m in _SWAP_FROM.finditer(text):
         found.add(m[1], offset + m.start(1), LISTED)
 
@@ -484,8 +636,12 @@ def _scan_shapes(text: str, offset: int, found: _Found) -> None:
             if t:
                 initials = "".join(w[0] for w in re.split(r"[ -]", m[1])).upper()
                 spelt = t[1].startswith(initials) or initials.startswith(t[1])
-                if len(initials) < 2 or not spelt:
-                    found.add(t[1], offset + t.start(1), ACTED)
+                if len(t[1]) == 1 or len(initials) < 2 or not spelt:
+                    # "list C (Chainbase)", "swap of EOS to A (Vaulta)": a letter a verb names
+                    letter = len(t[1]) == 1 and _LETTER_VERB.search(
+                        text, max(0, t.start() - 20), t.start()
+                    )
+                    found.add(t[1], offset + t.start(1), STRUCTURED if letter else ACTED)
     for m in _LEVERAGED_END.finditer(text):
         t = _LEVERAGED.search(text, max(0, m.start() - 11), m.end())
         if t:
@@ -508,21 +664,89 @@ def _scan_mixed(text: str, offset: int, found: _Found) -> None:
                 found.add(t[0], offset + m.start(1) + t.start(), LISTED)
 
 
+# "OKX to list Story (IP)": a project's name a listing verb names, its ticker in brackets.
+_LISTED_NAME = re.compile(
+    r"(?i:\b(?:de)?list\w*|\blaunch\w*|\badds?|\bsupports?|\btrade)\s+(?:the\s+)?"
+    r"((?:[A-Z][\w.'&-]*\s?){1,4})$"
+)
+_NAME_WORD = re.compile(r"[A-Za-z][A-Za-z']*")
+_MINOR_WORDS = frozenset("of the and for & de".split())
+# A name that ends in one of these is a coin's, whatever its initials ("Trust Wallet Token").
+_COIN_NOUNS = frozenset("token coin protocol network chain finance dao cash dollar swap".split())
+
+
+_MARKET_TALK = re.compile(
+    r"(?i:list|trad|token|pairs?\b|perpetual|futures|margin|spot|earn|convert|upgrade|airdrop"
+    r"|stak|swap|mainnet|withdraw|launchpool)"
+    r"|上线|上架|상장"
+)
+
+
+def _spelt_out(text: str, start: int, ticker: str) -> bool:
+    """Whether the words before a bracket at `start` are what the acronym in it stands for
+    ("Money Services Business (MSB)", "special purpose depository institution (SPDI)"):
+    their initials spell it, and they are not a coin's name: "Basic Attention Token",
+    or a name in capitals in a text about markets, Earn, staking, swaps or upgrades
+    ("Magic Eden (ME)", "Ethereum Name Service (ENS) Network Upgrade")."""
+    if len(ticker) < 2:
+        return False
+    before = text[max(0, start - 12 * len(ticker)) : start].split()
+    if not before or before[-1][0].upper() != ticker[-1].upper():
+        return False  # the last word's initial is not the acronym's last letter
+    words = _NAME_WORD.findall(text, max(0, start - 12 * len(ticker)), start)
+    if len(words) < 2 or words[-1].lower() in _COIN_NOUNS:
+        return False
+    for kept in (words, [w for w in words if w.lower() not in _MINOR_WORDS]):
+        tail = kept[-len(ticker) :]
+        if len(tail) == len(ticker) and "".join(w[0] for w in tail).upper() == ticker.upper():
+            return tail[0].islower() or not _MARKET_TALK.search(text)
+    return False
+
+
+# The words in capitals right before a bracket ("OFFICIAL TRUMP (").
+_CAPITAL_NAME = re.compile(r"(?:(?<![A-Za-z0-9$])[A-Z][A-Z0-9]{2,}\s+)+$")
+
+
+def _note_names(text: str, m: re.Match[str], found: _Found) -> None:
+    """The words in capitals before a bracketed ticker that is not theirs ("TRON (TRX)")
+    are a name; a quote currency or a token standard in brackets is a network, not a
+    ticker ("USDT (TRC20)")."""
+    ticker, end = m[1], m.start()
+    while end and text[end - 1] == " ":
+        end -= 1
+    if not end or not text[end - 1].isupper() or ticker in NEVER or _STANDARD.fullmatch(ticker):
+        return  # no capital right before the bracket
+    name = _CAPITAL_NAME.search(text, max(0, m.start() - 40), m.start())
+    if name:
+        for word in name[0].split():
+            if word != ticker and word not in QUOTES:
+                found.names.add(word)
+
+
 def _scan_written(text: str, offset: int, found: _Found, a: int, b: int) -> None:
     """Tickers written as tickers: "(XYZ)", "Sonic (S)", "XYZ/USDT", "BTC-25SEP26"."""
     add = found.add
     for m in _PAREN.finditer(text, a, b):
         if m[1] in QUOTES and _SETTLEMENT.search(text, max(0, m.start() - 50), m.start()):
             continue  # "settlement currency: USD₮ (UST)"
-        add(m[1], offset + m.start(1), NAMED)
+        if _spelt_out(text, m.start(), m[1]):
+            continue
+        _note_names(text, m, found)
+        # A listed project's ticker is a ticker even when it is an acronym ("Story (IP)").
+        named = m[1] in NEVER and _LISTED_NAME.search(text, max(0, m.start() - 60), m.start())
+        add(m[1], offset + m.start(1), CODED if named else NAMED)
     if _ONE_LETTER.search(text, a, b):
         for m in _NAME_LETTER.finditer(text, a, b):
             add(m[1], offset + m.start(1), STRUCTURED)
     # A pair and an instrument end in a quote or an expiry: look for that end first.
     if _PAIR_TAIL.search(text, a, b):
         for m in _PAIR.finditer(text, a, b):
-            if not _is_example(text, m.start()):
+            if not _is_example(text, m.start(), m.end()):
                 add(m[1], offset + m.start(1), CODED)
+    if "/" in text and any(word in text for word in _RATIO_WORDS):
+        for m in _RATIO_PAIR.finditer(text, a, b):  # "the ETH/BTC ratio": both coins
+            add(m[1], offset + m.start(1), CODED)
+            add(m[2], offset + m.start(2), CODED)
     if _INSTRUMENT_TAIL.search(text, a, b):
         for m in _INSTRUMENT.finditer(text, a, b):
             add(m[1], offset + m.start(), CODED)
@@ -534,9 +758,14 @@ def _scan_codes(text: str, offset: int, found: _Found, a: int, b: int) -> None:
     if "F0:" in text:
         for m in _FUNDING_PERP.finditer(text, a, b):
             add(m[1], offset + m.start(), CODED)
+    if "_" in text:
+        for m in _KRAKEN_FUTURE.finditer(text, a, b):
+            add(m[1], offset + m.start(1), STRUCTURED)
     if "USD" in text or "PERP" in text:
         for m in _CONTRACT.finditer(text, a, b):
-            if m[1] and m[0] not in QUOTES and not _is_example(text, m.start()):
+            if not found.inverse and m[0][len(m[1]) :] in _INVERSE_QUOTES:
+                continue  # "RLUSD" in a text about no derivative is a coin
+            if m[1] and m[0] not in QUOTES and not _is_example(text, m.start(), m.end()):
                 add(m[1], offset + m.start(1), CODED)
     if "$" in text:
         for m in _CASHTAG.finditer(text, a, b):
@@ -555,7 +784,10 @@ def _add_list(
     word in capitals among other tickers is a ticker too ("Simple Earn for NOT, DOGS and
     TON"): the list names coins, as a listing does."""
     start = offset + m.start(group)
-    members = [(t[0], start + t.start()) for t in _IN_LIST.finditer(m[group])]
+    listed = m[group]
+    if "(" in listed or "（" in listed:  # the members' names are not members
+        listed = _BRACKETED.sub(lambda b: " " * len(b[0]), listed)
+    members = [(t[0], start + t.start()) for t in _IN_LIST.finditer(listed)]
     if (
         len(members) > 1
         and ACTED <= strength < LISTED
@@ -564,8 +796,13 @@ def _add_list(
     ):
         strength = LISTED
     # A one-letter ticker among others a context names ("Margin for ZRO, W and ENA") is
-    # written as the others are; a one-letter word ("A") is not.
-    letters = len(members) > 1 and strength >= ACTED
+    # written as the others are; a one-letter word ("A") is not, and a list with one in it
+    # is prose ("for A and B classes").
+    letters = (
+        len(members) > 1
+        and strength >= ACTED
+        and not any(len(t) == 1 and t in WORDS for t, _ in members)
+    )
     # An acronym of the NEVER list among at least two tickers a listing verb names
     # ("Delist ACH, LOOM and NULS") is written as they are: a coin's ticker.
     coded = (
@@ -594,7 +831,8 @@ _CONTEXT_RULES: tuple[tuple[re.Pattern[str], int, frozenset[str], tuple[str, ...
         _NO_QUOTES,
         (
             *"vault staking index mining airdrop collateral buy burn earn savings".split(),
-            *"carnival competition challenge campaign festival -".split(),
+            *"product promotion carnival competition challenge campaign festival -".split(),
+            *"活期 定期 스테이킹 에어드랍 에어드롭".split(),
         ),
     ),
     (
@@ -604,17 +842,24 @@ _CONTEXT_RULES: tuple[tuple[re.Pattern[str], int, frozenset[str], tuple[str, ...
         ("token swap", "network upgrade", "mainnet", "hard fork", "网络升级"),
     ),
     (_WALLET_VERB, LISTED, _NO_QUOTES, ("deposit", "withdrawal")),
-    (_WALLET_OF, ACTED, _NO_QUOTES, ("deposit", "withdrawal")),
+    (_ON_CHAIN, ACTED, _NO_QUOTES, ("layer", "network", "chain")),
+    (_WALLET_OF, ACTED, _NO_QUOTES, ("deposit", "withdrawal", "입출금")),
     (_TRADABLE, LISTED, _NO_QUOTES, ("available for trading",)),
     (_FOLLOWING, ACTED, _NO_QUOTES, ("following", "affected")),
+    (_KINDS_INCLUDING, ACTED, _NO_QUOTES, ("stablecoin",)),
+    (_HEADED, ACTED, _NO_QUOTES, _HEADINGS),
     (_LIST, WEAK, QUOTES, ("and", "&")),
 )
+_CONTRACT_WORD = re.compile(r"\s+(?i:perpetual|contract|futures)")
 # What a market must be followed by (_MARKET_OF), lower-cased.
 _MARKET_WORDS = (
     *"perpetual futures margin option contract spot pre-market pair".split(),
     *"永续 现货 合约 交易对".split(),
 )
-_CJK_VERBS = tuple("上线 上架 下架 下线 首发 暂停 恢复 支持 开通 包括".split())
+_CJK_VERBS = tuple("上线 上架 下架 下线 首发 暂停 恢复 支持 开通 包括 推出 质押".split())
+_NETWORK_NAME = re.compile(
+    r"\s*(?:网络|(?i:network))\s*[(（](?:[A-Z]{1,2}RC|BEP|ERC|SPL)\d{0,4}[)）]"
+)
 _ONE_LETTER = re.compile(r"[(（][A-Z][)）]")
 
 
@@ -638,9 +883,10 @@ def _scan_contexts(
         if not _NAME_GOES_ON.match(text, m.end()):
             _add_list(found, offset, m, 1, LISTED)
     if not text.isascii() and any(verb in text for verb in _CJK_VERBS):
-        for m in _cjk_verbs(text, a, b):
-            _add_list(found, offset, m, 1, LISTED)
+        _scan_cjk_verbs(text, offset, found, a, b)
     for m in _ACTING_VERB.finditer(text, a, b):
+        if _EXAMPLE_AFTER.match(text, m.end()):
+            continue  # "format for BTC-USD-SWAP examples"
         margin_type = _MARGIN_TYPE.match(text, m.end())
         _add_list(found, offset, m, 1, ACTED, STABLE_QUOTES if margin_type else _NO_QUOTES)
     if "stak" in lowered and not _POOL.search(text):
@@ -648,13 +894,32 @@ def _scan_contexts(
             _add_list(found, offset, m, 1, ACTED)
     if any(word in lowered for word in _MARKET_WORDS):
         for m in _MARKET_OF.finditer(text, a, b):
-            if _UNAFFECTED.match(text, m.end()):
-                continue  # "EUR and USDC spot pairs remain available": not what changes
-            subject = _names_quote_as_subject(text, m.end())
-            _add_list(found, offset, m, 1, LISTED, _NO_QUOTES if subject else STABLE_QUOTES)
+            if not _UNAFFECTED.match(text, m.end()):  # "EUR and USDC spot pairs remain"
+                _add_market(text, offset, found, m)
     for pattern, strength, quotes in rules:
         for m in pattern.finditer(text, a, b):
             _add_list(found, offset, m, 1, strength, quotes)
+
+
+def _scan_cjk_verbs(text: str, offset: int, found: _Found, a: int, b: int) -> None:
+    """ "上线 XYZ", "质押 XYZ": what a CJK verb names, but not the coin staked in a pool
+    ("质押 GT 瓜分 XYZ") nor a chain named before its token standard ("TRON网络(TRC20)")."""
+    pool = _POOL.search(text)
+    for m in _cjk_verbs(text, a, b):
+        if not (pool and m[0].startswith("质押")) and not _NETWORK_NAME.match(text, m.end()):
+            _add_list(found, offset, m, 1, LISTED)
+
+
+def _add_market(text: str, offset: int, found: _Found, m: re.Match[str]) -> None:
+    """The list of a market ("XYZ Perpetual"); a ratio contract names both its coins
+    ("ETHBTC Perpetual" -> ETH, BTC)."""
+    subject = _names_quote_as_subject(text, m.end())
+    _add_list(found, offset, m, 1, LISTED, _NO_QUOTES if subject else STABLE_QUOTES)
+    ratio = _RATIO_CONTRACT.fullmatch(m[1])
+    if ratio and _CONTRACT_WORD.match(text, m.end()):
+        found.excluded.add(m[1])
+        found.add(ratio[1], offset + m.start(1), CODED)
+        found.add(ratio[2], offset + m.start(1), CODED)
 
 
 def _scan_campaigns(
@@ -665,15 +930,23 @@ def _scan_campaigns(
     for m in _AMOUNT.finditer(text, a, b):
         before = text[max(0, m.start() - 16) : m.start()]
         if not _UNIT.search(before):
-            strength = LISTED if _PRIZE.search(before) else WEAK
-            add(m[1], offset + m.start(1), strength, QUOTES)
+            # A prize amount is a quantity of the coin, even an acronym's ("3,000,000 OMNI").
+            strength = CODED if _PRIZE.search(before) else WEAK
+            add(m[1], offset + m.start(1), strength, PRIZE_CURRENCIES)
     for pattern in takes_part:
+        if pattern is _TRADE_TO_WIN:
+            _scan_traded(text, offset, found, a, b)
+            continue
+        if pattern is _PRIZE_IN:
+            for m in pattern.finditer(text, a, b):
+                add(m[1], offset + m.start(1), LISTED, QUOTES)
+            continue
         for m in pattern.finditer(text, a, b):
             # The coins staked to share another coin are not the subject ("Stake MNT,
             # USDT and ZPHR to share ZPHR" is about ZPHR); staked to share a quote
             # currency ("Lock LUMN to share 500,000 USDT") they are what it promotes.
             prize, held = m["prize"], m["held"]
-            if prize in QUOTES:
+            if prize in PRIZE_CURRENCIES:
                 for t in _IN_LIST.finditer(held):
                     add(t[0], offset + m.start("held") + t.start(), ACTED, QUOTES)
             else:
@@ -681,10 +954,23 @@ def _scan_campaigns(
                 add(prize, offset + m.start("prize"), LISTED)
 
 
+def _scan_traded(text: str, offset: int, found: _Found, a: int, b: int) -> None:
+    """ "Trade SUN to share 500,000 USDT": the coins traded are the subject (even a word's
+    ticker), the prize is not."""
+    for m in _TRADE_TO_WIN.finditer(text, a, b):
+        traded = list(_IN_LIST.finditer(m["held"]))
+        if m["prize"] not in {t[0] for t in traded}:
+            found.excluded.add(m["prize"])
+        for t in traded:
+            found.add(t[0], offset + m.start("held") + t.start(), LISTED, QUOTES)
+
+
 # Each with the words (lower-cased) one of which a text must hold for it to match.
 _PARTICIPATIONS = (
     (_PARTICIPATION, ("stak", "lock", "hold", "subscrib", "deposit", "commit")),
     (_PARTICIPATION_BY, ("share", "mine", "earn", "win", "get", "receive", "farm", "grab")),
+    (_TRADE_TO_WIN, ("trade",)),
+    (_PRIZE_IN, (" worth of ", "usd")),
 )
 
 
@@ -701,7 +987,9 @@ _LOWER_WORDS = frozenset(
 _UNAFFECTED = re.compile(
     r"\s+(?:\w+\s+){0,4}?(?i:remain|continue|(?:are|is|will) not be|unaffected|not affected)\b"
 )
-_QUOTE_PAIRS = re.compile(r"\s+(?:(?:spot|margin)\s+)?(?:trading\s+)?pairs\b", re.I)
+_QUOTE_PAIRS = re.compile(
+    r"\s+(?:(?:spot|margin)\s+(?:(?:and|&)\s+(?:spot|margin)\s+)?)?(?:trading\s+)?pairs\b", re.I
+)
 
 
 def _names_quote_as_subject(text: str, end: int) -> bool:
@@ -709,10 +997,15 @@ def _names_quote_as_subject(text: str, end: int) -> bool:
     return bool(_QUOTE_PAIRS.match(text, end))
 
 
-def _is_example(text: str, start: int) -> bool:
-    """An API example: "symbol=BTCUSDT", "e.g. BTCUSDT", or inside a path or a query."""
+def _is_example(text: str, start: int, end: int) -> bool:
+    """An API example: "symbol=BTCUSDT", "e.g. BTCUSDT", "BTC-USD-SWAP examples", or
+    inside a path or a query."""
     before = text[max(0, start - 16) : start]
-    return before.endswith(("=", "/", '"', "`")) or bool(_EXAMPLE.search(before))
+    return (
+        before.endswith(("=", "/", '"', "`"))
+        or bool(_EXAMPLE.search(before))
+        or bool(_EXAMPLE_AFTER.match(text, end))
+    )
 
 
 def _link_tickers(body_html: str) -> Iterable[str]:
@@ -739,13 +1032,39 @@ def _cashtag_links(body_html: str) -> Iterable[str]:
 
 def extract_symbols(*texts: str | None) -> list[str]:
     """Tickers the texts (a title, a body) are about, in order of first appearance."""
-    found = _Found()
+    found = _Found(texts)
     offset = 0
     for text in texts:
         if text:
             _scan(text, offset, found)
             offset += len(text) + 1
     return found.ordered()
+
+
+# A post's market talk in lower case: "btc 又新高了" (a Latin word in a Chinese sentence),
+# "rotating into sol", "eth vs btc", "eth looks weak" (a sentence's subject that moves).
+_CJK = r"[\u3000-\u303f\u3400-\u9fff\uff00-\uffef]"
+_POST_LOWER = re.compile(
+    r"(?:(?<=" + _CJK + r")|(?<![^\s>]))([a-z]{2,6}[0-9]?)(?=\s?" + _CJK + r")"
+    r"|(?i:\binto|\bvs\.?|\bversus)\s+([a-z]{3,4}(?:\s+and\s+[a-z]{3,4})*)\b(?!['’-])"
+    r"|(?:^|(?<=[.!?>]\s)|(?<=>))([a-z]{3,4})\s+(?:looks|pump\w*|dump\w*|broke|breaks|reclaim\w*"
+    r"|rall(?:y|ies|ied|ying)|holding|bleeding|mooning)\b"
+)
+_POST_WORDS = frozenset(
+    "it its me my this that them the a an and or some more your our their his her one all "
+    "any each new gate app web ok lol kyc vip nft usd gold cash fiat oil last next year week "
+    "day days you what alts coin bags web3 meme memes pos pow layer layer1 layer2 bot "
+    "bots".split()
+)
+
+
+def _scan_post(text: str, offset: int, found: _Found) -> None:
+    """Tickers a post's market talk writes in lower case; words and acronyms stay out
+    (acting strength: "move chains" names no MOVE)."""
+    for m in _POST_LOWER.finditer(text):
+        for word in _LOWER_LIST.split(m[1] or m[2] or m[3]):
+            if word not in _POST_WORDS and word not in _LOWER_WORDS:
+                found.add(word, offset + m.start(), ACTED)
 
 
 def derive_symbols(
@@ -758,11 +1077,13 @@ def derive_symbols(
     """Tickers of one stored version: structured evidence (trade links, cashtags, ticker
     tags) and the context rules over the title and the body text, in order of first
     appearance (title, body, then what only the HTML or the tags show)."""
-    found = _Found()
+    found = _Found((title, body_text), title)
     offset = 0
     for text in (title, body_text):
         if text:
             _scan(text, offset, found)
+            if title is None:
+                _scan_post(text, offset, found)
             offset += len(text) + 1
     late = offset + 1_000_000  # after every text position: evidence with no place in the text
     if body_html:
@@ -776,28 +1097,40 @@ def derive_symbols(
             tag = raw_tag.rstrip(".,!?;:")  # "#DOGS." in a sentence
             if _TAG_TICKER.fullmatch(tag):
                 # Gate's tags are tickers; a Square hashtag is one where it is written so.
-                found.add(tag, late + 2000 + i, STRUCTURED if source == "gate" else NAMED)
+                # A hashtag that is a word is a topic ("#AI" season), not the coin.
+                found.add(tag, late + 2000 + i, STRUCTURED if source == "gate" else ACTED)
     return found.ordered()
 
 
 # --- event types ----------------------------------------------------------------------------
 
+_DELISTING = _fast(
+    "cdertw下退거상",
+    r"\bdelist|\bremoval of .*\bpairs?\b|\bwill remove\b|\bcease trading|下架|下线|退市"
+    r"|상장\s*폐지|거래\s*지원\s*종료|\btrading support termination\b"
+    r"|\bend(?:s|ing)? trading support\b",
+)
 # Title words that say what an announcement does, whatever its category, in this order.
 # Read in the lower-cased title (as the post rules in the lower-cased body).
 _RULES_STRONG: tuple[tuple[str, re.Pattern[str]], ...] = (
-    (
-        "delisting",
-        re.compile(
-            r"\bdelist|\bremoval of .*\bpairs?\b|\bwill remove\b|\bcease trading|下架|下线|退市"
-            r"|상장\s*폐지|거래\s*지원\s*종료",
-        ),
-    ),
+    ("delisting", _DELISTING),
     # A campaign for a listing ("원화 마켓 추가 기념 ... 이벤트") gives something.
     ("promotion", re.compile(r"기념.*이벤트|\bcelebrat")),
+    # A notice of a service that is not a market ("Copy Trading: New Pairs Added").
+    (
+        "product",
+        re.compile(
+            r"^(?:[\w.]+ )?(?:copy trading|trading bots?|grid trading|auto-invest)\s*[:：|–—-]"
+            r"|\blaunch(?:es|ed)? copy trading\b|\bfor buy crypto\b"
+        ),
+    ),
     (
         "listing",
-        re.compile(
-            r"^new listings?:|\bwill list\b|\bto list\b|\blists\b|\bgets listed\b"
+        _fast(
+            "agilnptw上首디마신",
+            r"^new listings?:|\bwill list\b|\bnew (?:spot )?trading pairs\b|\bnew digital assets?\b"
+            r"|\blaunch(?:es|ed)?\b.*\bfor (?:futures|spot|margin) trading\b"
+            r"|\bto list\b|\blists\b|\bgets listed\b"
             r"|\binitial (?:futures )?listing\b|\bnow launched for futures\b"
             r"|\badds? new\b.*\btrading pairs\b|\bwill add new pairs\b|\bpairs added\b"
             r"|\balpha (?:adds|lists|launches)\b"
@@ -806,10 +1139,12 @@ _RULES_STRONG: tuple[tuple[str, re.Pattern[str]], ...] = (
     ),
     (
         "promotion",
-        re.compile(
+        _fast(
+            "acglmpstuz0-9.年",
             r"\b(?:competition|challenge|carnival|sprint|grand prix|arena|leaderboard)\b"
-            r"|launchpool|launchpad|candydrop|candybomb|poolx|gempool|\bshare\b[^.]*\d"
+            r"|launchpool|launchpad|megadrop|candydrop|candybomb|poolx|gempool|\bshare\b[^.]*\d"
             r"|\bup to [\d.]+%|[\d.]+%\s*ap[ry]\b|\bapr of\b|年化|zero-interest|zero-fee"
+            r"|\bzero (?:maker |taker )?fees?\b"
             r"|\btrading week\b",
         ),
     ),
@@ -817,9 +1152,11 @@ _RULES_STRONG: tuple[tuple[str, re.Pattern[str]], ...] = (
     # fiat payment methods.
     (
         "product",
-        re.compile(
+        _fast(
+            "abcglmpst네지",
             r"\bgrid\b|\btrading bots?\b|\bmobile app\b|\bapp \d|\bleverage raised\b"
-            r"|\btick sizes?\b|네트워크 추가|지원 네트워크|\bp2p\b|\btestnet\b"
+            r"|\btick sizes?\b|\b(?:monitoring|seed) tag\b|네트워크 추가|지원 네트워크|\bp2p\b"
+            r"|\btestnet\b|\bapi (?:updates?|upgrades?|changes?)\b"
             r"|\bbank transfers?\b|\bpayment methods?\b|\b(?:apple|google) pay\b"
             r"|\b(?:convert|copy trading) (?:now )?(?:adds|supports)\b|\bbuy\b.*\bwith\b"
             r"|\bas collateral\b|\bcollateral assets?\b",
@@ -828,19 +1165,26 @@ _RULES_STRONG: tuple[tuple[str, re.Pattern[str]], ...] = (
     (
         "maintenance",
         # "maintenance margin" is a margin rate, not work on a system.
-        re.compile(
+        _fast(
+            "dhmnpt",
             r"network upgrade|mainnet upgrade|hard fork|\bmaintenance\b(?! margin)|token swap"
-            r"|\bdowntime\b"
+            r"|\bdowntime\b|\bprotocol (?:\d+ )?upgrade\b",
         ),
+    ),
+    # Regional service limits are facts about the exchange ("Services for Users in the UK").
+    (
+        "news",
+        re.compile(r"(?<!terms of )\bservices?\b.*\bfor users in\b|\bunder (?:mica|fca rules)\b"),
     ),
     # Warnings to users are not reports, whatever the category ("Security").
     (
         "other",
-        re.compile(r"security reminder|\bbeware\b|phishing|\bscams?\b|\bimpersonat"),
+        re.compile(r"security (?:reminder|tips?)|\bbeware\b|phishing|\bscams?\b|\bimpersonat"),
     ),
     (
         "listing",
-        re.compile(
+        _fast(
+            "aceflmnopstw",
             r"\blisted\b|\blisting of\b"
             r"|\blaunch(?:es|ed)?\b.*\b(?:perpetual|futures|contracts?|spot trading|margin"
             r"|options)\b|\bwill launch\b.*\b(?:perpetual|futures|contract)"
@@ -849,7 +1193,10 @@ _RULES_STRONG: tuple[tuple[str, re.Pattern[str]], ...] = (
             r"|\badds?\b.*\b(?:perpetual|futures) contracts?\b"
             r"|\badds?\b.*\bon (?:cross|isolated) margin\b"
             r"|\b(?:new|adds?|launch(?:es|ed)?)\b.*\bperps\b"
-            r"|\b(?:perpetuals?|futures|pairs?)\b.*\bgo(?:es)? live\b"
+            r"|\b(?:perp(?:etual)?s?|futures|pairs?|options|contracts?)\b.*"
+            r"\b(?:go(?:es)? live|now live)\b"
+            r"|\b(?:options|futures|perpetuals?)\s+launch(?:es|ed)?\b|\bnew\b.*\bexpir(?:y|ies)\b"
+            r"|\b(?:margin|futures|perpetual) trading (?:is )?(?:now )?enabled\b"
             r"|\bavailable for trading\b|\btrading (?:is )?now live\b|\bpre-market\b"
             r"|\bopens? trading\b|\bmargin funding (?:is )?now live\b"
             r"|\b(?:margin|futures|perpetual|spot) trading (?:is )?now (?:available|live)\b"
@@ -866,7 +1213,8 @@ _RULES_STRONG: tuple[tuple[str, re.Pattern[str]], ...] = (
 _RULES_WEAK: tuple[tuple[str, re.Pattern[str]], ...] = (
     (
         "other",
-        re.compile(
+        _fast(
+            "befprstu정",
             r"terms of (?:service|use)|privacy (?:policy|notice)|user agreement"
             r"|security reminder|beware|\bfake\b|phishing|scam|risk warning"
             r"|protect your account|sim swap|\bexpiry of\b|정책",
@@ -875,54 +1223,63 @@ _RULES_WEAK: tuple[tuple[str, re.Pattern[str]], ...] = (
     # Regional service limits are facts about the exchange, as licences are.
     (
         "news",
-        re.compile(
+        _fast(
+            "acfilmrsuvw서",
             r"\bincident report\b|\busers in the (?:eea|eu|uk|us)\b|\bresidents?\b"
             r"|\bresults of\b|\bwinners\b|\blicen[cs]|\bseed round\b|\bfunding round\b"
             r"|\bventures\b|\bmeet (?:us|[\w.]+) at\b|\bconference\b|\bsummit\b"
+            r"|\bacqui(?:sition|res?|red)\b|\bawards?\b(?! pool)|\bregister(?:s|ed)? (?:with|as)\b"
+            r"|\bcharter\b|\bwins\b"
             r"|\bclients (?:in|from)\b|\bservices (?:in|for)\b|서비스 이용 제한",
         ),
     ),
     (
         "maintenance",
-        re.compile(
+        _fast(
+            "dhmnrstuw充升恢暂维메재점중지토업",
             r"maintenance(?! margin)|network upgrade|system upgrade|wallet upgrade|hard fork"
-            r"|\bsuspen(?:d|ded|ding|sion)\b|\bresum(?:e|ed|es|ption)\b|\bmainnet upgrade"
+            r"|\bsuspen(?:ds?|ded|ding|sion)\b|\bresum(?:e|ed|es|ption)\b|\bmainnet upgrade"
             r"|token swap|migration|rebrand|\bdelay(?:ed|s)?\b"
             r"|\bupgrade the .*\b(?:network|wallet)\b"
-            r"|维护|升级|暂停|恢复|充提|점검|지연|중단|재개|메인넷|토큰 스왑",
+            r"|维护|升级|暂停|恢复|充提|점검|지연|중단|중지|재개|메인넷|토큰 스왑|업그레이드",
         ),
     ),
     (
         "promotion",
-        re.compile(
+        _fast(
+            "abcghjlprstuvwz奖活空에이",
             r"airdrop|campaign|competition|challenge|\bshare\b.*\d|reward|bonus|promotion"
             r"|giveaway|launchpool|launchpad|candydrop|gempool|jumpstart|poolx|carnival"
             r"|welcome gift|cashback|trade-to-earn|hodler|voucher|zero[- ]fee|\bup to\b.*\bap[ry]\b"
-            r"|\brefer|\bprize|活动|空投|奖励|이벤트|에어드랍",
+            r"|\brefer|\bprize|\bwin\b[^.]*\d|活动|空投|奖励|이벤트|에어드랍",
         ),
     ),
     (
         "news",
-        re.compile(
+        _fast(
+            "abcilmprs공서유재지",
             r"proof of reserves|\breport\b|registration|licen[cs]e|partner|\bburn\b"
-            r"|\bacquir|\binvests?\b|\bresults?\b|\bresidents?\b|\bclients (?:in|from)\b"
+            r"|\bacquir|(?<!-)\binvests?\b|\bresults?\b|\bresidents?\b|\bclients (?:in|from)\b"
             r"|\bservices (?:in|for)\b"
             r"|\bmica\b|서비스 이용 제한|유통량|공시|지갑 이동|재단",
         ),
     ),
     (
         "other",
-        re.compile(
+        _fast(
+            "eprstu정",
             r"terms of (?:service|use)|privacy policy|user agreement|security reminder"
             r"|phishing|scam|risk warning|protect your account|sim swap|\bexpiry of\b|정책",
         ),
     ),
     (
         "product",
-        re.compile(
+        _fast(
+            "abcdefhiklmnoprstuvw分费네드등서스업유인트한",
             r"\bapi\b|introduc|\bnow (?:supports|live)\b|\bwhat(?:’s|'s| is) new\b|\bupdates?\b"
             r"|\bnew fields?\b|feature"
-            r"|copy trading|\bearn\b|\bcard\b|\bwallet\b|\bfee|\bleverage\b|\btiers?\b|\bmargin\b"
+            r"|copy trading|auto-invest|\bearn\b|\bcard\b|\bwallet\b|\bfee|\bleverage\b"
+            r"|\btiers?\b|\bmargin\b"
             r"|dividend|\bconvert\b|integration|\bsupport|adjust|\bapp\b|mobile|released"
             r"|interface|portfolio|\borders?\b|block trade|funding rate|risk matrix|haircut"
             r"|\bchange\b|staking|\bnew:|\bkyc\b|\bverification\b|\blimits?\b|\bsettlement\b"
@@ -937,7 +1294,9 @@ _CATEGORY_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("delisting", re.compile(r"delist|removal|거래지원종료", re.I)),
     (
         "maintenance",
-        re.compile(r"maintenance|suspension|resumption|wallet|system|입출금|점검", re.I),
+        re.compile(
+            r"maintenance|suspension|resumption|wallet|system|deposit|withdraw|입출금|점검", re.I
+        ),
     ),
     (
         "promotion",
@@ -1018,12 +1377,15 @@ def classify_event(title: str | None, hint: str | None = None, *, generic: bool 
 # A post (no title) is people's talk: news when it reports, promotion when it advertises
 # a campaign, other when it is opinion or chat.
 _POST_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
+    # Chat that asks the others ("anyone else ...?") reports nothing, whatever it names.
+    ("other", re.compile(r"\banyone else\b|\bwho else\b|冲不冲")),
     (
         "promotion",
         re.compile(
             r"\bama\b|candydrop|launchpool|\bposting challenge|airdrop #?\d+ is live"
-            r"|\bshare [\d,.]+ \w+ in rewards|\bcollect\b.*\bto share\b"
-            r"|\bprize pool\b|\bchallenge is live\b|瓜分|奖池",
+            r"|\bshare [\d,.]+|\bcollect\b.*\bto share\b|\btrading competition\b"
+            r"|\bprize pool\b|\bchallenge is live\b|\bwin [\d,.]+|\bcontest\b|\bgiveaway\b"
+            r"|瓜分|奖池|年化|新用户专享|新人福利|体验金",
         ),
     ),
     (
@@ -1032,7 +1394,13 @@ _POST_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
             r"\bbreaking\b(?! out)|快讯|\bcame in (?:at|above|below)\b|将上线|\bwill list\b"
             r"|\bunlock\b|\bapproves?\b|\bnow live\b"
             r"|\bpaused\b|warning list|being delisted|要被下架|\bsaid\b|\bper \w+ sources\b"
-            r"|listing date|\bvolumes? up\b",
+            r"|listing date|\bvolumes? up\b"
+            # What institutions and chains did: rates, flows, filings, mints, upgrades.
+            r"|宣布|据报道|降息|加息|今日上线|\bcuts? rates\b|\brate (?:cut|hike)s?\b|\binflows?\b"
+            r"|\boutflows?\b|\bmints?\b|\bfiling\b|\bon mainnet\b|\bmainnet is (?:open|live)\b"
+            r"|\bhits? a record\b|\bsupply\b.*\bcrossed\b|\bmoved\b.*\bto a new wallet\b"
+            r"|(?<!\bi )(?<!\bwe )\b(?:moved|transferred|sent) (?:another )?[\d,.]+ ?[kmb]? "
+            r"|\bsec\b|\bdelays? decision\b",
         ),
     ),
 )
@@ -1052,7 +1420,12 @@ def derive_event(title: str | None, category: str | None, body_text: str | None 
     return event
 
 
-_BODY_LISTS = re.compile(r"\bwill (?:then )?list\b|将上线", re.I)
+# "will then list XYZ", "XYZ/USDT (spot) trading opens at ...": the body opens a market.
+_BODY_LISTS = re.compile(
+    r"\bwill (?:then )?list\b|将上线|\btrading (?:will )?opens?\b"
+    r"|\bwill open (?:spot )?trading (?:for|of)\b",
+    re.I,
+)
 _NEGATED = re.compile(r"(?i:\bnot\b|n't\b|\bno guarantee\b|不代表|不意味)")
 
 

@@ -6,9 +6,11 @@ version's fields at ingest (and `annals rederive` later). Symbols are compared a
 per item, micro-averaged: precision = right / reported, recall = right / labelled.
 Event types: accuracy. Printed per source and over all, for each part apart.
 
-Run: python -m bench.symbols [--part dev|heldout|all] [--errors] [--source S]
-Writes bench/out/symbols.json. The default part is dev: the held-out part is scored
-only on purpose (`--part heldout` or `all`), once the rules are frozen.
+Run: python -m bench.symbols [--part dev|heldout|all] [--errors] [--source S] [--time N]
+`--time N` also prints what deriving costs: CPU microseconds an item, the best of N passes
+over the part (the store derives every version it writes). Writes bench/out/symbols.json.
+The default part is dev: the held-out part is scored only on purpose (`--part heldout` or
+`all`), once the rules are frozen.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -118,6 +121,18 @@ def score(items: Iterable[dict[str, Any]]) -> dict[str, Score]:
     return scores
 
 
+def cost_us(items: list[dict[str, Any]], passes: int) -> float:
+    """CPU microseconds `predict` takes an item: the best of `passes` passes over `items`
+    (the least disturbed by other work on the machine)."""
+    best = float("inf")
+    for _ in range(passes):
+        start = time.process_time()
+        for item in items:
+            predict(item)
+        best = min(best, time.process_time() - start)
+    return best / len(items) * 1e6
+
+
 def _table(part: str, scores: dict[str, Score]) -> Iterator[str]:
     yield f"## {part}"
     yield "| source | items | precision | recall | event accuracy |"
@@ -136,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--source", help="score one source only")
     parser.add_argument("--errors", action="store_true", help="list misses and false positives")
     parser.add_argument("--set", type=Path, default=SET_DIR, help="the set's directory")
+    parser.add_argument("--time", type=int, metavar="N", help="time N passes, print the best")
     args = parser.parse_args(argv)
     out: dict[str, Any] = {}
     for part in PARTS if args.part == "all" else (args.part,):
@@ -158,6 +174,10 @@ def main(argv: list[str] | None = None) -> int:
                 )
             print()
         out[part] = {name: s.summary() for name, s in scores.items()}
+        if args.time:
+            us = cost_us(items, args.time)
+            print(f"{part}: {us:.0f} µs an item (CPU, best of {args.time} passes)\n")
+            out[part]["us_per_item"] = round(us, 1)
     OUT.parent.mkdir(exist_ok=True)
     OUT.write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
     return 0
