@@ -57,6 +57,10 @@ MARK = ("«", "»")  # around each match in a snippet
 SNIPPET_TOKENS = 48  # trigram tokens, about as many characters
 # PostgreSQL's pg_trgm GIN indexes (migration 0003), which the models do not describe.
 TRGM_INDEXES = frozenset({"ix_versions_title_trgm", "ix_versions_body_trgm"})
+# For one search's transaction on PostgreSQL: a word in a tenth of 1M versions makes a
+# bitmap of 100,000 rows, which at the default 4MB goes lossy, and then every row of
+# its pages is checked again (a count: 4.2 s, against 1.2 s at 64MB; bench/search).
+PG_WORK_MEM = "64MB"
 
 _fts = sa.table(FTS_TABLE, sa.column("rowid"), sa.column("rank"))
 _fts_name: sa.ColumnClause[Any] = sa.literal_column(FTS_TABLE)
@@ -67,11 +71,8 @@ class SearchError(ArchiveError):
 
 
 class SearchQueryError(SearchError):
-    """The query is not valid FTS5 query syntax; the message says what to change."""
-
-
-class SearchUnavailable(SearchError):  # noqa: N818 - reads as what happened
-    """This database has no full-text index (PostgreSQL, for now)."""
+    """The query is not valid FTS5 query syntax, or syntax this database's search does not
+    have; the message says what to change."""
 
 
 # --- the index --------------------------------------------------------------------------------
@@ -84,7 +85,7 @@ def sync(conn: Connection, document_ids: Iterable[int | None]) -> int:
     The store calls it at the end of each batch with every document the batch touched.
     Entries already at the current version are left alone (one lookup each), so an
     unchanged re-crawl costs almost nothing; a new document, a new version and a revert
-    replace the entry. Does nothing on PostgreSQL (no index there yet).
+    replace the entry. Does nothing on PostgreSQL, which keeps its indexes itself.
     """
     if conn.dialect.name != "sqlite":
         return 0
@@ -119,7 +120,7 @@ def sync(conn: Connection, document_ids: Iterable[int | None]) -> int:
 def rebuild(engine: Engine) -> int:
     """Index every document from scratch, in one transaction; returns how many. For rows
     that did not come through the store (`annals db copy` to SQLite); the store never
-    needs it. Does nothing on PostgreSQL."""
+    needs it. Does nothing on PostgreSQL (see `sync`)."""
     with engine.begin() as conn:
         if conn.dialect.name != "sqlite":
             return 0
@@ -235,6 +236,8 @@ def search(
     how = plan(query)
     select, marks = statement(engine.dialect.name, query, filters or Filters())
     with engine.connect() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.exec_driver_sql(f"SET LOCAL work_mem = '{PG_WORK_MEM}'")
         try:
             rows = conn.execute(select.limit(limit)).all()
         except OperationalError as exc:
@@ -520,26 +523,39 @@ def _pg_rank(terms: list[Term]) -> sa.ColumnElement[float]:
     length in trigram tokens. Two differences: no idf (every term weighs the same;
     counting each term's documents would cost a scan of its matches), so for one term
     the order is FTS5's, for several it can differ; and the average length is the
-    matches', not the whole archive's."""
-    texts = {name: sa.func.lower(sa.func.coalesce(col, "")) for name, col in _COLUMNS.items()}
-    size = _total(sa.func.greatest(sa.func.char_length(t) - 2, 0) for t in texts.values())
+    matches', not the whole archive's (a sample of the archive costs a rare word more
+    than it saves a common one: bench/RESULTS.md)."""
+    texts = {name: sa.func.coalesce(col, "") for name, col in _COLUMNS.items()}
+    lengths = {name: sa.func.char_length(text) for name, text in texts.items()}
+    size = _size(versions.c.title, versions.c.body_text)
     relative = sa.func.coalesce(size / sa.func.nullif(sa.func.avg(size).over(), 0), 1.0)
     norm = _K1 * (1 - _B + _B * relative)
     scores = []
     for term in terms:
         needle = sa.func.lower(sa.literal(term.text))
         hits = _total(
-            _WEIGHTS[name]
-            * sa.cast(
-                sa.func.char_length(text) - sa.func.char_length(sa.func.replace(text, needle, "")),
-                sa.Float,
-            )
-            / sa.func.char_length(needle)
-            for name, text in texts.items()
+            _WEIGHTS[name] * _occurrences(lengths[name], texts[name], needle)
+            for name in texts
             if term.column in (None, name)
         )
         scores.append(hits * (_K1 + 1) / (hits + norm))
     return -_total(scores)
+
+
+def _size(title: sa.ColumnElement[Any], body: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+    """A document's length in trigram tokens: each column's characters less two."""
+    return _total(
+        sa.func.greatest(sa.func.char_length(sa.func.coalesce(c, "")) - 2, 0) for c in (title, body)
+    )
+
+
+def _occurrences(
+    length: sa.ColumnElement[Any], text: sa.ColumnElement[Any], needle: sa.ColumnElement[Any]
+) -> sa.ColumnElement[Any]:
+    """How often `needle` (lower case) occurs in `text`, in any case: what removing it
+    takes off the length. (A lower-cased text can be longer, "İ": never below 0.)"""
+    removed = length - sa.func.char_length(sa.func.replace(sa.func.lower(text), needle, ""))
+    return sa.cast(sa.func.greatest(removed, 0), sa.Float) / sa.func.char_length(needle)
 
 
 def _total(parts: Iterable[sa.ColumnElement[Any]]) -> sa.ColumnElement[Any]:
