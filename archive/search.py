@@ -19,8 +19,9 @@ PostgreSQL: pg_trgm, the same trigram idea, as GIN indexes on `versions.title` a
 `versions.body_text` (migration 0003) that serve `ILIKE '%word%'`, the same substring
 semantics. Every version is indexed and the current ones are kept by the join with
 `documents`: an index cannot be filtered by a join, and a table of current text kept
-in step (as on SQLite) would copy the text again for the edited tenth of the versions
-it saves (bench/RESULTS.md, "search"). PostgreSQL keeps these indexes itself, so
+in step (as on SQLite), measured on 1M versions, answered a rare word no faster (a
+common one 5.9x faster) for a second copy of the text, half a gigabyte, and a second
+write path (bench/RESULTS.md, "search"). PostgreSQL keeps these indexes itself, so
 `sync` has nothing to do there. The FTS5 syntax is read into the same conditions
 (`_parse`) and bm25 is approximated in SQL (`_pg_rank`).
 """
