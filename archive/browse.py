@@ -59,6 +59,7 @@ def search(
     (上线, 下架) are found by scanning, which is slower. FTS5 syntax works too:
     "exact phrase", AND, OR, NOT, title:word. Each result gives the reference that
     `annals history` and `annals diff` take, a snippet with the match in « », and the URL.
+    The same on PostgreSQL (pg_trgm indexes), except NEAR, * and ^, which only SQLite has.
 
     Example:
 

@@ -1,17 +1,27 @@
 """Benchmark: full-text search against a LIKE scan on a generated archive of ~1M versions.
 
-Run: python -m bench.search [--documents 900000] [--edits 100000] [--db PATH]. The
-archive is written through archive.store.Store in big batches, so the index is filled
-exactly as a crawl fills it. In the same run it times `annals search` (the FTS5 index)
-and the equivalent `LIKE '%word%'` scan over the current versions, and measures the
-archive's size with and without the index (and with a unicode61 index instead, the
-tokenizer not chosen). `--db PATH` keeps the archive and reuses it on the next run.
+Run: python -m bench.search [--documents 900000] [--edits 100000] [--db PATH]
+[--postgres URL] [--no-sqlite-sizes]. The archive is written through
+archive.store.Store in big batches, so the index is filled exactly as a crawl fills it.
+In the same run it times `annals search` (the FTS5 index) and the equivalent
+`LIKE '%word%'` scan over the current versions, and measures the archive's size with
+and without the index (and with a unicode61 index instead, the tokenizer not chosen).
+`--db PATH` keeps the archive and reuses it on the next run.
+
+`--postgres URL` (an empty database, or one this benchmark filled before) does the
+same on PostgreSQL with the same archive: the SQLite file's documents and versions are
+COPYed in at revision 0002, then `upgrade` to head builds pg_trgm's indexes over them
+(timed, as `annals db upgrade` does on an existing archive); `annals search` is timed
+beside `ILIKE` on a connection that cannot use the trigram indexes (bitmap scans
+off), the pair alternated; every answer is compared with SQLite's. A table of the
+current text with its own indexes, the design not chosen, is built and measured too.
 Writes bench/out/search.json.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
 import random
@@ -19,14 +29,17 @@ import sqlite3
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
+
 from archive import search
-from archive.db import open_archive, resolve_url
+from archive.db import make_engine, open_archive, resolve_url, upgrade
 from archive.export import Filters
+from archive.models import TABLES
 from archive.records import Record
 from archive.store import Store
 
@@ -220,7 +233,210 @@ def counts(path: Path) -> dict[str, int]:
         conn.close()
 
 
-def run(path: Path, workdir: Path, documents: int, edits: int) -> dict[str, Any]:
+# --- PostgreSQL ---------------------------------------------------------------------------------
+
+PG_RUNS = 5  # alternated pairs per question
+
+
+def load_postgres(path: Path, url: str) -> dict[str, Any]:
+    """The SQLite archive's documents and versions into the PostgreSQL database at `url`
+    with COPY (at revision 0002: no trigram index yet), then the upgrade to head, which
+    builds the trigram indexes over what is there. Skipped when the rows are there."""
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            if conn.exec_driver_sql("SELECT to_regclass('versions')").scalar() is not None:
+                loaded = conn.exec_driver_sql("SELECT count(*) FROM versions").scalar()
+                if loaded == counts(path)["versions"]:
+                    return {"reused": True}
+        upgrade(engine, "0002")
+        t0 = time.perf_counter()
+        _copy_rows(path, engine)
+        t1 = time.perf_counter()
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("ANALYZE documents, versions")
+        t2 = time.perf_counter()
+        upgrade(engine)
+        t3 = time.perf_counter()
+    finally:
+        engine.dispose()
+    return {
+        "copy_s": round(t1 - t0, 1),
+        "analyze_s": round(t2 - t1, 1),
+        "index_build_s": round(t3 - t2, 1),
+    }
+
+
+def _copy_rows(path: Path, engine: sa.Engine) -> None:
+    src = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        for name in ("documents", "versions"):
+            columns = ", ".join(c.name for c in TABLES[name].columns)
+            with cursor.copy(f"COPY {name} ({columns}) FROM STDIN") as copy:  # type: ignore[attr-defined]
+                for row in src.execute(f"SELECT {columns} FROM {name} ORDER BY id"):
+                    copy.write_row(row)
+        raw.commit()
+    finally:
+        raw.close()
+        src.close()
+
+
+@contextlib.contextmanager
+def without_trigram_indexes(engine: sa.Engine) -> Iterator[sa.Connection]:
+    """A connection that cannot use the trigram indexes, as before migration 0003:
+    bitmap scans, the only way PostgreSQL reads a GIN index, are off for it."""
+    with engine.connect() as conn:
+        conn.exec_driver_sql("SET enable_bitmapscan = off")
+        yield conn
+
+
+def alternated(baseline: Callable[[], Any], candidate: Callable[[], Any]) -> dict[str, Any]:
+    """Each side once to warm up, then PG_RUNS pairs, baseline first; every time kept."""
+    baseline(), candidate()
+    pairs = []
+    for _ in range(PG_RUNS):
+        t0 = time.perf_counter()
+        baseline()
+        t1 = time.perf_counter()
+        candidate()
+        t2 = time.perf_counter()
+        pairs.append((t1 - t0, t2 - t1))
+    base = [round(b, 4) for b, _ in pairs]
+    cand = [round(c, 5) for _, c in pairs]
+    return {
+        "baseline_s": base,
+        "candidate_s": cand,
+        "ratios": [round(b / c, 1) for b, c in pairs],
+        "median_ratio": round(statistics.median(b / c for b, c in pairs), 1),
+    }
+
+
+# psycopg's placeholders; the pattern is bound as {"pattern": f"%{word}%"}.
+ILIKE = "WHERE v.title ILIKE %(pattern)s OR v.body_text ILIKE %(pattern)s"
+
+
+def pg_queries(path: Path, url: str) -> dict[str, Any]:
+    lite = open_archive(resolve_url(str(path)), readonly=True)
+    pg = open_archive(url, readonly=True)
+    out: dict[str, Any] = {}
+    try:
+        with pg.connect() as conn, without_trigram_indexes(pg) as scan:
+            for label, word in (("rare", RARE), ("common", COMMON)):
+                count_sql = f"SELECT count(*) {CURRENT} {ILIKE}"
+                top_sql = f"SELECT d.id {CURRENT} {ILIKE} ORDER BY d.published_at DESC LIMIT 20"
+                like = {"pattern": f"%{word}%"}
+                n = conn.exec_driver_sql(count_sql, like).scalar()
+                assert n == scan.exec_driver_sql(count_sql, like).scalar(), word
+                out[label] = {
+                    "word": word,
+                    "matching_documents": n,
+                    "count": alternated(
+                        lambda s=count_sql, p=like: scan.exec_driver_sql(s, p).scalar(),
+                        lambda s=count_sql, p=like: conn.exec_driver_sql(s, p).scalar(),
+                    ),
+                    "top20": alternated(
+                        lambda s=top_sql, p=like: scan.exec_driver_sql(s, p).all(),
+                        lambda w=word: search.search(pg, w, limit=20),
+                    ),
+                }
+        filtered = Filters(source="gate", event_type="listing")
+        out["rare_filtered_search_s"] = round(
+            timed(lambda: search.search(pg, RARE, filtered))[0], 5
+        )
+        out["short_zh_scan_top20_s"] = round(
+            timed(lambda: search.search(pg, "下架", limit=20), repeat=3)[0], 4
+        )
+        out["same_answers_as_sqlite"] = same_answers(lite, pg)
+    finally:
+        for engine in (lite, pg):
+            engine.dispose()
+    return out
+
+
+def same_answers(lite: sa.Engine, pg: sa.Engine) -> dict[str, int]:
+    """Every match of each question, as a set of refs, on both: they must be equal."""
+    questions = {
+        RARE: Filters(),
+        COMMON: Filters(),
+        f"{RARE} gate listing": Filters(source="gate", event_type="listing"),
+        "下架": Filters(),
+        f"{COMMON} USDT": Filters(source="binance"),
+        f'"{RARE} upgrade" OR zqxjv': Filters(),
+    }
+    found = {}
+    for query, filters in questions.items():
+        words = query.removesuffix(" gate listing")
+        a = {h.ref for h in search.search(lite, words, filters, limit=10**7)}
+        b = {h.ref for h in search.search(pg, words, filters, limit=10**7)}
+        assert a == b, (query, len(a), len(b), sorted(a ^ b)[:5])
+        found[query] = len(a)
+    return found
+
+
+def pg_sizes(url: str) -> dict[str, float]:
+    engine = make_engine(url)
+    mib = "round(pg_relation_size('{}') / 1048576.0, 1)"
+    try:
+        with engine.connect() as conn:
+            row = conn.exec_driver_sql(
+                "SELECT round(pg_database_size(current_database()) / 1048576.0, 1),"
+                " round(pg_total_relation_size('versions') / 1048576.0, 1),"
+                + ", ".join(mib.format(name) for name in sorted(search.TRGM_INDEXES))
+            ).one()
+    finally:
+        engine.dispose()
+    names = ["database_mib", "versions_with_indexes_mib"] + [
+        f"{name}_mib" for name in sorted(search.TRGM_INDEXES)
+    ]
+    return dict(zip(names, map(float, row), strict=True))
+
+
+def current_text_table(url: str) -> dict[str, Any]:
+    """The design not chosen: a table of each document's current title and body with its
+    own trigram indexes (what a store would keep in step), its build, size, and counts
+    beside the chosen indexes on every version joined with documents."""
+    engine = make_engine(url)
+    out: dict[str, Any] = {}
+    try:
+        with engine.connect() as conn:
+            transaction = conn.begin()
+            t0 = time.perf_counter()
+            conn.exec_driver_sql(
+                f"CREATE TABLE current_text AS SELECT d.id, v.title, v.body_text {CURRENT}"
+            )
+            conn.exec_driver_sql("SET LOCAL maintenance_work_mem = '256MB'")
+            for column in ("title", "body_text"):
+                conn.exec_driver_sql(
+                    f"CREATE INDEX ON current_text USING gin ({column} gin_trgm_ops)"
+                )
+            conn.exec_driver_sql("ANALYZE current_text")
+            out["build_s"] = round(time.perf_counter() - t0, 1)
+            out["total_mib"] = float(
+                conn.exec_driver_sql(
+                    "SELECT round(pg_total_relation_size('current_text') / 1048576.0, 1)"
+                ).scalar()
+            )
+            for label, word in (("rare", RARE), ("common", COMMON)):
+                on_table = f"SELECT count(*) FROM current_text v {ILIKE}"
+                on_versions = f"SELECT count(*) {CURRENT} {ILIKE}"
+                like = {"pattern": f"%{word}%"}
+                n = conn.exec_driver_sql(on_table, like).scalar()
+                assert n == conn.exec_driver_sql(on_versions, like).scalar(), word
+                out[f"{label}_count"] = alternated(
+                    lambda s=on_versions, p=like: conn.exec_driver_sql(s, p).scalar(),
+                    lambda s=on_table, p=like: conn.exec_driver_sql(s, p).scalar(),
+                )
+            transaction.rollback()
+    finally:
+        engine.dispose()
+    return out
+
+
+def run(
+    path: Path, workdir: Path, documents: int, edits: int, postgres: str | None, sqlite_sizes: bool
+) -> dict[str, Any]:
     results: dict[str, Any] = {}
     if not path.exists() or counts(path)["versions"] == 0:
         t0 = time.perf_counter()
@@ -228,7 +444,13 @@ def run(path: Path, workdir: Path, documents: int, edits: int) -> dict[str, Any]
         results["generation"]["total_s"] = round(time.perf_counter() - t0, 1)
     results.update(counts(path))
     results["queries"] = queries(path)
-    results["size"] = sizes(path, workdir)
+    if sqlite_sizes:
+        results["size"] = sizes(path, workdir)
+    if postgres:
+        results["postgres"] = {"load": load_postgres(path, postgres)}
+        results["postgres"]["queries"] = pg_queries(path, postgres)
+        results["postgres"]["size"] = pg_sizes(postgres)
+        results["postgres"]["current_text_table"] = current_text_table(postgres)
     return results
 
 
@@ -237,10 +459,21 @@ def main() -> None:
     parser.add_argument("--documents", type=int, default=900_000)
     parser.add_argument("--edits", type=int, default=100_000)
     parser.add_argument("--db", type=Path, help="keep the generated archive here (reused)")
+    parser.add_argument("--postgres", help="a PostgreSQL database URL: measure it there too")
+    parser.add_argument(
+        "--no-sqlite-sizes", action="store_true", help="skip SQLite's compacted sizes (minutes)"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         path = args.db or Path(tmp) / "search.db"
-        results = run(path, Path(tmp), args.documents, args.edits)
+        results = run(
+            path,
+            Path(tmp),
+            args.documents,
+            args.edits,
+            args.postgres,
+            sqlite_sizes=not args.no_sqlite_sizes,
+        )
     out = Path(__file__).with_name("out")
     out.mkdir(exist_ok=True)
     (out / "search.json").write_text(json.dumps(results, indent=2, ensure_ascii=False))
