@@ -570,6 +570,37 @@ def test_binance_catalog_answering_null_articles_is_quarantined_not_read_as_empt
     assert "a catalog's articles is not a list" in error[0]
 
 
+EMPTY_ANSWERS = {  # a success envelope with nothing in it, as each exchange spells one
+    "binance": {"code": "000000", "message": None, "data": {"catalogs": []}, "success": True},
+    "okx": {"code": "0", "msg": "", "data": [{"details": [], "totalPage": "0"}]},
+    "bybit": {"retCode": 0, "retMsg": "OK", "result": {"total": 0, "list": []}, "time": 1},
+    "bitget": {"code": "00000", "msg": "success", "requestTime": 1, "data": []},
+    "kucoin": {"code": "200000", "data": {"totalNum": 0, "totalPage": 0, "items": []}},
+}
+
+
+def test_a_first_list_page_with_nothing_on_it_is_quarantined_not_a_finished_run(
+    tmp_path, api_mirror
+):
+    """An exchange's newest announcements are never an empty list: an empty first page is
+    a broken answer (as Gate's), and a run that archived nothing must not say "finished"."""
+    mirror, url = api_mirror
+    for exchange, payload in EMPTY_ANSWERS.items():
+        mirror.prepend(Route("GET", LIST_PATHS[exchange], content=envelope(payload), headers=JSON))
+    db = tmp_path / "annals.db"
+    result = crawl(db, url, *SPIDERS)
+
+    assert result.returncode == Exit.FAILED, result.stdout + result.stderr
+    assert query(db, "SELECT count(*) FROM documents") == [(0,)]
+    quarantined = dict(
+        query(db, "SELECT spider, error FROM quarantine q JOIN snapshots s ON s.id = q.snapshot_id")
+    )
+    for spider in SPIDERS:
+        assert f"{spider}: partial" in result.stdout
+        assert "no items on its first page" in quarantined[spider]
+        assert runs(db)[spider][1]["quarantined"] == 1
+
+
 def test_binance_detail_refused_or_missing_leaves_the_rest_of_the_catalog(tmp_path, api_mirror):
     mirror, url = api_mirror
     refused, missing = "047d70df37be53bcc3496077036ca5f7", "8b927817cf5b36e00df5f296e9d43931"
