@@ -496,6 +496,22 @@ def test_title_changed_between_crawls_gives_exactly_one_new_version(tmp_path, ap
         assert titles[1][0] == f"{titles[0][0]} (updated)"
 
 
+def test_an_old_item_pinned_above_bitgets_first_window_hides_none_after_it(tmp_path, api_dirs):
+    """Bitget pages by time window; a pinned old announcement at the top of the newest
+    window must not make the next window start before the items listed under it."""
+    first = api_dirs["bitget"] / "announcements_p1.json"
+    answer = json.loads(first.read_text())
+    oldest = json.loads((api_dirs["bitget"] / "announcements_p4_incl.json").read_text())["data"][-1]
+    answer["data"].insert(0, oldest)
+    first.write_text(json.dumps(answer))
+    db = tmp_path / "annals.db"
+    with MirrorServer(Mirror(api_dirs["bitget"])) as server:
+        result = crawl(db, server.url, "bitget_announcements")
+
+    assert result.returncode == Exit.OK, result.stdout + result.stderr
+    assert set(archived(db, "bitget")) == set(mirror_items("bitget"))
+
+
 # --- failures -------------------------------------------------------------------------------
 
 ERROR_ENVELOPES = {
@@ -532,6 +548,57 @@ def test_error_envelope_is_quarantined_never_archived_and_the_run_is_partial(tmp
     assert query(
         db, "SELECT count(*) FROM quarantine q JOIN snapshots s ON s.id = q.snapshot_id"
     ) == [(5,)]
+
+
+def test_binance_catalog_answering_null_articles_is_quarantined_not_read_as_empty(
+    tmp_path, api_dirs
+):
+    """Binance answers an empty catalog with `"articles": []`; null is a broken answer,
+    and the catalog's articles must not vanish from a run that says "finished"."""
+    page = api_dirs["binance"] / "list_all_p1.json"
+    answer = json.loads(page.read_text())
+    answer["data"]["catalogs"][0]["articles"] = None
+    page.write_text(json.dumps(answer))
+    db = tmp_path / "annals.db"
+    with MirrorServer(Mirror(api_dirs["binance"])) as server:
+        result = crawl(db, server.url, "binance_announcements")
+
+    assert result.returncode == Exit.FAILED, result.stdout + result.stderr
+    status, counters = runs(db)["binance_announcements"]
+    assert (status, counters["quarantined"]) == ("partial", 1)
+    (error,) = query(db, "SELECT error FROM quarantine q JOIN snapshots s ON s.id = q.snapshot_id")
+    assert "a catalog's articles is not a list" in error[0]
+
+
+EMPTY_ANSWERS = {  # a success envelope with nothing in it, as each exchange spells one
+    "binance": {"code": "000000", "message": None, "data": {"catalogs": []}, "success": True},
+    "okx": {"code": "0", "msg": "", "data": [{"details": [], "totalPage": "0"}]},
+    "bybit": {"retCode": 0, "retMsg": "OK", "result": {"total": 0, "list": []}, "time": 1},
+    "bitget": {"code": "00000", "msg": "success", "requestTime": 1, "data": []},
+    "kucoin": {"code": "200000", "data": {"totalNum": 0, "totalPage": 0, "items": []}},
+}
+
+
+def test_a_first_list_page_with_nothing_on_it_is_quarantined_not_a_finished_run(
+    tmp_path, api_mirror
+):
+    """An exchange's newest announcements are never an empty list: an empty first page is
+    a broken answer (as Gate's), and a run that archived nothing must not say "finished"."""
+    mirror, url = api_mirror
+    for exchange, payload in EMPTY_ANSWERS.items():
+        mirror.prepend(Route("GET", LIST_PATHS[exchange], content=envelope(payload), headers=JSON))
+    db = tmp_path / "annals.db"
+    result = crawl(db, url, *SPIDERS)
+
+    assert result.returncode == Exit.FAILED, result.stdout + result.stderr
+    assert query(db, "SELECT count(*) FROM documents") == [(0,)]
+    quarantined = dict(
+        query(db, "SELECT spider, error FROM quarantine q JOIN snapshots s ON s.id = q.snapshot_id")
+    )
+    for spider in SPIDERS:
+        assert f"{spider}: partial" in result.stdout
+        assert "no items on its first page" in quarantined[spider]
+        assert runs(db)[spider][1]["quarantined"] == 1
 
 
 def test_binance_detail_refused_or_missing_leaves_the_rest_of_the_catalog(tmp_path, api_mirror):

@@ -15,7 +15,8 @@ exchange's facts: hosts, endpoints, categories, languages, politeness, rate-limi
   where `SOURCE.detail_url` is set (Binance): each unseen article's detail is fetched
   once per run and language, and the detail record is archived.
 - Items that cannot become records (no id, title or time) are counted (annals/
-  unusable_items) and their answer is quarantined; the other items are archived.
+  unusable_items) and their answer is quarantined; the other items are archived. A
+  listing's first page with no items at all is quarantined too (the run ends "partial").
 - Failure envelopes are never archived: the answer goes to quarantine with its code
   and message (annals/refused, the run ends "partial") and that listing stops.
   Rate-limit codes (`SOURCE.rate_limit_codes`) are retried after a backoff, like
@@ -189,6 +190,11 @@ class ApiAnnouncementsSpider(AnnalsSpider):
             # for `annals reparse`, and the run ends "partial".
             self.count("unusable_items", len(result.unusable))
             yield self.quarantine(response, unusable_reason(result.unusable))
+        elif not result.records and page == 1 and not window:
+            # An exchange's newest announcements are never an empty list: a broken answer
+            # (as Gate's, in gate_spiders), not a run that had nothing to do.
+            yield self.quarantine(response, "list answered no items on its first page")
+            return
         records = result.records
         known = self.known([r.identity for r in records])
         unseen = new = 0

@@ -167,8 +167,8 @@ def parse_list(
     for catalog in catalogs:
         if not isinstance(catalog, Mapping):
             raise ParseError(url, "a catalog is not an object")
-        articles = catalog.get("articles") or []
-        if not isinstance(articles, list):
+        articles = catalog.get("articles")
+        if not isinstance(articles, list):  # an empty catalog answers [], never null
             raise ParseError(url, "a catalog's articles is not a list")
         total = int_or_none(catalog.get("total"))
         if total is not None:

@@ -9,8 +9,9 @@ newest window first, then walks back with `next_window`:
         page = parse_list(fetch(list_url(1, category=c, **window)), ...)
         window = next_window(page, window)
 
-`next_window` ends the next window at the oldest `cTime` of the page, inclusive, so an
-announcement sharing that millisecond is not lost; the page after may repeat items
+`next_window` ends the next window at the `cTime` of the page's last item (newest first:
+the oldest, unless one is pinned above the others), inclusive, so an announcement
+sharing that millisecond is not lost; the page after may repeat items
 (same `external_id`, harmless to the store). When a window brings nothing older than
 its own end, the end steps back one millisecond so the walk always moves; an empty
 page ends it.
@@ -117,13 +118,15 @@ def next_window(page: ListPage, window: Mapping[str, int] | None = None) -> dict
     """The `list_url` keywords of the window after `page`, or None when the walk is over.
 
     `window` is the one that gave `page` ({} or None for the first). The next window
-    ends at the page's oldest time (inclusive), or one millisecond before this window's
+    ends at the time of the page's last item (inclusive), or one millisecond before this window's
     end when the page brought nothing older; a `start_time` is carried over.
     """
     times = [r.published_at for r in page.records if r.published_at is not None]
     if not page.records or not times:
         return None
-    end = _ms(min(times))
+    # The last item, not the oldest: an old announcement pinned above the newest ones
+    # would move the next window past every item listed under it.
+    end = _ms(times[-1])
     previous_end = (window or {}).get("end_time")
     if previous_end is not None and end >= previous_end:
         end = previous_end - 1
