@@ -260,3 +260,20 @@ def test_integrity_after_many_batches(store: Store, engine, make_record):
     if engine.dialect.name == "sqlite":
         with engine.connect() as conn:
             assert conn.execute(sa.text("PRAGMA integrity_check")).scalar() == "ok"
+
+
+def test_a_nul_character_in_the_text_is_dropped_not_a_failed_write(
+    store: Store, engine, make_record
+):
+    # PostgreSQL's text cannot hold NUL (a text brief cut out of a binary field, say):
+    # it is never text, so it is dropped the same way on both databases.
+    record = make_record(
+        title="Gate Will List Velora\x00 (VLR)",
+        body_html=None,
+        body_text="Deposits open at 10:00 (UTC).\x00\nTrading follows.",
+        author="Gate\x00",
+    )
+    store.write([record])
+    assert rows(engine, "SELECT title, body_text, author FROM versions") == [
+        ("Gate Will List Velora (VLR)", "Deposits open at 10:00 (UTC).\nTrading follows.", "Gate")
+    ]
