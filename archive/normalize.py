@@ -48,6 +48,7 @@ _LINE_TAGS = frozenset({"li", "tr", "br"})
 _CELL_TAGS = frozenset({"td", "th"})
 _SKIP_TAGS = frozenset({"script", "style", "noscript", "template", "head", "iframe", "svg"})
 _PARA, _LINE = "\x00P", "\x00L"
+_MARKS = re.compile("(?:\x00[PL])+")
 _SPACES = re.compile(r"[^\S\n]+")
 _LINE_EDGES = re.compile(r" ?\n ?")
 _INVISIBLE = re.compile("[\u200b\ufeff]")
@@ -85,7 +86,9 @@ def html_to_text(markup: str | None) -> str:
     if not markup or not markup.strip():
         return ""
     try:
-        root = html.fragment_fromstring(markup, create_parent="div")
+        # Plain lxml elements: lxml.html's own parser looks up a Python class for every
+        # element the walk touches, which cost as much as the walk itself.
+        root = html.fragment_fromstring(markup, create_parent="div", parser=etree.HTMLParser())
     except (etree.ParserError, ValueError):
         return normalize_text(markup)
     chunks: list[str] = []
@@ -121,19 +124,17 @@ def _walk(el: etree._Element, out: list[str]) -> None:
 
 
 def _join_chunks(chunks: list[str]) -> str:
-    parts: list[str] = []
-    pending: str | None = None
-    for chunk in chunks:
-        if chunk in (_PARA, _LINE):
-            if pending != _PARA:
-                pending = chunk
-            continue
-        if pending and parts:
-            parts.append("\n\n" if pending == _PARA else "\n")
-        pending = None
-        # Source newlines inside a paragraph are layout, not breaks.
-        parts.append(chunk.replace("\n", " "))
-    return normalize_text("".join(parts))
+    """The text of a walk: each run of markers between two texts is one break, a blank
+    line if a paragraph mark is among them, else a newline; none before the first text
+    or after the last. lxml never gives a text with NUL in it (it reads U+FFFD), so no
+    text can hold a marker."""
+    # Source newlines inside a paragraph are layout, not breaks.
+    text = "".join(chunks).replace("\n", " ")
+    return normalize_text(_MARKS.sub(_break, text).strip("\n"))
+
+
+def _break(run: re.Match[str]) -> str:
+    return "\n\n" if _PARA in run[0] else "\n"
 
 
 def clean_title(title: str | None) -> str | None:

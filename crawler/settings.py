@@ -48,6 +48,11 @@ COOKIES_ENABLED = False
 # Items go to one synchronous, batching pipeline: Scrapy's default of 100 parallel item
 # workers per response only costs task switches (bench/crawl measured it).
 CONCURRENT_ITEMS = 16
+# Scrapy reads and parses the source of a generator callback (inspect + ast) to warn when
+# it returns a value, once per response: its cache is keyed by bound methods, which die
+# with their request. That was 3% of a crawl's CPU (bench/crawl); a test checks every
+# annals callback once instead (tests/test_code_quality.py).
+WARN_ON_GENERATOR_RETURN_VALUE = False
 
 # --- no listening sockets ---------------------------------------------------------------------
 # A crawl listens on no port. Scrapy's telnet console and its remote-control HTTP server
