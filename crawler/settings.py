@@ -103,4 +103,5 @@ ITEM_PIPELINES = {"crawler.pipelines.ArchivePipeline": 300}
 EXTENSIONS = {"crawler.extensions.RunRecorder": 500}
 
 LOG_LEVEL = "INFO"
+LOG_FORMATTER = "crawler.logformatter.LogFormatter"  # page and item lines only at DEBUG
 FEED_EXPORT_ENCODING = "utf-8"

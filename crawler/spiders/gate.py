@@ -203,14 +203,21 @@ def _dig(data: object, *keys: str) -> Any:
 
 
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_CONTROL_BYTES = bytes(range(0x20)).translate(None, b"\t\n\r") + b"\x7f"
 
 
 def page_selector(body: bytes | str) -> Selector:
     """A parsel Selector over a page's bytes (UTF-8, as Gate serves) or text.
 
     Control characters are dropped first: lxml lets them into names it then refuses
-    to hand back, and no page shows them."""
-    text = body.decode("utf-8", errors="replace") if isinstance(body, bytes) else body
+    to hand back, and no page shows them. In UTF-8 they come only from their own bytes,
+    so bytes without any (every real page) need no pass of the pattern over the text."""
+    if isinstance(body, bytes):
+        text = body.decode("utf-8", errors="replace")
+        if len(body.translate(None, _CONTROL_BYTES)) == len(body):
+            return Selector(text=text or "<html></html>")
+    else:
+        text = body
     return Selector(text=_CONTROL.sub("", text) or "<html></html>")
 
 
