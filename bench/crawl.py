@@ -10,11 +10,14 @@ pair is alternated `--runs` times (the machine may be shared: CPU seconds, from 
 child's getrusage, user + system, are the number that load does not move much).
 
 Per run: pages per second (responses over the process's wall time) and its ratio
-annals / bare, and CPU milliseconds per page and their ratio annals / bare.
+annals / bare, and CPU milliseconds per page and their ratio annals / bare. `--again`
+also re-crawls (--full) the archive the first crawl made, every page unchanged: what a
+cron run that re-checks pages costs.
+
 `--profile py-spy` (or `cprofile`) instead runs annals once per mirror under that profiler
 and prints its top entries by own time and by inclusive time (bench/out/crawl-<mirror>.*).
-py-spy samples without slowing the crawl down; it is not a dependency of annals
-(`pip install py-spy`).
+py-spy samples from outside the process (cProfile's hooks slow a crawl down by half);
+it is no dependency of annals: `pip install py-spy`.
 """
 
 from __future__ import annotations
@@ -122,14 +125,24 @@ def bare_cmd(base_url: str, pages: int) -> list[str]:
     return [sys.executable, "-c", bare, base_url, str(pages), json.dumps(SETTINGS)]
 
 
-def pair(mirror: Mirror, url: str, paths: list[str], pages: int, tmp: Path) -> dict[str, Any]:
-    """annals, then the bare spider, on the same mirror; each into a fresh archive."""
+def pair(
+    mirror: Mirror, url: str, paths: list[str], pages: int, tmp: Path, *, again: bool
+) -> dict[str, Any]:
+    """annals into a fresh archive, then the bare spider, on the same mirror; with `again`,
+    annals once more into that archive (every page unchanged), the bare spider between."""
     db = tmp / f"bench-{time.monotonic_ns()}.db"
     annals = timed(mirror, annals_cmd(url, db, [sys.executable]))
     bare = timed(mirror, bare_cmd(url, pages), stdin=json.dumps(paths))
+    result = {"annals": annals.summary(), "bare": bare.summary(), **ratios(annals, bare)}
+    if again:
+        recrawl = timed(mirror, annals_cmd(url, db, [sys.executable]))
+        result["annals_again"] = recrawl.summary()
+        result["again"] = ratios(recrawl, bare)
+    return result
+
+
+def ratios(annals: Crawl, bare: Crawl) -> dict[str, float]:
     return {
-        "annals": annals.summary(),
-        "bare": bare.summary(),
         "wall_ratio": round((annals.requests / annals.wall_s) / (bare.requests / bare.wall_s), 3),
         "cpu_ratio": round((annals.cpu_s / annals.requests) / (bare.cpu_s / bare.requests), 3),
     }
@@ -178,6 +191,7 @@ def main() -> None:
     parser.add_argument("--articles", type=int, default=5000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--mirror", default=",".join(MIRRORS), help="synthetic,recorded")
+    parser.add_argument("--again", action="store_true", help="and a re-crawl of the archive")
     parser.add_argument("--profile", choices=("py-spy", "cprofile"), help="profile one crawl")
     parser.add_argument("--top", type=int, default=40, help="entries of the profile shown")
     args = parser.parse_args()
@@ -195,7 +209,7 @@ def main() -> None:
                 continue
             runs = []
             for run in range(args.runs):
-                runs.append(pair(mirror, server.url, paths, pages, Path(tmp)))
+                runs.append(pair(mirror, server.url, paths, pages, Path(tmp), again=args.again))
                 print(name, run + 1, json.dumps(runs[-1]), flush=True)
             results["mirrors"][name] = runs
     if args.profile:

@@ -103,7 +103,7 @@ def generate_recorded(n: int) -> tuple[list[Route], list[str]]:
     for k in range(n):
         article = FIRST_ID + k
         original, page = templates[k % len(templates)]
-        renamed = re.sub(rf"\b{original}\b", str(article), page).encode()
+        renamed = re.sub(rf"(?<!\d){original}(?!\d)", str(article), page).encode()
         path = f"/announcements/article/{article}"
         routes.append(Route("GET", path, content=renamed, headers=HTML))
         items.append({**listed[original], "id": article, "url": path})
