@@ -60,10 +60,27 @@ def insert_many(
     return out
 
 
-def member_of(conn: Connection, column: sa.ColumnElement[Any], values: Sequence[Any]) -> Any:
+def member_of(
+    conn: Connection,
+    column: sa.ColumnElement[Any],
+    values: Sequence[Any] = (),
+    *,
+    key: str | None = None,
+) -> Any:
     """`column IN values` as one bound parameter (a JSON array read by json_each on
-    SQLite, an array on PostgreSQL): compiled once and cheap for thousands of values."""
+    SQLite, an array on PostgreSQL): compiled once and cheap for thousands of values.
+
+    With `key`, the parameter is that named one, left unbound: pass `members(conn,
+    values)` under that name when executing (a statement built once, run many times)."""
+    value = None if key else members(conn, values)
     if conn.dialect.name == "postgresql":
-        return column == sa.any_(sa.bindparam(None, list(values), type_=ARRAY(column.type)))
-    each = sa.func.json_each(sa.bindparam(None, orjson.dumps(list(values)).decode()))
+        return column == sa.any_(sa.bindparam(key, value, type_=ARRAY(column.type)))
+    each = sa.func.json_each(sa.bindparam(key, value))
     return column.in_(sa.select(each.table_valued("value").c.value))
+
+
+def members(conn: Connection, values: Sequence[Any]) -> Any:
+    """The value of member_of's parameter on this connection's database."""
+    if conn.dialect.name == "postgresql":
+        return list(values)
+    return orjson.dumps(list(values)).decode()

@@ -48,6 +48,7 @@ _LINE_TAGS = frozenset({"li", "tr", "br"})
 _CELL_TAGS = frozenset({"td", "th"})
 _SKIP_TAGS = frozenset({"script", "style", "noscript", "template", "head", "iframe", "svg"})
 _PARA, _LINE = "\x00P", "\x00L"
+_MARKS = re.compile("(?:\x00[PL])+")
 _SPACES = re.compile(r"[^\S\n]+")
 _LINE_EDGES = re.compile(r" ?\n ?")
 _INVISIBLE = re.compile("[\u200b\ufeff]")
@@ -87,11 +88,17 @@ def html_to_text(markup: str | None) -> str:
     if not markup or not markup.strip():
         return ""
     try:
-        root = html.fragment_fromstring(markup, create_parent="div")
+        # Plain lxml elements, not lxml.html's: its parser looks up a Python class for
+        # every element the walk touches, which cost as much as the walk itself.
+        parts = html.fragments_fromstring(markup, parser=etree.HTMLParser())
     except (etree.ParserError, ValueError):
         return normalize_text(markup)
     chunks: list[str] = []
-    _walk(root, chunks)
+    for part in parts:  # a leading text, then elements
+        if isinstance(part, str):
+            chunks.append(part)
+        else:
+            _walk(part, chunks)
     return _join_chunks(chunks)
 
 
@@ -123,19 +130,17 @@ def _walk(el: etree._Element, out: list[str]) -> None:
 
 
 def _join_chunks(chunks: list[str]) -> str:
-    parts: list[str] = []
-    pending: str | None = None
-    for chunk in chunks:
-        if chunk in (_PARA, _LINE):
-            if pending != _PARA:
-                pending = chunk
-            continue
-        if pending and parts:
-            parts.append("\n\n" if pending == _PARA else "\n")
-        pending = None
-        # Source newlines inside a paragraph are layout, not breaks.
-        parts.append(chunk.replace("\n", " "))
-    return normalize_text("".join(parts))
+    """The text of a walk: each run of markers between two texts is one break, a blank
+    line if a paragraph mark is among them, else a newline; none before the first text
+    or after the last. lxml never gives a text with NUL in it (it reads U+FFFD), so no
+    text can hold a marker."""
+    # Source newlines inside a paragraph are layout, not breaks.
+    text = "".join(chunks).replace("\n", " ")
+    return normalize_text(_MARKS.sub(_break, text).strip("\n"))
+
+
+def _break(run: re.Match[str]) -> str:
+    return "\n\n" if _PARA in run[0] else "\n"
 
 
 def clean_title(title: str | None) -> str | None:
@@ -258,21 +263,36 @@ def clean_tags(tags: Iterable[str]) -> list[str]:
 # --- a record as the store sees it -----------------------------------------------------------
 
 
-@dataclass(slots=True)
+@dataclass
 class Prepared:
-    """A record with its reader-visible content normalized and hashed."""
+    """A record with its reader-visible content normalized and hashed.
+
+    Its symbols and event type are derived when first asked for: the store asks only
+    for a new version's, so content it already holds (most of a re-crawl) is hashed and
+    compared, never scanned for tickers."""
 
     record: Record
     identity: Identity
     title: str | None
     body_text: str
     tags: list[str]
-    symbols: list[str]
     category: str | None
     author: str | None
-    event_type: str
     content_hash: str
     seen_at: datetime
+
+    @functools.cached_property
+    def symbols(self) -> list[str]:
+        # Derived from the stored fields only, as `annals rederive` does later.
+        if self.record.symbols is not None:
+            return list(dict.fromkeys(self.record.symbols))
+        return derive_symbols(
+            self.record.source, self.title, self.body_text, self.record.body_html, self.tags
+        )
+
+    @functools.cached_property
+    def event_type(self) -> str:
+        return derive_event(self.title, self.category, self.body_text)
 
 
 def prepare(record: Record, now: datetime | None = None) -> Prepared:
@@ -285,22 +305,14 @@ def prepare(record: Record, now: datetime | None = None) -> Prepared:
     tags = clean_tags(record.tags)
     category = normalize_text(record.category) or None
     author = normalize_text(record.author) or None
-    # Derived from the stored fields only, as `annals rederive` does later.
-    symbols = (
-        list(dict.fromkeys(record.symbols))
-        if record.symbols is not None
-        else derive_symbols(record.source, title, body_text, record.body_html, tags)
-    )
     return Prepared(
         record=record,
         identity=record.identity,
         title=title,
         body_text=body_text,
         tags=tags,
-        symbols=symbols,
         category=category,
         author=author,
-        event_type=derive_event(title, category, body_text),
         content_hash=content_hash(title, body_text, category, tags, author, record.published_at),
         seen_at=record.seen_at
         or (record.raw.fetched_at if record.raw else None)

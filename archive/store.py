@@ -38,7 +38,7 @@ from tenacity import (
 )
 
 from archive import search
-from archive.bulk import insert_many, member_of
+from archive.bulk import insert_many, member_of, members
 from archive.db import ArchiveError
 from archive.models import TABLES
 from archive.normalize import Prepared, format_time, prepare, utcnow
@@ -192,6 +192,7 @@ class Store:
         self.busy_wait_max = busy_wait_max
         self._planned_for: float | None = None  # PostgreSQL: documents at the last ANALYZE
         self._grown = 0  # documents this store added since
+        self._known_select: sa.Select[Any] | None = None  # for this engine's dialect
 
     # --- crawl runs ---------------------------------------------------------------------------
 
@@ -271,34 +272,11 @@ class Store:
             groups[(key.source, key.kind, key.language)].append(key.external_id)
         # A read: no write lock (see archive.db's BEGIN IMMEDIATE).
         with self.engine.connect().execution_options(annals_read=True) as conn:
+            query = self._known_query(conn)
             for (source, kind, language), external_ids in groups.items():
-                query = (
-                    sa.select(
-                        documents.c.external_id,
-                        documents.c.published_at,
-                        documents.c.first_seen_at,
-                        documents.c.last_seen_at,
-                        documents.c.removed_at,
-                        versions.c.title,
-                        versions.c.extra,
-                    )
-                    .select_from(
-                        documents.outerjoin(
-                            versions,
-                            sa.and_(
-                                versions.c.document_id == documents.c.id,
-                                versions.c.version == documents.c.current_version,
-                            ),
-                        )
-                    )
-                    .where(
-                        documents.c.source == source,
-                        documents.c.kind == kind,
-                        member_of(conn, documents.c.external_id, external_ids),
-                        documents.c.language == language,
-                    )
-                )
-                for row in conn.execute(query):
+                params = {"source": source, "kind": kind, "language": language}
+                params["ids"] = members(conn, external_ids)
+                for row in conn.execute(query, params):
                     out[Identity(source, kind, row.external_id, language)] = Known(
                         published_at=row.published_at,
                         first_seen_at=row.first_seen_at,
@@ -308,6 +286,39 @@ class Store:
                         extra=row.extra or {},
                     )
         return out
+
+    def _known_query(self, conn: Connection) -> sa.Select[Any]:
+        """known()'s lookup, built once: a spider asks it for every listing page, and
+        building the statement cost more than running it."""
+        if self._known_select is None:
+            query: sa.Select[Any] = (
+                sa.select(
+                    documents.c.external_id,
+                    documents.c.published_at,
+                    documents.c.first_seen_at,
+                    documents.c.last_seen_at,
+                    documents.c.removed_at,
+                    versions.c.title,
+                    versions.c.extra,
+                )
+                .select_from(
+                    documents.outerjoin(
+                        versions,
+                        sa.and_(
+                            versions.c.document_id == documents.c.id,
+                            versions.c.version == documents.c.current_version,
+                        ),
+                    )
+                )
+                .where(
+                    documents.c.source == sa.bindparam("source"),
+                    documents.c.kind == sa.bindparam("kind"),
+                    member_of(conn, documents.c.external_id, key="ids"),
+                    documents.c.language == sa.bindparam("language"),
+                )
+            )
+            self._known_select = query
+        return self._known_select
 
     # --- items ----------------------------------------------------------------------------------
 

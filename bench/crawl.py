@@ -1,25 +1,49 @@
 """Benchmark: crawl a generated mirror of N Gate articles with annals, and in the same run
 with a bare Scrapy spider that fetches the same URLs and neither parses nor stores.
 
-Run: python -m bench.crawl [--articles 5000]. Writes bench/out/crawl.json. Both crawls
-run as their own process against one local server, with the same concurrency and no
-delays; pages per second is responses over the process's wall time.
+Run: python -m bench.crawl [--articles 5000] [--runs 3] [--mirror synthetic,recorded].
+Writes bench/out/crawl.json. Two mirrors: "synthetic" (crawler.synthetic.generate: one
+recorded page around short generated articles) and "recorded" (generate_recorded: the
+recorded articles and list items themselves, cycled, ids changed). Each crawl is its
+own process against one local server, with the same concurrency and no delays; the
+pair is alternated `--runs` times (the machine may be shared: CPU seconds, from each
+child's getrusage, user + system, are the number that load does not move much).
+
+Per run: pages per second (responses over the process's wall time) and its ratio
+annals / bare, and CPU milliseconds per page and their ratio annals / bare. `--again`
+also re-crawls (--full) the archive the first crawl made, every page unchanged: what a
+cron run that re-checks pages costs.
+
+`--profile py-spy` (or `cprofile`) instead runs annals once per mirror under that profiler
+and prints its top entries by own time and by inclusive time (bench/out/crawl-<mirror>.*).
+py-spy samples from outside the process (cProfile's hooks slow a crawl down by half);
+it is no dependency of annals: `pip install py-spy`.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import pstats
+import resource
 import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from crawler.mirror import Mirror, MirrorServer
+from crawler.mirror import Mirror, MirrorServer, Route
 from crawler.spiders import gate
-from crawler.synthetic import PAGE, generate
+from crawler.synthetic import PAGE, generate, generate_recorded
+
+MIRRORS: dict[str, Callable[[int], tuple[list[Route], list[str]]]] = {
+    "synthetic": generate,
+    "recorded": generate_recorded,
+}
 
 SETTINGS = {
     "CONCURRENT_REQUESTS": "16",
@@ -54,53 +78,142 @@ process.start()
 """
 
 
-def timed(cmd: list[str], stdin: str | None = None) -> float:
-    t0 = time.perf_counter()
+@dataclass
+class Crawl:
+    """One crawler process: what it asked of the mirror, its wall time and CPU time."""
+
+    requests: int
+    wall_s: float
+    cpu_s: float
+
+    def summary(self) -> dict[str, float]:
+        return {
+            "requests": self.requests,
+            "wall_s": round(self.wall_s, 2),
+            "pages_per_s": round(self.requests / self.wall_s, 1),
+            "cpu_s": round(self.cpu_s, 2),
+            "cpu_ms_per_page": round(1000 * self.cpu_s / self.requests, 3),
+        }
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed(mirror: Mirror, cmd: list[str], stdin: str | None = None) -> Crawl:
+    """Run one crawler process to its end; its CPU is what it adds to the children's."""
+    mirror.hits.clear()
+    cpu0, t0 = children_cpu(), time.perf_counter()
     result = subprocess.run(cmd, input=stdin, capture_output=True, text=True, check=False)
-    elapsed = time.perf_counter() - t0
-    if result.returncode not in (0,):
+    elapsed, cpu = time.perf_counter() - t0, children_cpu() - cpu0
+    if result.returncode != 0:
         raise SystemExit(f"{cmd[:4]} failed ({result.returncode}): {result.stderr[-2000:]}")
-    return elapsed
+    return Crawl(len(mirror.hits), elapsed, cpu)
+
+
+def annals_cmd(base_url: str, db: Path, python: list[str]) -> list[str]:
+    cmd = [*python, "-m", "archive", "crawl", "gate_announcements", "--full",
+           "--db", str(db), "--base-url", base_url]  # fmt: skip
+    for key, value in SETTINGS.items():
+        cmd += ["-s", f"{key}={value}"]
+    return cmd
+
+
+def bare_cmd(base_url: str, pages: int) -> list[str]:
+    bare = BARE_SPIDER % gate.LIST_API_PATH
+    return [sys.executable, "-c", bare, base_url, str(pages), json.dumps(SETTINGS)]
+
+
+def pair(
+    mirror: Mirror, url: str, paths: list[str], pages: int, tmp: Path, *, again: bool
+) -> dict[str, Any]:
+    """annals into a fresh archive, then the bare spider, on the same mirror; with `again`,
+    annals once more into that archive (every page unchanged), the bare spider between."""
+    db = tmp / f"bench-{time.monotonic_ns()}.db"
+    annals = timed(mirror, annals_cmd(url, db, [sys.executable]))
+    bare = timed(mirror, bare_cmd(url, pages), stdin=json.dumps(paths))
+    result = {"annals": annals.summary(), "bare": bare.summary(), **ratios(annals, bare)}
+    if again:
+        recrawl = timed(mirror, annals_cmd(url, db, [sys.executable]))
+        result["annals_again"] = recrawl.summary()
+        result["again"] = ratios(recrawl, bare)
+    return result
+
+
+def ratios(annals: Crawl, bare: Crawl) -> dict[str, float]:
+    return {
+        "wall_ratio": round((annals.requests / annals.wall_s) / (bare.requests / bare.wall_s), 3),
+        "cpu_ratio": round((annals.cpu_s / annals.requests) / (bare.cpu_s / bare.requests), 3),
+    }
+
+
+def profile(profiler: str, mirror: Mirror, url: str, out: Path, top: int) -> None:
+    """One annals crawl under the profiler; its top functions printed."""
+    db = out.with_suffix(".db")
+    db.unlink(missing_ok=True)
+    if profiler == "cprofile":
+        stats_file = out.with_suffix(".prof")
+        python = [sys.executable, "-m", "cProfile", "-o", str(stats_file)]
+        print(json.dumps(timed(mirror, annals_cmd(url, db, python)).summary()))
+        stats = pstats.Stats(str(stats_file))
+        stats.sort_stats("tottime").print_stats(top)
+        stats.sort_stats("cumulative").print_stats(top)
+        return
+    stacks = out.with_suffix(".stacks")
+    spy = ["py-spy", "record", "--format", "raw", "--rate", "250", "--function",
+           "--output", str(stacks), "--"]  # fmt: skip
+    print(json.dumps(timed(mirror, annals_cmd(url, db, [*spy, sys.executable])).summary()))
+    print_sampled(stacks, top)
+
+
+def print_sampled(stacks: Path, top: int) -> None:
+    """Top functions of py-spy's raw stacks ("frame;frame;... count" lines)."""
+    own: Counter[str] = Counter()
+    inclusive: Counter[str] = Counter()
+    total = 0
+    for line in stacks.read_text().splitlines():
+        frames, _, count = line.rpartition(" ")
+        samples = int(count)
+        names = frames.split(";")
+        total += samples
+        own[names[-1]] += samples
+        for name in set(names):
+            inclusive[name] += samples
+    for title, counter in (("own time", own), ("inclusive time", inclusive)):
+        print(f"\n{total} samples, top {top} by {title}:")
+        for name, samples in counter.most_common(top):
+            print(f"{100 * samples / total:6.1f}%  {name}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--articles", type=int, default=5000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--mirror", default=",".join(MIRRORS), help="synthetic,recorded")
+    parser.add_argument("--again", action="store_true", help="and a re-crawl of the archive")
+    parser.add_argument("--profile", choices=("py-spy", "cprofile"), help="profile one crawl")
+    parser.add_argument("--top", type=int, default=40, help="entries of the profile shown")
     args = parser.parse_args()
-    routes, urls = generate(args.articles)
+    names = [name.strip() for name in args.mirror.split(",") if name.strip()]
     pages = (args.articles + PAGE - 1) // PAGE
-    mirror = Mirror(routes=routes)
-    results: dict[str, Any] = {"articles": args.articles}
-    with MirrorServer(mirror) as server, tempfile.TemporaryDirectory() as tmp:
-        settings = [f"{k}={v}" for k, v in SETTINGS.items()]
-        cmd = [sys.executable, "-m", "archive", "crawl", "gate_announcements", "--full",
-               "--db", str(Path(tmp) / "bench.db"), "--base-url", server.url]  # fmt: skip
-        for setting in settings:
-            cmd += ["-s", setting]
-        annals_s = timed(cmd)
-        annals_hits = len(mirror.hits)
-        mirror.hits.clear()
-        bare = BARE_SPIDER % gate.LIST_API_PATH
-        bare_s = timed(
-            [sys.executable, "-c", bare, server.url, str(pages), json.dumps(SETTINGS)],
-            stdin=json.dumps(urls),
-        )
-        bare_hits = len(mirror.hits)
-    results.update(
-        {
-            "annals_requests": annals_hits,
-            "annals_s": round(annals_s, 2),
-            "annals_pages_per_s": round(annals_hits / annals_s, 1),
-            "bare_requests": bare_hits,
-            "bare_s": round(bare_s, 2),
-            "bare_pages_per_s": round(bare_hits / bare_s, 1),
-        }
-    )
-    results["ratio_annals_vs_bare"] = round(
-        results["annals_pages_per_s"] / results["bare_pages_per_s"], 3
-    )
+    results: dict[str, Any] = {"articles": args.articles, "mirrors": {}}
     out = Path(__file__).with_name("out")
     out.mkdir(exist_ok=True)
+    for name in names:
+        routes, paths = MIRRORS[name](args.articles)
+        mirror = Mirror(routes=routes)
+        with MirrorServer(mirror) as server, tempfile.TemporaryDirectory() as tmp:
+            if args.profile:
+                profile(args.profile, mirror, server.url, out / f"crawl-{name}", args.top)
+                continue
+            runs = []
+            for run in range(args.runs):
+                runs.append(pair(mirror, server.url, paths, pages, Path(tmp), again=args.again))
+                print(name, run + 1, json.dumps(runs[-1]), flush=True)
+            results["mirrors"][name] = runs
+    if args.profile:
+        return
     (out / "crawl.json").write_text(json.dumps(results, indent=2))
     print(json.dumps(results, indent=2))
 

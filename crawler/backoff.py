@@ -13,6 +13,7 @@ import logging
 import random
 from time import monotonic
 from typing import TYPE_CHECKING
+from weakref import WeakKeyDictionary
 
 from scrapy import signals
 from scrapy.utils.asyncio import call_later
@@ -66,6 +67,17 @@ class HostBackoff:
         self.base = settings.getfloat("ANNALS_BLOCK_BACKOFF", 5.0)
         self.http_codes = {int(code) for code in settings.getlist("ANNALS_BACKOFF_HTTP_CODES")}
         self._until: dict[str, float] = {}  # slot key: when its pause ends (monotonic)
+        self._kinds: WeakKeyDictionary[Response, str | None] = WeakKeyDictionary()
+
+    def kind(self, response: Response) -> str | None:
+        """crawler.blocks.classify of an answer, worked out once: the pause here and
+        BlockMiddleware both ask it of every answer."""
+        if response in self._kinds:
+            return self._kinds[response]
+        kind = self._kinds[response] = classify(
+            response.status, headers_of(response), response.body
+        )
+        return kind
 
     def wait(self, kind: str, headers: dict[str, str], attempt: int) -> float:
         """Seconds before retry `attempt + 1` of an answer of this kind: its Retry-After,
@@ -83,14 +95,14 @@ class HostBackoff:
     def response_downloaded(self, response: Response, request: Request, spider: Spider) -> None:
         """Every answer, as it arrives and before the slot sends the next request: a
         block or a "come back later" pauses the host at once, so nothing slips out."""
-        headers = headers_of(response)
-        kind = classify(response.status, headers, response.body)
+        kind = self.kind(response)
         if kind is None and response.status in self.http_codes:
             kind, key = "unavailable", "retry_times"  # retried by Scrapy's RetryMiddleware
         else:
             key = "annals_block_retries"  # retried by BlockMiddleware
         if kind is None:
             return
+        headers = headers_of(response)
         asked = headers.get("retry-after")
         why = f"HTTP {response.status} ({kind}{', Retry-After ' + asked if asked else ''})"
         self.pause(request, self.wait(kind, headers, int(request.meta.get(key, 0))), why)

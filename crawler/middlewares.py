@@ -14,7 +14,6 @@ from scrapy.utils.httpobj import urlparse_cached
 from twisted.internet.defer import Deferred
 
 from crawler.backoff import host_backoff
-from crawler.blocks import classify, headers_of
 
 if TYPE_CHECKING:
     from scrapy import Request
@@ -47,14 +46,14 @@ class BlockMiddleware:
         self.crawler = crawler
         self.retries = crawler.settings.getint("ANNALS_BLOCK_RETRIES", 2)
         self.priority_adjust = crawler.settings.getint("RETRY_PRIORITY_ADJUST")
-        host_backoff(crawler)  # it pauses the host as each answer arrives
+        self.backoff = host_backoff(crawler)  # it pauses the host as each answer arrives
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> BlockMiddleware:
         return cls(crawler)
 
     def process_response(self, request: Request, response: Response) -> Request | Response:
-        kind = classify(response.status, headers_of(response), response.body)
+        kind = self.backoff.kind(response)
         if kind is None:
             return response
         stats = self.crawler.stats

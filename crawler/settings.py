@@ -45,9 +45,15 @@ AUTOTHROTTLE_START_DELAY = 1.0
 AUTOTHROTTLE_MAX_DELAY = 30.0
 AUTOTHROTTLE_TARGET_CONCURRENCY = 1.0
 COOKIES_ENABLED = False
-# Items go to one synchronous, batching pipeline: Scrapy's default of 100 parallel item
-# workers per response only costs task switches (bench/crawl measured it).
-CONCURRENT_ITEMS = 16
+# Items go to one synchronous, batching pipeline, so parallel item workers never overlap:
+# Scrapy starts CONCURRENT_ITEMS asyncio tasks for every response (its default: 100),
+# and each one only costs CPU (bench/crawl measured 100, then 16, then 1).
+CONCURRENT_ITEMS = 1
+# Scrapy reads and parses the source of a generator callback (inspect + ast) to warn when
+# it returns a value, once per response: its cache is keyed by bound methods, which die
+# with their request. That was 3% of a crawl's CPU (bench/crawl); a test checks every
+# annals callback once instead (tests/test_code_quality.py).
+WARN_ON_GENERATOR_RETURN_VALUE = False
 
 # --- no listening sockets ---------------------------------------------------------------------
 # A crawl listens on no port. Scrapy's telnet console and its remote-control HTTP server
@@ -98,4 +104,5 @@ ITEM_PIPELINES = {"crawler.pipelines.ArchivePipeline": 300}
 EXTENSIONS = {"crawler.extensions.RunRecorder": 500}
 
 LOG_LEVEL = "INFO"
+LOG_FORMATTER = "crawler.logformatter.LogFormatter"  # page and item lines only at DEBUG
 FEED_EXPORT_ENCODING = "utf-8"

@@ -1,5 +1,9 @@
-"""A Gate-shaped mirror of any size, made from the recorded page shapes: for benchmarks
-and for the crash tests, which need more pages than the recordings hold."""
+"""Gate-shaped mirrors of any size, for benchmarks and for the crash tests, which need
+more pages than the recordings hold.
+
+`generate` fills one recorded page with short generated articles; `generate_recorded`
+serves the recorded articles and list items themselves, cycled, with only their ids
+changed: the real pages' sizes and bodies, as a crawl of the real site meets them."""
 
 from __future__ import annotations
 
@@ -58,8 +62,16 @@ def generate(
         }  # fmt: skip
         page = _with_next_data(template, data).encode()
         routes.append(Route("GET", f"/announcements/article/{article}", content=page, headers=HTML))
-    pages = (n + PAGE - 1) // PAGE
-    for number in range(1, pages + 2):  # and the empty page past the end
+    return _with_listings(routes, items)
+
+
+def _with_listings(
+    routes: list[Route], items: list[dict[str, object]]
+) -> tuple[list[Route], list[str]]:
+    """The routes plus the list endpoint's pages and the three listing screens of `items`,
+    and the paths a full crawl fetches besides robots.txt and the list endpoint."""
+    n = len(items)
+    for number in range(1, (n + PAGE - 1) // PAGE + 2):  # and the empty page past the end
         chunk = items[(number - 1) * PAGE : number * PAGE]
         body = {"code": 0, "message": "success", "data": {"total": n, "list": chunk}}
         routes.append(
@@ -74,5 +86,25 @@ def generate(
     screen = _with_next_data(hub, hub_data).encode()
     listings = ("/announcements", "/announcements/newlisted", "/announcements/delisted")
     routes += [Route("GET", path, content=screen, headers=HTML) for path in listings]
-    paths = [*listings, *(f"/announcements/article/{FIRST_ID + k}" for k in range(n))]
+    paths = [*listings, *(str(item["url"]) for item in items)]
     return routes, paths
+
+
+def generate_recorded(n: int) -> tuple[list[Route], list[str]]:
+    """Like `generate`, from the recorded English articles (cycled) and their recorded list
+    items: article FIRST_ID + k is recorded article k mod 5 with every mention of its id
+    changed, and nothing else; listings and the list endpoint as in `generate`."""
+    answers = [json.loads(path.read_text()) for path in TEMPLATES.glob("list_article_p*.json")]
+    listed = {item["id"]: item for answer in answers for item in answer["data"]["list"]}
+    pages = sorted(TEMPLATES.glob("article_*.html"))
+    templates = [(int(path.stem.removeprefix("article_")), path.read_text()) for path in pages]
+    routes = [Route("GET", "/robots.txt", content=(TEMPLATES / "robots.txt").read_bytes())]
+    items = []
+    for k in range(n):
+        article = FIRST_ID + k
+        original, page = templates[k % len(templates)]
+        renamed = re.sub(rf"(?<!\d){original}(?!\d)", str(article), page).encode()
+        path = f"/announcements/article/{article}"
+        routes.append(Route("GET", path, content=renamed, headers=HTML))
+        items.append({**listed[original], "id": article, "url": path})
+    return _with_listings(routes, items)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from archive import normalize
 from archive.db import make_engine, resolve_url
 from archive.records import Identity, Link, Quarantined, RawResponse, Removed
 from archive.store import ArchiveBusyError, Store
@@ -177,6 +178,30 @@ def test_symbols_and_event_type_are_derived_when_not_given(store: Store, engine,
     )
     got = rows(engine, "SELECT event_type, symbols FROM versions")[0]
     assert got == ("delisting", '["NXRA","QUIL","VLR"]')  # the title's, then Gate's tag
+
+
+def test_unchanged_content_is_not_scanned_for_symbols_again(
+    store: Store, engine, make_record, monkeypatch
+):
+    scanned: list[str | None] = []
+
+    def derive(source, title, *args):
+        scanned.append(title)
+        return real(source, title, *args)
+
+    real = normalize.derive_symbols
+    monkeypatch.setattr(normalize, "derive_symbols", derive)
+    store.write([make_record(title="Gate Will List Velora (VLR)")])
+    store.write([make_record(title="Gate Will List Velora (VLR)", extra={"views": 5})])
+    store.write([make_record(title="Gate Will List Velora (VLR) for Spot Trading")])
+    assert scanned == [
+        "Gate Will List Velora (VLR)",
+        "Gate Will List Velora (VLR) for Spot Trading",
+    ]
+    assert rows(engine, "SELECT version, symbols FROM versions ORDER BY version") == [
+        (1, '["VLR"]'),
+        (2, '["VLR"]'),
+    ]
 
 
 def test_crawl_runs_record_status_and_counters(store: Store, engine):

@@ -111,8 +111,9 @@ HTML_TAG = re.compile(r"<(?:[a-zA-Z][a-zA-Z0-9]*\b[^>]*|/[a-zA-Z][a-zA-Z0-9]*\s*
 
 # Deeper than this, a JSON answer is not an announcement list or page data but an attack
 # or a broken server. The guard is one for every parser: orjson refuses more than 1024
-# levels itself, and Python code walking a tree (a detail body's nodes) would hit the
-# interpreter's recursion limit (1000) before that.
+# levels itself, but Python code walking a tree recursively (Binance's detail body of
+# nodes) would hit the interpreter's recursion limit (1000) before that, inside a crawl
+# already a few hundred frames deep.
 MAX_JSON_DEPTH = 200
 
 
@@ -125,9 +126,18 @@ def load_json(body: bytes | str, url: str, what: str = "answer") -> Any:
         if "depth limit" in str(exc) or "recursion" in str(exc).lower():
             raise ParseError(url, f"{what} is nested deeper than {MAX_JSON_DEPTH} levels") from exc
         raise ParseError(url, f"{what} is not JSON: {exc}") from exc
-    if json_depth(data) > MAX_JSON_DEPTH:
+    if _openings(body) > MAX_JSON_DEPTH and json_depth(data) > MAX_JSON_DEPTH:
         raise ParseError(url, f"{what} is nested deeper than {MAX_JSON_DEPTH} levels")
     return data
+
+
+def _openings(body: bytes | str) -> int:
+    """How many "[" and "{" the text holds: as deep as its JSON can nest at most. Most
+    answers (a page of a list, an article's page data) hold fewer than MAX_JSON_DEPTH,
+    and are then not walked at all."""
+    if isinstance(body, bytes):
+        return body.count(b"[") + body.count(b"{")
+    return body.count("[") + body.count("{")
 
 
 def json_depth(data: Any) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import html
 import logging
 import re
@@ -202,14 +203,21 @@ def _dig(data: object, *keys: str) -> Any:
 
 
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_CONTROL_BYTES = bytes(range(0x20)).translate(None, b"\t\n\r") + b"\x7f"
 
 
 def page_selector(body: bytes | str) -> Selector:
     """A parsel Selector over a page's bytes (UTF-8, as Gate serves) or text.
 
     Control characters are dropped first: lxml lets them into names it then refuses
-    to hand back, and no page shows them."""
-    text = body.decode("utf-8", errors="replace") if isinstance(body, bytes) else body
+    to hand back, and no page shows them. In UTF-8 they come only from their own bytes,
+    so bytes without any (every real page) need no pass of the pattern over the text."""
+    if isinstance(body, bytes):
+        text = body.decode("utf-8", errors="replace")
+        if len(body.translate(None, _CONTROL_BYTES)) == len(body):
+            return Selector(text=text or "<html></html>")
+    else:
+        text = body
     return Selector(text=_CONTROL.sub("", text) or "<html></html>")
 
 
@@ -415,46 +423,54 @@ def parse_sitemap(body: bytes | str, url: str) -> list[SitemapEntry]:
 # --- articles ---------------------------------------------------------------------------
 
 
-@dataclass
 class _Visible:
-    """What the rendered article page shows."""
+    """What the rendered article page shows, each part read when it is first asked for:
+    with __NEXT_DATA__ in place only the views line is, so the page's visible time is
+    not parsed and its body not serialized for nothing."""
 
-    title: str | None = None
-    published_at: datetime | None = None
-    views: int | None = None
-    body_html: str | None = None
+    def __init__(self, sel: Selector) -> None:
+        body = sel.css(ARTICLE_BODY_CSS)
+        self._body = body[0].root if body else None
+        self._h1 = next((s[0] for s in (sel.css(css) for css in ARTICLE_TITLE_CSS) if s), None)
 
+    @functools.cached_property
+    def title(self) -> str | None:
+        return clean_title(" ".join(self._h1.xpath(".//text()").getall())) if self._h1 else None
 
-def _visible_article(sel: Selector) -> _Visible:
-    found = _Visible()
-    body = sel.css(ARTICLE_BODY_CSS)
-    body_el = body[0].root if body else None
-    if body_el is not None:
-        found.body_html = inner_html(body_el)
-    h1 = next((s[0] for s in (sel.css(css) for css in ARTICLE_TITLE_CSS) if s), None)
-    if h1 is None:
-        return found
-    found.title = clean_title(" ".join(h1.xpath(".//text()").getall()))
-    # The time and views lines sit between the title and the body; stop at the body so a
-    # date inside the announcement is never taken for its publication time.
-    texts: list[str] = []
-    for text in h1.root.xpath("following::text()"):
-        parent = text.getparent()
-        if body_el is not None and (parent is body_el or body_el in parent.iterancestors()):
-            break
-        if text.strip():
+    @functools.cached_property
+    def body_html(self) -> str | None:
+        return inner_html(self._body) if self._body is not None else None
+
+    @functools.cached_property
+    def _meta(self) -> str:
+        """The time and views lines: the text between the title and the body. It stops at
+        the body so a date inside the announcement is never taken for its publication time."""
+        if self._h1 is None:
+            return ""
+        texts: list[str] = []
+        scan = "following::text()[normalize-space()][position() <= $most]"
+        for text in self._h1.root.xpath(scan, most=ARTICLE_META_SCAN):
+            parent = text.getparent()
+            inside = self._body is not None and (
+                parent is self._body or self._body in parent.iterancestors()
+            )
+            if inside:
+                break
             texts.append(text.strip())
-        if len(texts) >= ARTICLE_META_SCAN:
-            break
-    meta = " ".join(texts)
-    when = VISIBLE_TIME_RE.search(meta)
-    if when:
+        return " ".join(texts)
+
+    @functools.cached_property
+    def published_at(self) -> datetime | None:
+        when = VISIBLE_TIME_RE.search(self._meta)
+        if not when:
+            return None
         offset = "".join((when["off"] or "").split())
-        found.published_at = _time(f"{when['at']} (UTC{offset})")
-    views = VISIBLE_VIEWS_RE.search(meta)
-    if views:
-        found.views = parse_count(views[1])
-    return found
+        return _time(f"{when['at']} (UTC{offset})")
+
+    @functools.cached_property
+    def views(self) -> int | None:
+        views = VISIBLE_VIEWS_RE.search(self._meta)
+        return parse_count(views[1]) if views else None
 
 
 def _detail(sel: Selector, url: str) -> dict[str, Any]:
@@ -495,7 +511,7 @@ def parse_article(
     page_id = _int(detail.get("id"))
     if page_id is not None and str(page_id) != external_id:
         logger.warning("article page %s says it is article %s; the URL wins", url, page_id)
-    visible = _visible_article(sel)
+    visible = _Visible(sel)
     item_time = item.published_at if item else None
     if detail:
         title = clean_title(str(detail["title"]))
