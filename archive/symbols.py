@@ -37,9 +37,10 @@ import functools
 import re
 from collections.abc import Iterable
 from typing import NamedTuple
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
 
 from archive.records import EVENT_TYPES
+from archive.urls import url_parts
 
 # --- vocabularies ---------------------------------------------------------------------------
 
@@ -1011,8 +1012,8 @@ def _is_example(text: str, start: int, end: int) -> bool:
 def _link_tickers(body_html: str) -> Iterable[str]:
     """Bases of the trade pages the HTML links to, in order."""
     for m in _HREF.finditer(body_html):
-        path = urlsplit(unquote(m[1])).path
-        segments = [s for s in path.split("/") if s]
+        parts = url_parts(unquote(m[1]))
+        segments = [s for s in parts.path.split("/") if s] if parts else []
         for i, segment in enumerate(segments):
             if _TRADE_SEGMENT.match(segment) and i + 1 < len(segments):
                 rest = "/".join(segments[i + 1 :])

@@ -9,7 +9,6 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 import lxml.html
 from lxml import etree
@@ -24,6 +23,7 @@ from archive.normalize import (
     parse_time,
 )
 from archive.records import ParseError, Record
+from archive.urls import url_parts
 from crawler.spiders.common import Category, EnvelopeError, Unusable, load_json
 
 logger = logging.getLogger(__name__)
@@ -87,7 +87,9 @@ _MULTIPLIERS = {"": 1, "k": 1_000, "m": 1_000_000, "b": 1_000_000_000, "万": 10
 
 def gate_path(url: str) -> str | None:
     """The path of a Gate URL (or of a path alone); None for another host or scheme."""
-    parts = urlsplit(url.strip())
+    parts = url_parts(url.strip())
+    if parts is None:
+        return None
     if parts.scheme and parts.scheme.lower() not in ("http", "https"):
         return None
     if parts.netloc and (parts.hostname or "").lower() not in HOSTS:
@@ -133,7 +135,8 @@ def canonical_article_url(external_id: str, language: str = "en") -> str:
 
 def _page_language(url: str) -> str | None:
     """The locale prefix of a page URL (/zh/announcements/...), if it has one."""
-    path = gate_path(url) or urlsplit(url).path
+    parts = url_parts(url)
+    path = gate_path(url) or (parts.path if parts else "")
     first = path.strip("/").split("/", 1)[0]
     return language_code(first) if re.fullmatch(_LOCALE, first) else None
 

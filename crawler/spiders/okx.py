@@ -27,6 +27,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 from archive.normalize import format_time
 from archive.records import ParseError, RawResponse, Record
+from archive.urls import url_parts
 from crawler.spiders.common import (
     ApiSource,
     Category,
@@ -173,7 +174,8 @@ def _record(item: Any, language: str, raw: RawResponse) -> Record:
 
 
 def _slug(url: str) -> str | None:
-    segments = [s for s in urlsplit(url).path.split("/") if s]
+    parts = url_parts(url)
+    segments = [s for s in parts.path.split("/") if s] if parts else []
     return segments[-1] if segments else None
 
 
