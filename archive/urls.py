@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from urllib.parse import SplitResult, urlsplit
+from urllib.parse import SplitResult, urljoin, urlsplit
 
 
 def url_parts(url: str) -> SplitResult | None:
@@ -12,3 +12,12 @@ def url_parts(url: str) -> SplitResult | None:
         return urlsplit(url)
     except ValueError:
         return None
+
+
+def absolute(base: str, href: str) -> str:
+    """`href` made absolute against `base`, or `href` as written where it cannot be read
+    (a link is kept as the page gives it rather than failing the page)."""
+    try:
+        return urljoin(base, href)
+    except ValueError:
+        return href

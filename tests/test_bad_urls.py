@@ -7,7 +7,7 @@ import json
 from datetime import UTC, datetime
 
 from archive.store import Store
-from crawler.spiders import bybit, gate, okx
+from crawler.spiders import bybit, gate, gate_square, okx
 from tests.conftest import FIXTURES, rows
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
@@ -51,3 +51,14 @@ def test_a_list_item_with_an_unreadable_url_is_an_unusable_item():
         assert [u.index for u in page.unusable] == [0], name
         assert "no article URL" in page.unusable[0].reason
         assert len(page.records) == len(items) - 1
+
+
+def test_a_square_post_with_an_unreadable_link_keeps_it_as_written():
+    page = (FIXTURES / "gate" / "square_post_21716532.html").read_text()
+    good = 'href="https://www.gate.com/announcements/article/'
+    assert good in page
+    broken = page.replace(good, 'href="https://[www.gate.com/announcements/article/', 1)
+    url = "https://www.gate.com/post/status/21716532"
+    record = gate_square.parse_post(broken, url, fetched_at=NOW)
+    assert record.body_text
+    assert any(link.url.startswith("https://[www.gate.com/") for link in record.links)

@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
-from urllib.parse import unquote, urljoin
+from urllib.parse import unquote
 
 from parsel import Selector, SelectorList
 
@@ -20,6 +20,7 @@ from archive.normalize import (
     parse_time,
 )
 from archive.records import Link, ParseError, Record
+from archive.urls import absolute
 from crawler.spiders.common import Unusable
 from crawler.spiders.gate import (
     CANONICAL_ORIGIN,
@@ -84,7 +85,7 @@ def canonical_post_url(post_id: str) -> str:
 
 def resolve_link(href: str, base_url: str) -> Link:
     """An absolute link; Gate announcements and Square posts get their target set."""
-    url = urljoin(base_url, href.strip())
+    url = absolute(base_url, href.strip())
     ref = article_ref(url)
     if ref is not None:
         return Link(url, SOURCE, "announcement", ref[0])
@@ -294,7 +295,7 @@ def _author(scope: Selector) -> tuple[str | None, dict[str, object]]:
     if handle:
         extra["author_handle"] = unquote(handle["handle"])
     if href:
-        extra["author_url"] = urljoin(CANONICAL_ORIGIN + "/", href)
+        extra["author_url"] = absolute(CANONICAL_ORIGIN + "/", href)
     return _text(scope.css(POST_AUTHOR_NAME_CSS)) or _text(author) or None, extra
 
 
