@@ -31,7 +31,7 @@ from __future__ import annotations
 import functools
 import operator
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -433,11 +433,7 @@ class _Parser:
         return _syntax_error(self.query, message)
 
     def _or(self, column: str | None) -> Expr:
-        items = [self._and(column)]
-        while self._peek() == ("word", "OR"):
-            self.at += 1
-            items.append(self._and(column))
-        return items[0] if len(items) == 1 else Node("OR", tuple(items))
+        return self._chain("OR", self._and, column)
 
     def _and(self, column: str | None) -> Expr:
         items = [self._not(column)]
@@ -448,11 +444,17 @@ class _Parser:
         return items[0] if len(items) == 1 else Node("AND", tuple(items))
 
     def _not(self, column: str | None) -> Expr:
-        items = [self._primary(column)]
-        while self._peek() == ("word", "NOT"):
+        return self._chain("NOT", self._primary, column)
+
+    def _chain(
+        self, operator: str, operand: Callable[[str | None], Expr], column: str | None
+    ) -> Expr:
+        """Operands joined by one operator word, left to right: `a OR b OR c`."""
+        items = [operand(column)]
+        while self._peek() == ("word", operator):
             self.at += 1
-            items.append(self._primary(column))
-        return items[0] if len(items) == 1 else Node("NOT", tuple(items))
+            items.append(operand(column))
+        return items[0] if len(items) == 1 else Node(operator, tuple(items))
 
     def _primary(self, column: str | None) -> Expr:
         token = self._peek()

@@ -24,6 +24,7 @@ from crawler.spiders import gate
 from tests.conftest import FIXTURES, crawl
 from tests.test_crawl_api import LIST_PATHS, runs
 from tests.test_crawl_gate import query, unblock
+from tests.test_parse_gate_square import without_the_first_post_id
 
 pytestmark = pytest.mark.e2e
 
@@ -211,13 +212,7 @@ def test_a_square_feed_block_without_a_post_id_is_counted_and_its_page_quarantin
     tmp_path, served
 ):
     feed = (FIXTURES / "gate" / "square_feed.html").read_bytes()
-    broken = re.sub(rb'data-post-id="\d+"', b'data-post-id=""', feed, count=1)
-    broken = re.sub(
-        rb'class="feed-time" href="/post/status/\d+"',
-        b'class="feed-time" href="/post"',
-        broken,
-        count=1,
-    )
+    broken = without_the_first_post_id(feed)
     mirror = Mirror(FIXTURES / "gate")
     unblock(mirror)
     html = {"Content-Type": "text/html; charset=utf-8"}

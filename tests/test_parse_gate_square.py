@@ -326,16 +326,20 @@ def test_empty_feed_is_an_empty_list():
     assert parse_feed(body, "https://www.gate.com/post/topic/X", fetched_at=FETCHED) == ([], [])
 
 
-def test_a_block_that_names_no_post_is_reported_not_dropped():
-    page = read("square_feed.html")
-    # The first block loses both its post-id attribute and its time link's post URL.
-    broken = re.sub(rb'data-post-id="\d+"', b'data-post-id=""', page, count=1)
-    broken = re.sub(
+def without_the_first_post_id(feed: bytes) -> bytes:
+    """The feed page with its first block naming no post: no post-id attribute, and a
+    time link that points at no post."""
+    broken = re.sub(rb'data-post-id="\d+"', b'data-post-id=""', feed, count=1)
+    return re.sub(
         rb'class="feed-time" href="/post/status/\d+"',
         b'class="feed-time" href="/post"',
         broken,
         count=1,
     )
+
+
+def test_a_block_that_names_no_post_is_reported_not_dropped():
+    broken = without_the_first_post_id(read("square_feed.html"))
     feed = parse_feed(broken, "https://www.gate.com/post", fetched_at=FETCHED)
     assert [u.index for u in feed.unusable] == [0]
     assert "no post id" in feed.unusable[0].reason
