@@ -22,6 +22,7 @@ logger = logging.getLogger(__name__)
 LOSSES = {
     "quarantined": "annals/quarantined",  # a page or answer that did not parse (bytes kept)
     "unusable_items": "annals/unusable_items",  # list items that cannot become records
+    "listing_missing": "annals/listing_missing",  # a listing page answering 404/410
     "refused": "annals/refused",  # an error envelope, a response over DOWNLOAD_MAXSIZE
     "offsite": "offsite/filtered",  # a redirect or link to another host
     "robots": "annals/robots",  # robots.txt forbids the page

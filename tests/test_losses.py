@@ -324,3 +324,16 @@ def test_the_worst_outcome_wins(stats, status):
 )
 def test_a_crawl_of_several_spiders_exits_with_its_worst_run(statuses, code):
     assert exit_code(statuses) == code
+
+
+def test_a_gate_listing_page_answering_404_is_a_counted_loss(tmp_path, served):
+    mirror = Mirror(FIXTURES / "gate")
+    unblock(mirror)
+    mirror.prepend(Route("GET", "/announcements/delisted", status=404, content=b"not here"))
+    db = tmp_path / "annals.db"
+    result = crawl(db, served(mirror), "gate_announcements")
+    assert result.returncode == Exit.FAILED, result.stdout
+    status, counters = only_run(db)
+    assert (status, counters["listing_missing"]) == ("partial", 1)
+    # What the other listings and the list endpoint give is archived.
+    assert rows(db, "SELECT count(*) FROM documents")[0][0] > 0
