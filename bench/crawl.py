@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from crawler.mirror import Mirror, MirrorServer, Route
-from crawler.spiders import gate
+from crawler.sources import gate
 from crawler.synthetic import PAGE, generate, generate_recorded
 
 MIRRORS: dict[str, Callable[[int], tuple[list[Route], list[str]]]] = {

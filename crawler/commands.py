@@ -266,7 +266,7 @@ def reparse(
     from archive.records import ParseError
     from archive.store import BatchResult, Store
     from archive.validate import problem
-    from crawler.spiders.common import EnvelopeError
+    from crawler.sources.parsing import EnvelopeError
 
     loader = SpiderLoader.from_settings(project_settings())
     known_spiders = set(loader.list())

@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 
 from crawler.mirror import Route
-from crawler.spiders import gate
+from crawler.sources import gate
 
 TEMPLATES = Path(__file__).with_name("mirrors") / "gate"
 PAGE = 15  # the list endpoint's page size on Gate's site

@@ -7,7 +7,7 @@ import json
 from datetime import UTC, datetime
 
 from archive.store import Store
-from crawler.spiders import bybit, gate, gate_square, okx
+from crawler.sources import bybit, gate, gate_square, okx
 from tests.conftest import FIXTURES, rows
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)

@@ -24,7 +24,7 @@ from archive.db import open_archive, resolve_url
 from archive.records import Identity, RawResponse
 from archive.store import Known
 from crawler.mirror import Mirror, MirrorServer
-from crawler.spiders.gate import ListItem
+from crawler.sources.gate import ListItem
 from crawler.spiders.gate_spiders import GateAnnouncementsSpider
 from crawler.synthetic import generate
 from tests.conftest import PostgresServer, crawl, rows

@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 
 from archive.normalize import TimeParseError
 from archive.records import ParseError
-from crawler.spiders import binance, bitget, bybit, gate, gate_square, kucoin, okx
-from crawler.spiders.common import EnvelopeError
+from crawler.sources import binance, bitget, bybit, gate, gate_square, kucoin, okx
+from crawler.sources.parsing import EnvelopeError
 from tests.conftest import FIXTURES
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)

@@ -20,7 +20,7 @@ from archive.cli import Exit
 from crawler.commands import exit_code
 from crawler.extensions import LOSSES, decide_status
 from crawler.mirror import Mirror, MirrorServer, Route
-from crawler.spiders import gate
+from crawler.sources import gate
 from tests.conftest import FIXTURES, crawl
 from tests.test_crawl_api import LIST_PATHS, runs
 from tests.test_crawl_gate import query, unblock

@@ -10,8 +10,8 @@ import pytest
 
 from archive.normalize import classify_event, extract_symbols, format_time, prepare
 from archive.records import ParseError, Record
-from crawler.spiders import binance
-from crawler.spiders.common import EnvelopeError, ListPage
+from crawler.sources import binance
+from crawler.sources.parsing import EnvelopeError, ListPage
 from tests.conftest import FIXTURES, mirror_file
 
 MIRROR = FIXTURES / "binance"
@@ -272,7 +272,7 @@ def test_unreadable_article_is_skipped_and_logged(caplog):
     articles[0]["releaseDate"] = "soon"
     del articles[1]["code"]
 
-    with caplog.at_level(logging.WARNING, logger="crawler.spiders.binance"):
+    with caplog.at_level(logging.WARNING, logger="crawler.sources.binance"):
         page = binance.parse_list(json.dumps(answer), binance.list_url(1), fetched_at=FETCHED)
 
     assert len(page.records) == len(articles) - 2

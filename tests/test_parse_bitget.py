@@ -10,8 +10,8 @@ import pytest
 
 from archive.normalize import classify_event, extract_symbols, format_time
 from archive.records import ParseError
-from crawler.spiders import bitget
-from crawler.spiders.common import EnvelopeError, ListPage
+from crawler.sources import bitget
+from crawler.sources.parsing import EnvelopeError, ListPage
 from tests.conftest import FIXTURES, mirror_file
 
 MIRROR = FIXTURES / "bitget"
@@ -168,7 +168,7 @@ def test_unreadable_item_is_skipped_and_logged(caplog):
     items[0]["cTime"] = "yesterday"
     del items[1]["annId"]
 
-    with caplog.at_level(logging.WARNING, logger="crawler.spiders.bitget"):
+    with caplog.at_level(logging.WARNING, logger="crawler.sources.bitget"):
         page = bitget.parse_list(answer_with(*items), bitget.list_url(), fetched_at=FETCHED)
 
     assert [r.external_id for r in page.records] == ["12560604535609"]

@@ -10,8 +10,8 @@ import pytest
 
 from archive.normalize import classify_event, extract_symbols, format_time, parse_time
 from archive.records import ParseError
-from crawler.spiders import bybit
-from crawler.spiders.common import EnvelopeError, ListPage
+from crawler.sources import bybit
+from crawler.sources.parsing import EnvelopeError, ListPage
 from tests.conftest import FIXTURES, mirror_file
 
 MIRROR = FIXTURES / "bybit"
@@ -182,7 +182,7 @@ def test_unreadable_item_is_listed_as_unusable_and_logged(caplog):
     del items[0]["dateTimestamp"]
     items[1]["title"] = "  "
 
-    with caplog.at_level(logging.WARNING, logger="crawler.spiders.common"):
+    with caplog.at_level(logging.WARNING, logger="crawler.sources.parsing"):
         page = bybit.parse_list(answer_with(*items), bybit.list_url(1), fetched_at=FETCHED)
 
     assert [r.external_id for r in page.records] == ["blt3f847d5965dd5a1e"]

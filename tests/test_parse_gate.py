@@ -13,9 +13,8 @@ import pytest
 
 from archive.normalize import html_to_text, prepare
 from archive.records import ParseError
-from crawler.spiders import gate
-from crawler.spiders.common import EnvelopeError
-from crawler.spiders.gate import (
+from crawler.sources import gate
+from crawler.sources.gate import (
     ListItem,
     article_ref,
     canonical_article_url,
@@ -26,6 +25,7 @@ from crawler.spiders.gate import (
     parse_listing_page,
     parse_sitemap,
 )
+from crawler.sources.parsing import EnvelopeError
 
 FIXTURES = Path(__file__).parent / "fixtures" / "gate"
 SITE = "https://www.gate.com"
@@ -274,7 +274,7 @@ def test_list_api_item_without_an_id_is_skipped_with_a_warning(caplog):
             "data": {"total": 2, "list": [{"title": "no id"}, {"id": 7, "title": "Seven"}]},
         }
     )
-    with caplog.at_level(logging.WARNING, logger="crawler.spiders.gate"):
+    with caplog.at_level(logging.WARNING, logger="crawler.sources.gate"):
         page = parse_list_api(body, API_URL)
     assert [i.external_id for i in page.items] == ["7"]
     assert [(u.index, u.reason) for u in page.unusable] == [(0, "no usable id")]
@@ -595,7 +595,7 @@ def test_fallback_page_whose_body_selector_misses_raises_parse_error():
 def test_page_claiming_another_id_keeps_the_urls_identity(caplog):
     url = SITE + "/announcements/article/51322"
     body = read("article_51322.html").replace(b'"id":51322', b'"id":99')
-    with caplog.at_level(logging.WARNING, logger="crawler.spiders.gate"):
+    with caplog.at_level(logging.WARNING, logger="crawler.sources.gate"):
         record = parse_article(body, url, fetched_at=FETCHED)
     assert record.external_id == "51322"
     assert "says it is article 99" in caplog.text

@@ -10,7 +10,7 @@ import pytest
 
 from archive.normalize import TimeParseError, html_to_text, prepare
 from archive.records import Link, ParseError
-from crawler.spiders.gate_square import (
+from crawler.sources.gate_square import (
     canonical_post_url,
     parse_feed,
     parse_post,

@@ -10,8 +10,8 @@ import pytest
 
 from archive.normalize import classify_event, extract_symbols, format_time
 from archive.records import ParseError
-from crawler.spiders import kucoin
-from crawler.spiders.common import EnvelopeError, ListPage
+from crawler.sources import kucoin
+from crawler.sources.parsing import EnvelopeError, ListPage
 from tests.conftest import FIXTURES, mirror_answer, mirror_file
 
 MIRROR = FIXTURES / "kucoin"
@@ -172,7 +172,7 @@ def test_unreadable_item_is_skipped_and_logged(caplog):
     items[0]["cTime"] = None
     items[1]["annUrl"] = ""
 
-    with caplog.at_level(logging.WARNING, logger="crawler.spiders.kucoin"):
+    with caplog.at_level(logging.WARNING, logger="crawler.sources.kucoin"):
         page = kucoin.parse_list(answer_with(*items), kucoin.list_url(1), fetched_at=FETCHED)
 
     assert [r.external_id for r in page.records] == ["146825"]

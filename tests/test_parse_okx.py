@@ -10,8 +10,8 @@ import pytest
 
 from archive.normalize import classify_event, extract_symbols, format_time
 from archive.records import ParseError
-from crawler.spiders import okx
-from crawler.spiders.common import EnvelopeError, ListPage
+from crawler.sources import okx
+from crawler.sources.parsing import EnvelopeError, ListPage
 from tests.conftest import FIXTURES, mirror_file
 
 MIRROR = FIXTURES / "okx"
@@ -176,7 +176,7 @@ def test_unreadable_item_is_skipped_and_logged(caplog):
     good = {"annType": "x", "title": "T", "url": "https://www.okx.com/help/t", "pTime": "1"}
     body = answer_with(good | {"pTime": ""}, good | {"url": ""}, good | {"pTime": "1781943327799"})
 
-    with caplog.at_level(logging.WARNING, logger="crawler.spiders.okx"):
+    with caplog.at_level(logging.WARNING, logger="crawler.sources.okx"):
         page = okx.parse_list(body, okx.list_url(1), fetched_at=FETCHED)
 
     assert [r.external_id for r in page.records] == ["t"]

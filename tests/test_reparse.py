@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from archive.records import ParseError, RawResponse
-from crawler.spiders import binance, kucoin, okx
+from crawler.sources import binance, kucoin, okx
 from crawler.spiders.api import (
     BinanceAnnouncementsSpider,
     KucoinAnnouncementsSpider,

@@ -19,7 +19,7 @@ from archive.normalize import prepare
 from archive.records import EVENT_TYPES, Record
 from archive.symbols import category_event
 from bench import symbols as bench
-from crawler.spiders import binance, bitget, bybit, gate, kucoin, okx
+from crawler.sources import binance, bitget, bybit, gate, kucoin, okx
 
 SET = Path(__file__).parent / "fixtures" / "symbols"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from crawler.spiders import gate
+from crawler.sources import gate
 from crawler.synthetic import FIRST_ID, TEMPLATES, generate_recorded
 
 FETCHED = datetime(2026, 12, 1, tzinfo=UTC)

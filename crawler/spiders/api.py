@@ -2,7 +2,7 @@
 
 `ApiAnnouncementsSpider` walks a list endpoint newest first and hands every answer to
 the exchange module's pure functions; the five spiders below only name their module
-(crawler.spiders.binance, okx, bybit, bitget, kucoin), whose `SOURCE` holds the
+(crawler.sources.binance, okx, bybit, bitget, kucoin), whose `SOURCE` holds the
 exchange's facts: hosts, endpoints, categories, languages, politeness, rate-limit codes.
 
 - Listings: one per language and category (`-a categories=...`; by default the
@@ -40,9 +40,9 @@ from archive.normalize import utcnow
 from archive.records import Identity, ParseError, Quarantined, RawResponse, Record, Removed
 from archive.store import Known
 from crawler.backoff import host_backoff
-from crawler.spiders import binance, bitget, bybit, kucoin, okx
+from crawler.sources import binance, bitget, bybit, kucoin, okx
+from crawler.sources.parsing import ApiSource, EnvelopeError, ListPage, unusable_reason
 from crawler.spiders.base import AnnalsSpider, csv_arg
-from crawler.spiders.common import ApiSource, EnvelopeError, ListPage, unusable_reason
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Gate's spiders: announcements (hub, category pages, list endpoint, sitemap) and Square.
 
-They only navigate; parsing is in crawler.spiders.gate and crawler.spiders.gate_square.
+They only navigate; parsing is in crawler.sources.gate and crawler.sources.gate_square.
 A listed article whose page answers 404/410 is kept with what the listing says,
 marked extra.listing_only = "not_found"; a blocked page is left out and tried again
 on the next run. Neither is ever filled from the error page.
@@ -20,9 +20,9 @@ from twisted.python.failure import Failure
 from archive.normalize import utcnow
 from archive.records import Identity, ParseError, RawResponse, Record, Removed
 from archive.store import Known
-from crawler.spiders import gate, gate_square
+from crawler.sources import gate, gate_square
+from crawler.sources.parsing import EnvelopeError, unusable_reason
 from crawler.spiders.base import AnnalsSpider, csv_arg, flag
-from crawler.spiders.common import EnvelopeError, unusable_reason
 
 logger = logging.getLogger(__name__)
 

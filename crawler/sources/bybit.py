@@ -31,7 +31,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 from archive.normalize import format_time
 from archive.records import ParseError, RawResponse, Record
 from archive.urls import url_parts
-from crawler.spiders.common import (
+from crawler.sources.parsing import (
     ApiSource,
     Category,
     ListPage,

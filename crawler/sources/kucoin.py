@@ -23,7 +23,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from archive.records import ParseError, RawResponse, Record
-from crawler.spiders.common import (
+from crawler.sources.parsing import (
     ApiSource,
     Category,
     ListPage,

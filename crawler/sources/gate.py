@@ -24,7 +24,7 @@ from archive.normalize import (
 )
 from archive.records import ParseError, Record
 from archive.urls import url_parts
-from crawler.spiders.common import Category, EnvelopeError, Unusable, load_json
+from crawler.sources.parsing import Category, EnvelopeError, Unusable, load_json
 
 logger = logging.getLogger(__name__)
 

@@ -21,8 +21,7 @@ from archive.normalize import (
 )
 from archive.records import Link, ParseError, Record
 from archive.urls import absolute
-from crawler.spiders.common import Unusable
-from crawler.spiders.gate import (
+from crawler.sources.gate import (
     CANONICAL_ORIGIN,
     SOURCE,
     article_ref,
@@ -33,6 +32,7 @@ from crawler.spiders.gate import (
     parse_count,
     require_whole_page,
 )
+from crawler.sources.parsing import Unusable
 
 logger = logging.getLogger(__name__)
 

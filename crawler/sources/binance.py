@@ -45,7 +45,7 @@ from lxml import etree
 
 from archive.normalize import html_to_text
 from archive.records import Link, ParseError, RawResponse, Record
-from crawler.spiders.common import (
+from crawler.sources.parsing import (
     ApiSource,
     Category,
     EnvelopeError,

@@ -1,0 +1,1 @@
+"""What annals knows of each source: its facts and its pure parse functions (no Scrapy)."""
