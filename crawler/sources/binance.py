@@ -1,4 +1,4 @@
-"""Binance announcements: list and detail URLs, envelope check and pure parsers.
+"""Binance announcements: the source's facts, and parsers of its list and detail answers.
 
 The list (`cms/article/list/query`) gives only code, title, releaseDate and catalog, so
 its records carry no body: the spider fetches each code's detail and hands the listed
@@ -25,145 +25,51 @@ so an article listed under two catalogs still gives one stable version; every ca
 id seen is kept in `extra["catalog_ids"]`.
 
 Errors: bad JSON or a wrong shape raises `ParseError`; a failure envelope raises
-`EnvelopeError`. A single list item without a code, title or readable time is skipped
-and logged as a warning (a page whose every item is unusable raises `ParseError`).
+`EnvelopeError`. A single list item without a code, title or readable time is left out
+and listed in `ListPage.unusable` (a page whose every item is unusable raises `ParseError`).
 """
 
 from __future__ import annotations
 
 import html
-import logging
 import re
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import lxml.html
 import orjson
 from lxml import etree
 
 from archive.normalize import html_to_text
-from archive.records import Link, ParseError, RawResponse, Record
+from archive.records import Link, ParseError, Record
+from crawler.sources.contract import Detail, Envelope, Items, PageNumbers, Source
 from crawler.sources.parsing import (
-    ApiSource,
     Category,
-    EnvelopeError,
-    ListPage,
-    Unusable,
     UnusableItemError,
+    first_time,
     int_or_none,
-    is_rate_limit,
-    json_raw,
     load_json,
-    same_code,
     text_or_none,
     time_or_none,
 )
 
-logger = logging.getLogger(__name__)
-
-SOURCE = ApiSource(
-    source="binance",
-    spider="binance_announcements",
-    hosts=("www.binance.com",),
-    list_url="https://www.binance.com/bapi/composite/v1/public/cms/article/list/query",
-    # The largest pageSize the list accepts: only 1, 2, 5, 10, 15, 20 and 50 are (the
-    # website API has no public doc; this is what listing bots polling it report, and
-    # what recorded live answers show, see README "Binance, OKX, ..."). At 50 a backfill
-    # asks a fifth of the pages 10 would need.
-    page_size=50,
-    page_sizes=frozenset({1, 2, 5, 10, 15, 20, 50}),
-    categories={
-        c.key: c
-        for c in (
-            Category("48", "New Cryptocurrency Listing", "listing"),
-            Category("49", "Latest Binance News", "news"),
-            Category("50", "New Fiat Listings", "listing"),
-            Category("51", "API Updates", "product"),
-            Category("93", "Latest Activities", "promotion"),
-            Category("128", "Crypto Airdrop", "promotion"),
-            Category("157", "Wallet Maintenance Updates", "maintenance"),
-            Category("161", "Delisting", "delisting"),
-        )
-    },
-    # The site's locale: the article page's path segment and the API's `lang` header.
-    languages={"en": "en", "zh": "zh-CN"},
-    detail_url="https://www.binance.com/bapi/composite/v1/public/cms/article/detail/query",
-    # The website's own API has no published limit: stay well under any plausible one.
-    download_delay=1.0,
-    concurrency=1,
-    article_url="https://www.binance.com/{locale}/support/announcement/{code}",
-)
-
-_OK_CODE = "000000"
 _ARTICLE_TYPE = "1"  # type=1: announcements (the site's other article types are FAQ pages)
 
-
-def request_headers(language: str = "en") -> dict[str, str]:
-    """Headers the list and detail requests need: the site picks the language by `lang`."""
-    return {"lang": SOURCE.api_language(language)}
+_PAGES = PageNumbers("pageNo", size="pageSize")
 
 
-def list_url(
-    page: int, *, category: str | None = None, language: str = "en", size: int | None = None
-) -> str:
-    """List page `page` (1-based) of one catalog, or of every catalog when `category` is None,
-    of `size` articles (default: the largest the API takes).
-
-    The language is not in the URL: send `request_headers(language)`.
-    """
-    if page < 1:
-        raise ValueError(f"pages start at 1, not {page}")
-    SOURCE.api_language(language)
-    query: dict[str, str | int] = {"type": _ARTICLE_TYPE}
-    if category is not None:
-        query["catalogId"] = category
-    query |= {"pageNo": page, "pageSize": SOURCE.check_page_size(size)}
-    return f"{SOURCE.list_url}?{urlencode(query)}"
-
-
-def detail_url(code: str) -> str:
-    """The detail request of one article code (32 hex characters, or legacy digits)."""
-    return f"{SOURCE.detail_url}?{urlencode({'articleCode': code})}"
-
-
-def article_url(code: str, language: str = "en") -> str:
-    """The public announcement page of one article code."""
-    return SOURCE.article_url.format(locale=SOURCE.api_language(language), code=code)
-
-
-def check_envelope(data: Any, url: str) -> None:
-    """Raise EnvelopeError when the answer says `success: false` or a code other than 000000."""
-    if not isinstance(data, Mapping) or ("code" not in data and "success" not in data):
-        raise ParseError(url, "answer has no code or success flag")
-    code = data.get("code")
-    failed = data.get("success") is False or (code is not None and not same_code(code, _OK_CODE))
-    if failed:
-        message = str(data.get("message") or data.get("messageDetail") or "")
-        raise EnvelopeError(url, str(code), message, rate_limited=is_rate_limit(SOURCE, code))
-
-
-def parse_list(
-    body: bytes | str, url: str, *, fetched_at: datetime, language: str = "en"
-) -> ListPage:
-    """One list answer: a record (without body) per article, in the order given.
-
-    An article shown under several catalogs of one answer gives one record; all its
-    catalog ids are in `extra["catalog_ids"]`.
-    """
-    data = load_json(body, url)
-    check_envelope(data, url)
+def _items(data: Mapping[str, Any], url: str) -> Items:
+    """The articles of every catalog in the answer, one item per article code with every
+    catalog it is shown under (`{"article": ..., "catalogs": [...]}`), so an article
+    listed under two catalogs of one answer gives one record."""
     catalogs = _get(data, "data", dict, url).get("catalogs")
     if not isinstance(catalogs, list):
         raise ParseError(url, "data.catalogs is not a list")
-    page, size = _page_of(url)
-    raw = json_raw(body, url, fetched_at)
-    records: dict[str, Record] = {}
-    items = 0
+    entries: list[dict[str, Any]] = []
+    by_code: dict[str, dict[str, Any]] = {}
     has_more = False
-    totals: list[int] = []
-    unusable: list[Unusable] = []
     for catalog in catalogs:
         if not isinstance(catalog, Mapping):
             raise ParseError(url, "a catalog is not an object")
@@ -171,49 +77,59 @@ def parse_list(
         if not isinstance(articles, list):  # an empty catalog answers [], never null
             raise ParseError(url, "a catalog's articles is not a list")
         total = int_or_none(catalog.get("total"))
-        if total is not None:
-            totals.append(total)
-            has_more |= bool(articles) and (page - 1) * size + len(articles) < total
-        elif len(articles) >= size:
-            has_more = True
-        for index, article in enumerate(articles):
-            items += 1
-            try:
-                record = _list_record(article, catalog, language, raw)
-            except UnusableItemError as skip:
-                logger.warning("binance: unusable article %d on %s: %s", index, url, skip)
-                unusable.append(Unusable(items - 1, str(skip)))
+        has_more |= _PAGES.has_more(url, len(articles), SOURCE.page_size, total=total)
+        for article in articles:
+            code = text_or_none(article.get("code")) if isinstance(article, Mapping) else None
+            if code in by_code:
+                by_code[code]["catalogs"].append(catalog)
                 continue
-            known = records.get(record.external_id)
-            if known is None:
-                records[record.external_id] = record
-            elif record.extra["catalog_id"] not in known.extra["catalog_ids"]:
-                known.extra["catalog_ids"].append(record.extra["catalog_id"])
-    if items and not records:
-        raise ParseError(url, f"none of the {items} articles could be read")
-    return ListPage(
-        records=list(records.values()),
-        has_more=has_more,
-        total=totals[0] if len(catalogs) == 1 and totals else None,
-        unusable=unusable,
+            entry = {"article": article, "catalogs": [catalog]}
+            entries.append(entry)
+            if code:
+                by_code[code] = entry
+    return Items(entries, has_more)
+
+
+def _list_record(entry: Mapping[str, Any], language: str) -> Record:
+    """A record without body: the detail's (`_detail`) is the one archived."""
+    article, catalogs = entry["article"], entry["catalogs"]
+    if not isinstance(article, Mapping):
+        raise UnusableItemError("not an object")
+    code = text_or_none(article.get("code"))
+    if not code:
+        raise UnusableItemError("no code")
+    title = text_or_none(article.get("title"))
+    if not title:
+        raise UnusableItemError(f"{code}: no title")
+    published_at, _ = first_time(article, ("releaseDate",), code)
+    catalog_id = catalogs[0].get("catalogId")
+    category, event_type = _category(catalog_id, catalogs[0].get("catalogName"))
+    catalog_ids: list[Any] = []  # ids may be anything JSON holds: compared, not hashed
+    for catalog in catalogs:
+        if catalog.get("catalogId") not in catalog_ids:
+            catalog_ids.append(catalog.get("catalogId"))
+    extra: dict[str, Any] = {"catalog_id": catalog_id, "catalog_ids": catalog_ids}
+    for field, key in (("id", "article_id"), ("type", "type")):
+        if article.get(field) is not None:
+            extra[key] = article[field]
+    return SOURCE.announcement(
+        language,
+        code,
+        _article_url(code, language),
+        title=title,
+        published_at=published_at,
+        category=category,
+        event_type=event_type,
+        extra=extra,
     )
 
 
-def parse_detail(
-    body: bytes | str,
-    url: str,
-    *,
-    fetched_at: datetime,
-    language: str = "en",
-    listed: Record | None = None,
-) -> Record:
+def _detail(data: Mapping[str, Any], url: str, language: str, listed: Record | None) -> Record:
     """The archived record of one article: the detail's title, time, catalog and body.
 
     `listed` is the list record that led here: its code must match, its time stands in
     when the detail has none, and its catalog ids are merged into `extra["catalog_ids"]`.
     """
-    data = load_json(body, url)
-    check_envelope(data, url)
     detail = _get(data, "data", dict, url)
     code = text_or_none(detail.get("code")) or (listed.external_id if listed else None)
     if not code:
@@ -241,12 +157,10 @@ def parse_detail(
     risk_html, _ = _body_html(detail.get("riskWarning"), url)
     if risk_html:
         extra["risk_warning"] = html_to_text(risk_html)
-    return Record(
-        source=SOURCE.source,
-        kind="announcement",
-        external_id=code,
-        language=language,
-        url=article_url(code, language),
+    return SOURCE.announcement(
+        language,
+        code,
+        _article_url(code, language),
         title=title,
         body_html=body_html,
         body_text=html_to_text(body_html) if body_html is not None else None,
@@ -256,9 +170,12 @@ def parse_detail(
         event_type=event_type,
         extra=extra,
         links=[_link(href) for href in dict.fromkeys(hrefs)],
-        raw=json_raw(body, url, fetched_at),
-        seen_at=fetched_at,
     )
+
+
+def _article_url(code: str, language: str = "en") -> str:
+    """The public announcement page of one article code."""
+    return SOURCE.article_url.format(locale=SOURCE.api_language(language), code=code)
 
 
 # Detail fields kept as they are (never versioned): counters, SEO text, Binance's own
@@ -473,42 +390,6 @@ def _safe_href(href: str) -> bool:
 # --- helpers --------------------------------------------------------------------------------
 
 
-def _list_record(
-    article: Any, catalog: Mapping[str, Any], language: str, raw: RawResponse
-) -> Record:
-    if not isinstance(article, Mapping):
-        raise UnusableItemError("not an object")
-    code = text_or_none(article.get("code"))
-    if not code:
-        raise UnusableItemError("no code")
-    title = text_or_none(article.get("title"))
-    if not title:
-        raise UnusableItemError(f"{code}: no title")
-    published_at = time_or_none(article.get("releaseDate"))
-    if published_at is None:
-        raise UnusableItemError(f"{code}: unreadable releaseDate {article.get('releaseDate')!r}")
-    catalog_id = catalog.get("catalogId")
-    category, event_type = _category(catalog_id, catalog.get("catalogName"))
-    extra: dict[str, Any] = {"catalog_id": catalog_id, "catalog_ids": [catalog_id]}
-    for field, key in (("id", "article_id"), ("type", "type")):
-        if article.get(field) is not None:
-            extra[key] = article[field]
-    return Record(
-        source=SOURCE.source,
-        kind="announcement",
-        external_id=code,
-        language=language,
-        url=article_url(code, language),
-        title=title,
-        published_at=published_at,
-        category=category,
-        event_type=event_type,
-        extra=extra,
-        raw=raw,
-        seen_at=raw.fetched_at,
-    )
-
-
 def _category(catalog_id: Any, catalog_name: Any) -> tuple[str | None, str | None]:
     """Our table's name for a known catalog (the same in every language), else Binance's."""
     known = SOURCE.categories.get(str(catalog_id)) if catalog_id is not None else None
@@ -568,8 +449,47 @@ def _get(data: Mapping[str, Any], key: str, kind: type, url: str) -> Any:
     return value
 
 
-def _page_of(url: str) -> tuple[int, int]:
-    query = parse_qs(urlsplit(url).query)
-    page = int_or_none((query.get("pageNo") or ["1"])[0]) or 1
-    size = int_or_none((query.get("pageSize") or [""])[0]) or SOURCE.page_size
-    return page, size
+SOURCE = Source(
+    source="binance",
+    spider="binance_announcements",
+    hosts=("www.binance.com",),
+    endpoint="https://www.binance.com/bapi/composite/v1/public/cms/article/list/query",
+    # The largest pageSize the list accepts: only 1, 2, 5, 10, 15, 20 and 50 are (the
+    # website API has no public doc; this is what listing bots polling it report, and
+    # what recorded live answers show, see README "Binance, OKX, ..."). At 50 a backfill
+    # asks a fifth of the pages 10 would need.
+    paging=_PAGES,
+    page_size=50,
+    page_sizes=frozenset({1, 2, 5, 10, 15, 20, 50}),
+    # `success: false` or a code other than 000000 is a failure.
+    envelope=Envelope(ok="000000", messages=("message", "messageDetail"), success="success"),
+    items=_items,
+    record=_list_record,
+    categories={
+        c.key: c
+        for c in (
+            Category("48", "New Cryptocurrency Listing", "listing"),
+            Category("49", "Latest Binance News", "news"),
+            Category("50", "New Fiat Listings", "listing"),
+            Category("51", "API Updates", "product"),
+            Category("93", "Latest Activities", "promotion"),
+            Category("128", "Crypto Airdrop", "promotion"),
+            Category("157", "Wallet Maintenance Updates", "maintenance"),
+            Category("161", "Delisting", "delisting"),
+        )
+    },
+    category_param="catalogId",
+    fixed_query={"type": _ARTICLE_TYPE},
+    # The site's locale: the article page's path segment and the API's `lang` header.
+    languages={"en": "en", "zh": "zh-CN"},
+    language_in="header",
+    language_key="lang",
+    detail=Detail(
+        "https://www.binance.com/bapi/composite/v1/public/cms/article/detail/query",
+        param="articleCode",
+        parse=_detail,
+    ),
+    # The website's own API has no published limit: stay well under any plausible one.
+    download_delay=1.0,
+    article_url="https://www.binance.com/{locale}/support/announcement/{code}",
+)
