@@ -397,9 +397,7 @@ def test_node_tree_object_body_is_the_same_record_as_its_json_string():
     saved = json.loads((MIRROR / "details" / f"{LUMN}.json").read_text())
     as_string = detail(LUMN)
     saved["data"]["body"] = json.loads(saved["data"]["body"])
-    as_object = binance.SOURCE.parse_detail(
-        json.dumps(saved), binance.SOURCE.detail_url(LUMN)
-    )
+    as_object = binance.SOURCE.parse_detail(json.dumps(saved), binance.SOURCE.detail_url(LUMN))
     assert as_object.body_html == as_string.body_html
     assert as_object.body_text == as_string.body_text
 
@@ -515,9 +513,7 @@ def test_legacy_digit_codes_are_codes_everywhere():
         "articles": [listed],
     }
     body = {"code": "000000", "success": True, "data": {"catalogs": [page]}}
-    record = binance.SOURCE.parse_list(json.dumps(body), binance.SOURCE.list_url(1)).records[
-        0
-    ]
+    record = binance.SOURCE.parse_list(json.dumps(body), binance.SOURCE.list_url(1)).records[0]
     assert record.external_id == code
     assert record.url == f"https://www.binance.com/en/support/announcement/{code}"
     assert binance.SOURCE.detail_url(code).endswith(f"?articleCode={code}")

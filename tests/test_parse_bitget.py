@@ -100,7 +100,9 @@ def test_next_window_ends_at_the_oldest_item_and_steps_back_when_stuck():
 
     repeat = fetch(bitget.SOURCE.list_url(end_time=1779264312990))
     assert [r.external_id for r in repeat.records] == ["12560604414259"]
-    assert bitget.SOURCE.paging.next_window(repeat, {"end_time": 1779264312990}) == {"end_time": 1779264312989}
+    assert bitget.SOURCE.paging.next_window(repeat, {"end_time": 1779264312990}) == {
+        "end_time": 1779264312989
+    }
 
     assert bitget.SOURCE.paging.next_window(ListPage(records=[], has_more=False)) is None
 
@@ -129,7 +131,10 @@ def test_list_urls_match_the_mirror_routes():
         "https://api.bitget.com/api/v2/public/annoucements"
         "?language=en_US&annType=coin_listings&endTime=1779264312990"
     )
-    assert mirror_file(MIRROR, bitget.SOURCE.list_url(end_time=1780815558941)) == "announcements_p2.json"
+    assert (
+        mirror_file(MIRROR, bitget.SOURCE.list_url(end_time=1780815558941))
+        == "announcements_p2.json"
+    )
     assert "language=zh_CN" in bitget.SOURCE.list_url(language="zh")
     with pytest.raises(ValueError, match="next_window"):
         bitget.SOURCE.list_url(2)

@@ -117,9 +117,9 @@ def test_list_urls_match_the_mirror_routes():
         "?currentPage=2&pageSize=50&annType=latest-announcements&lang=en_US"
     )
     assert mirror_file(MIRROR, kucoin.SOURCE.list_url(4, size=RECORDED)) == "announcements_p4.json"
-    assert mirror_file(MIRROR, kucoin.SOURCE.list_url(2, category="new-listings", size=RECORDED)) == (
-        "announcements_new_listings_p2.json"
-    )
+    assert mirror_file(
+        MIRROR, kucoin.SOURCE.list_url(2, category="new-listings", size=RECORDED)
+    ) == ("announcements_new_listings_p2.json")
     with pytest.raises(ValueError, match=r"kucoin takes page sizes 1, 2, .*, 50, not 51"):
         kucoin.SOURCE.list_url(1, size=51)
 
@@ -182,6 +182,4 @@ def test_unreadable_item_is_skipped_and_logged(caplog):
 
 def test_page_of_only_unreadable_items_raises_parse_error():
     with pytest.raises(ParseError, match="none of the"):
-        kucoin.SOURCE.parse_list(
-            answer_with({"annTitle": "no id"}), kucoin.SOURCE.list_url(1)
-        )
+        kucoin.SOURCE.parse_list(answer_with({"annTitle": "no id"}), kucoin.SOURCE.list_url(1))
