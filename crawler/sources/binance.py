@@ -51,6 +51,7 @@ from crawler.sources.parsing import (
     first_time,
     int_or_none,
     load_json,
+    need,
     text_or_none,
     time_or_none,
 )
@@ -95,12 +96,8 @@ def _list_record(entry: Mapping[str, Any], language: str) -> Record:
     article, catalogs = entry["article"], entry["catalogs"]
     if not isinstance(article, Mapping):
         raise UnusableItemError("not an object")
-    code = text_or_none(article.get("code"))
-    if not code:
-        raise UnusableItemError("no code")
-    title = text_or_none(article.get("title"))
-    if not title:
-        raise UnusableItemError(f"{code}: no title")
+    code = need(article, "code")
+    title = need(article, "title", code)
     published_at, _ = first_time(article, ("releaseDate",), code)
     catalog_id = catalogs[0].get("catalogId")
     category, event_type = _category(catalog_id, catalogs[0].get("catalogName"))

@@ -25,10 +25,10 @@ from archive.records import ParseError, Record
 from crawler.sources.contract import Envelope, Items, Source, TimeWindows
 from crawler.sources.parsing import (
     Category,
-    UnusableItemError,
+    first_time,
+    need,
     split_body,
     text_or_none,
-    time_or_none,
 )
 
 _SITE_LOCALES = {"en": "en", "zh": "zh-CN"}  # article page path, when annUrl is missing
@@ -44,18 +44,10 @@ def _items(data: Mapping[str, Any], url: str) -> Items:
     return Items(items, bool(items))
 
 
-def _record(item: Any, language: str) -> Record:
-    if not isinstance(item, Mapping):
-        raise UnusableItemError("not an object")
-    ann_id = text_or_none(item.get("annId"))
-    if not ann_id:
-        raise UnusableItemError("no annId")
-    title = text_or_none(item.get("annTitle"))
-    if not title:
-        raise UnusableItemError(f"{ann_id}: no annTitle")
-    published_at = time_or_none(item.get("cTime"))
-    if published_at is None:
-        raise UnusableItemError(f"{ann_id}: unreadable cTime {item.get('cTime')!r}")
+def _record(item: Mapping[str, Any], language: str) -> Record:
+    ann_id = need(item, "annId")
+    title = need(item, "annTitle", ann_id)
+    published_at, _ = first_time(item, ("cTime",), ann_id)
     ann_type = text_or_none(item.get("annType"))
     extra: dict[str, Any] = {"ann_type": ann_type}
     if text_or_none(item.get("annSubType")):

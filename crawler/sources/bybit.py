@@ -34,6 +34,7 @@ from crawler.sources.parsing import (
     UnusableItemError,
     first_time,
     int_or_none,
+    need,
     split_body,
     text_or_none,
     time_or_none,
@@ -61,16 +62,12 @@ def _items(data: Mapping[str, Any], url: str) -> Items:
     return Items(items, _PAGES.has_more(url, len(items), SOURCE.page_size, total=total))
 
 
-def _record(item: Any, language: str) -> Record:
-    if not isinstance(item, Mapping):
-        raise UnusableItemError("not an object")
+def _record(item: Mapping[str, Any], language: str) -> Record:
     url = text_or_none(item.get("url"))
     external_id = _external_id(url) if url else None
     if not url or not external_id:
         raise UnusableItemError(f"no article URL ({item.get('url')!r})")
-    title = text_or_none(item.get("title"))
-    if not title:
-        raise UnusableItemError(f"{external_id}: no title")
+    title = need(item, "title", external_id)
     published_at, time_source = first_time(item, _TIMES, external_id)
     kind: Mapping[str, Any] = item["type"] if isinstance(item.get("type"), Mapping) else {}
     key = text_or_none(kind.get("key"))

@@ -21,6 +21,7 @@ from crawler.sources.parsing import (
     Category,
     EnvelopeError,
     ListPage,
+    UnusableItemError,
     int_or_none,
     load_json,
     read_items,
@@ -181,7 +182,8 @@ class Source:
     paging: PageNumbers | TimeWindows
     envelope: Envelope
     items: Callable[[Any, str], Items]  # (envelope data, URL) -> the answer's items
-    record: Callable[[Any, str], Record]  # (item, language) -> record, or UnusableItemError
+    # (item, language) -> its record, or UnusableItemError saying what it lacks.
+    record: Callable[[Mapping[str, Any], str], Record]
     # The size production asks: the largest the API documents (0: it takes none).
     page_size: int
     categories: dict[str, Category]  # by Category.key
@@ -275,7 +277,7 @@ class Source:
         self.envelope.check(data, url)
         page = self.items(data, url)
         records, unusable = read_items(
-            page.items, url, self.source, lambda item: self.record(item, language)
+            page.items, url, self.source, lambda item: self.record(_object(item), language)
         )
         return ListPage(records=records, has_more=page.has_more, unusable=unusable)
 
@@ -304,3 +306,9 @@ class Source:
             url=url,
             **fields,
         )
+
+
+def _object(item: Any) -> Mapping[str, Any]:
+    if not isinstance(item, Mapping):
+        raise UnusableItemError("not an object")
+    return item

@@ -23,11 +23,11 @@ from archive.records import ParseError, Record
 from crawler.sources.contract import Envelope, Items, PageNumbers, Source
 from crawler.sources.parsing import (
     Category,
-    UnusableItemError,
+    first_time,
     int_or_none,
+    need,
     split_body,
     text_or_none,
-    time_or_none,
 )
 
 _CATCH_ALL = "latest-announcements"
@@ -45,22 +45,11 @@ def _items(data: Mapping[str, Any], url: str) -> Items:
     return Items(items, _PAGES.has_more(url, len(items), size, pages=pages))
 
 
-def _record(item: Any, language: str) -> Record:
-    if not isinstance(item, Mapping):
-        raise UnusableItemError("not an object")
-    ann_id = text_or_none(item.get("annId"))
-    if not ann_id:
-        raise UnusableItemError("no annId")
-    title = text_or_none(item.get("annTitle"))
-    if not title:
-        raise UnusableItemError(f"{ann_id}: no annTitle")
-    published_at = time_or_none(item.get("cTime"))
-    if published_at is None:
-        raise UnusableItemError(f"{ann_id}: unreadable cTime {item.get('cTime')!r}")
-    url = text_or_none(item.get("annUrl"))
-    if not url:
-        # The page's address is a slug the API alone knows.
-        raise UnusableItemError(f"{ann_id}: no annUrl")
+def _record(item: Mapping[str, Any], language: str) -> Record:
+    ann_id = need(item, "annId")
+    title = need(item, "annTitle", ann_id)
+    published_at, _ = first_time(item, ("cTime",), ann_id)
+    url = need(item, "annUrl", ann_id)  # the page's address is a slug the API alone knows
     ann_types = _types(item.get("annType"))
     extra: dict[str, Any] = {"ann_types": ann_types}
     if text_or_none(item.get("language")):

@@ -31,6 +31,7 @@ from crawler.sources.parsing import (
     UnusableItemError,
     first_time,
     int_or_none,
+    need,
     text_or_none,
     time_or_none,
 )
@@ -53,16 +54,12 @@ def _items(data: Mapping[str, Any], url: str) -> Items:
     return Items(details, more)
 
 
-def _record(item: Any, language: str) -> Record:
-    if not isinstance(item, Mapping):
-        raise UnusableItemError("not an object")
+def _record(item: Mapping[str, Any], language: str) -> Record:
     url = text_or_none(item.get("url"))
     slug = _slug(url) if url else None
     if not url or not slug:
         raise UnusableItemError(f"no article URL ({item.get('url')!r})")
-    title = text_or_none(item.get("title"))
-    if not title:
-        raise UnusableItemError(f"{slug}: no title")
+    title = need(item, "title", slug)
     published_at, time_source = first_time(item, _TIMES, slug)
     ann_type = text_or_none(item.get("annType"))
     extra: dict[str, Any] = {"ann_type": ann_type, "time_source": time_source}

@@ -191,6 +191,14 @@ def read_items(
     return records, unusable
 
 
+def need(item: Mapping[str, Any], name: str, ref: str | None = None) -> str:
+    """An item's text field, or UnusableItemError saying which (and, as `ref`, whose) lacks it."""
+    text = text_or_none(item.get(name))
+    if not text:
+        raise UnusableItemError(f"{ref}: no {name}" if ref else f"no {name}")
+    return text
+
+
 def first_time(item: Mapping[str, Any], fields: tuple[str, ...], ref: str) -> tuple[datetime, str]:
     """The first of an item's documented time fields that reads as a time, and its name:
     a source that leaves out its main time still dates the item by the next one. None
