@@ -10,7 +10,7 @@ import pytest
 
 from archive.normalize import classify_event, extract_symbols, format_time, prepare
 from archive.records import ParseError, Record
-from crawler.sources import binance
+from crawler.sources import binance, nodetree
 from crawler.sources.parsing import EnvelopeError, ListPage
 from tests.conftest import FIXTURES, mirror_file
 
@@ -154,7 +154,7 @@ def test_maintenance_detail_keeps_its_hint():
 
 def test_node_tree_to_html_keeps_paragraphs_lists_tables_and_links():
     tree = json.loads(json.loads((MIRROR / "details" / f"{LUMN}.json").read_text())["data"]["body"])
-    markup = binance.node_tree_to_html(tree)
+    markup = nodetree.node_tree_to_html(tree)
 
     assert markup.startswith("<p>Fellow Binancians,</p>")
     assert "<ul><li><strong>Deposit Opening: </strong>Opened</li>" in markup
@@ -190,7 +190,7 @@ def test_node_tree_to_html_escapes_text_and_drops_unsafe_markup():
         ],
     }
 
-    markup = binance.node_tree_to_html(tree)
+    markup = nodetree.node_tree_to_html(tree)
 
     assert markup == (
         "<p>&lt;script&gt;alert(1)&lt;/script&gt; &amp; AT&amp;T</p>"
