@@ -8,13 +8,13 @@ envelope and rate-limit codes.
 
 - Listings: one per language and category (`-a categories=...`; by default the
   endpoint's unfiltered list). Pages by number, or by time window where the source's
-  paging is `TimeWindows` (Bitget). A listing ends on an empty page, on the answer's `has_more`,
-  on a page that brings nothing unseen in this run, and, unless `-a full=1`, on the
-  first page that brings nothing the archive lacks, except while repairing after an
-  unfinished crawl (AnnalsSpider.keep_paging).
+  paging is `TimeWindows` (Bitget). A listing ends on an empty page, on the answer's
+  `has_more`, on a page that brings nothing unseen in this run, and, unless `-a full=1`,
+  on the first page that brings nothing the archive lacks, except while repairing after
+  an unfinished crawl (AnnalsSpider.keep_paging, told how far back the page reaches).
 - Records: the list record is the record (its body is the API's description), except
-  where the source has a `detail` endpoint (Binance): each unseen article's detail is fetched
-  once per run and language, and the detail record is archived.
+  where the source has a `detail` endpoint (Binance): each unseen article's detail is
+  fetched once per run and language, and the detail record is archived.
 - Items that cannot become records (no id, title or time) are counted (annals/
   unusable_items) and their answer is quarantined; the other items are archived. A
   listing's first page with no items at all is quarantined too (the run ends "partial").
