@@ -30,6 +30,8 @@ from crawler.sources.parsing import (
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
+QueryPart = Literal["language", "category", "paging"]  # the parts of a list request's query
+
 
 @dataclass(frozen=True)
 class Envelope:
@@ -197,7 +199,7 @@ class Source:
     category_default: str | None = None  # the filter asked when none is (KuCoin's catch-all)
     fixed_query: Mapping[str, str] = field(default_factory=dict)  # sent before the rest
     # Where the query's parts go, fixed_query first; the default suits most APIs.
-    query_order: tuple[str, ...] = ("language", "category", "paging")
+    query_order: tuple[QueryPart, ...] = ("language", "category", "paging")
     detail: Detail | None = None
     # Politeness from the exchange's documented limits.
     download_delay: float = 0.5
@@ -251,7 +253,7 @@ class Source:
         the production size). A header-chosen language is not in the URL: send `headers`."""
         api = self.api_language(language)
         filtered = category or self.category_default
-        parts: dict[str, Mapping[str, str | int]] = {
+        parts: dict[QueryPart, Mapping[str, str | int]] = {
             "language": {self.language_key: api} if self.language_in == "query" else {},
             "category": {self.category_param: filtered} if filtered else {},
             "paging": self.paging.query(page, self.check_page_size(size), window),
