@@ -13,6 +13,7 @@ from scrapy.exceptions import IgnoreRequest
 from scrapy.utils.httpobj import urlparse_cached
 from twisted.internet.defer import Deferred
 
+from crawler import settings as defaults
 from crawler.backoff import host_backoff
 
 if TYPE_CHECKING:
@@ -43,8 +44,9 @@ class BlockMiddleware:
     """
 
     def __init__(self, crawler: Crawler) -> None:
+        defaults.check(crawler.settings)
         self.crawler = crawler
-        self.retries = crawler.settings.getint("ANNALS_BLOCK_RETRIES", 2)
+        self.retries = crawler.settings.getint("ANNALS_BLOCK_RETRIES")
         self.priority_adjust = crawler.settings.getint("RETRY_PRIORITY_ADJUST")
         self.backoff = host_backoff(crawler)  # it pauses the host as each answer arrives
 

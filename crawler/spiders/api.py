@@ -312,7 +312,7 @@ class ApiAnnouncementsSpider(AnnalsSpider):
         settings = self.crawler.settings
         attempt = int(request.meta.get(RETRIES, 0))
         self.count("blocked/rate_limit_code")
-        if attempt >= settings.getint("ANNALS_BLOCK_RETRIES", 2):
+        if attempt >= settings.getint("ANNALS_BLOCK_RETRIES"):
             self.count("blocked")
             logger.warning(
                 "%s after %d retries: not archived, and this listing stops here", exc, attempt
