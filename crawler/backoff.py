@@ -69,6 +69,8 @@ class HostBackoff:
         self.crawler = crawler
         self.cap = settings.getfloat("ANNALS_MAX_RETRY_AFTER")
         self.base = settings.getfloat("ANNALS_BLOCK_BACKOFF")
+        self.retries = settings.getint("ANNALS_BLOCK_RETRIES")
+        self.priority_adjust = settings.getint("RETRY_PRIORITY_ADJUST")
         self.http_codes = {int(code) for code in settings.getlist("ANNALS_BACKOFF_HTTP_CODES")}
         self._until: dict[str, float] = {}  # slot key: when its pause ends (monotonic)
         self._kinds: WeakKeyDictionary[Response, str | None] = WeakKeyDictionary()
@@ -101,6 +103,22 @@ class HostBackoff:
                 self.cap,
             )
         return backoff_wait(attempt, base=self.base, cap=self.cap, asked=asked, floor=floor)
+
+    def retry(self, request: Request, key: str) -> Request | None:
+        """The next try of a request its host refused (a block, a rate-limit envelope),
+        which goes first once the host's pause is over; None when it was already retried
+        ANNALS_BLOCK_RETRIES times (request.meta[key] counts them), counted as
+        annals/blocked: the run ends "blocked"."""
+        attempt = int(request.meta.get(key, 0))
+        if attempt >= self.retries:
+            assert self.crawler.stats is not None
+            self.crawler.stats.inc_value("annals/blocked")
+            return None
+        return request.replace(
+            dont_filter=True,
+            meta={**request.meta, key: attempt + 1},
+            priority=request.priority + self.priority_adjust,
+        )
 
     def response_downloaded(self, response: Response, request: Request, spider: Spider) -> None:
         """Every answer, as it arrives and before the slot sends the next request: a

@@ -13,7 +13,6 @@ from scrapy.exceptions import IgnoreRequest
 from scrapy.utils.httpobj import urlparse_cached
 from twisted.internet.defer import Deferred
 
-from crawler import settings as defaults
 from crawler.backoff import host_backoff
 
 if TYPE_CHECKING:
@@ -44,10 +43,7 @@ class BlockMiddleware:
     """
 
     def __init__(self, crawler: Crawler) -> None:
-        defaults.check(crawler.settings)
         self.crawler = crawler
-        self.retries = crawler.settings.getint("ANNALS_BLOCK_RETRIES")
-        self.priority_adjust = crawler.settings.getint("RETRY_PRIORITY_ADJUST")
         self.backoff = host_backoff(crawler)  # it pauses the host as each answer arrives
 
     @classmethod
@@ -62,8 +58,8 @@ class BlockMiddleware:
         assert stats is not None
         stats.inc_value(f"annals/blocked/{kind}")
         attempt = int(request.meta.get("annals_block_retries", 0))
-        if attempt >= self.retries:
-            stats.inc_value("annals/blocked")
+        retry = self.backoff.retry(request, "annals_block_retries")
+        if retry is None:
             logger.warning(
                 "blocked (%s, HTTP %d) at %s after %d retries: not parsed, not archived",
                 kind,
@@ -78,9 +74,7 @@ class BlockMiddleware:
             response.status,
             request.url,
         )
-        meta = {**request.meta, "annals_block_retries": attempt + 1}
-        priority = request.priority + self.priority_adjust
-        return request.replace(dont_filter=True, meta=meta, priority=priority)
+        return retry
 
 
 class RobotsTxtMiddleware(_ScrapyRobotsTxtMiddleware):

@@ -9,6 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from scrapy import Request
 from scrapy.utils.test import get_crawler
 
 import crawler.settings as defaults
@@ -38,7 +39,7 @@ def test_the_defaults_are_crawler_settings_and_a_setting_changes_them():
     crawler = annals_crawler(GateAnnouncementsSpider)
     assert run_context(crawler).recheck == timedelta(days=defaults.ANNALS_RECHECK_DAYS)
     assert host_backoff(crawler).cap == defaults.ANNALS_MAX_RETRY_AFTER
-    assert BlockMiddleware(crawler).retries == defaults.ANNALS_BLOCK_RETRIES
+    assert host_backoff(crawler).retries == defaults.ANNALS_BLOCK_RETRIES
     assert ArchivePipeline.from_crawler(crawler).batch_size == defaults.ANNALS_BATCH_SIZE
 
     changed = annals_crawler(
@@ -50,7 +51,7 @@ def test_the_defaults_are_crawler_settings_and_a_setting_changes_them():
     )
     assert run_context(changed).recheck == timedelta(hours=12)
     assert host_backoff(changed).cap == 7
-    assert BlockMiddleware(changed).retries == 5
+    assert host_backoff(changed).retries == 5
     assert ArchivePipeline.from_crawler(changed).batch_size == 3
 
 
@@ -65,7 +66,7 @@ def test_a_component_made_from_other_settings_is_refused_not_left_at_zero():
     crawler = get_crawler(GateAnnouncementsSpider, settings_dict={"ANNALS_BLOCK_BACKOFF": 1.0})
     with pytest.raises(MissingSettingsError, match="ANNALS_MAX_RETRY_AFTER"):
         HostBackoff(crawler)
-    with pytest.raises(MissingSettingsError, match="ANNALS_BLOCK_RETRIES"):
+    with pytest.raises(MissingSettingsError, match=re.escape("crawler.backoff.HostBackoff")):
         BlockMiddleware(crawler)
     with pytest.raises(MissingSettingsError, match=re.escape("crawler.context.RunContext")):
         run_context(crawler)
@@ -97,3 +98,20 @@ def test_the_context_opens_the_run_with_the_spider_and_the_recorder_ends_it(
     finally:
         engine.dispose()
     assert recorded == [(context.run_id, "gate_announcements", "blocked")]
+
+
+def test_a_refused_request_is_retried_first_until_the_retries_are_spent():
+    crawler = annals_crawler(GateAnnouncementsSpider, ANNALS_BLOCK_RETRIES=2)
+    backoff = host_backoff(crawler)
+    request = Request("https://www.gate.com/announcements", priority=3)
+    first = backoff.retry(request, "annals_block_retries")
+    assert first is not None
+    second = backoff.retry(first, "annals_block_retries")
+    assert second is not None
+    assert second.meta["annals_block_retries"] == 2
+    assert second.dont_filter
+    assert second.priority > first.priority > request.priority  # ahead of what is queued
+    assert crawler.stats is not None
+    assert not crawler.stats.get_value("annals/blocked")
+    assert backoff.retry(second, "annals_block_retries") is None
+    assert crawler.stats.get_value("annals/blocked") == 1
