@@ -7,14 +7,17 @@ given with `-s NAME=VALUE` (scrapy crawl, annals crawl); the ones read from the
 environment below are read here, once.
 """
 
+from __future__ import annotations
+
 import os
-from typing import TYPE_CHECKING, TypeVar
+import typing
+from typing import TypeVar
 
 from scrapy.settings import BaseSettings
 
 from archive import __version__, db
 
-if TYPE_CHECKING:
+if typing.TYPE_CHECKING:  # not imported by name: an upper-case name here is a setting
     from scrapy.crawler import Crawler
 
 BOT_NAME = "annals"
@@ -111,16 +114,19 @@ DOWNLOADER_MIDDLEWARES = {
 }
 ITEM_PIPELINES = {"crawler.pipelines.ArchivePipeline": 300}
 EXTENSIONS = {
+    # After AutoThrottle (0): a pause set on a response outlasts its delay update.
+    "crawler.backoff.HostBackoff": 100,
     # The run: its archive, crawl_runs row and incremental decisions; then its outcome.
     "crawler.context.RunContext": 400,
     "crawler.extensions.RunRecorder": 500,
-    # After AutoThrottle (0): a pause set on a response outlasts its delay update.
-    "crawler.backoff.HostBackoff": 100,
 }
 
 LOG_LEVEL = "INFO"
 LOG_FORMATTER = "crawler.logformatter.LogFormatter"  # page and item lines only at DEBUG
 FEED_EXPORT_ENCODING = "utf-8"
+
+
+Component = TypeVar("Component")
 
 
 class MissingSettingsError(LookupError):
@@ -129,8 +135,9 @@ class MissingSettingsError(LookupError):
 
 
 def check(settings: BaseSettings) -> None:
-    """Refuse settings that lack an ANNALS_* setting, naming each one missing. Every
-    annals component calls this before reading its settings."""
+    """Refuse settings that lack an ANNALS_* setting, naming each one missing. The
+    components that read them call this first (RunContext, HostBackoff, Frontier,
+    ArchivePipeline)."""
     missing = [name for name in _annals if name not in settings]
     if missing:
         raise MissingSettingsError(
@@ -139,7 +146,7 @@ def check(settings: BaseSettings) -> None:
         )
 
 
-def extension(crawler: "Crawler", cls: type["_E"]) -> "_E":
+def extension(crawler: Crawler, cls: type[Component]) -> Component:
     """The crawler's instance of one of the EXTENSIONS above; an error naming it when the
     crawler's settings do not list it (they are not these)."""
     found = crawler.get_extension(cls)
@@ -151,5 +158,4 @@ def extension(crawler: "Crawler", cls: type["_E"]) -> "_E":
     return found
 
 
-_E = TypeVar("_E")
 _annals = tuple(name for name in dir() if name.startswith("ANNALS_"))

@@ -115,3 +115,13 @@ def test_a_refused_request_is_retried_first_until_the_retries_are_spent():
     assert not crawler.stats.get_value("annals/blocked")
     assert backoff.retry(second, "annals_block_retries") is None
     assert crawler.stats.get_value("annals/blocked") == 1
+
+
+def test_the_settings_module_gives_scrapy_settings_and_annals_ones_only():
+    """Settings.setmodule takes every upper-case name of crawler.settings: a helper or
+    constant there must not become a setting by accident."""
+    from scrapy.settings import default_settings
+
+    ours = {name for name in project_settings() if not hasattr(default_settings, name)}
+    assert "ANNALS_BLOCK_RETRIES" in ours
+    assert all(name.startswith("ANNALS_") for name in ours), sorted(ours)
