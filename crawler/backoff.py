@@ -18,6 +18,7 @@ from weakref import WeakKeyDictionary
 from scrapy import signals
 from scrapy.utils.asyncio import call_later
 
+from crawler import settings as defaults
 from crawler.blocks import classify, headers_of, retry_after
 
 if TYPE_CHECKING:
@@ -52,7 +53,9 @@ def backoff_wait(
 
 
 class HostBackoff:
-    """The pauses of one crawl's download slots (ANNALS_MAX_RETRY_AFTER caps each).
+    """The pauses of one crawl's download slots (ANNALS_MAX_RETRY_AFTER caps each): an
+    extension, which BlockMiddleware and the spiders that read rate-limit envelopes
+    reach with `host_backoff(crawler)`.
 
     A pause holds the slot's queue (Scrapy's own `slot.latercall` mechanism, the one
     DOWNLOAD_DELAY uses) and keeps the slot alive meanwhile (`lastseen`). It acts on
@@ -62,12 +65,21 @@ class HostBackoff:
 
     def __init__(self, crawler: Crawler) -> None:
         settings = crawler.settings
+        defaults.check(settings)
         self.crawler = crawler
-        self.cap = settings.getfloat("ANNALS_MAX_RETRY_AFTER", 600.0)
-        self.base = settings.getfloat("ANNALS_BLOCK_BACKOFF", 5.0)
+        self.cap = settings.getfloat("ANNALS_MAX_RETRY_AFTER")
+        self.base = settings.getfloat("ANNALS_BLOCK_BACKOFF")
+        self.retries = settings.getint("ANNALS_BLOCK_RETRIES")
+        self.priority_adjust = settings.getint("RETRY_PRIORITY_ADJUST")
         self.http_codes = {int(code) for code in settings.getlist("ANNALS_BACKOFF_HTTP_CODES")}
         self._until: dict[str, float] = {}  # slot key: when its pause ends (monotonic)
         self._kinds: WeakKeyDictionary[Response, str | None] = WeakKeyDictionary()
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> HostBackoff:
+        backoff = cls(crawler)
+        crawler.signals.connect(backoff.response_downloaded, signal=signals.response_downloaded)
+        return backoff
 
     def kind(self, response: Response) -> str | None:
         """crawler.blocks.classify of an answer, worked out once: the pause here and
@@ -91,6 +103,22 @@ class HostBackoff:
                 self.cap,
             )
         return backoff_wait(attempt, base=self.base, cap=self.cap, asked=asked, floor=floor)
+
+    def retry(self, request: Request, key: str) -> Request | None:
+        """The next try of a request its host refused (a block, a rate-limit envelope),
+        which goes first once the host's pause is over; None when it was already retried
+        ANNALS_BLOCK_RETRIES times (request.meta[key] counts them), counted as
+        annals/blocked: the run ends "blocked"."""
+        attempt = int(request.meta.get(key, 0))
+        if attempt >= self.retries:
+            assert self.crawler.stats is not None
+            self.crawler.stats.inc_value("annals/blocked")
+            return None
+        return request.replace(
+            dont_filter=True,
+            meta={**request.meta, key: attempt + 1},
+            priority=request.priority + self.priority_adjust,
+        )
 
     def response_downloaded(self, response: Response, request: Request, spider: Spider) -> None:
         """Every answer, as it arrives and before the slot sends the next request: a
@@ -154,11 +182,6 @@ def _is_retry(request: Request) -> bool:
 
 
 def host_backoff(crawler: Crawler) -> HostBackoff:
-    """The crawler's HostBackoff, made on first use (BlockMiddleware and the spiders
-    that read rate-limit envelopes share it)."""
-    backoff = getattr(crawler, "annals_backoff", None)
-    if backoff is None:
-        backoff = HostBackoff(crawler)
-        crawler.signals.connect(backoff.response_downloaded, signal=signals.response_downloaded)
-        crawler.annals_backoff = backoff  # type: ignore[attr-defined]
-    return backoff
+    """The crawler's HostBackoff (BlockMiddleware and the spiders that read rate-limit
+    envelopes pause hosts with it)."""
+    return defaults.extension(crawler, HostBackoff)

@@ -3,6 +3,7 @@ through the "annals.commands" entry point."""
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,6 +15,7 @@ from scrapy.spiderloader import SpiderLoader
 
 from archive import db as dbmod
 from archive.cli import DbOption, Exit, archive_errors, fail
+from crawler.context import run_context
 from crawler.extensions import worst
 from crawler.lock import LockHeldError, crawl_lock
 from crawler.stopping import SignalStop
@@ -66,9 +68,7 @@ def run_spiders(
         process.crawl(crawler, **spider_args)
         crawlers.append((name, crawler))
     # SIGINT/SIGTERM stop within ANNALS_STOP_GRACE seconds and record "interrupted".
-    stopper = SignalStop(
-        process, [c for _, c in crawlers], settings.getfloat("ANNALS_STOP_GRACE", 2.0)
-    )
+    stopper = SignalStop(process, [c for _, c in crawlers], settings.getfloat("ANNALS_STOP_GRACE"))
     stopper.install()
     try:
         process.start(install_signal_handlers=False)
@@ -76,7 +76,9 @@ def run_spiders(
         stopper.uninstall()
     results: list[tuple[str, str, int | None, dict[str, Any]]] = []
     for name, crawler in crawlers:
-        context = getattr(crawler, "annals_run", None)
+        context = None
+        with contextlib.suppress(RuntimeError):  # a crawl that failed before its extensions
+            context = run_context(crawler)
         if context is None or context.status is None:
             results.append((name, "failed", getattr(context, "run_id", None), {}))
         else:
@@ -157,7 +159,7 @@ def crawl(
     try:
         with archive_errors():
             dbmod.refuse_foreign(url)  # before the lock file is made beside someone's file
-        with crawl_lock(url), archive_errors():
+        with crawl_lock(url, settings), archive_errors():
             dbmod.open_archive(url, create=True).dispose()
             results = run_spiders(wanted, settings, spider_args)
     except LockHeldError as exc:
@@ -226,7 +228,7 @@ def demo(
     settings.set("LOG_LEVEL", "ERROR", priority="cmdline")
     with MirrorServer(Mirror(*folders)) as server, archive_errors():
         typer.echo(f"serving the recorded pages of {', '.join(DEMO_SPIDERS)} at {server.url}")
-        with crawl_lock(url):
+        with crawl_lock(url, settings):
             dbmod.open_archive(url, create=True).dispose()
             results = run_spiders(names, settings, {"base_url": server.url})
     for name, status, run_id, counters in results:
@@ -268,14 +270,15 @@ def reparse(
     from archive.validate import problem
     from crawler.sources.parsing import EnvelopeError
 
-    loader = SpiderLoader.from_settings(project_settings())
+    settings = project_settings()
+    loader = SpiderLoader.from_settings(settings)
     known_spiders = set(loader.list())
     url = dbmod.resolve_url(db)
     resolved: list[int] = []
     still: list[str] = []
     written = BatchResult()
     try:
-        with crawl_lock(url), archive_errors():
+        with crawl_lock(url, settings), archive_errors():
             engine = dbmod.open_archive(url)
             store = Store(engine)
             stored_items = list(pending(engine, spider))

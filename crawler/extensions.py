@@ -1,15 +1,13 @@
-"""Records each crawl run in crawl_runs: when, how it ended, and its counters."""
+"""Records how each crawl run ended in crawl_runs: its status and its counters."""
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from typing import TYPE_CHECKING, Any
 
 from scrapy import signals
 
-from archive.db import ArchiveError
-from crawler.run import run_context
+from crawler.context import run_context
 
 if TYPE_CHECKING:
     from scrapy import Spider
@@ -99,7 +97,8 @@ def decide_status(reason: str, stats: dict[str, Any]) -> str:
 
 
 class RunRecorder:
-    """One crawl_runs row per spider run: "running" when it opens, then its outcome."""
+    """The outcome of the run crawler.context.RunContext opened: its status and counters
+    on its crawl_runs row, when the spider closes."""
 
     def __init__(self, crawler: Crawler) -> None:
         self.crawler = crawler
@@ -108,14 +107,8 @@ class RunRecorder:
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> RunRecorder:
         ext = cls(crawler)
-        crawler.signals.connect(ext.spider_opened, signal=signals.spider_opened)
         crawler.signals.connect(ext.spider_closed, signal=signals.spider_closed)
         return ext
-
-    def spider_opened(self, spider: Spider) -> None:
-        # If the archive cannot take the run, the pipeline said so and stops the crawl.
-        with contextlib.suppress(ArchiveError):
-            run_context(self.crawler).start(spider.name)
 
     def spider_closed(self, spider: Spider, reason: str) -> None:
         self.record(reason)

@@ -16,7 +16,7 @@ How a shared crawl goes, per spider:
   dead. Requests it had taken from Redis die with it (scrapy-redis pops them), and so
   do the records in its unflushed batch: its run stays "running", and the seeder of
   the next round marks it interrupted and walks the listings back to the last round
-  whose workers all ended well (crawler.run), which fetches what was lost.
+  whose workers all ended well (crawler.context), which fetches what was lost.
 - Idle: a worker stops once the round's queue has been empty for ANNALS_IDLE_SECONDS
   (checked on Scrapy's 5-second engine heartbeat), so another worker's next listing
   page, due any moment, is not missed.
@@ -51,6 +51,8 @@ from scrapy.settings import BaseSettings
 from scrapy_redis.dupefilter import RFPDupeFilter
 from scrapy_redis.scheduler import Scheduler
 from twisted.internet.task import LoopingCall
+
+from crawler import settings as defaults
 
 if TYPE_CHECKING:
     from scrapy import Request, Spider
@@ -107,22 +109,35 @@ _NO_RESUME = "-"
 
 
 class Frontier:
-    """One worker's membership in a spider's shared crawl (one per crawler)."""
+    """One worker's membership in a spider's shared crawl: an extension, which
+    FrontierAddon lists when ANNALS_REDIS_URL is set (`frontier_for(crawler)`).
+
+    It also keeps a worker whose frontier is empty for a moment from closing: the
+    worker stops only after ANNALS_IDLE_SECONDS with nothing to do."""
 
     def __init__(self, crawler: Crawler, server: Any) -> None:
         settings = crawler.settings
+        defaults.check(settings)
         self.crawler = crawler
         self.server = server
-        self.ttl_s = settings.getfloat("ANNALS_FRONTIER_TTL", 15.0)
-        self.idle_s = settings.getfloat("ANNALS_IDLE_SECONDS", 30.0)
+        self.ttl_s = settings.getfloat("ANNALS_FRONTIER_TTL")
+        self.idle_s = settings.getfloat("ANNALS_IDLE_SECONDS")
         self.worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self.prefix = settings.get("ANNALS_FRONTIER_KEY") or "annals"
+        self.prefix = settings.get("ANNALS_FRONTIER_KEY")
         self.spider = ""
         self.round = ""
         self.seeder = False
         self._beat: LoopingCall | None = None
         self._resume: datetime | str | None = _NO_RESUME
         self.idle_since: float | None = None
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> Frontier:
+        from scrapy_redis.connection import get_redis_from_settings
+
+        frontier = cls(crawler, get_redis_from_settings(crawler.settings))
+        crawler.signals.connect(frontier.spider_idle, signal=signals.spider_idle)
+        return frontier
 
     def key(self, name: str) -> str:
         return f"{self.prefix}:{self.spider}:{self.round}:{name}"
@@ -181,7 +196,7 @@ class Frontier:
     def pending(self) -> int:
         return int(self.server.llen(self.key("requests")))
 
-    # --- the round's resume point (crawler.run decides it, the seeder publishes it) ------
+    # --- the round's resume point (crawler.context decides it, the seeder publishes it) ------
 
     def publish_resume(self, point: datetime | None) -> None:
         self.server.set(self.key("resume"), point.isoformat() if point else "", ex=_KEEP_KEYS_S)
@@ -196,18 +211,21 @@ class Frontier:
             self._resume = datetime.fromisoformat(text) if text else None
         return self._resume
 
+    def spider_idle(self, spider: Spider) -> None:
+        now = time.monotonic()
+        if self.pending():
+            self.idle_since = None
+            raise DontCloseSpider
+        if self.idle_since is None:
+            self.idle_since = now
+        if now - self.idle_since < self.idle_s:
+            raise DontCloseSpider
+        logger.info("%s: the frontier was empty for %.0fs: done", spider.name, self.idle_s)
+
 
 def frontier_for(crawler: Crawler) -> Frontier | None:
     """The crawler's Frontier when ANNALS_REDIS_URL is set, else None."""
-    if not crawler.settings.get("ANNALS_REDIS_URL"):
-        return None
-    frontier = getattr(crawler, "annals_frontier", None)
-    if frontier is None:
-        from scrapy_redis.connection import get_redis_from_settings
-
-        frontier = Frontier(crawler, get_redis_from_settings(crawler.settings))
-        crawler.annals_frontier = frontier  # type: ignore[attr-defined]
-    return frontier
+    return crawler.get_extension(Frontier)
 
 
 class FrontierAddon:
@@ -235,7 +253,7 @@ class FrontierAddon:
         per_domain = settings.getint("CONCURRENT_REQUESTS_PER_DOMAIN")
         settings.set("CONCURRENT_REQUESTS", per_domain, priority="spider")
         settings["SPIDER_MIDDLEWARES"]["crawler.frontier.SeedOnce"] = 10
-        settings["EXTENSIONS"]["crawler.frontier.IdleWait"] = 0
+        settings["EXTENSIONS"]["crawler.frontier.Frontier"] = 0
 
 
 class FrontierScheduler(Scheduler):
@@ -310,32 +328,3 @@ class SeedOnce:
         if frontier is None or frontier.seeder:
             async for item_or_request in start:
                 yield item_or_request
-
-
-class IdleWait:
-    """Keeps a worker whose frontier is empty for a moment from closing: it stops only
-    after ANNALS_IDLE_SECONDS with nothing to do."""
-
-    def __init__(self, crawler: Crawler) -> None:
-        self.crawler = crawler
-
-    @classmethod
-    def from_crawler(cls, crawler: Crawler) -> IdleWait:
-        if frontier_for(crawler) is None:
-            raise NotConfigured
-        ext = cls(crawler)
-        crawler.signals.connect(ext.spider_idle, signal=signals.spider_idle)
-        return ext
-
-    def spider_idle(self, spider: Spider) -> None:
-        frontier = frontier_for(self.crawler)
-        assert frontier is not None
-        now = time.monotonic()
-        if frontier.pending():
-            frontier.idle_since = None
-            raise DontCloseSpider
-        if frontier.idle_since is None:
-            frontier.idle_since = now
-        if now - frontier.idle_since < frontier.idle_s:
-            raise DontCloseSpider
-        logger.info("%s: the frontier was empty for %.0fs: done", spider.name, frontier.idle_s)

@@ -11,16 +11,15 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import make_url
 
 from archive.db import PG_CRAWL_LOCK, display, sqlite_path
 from archive.normalize import format_time, utcnow
 
-# With a shared frontier (crawler.frontier) the workers of one crawl run at once on
-# purpose; Redis, not this lock, decides what each one does.
-FRONTIER_ENV = "ANNALS_REDIS_URL"
+if TYPE_CHECKING:
+    from scrapy.settings import BaseSettings
 
 
 class LockHeldError(Exception):
@@ -42,11 +41,14 @@ def _holder() -> str:
 
 
 @contextmanager
-def crawl_lock(url: str) -> Iterator[Path | None]:
+def crawl_lock(url: str, settings: BaseSettings) -> Iterator[Path | None]:
     """Hold the archive's crawl lock, or raise LockHeldError at once. A killed crawl never
     leaves a stale lock behind: the kernel drops a file lock with its process, and
-    PostgreSQL drops a session's advisory lock with its connection."""
-    if os.environ.get(FRONTIER_ENV):
+    PostgreSQL drops a session's advisory lock with its connection.
+
+    With a shared frontier (ANNALS_REDIS_URL, crawler.frontier) the workers of one crawl
+    run at once on purpose: Redis, not this lock, decides what each one does."""
+    if settings.get("ANNALS_REDIS_URL"):
         yield None
         return
     if make_url(url).get_backend_name() == "postgresql":

@@ -44,8 +44,6 @@ class BlockMiddleware:
 
     def __init__(self, crawler: Crawler) -> None:
         self.crawler = crawler
-        self.retries = crawler.settings.getint("ANNALS_BLOCK_RETRIES", 2)
-        self.priority_adjust = crawler.settings.getint("RETRY_PRIORITY_ADJUST")
         self.backoff = host_backoff(crawler)  # it pauses the host as each answer arrives
 
     @classmethod
@@ -60,8 +58,8 @@ class BlockMiddleware:
         assert stats is not None
         stats.inc_value(f"annals/blocked/{kind}")
         attempt = int(request.meta.get("annals_block_retries", 0))
-        if attempt >= self.retries:
-            stats.inc_value("annals/blocked")
+        retry = self.backoff.retry(request, "annals_block_retries")
+        if retry is None:
             logger.warning(
                 "blocked (%s, HTTP %d) at %s after %d retries: not parsed, not archived",
                 kind,
@@ -76,9 +74,7 @@ class BlockMiddleware:
             response.status,
             request.url,
         )
-        meta = {**request.meta, "annals_block_retries": attempt + 1}
-        priority = request.priority + self.priority_adjust
-        return request.replace(dont_filter=True, meta=meta, priority=priority)
+        return retry
 
 
 class RobotsTxtMiddleware(_ScrapyRobotsTxtMiddleware):

@@ -12,7 +12,8 @@ from archive.db import ArchiveError
 from archive.records import Quarantined, Record, Removed
 from archive.store import BatchResult
 from archive.validate import problem
-from crawler.run import RunContext, run_context
+from crawler import settings as defaults
+from crawler.context import RunContext, run_context
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -35,7 +36,8 @@ class ArchivePipeline:
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> ArchivePipeline:
-        size = crawler.settings.getint("ANNALS_BATCH_SIZE", 100)
+        defaults.check(crawler.settings)
+        size = crawler.settings.getint("ANNALS_BATCH_SIZE")
         if size <= 0:
             raise NotConfigured("ANNALS_BATCH_SIZE is 0: records are not archived")
         return cls(crawler, size)

@@ -1,12 +1,24 @@
 """Scrapy settings for annals: politeness and safety defaults, limits, the archive pipeline.
 
-Every ANNALS_* setting can also be given with `-s NAME=VALUE` (scrapy crawl) or
-through `annals crawl`; the database comes from $ANNALS_DATABASE_URL unless set.
+Every ANNALS_* setting has its default here and only here: the components read them
+without a fallback (`settings.getint("ANNALS_BLOCK_RETRIES")`), as Scrapy's read its
+default_settings, and refuse a crawler whose settings lack them (`check`). Each can be
+given with `-s NAME=VALUE` (scrapy crawl, annals crawl); the ones read from the
+environment below are read here, once.
 """
 
-import os
+from __future__ import annotations
 
-from archive import __version__
+import os
+import typing
+from typing import TypeVar
+
+from scrapy.settings import BaseSettings
+
+from archive import __version__, db
+
+if typing.TYPE_CHECKING:  # not imported by name: an upper-case name here is a setting
+    from scrapy.crawler import Crawler
 
 BOT_NAME = "annals"
 SPIDER_MODULES = ["crawler.spiders"]
@@ -17,7 +29,7 @@ ANNALS_DATABASE_URL = os.environ.get("ANNALS_DATABASE_URL")  # None: ./annals.db
 ANNALS_BATCH_SIZE = 100  # records per transaction
 ANNALS_RECHECK_DAYS = float(os.environ.get("ANNALS_RECHECK_DAYS", "3"))
 # A writer that finds SQLite locked waits this long per try, for this many tries.
-ANNALS_BUSY_TIMEOUT_MS = 5000
+ANNALS_BUSY_TIMEOUT_MS = db.BUSY_TIMEOUT_MS  # the archive commands' own default (archive.db)
 ANNALS_BUSY_ATTEMPTS = 8
 ANNALS_EXCLUSIVE = False  # `annals crawl` sets it: it holds the archive's crawl lock
 
@@ -101,8 +113,49 @@ DOWNLOADER_MIDDLEWARES = {
     "crawler.stopping.StopMiddleware": 40,  # first of all: nothing new once stopping
 }
 ITEM_PIPELINES = {"crawler.pipelines.ArchivePipeline": 300}
-EXTENSIONS = {"crawler.extensions.RunRecorder": 500}
+EXTENSIONS = {
+    # After AutoThrottle (0): a pause set on a response outlasts its delay update.
+    "crawler.backoff.HostBackoff": 100,
+    # The run: its archive, crawl_runs row and incremental decisions; then its outcome.
+    "crawler.context.RunContext": 400,
+    "crawler.extensions.RunRecorder": 500,
+}
 
 LOG_LEVEL = "INFO"
 LOG_FORMATTER = "crawler.logformatter.LogFormatter"  # page and item lines only at DEBUG
 FEED_EXPORT_ENCODING = "utf-8"
+
+
+Component = TypeVar("Component")
+
+
+class MissingSettingsError(LookupError):
+    """A crawler made without these settings (another settings module, a test's
+    `get_crawler(settings_dict=...)`): its components would read 0 and None."""
+
+
+def check(settings: BaseSettings) -> None:
+    """Refuse settings that lack an ANNALS_* setting, naming each one missing. The
+    components that read them call this first (RunContext, HostBackoff, Frontier,
+    ArchivePipeline)."""
+    missing = [name for name in _annals if name not in settings]
+    if missing:
+        raise MissingSettingsError(
+            f"the settings lack {', '.join(missing)}: their defaults are in crawler.settings"
+            " (load it: scrapy.cfg, SCRAPY_SETTINGS_MODULE, Settings.setmodule)"
+        )
+
+
+def extension(crawler: Crawler, cls: type[Component]) -> Component:
+    """The crawler's instance of one of the EXTENSIONS above; an error naming it when the
+    crawler's settings do not list it (they are not these)."""
+    found = crawler.get_extension(cls)
+    if found is None:
+        raise MissingSettingsError(
+            f"the settings' EXTENSIONS lack {cls.__module__}.{cls.__qualname__}: "
+            "the crawl cannot run without it (crawler.settings lists it)"
+        )
+    return found
+
+
+_annals = tuple(name for name in dir() if name.startswith("ANNALS_"))

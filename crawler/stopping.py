@@ -11,7 +11,7 @@ its run is recorded. `annals crawl` uses this instead:
    downloading is abandoned; the pipeline's batch is written and the run recorded
    "interrupted" here, then the reactor stops.
 
-The next run repairs what an interrupted one left out (crawler.run).
+The next run repairs what an interrupted one left out (crawler.context).
 """
 
 from __future__ import annotations

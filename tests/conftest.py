@@ -245,7 +245,9 @@ def crawl_lock_held(url: str) -> Iterator[subprocess.Popen[str]]:
     holder = subprocess.Popen(
         [sys.executable, "-c",
          "import time; from crawler.lock import crawl_lock\n"
-         f"with crawl_lock({url!r}):\n"
+         "from scrapy.settings import Settings; settings = Settings()\n"
+         "settings.setmodule('crawler.settings')\n"
+         f"with crawl_lock({url!r}, settings):\n"
          "    print('locked', flush=True); time.sleep(60)"],
         stdout=subprocess.PIPE, text=True,
     )  # fmt: skip

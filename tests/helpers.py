@@ -8,10 +8,28 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import scrapy
+from scrapy.crawler import Crawler
 from scrapy.http import TextResponse
 from scrapy.utils.test import get_crawler
 
+import crawler.settings
 from archive.records import Record
+
+# --- crawlers in the test process --------------------------------------------------------
+
+
+def project_settings(**overrides: Any) -> dict[str, Any]:
+    """annals' settings (crawler.settings, the names Settings.setmodule reads from it),
+    with `overrides`."""
+    module = crawler.settings
+    return {**{name: getattr(module, name) for name in dir(module) if name.isupper()}, **overrides}
+
+
+def annals_crawler(spidercls: type[scrapy.Spider] | None = None, **overrides: Any) -> Crawler:
+    """A crawler as `scrapy crawl` makes one in this project, its extensions made, not
+    started: Scrapy's `get_crawler` with annals' settings and `overrides`."""
+    return get_crawler(spidercls, settings_dict=project_settings(**overrides))
+
 
 # --- spiders in process: callbacks fed recorded answers, no download ----------------------
 
@@ -20,7 +38,7 @@ SpiderT = TypeVar("SpiderT", bound=scrapy.Spider)
 
 def spider_on(spider_cls: type[SpiderT], db: Path, **arguments: str) -> SpiderT:
     """A spider of a real (unstarted) Scrapy crawler, archiving into the SQLite file `db`."""
-    crawler = get_crawler(spider_cls, {"ANNALS_DATABASE_URL": str(db)})
+    crawler = annals_crawler(spider_cls, ANNALS_DATABASE_URL=str(db))
     return spider_cls.from_crawler(crawler, **arguments)
 
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from scrapy.utils.test import get_crawler
 
 from crawler.backoff import HostBackoff, backoff_wait
 from crawler.blocks import classify, retry_after
 from crawler.spiders.api import BybitAnnouncementsSpider, OkxAnnouncementsSpider
 from tests.conftest import FIXTURES
+from tests.helpers import annals_crawler
 
 HTML = {"content-type": "text/html"}
 
@@ -66,7 +66,7 @@ def test_retry_after_in_seconds_or_as_a_date_is_capped():
 
 
 def _backoff(spider_cls, **settings) -> HostBackoff:
-    crawler = get_crawler(spider_cls, settings_dict={"ANNALS_BLOCK_BACKOFF": 1.0, **settings})
+    crawler = annals_crawler(spider_cls, ANNALS_BLOCK_BACKOFF=1.0, **settings)
     crawler.spider = spider_cls()
     return HostBackoff(crawler)
 

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 from scrapy.utils.request import request_from_dict
-from scrapy.utils.test import get_crawler
 
 from archive.db import open_archive, resolve_url
 from archive.records import Identity, RawResponse
@@ -28,6 +27,7 @@ from crawler.sources.gate import ListItem
 from crawler.spiders.gate_spiders import GateAnnouncementsSpider
 from crawler.synthetic import generate
 from tests.conftest import PostgresServer, crawl, rows
+from tests.helpers import annals_crawler
 from tests.test_postgres import content
 
 REDIS = os.environ.get("ANNALS_TEST_REDIS", "redis://127.0.0.1:6379/15")
@@ -124,7 +124,7 @@ def test_requests_and_their_callback_arguments_survive_redis() -> None:
     """scrapy-redis pickles Request.to_dict(): callbacks are spider methods, and Gate's
     cb_kwargs (ListItem, Known, RawResponse dataclasses) must come back equal."""
     spider = GateAnnouncementsSpider.from_crawler(
-        get_crawler(GateAnnouncementsSpider), base_url="http://127.0.0.1:1"
+        annals_crawler(GateAnnouncementsSpider), base_url="http://127.0.0.1:1"
     )
     now = datetime(2026, 11, 24, tzinfo=UTC)
     item = ListItem("51322", "Title", "https://www.gate.com/announcements/article/51322", 38,

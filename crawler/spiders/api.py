@@ -298,24 +298,18 @@ class ApiAnnouncementsSpider(AnnalsSpider):
             return
         request = response.request
         assert request is not None
-        settings = self.crawler.settings
         attempt = int(request.meta.get(RETRIES, 0))
         self.count("blocked/rate_limit_code")
-        if attempt >= settings.getint("ANNALS_BLOCK_RETRIES", 2):
-            self.count("blocked")
+        backoff = host_backoff(self.crawler)
+        retry = backoff.retry(request, RETRIES)
+        if retry is None:
             logger.warning(
                 "%s after %d retries: not archived, and this listing stops here", exc, attempt
             )
             return
         # "Slow down" is about the host: the same pause as BlockMiddleware's blocks.
-        backoff = host_backoff(self.crawler)
         backoff.pause(request, backoff.wait("rate_limit_code", {}, attempt), str(exc))
-        yield request.replace(
-            dont_filter=True,
-            meta={**request.meta, RETRIES: attempt + 1},
-            priority=request.priority + settings.getint("RETRY_PRIORITY_ADJUST"),
-        )
-
+        yield retry
 
 def _check_known(spider: str, what: str, given: list[str], known: dict[str, Any]) -> None:
     unknown = [value for value in given if value not in known]

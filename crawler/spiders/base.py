@@ -19,9 +19,9 @@ from twisted.python.failure import Failure
 from archive.normalize import normalize_text, utcnow
 from archive.records import Identity, ParseError, Quarantined, RawResponse, Record
 from archive.store import Known
+from crawler.context import RunContext, run_context
 from crawler.middlewares import Blocked
 from crawler.redirects import RedirectLoop
-from crawler.run import RunContext, run_context
 from crawler.stopping import Stopped
 
 logger = logging.getLogger(__name__)

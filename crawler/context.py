@@ -1,22 +1,30 @@
 """The archive as one crawl sees it: its store, its crawl_runs row, what is already known.
 
-One RunContext per crawler, shared by the pipeline (writes), the extension (run
-record) and the spider (incremental decisions).
+One RunContext per crawler, an extension (EXTENSIONS): made from the settings, it opens
+the run when the spider opens; the pipeline (writes), RunRecorder (the run's outcome)
+and the spider (incremental decisions) reach it with `run_context(crawler)`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from archive.db import BUSY_TIMEOUT_MS, ArchiveError, make_engine, open_archive, resolve_url
+from scrapy import signals
+
+from archive.db import ArchiveError, make_engine, open_archive, resolve_url
 from archive.normalize import utcnow
 from archive.records import Identity
 from archive.store import Known, Store
+from crawler import settings as defaults
+from crawler.frontier import frontier_for
 
 if TYPE_CHECKING:
+    from scrapy import Spider
     from scrapy.crawler import Crawler
 
     from crawler.frontier import Frontier
@@ -29,26 +37,41 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class RunContext:
-    def __init__(
-        self,
-        url: str,
-        recheck_days: float,
-        exclusive: bool = False,
-        busy_timeout_ms: int = BUSY_TIMEOUT_MS,
-        busy_attempts: int = 8,
-    ) -> None:
-        self.url = url
-        self.busy_timeout_ms = busy_timeout_ms
-        self.busy_attempts = busy_attempts
-        self.recheck = timedelta(days=recheck_days)
-        self.exclusive = exclusive  # this process holds the crawl lock (annals crawl)
-        self.frontier: Frontier | None = None  # a shared crawl's round (crawler.frontier)
+    """The run of one crawler (an extension: `crawler.get_extension(RunContext)`)."""
+
+    def __init__(self, crawler: Crawler) -> None:
+        settings = crawler.settings
+        defaults.check(settings)
+        self.crawler = crawler
+        self.url = resolve_url(settings.get("ANNALS_DATABASE_URL"))
+        self.busy_timeout_ms = settings.getint("ANNALS_BUSY_TIMEOUT_MS")
+        self.busy_attempts = settings.getint("ANNALS_BUSY_ATTEMPTS")
+        self.recheck = timedelta(days=settings.getfloat("ANNALS_RECHECK_DAYS"))
+        # This process holds the crawl lock (annals crawl): a "running" run was killed.
+        self.exclusive = settings.getbool("ANNALS_EXCLUSIVE")
         self._resume_after: datetime | None = None
         self.start_error: ArchiveError | None = None
         self._store: Store | None = None
         self.run_id: int | None = None
         self.status: str | None = None
         self.counters: dict[str, Any] = {}
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> RunContext:
+        context = cls(crawler)
+        crawler.signals.connect(context.spider_opened, signal=signals.spider_opened)
+        return context
+
+    def spider_opened(self, spider: Spider) -> None:
+        # If the archive cannot take the run, the pipeline said so and stops the crawl.
+        with contextlib.suppress(ArchiveError):
+            self.start(spider.name)
+
+    @cached_property
+    def frontier(self) -> Frontier | None:
+        """A shared crawl's round (crawler.frontier), whose workers run at once on
+        purpose: None for a crawl of its own."""
+        return frontier_for(self.crawler)
 
     @property
     def store(self) -> Store:
@@ -158,25 +181,8 @@ class RunContext:
 
 
 def run_context(crawler: Crawler) -> RunContext:
-    """The crawler's RunContext, made on first use from its settings."""
-    context = getattr(crawler, "annals_run", None)
-    if context is None:
-        url = resolve_url(crawler.settings.get("ANNALS_DATABASE_URL"))
-        settings = crawler.settings
-        context = RunContext(
-            url,
-            settings.getfloat("ANNALS_RECHECK_DAYS", 3.0),
-            exclusive=settings.getbool("ANNALS_EXCLUSIVE", False),
-            busy_timeout_ms=settings.getint("ANNALS_BUSY_TIMEOUT_MS", BUSY_TIMEOUT_MS),
-            busy_attempts=settings.getint("ANNALS_BUSY_ATTEMPTS", 8),
-        )
-        from crawler.frontier import frontier_for
-
-        context.frontier = frontier_for(crawler)
-        if context.frontier is not None:
-            context.exclusive = False  # the round's workers run at once on purpose
-        crawler.annals_run = context  # type: ignore[attr-defined]
-    return context
+    """The crawler's RunContext (the pipeline, RunRecorder and the spider share it)."""
+    return defaults.extension(crawler, RunContext)
 
 
 def _unit(run: Any) -> str:
