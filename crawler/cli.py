@@ -24,6 +24,9 @@ if TYPE_CHECKING:
     from scrapy.crawler import Crawler
     from scrapy.settings import Settings
 
+# A spider's run: its name, status, run id (None when none was recorded) and counters.
+Outcome = tuple[str, str, int | None, dict[str, Any]]
+
 SUMMARY_COUNTERS = (
     "requests",
     "pages",
@@ -90,9 +93,7 @@ def summary_line(name: str, status: str, run_id: int | None, counters: dict[str,
     return f"{name}: {status} ({run}): {parts}"
 
 
-def run_spiders(
-    names: list[str], settings: Settings, spider_args: dict[str, str]
-) -> list[tuple[str, str, int | None, dict[str, Any]]]:
+def run_spiders(names: list[str], settings: Settings, spider_args: dict[str, str]) -> list[Outcome]:
     """Run the spiders in this process; return (name, status, run id, counters) for each."""
     from scrapy.crawler import AsyncCrawlerProcess
 
@@ -113,7 +114,7 @@ def run_spiders(
         process.start(install_signal_handlers=False)
     finally:
         stopper.uninstall()
-    results: list[tuple[str, str, int | None, dict[str, Any]]] = []
+    results: list[Outcome] = []
     for name, crawler in crawlers:
         context = getattr(crawler, "annals_run", None)
         if context is None or context.status is None:
@@ -125,14 +126,14 @@ def run_spiders(
 
 def crawl_archive(
     url: str, names: list[str], settings: Settings, spider_args: dict[str, str]
-) -> list[tuple[str, str, int | None, dict[str, Any]]]:
+) -> list[Outcome]:
     """Under the archive's crawl lock, create the archive when missing and run the spiders."""
     with locked_archive(url):
         dbmod.open_archive(url, create=True).dispose()
         return run_spiders(names, settings, spider_args)
 
 
-def print_summaries(results: list[tuple[str, str, int | None, dict[str, Any]]]) -> None:
+def print_summaries(results: list[Outcome]) -> None:
     for name, status, run_id, counters in results:
         typer.echo(summary_line(name, status, run_id, counters))
 
