@@ -1,12 +1,13 @@
-"""The `annals` command: query, export, history, diff, stats, rederive and schema upgrades.
+"""The `annals` command: query, export, history, diff, stats, search, serve, rederive
+and the schema (`annals db`): each command reads its options, calls one function of the
+archive that returns data, and prints it.
 
-Commands that need Scrapy (`crawl`, `demo`) are registered by the crawler package
-through the "annals.commands" entry point, so the archive works without Scrapy.
+Commands that need Scrapy (`crawl`, `demo`, `reparse`) are registered by the crawler
+package through the "annals.commands" entry point, so the archive works without Scrapy.
 """
 
 from __future__ import annotations
 
-import enum
 import logging
 import os
 import sys
@@ -21,31 +22,21 @@ import orjson
 import sqlalchemy as sa
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from archive import db as dbmod
-from archive.diff import UnknownDocument, history_rows, load_history, unified_diff
+from archive import search as searchmod
+from archive.cliutil import DbOption, Exit, archive_errors, err, fail
+from archive.diff import compared_versions, history_rows, load_history, unified_diff
 from archive.export import Filters, count, export_jsonl, export_parquet
-from archive.models import TABLES
 from archive.normalize import format_time
-from archive.query import DEFAULT_TIMEOUT, FORMATS, QueryRefused, run_query, write_rows
+from archive.query import DEFAULT_TIMEOUT, FORMATS, run_query, write_rows
 from archive.records import EVENT_TYPES
-from archive.targets import STDOUT, TargetError, TargetExistsError, open_target
+from archive.stats import archive_stats
+from archive.targets import STDOUT, open_target
 from archive.timearg import ACCEPTED, TimeArgumentError, parse_time_argument
-
-
-class Exit(enum.IntEnum):
-    """Exit codes, as the README lists them."""
-
-    OK = 0
-    FAILED = 1  # something went wrong; the message says what
-    USAGE = 2  # bad arguments
-    BLOCKED = 3  # a crawl ended blocked by the source
-    LOCKED = 4  # another crawl holds the archive's lock
-    ARCHIVE = 5  # no archive there, not an annals archive, or it needs `annals db upgrade`
-    REFUSED = 6  # a write through `annals query`, an export over an existing file
-    INTERRUPTED = 130  # stopped by Ctrl-C (SIGINT), as a shell reports it
-
 
 app = typer.Typer(
     name="annals",
@@ -60,18 +51,6 @@ db_app = typer.Typer(
 )
 app.add_typer(db_app, name="db")
 
-err = Console(stderr=True, highlight=False)
-
-DbOption = Annotated[
-    str | None,
-    typer.Option(
-        "--db",
-        envvar=dbmod.ENV_URL,
-        help="Archive: a SQLite path or a database URL. Default $ANNALS_DATABASE_URL, "
-        "else ./annals.db.",
-        show_envvar=False,
-    ),
-]
 FormatOption = Annotated[
     str, typer.Option("--format", "-f", help="table, csv, json (one array) or jsonl.")
 ]
@@ -102,28 +81,10 @@ UntilOption = Annotated[
 ]
 
 
-def fail(message: str, code: Exit = Exit.FAILED) -> typer.Exit:
-    err.print(f"[bold red]annals:[/] {message}", soft_wrap=True)
-    return typer.Exit(int(code))
-
-
-@contextmanager
-def archive_errors() -> Iterator[None]:
-    """Turn the archive's own errors into one line and an exit code, not a traceback."""
-    try:
-        yield
-    except (dbmod.ArchiveNotFoundError, dbmod.NeedsUpgradeError) as exc:
-        raise fail(str(exc), Exit.ARCHIVE) from None
-    except (QueryRefused, TargetExistsError) as exc:
-        raise fail(str(exc), Exit.REFUSED) from None
-    except TargetError as exc:
-        raise fail(str(exc), Exit.USAGE) from None
-    except UnknownDocument as exc:
-        raise fail(str(exc), Exit.USAGE) from None
-    except dbmod.ArchiveError as exc:
-        raise fail(str(exc)) from None
-    except sa.exc.OperationalError as exc:
-        raise fail(f"database error: {exc.orig}") from None
+SourceOption = Annotated[str | None, typer.Option(help="Only this exchange, e.g. gate.")]
+EventTypeOption = Annotated[
+    str | None, typer.Option("--event-type", help=f"One of {', '.join(EVENT_TYPES)}.")
+]
 
 
 def open_readonly(db: str | None) -> sa.Engine:
@@ -133,6 +94,11 @@ def open_readonly(db: str | None) -> sa.Engine:
 def _check_format(fmt: str, allowed: tuple[str, ...] = FORMATS) -> None:
     if fmt not in allowed:
         raise fail(f"--format must be one of {', '.join(allowed)}", Exit.USAGE)
+
+
+def _check_event_type(event_type: str | None) -> None:
+    if event_type and event_type not in EVENT_TYPES:
+        raise fail(f"--event-type must be one of {', '.join(EVENT_TYPES)}", Exit.USAGE)
 
 
 # --- query ------------------------------------------------------------------------------------
@@ -234,11 +200,9 @@ def export(
         ),
     ] = STDOUT,
     db: DbOption = None,
-    source: Annotated[str | None, typer.Option(help="Only this exchange, e.g. gate.")] = None,
+    source: SourceOption = None,
     kind: Annotated[str | None, typer.Option(help="announcement or post.")] = None,
-    event_type: Annotated[
-        str | None, typer.Option("--event-type", help=f"One of {', '.join(EVENT_TYPES)}.")
-    ] = None,
+    event_type: EventTypeOption = None,
     since: SinceOption = None,
     until: UntilOption = None,
     all_versions: Annotated[
@@ -266,8 +230,7 @@ def export(
         annals export --format parquet --all-versions -o versions.parquet
     """
     _check_format(fmt, ("jsonl", "parquet"))
-    if event_type and event_type not in EVENT_TYPES:
-        raise fail(f"--event-type must be one of {', '.join(EVENT_TYPES)}", Exit.USAGE)
+    _check_event_type(event_type)
     filters = Filters(
         source=source,
         kind=kind,
@@ -381,12 +344,7 @@ def diff(
     """
     with archive_errors():
         hist = load_history(open_readonly(db), ref)
-        new = to if to is not None else (hist.current_version or hist.versions[-1].version)
-        old = from_ if from_ is not None else new - 1
-        if old < 1:
-            raise fail(
-                f"{hist.identity.ref()} has only version {new}: nothing to compare", Exit.USAGE
-            )
+        old, new = compared_versions(hist, from_, to)
         text = unified_diff(hist, old, new)
     typer.echo(text if text else f"versions {old} and {new} have the same title and body text")
 
@@ -403,72 +361,152 @@ def stats(db: DbOption = None, fmt: FormatOption = "table") -> None:
         annals stats --db annals.db
     """
     _check_format(fmt, ("table", "json"))
-    docs, vers, quarantine, runs = (
-        TABLES[t] for t in ("documents", "versions", "quarantine", "crawl_runs")
-    )
     with archive_errors():
-        engine = open_readonly(db)
-        with engine.connect() as conn:
-            per_source = conn.execute(
-                sa.select(
-                    docs.c.source,
-                    docs.c.kind,
-                    sa.func.count(sa.distinct(docs.c.id)),
-                    sa.func.count(vers.c.id),
-                    sa.func.max(docs.c.last_seen_at),
-                )
-                .select_from(docs.outerjoin(vers, vers.c.document_id == docs.c.id))
-                .group_by(docs.c.source, docs.c.kind)
-                .order_by(docs.c.source, docs.c.kind)
-            ).all()
-            unresolved = conn.execute(
-                sa.select(sa.func.count()).where(quarantine.c.resolved_at.is_(None))
-            ).scalar_one()
-            last_runs = conn.execute(sa.select(runs).order_by(runs.c.id.desc()).limit(10)).all()
-    summary: dict[str, Any] = {
-        "sources": [
-            {
-                "source": s,
-                "kind": k,
-                "documents": d,
-                "versions": v,
-                "last_seen_at": format_time(seen) if seen else None,
-            }
-            for s, k, d, v, seen in per_source
-        ],
-        "quarantine_unresolved": unresolved,
-        "last_runs": [
-            {
-                "id": r.id,
-                "spider": r.spider,
-                "started_at": format_time(r.started_at),
-                "finished_at": format_time(r.finished_at) if r.finished_at else None,
-                "status": r.status,
-                "counters": r.counters,
-            }
-            for r in last_runs
-        ],
-    }
+        summary = archive_stats(open_readonly(db))
     if fmt == "json":
         typer.echo(orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode())
         return
     console = _out()
     table = Table("source", "kind", "documents", "versions", "last seen (UTC)", title="archive")
-    for row in summary["sources"]:
+    for row in summary.sources:
         table.add_row(
-            row["source"],
-            row["kind"],
-            str(row["documents"]),
-            str(row["versions"]),
-            row["last_seen_at"] or "",
+            row.source, row.kind, str(row.documents), str(row.versions), row.last_seen_at or ""
         )
     console.print(table)
-    console.print(f"quarantine: {unresolved} unresolved")
+    console.print(f"quarantine: {summary.quarantine_unresolved} unresolved")
     table = Table("run", "spider", "started (UTC)", "status", "counters", title="last runs")
-    for r in summary["last_runs"]:
-        counters = ", ".join(f"{k}={v}" for k, v in r["counters"].items() if v)
-        table.add_row(str(r["id"]), r["spider"], r["started_at"], r["status"], counters)
+    for run in summary.last_runs:
+        counters = ", ".join(f"{k}={v}" for k, v in run.counters.items() if v)
+        table.add_row(str(run.id), run.spider, run.started_at, run.status, counters)
     console.print(table)
+
+
+# --- search and serve -----------------------------------------------------------------------
+
+
+@app.command()
+def search(
+    query: Annotated[
+        str, typer.Argument(help="Words that must all occur, or an FTS5 query (see above).")
+    ],
+    db: DbOption = None,
+    source: SourceOption = None,
+    event_type: EventTypeOption = None,
+    since: SinceOption = None,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many results.")] = 20,
+    fmt: FormatOption = "table",
+) -> None:
+    """Full-text search over the current version of every document, best match first.
+
+    Plain words must all occur in the title or body, as substrings ("list" also finds
+    "delisting"), in any language; punctuation is fine (NXRA/USDT). A title match ranks
+    above a body match. Words of 3 characters or more use the index; shorter ones
+    (上线, 下架) are found by scanning, which is slower. FTS5 syntax works too:
+    "exact phrase", AND, OR, NOT, title:word. Each result gives the reference that
+    `annals history` and `annals diff` take, a snippet with the match in « », and the URL.
+    The same on PostgreSQL (pg_trgm indexes), except NEAR, * and ^, which only SQLite has.
+
+    Example:
+
+        annals search "delist USDT" --source gate --since 2026-01-01
+    """
+    _check_format(fmt)
+    _check_event_type(event_type)
+    filters = Filters(source=source, event_type=event_type, since=since)
+    try:
+        plan = searchmod.plan(query)
+    except searchmod.SearchQueryError as exc:
+        raise fail(escape(str(exc)), Exit.USAGE) from None
+    if plan.short:
+        err.print(
+            f"note: {escape(', '.join(plan.short))}: shorter than {searchmod.MIN_TERM} characters, "
+            "the index cannot match it inside an FTS5 query; write it as a plain word"
+        )
+    elif plan.scan and plan.match is None:
+        err.print(
+            f"note: every word is shorter than {searchmod.MIN_TERM} characters, so the "
+            "current versions are scanned (slower) and results come newest first"
+        )
+    with archive_errors():
+        try:
+            hits = searchmod.search(open_readonly(db), query, filters, limit=limit)
+        except searchmod.SearchQueryError as exc:
+            raise fail(escape(str(exc)), Exit.USAGE) from None
+    if fmt != "table":
+        rows = [hit.as_dict() for hit in hits]
+        columns = list(rows[0]) if rows else []
+        write_rows(sys.stdout, columns, [list(r.values()) for r in rows], fmt)
+        return
+    console = _out()
+    if not hits:
+        console.print(f"no current version matches {query!r}")
+        return
+    table = Table("#", "published (UTC)", "ref", "title and snippet", "url", show_lines=True)
+    for number, hit in enumerate(hits, 1):
+        published = hit.as_dict()["published_at"] or ""
+        cell = _highlighted(hit.title_marked or "(no title)", style="bold")
+        cell.append("\n")
+        cell.append_text(_highlighted(hit.snippet))
+        table.add_row(str(number), published[:16], hit.ref, cell, hit.url)
+    console.print(table)
+
+
+def _highlighted(marked: str, style: str = "") -> Text:
+    """« » around a match become a highlight."""
+    text = Text(style=style)
+    opened, closed = searchmod.MARK
+    for i, part in enumerate(marked.replace(closed, opened).split(opened)):
+        text.append(part, style="bold yellow" if i % 2 else "")
+    return text
+
+
+@app.command()
+def serve(
+    db: DbOption = None,
+    host: Annotated[
+        str, typer.Option(help="Address to listen on; 0.0.0.0 exposes it to the network.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8001,
+    immutable: Annotated[
+        bool,
+        typer.Option(
+            "--immutable",
+            help="Open the file as immutable: faster, for a copy no crawl writes to any more.",
+        ),
+    ] = False,
+) -> None:
+    """Browse the archive in a web browser: Datasette, read-only.
+
+    Needs the `serve` extra (pip install 'annals[serve]'). Opens with the table of
+    current documents (search box, facets on source, kind, event type and category),
+    canned queries (ranked search, latest listings, delistings in a date range, edits
+    after publication, detection lag, everything citing an announcement) and, under
+    Dashboards, a chart of announcements per exchange per week. SQLite archives only.
+
+    Example:
+
+        annals serve --db annals.db --port 8001
+    """
+    from archive import serve as servemod
+
+    url = dbmod.resolve_url(db)
+    path = dbmod.sqlite_path(url)
+    if path is None:
+        raise fail(
+            f"annals serve runs Datasette, which reads SQLite files only, not {dbmod.display(url)}",
+            Exit.USAGE,
+        )
+    with archive_errors():
+        open_readonly(db).dispose()  # there, and at the current schema
+    try:
+        datasette = servemod.datasette_app(path, immutable=immutable)
+    except servemod.ServeUnavailable as exc:
+        raise fail(escape(str(exc))) from None
+    err.print(
+        f"serving {path} read-only at http://{host}:{port}/{path.stem}/current_documents"
+        " (Ctrl-C stops it)"
+    )
+    servemod.run(datasette, host, port)
 
 
 # --- rederive ---------------------------------------------------------------------------------

@@ -22,6 +22,10 @@ class UnknownDocument(ArchiveError):  # noqa: N818 - reads as what happened
     pass
 
 
+class NothingToCompare(ArchiveError):  # noqa: N818
+    """The document has one version: there is no older one to diff against."""
+
+
 @dataclass
 class VersionInfo:
     version: int
@@ -104,6 +108,20 @@ def load_history(engine: Engine, ref: str) -> History:
 
 def _text(info: VersionInfo) -> list[str]:
     return [info.title or "", "", *(info.body_text or "").split("\n")]
+
+
+def compared_versions(history: History, old: int | None, new: int | None) -> tuple[int, int]:
+    """The versions `annals diff` compares: by default the current one (else the last)
+    and the one before it."""
+    if new is None:
+        new = history.current_version or history.versions[-1].version
+    if old is None:
+        old = new - 1
+    if old < 1:
+        raise NothingToCompare(
+            f"{history.identity.ref()} has only version {new}: nothing to compare"
+        )
+    return old, new
 
 
 def unified_diff(history: History, old: int, new: int, context: int = 3) -> str:

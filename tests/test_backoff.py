@@ -10,7 +10,7 @@ from itertools import pairwise
 import pytest
 
 from archive.cli import Exit
-from crawler.commands import project_settings
+from crawler.cli import project_settings
 from crawler.mirror import Mirror, MirrorServer
 from tests.conftest import FAST, FIXTURES, annals
 from tests.hostile import Refusing, Window, article_paths, retried, start_crawl, wait_for

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -260,3 +263,46 @@ def test_crawl_lists_its_spiders_and_refuses_unknown_ones(tmp_path: Path):
     bad_arg = invoke("crawl", "gate_square", "-a", "novalue", "--db", str(tmp_path / "a.db"))
     assert bad_arg.exit_code == Exit.USAGE
     assert not (tmp_path / "a.db").exists()
+
+
+# Runs one `annals` command as the console script does, then names the crawl libraries
+# that were imported on the way.
+CRAWL_LIBRARIES_IMPORTED = """
+import sys
+from archive.cli import main
+try:
+    main()
+except SystemExit:
+    pass
+print("imported:", *sorted({name.partition(".")[0] for name in sys.modules} & {"scrapy", "twisted"}))
+"""
+
+
+@pytest.mark.parametrize(
+    ("command", "shown", "imported"),
+    [
+        (["--help"], "crawl", ""),
+        (["stats", "--help"], "Example", ""),
+        (["search", "--help"], "Example", ""),
+        (["crawl", "--help"], "Example", ""),
+        (["query", "SELECT 42"], "42", ""),
+        (["stats"], "quarantine: 0 unresolved", ""),
+        (["crawl", "--list"], "gate_square", " scrapy twisted"),
+    ],
+)
+def test_only_the_crawl_commands_import_scrapy(tmp_path: Path, command, shown, imported):
+    # Scrapy and Twisted take a second to import: `annals query` or `--help` waits for
+    # neither, while `annals --help` still lists the crawler's commands.
+    db = tmp_path / "annals.db"
+    assert invoke("db", "upgrade", "--db", str(db)).exit_code == 0
+    result = subprocess.run(
+        [sys.executable, "-c", CRAWL_LIBRARIES_IMPORTED, *command],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "ANNALS_DATABASE_URL": str(db)},
+        timeout=120,
+        check=False,
+    )
+    *output, last = result.stdout.splitlines()
+    assert shown in "\n".join(output), result.stderr
+    assert last == f"imported:{imported}"

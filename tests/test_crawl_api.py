@@ -22,7 +22,7 @@ from scrapy.settings import Settings
 
 from archive.cli import Exit
 from archive.normalize import format_time, utcnow
-from crawler.commands import DEMO_SPIDERS, MIRRORS
+from crawler.cli import DEMO_SPIDERS, MIRRORS
 from crawler.mirror import Mirror, MirrorServer, Route
 from crawler.spiders import api
 from tests.conftest import FAST, FIXTURES, annals, crawl

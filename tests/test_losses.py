@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from archive.cli import Exit
-from crawler.commands import exit_code
+from crawler.cli import exit_code
 from crawler.extensions import LOSSES, decide_status
 from crawler.mirror import Mirror, MirrorServer, Route
 from crawler.sources import gate

@@ -1,4 +1,5 @@
-"""Every spider can turn a stored response back into records, with no network."""
+"""Every spider can turn a stored response back into records, with no network, and
+`annals reparse` archives what parses now."""
 
 from __future__ import annotations
 
@@ -6,7 +7,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from archive.records import ParseError, RawResponse
+from archive.normalize import format_time
+from archive.records import ParseError, Quarantined, RawResponse
+from archive.store import Store
+from crawler.cli import project_settings, project_spiders
+from crawler.reparse import reparse_quarantine
 from crawler.sources import binance, kucoin, okx
 from crawler.spiders.api import (
     BinanceAnnouncementsSpider,
@@ -14,7 +19,7 @@ from crawler.spiders.api import (
     OkxAnnouncementsSpider,
 )
 from crawler.spiders.gate_spiders import GateAnnouncementsSpider, GateSquareSpider
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, rows
 
 FETCHED = datetime(2026, 6, 1, tzinfo=UTC)
 
@@ -64,3 +69,28 @@ def test_binance_detail_snapshot_gives_the_full_record_and_its_list_gives_none()
     assert record.body_html
     listing = raw(binance.SOURCE.list_url(1), "binance/list_all_p1.json")
     assert BinanceAnnouncementsSpider.parse_snapshot(listing) == []
+
+
+def test_reparse_archives_what_parses_now_with_its_fetch_time_and_reports_the_rest(engine):
+    article = raw(
+        "https://www.gate.com/zh/announcements/article/102003", "gate/zh_article_102003.html"
+    )
+    challenge = raw(
+        "https://www.gate.com/announcements/article/51321", "gate/challenge_edgeone.html"
+    )
+    Store(engine).write([
+        Quarantined(article.url, "gate_announcements", "old parser bug", article),
+        Quarantined(challenge.url, "gate_announcements", "challenge", challenge),
+        Quarantined(article.url, "retired_spider", "old parser bug", article),
+    ])  # fmt: skip
+    spiders = project_spiders(project_settings())
+
+    report = reparse_quarantine(engine, spiders)
+    assert (report.pages, len(report.resolved)) == (3, 1)
+    assert (report.written.new_documents, report.written.new_versions) == (1, 1)
+    assert report.still_failing[0].startswith(f"{challenge.url}: ")
+    assert report.still_failing[1] == f"{article.url}: no spider named 'retired_spider'"
+    assert rows(engine, "SELECT seen_at FROM versions") == [(format_time(FETCHED),)]
+
+    again = reparse_quarantine(engine, spiders, spider="gate_announcements")
+    assert (again.pages, again.resolved, len(again.still_failing)) == (1, [], 1)

@@ -1,24 +1,32 @@
-"""`annals crawl` and `annals demo`: the commands that need Scrapy, added to the CLI
-through the "annals.commands" entry point."""
+"""`annals crawl`, `annals demo` and `annals reparse`: the commands that need Scrapy,
+added to the CLI through the "annals.commands" entry point.
+
+Scrapy is imported when one of them runs, not when they are registered, so the other
+`annals` commands start without it.
+"""
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import sqlalchemy as sa
 import typer
-from scrapy.crawler import AsyncCrawlerProcess, Crawler
-from scrapy.settings import Settings
-from scrapy.spiderloader import SpiderLoader
 
 from archive import db as dbmod
-from archive.cli import DbOption, Exit, archive_errors, fail
-from crawler.context import run_context
-from crawler.extensions import worst
+from archive.cliutil import DbOption, Exit, archive_errors, fail
 from crawler.lock import LockHeldError, crawl_lock
-from crawler.stopping import SignalStop
+
+if TYPE_CHECKING:
+    from scrapy import Spider
+    from scrapy.crawler import Crawler
+    from scrapy.settings import Settings
+
+# A spider's run: its name, status, run id (None when none was recorded) and counters.
+Outcome = tuple[str, str, int | None, dict[str, Any]]
 
 SUMMARY_COUNTERS = (
     "requests",
@@ -32,13 +40,42 @@ SUMMARY_COUNTERS = (
 
 
 def project_settings() -> Settings:
+    from scrapy.settings import Settings
+
     settings = Settings()
     settings.setmodule("crawler.settings", priority="project")
     return settings
 
 
-def spider_names(settings: Settings) -> list[str]:
-    return sorted(SpiderLoader.from_settings(settings).list())
+def project_spiders(settings: Settings) -> dict[str, type[Spider]]:
+    """The spiders of SPIDER_MODULES by name, in name order."""
+    from scrapy.spiderloader import SpiderLoader
+
+    loader = SpiderLoader.from_settings(settings)
+    return {name: loader.load(name) for name in sorted(loader.list())}
+
+
+def crawl_settings(url: str, overrides: dict[str, Any], log_level: str) -> Settings:
+    """The project's settings for a crawl into the archive at `url`, under the command's
+    lock, with the command line's settings on top."""
+    settings = project_settings()
+    for name, value in overrides.items():
+        settings.set(name, value, priority="cmdline")
+    settings.set("ANNALS_DATABASE_URL", url, priority="cmdline")
+    settings.set("ANNALS_EXCLUSIVE", True, priority="cmdline")  # it holds the crawl lock
+    settings.set("LOG_LEVEL", log_level.upper(), priority="cmdline")
+    return settings
+
+
+@contextmanager
+def locked_archive(url: str, settings: Settings) -> Iterator[None]:
+    """Hold the archive's crawl lock (exit 4 when another crawl holds it), with the
+    archive's errors as one line."""
+    try:
+        with crawl_lock(url, settings), archive_errors():
+            yield
+    except LockHeldError as exc:
+        raise fail(str(exc), Exit.LOCKED) from None
 
 
 def _pairs(values: list[str] | None, option: str) -> dict[str, str]:
@@ -57,10 +94,13 @@ def summary_line(name: str, status: str, run_id: int | None, counters: dict[str,
     return f"{name}: {status} ({run}): {parts}"
 
 
-def run_spiders(
-    names: list[str], settings: Settings, spider_args: dict[str, str]
-) -> list[tuple[str, str, int | None, dict[str, Any]]]:
+def run_spiders(names: list[str], settings: Settings, spider_args: dict[str, str]) -> list[Outcome]:
     """Run the spiders in this process; return (name, status, run id, counters) for each."""
+    from scrapy.crawler import AsyncCrawlerProcess
+
+    from crawler.context import run_context
+    from crawler.stopping import SignalStop
+
     process = AsyncCrawlerProcess(settings)
     crawlers: list[tuple[str, Crawler]] = []
     for name in names:
@@ -74,7 +114,7 @@ def run_spiders(
         process.start(install_signal_handlers=False)
     finally:
         stopper.uninstall()
-    results: list[tuple[str, str, int | None, dict[str, Any]]] = []
+    results: list[Outcome] = []
     for name, crawler in crawlers:
         context = None
         with contextlib.suppress(RuntimeError):  # a crawl that failed before its extensions
@@ -86,9 +126,25 @@ def run_spiders(
     return results
 
 
+def crawl_archive(
+    url: str, names: list[str], settings: Settings, spider_args: dict[str, str]
+) -> list[Outcome]:
+    """Under the archive's crawl lock, create the archive when missing and run the spiders."""
+    with locked_archive(url, settings):
+        dbmod.open_archive(url, create=True).dispose()
+        return run_spiders(names, settings, spider_args)
+
+
+def print_summaries(results: list[Outcome]) -> None:
+    for name, status, run_id, counters in results:
+        typer.echo(summary_line(name, status, run_id, counters))
+
+
 def exit_code(statuses: list[str]) -> Exit:
     """The exit code of the worst run (extensions.PRECEDENCE): 3 only when being blocked
     is the worst that happened, 1 for failed, interrupted or partial, 0 when all finished."""
+    from crawler.extensions import worst
+
     outcome = worst(statuses)
     if outcome == "finished":
         return Exit.OK
@@ -131,44 +187,36 @@ def crawl(
 
         annals crawl gate_announcements gate_square --db annals.db -a lang=en,zh
     """
-    settings = project_settings()
-    names = spider_names(settings)
+    known = project_spiders(project_settings())
     if list_spiders:
-        loader = SpiderLoader.from_settings(settings)
-        for name in names:
-            doc = (loader.load(name).__doc__ or "").strip().splitlines()
-            typer.echo(f"{name:24} {doc[0] if doc else ''}")
+        for name, spider_cls in known.items():
+            typer.echo(f"{name:24} {_first_line(spider_cls.__doc__)}")
         return
-    wanted = names if all_spiders else list(spiders or [])
+    wanted = list(known) if all_spiders else list(spiders or [])
     if not wanted:
         raise fail("name the spiders to run, or --all (see --list)", Exit.USAGE)
-    unknown = [n for n in wanted if n not in names]
+    unknown = [n for n in wanted if n not in known]
     if unknown:
-        raise fail(f"unknown spider {', '.join(unknown)}; known: {', '.join(names)}", Exit.USAGE)
+        raise fail(f"unknown spider {', '.join(unknown)}; known: {', '.join(known)}", Exit.USAGE)
     spider_args = _pairs(arg, "-a")
     if base_url:
         spider_args["base_url"] = base_url
     if full:
         spider_args["full"] = "1"
     url = dbmod.resolve_url(db)
-    for name, value in _pairs(setting, "-s").items():
-        settings.set(name, value, priority="cmdline")
-    settings.set("ANNALS_DATABASE_URL", url, priority="cmdline")
-    settings.set("ANNALS_EXCLUSIVE", True, priority="cmdline")  # it holds the crawl lock
-    settings.set("LOG_LEVEL", log_level.upper(), priority="cmdline")
-    try:
-        with archive_errors():
-            dbmod.refuse_foreign(url)  # before the lock file is made beside someone's file
-        with crawl_lock(url, settings), archive_errors():
-            dbmod.open_archive(url, create=True).dispose()
-            results = run_spiders(wanted, settings, spider_args)
-    except LockHeldError as exc:
-        raise fail(str(exc), Exit.LOCKED) from None
-    for name, status, run_id, counters in results:
-        typer.echo(summary_line(name, status, run_id, counters))
+    settings = crawl_settings(url, dict(_pairs(setting, "-s")), log_level)
+    with archive_errors():
+        dbmod.refuse_foreign(url)  # before the lock file is made beside someone's file
+    results = crawl_archive(url, wanted, settings, spider_args)
+    print_summaries(results)
     code = exit_code([status for _, status, _, _ in results])
     if code:
         raise typer.Exit(int(code))
+
+
+def _first_line(doc: str | None) -> str:
+    lines = (doc or "").strip().splitlines()
+    return lines[0] if lines else ""
 
 
 # The bundled mirrors (recorded page shapes) and the spiders that crawl each.
@@ -219,20 +267,12 @@ def demo(
 
     folders = [MIRRORS / source for source in DEMO_SPIDERS]
     names = [name for source in DEMO_SPIDERS for name in DEMO_SPIDERS[source]]
-    settings = project_settings()
-    for name, value in DEMO_SETTINGS.items():
-        settings.set(name, value, priority="cmdline")
     url = dbmod.resolve_url(db)
-    settings.set("ANNALS_DATABASE_URL", url, priority="cmdline")
-    settings.set("ANNALS_EXCLUSIVE", True, priority="cmdline")
-    settings.set("LOG_LEVEL", "ERROR", priority="cmdline")
-    with MirrorServer(Mirror(*folders)) as server, archive_errors():
+    settings = crawl_settings(url, DEMO_SETTINGS, "ERROR")
+    with MirrorServer(Mirror(*folders)) as server:
         typer.echo(f"serving the recorded pages of {', '.join(DEMO_SPIDERS)} at {server.url}")
-        with crawl_lock(url, settings):
-            dbmod.open_archive(url, create=True).dispose()
-            results = run_spiders(names, settings, {"base_url": server.url})
-    for name, status, run_id, counters in results:
-        typer.echo(summary_line(name, status, run_id, counters))
+        results = crawl_archive(url, names, settings, {"base_url": server.url})
+    print_summaries(results)
     where = dbmod.display(url)
     typer.echo(f"\nThe archive is {where}. A sample query:\n")
     backend = sa.engine.make_url(url).get_backend_name()
@@ -264,52 +304,20 @@ def reparse(
 
         annals reparse --db annals.db --spider gate_announcements
     """
-    from archive.quarantine import pending, resolve
-    from archive.records import ParseError
-    from archive.store import BatchResult, Store
-    from archive.validate import problem
-    from crawler.sources.parsing import EnvelopeError
+    from crawler.reparse import reparse_quarantine
 
     settings = project_settings()
-    loader = SpiderLoader.from_settings(settings)
-    known_spiders = set(loader.list())
+    spiders = project_spiders(settings)
     url = dbmod.resolve_url(db)
-    resolved: list[int] = []
-    still: list[str] = []
-    written = BatchResult()
-    try:
-        with crawl_lock(url, settings), archive_errors():
-            engine = dbmod.open_archive(url)
-            store = Store(engine)
-            stored_items = list(pending(engine, spider))
-            for stored in stored_items:
-                name = stored.spider or "?"
-                try:
-                    if name not in known_spiders:
-                        raise NotImplementedError(f"no spider named {name!r}")
-                    spider_cls = loader.load(name)
-                    if not hasattr(spider_cls, "parse_snapshot"):
-                        raise NotImplementedError(f"{name} cannot reparse stored responses")
-                    records = spider_cls.parse_snapshot(stored.raw)
-                    reasons = [r for r in map(problem, records) if r]
-                    if reasons:
-                        raise ParseError(stored.raw.url, reasons[0])
-                except (ParseError, EnvelopeError, NotImplementedError) as exc:
-                    still.append(f"{stored.raw.url}: {exc}")
-                    continue
-                for record in records:
-                    record.raw, record.seen_at = stored.raw, stored.raw.fetched_at
-                written.add(store.write(records))
-                resolved.append(stored.key)
-            resolve(engine, resolved)
-    except LockHeldError as exc:
-        raise fail(str(exc), Exit.LOCKED) from None
-    for line in still:
+    with locked_archive(url, settings):
+        report = reparse_quarantine(dbmod.open_archive(url), spiders, spider)
+    for line in report.still_failing:
         typer.echo(f"still failing: {line}")
     typer.echo(
-        f"{len(stored_items)} quarantined pages: {len(resolved)} parsed "
-        f"({written.new_documents} new documents, {written.new_versions} new versions), "
-        f"{len(still)} still failing"
+        f"{report.pages} quarantined pages: {len(report.resolved)} parsed "
+        f"({report.written.new_documents} new documents, "
+        f"{report.written.new_versions} new versions), "
+        f"{len(report.still_failing)} still failing"
     )
 
 

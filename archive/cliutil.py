@@ -1,0 +1,70 @@
+"""What the crawler's commands (crawler.cli) share with the archive's (archive.cli): exit
+codes, the `--db` option, and one line and an exit code for the archive's errors.
+
+It imports no command, so the crawler's commands are registered without an import cycle.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated
+
+import sqlalchemy as sa
+import typer
+from rich.console import Console
+
+from archive import db as dbmod
+from archive.diff import NothingToCompare, UnknownDocument
+from archive.query import QueryRefused
+from archive.targets import TargetError, TargetExistsError
+
+
+class Exit(enum.IntEnum):
+    """Exit codes, as the README lists them."""
+
+    OK = 0
+    FAILED = 1  # something went wrong; the message says what
+    USAGE = 2  # bad arguments
+    BLOCKED = 3  # a crawl ended blocked by the source
+    LOCKED = 4  # another crawl holds the archive's lock
+    ARCHIVE = 5  # no archive there, not an annals archive, or it needs `annals db upgrade`
+    REFUSED = 6  # a write through `annals query`, an export over an existing file
+    INTERRUPTED = 130  # stopped by Ctrl-C (SIGINT), as a shell reports it
+
+
+err = Console(stderr=True, highlight=False)
+
+DbOption = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        envvar=dbmod.ENV_URL,
+        help="Archive: a SQLite path or a database URL. Default $ANNALS_DATABASE_URL, "
+        "else ./annals.db.",
+        show_envvar=False,
+    ),
+]
+
+
+def fail(message: str, code: Exit = Exit.FAILED) -> typer.Exit:
+    err.print(f"[bold red]annals:[/] {message}", soft_wrap=True)
+    return typer.Exit(int(code))
+
+
+@contextmanager
+def archive_errors() -> Iterator[None]:
+    """Turn the archive's own errors into one line and an exit code, not a traceback."""
+    try:
+        yield
+    except (dbmod.ArchiveNotFoundError, dbmod.NeedsUpgradeError) as exc:
+        raise fail(str(exc), Exit.ARCHIVE) from None
+    except (QueryRefused, TargetExistsError) as exc:
+        raise fail(str(exc), Exit.REFUSED) from None
+    except (TargetError, UnknownDocument, NothingToCompare) as exc:
+        raise fail(str(exc), Exit.USAGE) from None
+    except dbmod.ArchiveError as exc:
+        raise fail(str(exc)) from None
+    except sa.exc.OperationalError as exc:
+        raise fail(f"database error: {exc.orig}") from None
