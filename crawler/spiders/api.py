@@ -311,6 +311,7 @@ class ApiAnnouncementsSpider(AnnalsSpider):
         backoff.pause(request, backoff.wait("rate_limit_code", {}, attempt), str(exc))
         yield retry
 
+
 def _check_known(spider: str, what: str, given: list[str], known: dict[str, Any]) -> None:
     unknown = [value for value in given if value not in known]
     if unknown:
