@@ -7,7 +7,8 @@ recorded page around short generated articles) and "recorded" (generate_recorded
 recorded articles and list items themselves, cycled, ids changed). Each crawl is its
 own process against one local server, with the same concurrency and no delays; the
 pair is alternated `--runs` times (the machine may be shared: CPU seconds, from each
-child's getrusage, user + system, are the number that load does not move much).
+child's getrusage, user + system, are the number that load does not move much; each
+pair records the load average before and after it).
 
 Per run: pages per second (responses over the process's wall time) and its ratio
 annals / bare, and CPU milliseconds per page and their ratio annals / bare. `--again`
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import pstats
 import resource
 import subprocess
@@ -131,9 +133,12 @@ def pair(
     """annals into a fresh archive, then the bare spider, on the same mirror; with `again`,
     annals once more into that archive (every page unchanged), the bare spider between."""
     db = tmp / f"bench-{time.monotonic_ns()}.db"
+    load = os.getloadavg()[0]
     annals = timed(mirror, annals_cmd(url, db, [sys.executable]))
     bare = timed(mirror, bare_cmd(url, pages), stdin=json.dumps(paths))
     result = {"annals": annals.summary(), "bare": bare.summary(), **ratios(annals, bare)}
+    # The machine may be shared: its load average (1 min) before and after the pair.
+    result["load"] = [round(load, 2), round(os.getloadavg()[0], 2)]
     if again:
         recrawl = timed(mirror, annals_cmd(url, db, [sys.executable]))
         result["annals_again"] = recrawl.summary()
