@@ -55,10 +55,6 @@ quarantine = TABLES["quarantine"]
 
 T = TypeVar("T")
 
-# zlib level of the snapshots: 3 compresses a recorded 12 KB Gate page in 0.13 ms, level
-# 6 in 0.21, for 6.5% more bytes (bench/RESULTS.md, "crawl"); any level reads back.
-SNAPSHOT_LEVEL = 3
-
 _IDENTITY = ("id", "source", "kind", "external_id", "language")
 _DOCUMENT_COLUMNS = (
     "source",
@@ -453,7 +449,7 @@ class Store:
                 raw.status,
                 raw.content_type,
                 sha,
-                zlib.compress(raw.body, SNAPSHOT_LEVEL),
+                zlib.compress(raw.body, 6),
             )
             for sha, raw in by_sha.items()
             if sha not in ids
