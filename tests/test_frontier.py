@@ -25,7 +25,7 @@ from archive.records import Identity, RawResponse
 from archive.store import Known
 from crawler.mirror import Mirror, MirrorServer
 from crawler.sources.gate import ListItem
-from crawler.spiders.gate_spiders import GateAnnouncementsSpider
+from crawler.spiders.gate import GateAnnouncementsSpider
 from crawler.synthetic import generate
 from tests.conftest import PostgresServer, crawl, rows
 from tests.test_postgres import content

@@ -13,7 +13,8 @@ from crawler.spiders.api import (
     KucoinAnnouncementsSpider,
     OkxAnnouncementsSpider,
 )
-from crawler.spiders.gate_spiders import GateAnnouncementsSpider, GateSquareSpider
+from crawler.spiders.gate import GateAnnouncementsSpider
+from crawler.spiders.gate_square import GateSquareSpider
 from tests.conftest import FIXTURES
 
 FETCHED = datetime(2026, 6, 1, tzinfo=UTC)

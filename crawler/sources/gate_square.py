@@ -317,6 +317,26 @@ class FeedEntry:
     language: str = "en"
 
 
+def feed_record(entry: FeedEntry) -> Record | None:
+    """What the feed says of a post, as its record when the post's page cannot be had
+    (extra.from_feed); None for a block cut short, whose text would be false, or one
+    without a readable time."""
+    if entry.truncated or entry.published_at is None:
+        return None
+    return Record(
+        source=SOURCE,
+        kind="post",
+        external_id=entry.post_id,
+        language=entry.language,
+        url=entry.url,
+        body_text=entry.body_text,
+        published_at=entry.published_at,
+        author=entry.author,
+        tags=list(entry.tags),
+        extra={"from_feed": True, "relative_time": entry.relative_time},
+    )
+
+
 def _is_more(anchor: Selector) -> bool:
     return _text(anchor).lower() in SHOW_MORE_TEXTS
 

@@ -256,13 +256,19 @@ def first_time(item: Mapping[str, Any], fields: tuple[str, ...], ref: str) -> tu
 
 
 def check_code(
-    data: Any, url: str, source: ApiSource, ok: str, *, code: str = "code", message: str = "msg"
+    data: Any,
+    url: str,
+    source: ApiSource | None,
+    ok: str,
+    *,
+    code: str = "code",
+    message: str = "msg",
 ) -> None:
-    """Raise EnvelopeError when the answer's own code field says failure."""
+    """Raise EnvelopeError when the answer's own code field says failure; rate limited
+    when it is one of `source`'s rate-limit codes (None: a source that documents none)."""
     if not isinstance(data, Mapping) or code not in data:
         raise ParseError(url, f"answer has no {code}")
     value = data[code]
     if not same_code(value, ok):
-        raise EnvelopeError(
-            url, str(value), str(data.get(message) or ""), rate_limited=is_rate_limit(source, value)
-        )
+        limited = source is not None and is_rate_limit(source, value)
+        raise EnvelopeError(url, str(value), str(data.get(message) or ""), rate_limited=limited)

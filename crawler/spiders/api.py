@@ -26,7 +26,7 @@ exchange's facts: hosts, endpoints, categories, languages, politeness, rate-limi
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -37,16 +37,15 @@ from scrapy.http import Response
 from scrapy.settings import BaseSettings
 
 from archive.normalize import utcnow
-from archive.records import Identity, ParseError, Quarantined, RawResponse, Record, Removed
+from archive.records import Identity, ParseError, Quarantined, RawResponse, Record
 from archive.store import Known
 from crawler.backoff import host_backoff
 from crawler.sources import binance, bitget, bybit, kucoin, okx
 from crawler.sources.parsing import ApiSource, EnvelopeError, ListPage, unusable_reason
-from crawler.spiders.base import AnnalsSpider, csv_arg
+from crawler.spiders.base import MISSING, AnnalsSpider, csv_arg, listing_only
 
 logger = logging.getLogger(__name__)
 
-MISSING = (404, 410)
 RETRIES = "annals_envelope_retries"  # request.meta key: rate-limit envelopes retried so far
 
 
@@ -191,9 +190,7 @@ class ApiAnnouncementsSpider(AnnalsSpider):
             self.count("unusable_items", len(result.unusable))
             yield self.quarantine(response, unusable_reason(result.unusable))
         elif not result.records and page == 1 and not window:
-            # An exchange's newest announcements are never an empty list: a broken answer
-            # (as Gate's, in gate_spiders), not a run that had nothing to do.
-            yield self.quarantine(response, "list answered no items on its first page")
+            yield self.empty_first_page(response)
             return
         records = result.records
         known = self.known([r.identity for r in records])
@@ -256,7 +253,7 @@ class ApiAnnouncementsSpider(AnnalsSpider):
         self, response: Response, listed: Record, known: Known | None
     ) -> AsyncIterator[Any]:
         if response.status in MISSING:
-            for missing in self.detail_missing(response, listed, known):
+            for missing in self.missing(response, listed.identity, known, listing_only(listed)):
                 yield missing
             return
         raw = self.raw(response)
@@ -279,23 +276,6 @@ class ApiAnnouncementsSpider(AnnalsSpider):
         record.seen_at = raw.fetched_at
         self.mark_seen(record.identity)
         yield record
-
-    def detail_missing(
-        self, response: Response, listed: Record, known: Known | None
-    ) -> Iterator[Record | Removed]:
-        """A listed article whose detail answers 404/410: as Gate's articles (see
-        gate_spiders), removed when archived whole, else kept with what the list says."""
-        url = self.real_url(response)
-        if known is not None and not known.extra.get("listing_only"):
-            logger.info("%s answered %d: marked removed", url, response.status)
-            yield Removed(listed.identity, listed.url, utcnow())
-            return
-        self.count("not_found")
-        if known is None:
-            self.count("listing_only")
-            listed.extra["listing_only"] = "not_found"
-            self.mark_seen(listed.identity)
-            yield listed
 
     # --- failures ---------------------------------------------------------------------------
 

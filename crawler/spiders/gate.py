@@ -1,9 +1,9 @@
-"""Gate's spiders: announcements (hub, category pages, list endpoint, sitemap) and Square.
+"""Gate announcements' spider: the hub, category pages, the list endpoint, the sitemap.
 
-They only navigate; parsing is in crawler.sources.gate and crawler.sources.gate_square.
-A listed article whose page answers 404/410 is kept with what the listing says,
-marked extra.listing_only = "not_found"; a blocked page is left out and tried again
-on the next run. Neither is ever filled from the error page.
+It only navigates; parsing is in crawler.sources.gate. A listed article whose page
+answers 404/410 is kept with what the listing says (AnnalsSpider.missing); a blocked
+page is left out and tried again on the next run. Neither is ever filled from the
+error page.
 """
 
 from __future__ import annotations
@@ -11,39 +11,33 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Generator, Iterator
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Response
 from twisted.python.failure import Failure
 
 from archive.normalize import utcnow
-from archive.records import Identity, ParseError, RawResponse, Record, Removed
+from archive.records import Identity, ParseError, RawResponse, Record
 from archive.store import Known
-from crawler.sources import gate, gate_square
+from crawler.sources import gate
 from crawler.sources.parsing import EnvelopeError, unusable_reason
-from crawler.spiders.base import AnnalsSpider, csv_arg, flag
+from crawler.spiders.base import MISSING, AnnalsSpider, csv_arg, flag, listing_only
 
 logger = logging.getLogger(__name__)
 
 ORIGIN = gate.CANONICAL_ORIGIN
-MISSING = (404, 410)
 DEFAULT_CATEGORIES = ("newlisted", "delisted")
+NO_ITEMS = "listing has no items"  # an HTML listing's first screen with nothing on it
 
 
 def _prefix(language: str) -> str:
     return "" if language == "en" else f"/{language}"
 
 
-def _is_partial(known: Known | None) -> bool:
-    """Archived from a listing or a feed only, not from the item's own page."""
-    return known is not None and bool(
-        known.extra.get("listing_only") or known.extra.get("from_feed")
-    )
-
-
 class GateSpider(AnnalsSpider):
-    """What both Gate spiders share: the source and its hosts."""
+    """What both Gate spiders share (this one and crawler.spiders.gate_square's): the
+    source and its hosts."""
 
     source = gate.SOURCE
     hosts = gate.HOSTS
@@ -113,7 +107,7 @@ class GateAnnouncementsSpider(GateSpider):
         else:
             listing = gate.parse_listing_page(raw.body, raw.url)
             if not listing.items:
-                raise ParseError(raw.url, "listing has no items")
+                raise ParseError(raw.url, NO_ITEMS)
         if listing.unusable:
             raise ParseError(raw.url, unusable_reason(listing.unusable))
         return []
@@ -140,11 +134,9 @@ class GateAnnouncementsSpider(GateSpider):
             yield self.quarantine(response, exc.reason)
             return
         if not page.items:
-            # A first screen with nothing on it is a broken page, not an empty exchange;
-            # nothing is marked removed because of it.
-            yield self.quarantine(response, "listing has no items")
+            yield self.empty_first_page(response, NO_ITEMS)
             return
-        yield from self.unusable(response, page)
+        yield from self.unusable(response, page.unusable)
         yield from self.schedule(page.items, self.raw(response))
 
     def parse_list_api(self, response: Response, page: int, language: str) -> Iterator[Any]:
@@ -157,10 +149,10 @@ class GateAnnouncementsSpider(GateSpider):
         except ParseError as exc:
             yield self.quarantine(response, exc.reason)
             return
-        yield from self.unusable(response, listing)
+        yield from self.unusable(response, listing.unusable)
         if not listing.items:
             if page == 1 and not listing.unusable:
-                yield self.quarantine(response, "list endpoint answered no items on page 1")
+                yield self.empty_first_page(response, "list endpoint answered no items on page 1")
             return  # past the last page
         new = yield from self.schedule(listing.items, self.raw(response))
         dates = [i.published_at for i in listing.items if i.published_at is not None]
@@ -168,12 +160,6 @@ class GateAnnouncementsSpider(GateSpider):
         self._listed.update(i.external_id for i in listing.items)
         if self.keep_paging(new, unseen, min(dates, default=None)):
             yield self.list_page(page + 1, language)
-
-    def unusable(self, response: Response, page: gate.ListingPage) -> Iterator[Any]:
-        """Items that cannot be scheduled are a loss: counted, their page quarantined."""
-        if page.unusable:
-            self.count("unusable_items", len(page.unusable))
-            yield self.quarantine(response, unusable_reason(page.unusable))
 
     def list_api_failed(self, failure: Failure) -> Iterator[Any]:
         if failure.check(IgnoreRequest) and "robots.txt" in failure.getErrorMessage().lower():
@@ -223,12 +209,16 @@ class GateAnnouncementsSpider(GateSpider):
         return new
 
     def article(
-        self, key: Identity, item: gate.ListItem | None, known: Known | None, listing: Any
+        self,
+        key: Identity,
+        item: gate.ListItem | None,
+        known: Known | None,
+        listing: RawResponse | None,
     ) -> Any:
         return self.request(
             gate.canonical_article_url(key.external_id, key.language),
             self.parse_article,
-            cb_kwargs={"item": item, "known": known, "listing": listing},
+            cb_kwargs={"key": key, "item": item, "known": known, "listing": listing},
             errback=self.fetch_failed,
             meta={"handle_httpstatus_list": list(MISSING)},
         )
@@ -238,6 +228,7 @@ class GateAnnouncementsSpider(GateSpider):
     def parse_article(
         self,
         response: Response,
+        key: Identity,
         item: gate.ListItem | None,
         known: Known | None,
         listing: RawResponse | None,
@@ -245,152 +236,5 @@ class GateAnnouncementsSpider(GateSpider):
         if response.status not in MISSING:
             yield from self.parsed(response, gate.parse_article, fetched_at=utcnow(), item=item)
             return
-        url = self.real_url(response)
-        ref = gate.article_ref(url)
-        if ref is None:
-            return
-        key = Identity(self.source, "announcement", *ref)
-        if known is not None and not _is_partial(known):
-            logger.info("%s answered %d: marked removed", url, response.status)
-            yield Removed(key, url, utcnow())
-            return
-        self.count("not_found")
-        if item is not None and known is None:
-            self.count("listing_only")
-            yield self.listing_only(key, item, listing)
-
-    def listing_only(
-        self, key: Identity, item: gate.ListItem, listing: RawResponse | None
-    ) -> Record:
-        """What the listing says of an article whose page cannot be had."""
-        category = gate.CATEGORIES.get(item.cate_id) if item.cate_id is not None else None
-        extra: dict[str, Any] = {"cate_id": item.cate_id, "listing_only": "not_found"}
-        if item.views is not None:
-            extra["views"] = item.views
-        if item.title_truncated:
-            extra["title_truncated"] = True
-        return Record(
-            source=key.source,
-            kind=key.kind,
-            external_id=key.external_id,
-            language=key.language,
-            url=item.url,
-            title=item.title,
-            body_text=item.brief or "",
-            published_at=item.published_at,
-            category=category.name if category else None,
-            event_type=category.event_type if category else None,
-            tags=list(item.tags),
-            extra=extra,
-            raw=listing,
-            seen_at=listing.fetched_at if listing else None,
-        )
-
-
-class GateSquareSpider(GateSpider):
-    """Gate Square posts: the feed, topic pages (-a topics=A,B) and posts (-a posts=1,2).
-
-    A post is archived from its own page. When that page cannot be had, a feed block
-    that is not cut short stands in, with its relative time resolved against the fetch
-    time and extra.from_feed = true.
-    """
-
-    name = "gate_square"
-
-    def __init__(
-        self,
-        *args: Any,
-        topics: str | None = None,
-        posts: str | None = None,
-        feed: str | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(*args, **kwargs)
-        self.topics = csv_arg(topics)
-        self.posts = csv_arg(posts)
-        self.feed = flag(feed) if feed is not None else not (self.topics or self.posts)
-        self._scheduled: set[str] = set()
-
-    async def start(self) -> AsyncIterator[Any]:
-        if self.feed:
-            yield self.request(f"{ORIGIN}/post", self.parse_feed, errback=self.fetch_failed)
-        for tag in self.topics:
-            yield self.request(
-                f"{ORIGIN}/post/topic/{quote(tag, safe='')}",
-                self.parse_feed,
-                errback=self.fetch_failed,
-            )
-        for post_id in self.posts:
-            self._scheduled.add(post_id)
-            yield self.post(post_id, None, None)
-
-    @classmethod
-    def parse_snapshot(cls, raw: RawResponse) -> list[Record]:
-        when = raw.fetched_at or utcnow()
-        if gate_square.post_ref(raw.url):
-            return [gate_square.parse_post(raw.body, raw.url, fetched_at=when)]
-        feed = gate_square.parse_feed(raw.body, raw.url, fetched_at=when)
-        if feed.unusable:  # still not all of it: it stays in quarantine
-            raise ParseError(raw.url, unusable_reason(feed.unusable))
-        return []
-
-    def post(self, post_id: str, entry: gate_square.FeedEntry | None, known: Known | None) -> Any:
-        return self.request(
-            gate_square.canonical_post_url(post_id),
-            self.parse_post,
-            cb_kwargs={"entry": entry, "known": known},
-            errback=self.fetch_failed,
-            meta={"handle_httpstatus_list": list(MISSING)},
-        )
-
-    def parse_feed(self, response: Response) -> Iterator[Any]:
-        try:
-            feed = gate_square.parse_feed(
-                response.body, self.real_url(response), fetched_at=utcnow()
-            )
-        except ParseError as exc:
-            yield self.quarantine(response, exc.reason)
-            return
-        if feed.unusable:  # the other posts of the page are still fetched
-            self.count("unusable_items", len(feed.unusable))
-            yield self.quarantine(response, unusable_reason(feed.unusable))
-        entries = feed.entries
-        keys = [Identity(self.source, "post", e.post_id, e.language) for e in entries]
-        known = self.known(keys)
-        for key, entry in zip(keys, entries, strict=True):
-            if entry.post_id in self._scheduled or not self.wants(key, known.get(key)):
-                continue
-            self._scheduled.add(entry.post_id)
-            yield self.post(entry.post_id, entry, known.get(key))
-
-    def parse_post(
-        self, response: Response, entry: gate_square.FeedEntry | None, known: Known | None
-    ) -> Iterator[Any]:
-        if response.status not in MISSING:
-            yield from self.parsed(response, gate_square.parse_post, fetched_at=utcnow())
-            return
-        url = self.real_url(response)
-        post_id = gate_square.post_ref(url)
-        if post_id is None:
-            return
-        if known is not None and not _is_partial(known):
-            key = Identity(self.source, "post", post_id, entry.language if entry else "en")
-            yield Removed(key, url, utcnow())
-            return
-        self.count("not_found")
-        if entry is None or known is not None or entry.truncated or entry.published_at is None:
-            # A cut-short block would be a false text, and a post archived from the feed
-            # once is not re-dated by a later "1h ago".
-            return
-        yield Record(
-            source=self.source,
-            kind="post",
-            external_id=post_id,
-            language=entry.language,
-            url=entry.url,
-            body_text=entry.body_text,
-            published_at=entry.published_at,
-            author=entry.author,
-            tags=list(entry.tags),
-            extra={"from_feed": True, "relative_time": entry.relative_time},
-        )
+        stand_in = listing_only(gate.listed_record(item), listing) if item else None
+        yield from self.missing(response, key, known, stand_in)
