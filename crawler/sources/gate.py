@@ -33,6 +33,8 @@ CANONICAL_ORIGIN = "https://www.gate.com"
 HOSTS = ("www.gate.com", "gate.com", "www.gate.io", "gate.io")
 LIST_API_PATH = "/api/web/v1/portal/announcement/list_article"
 SITEMAP_PATH = "/sitemaps/sitemap-announcement-001.xml"
+# The category pages (listing_url slugs) read by default, besides the hub.
+DEFAULT_CATEGORIES = ("newlisted", "delisted")
 
 # The confirmed cate_id meanings only. Dividend settlements adjust positions of products
 # already trading, which is what archive.normalize calls "product" ("dividend|分红").
@@ -121,11 +123,21 @@ def article_ref(url: str) -> tuple[str, str] | None:
     return match[0], match[1] or "en"
 
 
+def listing_url(language: str = "en", slug: str | None = None) -> str:
+    """The hub (https://www.gate.com/announcements) or a category page under it
+    (/announcements/{slug}), with /{lang} before it unless en."""
+    page = f"/{slug}" if slug else ""
+    return f"{CANONICAL_ORIGIN}{_prefix(language)}/announcements{page}"
+
+
 def canonical_article_url(external_id: str, language: str = "en") -> str:
     """https://www.gate.com/announcements/article/{id}, with /{lang} before it unless en."""
+    return f"{CANONICAL_ORIGIN}{_prefix(language)}/announcements/article/{external_id}"
+
+
+def _prefix(language: str) -> str:
     language = language_code(language)
-    prefix = "" if language == "en" else f"/{language}"
-    return f"{CANONICAL_ORIGIN}{prefix}/announcements/article/{external_id}"
+    return "" if language == "en" else f"/{language}"
 
 
 def _page_language(url: str) -> str | None:

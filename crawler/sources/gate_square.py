@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 from parsel import Selector, SelectorList
 
@@ -76,6 +76,11 @@ def post_ref(url: str) -> str | None:
     path = gate_path(url)
     match = _POST_PATH.match(path) if path else None
     return match["id"] if match else None
+
+
+def feed_url(topic: str | None = None) -> str:
+    """The feed, https://www.gate.com/post, or a topic's page (/post/topic/{TAG})."""
+    return f"{CANONICAL_ORIGIN}/post" + (f"/topic/{quote(topic, safe='')}" if topic else "")
 
 
 def canonical_post_url(post_id: str) -> str:

@@ -26,13 +26,7 @@ from crawler.spiders.base import MISSING, AnnalsSpider, csv_arg, flag, listing_o
 
 logger = logging.getLogger(__name__)
 
-ORIGIN = gate.CANONICAL_ORIGIN
-DEFAULT_CATEGORIES = ("newlisted", "delisted")
 NO_ITEMS = "listing has no items"  # an HTML listing's first screen with nothing on it
-
-
-def _prefix(language: str) -> str:
-    return "" if language == "en" else f"/{language}"
 
 
 class GateSpider(AnnalsSpider):
@@ -63,7 +57,7 @@ class GateAnnouncementsSpider(GateSpider):
     ) -> None:
         super().__init__(*args, **kwargs)
         self.sitemap = flag(sitemap)
-        self.categories = csv_arg(categories) or list(DEFAULT_CATEGORIES)
+        self.categories = csv_arg(categories) or list(gate.DEFAULT_CATEGORIES)
         self._scheduled: set[Identity] = set()
         self._listed: set[str] = set()  # ids the list endpoint gave in this run
 
@@ -77,10 +71,9 @@ class GateAnnouncementsSpider(GateSpider):
             " and the sitemap" if self.sitemap else "",
         )
         for language in self.languages:
-            base = f"{ORIGIN}{_prefix(language)}/announcements"
-            for url in [base, *(f"{base}/{slug}" for slug in self.categories)]:
+            for slug in [None, *self.categories]:
                 yield self.request(
-                    url,
+                    gate.listing_url(language, slug),
                     self.parse_listing,
                     cb_kwargs={"language": language},
                     errback=self.fetch_failed,
@@ -89,9 +82,7 @@ class GateAnnouncementsSpider(GateSpider):
             if language == "en":
                 yield self.list_page(1, language)
         if self.sitemap:
-            yield self.request(
-                ORIGIN + gate.SITEMAP_PATH, self.parse_sitemap, errback=self.fetch_failed
-            )
+            yield self.sitemap_request()
 
     @classmethod
     def parse_snapshot(cls, raw: RawResponse) -> list[Record]:
@@ -114,11 +105,16 @@ class GateAnnouncementsSpider(GateSpider):
 
     def list_page(self, page: int, language: str) -> Any:
         return self.json_request(
-            ORIGIN + gate.LIST_API_PATH,
+            gate.CANONICAL_ORIGIN + gate.LIST_API_PATH,
             gate.list_api_body(page),
             self.parse_list_api,
             cb_kwargs={"page": page, "language": language},
             errback=self.list_api_failed,
+        )
+
+    def sitemap_request(self) -> Any:
+        return self.request(
+            gate.CANONICAL_ORIGIN + gate.SITEMAP_PATH, self.parse_sitemap, errback=self.fetch_failed
         )
 
     # --- listings -------------------------------------------------------------------------
@@ -169,9 +165,7 @@ class GateAnnouncementsSpider(GateSpider):
             )
             if not self.sitemap:
                 self.sitemap = True
-                yield self.request(
-                    ORIGIN + gate.SITEMAP_PATH, self.parse_sitemap, errback=self.fetch_failed
-                )
+                yield self.sitemap_request()
             return
         self.fetch_failed(failure)
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
-from urllib.parse import quote
 
 from scrapy.http import Response
 
@@ -19,7 +18,7 @@ from archive.store import Known
 from crawler.sources import gate_square
 from crawler.sources.parsing import unusable_reason
 from crawler.spiders.base import MISSING, csv_arg, flag
-from crawler.spiders.gate import ORIGIN, GateSpider
+from crawler.spiders.gate import GateSpider
 
 
 class GateSquareSpider(GateSpider):
@@ -47,13 +46,9 @@ class GateSquareSpider(GateSpider):
         self._scheduled: set[str] = set()
 
     async def start(self) -> AsyncIterator[Any]:
-        if self.feed:
-            yield self.request(f"{ORIGIN}/post", self.parse_feed, errback=self.fetch_failed)
-        for tag in self.topics:
+        for topic in ([None] if self.feed else []) + self.topics:
             yield self.request(
-                f"{ORIGIN}/post/topic/{quote(tag, safe='')}",
-                self.parse_feed,
-                errback=self.fetch_failed,
+                gate_square.feed_url(topic), self.parse_feed, errback=self.fetch_failed
             )
         for post_id in self.posts:
             self._scheduled.add(post_id)
