@@ -1,40 +1,63 @@
-"""Helpers the tests import (conftest.py holds the fixtures)."""
+"""Helpers tests share: import them from here, not from conftest."""
 
 from __future__ import annotations
 
 import asyncio
 import inspect
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
 import scrapy
-from scrapy.http import Response
+from scrapy.http import Response, TextResponse
 from scrapy.responsetypes import responsetypes
 from scrapy.utils.test import get_crawler
 
-from crawler import settings as project
+from archive.records import Record
 from crawler.mirror import Mirror
 
-# --- spiders in-process: a spider on the project's settings, fed a mirror's answers ----------
-# The spider decisions (what to fetch, when to stop, what a 404 becomes) are tested by
-# calling the spider's own callbacks with the responses a mirror gives its requests,
-# without an engine: what the callbacks yield is what Scrapy would schedule or archive.
+# --- spiders in process: callbacks fed recorded answers, no download ----------------------
 
-S = TypeVar("S", bound=scrapy.Spider)
+SpiderT = TypeVar("SpiderT", bound=scrapy.Spider)
 
 
-def make_spider(spidercls: type[S], database: str, **arguments: str) -> S:
-    """A spider as `annals crawl` makes it (the project's settings, `-a` arguments),
-    on the archive at `database`."""
-    values = {name: getattr(project, name) for name in dir(project) if name.isupper()}
-    crawler = get_crawler(spidercls, {**values, "ANNALS_DATABASE_URL": database})
-    return spidercls.from_crawler(crawler, **arguments)
+def spider_on(spider_cls: type[SpiderT], db: Path, **arguments: str) -> SpiderT:
+    """A spider of a real (unstarted) Scrapy crawler, archiving into the SQLite file `db`."""
+    crawler = get_crawler(spider_cls, {"ANNALS_DATABASE_URL": str(db)})
+    return spider_cls.from_crawler(crawler, **arguments)
 
 
-def answer(mirror: Mirror, request: scrapy.Request) -> Response:
-    """The response the mirror gives `request` (404 where it has no route), tied to the
-    request as Scrapy's engine ties it (response.meta, response.request)."""
+def drain(output: AsyncIterator[Any]) -> list[Any]:
+    """Everything an async callback (or `start()`) yields."""
+
+    async def collect() -> list[Any]:
+        return [item async for item in output]
+
+    return asyncio.run(collect())
+
+
+def answer(request: scrapy.Request, body: bytes) -> TextResponse:
+    """The JSON response `request` gets, as the downloader would hand it to its callback."""
+    headers = {"Content-Type": "application/json"}
+    return TextResponse(request.url, body=body, headers=headers, request=request)
+
+
+def feed(request: scrapy.Request, body: bytes) -> list[Any]:
+    """What the request's callback yields for the answer `body`."""
+    return output(request, answer(request, body))
+
+
+def output(request: scrapy.Request, response: Response) -> list[Any]:
+    """What the request's callback (a generator or an async one) yields for `response`."""
+    assert request.callback is not None
+    result = request.callback(response, **request.cb_kwargs)
+    return drain(result) if inspect.isasyncgen(result) else list(result or [])
+
+
+def mirror_answer(mirror: Mirror, request: scrapy.Request) -> Response:
+    """The response a mirror (crawler.mirror) gives `request`, 404 where it has no route,
+    tied to the request as the downloader ties it."""
     parts = urlsplit(request.url)
     target = parts.path + (f"?{parts.query}" if parts.query else "")
     content_type = (request.headers.get("Content-Type") or b"").decode()
@@ -46,23 +69,9 @@ def answer(mirror: Mirror, request: scrapy.Request) -> Response:
     return cls(request.url, status=route.status, headers=route.headers, body=body, request=request)
 
 
-def outputs(request: scrapy.Request, response: Response) -> list[Any]:
-    """Everything the request's callback yields for `response`."""
-    assert request.callback is not None
-    result = request.callback(response, **request.cb_kwargs)
-    if inspect.isasyncgen(result):
-        return asyncio.run(_collect(result))
-    return list(result or [])
+def records(output: list[Any]) -> list[Record]:
+    return [item for item in output if isinstance(item, Record)]
 
 
-def start_requests(spider: scrapy.Spider) -> list[scrapy.Request]:
-    """The requests the spider starts with."""
-    return asyncio.run(_collect(spider.start()))
-
-
-async def _collect(results: AsyncIterator[Any]) -> list[Any]:
-    return [item async for item in results]
-
-
-def requests_in(results: list[Any]) -> list[scrapy.Request]:
-    return [r for r in results if isinstance(r, scrapy.Request)]
+def requests(output: list[Any]) -> list[scrapy.Request]:
+    return [item for item in output if isinstance(item, scrapy.Request)]

@@ -47,7 +47,7 @@ def test_a_list_item_with_an_unreadable_url_is_an_unusable_item():
         data = json.loads((FIXTURES / name / fixture).read_text())
         items = data["result"]["list"] if name == "bybit" else data["data"][0]["details"]
         items[0]["url"] = _broken(items[0]["url"])
-        page = module.parse_list(json.dumps(data), module.list_url(1), fetched_at=NOW)
+        page = module.SOURCE.parse_list(json.dumps(data), module.SOURCE.list_url(1))
         assert [u.index for u in page.unusable] == [0], name
         assert "no article URL" in page.unusable[0].reason
         assert len(page.records) == len(items) - 1

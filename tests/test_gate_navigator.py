@@ -23,7 +23,7 @@ from crawler.sources import gate, gate_square
 from crawler.spiders.base import AnnalsSpider, listing_only
 from crawler.spiders.gate import GateAnnouncementsSpider
 from crawler.spiders.gate_square import GateSquareSpider
-from tests.helpers import answer, make_spider, outputs, requests_in, start_requests
+from tests.helpers import drain, mirror_answer, output, requests, spider_on
 
 FIXTURES = Path(__file__).parent / "fixtures" / "gate"
 HUB = gate.CANONICAL_ORIGIN + "/announcements"
@@ -40,20 +40,20 @@ def mirror() -> Mirror:
 
 
 @pytest.fixture
-def archive(tmp_path: Path) -> Iterator[tuple[str, Store]]:
-    url = resolve_url(str(tmp_path / "annals.db"))
-    engine = open_archive(url, create=True)
-    yield url, Store(engine)
+def archive(tmp_path: Path) -> Iterator[tuple[Path, Store]]:
+    db = tmp_path / "annals.db"
+    engine = open_archive(resolve_url(str(db)), create=True)
+    yield db, Store(engine)
     engine.dispose()
 
 
 @pytest.fixture
-def spider_on(archive: tuple[str, Store]) -> Iterator[Callable[..., Any]]:
+def spider_for(archive: tuple[Path, Store]) -> Iterator[Callable[..., Any]]:
     """Makes spiders on the test's archive (`-a` arguments as keywords)."""
     made: list[AnnalsSpider] = []
 
     def make(spidercls: type[AnnalsSpider], **arguments: str) -> Any:
-        spider = make_spider(spidercls, archive[0], **arguments)
+        spider = spider_on(spidercls, archive[0], **arguments)
         made.append(spider)
         return spider
 
@@ -68,14 +68,14 @@ def counter(spider: AnnalsSpider, name: str) -> int:
 
 
 def hub_results(spider: GateAnnouncementsSpider, mirror: Mirror) -> list[Any]:
-    request = next(r for r in start_requests(spider) if r.url == HUB)
-    return outputs(request, answer(mirror, request))
+    request = next(r for r in drain(spider.start()) if r.url == HUB)
+    return output(request, mirror_answer(mirror, request))
 
 
 def article_ids(results: list[Any]) -> set[str]:
     return {
         r.cb_kwargs["key"].external_id
-        for r in requests_in(results)
+        for r in requests(results)
         if r.callback is not None and r.callback.__name__ == "parse_article"
     }
 
@@ -83,18 +83,18 @@ def article_ids(results: list[Any]) -> set[str]:
 def fetch_article(spider: GateAnnouncementsSpider, mirror: Mirror, external_id: str) -> list[Any]:
     """What the spider makes of one article the hub lists, through the hub's request."""
     [request] = [
-        r for r in requests_in(hub_results(spider, mirror))
+        r for r in requests(hub_results(spider, mirror))
         if r.cb_kwargs.get("key") and r.cb_kwargs["key"].external_id == external_id
     ]  # fmt: skip
-    return outputs(request, answer(mirror, request))
+    return output(request, mirror_answer(mirror, request))
 
 
 # --- listings and articles -------------------------------------------------------------
 
 
-def test_a_listing_schedules_the_articles_the_archive_lacks(archive, spider_on, mirror):
+def test_a_listing_schedules_the_articles_the_archive_lacks(archive, spider_for, mirror):
     archive[1].write([gate.listed_record(HUB_ITEMS["51322"])])
-    spider = spider_on(GateAnnouncementsSpider)
+    spider = spider_for(GateAnnouncementsSpider)
     assert article_ids(hub_results(spider, mirror)) == set(HUB_ITEMS) - {"51322"}
 
 
@@ -109,15 +109,15 @@ def test_a_listing_schedules_the_articles_the_archive_lacks(archive, spider_on, 
     ids=["old-and-unchanged", "young", "retitled", "full"],
 )
 def test_a_known_article_is_fetched_again_only_when_due(
-    archive, spider_on, mirror, archived, arguments, fetched
+    archive, spider_for, mirror, archived, arguments, fetched
 ):
     archive[1].write([dataclasses.replace(gate.listed_record(HUB_ITEMS["51322"]), **archived)])
-    spider = spider_on(GateAnnouncementsSpider, **arguments)
+    spider = spider_for(GateAnnouncementsSpider, **arguments)
     assert ("51322" in article_ids(hub_results(spider, mirror))) is fetched
 
 
-def test_an_article_page_is_archived_whole_from_its_listing(spider_on, mirror):
-    spider = spider_on(GateAnnouncementsSpider)
+def test_an_article_page_is_archived_whole_from_its_listing(spider_for, mirror):
+    spider = spider_for(GateAnnouncementsSpider)
     [record] = fetch_article(spider, mirror, "51322")
     assert isinstance(record, Record)
     assert (record.external_id, record.title) == ("51322", HUB_ITEMS["51322"].title)
@@ -126,8 +126,8 @@ def test_an_article_page_is_archived_whole_from_its_listing(spider_on, mirror):
     assert record.raw.url == gate.canonical_article_url("51322")
 
 
-def test_a_new_article_answering_404_is_kept_with_what_the_listing_says(spider_on, mirror):
-    spider = spider_on(GateAnnouncementsSpider)
+def test_a_new_article_answering_404_is_kept_with_what_the_listing_says(spider_for, mirror):
+    spider = spider_for(GateAnnouncementsSpider)
     [record] = fetch_article(spider, mirror, MISSING_ARTICLE)
     item = HUB_ITEMS[MISSING_ARTICLE]
     assert isinstance(record, Record)
@@ -139,9 +139,9 @@ def test_a_new_article_answering_404_is_kept_with_what_the_listing_says(spider_o
     assert (counter(spider, "not_found"), counter(spider, "listing_only")) == (1, 1)
 
 
-def test_an_article_archived_whole_that_answers_404_is_marked_removed(archive, spider_on, mirror):
+def test_an_article_archived_whole_that_answers_404_is_marked_removed(archive, spider_for, mirror):
     archive[1].write([gate.listed_record(HUB_ITEMS[MISSING_ARTICLE])])
-    spider = spider_on(GateAnnouncementsSpider, full="1")
+    spider = spider_for(GateAnnouncementsSpider, full="1")
     [removed] = fetch_article(spider, mirror, MISSING_ARTICLE)
     assert isinstance(removed, Removed)
     assert removed.identity.external_id == MISSING_ARTICLE
@@ -149,10 +149,10 @@ def test_an_article_archived_whole_that_answers_404_is_marked_removed(archive, s
 
 
 def test_an_article_kept_from_its_listing_that_still_answers_404_is_left_as_it_is(
-    archive, spider_on, mirror
+    archive, spider_for, mirror
 ):
     archive[1].write([listing_only(gate.listed_record(HUB_ITEMS[MISSING_ARTICLE]))])
-    spider = spider_on(GateAnnouncementsSpider, full="1")
+    spider = spider_for(GateAnnouncementsSpider, full="1")
     assert fetch_article(spider, mirror, MISSING_ARTICLE) == []  # not removed, not re-dated
     assert (counter(spider, "not_found"), counter(spider, "listing_only")) == (1, 0)
 
@@ -162,38 +162,38 @@ def test_an_article_kept_from_its_listing_that_still_answers_404_is_left_as_it_i
 
 def walk_list_endpoint(spider: GateAnnouncementsSpider, mirror: Mirror) -> list[list[Any]]:
     """What each page of the list endpoint yields, following its next-page requests."""
-    [request] = [r for r in start_requests(spider) if r.callback == spider.parse_list_api]
+    [request] = [r for r in drain(spider.start()) if r.callback == spider.parse_list_api]
     pages: list[list[Any]] = []
     while request is not None:
         assert request.cb_kwargs["page"] == len(pages) + 1
-        pages.append(outputs(request, answer(mirror, request)))
-        following = [r for r in requests_in(pages[-1]) if r.callback == spider.parse_list_api]
+        pages.append(output(request, mirror_answer(mirror, request)))
+        following = [r for r in requests(pages[-1]) if r.callback == spider.parse_list_api]
         assert len(following) <= 1
         request = following[0] if following else None
     return pages
 
 
-def test_the_list_endpoint_is_paged_until_a_page_past_the_end(spider_on, mirror):
-    pages = walk_list_endpoint(spider_on(GateAnnouncementsSpider), mirror)
+def test_the_list_endpoint_is_paged_until_a_page_past_the_end(spider_for, mirror):
+    pages = walk_list_endpoint(spider_for(GateAnnouncementsSpider), mirror)
     assert [len(article_ids(page)) for page in pages] == [15, 15, 10, 0]
     assert pages[-1] == []  # the empty page past the end: no request, nothing quarantined
 
 
-def test_the_list_endpoint_stops_at_a_page_that_brings_nothing_new(archive, spider_on, mirror):
+def test_the_list_endpoint_stops_at_a_page_that_brings_nothing_new(archive, spider_for, mirror):
     body = (FIXTURES / "list_article_p1.json").read_bytes()
     first = gate.parse_list_api(body, gate.CANONICAL_ORIGIN + gate.LIST_API_PATH).items
     archive[1].write([gate.listed_record(item) for item in first])
-    pages = walk_list_endpoint(spider_on(GateAnnouncementsSpider), mirror)
+    pages = walk_list_endpoint(spider_for(GateAnnouncementsSpider), mirror)
     assert pages == [[]]  # page 1 all known (and not due): no article, no page 2
 
 
-def test_an_empty_first_page_of_the_list_endpoint_is_quarantined(spider_on, mirror):
+def test_an_empty_first_page_of_the_list_endpoint_is_quarantined(spider_for, mirror):
     empty = {"code": 0, "message": "success", "data": {"total": 0, "list": []}}
     mirror.prepend(
         Route("POST", gate.LIST_API_PATH, content=json.dumps(empty).encode(),
               headers={"Content-Type": "application/json"})
     )  # fmt: skip
-    [[quarantined]] = walk_list_endpoint(spider_on(GateAnnouncementsSpider), mirror)
+    [[quarantined]] = walk_list_endpoint(spider_for(GateAnnouncementsSpider), mirror)
     assert isinstance(quarantined, Quarantined)
     assert quarantined.error == "list endpoint answered no items on page 1"
 
@@ -202,35 +202,36 @@ def test_an_empty_first_page_of_the_list_endpoint_is_quarantined(spider_on, mirr
 
 
 def square_posts(spider: GateSquareSpider, mirror: Mirror) -> dict[str, scrapy.Request]:
-    [feed] = start_requests(spider)
+    [feed] = drain(spider.start())
     return {
-        r.cb_kwargs["key"].external_id: r for r in requests_in(outputs(feed, answer(mirror, feed)))
+        r.cb_kwargs["key"].external_id: r
+        for r in requests(output(feed, mirror_answer(mirror, feed)))
     }
 
 
-def test_the_square_feed_schedules_its_posts_and_each_is_archived_from_its_page(spider_on, mirror):
-    spider = spider_on(GateSquareSpider)
+def test_the_square_feed_schedules_its_posts_and_each_is_archived_from_its_page(spider_for, mirror):
+    spider = spider_for(GateSquareSpider)
     posts = square_posts(spider, mirror)
     feed = gate_square.parse_feed(
         (FIXTURES / "square_feed.html").read_bytes(), gate.CANONICAL_ORIGIN + "/post",
         fetched_at=utcnow(),
     )  # fmt: skip
     assert list(posts) == [entry.post_id for entry in feed.entries]
-    [record] = outputs(posts["21716532"], answer(mirror, posts["21716532"]))
+    [record] = output(posts["21716532"], mirror_answer(mirror, posts["21716532"]))
     assert isinstance(record, Record)
     assert (record.kind, record.external_id) == ("post", "21716532")
     assert "from_feed" not in record.extra
 
 
 def test_a_post_answering_404_is_kept_from_its_feed_block_unless_the_block_is_cut(
-    spider_on, mirror
+    spider_for, mirror
 ):
-    spider = spider_on(GateSquareSpider)
+    spider = spider_for(GateSquareSpider)
     posts = square_posts(spider, mirror)
     mirror.prepend(Route("GET", "/post/status/21716532", status=404))  # its block is cut short
-    [record] = outputs(posts["21716702"], answer(mirror, posts["21716702"]))
+    [record] = output(posts["21716702"], mirror_answer(mirror, posts["21716702"]))
     assert isinstance(record, Record)
     assert record.extra["from_feed"] is True
     assert record.extra["relative_time"]
-    assert outputs(posts["21716532"], answer(mirror, posts["21716532"])) == []
+    assert output(posts["21716532"], mirror_answer(mirror, posts["21716532"])) == []
     assert (counter(spider, "not_found"), counter(spider, "listing_only")) == (2, 1)

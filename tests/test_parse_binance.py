@@ -10,7 +10,7 @@ import pytest
 
 from archive.normalize import classify_event, extract_symbols, format_time, prepare
 from archive.records import ParseError, Record
-from crawler.sources import binance
+from crawler.sources import binance, nodetree
 from crawler.sources.parsing import EnvelopeError, ListPage
 from tests.conftest import FIXTURES, mirror_file
 
@@ -24,14 +24,14 @@ RECORDED = 10  # the size the mirror's list pages were recorded at (production a
 
 
 def list_page(name: str, page: int = 1, category: str | None = None) -> ListPage:
-    url = binance.list_url(page, category=category, size=RECORDED)
+    url = binance.SOURCE.list_url(page, category=category, size=RECORDED)
     assert mirror_file(MIRROR, url) == name
-    return binance.parse_list((MIRROR / name).read_bytes(), url, fetched_at=FETCHED)
+    return binance.SOURCE.parse_list((MIRROR / name).read_bytes(), url)
 
 
 def detail(code: str, listed: Record | None = None) -> Record:
     body = (MIRROR / "details" / f"{code}.json").read_bytes()
-    return binance.parse_detail(body, binance.detail_url(code), fetched_at=FETCHED, listed=listed)
+    return binance.SOURCE.parse_detail(body, binance.SOURCE.detail_url(code), listed=listed)
 
 
 def test_list_items_become_records_with_utc_ms_times():
@@ -57,15 +57,13 @@ def test_list_items_become_records_with_utc_ms_times():
     assert classify_event(first.title, first.event_type) == "listing"
     assert first.body_html is None  # the list has no body: the spider fetches the detail
     assert first.body_text is None
-    assert first.raw is not None
-    assert first.raw.fetched_at == FETCHED
 
 
 def test_list_has_more_until_the_last_page_and_not_past_it():
     assert list_page("list_c48_p1.json", 1, "48").has_more is True
     assert list_page("list_c48_p2.json", 2, "48").has_more is True
     last = list_page("list_c48_p3.json", 3, "48")
-    assert (len(last.records), last.has_more, last.total) == (4, False, 24)
+    assert (len(last.records), last.has_more) == (4, False)  # 10 + 10 + 4 of 24
     empty = list_page("list_c48_p4.json", 4, "48")
     assert (empty.records, empty.has_more) == ([], False)
 
@@ -156,7 +154,7 @@ def test_maintenance_detail_keeps_its_hint():
 
 def test_node_tree_to_html_keeps_paragraphs_lists_tables_and_links():
     tree = json.loads(json.loads((MIRROR / "details" / f"{LUMN}.json").read_text())["data"]["body"])
-    markup = binance.node_tree_to_html(tree)
+    markup = nodetree.node_tree_to_html(tree)
 
     assert markup.startswith("<p>Fellow Binancians,</p>")
     assert "<ul><li><strong>Deposit Opening: </strong>Opened</li>" in markup
@@ -192,7 +190,7 @@ def test_node_tree_to_html_escapes_text_and_drops_unsafe_markup():
         ],
     }
 
-    markup = binance.node_tree_to_html(tree)
+    markup = nodetree.node_tree_to_html(tree)
 
     assert markup == (
         "<p>&lt;script&gt;alert(1)&lt;/script&gt; &amp; AT&amp;T</p>"
@@ -205,22 +203,22 @@ def test_node_tree_to_html_escapes_text_and_drops_unsafe_markup():
 
 def test_list_urls_match_the_mirror_routes():
     # Production asks the largest size the list takes.
-    assert binance.list_url(2, category="161") == (
+    assert binance.SOURCE.list_url(2, category="161") == (
         "https://www.binance.com/bapi/composite/v1/public/cms/article/list/query"
         "?type=1&catalogId=161&pageNo=2&pageSize=50"
     )
-    assert mirror_file(MIRROR, binance.list_url(2, category="161", size=RECORDED)) == (
+    assert mirror_file(MIRROR, binance.SOURCE.list_url(2, category="161", size=RECORDED)) == (
         "list_c161_p2.json"
     )
-    assert mirror_file(MIRROR, binance.list_url(3, size=RECORDED)) == "list_all_p3.json"
+    assert mirror_file(MIRROR, binance.SOURCE.list_url(3, size=RECORDED)) == "list_all_p3.json"
     with pytest.raises(
         ValueError, match="binance takes page sizes 1, 2, 5, 10, 15, 20, 50, not 30"
     ):
-        binance.list_url(1, size=30)
-    assert mirror_file(MIRROR, binance.detail_url(LUMN)) == f"details/{LUMN}.json"
-    assert binance.request_headers("zh") == {"lang": "zh-CN"}
+        binance.SOURCE.list_url(1, size=30)
+    assert mirror_file(MIRROR, binance.SOURCE.detail_url(LUMN)) == f"details/{LUMN}.json"
+    assert binance.SOURCE.headers("zh") == {"lang": "zh-CN"}
     with pytest.raises(ValueError, match="pages start at 1"):
-        binance.list_url(0)
+        binance.SOURCE.list_url(0)
 
 
 def test_every_saved_detail_parses_with_a_body():
@@ -239,23 +237,23 @@ def test_every_saved_detail_parses_with_a_body():
     ],
 )
 def test_failure_envelope_raises_envelope_error(answer, rate_limited):
-    url = binance.list_url(1)
+    url = binance.SOURCE.list_url(1)
     with pytest.raises(EnvelopeError) as caught:
-        binance.parse_list(json.dumps(answer), url, fetched_at=FETCHED)
+        binance.SOURCE.parse_list(json.dumps(answer), url)
     assert caught.value.rate_limited is rate_limited
     assert caught.value.url == url
 
 
 def test_success_code_given_as_a_number_is_accepted():
-    binance.check_envelope({"code": 0, "success": True, "data": {}}, "u")
+    binance.SOURCE.envelope.check({"code": 0, "success": True, "data": {}}, "u")
 
 
 def test_malformed_json_raises_parse_error():
     with pytest.raises(ParseError, match="not JSON"):
-        binance.parse_list(b'{"code":"000000",', binance.list_url(1), fetched_at=FETCHED)
+        binance.SOURCE.parse_list(b'{"code":"000000",', binance.SOURCE.list_url(1))
     with pytest.raises(ParseError, match="catalogs"):
-        binance.parse_list(
-            b'{"code":"000000","success":true,"data":{}}', binance.list_url(1), fetched_at=FETCHED
+        binance.SOURCE.parse_list(
+            b'{"code":"000000","success":true,"data":{}}', binance.SOURCE.list_url(1)
         )
 
 
@@ -263,7 +261,7 @@ def test_detail_whose_body_is_not_a_node_tree_raises_parse_error():
     answer = {"code": "000000", "success": True, "data": {"code": LUMN, "title": "T"}}
     answer["data"] |= {"publishDate": 1779349699806, "body": "{not json"}
     with pytest.raises(ParseError, match="node tree"):
-        binance.parse_detail(json.dumps(answer), binance.detail_url(LUMN), fetched_at=FETCHED)
+        binance.SOURCE.parse_detail(json.dumps(answer), binance.SOURCE.detail_url(LUMN))
 
 
 def test_unreadable_article_is_skipped_and_logged(caplog):
@@ -273,7 +271,7 @@ def test_unreadable_article_is_skipped_and_logged(caplog):
     del articles[1]["code"]
 
     with caplog.at_level(logging.WARNING, logger="crawler.sources.binance"):
-        page = binance.parse_list(json.dumps(answer), binance.list_url(1), fetched_at=FETCHED)
+        page = binance.SOURCE.parse_list(json.dumps(answer), binance.SOURCE.list_url(1))
 
     assert len(page.records) == len(articles) - 2
     assert len(caplog.records) == 2
@@ -285,14 +283,14 @@ def test_page_of_only_unreadable_articles_raises_parse_error():
     for article in answer["data"]["catalogs"][0]["articles"]:
         article["title"] = ""
     with pytest.raises(ParseError, match="none of the"):
-        binance.parse_list(json.dumps(answer), binance.list_url(1), fetched_at=FETCHED)
+        binance.SOURCE.parse_list(json.dumps(answer), binance.SOURCE.list_url(1))
 
 
 def test_unknown_catalog_is_accepted_without_a_hint():
     answer = json.loads((MIRROR / "list_c49_p1.json").read_text())
     answer["data"]["catalogs"][0] |= {"catalogId": 999, "catalogName": "Brand New"}
 
-    page = binance.parse_list(json.dumps(answer), binance.list_url(1), fetched_at=FETCHED)
+    page = binance.SOURCE.parse_list(json.dumps(answer), binance.SOURCE.list_url(1))
 
     assert {(r.category, r.event_type) for r in page.records} == {("Brand New", None)}
 
@@ -314,7 +312,7 @@ def answer(**data: object) -> bytes:
 
 
 def parsed(**data: object) -> Record:
-    return binance.parse_detail(answer(**data), binance.detail_url(CURRENT), fetched_at=FETCHED)
+    return binance.SOURCE.parse_detail(answer(**data), binance.SOURCE.detail_url(CURRENT))
 
 
 def test_pre_2020_article_has_an_html_body_and_a_digit_code():
@@ -399,9 +397,7 @@ def test_node_tree_object_body_is_the_same_record_as_its_json_string():
     saved = json.loads((MIRROR / "details" / f"{LUMN}.json").read_text())
     as_string = detail(LUMN)
     saved["data"]["body"] = json.loads(saved["data"]["body"])
-    as_object = binance.parse_detail(
-        json.dumps(saved), binance.detail_url(LUMN), fetched_at=FETCHED
-    )
+    as_object = binance.SOURCE.parse_detail(json.dumps(saved), binance.SOURCE.detail_url(LUMN))
     assert as_object.body_html == as_string.body_html
     assert as_object.body_text == as_string.body_text
 
@@ -496,7 +492,7 @@ def test_risk_warning_and_share_count_do_not_change_the_content_hash():
     first = prepare(detail(CURRENT))
     saved["data"]["shareCount"] = 9000
     saved["data"]["riskWarning"] = json.dumps({"node": "root", "child": [text("Other warning")]})
-    again = binance.parse_detail(json.dumps(saved), binance.detail_url(CURRENT), fetched_at=FETCHED)
+    again = binance.SOURCE.parse_detail(json.dumps(saved), binance.SOURCE.detail_url(CURRENT))
     assert prepare(again).content_hash == first.content_hash
     assert again.extra["risk_warning"] == "Other warning"
 
@@ -517,12 +513,10 @@ def test_legacy_digit_codes_are_codes_everywhere():
         "articles": [listed],
     }
     body = {"code": "000000", "success": True, "data": {"catalogs": [page]}}
-    record = binance.parse_list(json.dumps(body), binance.list_url(1), fetched_at=FETCHED).records[
-        0
-    ]
+    record = binance.SOURCE.parse_list(json.dumps(body), binance.SOURCE.list_url(1)).records[0]
     assert record.external_id == code
     assert record.url == f"https://www.binance.com/en/support/announcement/{code}"
-    assert binance.detail_url(code).endswith(f"?articleCode={code}")
+    assert binance.SOURCE.detail_url(code).endswith(f"?articleCode={code}")
     # A link to another announcement, by either code form, points at that document.
     tree = {
         "node": "root",

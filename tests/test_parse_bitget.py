@@ -21,7 +21,7 @@ FETCHED = datetime(2026, 6, 18, 17, 0, tzinfo=UTC)
 def fetch(url: str) -> ListPage:
     name = mirror_file(MIRROR, url)
     assert name is not None, url
-    return bitget.parse_list((MIRROR / name).read_bytes(), url, fetched_at=FETCHED)
+    return bitget.SOURCE.parse_list((MIRROR / name).read_bytes(), url)
 
 
 def walk(category: str | None = None) -> list[tuple[str | None, ListPage]]:
@@ -29,10 +29,10 @@ def walk(category: str | None = None) -> list[tuple[str | None, ListPage]]:
     seen: list[tuple[str | None, ListPage]] = []
     window: dict[str, int] | None = {}
     while window is not None:
-        url = bitget.list_url(1, category=category, **window)
+        url = bitget.SOURCE.list_url(1, category=category, **window)
         page = fetch(url)
         seen.append((mirror_file(MIRROR, url), page))
-        window = bitget.next_window(page, window)
+        window = bitget.SOURCE.paging.next_window(page, window)
         assert len(seen) < 10, "the walk does not end"
     return seen
 
@@ -42,7 +42,7 @@ def answer_with(*items: dict) -> str:
 
 
 def test_list_items_become_records_with_utc_ms_times():
-    page = fetch(bitget.list_url())
+    page = fetch(bitget.SOURCE.list_url())
 
     first = page.records[0]
     assert len(page.records) == 10
@@ -64,7 +64,7 @@ def test_list_items_become_records_with_utc_ms_times():
 
 
 def test_category_hints_give_the_stored_event_types():
-    records = {r.external_id: r for r in fetch(bitget.list_url()).records}
+    records = {r.external_id: r for r in fetch(bitget.SOURCE.list_url()).records}
 
     def event(ann_id: str) -> str:
         return classify_event(records[ann_id].title, records[ann_id].event_type)
@@ -94,24 +94,26 @@ def test_window_walk_reads_every_announcement_once_and_ends_on_an_empty_page():
 
 
 def test_next_window_ends_at_the_oldest_item_and_steps_back_when_stuck():
-    first = fetch(bitget.list_url())
+    first = fetch(bitget.SOURCE.list_url())
     # the page's oldest cTime is "1780815558942"
-    assert bitget.next_window(first) == {"end_time": 1780815558942}
+    assert bitget.SOURCE.paging.next_window(first) == {"end_time": 1780815558942}
 
-    repeat = fetch(bitget.list_url(end_time=1779264312990))
+    repeat = fetch(bitget.SOURCE.list_url(end_time=1779264312990))
     assert [r.external_id for r in repeat.records] == ["12560604414259"]
-    assert bitget.next_window(repeat, {"end_time": 1779264312990}) == {"end_time": 1779264312989}
+    assert bitget.SOURCE.paging.next_window(repeat, {"end_time": 1779264312990}) == {
+        "end_time": 1779264312989
+    }
 
-    assert bitget.next_window(ListPage(records=[], has_more=False)) is None
+    assert bitget.SOURCE.paging.next_window(ListPage(records=[], has_more=False)) is None
 
 
 def test_next_window_keeps_a_start_and_stops_before_it():
-    first = fetch(bitget.list_url())
-    assert bitget.next_window(first, {"start_time": 1780000000000}) == {
+    first = fetch(bitget.SOURCE.list_url())
+    assert bitget.SOURCE.paging.next_window(first, {"start_time": 1780000000000}) == {
         "end_time": 1780815558942,
         "start_time": 1780000000000,
     }
-    assert bitget.next_window(first, {"start_time": 1781000000000}) is None
+    assert bitget.SOURCE.paging.next_window(first, {"start_time": 1781000000000}) is None
 
 
 def test_same_announcement_in_two_filters_gets_one_external_id():
@@ -125,14 +127,17 @@ def test_same_announcement_in_two_filters_gets_one_external_id():
 
 
 def test_list_urls_match_the_mirror_routes():
-    assert bitget.list_url(category="coin_listings", end_time=1779264312990) == (
+    assert bitget.SOURCE.list_url(category="coin_listings", end_time=1779264312990) == (
         "https://api.bitget.com/api/v2/public/annoucements"
         "?language=en_US&annType=coin_listings&endTime=1779264312990"
     )
-    assert mirror_file(MIRROR, bitget.list_url(end_time=1780815558941)) == "announcements_p2.json"
-    assert "language=zh_CN" in bitget.list_url(language="zh")
+    assert (
+        mirror_file(MIRROR, bitget.SOURCE.list_url(end_time=1780815558941))
+        == "announcements_p2.json"
+    )
+    assert "language=zh_CN" in bitget.SOURCE.list_url(language="zh")
     with pytest.raises(ValueError, match="next_window"):
-        bitget.list_url(2)
+        bitget.SOURCE.list_url(2)
 
 
 @pytest.mark.parametrize(
@@ -144,23 +149,23 @@ def test_list_urls_match_the_mirror_routes():
     ],
 )
 def test_failure_envelope_raises_envelope_error(answer, rate_limited):
-    url = bitget.list_url()
+    url = bitget.SOURCE.list_url()
     with pytest.raises(EnvelopeError) as caught:
-        bitget.parse_list(json.dumps(answer), url, fetched_at=FETCHED)
+        bitget.SOURCE.parse_list(json.dumps(answer), url)
     assert caught.value.rate_limited is rate_limited
     assert caught.value.code == str(answer["code"])
 
 
 def test_success_code_given_as_a_number_is_accepted():
     body = json.dumps({"code": 0, "msg": "success", "data": []})
-    assert bitget.parse_list(body, bitget.list_url(), fetched_at=FETCHED).has_more is False
+    assert bitget.SOURCE.parse_list(body, bitget.SOURCE.list_url()).has_more is False
 
 
 def test_malformed_json_raises_parse_error():
     with pytest.raises(ParseError, match="not JSON"):
-        bitget.parse_list(b"{", bitget.list_url(), fetched_at=FETCHED)
+        bitget.SOURCE.parse_list(b"{", bitget.SOURCE.list_url())
     with pytest.raises(ParseError, match="data is not a list"):
-        bitget.parse_list(b'{"code":"00000","data":{}}', bitget.list_url(), fetched_at=FETCHED)
+        bitget.SOURCE.parse_list(b'{"code":"00000","data":{}}', bitget.SOURCE.list_url())
 
 
 def test_unreadable_item_is_skipped_and_logged(caplog):
@@ -169,7 +174,7 @@ def test_unreadable_item_is_skipped_and_logged(caplog):
     del items[1]["annId"]
 
     with caplog.at_level(logging.WARNING, logger="crawler.sources.bitget"):
-        page = bitget.parse_list(answer_with(*items), bitget.list_url(), fetched_at=FETCHED)
+        page = bitget.SOURCE.parse_list(answer_with(*items), bitget.SOURCE.list_url())
 
     assert [r.external_id for r in page.records] == ["12560604535609"]
     assert len(caplog.records) == 2
@@ -178,13 +183,13 @@ def test_unreadable_item_is_skipped_and_logged(caplog):
 
 def test_page_of_only_unreadable_items_raises_parse_error():
     with pytest.raises(ParseError, match="none of the"):
-        bitget.parse_list(answer_with({"annTitle": "no id"}), bitget.list_url(), fetched_at=FETCHED)
+        bitget.SOURCE.parse_list(answer_with({"annTitle": "no id"}), bitget.SOURCE.list_url())
 
 
 def test_unknown_ann_type_is_accepted_without_a_hint():
     item = json.loads((MIRROR / "announcements_p1.json").read_text())["data"][0]
     item["annType"] = "brand_new"
 
-    record = bitget.parse_list(answer_with(item), bitget.list_url(), fetched_at=FETCHED).records[0]
+    record = bitget.SOURCE.parse_list(answer_with(item), bitget.SOURCE.list_url()).records[0]
 
     assert (record.category, record.event_type) == ("brand_new", None)

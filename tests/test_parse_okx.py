@@ -19,9 +19,9 @@ FETCHED = datetime(2026, 6, 20, 12, 0, tzinfo=UTC)
 
 
 def list_page(name: str, page: int = 1, category: str | None = None) -> ListPage:
-    url = okx.list_url(page, category=category)
+    url = okx.SOURCE.list_url(page, category=category)
     assert mirror_file(MIRROR, url) == name
-    return okx.parse_list((MIRROR / name).read_bytes(), url, fetched_at=FETCHED)
+    return okx.SOURCE.parse_list((MIRROR / name).read_bytes(), url)
 
 
 def answer_with(*details: dict) -> str:
@@ -116,10 +116,9 @@ def test_locale_in_the_url_is_not_part_of_the_identity():
         "title": "欧易上线 KSTR",
         "pTime": 1781943327799,
     }
-    zh = okx.parse_list(
+    zh = okx.SOURCE.parse_list(
         answer_with(item | {"url": f"https://www.okx.com/zh-hans/help/{slug}"}),
-        okx.list_url(1, language="zh"),
-        fetched_at=FETCHED,
+        okx.SOURCE.list_url(1, language="zh"),
         language="zh",
     ).records[0]
 
@@ -129,14 +128,14 @@ def test_locale_in_the_url_is_not_part_of_the_identity():
 
 
 def test_list_urls_match_the_mirror_routes():
-    assert okx.list_url(2) == "https://www.okx.com/api/v5/support/announcements?page=2"
-    assert mirror_file(MIRROR, okx.list_url(3)) == "announcements_p3.json"
-    assert mirror_file(MIRROR, okx.list_url(1, category="announcements-delistings")) == (
+    assert okx.SOURCE.list_url(2) == "https://www.okx.com/api/v5/support/announcements?page=2"
+    assert mirror_file(MIRROR, okx.SOURCE.list_url(3)) == "announcements_p3.json"
+    assert mirror_file(MIRROR, okx.SOURCE.list_url(1, category="announcements-delistings")) == (
         "announcements_delistings_p1.json"
     )
-    assert okx.request_headers("zh") == {"Accept-Language": "zh-CN"}
+    assert okx.SOURCE.headers("zh") == {"Accept-Language": "zh-CN"}
     with pytest.raises(ValueError, match="ja"):
-        okx.list_url(1, language="ja")
+        okx.SOURCE.list_url(1, language="ja")
 
 
 @pytest.mark.parametrize(
@@ -148,28 +147,27 @@ def test_list_urls_match_the_mirror_routes():
     ],
 )
 def test_failure_envelope_raises_envelope_error(answer, rate_limited):
-    url = okx.list_url(1)
+    url = okx.SOURCE.list_url(1)
     with pytest.raises(EnvelopeError) as caught:
-        okx.parse_list(json.dumps(answer), url, fetched_at=FETCHED)
+        okx.SOURCE.parse_list(json.dumps(answer), url)
     assert caught.value.rate_limited is rate_limited
     assert caught.value.code == str(answer["code"])
     assert caught.value.message == answer["msg"]
 
 
 def test_success_code_given_as_a_number_is_accepted():
-    page = okx.parse_list(
+    page = okx.SOURCE.parse_list(
         json.dumps({"code": 0, "msg": "", "data": [{"details": [], "totalPage": "1"}]}),
-        okx.list_url(1),
-        fetched_at=FETCHED,
+        okx.SOURCE.list_url(1),
     )
     assert page.records == []
 
 
 def test_malformed_json_raises_parse_error():
     with pytest.raises(ParseError, match="not JSON"):
-        okx.parse_list(b"<html>busy</html>", okx.list_url(1), fetched_at=FETCHED)
+        okx.SOURCE.parse_list(b"<html>busy</html>", okx.SOURCE.list_url(1))
     with pytest.raises(ParseError, match="details"):
-        okx.parse_list(b'{"code":"0","data":[{}]}', okx.list_url(1), fetched_at=FETCHED)
+        okx.SOURCE.parse_list(b'{"code":"0","data":[{}]}', okx.SOURCE.list_url(1))
 
 
 def test_unreadable_item_is_skipped_and_logged(caplog):
@@ -177,7 +175,7 @@ def test_unreadable_item_is_skipped_and_logged(caplog):
     body = answer_with(good | {"pTime": ""}, good | {"url": ""}, good | {"pTime": "1781943327799"})
 
     with caplog.at_level(logging.WARNING, logger="crawler.sources.okx"):
-        page = okx.parse_list(body, okx.list_url(1), fetched_at=FETCHED)
+        page = okx.SOURCE.parse_list(body, okx.SOURCE.list_url(1))
 
     assert [r.external_id for r in page.records] == ["t"]
     assert len(caplog.records) == 2
@@ -185,4 +183,4 @@ def test_unreadable_item_is_skipped_and_logged(caplog):
 
 def test_page_of_only_unreadable_items_raises_parse_error():
     with pytest.raises(ParseError, match="none of the"):
-        okx.parse_list(answer_with({"title": "no url"}), okx.list_url(1), fetched_at=FETCHED)
+        okx.SOURCE.parse_list(answer_with({"title": "no url"}), okx.SOURCE.list_url(1))

@@ -46,12 +46,12 @@ def test_gate_listings_give_no_record_and_bad_ones_still_fail():
 
 
 def test_api_list_snapshot_gives_its_records_in_the_url_language():
-    url = kucoin.list_url(1, language="en")
+    url = kucoin.SOURCE.list_url(1, language="en")
     records = KucoinAnnouncementsSpider.parse_snapshot(raw(url, "kucoin/announcements_p1.json"))
     assert records
     assert {r.language for r in records} == {"en"}
     okx_records = OkxAnnouncementsSpider.parse_snapshot(
-        raw(okx.list_url(1), "okx/announcements_p1.json")
+        raw(okx.SOURCE.list_url(1), "okx/announcements_p1.json")
     )
     assert okx_records
 
@@ -59,9 +59,9 @@ def test_api_list_snapshot_gives_its_records_in_the_url_language():
 def test_binance_detail_snapshot_gives_the_full_record_and_its_list_gives_none():
     code = "047d70df37be53bcc3496077036ca5f7"
     [record] = BinanceAnnouncementsSpider.parse_snapshot(
-        raw(binance.detail_url(code), f"binance/details/{code}.json")
+        raw(binance.SOURCE.detail_url(code), f"binance/details/{code}.json")
     )
     assert record.external_id == code
     assert record.body_html
-    listing = raw(binance.list_url(1), "binance/list_all_p1.json")
+    listing = raw(binance.SOURCE.list_url(1), "binance/list_all_p1.json")
     assert BinanceAnnouncementsSpider.parse_snapshot(listing) == []

@@ -17,14 +17,8 @@ from parsel import Selector
 from archive.normalize import clean_title, format_time, html_to_text, normalize_text
 from archive.records import ParseError, Record
 from archive.urls import url_parts
-from crawler.sources.parsing import (
-    Category,
-    Unusable,
-    check_code,
-    int_or_none,
-    load_json,
-    time_or_none,
-)
+from crawler.sources.contract import Envelope
+from crawler.sources.parsing import Category, Unusable, int_or_none, load_json, time_or_none
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +27,9 @@ CANONICAL_ORIGIN = "https://www.gate.com"
 HOSTS = ("www.gate.com", "gate.com", "www.gate.io", "gate.io")
 LIST_API_PATH = "/api/web/v1/portal/announcement/list_article"
 SITEMAP_PATH = "/sitemaps/sitemap-announcement-001.xml"
+# The list endpoint's answer: {"code": 0, "message": "success", "data": ...}; Gate
+# documents no code that means "slow down".
+LIST_ENVELOPE = Envelope(ok="0", messages=("message",))
 # The category pages (listing_url slugs) read by default, besides the hub.
 DEFAULT_CATEGORIES = ("newlisted", "delisted")
 
@@ -335,7 +332,7 @@ def parse_list_api(body: bytes | str, url: str, *, language: str = "en") -> List
     The answer does not say its language: pass the one the request asked for.
     """
     data = load_json(body, url, "list answer")
-    check_code(data, url, None, "0", message="message")
+    LIST_ENVELOPE.check(data, url)
     payload = data.get("data")
     if not isinstance(payload, dict):
         raise ParseError(url, "list answer has no data object")

@@ -1,7 +1,9 @@
-"""Types every source module shares: its data mapping, list pages, envelope errors.
+"""What every source module shares: categories, list pages, envelope errors, and the
+helpers that read JSON answers and their fields.
 
-Per-exchange facts (hosts, endpoints, page sizes, categories, rate limits) live in
-one `ApiSource` value per exchange module, never in branches on a spider's name.
+Per-exchange facts (hosts, endpoints, page sizes, categories, rate limits) live in one
+value per exchange module (crawler.sources.contract.Source for the JSON lists), never
+in branches on a spider's name.
 """
 
 from __future__ import annotations
@@ -11,12 +13,12 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any
 
 import orjson
 
 from archive.normalize import TimeParseError, parse_time
-from archive.records import ParseError, RawResponse, Record
+from archive.records import ParseError, Record
 
 logger = logging.getLogger(__name__)
 
@@ -28,46 +30,6 @@ class Category:
     key: str  # the exchange's own key or id, as text ("48", "delistings")
     name: str  # its display name ("Delisting")
     event_type: str | None = None  # what it says about archive.records.EVENT_TYPES, if anything
-
-
-@dataclass(frozen=True)
-class ApiSource:
-    """Everything annals knows about one exchange's announcement endpoint."""
-
-    source: str  # documents.source, e.g. "binance"
-    spider: str  # the spider's name, e.g. "binance_announcements"
-    hosts: tuple[str, ...]  # hosts the spider talks to; base_url replaces them in tests
-    list_url: str  # absolute URL of the list endpoint, without query
-    # The page size production asks: the largest the API documents (0: it takes none).
-    page_size: int
-    categories: dict[str, Category]  # by Category.key
-    languages: dict[str, str] = field(default_factory=lambda: {"en": "en_US"})  # annals -> API
-    detail_url: str | None = None  # for sources whose list lacks the body (Binance)
-    # Politeness from the exchange's documented limits.
-    download_delay: float = 0.5
-    concurrency: int = 1
-    rate_limit_codes: frozenset[str] = frozenset()  # envelope codes that mean "slow down"
-    # Least wait before retrying a block of this kind (crawler.blocks), as documented.
-    block_waits: dict[str, float] = field(default_factory=dict)
-    article_url: str = ""  # public article URL template, e.g. ".../announcement/{code}"
-    # Every size a list request may ask (`-a page_size=N`); empty: the API takes no size.
-    page_sizes: frozenset[int] = frozenset()
-
-    def check_page_size(self, size: int | None) -> int:
-        """`size` if the API takes it, the production size when None; else ValueError."""
-        if size is None:
-            return self.page_size
-        if size not in self.page_sizes:
-            allowed = ", ".join(map(str, sorted(self.page_sizes))) or "none (it has no size)"
-            raise ValueError(f"{self.source} takes page sizes {allowed}, not {size}")
-        return size
-
-    def api_language(self, language: str) -> str:
-        """The exchange's own name for one of annals' languages ("zh" -> "zh-CN")."""
-        try:
-            return self.languages[language]
-        except KeyError:
-            raise ValueError(f"{self.source} has no {language!r} announcements") from None
 
 
 @dataclass(frozen=True)
@@ -84,7 +46,6 @@ class ListPage:
 
     records: list[Record]  # newest first, as the endpoint gives them
     has_more: bool  # a further page may hold more (the spider also stops on an empty page)
-    total: int | None = None  # the endpoint's own total, when it gives one
     # Items of the answer that could not be read: the spider counts and quarantines them.
     unusable: list[Unusable] = field(default_factory=list)
 
@@ -159,12 +120,6 @@ def json_depth(data: Any) -> int:
     return deepest
 
 
-def json_raw(body: bytes | str, url: str, fetched_at: datetime) -> RawResponse:
-    # Parsers only see answers the spider got with status 200; it may replace this.
-    data = body.encode() if isinstance(body, str) else body
-    return RawResponse(url, 200, "application/json", data, fetched_at)
-
-
 def text_or_none(value: Any) -> str | None:
     if value is None or isinstance(value, bool | Mapping | list):
         return None
@@ -206,10 +161,6 @@ def same_code(code: Any, expected: str) -> bool:
     return _code_key(code) == _code_key(expected)
 
 
-def is_rate_limit(source: ApiSource, code: Any) -> bool:
-    return _code_key(code) in {_code_key(c) for c in source.rate_limit_codes}
-
-
 class UnusableItemError(Exception):
     """One list item that cannot become a record; the rest of the page still can."""
 
@@ -221,12 +172,9 @@ def unusable_reason(unusable: list[Unusable]) -> str:
     return f"{len(unusable)} unusable items ({shown}{more})"
 
 
-class Items(NamedTuple):
-    records: list[Record]
-    unusable: list[Unusable]
-
-
-def read_items(items: list[Any], url: str, source: str, make: Callable[[Any], Record]) -> Items:
+def read_items(
+    items: list[Any], url: str, source: str, make: Callable[[Any], Record]
+) -> tuple[list[Record], list[Unusable]]:
     """A record per usable item, in order, and what the others lacked (the spider counts
     them as `unusable_items` and quarantines the answer). A page where none is usable
     raises ParseError (the format has changed)."""
@@ -240,7 +188,15 @@ def read_items(items: list[Any], url: str, source: str, make: Callable[[Any], Re
             unusable.append(Unusable(index, str(skip)))
     if items and not records:
         raise ParseError(url, f"none of the {len(items)} items could be read")
-    return Items(records, unusable)
+    return records, unusable
+
+
+def need(item: Mapping[str, Any], name: str, ref: str | None = None) -> str:
+    """An item's text field, or UnusableItemError saying which (and, as `ref`, whose) lacks it."""
+    text = text_or_none(item.get(name))
+    if not text:
+        raise UnusableItemError(f"{ref}: no {name}" if ref else f"no {name}")
+    return text
 
 
 def first_time(item: Mapping[str, Any], fields: tuple[str, ...], ref: str) -> tuple[datetime, str]:
@@ -253,22 +209,3 @@ def first_time(item: Mapping[str, Any], fields: tuple[str, ...], ref: str) -> tu
             return moment, name
     held = ", ".join(f"{name} {item.get(name)!r}" for name in fields)
     raise UnusableItemError(f"{ref}: no readable time ({held})")
-
-
-def check_code(
-    data: Any,
-    url: str,
-    source: ApiSource | None,
-    ok: str,
-    *,
-    code: str = "code",
-    message: str = "msg",
-) -> None:
-    """Raise EnvelopeError when the answer's own code field says failure; rate limited
-    when it is one of `source`'s rate-limit codes (None: a source that documents none)."""
-    if not isinstance(data, Mapping) or code not in data:
-        raise ParseError(url, f"answer has no {code}")
-    value = data[code]
-    if not same_code(value, ok):
-        limited = source is not None and is_rate_limit(source, value)
-        raise EnvelopeError(url, str(value), str(data.get(message) or ""), rate_limited=limited)

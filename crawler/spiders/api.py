@@ -1,25 +1,26 @@
 """One navigator for the exchanges whose announcements come from a JSON list endpoint.
 
 `ApiAnnouncementsSpider` walks a list endpoint newest first and hands every answer to
-the exchange module's pure functions; the five spiders below only name their module
-(crawler.sources.binance, okx, bybit, bitget, kucoin), whose `SOURCE` holds the
-exchange's facts: hosts, endpoints, categories, languages, politeness, rate-limit codes.
+the exchange's `Source` (crawler.sources.contract); the five spiders below only name
+theirs (the `SOURCE` of crawler.sources.binance, okx, bybit, bitget, kucoin), which holds
+the exchange's facts: hosts, endpoints, paging, categories, languages, politeness,
+envelope and rate-limit codes.
 
 - Listings: one per language and category (`-a categories=...`; by default the
-  endpoint's unfiltered list). Pages by number, or by time window where the module has
-  `next_window` (Bitget). A listing ends on an empty page, on the module's `has_more`,
-  on a page that brings nothing unseen in this run, and, unless `-a full=1`, on the
-  first page that brings nothing the archive lacks, except while repairing after an
-  unfinished crawl (AnnalsSpider.keep_paging).
+  endpoint's unfiltered list). Pages by number, or by time window where the source's
+  paging is `TimeWindows` (Bitget). A listing ends on an empty page, on the answer's
+  `has_more`, on a page that brings nothing unseen in this run, and, unless `-a full=1`,
+  on the first page that brings nothing the archive lacks, except while repairing after
+  an unfinished crawl (AnnalsSpider.keep_paging, told how far back the page reaches).
 - Records: the list record is the record (its body is the API's description), except
-  where `SOURCE.detail_url` is set (Binance): each unseen article's detail is fetched
-  once per run and language, and the detail record is archived.
+  where the source has a `detail` endpoint (Binance): each unseen article's detail is
+  fetched once per run and language, and the detail record is archived.
 - Items that cannot become records (no id, title or time) are counted (annals/
   unusable_items) and their answer is quarantined; the other items are archived. A
   listing's first page with no items at all is quarantined too (the run ends "partial").
 - Failure envelopes are never archived: the answer goes to quarantine with its code
   and message (annals/refused, the run ends "partial") and that listing stops.
-  Rate-limit codes (`SOURCE.rate_limit_codes`) are retried after a backoff, like
+  Rate-limit codes (`Envelope.rate_limit_codes`) are retried after a backoff, like
   BlockMiddleware's blocks, then given up (annals/blocked, the run ends "blocked").
 """
 
@@ -28,20 +29,18 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from types import ModuleType
-from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from typing import Any, ClassVar
 
 import scrapy
 from scrapy.http import Response
 from scrapy.settings import BaseSettings
 
-from archive.normalize import utcnow
 from archive.records import Identity, ParseError, Quarantined, RawResponse, Record
 from archive.store import Known
 from crawler.backoff import host_backoff
 from crawler.sources import binance, bitget, bybit, kucoin, okx
-from crawler.sources.parsing import ApiSource, EnvelopeError, ListPage, unusable_reason
+from crawler.sources.contract import Source, TimeWindows
+from crawler.sources.parsing import EnvelopeError, ListPage, unusable_reason
 from crawler.spiders.base import MISSING, AnnalsSpider, csv_arg, listing_only
 
 logger = logging.getLogger(__name__)
@@ -64,19 +63,18 @@ class ApiAnnouncementsSpider(AnnalsSpider):
     """Announcements from an exchange's JSON list endpoint (subclasses set `api`).
 
     Arguments besides base_url, full and lang: categories=KEY,KEY (the exchange's own
-    category keys, as in its module's SOURCE.categories; default: no filter);
-    page_size=N (default: the largest size the API documents, `SOURCE.page_size`; only
+    category keys, as in its Source.categories; default: no filter);
+    page_size=N (default: the largest size the API documents, `Source.page_size`; only
     for APIs that take a size, and only sizes they take: tests use it to page a small
     mirror over several pages).
     """
 
-    api: ModuleType  # the exchange module: SOURCE, list_url, parse_list, ...
+    api: ClassVar[Source]  # the exchange's facts and parsers
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        api = cls.__dict__.get("api")
-        if api is not None:
-            source: ApiSource = api.SOURCE
+        source: Source | None = cls.__dict__.get("api")
+        if source is not None:
             cls.name = source.spider
             cls.source = source.source
             cls.hosts = source.hosts
@@ -85,7 +83,7 @@ class ApiAnnouncementsSpider(AnnalsSpider):
     @classmethod
     def update_settings(cls, settings: BaseSettings) -> None:
         super().update_settings(settings)
-        source: ApiSource = cls.api.SOURCE
+        source = cls.api
         # The exchange's documented limit is a floor: Scrapy's randomized delay would
         # go down to half of it, so it is switched off for these spiders.
         settings.setdict(
@@ -105,7 +103,7 @@ class ApiAnnouncementsSpider(AnnalsSpider):
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
-        source = self.api.SOURCE
+        source = self.api
         # None: the module's production size. A size is checked here, not at the first request.
         if page_size is not None and not page_size.strip().isdigit():
             raise ValueError(f"{self.name}: page_size must be a number, not {page_size!r}")
@@ -114,28 +112,22 @@ class ApiAnnouncementsSpider(AnnalsSpider):
         wanted = csv_arg(categories)
         _check_known(self.name, "categories", wanted, source.categories)
         self.categories: list[str | None] = list(wanted) or [None]
-        self.details = source.detail_url is not None
+        self.details = source.detail is not None
         # Identities listed in this run: each is archived or fetched once per run.
         self._listed: set[Identity] = set()
 
     @classmethod
     def parse_snapshot(cls, raw: RawResponse) -> list[Record]:
-        """Records from a stored answer (`annals reparse`). The language is read from the
-        URL's query where the API takes it there; OKX and Binance choose it by a header,
-        which a snapshot does not keep, so theirs is taken as the first language ("en")."""
-        source: ApiSource = cls.api.SOURCE
-        parts = urlsplit(raw.url)
-        values = {value for _, value in parse_qsl(parts.query)}
-        language = next(
-            (ours for ours, theirs in source.languages.items() if theirs in values), "en"
-        )
-        when = raw.fetched_at or utcnow()
-        if source.detail_url and parts.path == urlsplit(source.detail_url).path:
-            return [cls.api.parse_detail(raw.body, raw.url, fetched_at=when, language=language)]
-        page: ListPage = cls.api.parse_list(raw.body, raw.url, fetched_at=when, language=language)
+        """Records from a stored answer (`annals reparse`), in the language its URL says
+        (Source.language_of: the first one where a header chose it)."""
+        source = cls.api
+        language = source.language_of(raw.url)
+        if source.is_detail(raw.url):
+            return [source.parse_detail(raw.body, raw.url, language)]
+        page = source.parse_list(raw.body, raw.url, language)
         if page.unusable:  # still not all of it: it stays in quarantine
             raise ParseError(raw.url, unusable_reason(page.unusable))
-        return [] if source.detail_url else page.records
+        return [] if source.detail else page.records
 
     async def start(self) -> AsyncIterator[Any]:
         named = [c for c in self.categories if c]
@@ -154,14 +146,17 @@ class ApiAnnouncementsSpider(AnnalsSpider):
     # --- listings ---------------------------------------------------------------------------
 
     def list_request(self, listing: Listing, page: int, window: dict[str, int]) -> scrapy.Request:
-        sized = {"size": self.page_size} if self.page_size else {}
         url = self.api.list_url(
-            page, category=listing.category, language=listing.language, **window, **sized
+            page,
+            category=listing.category,
+            language=listing.language,
+            size=self.page_size,
+            **window,
         )
         return self.request(
             url,
             self.parse_list,
-            headers=self.api.request_headers(listing.language),
+            headers=self.api.headers(listing.language),
             cb_kwargs={"listing": listing, "page": page, "window": window},
             errback=self.fetch_failed,
             # The navigator never asks twice on purpose, and some sources pick the
@@ -174,9 +169,7 @@ class ApiAnnouncementsSpider(AnnalsSpider):
     ) -> AsyncIterator[Any]:
         url = self.real_url(response)
         try:
-            result: ListPage = self.api.parse_list(
-                response.body, url, fetched_at=utcnow(), language=listing.language
-            )
+            result = self.api.parse_list(response.body, url, listing.language)
         except EnvelopeError as exc:
             async for item in self.envelope_failed(response, exc):
                 yield item
@@ -221,8 +214,10 @@ class ApiAnnouncementsSpider(AnnalsSpider):
             new,
         )
         following = self.next_page(result, listing, page, window)
-        dates = [r.published_at for r in records if r.published_at is not None]
-        if following is not None and self.keep_paging(new, unseen, min(dates, default=None)):
+        # How far back the page reaches: its last item, as the list is newest first (an
+        # old announcement pinned on top would end a repair walk early if its date counted).
+        reached = records[-1].published_at if records else None
+        if following is not None and self.keep_paging(new, unseen, reached):
             yield following
 
     def next_page(
@@ -230,9 +225,8 @@ class ApiAnnouncementsSpider(AnnalsSpider):
     ) -> scrapy.Request | None:
         if not result.records:
             return None
-        next_window = getattr(self.api, "next_window", None)
-        if next_window is not None:
-            following: dict[str, int] | None = next_window(result, window)
+        if isinstance(self.api.paging, TimeWindows):
+            following = self.api.paging.next_window(result, window)
             return None if following is None else self.list_request(listing, 1, following)
         return self.list_request(listing, page + 1, {}) if result.has_more else None
 
@@ -242,7 +236,7 @@ class ApiAnnouncementsSpider(AnnalsSpider):
         return self.request(
             self.api.detail_url(listed.external_id),
             self.parse_detail,
-            headers=self.api.request_headers(listed.language),
+            headers=self.api.headers(listed.language),
             cb_kwargs={"listed": listed, "known": known},
             errback=self.fetch_failed,
             dont_filter=True,  # one URL for every language (the header picks it)
@@ -258,13 +252,7 @@ class ApiAnnouncementsSpider(AnnalsSpider):
             return
         raw = self.raw(response)
         try:
-            record: Record = self.api.parse_detail(
-                response.body,
-                raw.url,
-                fetched_at=raw.fetched_at,
-                language=listed.language,
-                listed=listed,
-            )
+            record = self.api.parse_detail(response.body, raw.url, listed.language, listed)
         except EnvelopeError as exc:
             async for item in self.envelope_failed(response, exc):
                 yield item
@@ -322,28 +310,28 @@ def _check_known(spider: str, what: str, given: list[str], known: dict[str, Any]
 class BinanceAnnouncementsSpider(ApiAnnouncementsSpider):
     """Binance announcements: catalog lists, then each new article's full body (detail)."""
 
-    api = binance
+    api = binance.SOURCE
 
 
 class OkxAnnouncementsSpider(ApiAnnouncementsSpider):
     """OKX announcements (official API): title, URL, first and shown publication times."""
 
-    api = okx
+    api = okx.SOURCE
 
 
 class BybitAnnouncementsSpider(ApiAnnouncementsSpider):
     """Bybit announcements (official V5 API): title, description, type, tags, times."""
 
-    api = bybit
+    api = bybit.SOURCE
 
 
 class BitgetAnnouncementsSpider(ApiAnnouncementsSpider):
     """Bitget announcements (official V2 API, about one month back), by time windows."""
 
-    api = bitget
+    api = bitget.SOURCE
 
 
 class KucoinAnnouncementsSpider(ApiAnnouncementsSpider):
     """KuCoin announcements (official V3 API): title, description, types, time."""
 
-    api = kucoin
+    api = kucoin.SOURCE
