@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import parse_qsl, urlsplit
 
 import scrapy
 from scrapy.crawler import Crawler
-from scrapy.http import TextResponse
+from scrapy.http import Response, TextResponse
+from scrapy.responsetypes import responsetypes
 from scrapy.utils.test import get_crawler
 
 import crawler.settings
 from archive.records import Record
+from crawler.mirror import Mirror
 
 # --- crawlers in the test process --------------------------------------------------------
 
@@ -59,8 +63,28 @@ def answer(request: scrapy.Request, body: bytes) -> TextResponse:
 
 def feed(request: scrapy.Request, body: bytes) -> list[Any]:
     """What the request's callback yields for the answer `body`."""
+    return output(request, answer(request, body))
+
+
+def output(request: scrapy.Request, response: Response) -> list[Any]:
+    """What the request's callback (a generator or an async one) yields for `response`."""
     assert request.callback is not None
-    return drain(request.callback(answer(request, body), **request.cb_kwargs))
+    result = request.callback(response, **request.cb_kwargs)
+    return drain(result) if inspect.isasyncgen(result) else list(result or [])
+
+
+def mirror_answer(mirror: Mirror, request: scrapy.Request) -> Response:
+    """The response a mirror (crawler.mirror) gives `request`, 404 where it has no route,
+    tied to the request as the downloader ties it."""
+    parts = urlsplit(request.url)
+    target = parts.path + (f"?{parts.query}" if parts.query else "")
+    content_type = (request.headers.get("Content-Type") or b"").decode()
+    route = mirror.route_for(request.method, target, request.body, content_type)
+    if route is None:
+        return scrapy.http.HtmlResponse(request.url, status=404, body=b"", request=request)
+    body = route.payload(dict(parse_qsl(parts.query, keep_blank_values=True)))
+    cls = responsetypes.from_args(headers=route.headers, url=request.url, body=body)
+    return cls(request.url, status=route.status, headers=route.headers, body=body, request=request)
 
 
 def records(output: list[Any]) -> list[Record]:

@@ -24,7 +24,7 @@ from archive.records import Identity, RawResponse
 from archive.store import Known
 from crawler.mirror import Mirror, MirrorServer
 from crawler.sources.gate import ListItem
-from crawler.spiders.gate_spiders import GateAnnouncementsSpider
+from crawler.spiders.gate import GateAnnouncementsSpider
 from crawler.synthetic import generate
 from tests.conftest import PostgresServer, crawl, rows
 from tests.helpers import annals_crawler

@@ -18,7 +18,8 @@ from crawler.spiders.api import (
     KucoinAnnouncementsSpider,
     OkxAnnouncementsSpider,
 )
-from crawler.spiders.gate_spiders import GateAnnouncementsSpider, GateSquareSpider
+from crawler.spiders.gate import GateAnnouncementsSpider
+from crawler.spiders.gate_square import GateSquareSpider
 from tests.conftest import FIXTURES, rows
 
 FETCHED = datetime(2026, 6, 1, tzinfo=UTC)

@@ -19,7 +19,7 @@ from crawler.context import RunContext, run_context
 from crawler.middlewares import BlockMiddleware
 from crawler.pipelines import ArchivePipeline
 from crawler.settings import MissingSettingsError
-from crawler.spiders.gate_spiders import GateAnnouncementsSpider
+from crawler.spiders.gate import GateAnnouncementsSpider
 from tests.conftest import rows
 from tests.helpers import annals_crawler, project_settings
 

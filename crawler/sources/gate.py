@@ -14,17 +14,11 @@ import lxml.html
 from lxml import etree
 from parsel import Selector
 
-from archive.normalize import (
-    TimeParseError,
-    clean_title,
-    format_time,
-    html_to_text,
-    normalize_text,
-    parse_time,
-)
+from archive.normalize import clean_title, format_time, html_to_text, normalize_text
 from archive.records import ParseError, Record
 from archive.urls import url_parts
-from crawler.sources.parsing import Category, EnvelopeError, Unusable, load_json
+from crawler.sources.contract import Envelope
+from crawler.sources.parsing import Category, Unusable, int_or_none, load_json, time_or_none
 
 logger = logging.getLogger(__name__)
 
@@ -33,11 +27,11 @@ CANONICAL_ORIGIN = "https://www.gate.com"
 HOSTS = ("www.gate.com", "gate.com", "www.gate.io", "gate.io")
 LIST_API_PATH = "/api/web/v1/portal/announcement/list_article"
 SITEMAP_PATH = "/sitemaps/sitemap-announcement-001.xml"
-# Category pages under /announcements/{slug}; "lastest" is the real (misspelt) hub slug.
-LISTING_SLUGS = tuple(
-    "newlisted delisted newspotlistings newfutureslistings lastest latest activity apiupdates "
-    "fee dividenddistribution".split()
-)
+# The list endpoint's answer: {"code": 0, "message": "success", "data": ...}; Gate
+# documents no code that means "slow down".
+LIST_ENVELOPE = Envelope(ok="0", messages=("message",))
+# The category pages (listing_url slugs) read by default, besides the hub.
+DEFAULT_CATEGORIES = ("newlisted", "delisted")
 
 # The confirmed cate_id meanings only. Dividend settlements adjust positions of products
 # already trading, which is what archive.normalize calls "product" ("dividend|分红").
@@ -126,11 +120,21 @@ def article_ref(url: str) -> tuple[str, str] | None:
     return match[0], match[1] or "en"
 
 
+def listing_url(language: str = "en", slug: str | None = None) -> str:
+    """The hub (https://www.gate.com/announcements) or a category page under it
+    (/announcements/{slug}), with /{lang} before it unless en."""
+    page = f"/{slug}" if slug else ""
+    return f"{CANONICAL_ORIGIN}{_prefix(language)}/announcements{page}"
+
+
 def canonical_article_url(external_id: str, language: str = "en") -> str:
     """https://www.gate.com/announcements/article/{id}, with /{lang} before it unless en."""
+    return f"{CANONICAL_ORIGIN}{_prefix(language)}/announcements/article/{external_id}"
+
+
+def _prefix(language: str) -> str:
     language = language_code(language)
-    prefix = "" if language == "en" else f"/{language}"
-    return f"{CANONICAL_ORIGIN}{prefix}/announcements/article/{external_id}"
+    return "" if language == "en" else f"/{language}"
 
 
 def _page_language(url: str) -> str | None:
@@ -175,26 +179,6 @@ def inner_html(element: Any) -> str:
     return head + "".join(
         lxml.html.tostring(child, encoding="unicode", with_tail=True) for child in element
     )
-
-
-def _time(value: object) -> datetime | None:
-    if value is None or value in ("", 0, "0"):
-        return None
-    try:
-        return parse_time(value)
-    except TimeParseError:
-        logger.debug("unreadable Gate time %r", value)
-        return None
-
-
-def _int(value: object) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
-    return None
 
 
 def _dig(data: object, *keys: str) -> Any:
@@ -275,7 +259,6 @@ class ListingPage:
     """
 
     items: list[ListItem]
-    total: int | None = None
     category: str | None = None  # query.category slug of an HTML listing page
     # Items without a usable id: the spider counts and quarantines them.
     unusable: list[Unusable] = field(default_factory=list)
@@ -285,8 +268,8 @@ def _list_item(raw: object, language: str) -> ListItem | None:
     if not isinstance(raw, dict):
         return None
     match = _article_match(str(raw.get("url") or ""))
-    number = _int(raw.get("id"))
-    if number is not None:
+    number = int_or_none(raw.get("id"))
+    if number is not None and number >= 0:
         ext = str(number)
     elif match is not None:
         ext = match[0]
@@ -298,9 +281,9 @@ def _list_item(raw: object, language: str) -> ListItem | None:
         external_id=ext,
         title=title,
         url=canonical_article_url(ext, lang),
-        cate_id=_int(raw.get("cate_id")),
-        published_at=_time(raw.get("release_timestamp")),
-        created_at=_time(raw.get("created_t")),
+        cate_id=int_or_none(raw.get("cate_id")),
+        published_at=time_or_none(raw.get("release_timestamp")),
+        created_at=time_or_none(raw.get("created_t")),
         tags=split_tags(raw.get("tags")),
         views=parse_count(raw.get("views")),
         brief=normalize_text(str(raw.get("brief") or "")) or None,
@@ -339,12 +322,7 @@ def parse_listing_page(body: bytes | str, url: str) -> ListingPage:
         raise ParseError(url, "__NEXT_DATA__ has no props.pageProps.listData")
     items, unusable = _items(list_data.get("list"), url, _page_language(url) or "en")
     category = _dig(data, "query", "category")
-    return ListingPage(
-        items=items,
-        total=_int(list_data.get("total")),
-        category=category if isinstance(category, str) else None,
-        unusable=unusable,
-    )
+    return ListingPage(items, category if isinstance(category, str) else None, unusable)
 
 
 def parse_list_api(body: bytes | str, url: str, *, language: str = "en") -> ListingPage:
@@ -354,18 +332,39 @@ def parse_list_api(body: bytes | str, url: str, *, language: str = "en") -> List
     The answer does not say its language: pass the one the request asked for.
     """
     data = load_json(body, url, "list answer")
-    if not isinstance(data, dict) or "code" not in data:
-        raise ParseError(url, "list answer has no envelope code")
-    code = data["code"]
-    if str(code) != "0":
-        raise EnvelopeError(url, str(code), str(data.get("message") or ""))
+    LIST_ENVELOPE.check(data, url)
     payload = data.get("data")
     if not isinstance(payload, dict):
         raise ParseError(url, "list answer has no data object")
     if "list" not in payload:
         raise ParseError(url, "list answer has no data.list")
     items, unusable = _items(payload["list"], url, language_code(language))
-    return ListingPage(items=items, total=_int(payload.get("total")), unusable=unusable)
+    return ListingPage(items, unusable=unusable)
+
+
+def listed_record(item: ListItem) -> Record:
+    """What a list says of an article: its record when the article's page cannot be had
+    (the brief is the body; the spider marks it listing-only)."""
+    category = CATEGORIES.get(item.cate_id) if item.cate_id is not None else None
+    extra: dict[str, Any] = {"cate_id": item.cate_id}
+    if item.views is not None:
+        extra["views"] = item.views
+    if item.title_truncated:
+        extra["title_truncated"] = True
+    return Record(
+        source=SOURCE,
+        kind="announcement",
+        external_id=item.external_id,
+        language=item.language,
+        url=item.url,
+        title=item.title,
+        body_text=item.brief or "",
+        published_at=item.published_at,
+        category=category.name if category else None,
+        event_type=category.event_type if category else None,
+        tags=list(item.tags),
+        extra=extra,
+    )
 
 
 def list_api_body(
@@ -418,7 +417,7 @@ def parse_sitemap(body: bytes | str, url: str) -> list[SitemapEntry]:
             url=canonical_article_url(*ref),
             external_id=ref[0],
             language=ref[1],
-            lastmod=_time((node.findtext("{*}lastmod") or "").strip()),
+            lastmod=time_or_none((node.findtext("{*}lastmod") or "").strip()),
         )
     return list(entries.values())
 
@@ -468,7 +467,7 @@ class _Visible:
         if not when:
             return None
         offset = "".join((when["off"] or "").split())
-        return _time(f"{when['at']} (UTC{offset})")
+        return time_or_none(f"{when['at']} (UTC{offset})")
 
     @functools.cached_property
     def views(self) -> int | None:
@@ -511,14 +510,16 @@ def parse_article(
     require_whole_page(body, url)
     sel = page_selector(body)
     detail = _detail(sel, url)
-    page_id = _int(detail.get("id"))
+    page_id = int_or_none(detail.get("id"))
     if page_id is not None and str(page_id) != external_id:
         logger.warning("article page %s says it is article %s; the URL wins", url, page_id)
     visible = _Visible(sel)
     item_time = item.published_at if item else None
     if detail:
         title = clean_title(str(detail["title"]))
-        published_at = _time(detail.get("release_timestamp")) or item_time or visible.published_at
+        published_at = (
+            time_or_none(detail.get("release_timestamp")) or item_time or visible.published_at
+        )
         if published_at is None:
             raise ParseError(url, "no release time in __NEXT_DATA__, the list or the page")
     else:
@@ -534,12 +535,12 @@ def parse_article(
     desc = detail.get("desc")
     body_html = desc if isinstance(desc, str) and desc.strip() else visible.body_html
 
-    cate_id = _int(detail.get("cate_id"))
+    cate_id = int_or_none(detail.get("cate_id"))
     if cate_id is None and item is not None:
         cate_id = item.cate_id
     category = CATEGORIES.get(cate_id) if cate_id is not None else None
     tags = split_tags(detail.get("tags")) or (list(item.tags) if item else [])
-    created_at = _time(detail.get("created_t")) or (item.created_at if item else None)
+    created_at = time_or_none(detail.get("created_t")) or (item.created_at if item else None)
     views = visible.views if visible.views is not None else (item.views if item else None)
 
     extra: dict[str, Any] = {"cate_id": cate_id}

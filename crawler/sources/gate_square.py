@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 from parsel import Selector, SelectorList
 
@@ -76,6 +76,11 @@ def post_ref(url: str) -> str | None:
     path = gate_path(url)
     match = _POST_PATH.match(path) if path else None
     return match["id"] if match else None
+
+
+def feed_url(topic: str | None = None) -> str:
+    """The feed, https://www.gate.com/post, or a topic's page (/post/topic/{TAG})."""
+    return f"{CANONICAL_ORIGIN}/post" + (f"/topic/{quote(topic, safe='')}" if topic else "")
 
 
 def canonical_post_url(post_id: str) -> str:
@@ -315,6 +320,26 @@ class FeedEntry:
     truncated: bool  # the block was cut short ("Show more"): only the post page is whole
     tags: list[str] = field(default_factory=list)
     language: str = "en"
+
+
+def feed_record(entry: FeedEntry) -> Record | None:
+    """What the feed says of a post, as its record when the post's page cannot be had
+    (extra.from_feed); None for a block cut short, whose text would be false, or one
+    without a readable time."""
+    if entry.truncated or entry.published_at is None:
+        return None
+    return Record(
+        source=SOURCE,
+        kind="post",
+        external_id=entry.post_id,
+        language=entry.language,
+        url=entry.url,
+        body_text=entry.body_text,
+        published_at=entry.published_at,
+        author=entry.author,
+        tags=list(entry.tags),
+        extra={"from_feed": True, "relative_time": entry.relative_time},
+    )
 
 
 def _is_more(anchor: Selector) -> bool:

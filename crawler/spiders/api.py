@@ -27,7 +27,7 @@ envelope and rate-limit codes.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -35,18 +35,16 @@ import scrapy
 from scrapy.http import Response
 from scrapy.settings import BaseSettings
 
-from archive.normalize import utcnow
-from archive.records import Identity, ParseError, Quarantined, RawResponse, Record, Removed
+from archive.records import Identity, ParseError, Quarantined, RawResponse, Record
 from archive.store import Known
 from crawler.backoff import host_backoff
 from crawler.sources import binance, bitget, bybit, kucoin, okx
 from crawler.sources.contract import Source, TimeWindows
 from crawler.sources.parsing import EnvelopeError, ListPage, unusable_reason
-from crawler.spiders.base import AnnalsSpider, csv_arg
+from crawler.spiders.base import MISSING, AnnalsSpider, csv_arg, listing_only
 
 logger = logging.getLogger(__name__)
 
-MISSING = (404, 410)
 RETRIES = "annals_envelope_retries"  # request.meta key: rate-limit envelopes retried so far
 
 
@@ -179,15 +177,10 @@ class ApiAnnouncementsSpider(AnnalsSpider):
         except ParseError as exc:
             yield self.quarantine(response, exc.reason)
             return
-        if result.unusable:
-            # Items that cannot become records are a loss: the answer is kept with its bytes
-            # for `annals reparse`, and the run ends "partial".
-            self.count("unusable_items", len(result.unusable))
-            yield self.quarantine(response, unusable_reason(result.unusable))
-        elif not result.records and page == 1 and not window:
-            # An exchange's newest announcements are never an empty list: a broken answer
-            # (as Gate's, in gate_spiders), not a run that had nothing to do.
-            yield self.quarantine(response, "list answered no items on its first page")
+        for quarantined in self.unusable(response, result.unusable):
+            yield quarantined
+        if not result.unusable and not result.records and page == 1 and not window:
+            yield self.empty_first_page(response)
             return
         records = result.records
         known = self.known([r.identity for r in records])
@@ -251,7 +244,7 @@ class ApiAnnouncementsSpider(AnnalsSpider):
         self, response: Response, listed: Record, known: Known | None
     ) -> AsyncIterator[Any]:
         if response.status in MISSING:
-            for missing in self.detail_missing(response, listed, known):
+            for missing in self.missing(response, listed.identity, known, listing_only(listed)):
                 yield missing
             return
         raw = self.raw(response)
@@ -268,23 +261,6 @@ class ApiAnnouncementsSpider(AnnalsSpider):
         record.seen_at = raw.fetched_at
         self.mark_seen(record.identity)
         yield record
-
-    def detail_missing(
-        self, response: Response, listed: Record, known: Known | None
-    ) -> Iterator[Record | Removed]:
-        """A listed article whose detail answers 404/410: as Gate's articles (see
-        gate_spiders), removed when archived whole, else kept with what the list says."""
-        url = self.real_url(response)
-        if known is not None and not known.extra.get("listing_only"):
-            logger.info("%s answered %d: marked removed", url, response.status)
-            yield Removed(listed.identity, listed.url, utcnow())
-            return
-        self.count("not_found")
-        if known is None:
-            self.count("listing_only")
-            listed.extra["listing_only"] = "not_found"
-            self.mark_seen(listed.identity)
-            yield listed
 
     # --- failures ---------------------------------------------------------------------------
 

@@ -1,5 +1,6 @@
 """What every annals spider shares: arguments, the base_url mirror switch, raw snapshots,
-quarantine of parse failures, and the incremental "fetch this again?" rule."""
+quarantine of parse failures and of unusable items, the incremental "fetch this again?"
+rule, and what an item whose page answers 404/410 becomes."""
 
 from __future__ import annotations
 
@@ -17,16 +18,20 @@ from twisted.internet.error import TimeoutError as ConnectTimeout
 from twisted.python.failure import Failure
 
 from archive.normalize import normalize_text, utcnow
-from archive.records import Identity, ParseError, Quarantined, RawResponse, Record
+from archive.records import Identity, ParseError, Quarantined, RawResponse, Record, Removed
 from archive.store import Known
 from crawler.context import RunContext, run_context
 from crawler.middlewares import Blocked
 from crawler.redirects import RedirectLoop
+from crawler.sources.parsing import Unusable, unusable_reason
 from crawler.stopping import Stopped
 
 logger = logging.getLogger(__name__)
 
 TRUE = frozenset({"1", "true", "yes", "on"})
+# An item's page that answers these is not there (any more): see AnnalsSpider.missing.
+# Its requests take them (meta handle_httpstatus_list) instead of failing on them.
+MISSING = (404, 410)
 
 
 def flag(value: Any) -> bool:
@@ -35,6 +40,21 @@ def flag(value: Any) -> bool:
 
 def csv_arg(value: str | None) -> list[str]:
     return [part.strip() for part in (value or "").split(",") if part.strip()]
+
+
+def listing_only(record: Record, listing: RawResponse | None = None) -> Record:
+    """`record`, what a listing says of an item whose own page answered 404/410, marked
+    extra.listing_only = "not_found" (a research query can leave such rows out), with
+    the listing's bytes when it has them."""
+    record.extra["listing_only"] = "not_found"
+    if listing is not None:
+        record.raw, record.seen_at = listing, listing.fetched_at
+    return record
+
+
+def stood_in(known: Known) -> bool:
+    """Archived from a listing or a feed only, never from the item's own page."""
+    return bool(known.extra.get("listing_only") or known.extra.get("from_feed"))
 
 
 class AnnalsSpider(scrapy.Spider):
@@ -223,6 +243,45 @@ class AnnalsSpider(scrapy.Spider):
         raw = self.raw(response)
         logger.warning("could not use %s: %s (kept in quarantine)", raw.url, reason)
         return Quarantined(raw.url, self.name, reason, raw, raw.fetched_at)
+
+    def unusable(self, response: Response, unusable: list[Unusable]) -> Iterator[Quarantined]:
+        """Items of an answer that cannot become records are a loss: counted
+        (unusable_items) and the answer quarantined, so the run ends "partial"; the
+        answer's other items are still used."""
+        if unusable:
+            self.count("unusable_items", len(unusable))
+            yield self.quarantine(response, unusable_reason(unusable))
+
+    def empty_first_page(
+        self, response: Response, reason: str = "list answered no items on its first page"
+    ) -> Quarantined:
+        """A listing whose first page has no items at all. An exchange's newest
+        announcements are never an empty list: this is a broken answer, not a run that had
+        nothing to do. It is quarantined (the run ends "partial"), the listing stops, and
+        nothing is marked removed because of it. (An empty later page is the listing's end.)"""
+        return self.quarantine(response, reason)
+
+    def missing(
+        self, response: Response, key: Identity, known: Known | None, stand_in: Record | None
+    ) -> Iterator[Record | Removed]:
+        """What an item whose own page answers 404/410 (MISSING) becomes.
+
+        Archived whole before: it is marked removed (nothing is deleted). Otherwise it is
+        counted as not_found and, when the archive has never had it, `stand_in` (what its
+        listing or feed says, marked as such; None when that is not enough) is archived
+        instead, counted as listing_only. Nothing is ever filled from the error page, and
+        a stand-in archived once is not replaced by a later listing's: the item's page is
+        asked again while it is young (`wants`)."""
+        url = self.real_url(response)
+        if known is not None and not stood_in(known):
+            logger.info("%s answered %d: marked removed", url, response.status)
+            yield Removed(key, stand_in.url if stand_in else url, utcnow())
+            return
+        self.count("not_found")
+        if known is None and stand_in is not None:
+            self.count("listing_only")
+            self.mark_seen(key)
+            yield stand_in
 
     def count(self, key: str, value: int = 1) -> None:
         assert self.crawler.stats is not None
