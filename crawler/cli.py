@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from scrapy.crawler import Crawler
     from scrapy.settings import Settings
 
+    from crawler.spiders.base import AnnalsSpider
+
 # A spider's run: its name, status, run id (None when none was recorded) and counters.
 Outcome = tuple[str, str, int | None, dict[str, Any]]
 
@@ -53,6 +55,15 @@ def project_spiders(settings: Settings) -> dict[str, type[Spider]]:
 
     loader = SpiderLoader.from_settings(settings)
     return {name: loader.load(name) for name in sorted(loader.list())}
+
+
+def annals_spider(spider_cls: type[Spider]) -> type[AnnalsSpider]:
+    """A spider of SPIDER_MODULES as the annals spider every one of them is."""
+    from crawler.spiders.base import AnnalsSpider
+
+    if not issubclass(spider_cls, AnnalsSpider):
+        raise TypeError(f"{spider_cls.__name__} is not an annals spider (crawler.spiders.base)")
+    return spider_cls
 
 
 def crawl_settings(url: str, overrides: dict[str, Any], log_level: str) -> Settings:
@@ -191,6 +202,8 @@ def crawl(
     if list_spiders:
         for name, spider_cls in known.items():
             typer.echo(f"{name:24} {_first_line(spider_cls.__doc__)}")
+            for arg_name, form, text in annals_spider(spider_cls).describe_arguments():
+                typer.echo(f"    -a {arg_name + '=' + form:22} {text}")
         return
     wanted = list(known) if all_spiders else list(spiders or [])
     if not wanted:
@@ -203,6 +216,11 @@ def crawl(
         spider_args["base_url"] = base_url
     if full:
         spider_args["full"] = "1"
+    for name in wanted:  # refused before anything runs, not by a crawl that then exits 1
+        try:
+            known[name](**spider_args)
+        except ValueError as exc:
+            raise fail(str(exc), Exit.USAGE) from None
     url = dbmod.resolve_url(db)
     settings = crawl_settings(url, dict(_pairs(setting, "-s")), log_level)
     with archive_errors():

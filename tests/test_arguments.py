@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
+from scrapy.settings import Settings
 
+from crawler.cli import project_spiders
 from crawler.spiders.arguments import ArgumentError, Arguments, argument, split_private
+from tests.helpers import annals_crawler
 
 
 @dataclass(frozen=True)
@@ -64,3 +70,70 @@ def test_scrapyd_private_arguments_are_left_to_scrapy():
     own, private = split_private({"_job": "abc", "full": "1"})
     assert own == {"full": "1"}
     assert private == {"_job": "abc"}
+
+
+# --- the spiders' arguments, as Scrapy and `annals crawl` hand them over -------------------
+
+SPIDERS = project_spiders(Settings({"SPIDER_MODULES": ["crawler.spiders"]}))
+
+
+@pytest.mark.parametrize("name", sorted(SPIDERS))
+def test_every_spider_refuses_a_misspelt_argument_and_takes_scrapyds_job(name):
+    spider_cls = SPIDERS[name]
+    with pytest.raises(ArgumentError, match=f"{name} takes no argument catgories; it takes "):
+        spider_cls.from_crawler(annals_crawler(spider_cls), catgories="48")
+    spider = spider_cls.from_crawler(annals_crawler(spider_cls), _job="a1b2", full="1")
+    assert spider.full is True
+    assert spider._job == "a1b2"  # Scrapy's own handling of what Scrapyd passes
+
+
+def _annals(*args: str, db: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "archive", *args, "--db", str(db)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_crawl_list_shows_each_spiders_arguments(tmp_path):
+    result = _annals("crawl", "--list", db=tmp_path / "annals.db")
+    assert result.returncode == 0, result.stderr
+    listed = {line.split()[0] for line in result.stdout.splitlines() if not line.startswith(" ")}
+    assert listed == set(SPIDERS)
+    assert "    -a page_size=N" in result.stdout
+    assert "-a sitemap=1|0" in result.stdout
+    assert "-a topics=A,B,..." in result.stdout
+    okx = result.stdout.split("okx_announcements", 1)[1].split("\n", 1)[1]
+    okx_lines = okx.split("\n")[:5]
+    assert [line.split()[1].split("=")[0] for line in okx_lines] == [
+        "base_url",
+        "full",
+        "lang",
+        "categories",
+        "page_size",
+    ]
+    assert "takes en, zh" in okx_lines[2]
+
+
+@pytest.mark.parametrize(
+    ("argument", "message"),
+    [
+        (
+            "catgories=48",
+            "okx_announcements takes no argument catgories; "
+            "it takes base_url, full, lang, categories, page_size",
+        ),
+        ("full=maybe", "okx_announcements: full takes 1 or 0 (true/false, yes/no), not 'maybe'"),
+        ("categories=delisting", "okx_announcements has no categories delisting; it knows "),
+    ],
+)
+def test_a_bad_argument_is_refused_before_the_crawl_starts(tmp_path, argument, message):
+    db = tmp_path / "annals.db"
+    result = _annals(
+        "crawl", "okx_announcements", "--base-url", "http://127.0.0.1:9", "-a", argument, db=db
+    )
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert not db.exists()  # refused before the archive is made or a request is sent

@@ -41,7 +41,8 @@ from crawler.backoff import host_backoff
 from crawler.sources import binance, bitget, bybit, kucoin, okx
 from crawler.sources.contract import Source, TimeWindows
 from crawler.sources.parsing import EnvelopeError, ListPage, unusable_reason
-from crawler.spiders.base import MISSING, AnnalsSpider, csv_arg, listing_only
+from crawler.spiders.arguments import ArgumentError, Arguments, argument
+from crawler.spiders.base import MISSING, AnnalsSpider, listing_only
 
 logger = logging.getLogger(__name__)
 
@@ -59,16 +60,27 @@ class Listing:
         return f"{self.language}/{self.category or 'all'}"
 
 
+@dataclass(frozen=True)
+class ApiArguments(Arguments):
+    categories: tuple[str, ...] = argument(
+        (), "the exchange's own category keys, comma-separated (default: its unfiltered list)"
+    )
+    # Tests use it to page a small mirror over several pages.
+    page_size: int | None = argument(
+        None, "items a list page asks, where the API takes a size (default: its largest)"
+    )
+
+
 class ApiAnnouncementsSpider(AnnalsSpider):
     """Announcements from an exchange's JSON list endpoint (subclasses set `api`).
 
-    Arguments besides base_url, full and lang: categories=KEY,KEY (the exchange's own
-    category keys, as in its Source.categories; default: no filter);
-    page_size=N (default: the largest size the API documents, `Source.page_size`; only
-    for APIs that take a size, and only sizes they take: tests use it to page a small
-    mirror over several pages).
+    Arguments (ApiArguments) besides base_url, full and lang: categories, the keys of the
+    source's `Source.categories` (unknown keys are refused); page_size, one of the sizes
+    the API documents (`Source.page_sizes`).
     """
 
+    Args = ApiArguments
+    args: ApiArguments
     api: ClassVar[Source]  # the exchange's facts and parsers
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -79,6 +91,20 @@ class ApiAnnouncementsSpider(AnnalsSpider):
             cls.source = source.source
             cls.hosts = source.hosts
             cls.block_waits = dict(source.block_waits)
+
+    @classmethod
+    def describe_arguments(cls) -> list[tuple[str, str, str]]:
+        """The arguments, with what this source takes: its languages, category keys and
+        page sizes."""
+        takes = {
+            "lang": cls.api.languages,
+            "categories": cls.api.categories,
+            "page_size": sorted(cls.api.page_sizes),
+        }
+        return [
+            (name, form, text if name not in takes else f"{text}; takes {_listed(takes[name])}")
+            for name, form, text in super().describe_arguments()
+        ]
 
     @classmethod
     def update_settings(cls, settings: BaseSettings) -> None:
@@ -95,23 +121,15 @@ class ApiAnnouncementsSpider(AnnalsSpider):
             priority="spider",
         )
 
-    def __init__(
-        self,
-        *args: Any,
-        categories: str | None = None,
-        page_size: str | None = None,
-        **kwargs: Any,
-    ) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         source = self.api
-        # None: the module's production size. A size is checked here, not at the first request.
-        if page_size is not None and not page_size.strip().isdigit():
-            raise ValueError(f"{self.name}: page_size must be a number, not {page_size!r}")
-        self.page_size = source.check_page_size(int(page_size)) if page_size else None
+        # None: the source's production size. A size is checked here, not at the first request.
+        size = self.args.page_size
+        self.page_size = source.check_page_size(size) if size is not None else None
         _check_known(self.name, "languages", self.languages, source.languages)
-        wanted = csv_arg(categories)
-        _check_known(self.name, "categories", wanted, source.categories)
-        self.categories: list[str | None] = list(wanted) or [None]
+        _check_known(self.name, "categories", list(self.args.categories), source.categories)
+        self.categories: list[str | None] = list(self.args.categories) or [None]
         self.details = source.detail is not None
         # Identities listed in this run: each is archived or fetched once per run.
         self._listed: set[Identity] = set()
@@ -288,10 +306,14 @@ class ApiAnnouncementsSpider(AnnalsSpider):
         yield retry
 
 
+def _listed(values: Any) -> str:
+    return ", ".join(map(str, values)) or "none"
+
+
 def _check_known(spider: str, what: str, given: list[str], known: dict[str, Any]) -> None:
     unknown = [value for value in given if value not in known]
     if unknown:
-        raise ValueError(
+        raise ArgumentError(
             f"{spider} has no {what} {', '.join(unknown)}; it knows {', '.join(known)}"
         )
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
 import scrapy
@@ -24,22 +24,14 @@ from crawler.context import RunContext, run_context
 from crawler.middlewares import Blocked
 from crawler.redirects import RedirectLoop
 from crawler.sources.parsing import Unusable, unusable_reason
+from crawler.spiders.arguments import ArgumentError, Arguments, split_private
 from crawler.stopping import Stopped
 
 logger = logging.getLogger(__name__)
 
-TRUE = frozenset({"1", "true", "yes", "on"})
 # An item's page that answers these is not there (any more): see AnnalsSpider.missing.
 # Its requests take them (meta handle_httpstatus_list) instead of failing on them.
 MISSING = (404, 410)
-
-
-def flag(value: Any) -> bool:
-    return str(value).strip().lower() in TRUE if value is not None else False
-
-
-def csv_arg(value: str | None) -> list[str]:
-    return [part.strip() for part in (value or "").split(",") if part.strip()]
 
 
 def listing_only(record: Record, listing: RawResponse | None = None) -> Record:
@@ -58,7 +50,9 @@ def stood_in(known: Known) -> bool:
 
 
 class AnnalsSpider(scrapy.Spider):
-    """Base of the annals spiders. Arguments every spider takes (`-a NAME=VALUE`):
+    """Base of the annals spiders. Every spider's arguments (`-a NAME=VALUE`) are a
+    dataclass, `Args` (crawler.spiders.arguments), read and checked when the spider is
+    made; those all take:
 
     - base_url: send every request meant for the source's hosts to this origin
       (a local mirror), path and query unchanged; stored URLs stay canonical;
@@ -67,35 +61,41 @@ class AnnalsSpider(scrapy.Spider):
     - lang=en,zh: the languages to crawl, where the source has several.
     """
 
+    Args: ClassVar[type[Arguments]] = Arguments
+    args: Arguments
     source: str = ""
     hosts: tuple[str, ...] = ()
     default_languages: tuple[str, ...] = ("en",)
     # Least wait in seconds before retrying a block of a kind (crawler.blocks.classify).
     block_waits: dict[str, float] = {}  # noqa: RUF012 - read-only class default
 
-    def __init__(
-        self,
-        name: str | None = None,
-        *,
-        base_url: str | None = None,
-        full: str | None = None,
-        lang: str | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(name, **kwargs)
+    def __init__(self, name: str | None = None, **kwargs: Any) -> None:
+        given, scrapyd = split_private(kwargs)
+        super().__init__(name, **scrapyd)
+        self.args = self.Args.parse(self.name, given)
+        base_url = self.args.base_url
         self.base_url = base_url.rstrip("/") if base_url else None
         if self.base_url and not urlsplit(self.base_url).netloc:
-            raise ValueError(
+            raise ArgumentError(
                 f"base_url must be an origin such as http://127.0.0.1:8000, not {base_url!r}"
             )
-        self.full = flag(full)
-        self.languages = csv_arg(lang) or list(self.default_languages)
+        self.full = self.args.full
+        self.languages = list(self.args.lang) or list(self.default_languages)
         domains = {h.removeprefix("www.") for h in self.hosts}
         if self.base_url:
             domains.add(urlsplit(self.base_url).hostname or "")
         # Requests to any other host are dropped (Scrapy's OffsiteMiddleware).
         self.allowed_domains = sorted(domains)
         self._seen: set[Identity] = set()
+
+    @classmethod
+    def describe_arguments(cls) -> list[tuple[str, str, str]]:
+        """(name, form, help) of each argument, for `annals crawl --list`."""
+        languages = ",".join(cls.default_languages)
+        return [
+            (name, form, f"{text} (default {languages})" if name == "lang" else text)
+            for name, form, text in cls.Args.describe()
+        ]
 
     @classmethod
     def parse_snapshot(cls, raw: RawResponse) -> list[Record]:

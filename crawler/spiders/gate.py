@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Generator, Iterator
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -22,7 +23,8 @@ from archive.records import Identity, ParseError, RawResponse, Record
 from archive.store import Known
 from crawler.sources import gate
 from crawler.sources.parsing import EnvelopeError, unusable_reason
-from crawler.spiders.base import MISSING, AnnalsSpider, csv_arg, flag, listing_only
+from crawler.spiders.arguments import Arguments, argument
+from crawler.spiders.base import MISSING, AnnalsSpider, listing_only
 
 logger = logging.getLogger(__name__)
 
@@ -37,27 +39,31 @@ class GateSpider(AnnalsSpider):
     hosts = gate.HOSTS
 
 
+@dataclass(frozen=True)
+class GateArguments(Arguments):
+    categories: tuple[str, ...] = argument(
+        gate.DEFAULT_CATEGORIES, "the category pages to read (Gate's slugs)"
+    )
+    sitemap: bool = argument(False, "also read the announcement sitemap (a backfill)")
+
+
 class GateAnnouncementsSpider(GateSpider):
     """Gate announcements: hub, category pages, the list endpoint; -a sitemap=1 backfills.
 
-    Arguments besides base_url, full and lang: categories=newlisted,delisted (the
-    category pages to read), sitemap=1 (also read the announcement sitemap).
-    Languages other than en are discovered from their locale's listing pages and the
-    sitemap: how the list endpoint picks a language is not known.
+    Arguments (GateArguments) besides base_url, full and lang: categories (the category
+    pages to read), sitemap=1 (also read the announcement sitemap). Languages other than
+    en are discovered from their locale's listing pages and the sitemap: how the list
+    endpoint picks a language is not known.
     """
 
     name = "gate_announcements"
+    Args = GateArguments
+    args: GateArguments
 
-    def __init__(
-        self,
-        *args: Any,
-        sitemap: str | None = None,
-        categories: str | None = None,
-        **kwargs: Any,
-    ) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.sitemap = flag(sitemap)
-        self.categories = csv_arg(categories) or list(gate.DEFAULT_CATEGORIES)
+        self.sitemap = self.args.sitemap
+        self.categories = list(self.args.categories) or list(gate.DEFAULT_CATEGORIES)
         self._scheduled: set[Identity] = set()
         self._listed: set[str] = set()  # ids the list endpoint gave in this run
 

@@ -8,6 +8,7 @@ its own page; when that page answers 404/410, its feed block stands in
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from scrapy.http import Response
@@ -17,8 +18,16 @@ from archive.records import Identity, ParseError, RawResponse, Record
 from archive.store import Known
 from crawler.sources import gate_square
 from crawler.sources.parsing import unusable_reason
-from crawler.spiders.base import MISSING, csv_arg, flag
+from crawler.spiders.arguments import Arguments, argument
+from crawler.spiders.base import MISSING
 from crawler.spiders.gate import GateSpider
+
+
+@dataclass(frozen=True)
+class SquareArguments(Arguments):
+    topics: tuple[str, ...] = argument((), "topic pages to read (hashtags, comma-separated)")
+    posts: tuple[str, ...] = argument((), "post ids to fetch, comma-separated")
+    feed: bool | None = argument(None, "read the feed (default: when no topics or posts)")
 
 
 class GateSquareSpider(GateSpider):
@@ -30,19 +39,15 @@ class GateSquareSpider(GateSpider):
     """
 
     name = "gate_square"
+    Args = SquareArguments
+    args: SquareArguments
 
-    def __init__(
-        self,
-        *args: Any,
-        topics: str | None = None,
-        posts: str | None = None,
-        feed: str | None = None,
-        **kwargs: Any,
-    ) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.topics = csv_arg(topics)
-        self.posts = csv_arg(posts)
-        self.feed = flag(feed) if feed is not None else not (self.topics or self.posts)
+        self.topics = list(self.args.topics)
+        self.posts = list(self.args.posts)
+        feed = self.args.feed
+        self.feed = feed if feed is not None else not (self.topics or self.posts)
         self._scheduled: set[str] = set()
 
     async def start(self) -> AsyncIterator[Any]:
