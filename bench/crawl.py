@@ -123,7 +123,7 @@ def annals_cmd(base_url: str, db: Path, python: list[str]) -> list[str]:
 
 
 def bare_cmd(base_url: str, pages: int) -> list[str]:
-    bare = BARE_SPIDER % gate.LIST_API_PATH
+    bare = BARE_SPIDER % gate.SOURCE.list_path
     return [sys.executable, "-c", bare, base_url, str(pages), json.dumps(SETTINGS)]
 
 

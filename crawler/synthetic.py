@@ -75,7 +75,7 @@ def _with_listings(
         chunk = items[(number - 1) * PAGE : number * PAGE]
         body = {"code": 0, "message": "success", "data": {"total": n, "list": chunk}}
         routes.append(
-            Route("POST", gate.LIST_API_PATH, content=json.dumps(body).encode(),
+            Route("POST", gate.SOURCE.list_path, content=json.dumps(body).encode(),
                   headers={"Content-Type": "application/json"}, body={"page": number})
         )  # fmt: skip
     hub = (TEMPLATES / "announcements.html").read_text()

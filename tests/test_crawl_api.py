@@ -745,7 +745,7 @@ def test_politeness_comes_from_the_source(spider):
     settings = Settings()
     settings.setmodule("crawler.settings", priority="project")
     spider.update_settings(settings)
-    source = spider.api
+    source = spider.facts
     assert settings.getfloat("DOWNLOAD_DELAY") == source.download_delay
     assert settings.getint("CONCURRENT_REQUESTS_PER_DOMAIN") == source.concurrency
     assert settings.getfloat("DOWNLOAD_DELAY_JITTER") == 0

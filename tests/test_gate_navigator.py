@@ -26,7 +26,7 @@ from crawler.spiders.gate_square import GateSquareSpider
 from tests.helpers import drain, mirror_answer, output, requests, spider_on
 
 FIXTURES = Path(__file__).parent / "fixtures" / "gate"
-HUB = gate.CANONICAL_ORIGIN + "/announcements"
+HUB = gate.SOURCE.origin + "/announcements"
 MISSING_ARTICLE = "51246"  # listed on the hub; the recordings have no page for it
 HUB_ITEMS = {
     item.external_id: item
@@ -181,7 +181,7 @@ def test_the_list_endpoint_is_paged_until_a_page_past_the_end(spider_for, mirror
 
 def test_the_list_endpoint_stops_at_a_page_that_brings_nothing_new(archive, spider_for, mirror):
     body = (FIXTURES / "list_article_p1.json").read_bytes()
-    first = gate.parse_list_api(body, gate.CANONICAL_ORIGIN + gate.LIST_API_PATH).items
+    first = gate.parse_list_api(body, gate.SOURCE.origin + gate.SOURCE.list_path).items
     archive[1].write([gate.listed_record(item) for item in first])
     pages = walk_list_endpoint(spider_for(GateAnnouncementsSpider), mirror)
     assert pages == [[]]  # page 1 all known (and not due): no article, no page 2
@@ -190,7 +190,7 @@ def test_the_list_endpoint_stops_at_a_page_that_brings_nothing_new(archive, spid
 def test_an_empty_first_page_of_the_list_endpoint_is_quarantined(spider_for, mirror):
     empty = {"code": 0, "message": "success", "data": {"total": 0, "list": []}}
     mirror.prepend(
-        Route("POST", gate.LIST_API_PATH, content=json.dumps(empty).encode(),
+        Route("POST", gate.SOURCE.list_path, content=json.dumps(empty).encode(),
               headers={"Content-Type": "application/json"})
     )  # fmt: skip
     [[quarantined]] = walk_list_endpoint(spider_for(GateAnnouncementsSpider), mirror)
@@ -213,7 +213,7 @@ def test_the_square_feed_schedules_its_posts_and_each_is_archived_from_its_page(
     spider = spider_for(GateSquareSpider)
     posts = square_posts(spider, mirror)
     feed = gate_square.parse_feed(
-        (FIXTURES / "square_feed.html").read_bytes(), gate.CANONICAL_ORIGIN + "/post",
+        (FIXTURES / "square_feed.html").read_bytes(), gate.SOURCE.origin + "/post",
         fetched_at=utcnow(),
     )  # fmt: skip
     assert list(posts) == [entry.post_id for entry in feed.entries]

@@ -196,7 +196,7 @@ def test_a_gate_list_item_without_an_id_is_counted_and_its_page_quarantined(tmp_
     unblock(mirror)
     content = json.dumps(answer).encode()
     mirror.prepend(
-        Route("POST", gate.LIST_API_PATH, content=content, headers=JSON, body={"page": 2})
+        Route("POST", gate.SOURCE.list_path, content=content, headers=JSON, body={"page": 2})
     )
     db = tmp_path / "annals.db"
     result = crawl(db, served(mirror), "gate_announcements")
@@ -246,7 +246,7 @@ def test_json_nested_100000_deep_is_quarantined_not_a_crash(tmp_path, served):
     mirror.prepend(
         Route("GET", LIST_PATHS["kucoin"], content=kucoin, headers=JSON),
         Route("GET", "/announcements/newlisted", content=page.encode(), headers=HTML),
-        Route("POST", gate.LIST_API_PATH, content=nested(DEEP), headers=JSON, body={"page": 2}),
+        Route("POST", gate.SOURCE.list_path, content=nested(DEEP), headers=JSON, body={"page": 2}),
     )
     db = tmp_path / "annals.db"
     result = crawl(db, served(mirror), "kucoin_announcements", "gate_announcements")

@@ -29,7 +29,7 @@ from crawler.sources.parsing import EnvelopeError
 
 FIXTURES = Path(__file__).parent / "fixtures" / "gate"
 SITE = "https://www.gate.com"
-API_URL = SITE + gate.LIST_API_PATH
+API_URL = SITE + gate.SOURCE.list_path
 FETCHED = datetime(2026, 10, 1, tzinfo=UTC)
 NEXT_DATA = re.compile(rb'<script id="__NEXT_DATA__"[^>]*>(.*?)</script>', re.S)
 NAV_AND_CHROME = (
@@ -108,14 +108,18 @@ def test_canonical_article_url_has_a_locale_prefix_except_for_english():
 
 
 def test_categories_are_keyed_by_cate_id_with_their_event_hint():
-    assert gate.CATEGORIES[61].key == "61"
-    assert {c: gate.CATEGORIES[c].event_type for c in (61, 38, 37)} == dict.fromkeys(
+    assert gate.SOURCE.categories[61].key == "61"
+    assert {c: gate.SOURCE.categories[c].event_type for c in (61, 38, 37)} == dict.fromkeys(
         (61, 38, 37), "listing"
     )
-    assert gate.CATEGORIES[15].event_type == gate.CATEGORIES[87].event_type == "delisting"
-    assert gate.CATEGORIES[32].event_type == "promotion"
-    assert gate.CATEGORIES[109].event_type == "product"
-    assert 101 not in gate.CATEGORIES  # real id, unknown name: no guessed category
+    assert (
+        gate.SOURCE.categories[15].event_type
+        == gate.SOURCE.categories[87].event_type
+        == "delisting"
+    )
+    assert gate.SOURCE.categories[32].event_type == "promotion"
+    assert gate.SOURCE.categories[109].event_type == "product"
+    assert 101 not in gate.SOURCE.categories  # real id, unknown name: no guessed category
 
 
 @pytest.mark.parametrize(
@@ -291,7 +295,7 @@ def _route_for(body: dict[str, Any]) -> str | None:
     routes = json.loads(read("routes.json"))
     for route in routes:
         wanted = route.get("body", {}).items()
-        if (route["method"], route["path"]) == ("POST", gate.LIST_API_PATH) and all(
+        if (route["method"], route["path"]) == ("POST", gate.SOURCE.list_path) and all(
             body.get(k) == v for k, v in wanted
         ):
             return route["file"]
@@ -326,7 +330,7 @@ def test_list_api_body_names_the_page_size_both_ways():
 
 
 def test_sitemap_lists_every_article_with_its_language():
-    entries = parse_sitemap(read("sitemap-announcement-001.xml"), SITE + gate.SITEMAP_PATH)
+    entries = parse_sitemap(read("sitemap-announcement-001.xml"), SITE + gate.SOURCE.sitemap_path)
     assert len(entries) == 8
     zh = entries[0]
     assert (zh.external_id, zh.language) == ("102003", "zh")
@@ -345,7 +349,7 @@ def test_sitemap_skips_urls_that_are_not_articles():
         "<url><loc>https://www.gate.com/announcements/article/51322</loc></url>"
         "</urlset>"
     )
-    entries = parse_sitemap(xml, SITE + gate.SITEMAP_PATH)
+    entries = parse_sitemap(xml, SITE + gate.SOURCE.sitemap_path)
     assert [(e.url, e.lastmod) for e in entries] == [
         ("https://www.gate.com/announcements/article/51322", None)
     ]
@@ -354,7 +358,7 @@ def test_sitemap_skips_urls_that_are_not_articles():
 @pytest.mark.parametrize("body", [read("challenge_edgeone.html"), b"<urlset", b""])
 def test_sitemap_that_is_not_a_urlset_raises_parse_error(body):
     with pytest.raises(ParseError):
-        parse_sitemap(body, SITE + gate.SITEMAP_PATH)
+        parse_sitemap(body, SITE + gate.SOURCE.sitemap_path)
 
 
 # --- articles ---------------------------------------------------------------------------

@@ -33,7 +33,7 @@ pytestmark = pytest.mark.e2e
 
 # spider -> (method, path) of its listing: the requests after the first one are held back.
 LISTINGS = {
-    "gate_announcements": ("POST", gate.LIST_API_PATH),
+    "gate_announcements": ("POST", gate.SOURCE.list_path),
     # Square's feed is one page: what is held back is the second post page.
     "gate_square": ("GET", "/post/status/"),
     **{f"{exchange}_announcements": ("GET", LIST_PATHS[exchange]) for exchange in EXCHANGES},

@@ -34,7 +34,7 @@ def test_recorded_mirror_serves_the_recorded_articles_under_new_ids():
 
 def test_recorded_mirror_lists_every_article_once_newest_id_first():
     routes, _ = generate_recorded(40)
-    answers = [json.loads(r.content) for r in routes if r.path == gate.LIST_API_PATH]
+    answers = [json.loads(r.content) for r in routes if r.path == gate.SOURCE.list_path]
     listed = [item["id"] for answer in answers for item in answer["data"]["list"]]
     assert listed == [FIRST_ID + k for k in range(40)]
     assert answers[-1]["data"]["list"] == []  # the page past the end

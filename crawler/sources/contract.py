@@ -1,7 +1,10 @@
-"""The contract between an exchange with a JSON announcement list and the one navigator
-that walks it (crawler.spiders.api).
+"""The contract between a source and the spiders that walk it.
 
-A source is one `Source` value: its facts as data (hosts, endpoint, paging, language,
+Every source is one frozen value. Its `Facts` (which source and spider it is, the hosts
+it talks to, its block waits) name its spider (AnnalsSpider's `facts`). A source read
+from its website's pages is a `Site` (Gate's, in crawler.sources.gate, adds its list
+endpoint and sitemap). An exchange with a JSON announcement list is a `Source`, walked by
+one navigator (crawler.spiders.api): its facts as data (endpoint, paging, language,
 envelope, categories, politeness) and the little behaviour that truly differs as two
 functions, `items` (where an answer keeps its list, and whether more pages follow) and
 `record` (one item as a Record). Building URLs and headers, checking the envelope,
@@ -67,7 +70,7 @@ class PageNumbers:
 
     def query(self, page: int, size: int, window: Mapping[str, int]) -> dict[str, int]:
         if page < 1:
-            raise ValueError(f"pages start at 1, not {page}")
+            raise ValueError(f"pages start at 1, not {page} (the API numbers them from 1)")
         if window:
             raise ValueError(f"this source pages by number, not by time window {dict(window)}")
         return {self.number: page} | ({self.size: size} if self.size else {})
@@ -173,13 +176,29 @@ class Detail:
     parse: Callable[[Any, str, str, Record | None], Record]
 
 
-@dataclass(frozen=True)
-class Source:
-    """Everything annals knows about one exchange's JSON announcement list."""
+@dataclass(frozen=True, kw_only=True)
+class Facts:
+    """What annals knows of every source, however it lists its announcements."""
 
     source: str  # documents.source, e.g. "binance"
     spider: str  # the spider's name, e.g. "binance_announcements"
     hosts: tuple[str, ...]  # hosts the spider talks to; base_url replaces them in tests
+    # Least wait before retrying a block of this kind (crawler.blocks), as documented.
+    block_waits: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Site(Facts):
+    """A source read from its website's pages: every URL it stores is on `origin`,
+    whichever of its hosts served the page."""
+
+    origin: str  # e.g. "https://www.gate.com"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Source(Facts):
+    """Everything annals knows about one exchange's JSON announcement list."""
+
     endpoint: str  # absolute URL of the list endpoint, without query
     paging: PageNumbers | TimeWindows
     envelope: Envelope
@@ -204,8 +223,6 @@ class Source:
     # Politeness from the exchange's documented limits.
     download_delay: float = 0.5
     concurrency: int = 1
-    # Least wait before retrying a block of this kind (crawler.blocks), as documented.
-    block_waits: dict[str, float] = field(default_factory=dict)
     article_url: str = ""  # public article URL template, e.g. ".../announcement/{code}"
 
     def check_page_size(self, size: int | None) -> int:

@@ -1,4 +1,5 @@
-"""Gate announcements: URL forms, categories and pure parsers for lists, sitemap and articles."""
+"""Gate announcements: the source's facts (SOURCE), URL forms and pure parsers for lists,
+sitemap and articles."""
 
 from __future__ import annotations
 
@@ -17,40 +18,59 @@ from parsel import Selector
 from archive.normalize import clean_title, format_time, html_to_text, normalize_text
 from archive.records import ParseError, Record
 from archive.urls import url_parts
-from crawler.sources.contract import Envelope
+from crawler.sources.contract import Envelope, PageNumbers, Site
 from crawler.sources.parsing import Category, Unusable, int_or_none, load_json, time_or_none
 
 logger = logging.getLogger(__name__)
 
-SOURCE = "gate"
-CANONICAL_ORIGIN = "https://www.gate.com"
-HOSTS = ("www.gate.com", "gate.com", "www.gate.io", "gate.io")
-LIST_API_PATH = "/api/web/v1/portal/announcement/list_article"
-SITEMAP_PATH = "/sitemaps/sitemap-announcement-001.xml"
-# The list endpoint's answer: {"code": 0, "message": "success", "data": ...}; Gate
-# documents no code that means "slow down".
-LIST_ENVELOPE = Envelope(ok="0", messages=("message",))
-# The category pages (listing_url slugs) read by default, besides the hub.
-DEFAULT_CATEGORIES = ("newlisted", "delisted")
 
-# The confirmed cate_id meanings only. Dividend settlements adjust positions of products
-# already trading, which is what archive.normalize calls "product" ("dividend|分红").
-# Other ids (62, 33, 101 are real but unnamed) give category=None and event_type=None, so
-# the store classifies by title; extra["cate_id"] always keeps the id, and naming it here
-# later fills the category without a guessed name ever having been stored.
-CATEGORIES: dict[int, Category] = {
-    c: Category(str(c), name, event)
-    for c, name, event in (
-        (61, "New Crypto Listings", "listing"),
-        (38, "New Spot Listings", "listing"),
-        (37, "New Futures Listings", "listing"),
-        (15, "Delistings", "delisting"),
-        (87, "ETF Delistings", "delisting"),
-        (32, "Airdrops & Promotions", "promotion"),
-        (55, "Fee Adjustments", "product"),
-        (109, "Dividend Distribution", "product"),
-    )
-}
+@dataclass(frozen=True, kw_only=True)
+class GateSite(Site):
+    """Gate announcements' facts beyond every site's: the list endpoint (POSTed, paged by
+    number), the announcement sitemap, the categories by cate_id and the category pages."""
+
+    list_path: str  # the list endpoint, on `origin`
+    envelope: Envelope  # the list endpoint's
+    paging: PageNumbers  # the list endpoint's
+    page_size: int  # the size a list request asks
+    sitemap_path: str
+    categories: dict[int, Category]  # by cate_id
+    category_pages: tuple[str, ...]  # the category pages (listing_url slugs) read by default
+
+
+SOURCE = GateSite(
+    source="gate",
+    spider="gate_announcements",
+    hosts=("www.gate.com", "gate.com", "www.gate.io", "gate.io"),
+    origin="https://www.gate.com",
+    list_path="/api/web/v1/portal/announcement/list_article",
+    # The list endpoint's answer: {"code": 0, "message": "success", "data": ...}; Gate
+    # documents no code that means "slow down".
+    envelope=Envelope(ok="0", messages=("message",)),
+    # The size is "limit" in a JSON body, "size" in a form body: list_api_body sends both.
+    paging=PageNumbers("page", "limit"),
+    page_size=15,
+    sitemap_path="/sitemaps/sitemap-announcement-001.xml",
+    # The confirmed cate_id meanings only. Dividend settlements adjust positions of products
+    # already trading, which is what archive.normalize calls "product" ("dividend|分红").
+    # Other ids (62, 33, 101 are real but unnamed) give category=None and event_type=None,
+    # so the store classifies by title; extra["cate_id"] always keeps the id, and naming it
+    # here later fills the category without a guessed name ever having been stored.
+    categories={
+        c: Category(str(c), name, event)
+        for c, name, event in (
+            (61, "New Crypto Listings", "listing"),
+            (38, "New Spot Listings", "listing"),
+            (37, "New Futures Listings", "listing"),
+            (15, "Delistings", "delisting"),
+            (87, "ETF Delistings", "delisting"),
+            (32, "Airdrops & Promotions", "promotion"),
+            (55, "Fee Adjustments", "product"),
+            (109, "Dividend Distribution", "product"),
+        )
+    },
+    category_pages=("newlisted", "delisted"),
+)
 
 # --- The visible article page: MODELED markup -------------------------------------------
 # Read only when __NEXT_DATA__ is missing or broken. Confirmed are the order (title, time
@@ -86,7 +106,7 @@ def gate_path(url: str) -> str | None:
         return None
     if parts.scheme and parts.scheme.lower() not in ("http", "https"):
         return None
-    if parts.netloc and (parts.hostname or "").lower() not in HOSTS:
+    if parts.netloc and (parts.hostname or "").lower() not in SOURCE.hosts:
         return None
     if not parts.netloc and parts.scheme:
         return None
@@ -124,12 +144,12 @@ def listing_url(language: str = "en", slug: str | None = None) -> str:
     """The hub (https://www.gate.com/announcements) or a category page under it
     (/announcements/{slug}), with /{lang} before it unless en."""
     page = f"/{slug}" if slug else ""
-    return f"{CANONICAL_ORIGIN}{_prefix(language)}/announcements{page}"
+    return f"{SOURCE.origin}{_prefix(language)}/announcements{page}"
 
 
 def canonical_article_url(external_id: str, language: str = "en") -> str:
     """https://www.gate.com/announcements/article/{id}, with /{lang} before it unless en."""
-    return f"{CANONICAL_ORIGIN}{_prefix(language)}/announcements/article/{external_id}"
+    return f"{SOURCE.origin}{_prefix(language)}/announcements/article/{external_id}"
 
 
 def _prefix(language: str) -> str:
@@ -326,13 +346,13 @@ def parse_listing_page(body: bytes | str, url: str) -> ListingPage:
 
 
 def parse_list_api(body: bytes | str, url: str, *, language: str = "en") -> ListingPage:
-    """One page of POST LIST_API_PATH: {"code":0,"message":"success","data":{"total","list"}}.
+    """One page of POST SOURCE.list_path: {"code":0,"message":"success","data":{"total","list"}}.
 
     A code other than 0 raises EnvelopeError; bad JSON or another shape raises ParseError.
     The answer does not say its language: pass the one the request asked for.
     """
     data = load_json(body, url, "list answer")
-    LIST_ENVELOPE.check(data, url)
+    SOURCE.envelope.check(data, url)
     payload = data.get("data")
     if not isinstance(payload, dict):
         raise ParseError(url, "list answer has no data object")
@@ -345,14 +365,14 @@ def parse_list_api(body: bytes | str, url: str, *, language: str = "en") -> List
 def listed_record(item: ListItem) -> Record:
     """What a list says of an article: its record when the article's page cannot be had
     (the brief is the body; the spider marks it listing-only)."""
-    category = CATEGORIES.get(item.cate_id) if item.cate_id is not None else None
+    category = SOURCE.categories.get(item.cate_id) if item.cate_id is not None else None
     extra: dict[str, Any] = {"cate_id": item.cate_id}
     if item.views is not None:
         extra["views"] = item.views
     if item.title_truncated:
         extra["title_truncated"] = True
     return Record(
-        source=SOURCE,
+        source=SOURCE.source,
         kind="announcement",
         external_id=item.external_id,
         language=item.language,
@@ -368,17 +388,15 @@ def listed_record(item: ListItem) -> Record:
 
 
 def list_api_body(
-    page: int, *, size: int = 15, category: str | None = None, cate_level: int = 1
+    page: int, *, size: int = SOURCE.page_size, category: str | None = None, cate_level: int = 1
 ) -> dict[str, int | str]:
-    """The body to POST to LIST_API_PATH for one page (pages count from 1).
+    """The body to POST to SOURCE.list_path for one page (pages count from 1).
 
     Gate is known to accept a JSON body {"page":1,"limit":20} and a form body
     page=1&size=15&cate_name=delisted&cate_level=1; the two name the page size
     differently, so both names are sent. For a form body, send each value as str.
     """
-    if page < 1:
-        raise ValueError(f"pages count from 1, not {page}")
-    body: dict[str, int | str] = {"page": page, "limit": size, "size": size}
+    body: dict[str, int | str] = {**SOURCE.paging.query(page, size, {}), "size": size}
     if category:
         body["cate_name"] = category
         body["cate_level"] = cate_level
@@ -538,7 +556,7 @@ def parse_article(
     cate_id = int_or_none(detail.get("cate_id"))
     if cate_id is None and item is not None:
         cate_id = item.cate_id
-    category = CATEGORIES.get(cate_id) if cate_id is not None else None
+    category = SOURCE.categories.get(cate_id) if cate_id is not None else None
     tags = split_tags(detail.get("tags")) or (list(item.tags) if item else [])
     created_at = time_or_none(detail.get("created_t")) or (item.created_at if item else None)
     views = visible.views if visible.views is not None else (item.views if item else None)
@@ -553,7 +571,7 @@ def parse_article(
     # store's to derive from what it stores (archive.symbols).
     body_text = html_to_text(body_html)
     return Record(
-        source=SOURCE,
+        source=SOURCE.source,
         kind="announcement",
         external_id=external_id,
         language=language,

@@ -21,9 +21,9 @@ from archive.normalize import (
 )
 from archive.records import Link, ParseError, Record
 from archive.urls import absolute
+from crawler.sources import gate
+from crawler.sources.contract import Site
 from crawler.sources.gate import (
-    CANONICAL_ORIGIN,
-    SOURCE,
     article_ref,
     gate_path,
     inner_html,
@@ -35,6 +35,14 @@ from crawler.sources.gate import (
 from crawler.sources.parsing import Unusable
 
 logger = logging.getLogger(__name__)
+
+# Square is on Gate's site: its posts are the source "gate"'s too (kind "post").
+SOURCE = Site(
+    source=gate.SOURCE.source,
+    spider="gate_square",
+    hosts=gate.SOURCE.hosts,
+    origin=gate.SOURCE.origin,
+)
 
 # --- Square markup: MODELED (samples/gate/README.md) -----------------------------------
 # Square's URLs are confirmed; its markup is not (no Square JSON is publicly known). These
@@ -80,12 +88,12 @@ def post_ref(url: str) -> str | None:
 
 def feed_url(topic: str | None = None) -> str:
     """The feed, https://www.gate.com/post, or a topic's page (/post/topic/{TAG})."""
-    return f"{CANONICAL_ORIGIN}/post" + (f"/topic/{quote(topic, safe='')}" if topic else "")
+    return f"{SOURCE.origin}/post" + (f"/topic/{quote(topic, safe='')}" if topic else "")
 
 
 def canonical_post_url(post_id: str) -> str:
     """https://www.gate.com/post/status/{id}."""
-    return f"{CANONICAL_ORIGIN}/post/status/{post_id}"
+    return f"{SOURCE.origin}/post/status/{post_id}"
 
 
 def resolve_link(href: str, base_url: str) -> Link:
@@ -93,10 +101,10 @@ def resolve_link(href: str, base_url: str) -> Link:
     url = absolute(base_url, href.strip())
     ref = article_ref(url)
     if ref is not None:
-        return Link(url, SOURCE, "announcement", ref[0])
+        return Link(url, SOURCE.source, "announcement", ref[0])
     post_id = post_ref(url)
     if post_id is not None:
-        return Link(url, SOURCE, "post", post_id)
+        return Link(url, SOURCE.source, "post", post_id)
     return Link(url)
 
 
@@ -262,7 +270,7 @@ def parse_post(body: bytes | str, url: str, *, fetched_at: datetime) -> Record:
         logger.warning("post %s shows no time", post_id)
     body_text = html_to_text(body_html)  # once, here: the store would make it again
     return Record(
-        source=SOURCE,
+        source=SOURCE.source,
         kind="post",
         external_id=post_id,
         language=language_code(content.attrib.get("lang")),
@@ -300,7 +308,7 @@ def _author(scope: Selector) -> tuple[str | None, dict[str, object]]:
     if handle:
         extra["author_handle"] = unquote(handle["handle"])
     if href:
-        extra["author_url"] = absolute(CANONICAL_ORIGIN + "/", href)
+        extra["author_url"] = absolute(SOURCE.origin + "/", href)
     return _text(scope.css(POST_AUTHOR_NAME_CSS)) or _text(author) or None, extra
 
 
@@ -329,7 +337,7 @@ def feed_record(entry: FeedEntry) -> Record | None:
     if entry.truncated or entry.published_at is None:
         return None
     return Record(
-        source=SOURCE,
+        source=SOURCE.source,
         kind="post",
         external_id=entry.post_id,
         language=entry.language,

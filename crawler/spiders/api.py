@@ -72,7 +72,7 @@ class ApiArguments(Arguments):
 
 
 class ApiAnnouncementsSpider(AnnalsSpider):
-    """Announcements from an exchange's JSON list endpoint (subclasses set `api`).
+    """Announcements from an exchange's JSON list endpoint (subclasses set `facts`).
 
     Arguments (ApiArguments) besides base_url, full and lang: categories, the keys of the
     source's `Source.categories` (unknown keys are refused); page_size, one of the sizes
@@ -81,25 +81,16 @@ class ApiAnnouncementsSpider(AnnalsSpider):
 
     Args = ApiArguments
     args: ApiArguments
-    api: ClassVar[Source]  # the exchange's facts and parsers
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        source: Source | None = cls.__dict__.get("api")
-        if source is not None:
-            cls.name = source.spider
-            cls.source = source.source
-            cls.hosts = source.hosts
-            cls.block_waits = dict(source.block_waits)
+    facts: ClassVar[Source]  # the exchange's facts and parsers
 
     @classmethod
     def describe_arguments(cls) -> list[tuple[str, str, str]]:
         """The arguments, with what this source takes: its languages, category keys and
         page sizes."""
         takes = {
-            "lang": cls.api.languages,
-            "categories": cls.api.categories,
-            "page_size": sorted(cls.api.page_sizes),
+            "lang": cls.facts.languages,
+            "categories": cls.facts.categories,
+            "page_size": sorted(cls.facts.page_sizes),
         }
         return [
             (name, form, text if name not in takes else f"{text}; takes {_listed(takes[name])}")
@@ -109,7 +100,7 @@ class ApiAnnouncementsSpider(AnnalsSpider):
     @classmethod
     def update_settings(cls, settings: BaseSettings) -> None:
         super().update_settings(settings)
-        source = cls.api
+        source = cls.facts
         # The exchange's documented limit is a floor: Scrapy's randomized delay would
         # go down to half of it, so it is switched off for these spiders.
         settings.setdict(
@@ -123,7 +114,7 @@ class ApiAnnouncementsSpider(AnnalsSpider):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        source = self.api
+        source = self.facts
         # None: the source's production size. A size is checked here, not at the first request.
         size = self.args.page_size
         self.page_size = source.check_page_size(size) if size is not None else None
@@ -138,7 +129,7 @@ class ApiAnnouncementsSpider(AnnalsSpider):
     def parse_snapshot(cls, raw: RawResponse) -> list[Record]:
         """Records from a stored answer (`annals reparse`), in the language its URL says
         (Source.language_of: the first one where a header chose it)."""
-        source = cls.api
+        source = cls.facts
         language = source.language_of(raw.url)
         if source.is_detail(raw.url):
             return [source.parse_detail(raw.body, raw.url, language)]
@@ -164,7 +155,7 @@ class ApiAnnouncementsSpider(AnnalsSpider):
     # --- listings ---------------------------------------------------------------------------
 
     def list_request(self, listing: Listing, page: int, window: dict[str, int]) -> scrapy.Request:
-        url = self.api.list_url(
+        url = self.facts.list_url(
             page,
             category=listing.category,
             language=listing.language,
@@ -174,7 +165,7 @@ class ApiAnnouncementsSpider(AnnalsSpider):
         return self.request(
             url,
             self.parse_list,
-            headers=self.api.headers(listing.language),
+            headers=self.facts.headers(listing.language),
             cb_kwargs={"listing": listing, "page": page, "window": window},
             errback=self.fetch_failed,
             # The navigator never asks twice on purpose, and some sources pick the
@@ -187,7 +178,7 @@ class ApiAnnouncementsSpider(AnnalsSpider):
     ) -> AsyncIterator[Any]:
         url = self.real_url(response)
         try:
-            result = self.api.parse_list(response.body, url, listing.language)
+            result = self.facts.parse_list(response.body, url, listing.language)
         except EnvelopeError as exc:
             async for item in self.envelope_failed(response, exc):
                 yield item
@@ -240,8 +231,8 @@ class ApiAnnouncementsSpider(AnnalsSpider):
     ) -> scrapy.Request | None:
         if not result.records:
             return None
-        if isinstance(self.api.paging, TimeWindows):
-            following = self.api.paging.next_window(result, window)
+        if isinstance(self.facts.paging, TimeWindows):
+            following = self.facts.paging.next_window(result, window)
             return None if following is None else self.list_request(listing, 1, following)
         return self.list_request(listing, page + 1, {}) if result.has_more else None
 
@@ -249,9 +240,9 @@ class ApiAnnouncementsSpider(AnnalsSpider):
 
     def detail_request(self, listed: Record, known: Known | None) -> scrapy.Request:
         return self.request(
-            self.api.detail_url(listed.external_id),
+            self.facts.detail_url(listed.external_id),
             self.parse_detail,
-            headers=self.api.headers(listed.language),
+            headers=self.facts.headers(listed.language),
             cb_kwargs={"listed": listed, "known": known},
             errback=self.fetch_failed,
             dont_filter=True,  # one URL for every language (the header picks it)
@@ -267,7 +258,7 @@ class ApiAnnouncementsSpider(AnnalsSpider):
             return
         raw = self.raw(response)
         try:
-            record = self.api.parse_detail(response.body, raw.url, listed.language, listed)
+            record = self.facts.parse_detail(response.body, raw.url, listed.language, listed)
         except EnvelopeError as exc:
             async for item in self.envelope_failed(response, exc):
                 yield item
@@ -324,28 +315,28 @@ def _check_known(spider: str, what: str, given: list[str], known: dict[str, Any]
 class BinanceAnnouncementsSpider(ApiAnnouncementsSpider):
     """Binance announcements: catalog lists, then each new article's full body (detail)."""
 
-    api = binance.SOURCE
+    facts = binance.SOURCE
 
 
 class OkxAnnouncementsSpider(ApiAnnouncementsSpider):
     """OKX announcements (official API): title, URL, first and shown publication times."""
 
-    api = okx.SOURCE
+    facts = okx.SOURCE
 
 
 class BybitAnnouncementsSpider(ApiAnnouncementsSpider):
     """Bybit announcements (official V5 API): title, description, type, tags, times."""
 
-    api = bybit.SOURCE
+    facts = bybit.SOURCE
 
 
 class BitgetAnnouncementsSpider(ApiAnnouncementsSpider):
     """Bitget announcements (official V2 API, about one month back), by time windows."""
 
-    api = bitget.SOURCE
+    facts = bitget.SOURCE
 
 
 class KucoinAnnouncementsSpider(ApiAnnouncementsSpider):
     """KuCoin announcements (official V3 API): title, description, types, time."""
 
-    api = kucoin.SOURCE
+    facts = kucoin.SOURCE

@@ -23,6 +23,7 @@ from archive.store import Known
 from crawler.context import RunContext, run_context
 from crawler.middlewares import Blocked
 from crawler.redirects import RedirectLoop
+from crawler.sources.contract import Facts
 from crawler.sources.parsing import Unusable, unusable_reason
 from crawler.spiders.arguments import ArgumentError, Arguments, split_private
 from crawler.stopping import Stopped
@@ -63,11 +64,23 @@ class AnnalsSpider(scrapy.Spider):
 
     Args: ClassVar[type[Arguments]] = Arguments
     args: Arguments
+    # The source's facts (crawler.sources.contract): a spider that sets them takes its
+    # name, source, hosts and block waits from them.
+    facts: ClassVar[Facts]
     source: str = ""
     hosts: tuple[str, ...] = ()
     default_languages: tuple[str, ...] = ("en",)
     # Least wait in seconds before retrying a block of a kind (crawler.blocks.classify).
     block_waits: dict[str, float] = {}  # noqa: RUF012 - read-only class default
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        facts: Facts | None = cls.__dict__.get("facts")
+        if facts is not None:
+            cls.name = facts.spider
+            cls.source = facts.source
+            cls.hosts = facts.hosts
+            cls.block_waits = dict(facts.block_waits)
 
     def __init__(self, name: str | None = None, **kwargs: Any) -> None:
         given, scrapyd = split_private(kwargs)

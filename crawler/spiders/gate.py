@@ -31,23 +31,15 @@ logger = logging.getLogger(__name__)
 NO_ITEMS = "listing has no items"  # an HTML listing's first screen with nothing on it
 
 
-class GateSpider(AnnalsSpider):
-    """What both Gate spiders share (this one and crawler.spiders.gate_square's): the
-    source and its hosts."""
-
-    source = gate.SOURCE
-    hosts = gate.HOSTS
-
-
 @dataclass(frozen=True)
 class GateArguments(Arguments):
     categories: tuple[str, ...] = argument(
-        gate.DEFAULT_CATEGORIES, "the category pages to read (Gate's slugs)"
+        gate.SOURCE.category_pages, "the category pages to read (Gate's slugs)"
     )
     sitemap: bool = argument(False, "also read the announcement sitemap (a backfill)")
 
 
-class GateAnnouncementsSpider(GateSpider):
+class GateAnnouncementsSpider(AnnalsSpider):
     """Gate announcements: hub, category pages, the list endpoint; -a sitemap=1 backfills.
 
     Arguments (GateArguments) besides base_url, full and lang: categories (the category
@@ -56,14 +48,14 @@ class GateAnnouncementsSpider(GateSpider):
     endpoint picks a language is not known.
     """
 
-    name = "gate_announcements"
+    facts = gate.SOURCE
     Args = GateArguments
     args: GateArguments
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.sitemap = self.args.sitemap
-        self.categories = list(self.args.categories) or list(gate.DEFAULT_CATEGORIES)
+        self.categories = list(self.args.categories) or list(gate.SOURCE.category_pages)
         self._scheduled: set[Identity] = set()
         self._listed: set[str] = set()  # ids the list endpoint gave in this run
 
@@ -99,7 +91,7 @@ class GateAnnouncementsSpider(GateSpider):
         if path.endswith(".xml"):
             gate.parse_sitemap(raw.body, raw.url)
             return []
-        if path == gate.LIST_API_PATH:
+        if path == gate.SOURCE.list_path:
             listing = gate.parse_list_api(raw.body, raw.url)
         else:
             listing = gate.parse_listing_page(raw.body, raw.url)
@@ -111,7 +103,7 @@ class GateAnnouncementsSpider(GateSpider):
 
     def list_page(self, page: int, language: str) -> Any:
         return self.json_request(
-            gate.CANONICAL_ORIGIN + gate.LIST_API_PATH,
+            gate.SOURCE.origin + gate.SOURCE.list_path,
             gate.list_api_body(page),
             self.parse_list_api,
             cb_kwargs={"page": page, "language": language},
@@ -120,7 +112,9 @@ class GateAnnouncementsSpider(GateSpider):
 
     def sitemap_request(self) -> Any:
         return self.request(
-            gate.CANONICAL_ORIGIN + gate.SITEMAP_PATH, self.parse_sitemap, errback=self.fetch_failed
+            gate.SOURCE.origin + gate.SOURCE.sitemap_path,
+            self.parse_sitemap,
+            errback=self.fetch_failed,
         )
 
     # --- listings -------------------------------------------------------------------------

@@ -19,8 +19,7 @@ from archive.store import Known
 from crawler.sources import gate_square
 from crawler.sources.parsing import unusable_reason
 from crawler.spiders.arguments import Arguments, argument
-from crawler.spiders.base import MISSING
-from crawler.spiders.gate import GateSpider
+from crawler.spiders.base import MISSING, AnnalsSpider
 
 
 @dataclass(frozen=True)
@@ -30,7 +29,7 @@ class SquareArguments(Arguments):
     feed: bool | None = argument(None, "read the feed (default: when no topics or posts)")
 
 
-class GateSquareSpider(GateSpider):
+class GateSquareSpider(AnnalsSpider):
     """Gate Square posts: the feed, topic pages (-a topics=A,B) and posts (-a posts=1,2).
 
     A post is archived from its own page. When that page cannot be had, a feed block
@@ -38,7 +37,7 @@ class GateSquareSpider(GateSpider):
     time and extra.from_feed = true.
     """
 
-    name = "gate_square"
+    facts = gate_square.SOURCE
     Args = SquareArguments
     args: SquareArguments
 
