@@ -19,6 +19,7 @@ import orjson
 
 from archive.normalize import TimeParseError, parse_time
 from archive.records import ParseError, Record
+from archive.urls import url_parts
 
 logger = logging.getLogger(__name__)
 
@@ -197,6 +198,17 @@ def need(item: Mapping[str, Any], name: str, ref: str | None = None) -> str:
     if not text:
         raise UnusableItemError(f"{ref}: no {name}" if ref else f"no {name}")
     return text
+
+
+def need_url(item: Mapping[str, Any], name: str) -> tuple[str, str]:
+    """An item's article URL and the URL's last path segment (the slug or id the page's
+    address ends in), or UnusableItemError when it has no URL with a path."""
+    url = text_or_none(item.get(name))
+    parts = url_parts(url) if url else None
+    segments = [s for s in parts.path.split("/") if s] if parts else []
+    if not url or not segments:
+        raise UnusableItemError(f"no article URL ({item.get(name)!r})")
+    return url, segments[-1]
 
 
 def first_time(item: Mapping[str, Any], fields: tuple[str, ...], ref: str) -> tuple[datetime, str]:
