@@ -1,5 +1,6 @@
 """Shared fixtures: a real archive (a SQLite file in a temporary directory, and the same
-tests again on a fresh PostgreSQL database), a record factory, a local mirror."""
+tests again on a fresh PostgreSQL database), a record factory, a local mirror. Only
+fixtures and hooks live here; what tests import is in tests/helpers.py."""
 
 from __future__ import annotations
 
