@@ -25,18 +25,17 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from archive.normalize import format_time
 from archive.records import ParseError, Record
 from crawler.sources.contract import Envelope, Items, PageNumbers, Source
 from crawler.sources.parsing import (
     Category,
     first_time,
     int_or_none,
+    iso_time_or_none,
     need,
     need_url,
     split_body,
     text_or_none,
-    time_or_none,
 )
 
 # published_at: when the announcement went out, else the author's date (both documented).
@@ -76,9 +75,9 @@ def _record(item: Mapping[str, Any], language: str) -> Record:
     }
     for name, fields in _EXTRA_TIMES:
         value = next((item[f] for f in fields if item.get(f) is not None), None)
-        moment = time_or_none(value)
+        moment = iso_time_or_none(value)
         if moment is not None:
-            extra[name] = format_time(moment)
+            extra[name] = moment
     tags: list[Any] = item["tags"] if isinstance(item.get("tags"), list) else []
     body_html, body_text = split_body(item.get("description"))
     return SOURCE.announcement(

@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from archive.normalize import TimeParseError, parse_time
+from archive.normalize import TimeParseError, format_time, parse_time
 from archive.records import ParseError, Record
 from archive.urls import url_parts
 
@@ -133,6 +133,13 @@ def time_or_none(value: Any) -> datetime | None:
         return parse_time(value)
     except TimeParseError:
         return None
+
+
+def iso_time_or_none(value: Any) -> str | None:
+    """A time field as `extra` keeps it (ISO, UTC, as archive.normalize writes times), or
+    None when it does not read as a time."""
+    moment = time_or_none(value)
+    return format_time(moment) if moment is not None else None
 
 
 def int_or_none(value: Any) -> int | None:
