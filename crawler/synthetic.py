@@ -11,6 +11,7 @@ import json
 import random
 import re
 from pathlib import Path
+from typing import Any
 
 from crawler.mirror import Route
 from crawler.sources import gate
@@ -21,6 +22,13 @@ FIRST_ID = 200_000
 START = 1_780_000_000  # release time of the newest generated article (unix seconds)
 NEXT_DATA = re.compile(r'(<script id="__NEXT_DATA__"[^>]*>)(.*?)(</script>)', re.S)
 HTML = {"Content-Type": "text/html; charset=utf-8"}
+
+
+def _next_data(page: str) -> Any:
+    """The JSON a recorded page holds in its __NEXT_DATA__ script."""
+    match = NEXT_DATA.search(page)
+    assert match is not None
+    return json.loads(match.group(2))
 
 
 def _with_next_data(page: str, data: object) -> str:
@@ -39,9 +47,7 @@ def generate(
     """Routes of a Gate mirror with n articles (newest first, ten minutes apart), and the
     path of every page a full crawl fetches besides robots.txt and the list endpoint."""
     template = (TEMPLATES / "article_51322.html").read_text()
-    match = NEXT_DATA.search(template)
-    assert match is not None
-    data = json.loads(match.group(2))
+    data = _next_data(template)
     routes = [Route("GET", "/robots.txt", content=(TEMPLATES / "robots.txt").read_bytes())]
     items = []
     for k in range(n):
@@ -79,9 +85,7 @@ def _with_listings(
                   headers={"Content-Type": "application/json"}, body={"page": number})
         )  # fmt: skip
     hub = (TEMPLATES / "announcements.html").read_text()
-    match = NEXT_DATA.search(hub)
-    assert match is not None
-    hub_data = json.loads(match.group(2))
+    hub_data = _next_data(hub)
     hub_data["props"]["pageProps"]["listData"] = {"list": items[:PAGE], "total": n}
     screen = _with_next_data(hub, hub_data).encode()
     listings = ("/announcements", "/announcements/newlisted", "/announcements/delisted")

@@ -12,7 +12,7 @@ import pytest
 from archive.cli import Exit
 from crawler.cli import project_settings
 from crawler.mirror import Mirror, MirrorServer
-from tests.conftest import FAST, FIXTURES, annals
+from tests.helpers import FAST, FIXTURES, annals
 from tests.hostile import Refusing, Window, article_paths, retried, start_crawl, wait_for
 from tests.test_crawl_gate import article_ids_with_pages, query, unblock
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from archive.store import Store
 from crawler.sources import bybit, gate, gate_square, okx
-from tests.conftest import FIXTURES, rows
+from tests.helpers import FIXTURES, rows
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 

@@ -7,8 +7,7 @@ import pytest
 from crawler.backoff import HostBackoff, backoff_wait
 from crawler.blocks import classify, retry_after
 from crawler.spiders.api import BybitAnnouncementsSpider, OkxAnnouncementsSpider
-from tests.conftest import FIXTURES
-from tests.helpers import annals_crawler
+from tests.helpers import FIXTURES, annals_crawler
 
 HTML = {"content-type": "text/html"}
 

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from archive.cli import Exit, app
 from archive.db import head_revision
 from archive.store import Store
-from tests.conftest import rows
+from tests.helpers import rows
 
 runner = CliRunner()
 

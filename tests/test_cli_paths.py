@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from archive.cli import Exit, app
 from archive.db import open_archive, resolve_url
 from archive.store import Store
-from tests.conftest import FAST, PostgresServer, RecordFactory, annals, crawl
+from tests.helpers import FAST, PostgresServer, RecordFactory, annals, crawl
 
 runner = CliRunner()
 

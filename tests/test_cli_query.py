@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from archive.cli import TABLE_ROWS, Exit, app
-from tests.conftest import rows
+from tests.helpers import rows
 
 runner = CliRunner()
 

@@ -12,7 +12,7 @@ from archive.copy import ORDER, copy_archive
 from archive.db import open_archive, resolve_url
 from archive.records import Link, Quarantined, RawResponse
 from archive.store import Store
-from tests.conftest import PostgresServer, RecordFactory, rows
+from tests.helpers import PostgresServer, RecordFactory, rows
 
 pytestmark = pytest.mark.postgres
 

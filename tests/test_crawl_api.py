@@ -25,7 +25,7 @@ from archive.normalize import format_time, utcnow
 from crawler.cli import DEMO_SPIDERS, MIRRORS
 from crawler.mirror import Mirror, MirrorServer, Route
 from crawler.spiders import api
-from tests.conftest import FAST, FIXTURES, annals, crawl
+from tests.helpers import FAST, FIXTURES, annals, crawl
 from tests.test_crawl_gate import query
 
 pytestmark = pytest.mark.e2e

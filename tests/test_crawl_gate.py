@@ -16,7 +16,7 @@ from archive.cli import Exit
 from archive.db import open_archive, resolve_url
 from archive.normalize import format_time, utcnow
 from crawler.mirror import Mirror, Route
-from tests.conftest import FIXTURES, annals, crawl, crawl_lock_held
+from tests.helpers import FIXTURES, annals, crawl, crawl_lock_held
 
 pytestmark = pytest.mark.e2e
 

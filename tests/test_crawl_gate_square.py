@@ -9,7 +9,7 @@ import pytest
 
 from archive.cli import Exit
 from crawler.mirror import Route
-from tests.conftest import FIXTURES, annals, crawl
+from tests.helpers import FIXTURES, annals, crawl
 from tests.test_crawl_gate import query
 
 pytestmark = pytest.mark.e2e

@@ -17,7 +17,7 @@ from archive.cli import app
 from archive.normalize import format_time
 from archive.records import Identity, Link, Record, Removed
 from archive.store import Store
-from tests.conftest import FIXTURES
+from tests.helpers import FIXTURES
 
 GOLDEN = FIXTURES / "export"
 SEEN = datetime(2026, 6, 1, 8, 0, tzinfo=UTC)

@@ -15,7 +15,7 @@ from archive.db import open_archive, resolve_url
 from archive.export import Filters, export_parquet
 from archive.records import Link
 from archive.store import Store
-from tests.conftest import RecordFactory
+from tests.helpers import RecordFactory
 
 pq = pytest.importorskip("pyarrow.parquet", reason="the parquet extra is not installed")
 runner = CliRunner()

@@ -20,7 +20,7 @@ from archive.records import Quarantined, RawResponse
 from archive.store import Store
 from crawler.mirror import Mirror, MirrorServer, Route
 from crawler.synthetic import generate
-from tests.conftest import FAST, FIXTURES, annals, crawl
+from tests.helpers import FAST, FIXTURES, annals, crawl
 from tests.test_crawl_gate import query, unblock
 
 pytestmark = pytest.mark.e2e

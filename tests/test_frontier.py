@@ -26,8 +26,7 @@ from crawler.mirror import Mirror, MirrorServer
 from crawler.sources.gate import ListItem
 from crawler.spiders.gate import GateAnnouncementsSpider
 from crawler.synthetic import generate
-from tests.conftest import PostgresServer, crawl, rows
-from tests.helpers import annals_crawler
+from tests.helpers import PostgresServer, annals_crawler, crawl, rows
 from tests.test_postgres import content
 
 REDIS = os.environ.get("ANNALS_TEST_REDIS", "redis://127.0.0.1:6379/15")

@@ -21,7 +21,7 @@ from archive.normalize import TimeParseError
 from archive.records import ParseError
 from crawler.sources import binance, bitget, bybit, gate, gate_square, kucoin, okx
 from crawler.sources.parsing import EnvelopeError
-from tests.conftest import FIXTURES
+from tests.helpers import FIXTURES
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 ALLOWED = (ParseError, EnvelopeError)

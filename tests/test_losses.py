@@ -21,7 +21,7 @@ from crawler.cli import exit_code
 from crawler.extensions import LOSSES, decide_status
 from crawler.mirror import Mirror, MirrorServer, Route
 from crawler.sources import gate
-from tests.conftest import FIXTURES, crawl
+from tests.helpers import FIXTURES, crawl
 from tests.test_crawl_api import LIST_PATHS, runs
 from tests.test_crawl_gate import query, unblock
 from tests.test_parse_gate_square import without_the_first_post_id

@@ -14,8 +14,7 @@ from archive.db import make_engine, open_archive
 from archive.store import Store
 from crawler.sources import bitget, kucoin
 from crawler.spiders.api import BitgetAnnouncementsSpider, KucoinAnnouncementsSpider
-from tests.conftest import FIXTURES, mirror_answer
-from tests.helpers import drain, feed, records, requests, spider_on
+from tests.helpers import FIXTURES, drain, feed, mirror_body, records, requests, spider_on
 
 RECORDED = 10  # KuCoin's mirror pages were recorded at this size
 KUCOIN = FIXTURES / "kucoin"
@@ -41,7 +40,7 @@ def kucoin_spider(db: Path) -> KucoinAnnouncementsSpider:
 
 def first_page(spider: KucoinAnnouncementsSpider, body: bytes | None = None) -> list:
     (request,) = drain(spider.start())
-    return feed(request, body or mirror_answer(KUCOIN, request.meta["annals_url"]))
+    return feed(request, body or mirror_body(KUCOIN, request.meta["annals_url"]))
 
 
 def next_url(output: list) -> str | None:
@@ -105,7 +104,7 @@ def test_after_a_broken_crawl_known_pages_are_walked_back_to_the_last_complete_o
 
 
 def test_an_old_pinned_item_on_top_does_not_end_the_repair_walk(db):
-    page = json.loads(mirror_answer(KUCOIN, kucoin.SOURCE.list_url(1, size=RECORDED)))
+    page = json.loads(mirror_body(KUCOIN, kucoin.SOURCE.list_url(1, size=RECORDED)))
     items = page["data"]["items"]
     last = datetime.fromtimestamp(items[-1]["cTime"] / 1000, UTC)
     # The last complete crawl started a day before the page's last item; an announcement
@@ -133,7 +132,7 @@ def bitget_window(end_time: int | None, db: Path) -> list:
     (request,) = drain(spider.start())
     if end_time is not None:
         request = spider.list_request(request.cb_kwargs["listing"], 1, {"end_time": end_time})
-    return feed(request, mirror_answer(BITGET, request.meta["annals_url"]))
+    return feed(request, mirror_body(BITGET, request.meta["annals_url"]))
 
 
 def test_bitget_asks_the_window_that_ends_at_the_last_item_of_the_page(db):

@@ -18,7 +18,7 @@ from archive.normalize import (
     normalize_text,
     parse_time,
 )
-from tests.conftest import FIXTURES
+from tests.helpers import FIXTURES
 
 
 def _gate_detail(name: str) -> dict:

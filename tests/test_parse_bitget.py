@@ -12,7 +12,7 @@ from archive.normalize import classify_event, extract_symbols, format_time
 from archive.records import ParseError
 from crawler.sources import bitget
 from crawler.sources.parsing import EnvelopeError, ListPage
-from tests.conftest import FIXTURES, mirror_file
+from tests.helpers import FIXTURES, mirror_file
 
 MIRROR = FIXTURES / "bitget"
 FETCHED = datetime(2026, 6, 18, 17, 0, tzinfo=UTC)

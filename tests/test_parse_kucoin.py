@@ -12,7 +12,7 @@ from archive.normalize import classify_event, extract_symbols, format_time
 from archive.records import ParseError
 from crawler.sources import kucoin
 from crawler.sources.parsing import EnvelopeError, ListPage
-from tests.conftest import FIXTURES, mirror_answer, mirror_file
+from tests.helpers import FIXTURES, mirror_body, mirror_file
 
 MIRROR = FIXTURES / "kucoin"
 FETCHED = datetime(2026, 6, 18, 17, 0, tzinfo=UTC)
@@ -131,10 +131,10 @@ def test_the_mirror_answers_the_production_page_size_in_order():
         for item in json.loads((MIRROR / f"announcements_p{n}.json").read_text())["data"]["items"]
     ]
     url = kucoin.SOURCE.list_url(1)  # pageSize=50, more than the mirror holds
-    answer = json.loads(mirror_answer(MIRROR, url))["data"]
+    answer = json.loads(mirror_body(MIRROR, url))["data"]
     assert answer["items"] == recorded
     assert (answer["currentPage"], answer["pageSize"], answer["totalPage"]) == (1, 50, 1)
-    page = kucoin.SOURCE.parse_list(mirror_answer(MIRROR, url), url)
+    page = kucoin.SOURCE.parse_list(mirror_body(MIRROR, url), url)
     assert (len(page.records), page.has_more) == (len(recorded), False)
     assert "lang=zh_HK" in kucoin.SOURCE.list_url(1, language="zh")
 

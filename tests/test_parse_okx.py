@@ -12,7 +12,7 @@ from archive.normalize import classify_event, extract_symbols, format_time
 from archive.records import ParseError
 from crawler.sources import okx
 from crawler.sources.parsing import EnvelopeError, ListPage
-from tests.conftest import FIXTURES, mirror_file
+from tests.helpers import FIXTURES, mirror_file
 
 MIRROR = FIXTURES / "okx"
 FETCHED = datetime(2026, 6, 20, 12, 0, tzinfo=UTC)

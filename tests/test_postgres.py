@@ -22,7 +22,7 @@ from archive.cli import Exit, app
 from archive.db import head_revision, make_engine, open_archive, resolve_url
 from archive.models import SQLModel
 from archive.store import ArchiveBusyError, Store
-from tests.conftest import PostgresServer, annals, crawl, crawl_lock_held, rows
+from tests.helpers import PostgresServer, annals, crawl, crawl_lock_held, rows
 from tests.test_crawl_gate import unblock
 
 pytestmark = pytest.mark.postgres

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from archive.cli import Exit, app
 from archive.rederive import rederive
 from archive.store import Store
-from tests.conftest import RecordFactory, rows
+from tests.helpers import RecordFactory, rows
 
 runner = CliRunner()
 

@@ -25,7 +25,7 @@ import pytest
 from archive.cli import Exit
 from crawler.mirror import Mirror, MirrorServer, Route
 from crawler.sources import gate
-from tests.conftest import FAST, FIXTURES, crawl
+from tests.helpers import FAST, FIXTURES, crawl
 from tests.test_crawl_api import EXCHANGES, LIST_PATHS
 from tests.test_faults import steady_content
 

@@ -20,7 +20,7 @@ from crawler.spiders.api import (
 )
 from crawler.spiders.gate import GateAnnouncementsSpider
 from crawler.spiders.gate_square import GateSquareSpider
-from tests.conftest import FIXTURES, rows
+from tests.helpers import FIXTURES, rows
 
 FETCHED = datetime(2026, 6, 1, tzinfo=UTC)
 

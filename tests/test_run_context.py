@@ -20,8 +20,7 @@ from crawler.middlewares import BlockMiddleware
 from crawler.pipelines import ArchivePipeline
 from crawler.settings import MissingSettingsError
 from crawler.spiders.gate import GateAnnouncementsSpider
-from tests.conftest import rows
-from tests.helpers import annals_crawler, project_settings
+from tests.helpers import annals_crawler, project_settings, rows
 
 
 def test_the_run_context_and_the_backoff_are_the_crawlers_extensions():

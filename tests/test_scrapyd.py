@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import FAST
+from tests.helpers import FAST
 from tests.test_crawl_gate import query, unblock
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]

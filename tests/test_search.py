@@ -19,7 +19,7 @@ from archive.db import make_engine, open_archive, resolve_url, upgrade
 from archive.export import Filters
 from archive.models import TABLES
 from archive.store import Store
-from tests.conftest import PostgresServer, RecordFactory, rows
+from tests.helpers import PostgresServer, RecordFactory, rows
 
 runner = CliRunner()
 

@@ -14,7 +14,7 @@ import pytest
 
 from archive.cli import Exit
 from crawler.mirror import Mirror, Route
-from tests.conftest import FAST
+from tests.helpers import FAST
 from tests.hostile import Gate, Hanging, article_paths, start_crawl, wait_for
 from tests.test_crawl_gate import query, unblock
 

@@ -15,7 +15,7 @@ from archive import normalize
 from archive.db import make_engine, resolve_url
 from archive.records import Identity, Link, Quarantined, RawResponse, Removed
 from archive.store import ArchiveBusyError, Store
-from tests.conftest import json_at, rows
+from tests.helpers import json_at, rows
 
 
 def test_unchanged_content_saved_twice_gives_one_version(store: Store, engine, make_record):

@@ -99,10 +99,7 @@ def _list_record(entry: Mapping[str, Any], language: str) -> Record:
     for catalog in catalogs:
         if catalog.get("catalogId") not in catalog_ids:
             catalog_ids.append(catalog.get("catalogId"))
-    extra: dict[str, Any] = {"catalog_id": catalog_id, "catalog_ids": catalog_ids}
-    for field, key in (("id", "article_id"), ("type", "type")):
-        if article.get(field) is not None:
-            extra[key] = article[field]
+    extra = {"catalog_id": catalog_id, "catalog_ids": catalog_ids, **_kept(article, _LIST_EXTRA)}
     return SOURCE.announcement(
         language,
         code,
@@ -141,10 +138,7 @@ def _detail(data: Mapping[str, Any], url: str, language: str, listed: Record | N
     for seen in reversed(_detail_catalog_ids(detail)):
         if seen not in catalog_ids:
             catalog_ids.insert(0, seen)
-    extra: dict[str, Any] = {"catalog_id": catalog_id, "catalog_ids": catalog_ids}
-    for field, key in _DETAIL_EXTRA:
-        if detail.get(field) is not None:
-            extra[key] = detail[field]
+    extra = {"catalog_id": catalog_id, "catalog_ids": catalog_ids, **_kept(detail, _DETAIL_EXTRA)}
     risk_html, _ = nodetree.body_html(detail.get("riskWarning"), url)
     if risk_html:
         extra["risk_warning"] = html_to_text(risk_html)
@@ -169,11 +163,13 @@ def _article_url(code: str, language: str = "en") -> str:
     return SOURCE.article_url.format(locale=SOURCE.api_language(language), code=code)
 
 
-# Detail fields kept as they are (never versioned): counters, SEO text, Binance's own
-# version number, and the 2026 answer's pairs/contentJson/footer (null when recorded).
+# (field, extra key): list fields kept as they are in `extra`.
+_LIST_EXTRA = (("id", "article_id"), ("type", "type"))
+# Detail fields kept as they are (never versioned): the list's, counters, SEO text,
+# Binance's own version number, and the 2026 answer's pairs/contentJson/footer (null when
+# recorded).
 _DETAIL_EXTRA = (
-    ("id", "article_id"),
-    ("type", "type"),
+    *_LIST_EXTRA,
     ("articleType", "article_type"),
     ("disclaimer", "disclaimer"),
     ("version", "version"),
@@ -192,6 +188,11 @@ _CATALOG_KEYS = (
     ("secondCatalogId", "secondCatalogName"),
     ("thirdCatalogId", "thirdCatalogName"),
 )
+
+
+def _kept(data: Mapping[str, Any], fields: tuple[tuple[str, str], ...]) -> dict[str, Any]:
+    """The `fields` the answer holds (not null), under their `extra` keys."""
+    return {key: data[field] for field, key in fields if data.get(field) is not None}
 
 
 def _detail_catalog_ids(detail: Mapping[str, Any]) -> list[Any]:

@@ -25,19 +25,17 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from archive.normalize import format_time
 from archive.records import ParseError, Record
-from archive.urls import url_parts
 from crawler.sources.contract import Envelope, Items, PageNumbers, Source
 from crawler.sources.parsing import (
     Category,
-    UnusableItemError,
     first_time,
     int_or_none,
+    iso_time_or_none,
     need,
+    need_url,
     split_body,
     text_or_none,
-    time_or_none,
 )
 
 # published_at: when the announcement went out, else the author's date (both documented).
@@ -63,10 +61,9 @@ def _items(data: Mapping[str, Any], url: str) -> Items:
 
 
 def _record(item: Mapping[str, Any], language: str) -> Record:
-    url = text_or_none(item.get("url"))
-    external_id = _external_id(url) if url else None
-    if not url or not external_id:
-        raise UnusableItemError(f"no article URL ({item.get('url')!r})")
+    url, segment = need_url(item, "url")
+    uid = _UID.search(segment)
+    external_id = uid.group(1).lower() if uid else segment
     title = need(item, "title", external_id)
     published_at, time_source = first_time(item, _TIMES, external_id)
     kind: Mapping[str, Any] = item["type"] if isinstance(item.get("type"), Mapping) else {}
@@ -78,9 +75,9 @@ def _record(item: Mapping[str, Any], language: str) -> Record:
     }
     for name, fields in _EXTRA_TIMES:
         value = next((item[f] for f in fields if item.get(f) is not None), None)
-        moment = time_or_none(value)
+        moment = iso_time_or_none(value)
         if moment is not None:
-            extra[name] = format_time(moment)
+            extra[name] = moment
     tags: list[Any] = item["tags"] if isinstance(item.get("tags"), list) else []
     body_html, body_text = split_body(item.get("description"))
     return SOURCE.announcement(
@@ -95,15 +92,6 @@ def _record(item: Mapping[str, Any], language: str) -> Record:
         tags=[t for t in (text_or_none(tag) for tag in tags) if t],
         extra=extra,
     )
-
-
-def _external_id(url: str) -> str | None:
-    parts = url_parts(url)
-    segments = [s for s in parts.path.split("/") if s] if parts else []
-    if not segments:
-        return None
-    uid = _UID.search(segments[-1])
-    return uid.group(1).lower() if uid else segments[-1]
 
 
 SOURCE = Source(

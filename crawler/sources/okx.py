@@ -22,18 +22,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from archive.normalize import format_time
 from archive.records import ParseError, Record
-from archive.urls import url_parts
 from crawler.sources.contract import Envelope, Items, PageNumbers, Source
 from crawler.sources.parsing import (
     Category,
-    UnusableItemError,
     first_time,
     int_or_none,
+    iso_time_or_none,
     need,
+    need_url,
     text_or_none,
-    time_or_none,
 )
 
 # published_at: the first publication, else the time the page shows (both documented).
@@ -55,26 +53,17 @@ def _items(data: Mapping[str, Any], url: str) -> Items:
 
 
 def _record(item: Mapping[str, Any], language: str) -> Record:
-    url = text_or_none(item.get("url"))
-    slug = _slug(url) if url else None
-    if not url or not slug:
-        raise UnusableItemError(f"no article URL ({item.get('url')!r})")
+    url, slug = need_url(item, "url")
     title = need(item, "title", slug)
     published_at, time_source = first_time(item, _TIMES, slug)
     ann_type = text_or_none(item.get("annType"))
     extra: dict[str, Any] = {"ann_type": ann_type, "time_source": time_source}
-    business = time_or_none(item.get("businessPTime"))
+    business = iso_time_or_none(item.get("businessPTime"))
     if business is not None:
-        extra["business_ptime"] = format_time(business)
+        extra["business_ptime"] = business
     return SOURCE.announcement(
         language, slug, url, title=title, published_at=published_at, category=ann_type, extra=extra
     )
-
-
-def _slug(url: str) -> str | None:
-    parts = url_parts(url)
-    segments = [s for s in parts.path.split("/") if s] if parts else []
-    return segments[-1] if segments else None
 
 
 SOURCE = Source(

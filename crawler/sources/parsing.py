@@ -17,8 +17,9 @@ from typing import Any
 
 import orjson
 
-from archive.normalize import TimeParseError, parse_time
+from archive.normalize import TimeParseError, format_time, parse_time
 from archive.records import ParseError, Record
+from archive.urls import url_parts
 
 logger = logging.getLogger(__name__)
 
@@ -134,6 +135,13 @@ def time_or_none(value: Any) -> datetime | None:
         return None
 
 
+def iso_time_or_none(value: Any) -> str | None:
+    """A time field as `extra` keeps it (ISO, UTC, as archive.normalize writes times), or
+    None when it does not read as a time."""
+    moment = time_or_none(value)
+    return format_time(moment) if moment is not None else None
+
+
 def int_or_none(value: Any) -> int | None:
     if isinstance(value, bool):
         return None
@@ -197,6 +205,17 @@ def need(item: Mapping[str, Any], name: str, ref: str | None = None) -> str:
     if not text:
         raise UnusableItemError(f"{ref}: no {name}" if ref else f"no {name}")
     return text
+
+
+def need_url(item: Mapping[str, Any], name: str) -> tuple[str, str]:
+    """An item's article URL and the URL's last path segment (the slug or id the page's
+    address ends in), or UnusableItemError when it has no URL with a path."""
+    url = text_or_none(item.get(name))
+    parts = url_parts(url) if url else None
+    segments = [s for s in parts.path.split("/") if s] if parts else []
+    if not url or not segments:
+        raise UnusableItemError(f"no article URL ({item.get(name)!r})")
+    return url, segments[-1]
 
 
 def first_time(item: Mapping[str, Any], fields: tuple[str, ...], ref: str) -> tuple[datetime, str]:

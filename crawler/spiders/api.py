@@ -179,13 +179,10 @@ class ApiAnnouncementsSpider(AnnalsSpider):
         url = self.real_url(response)
         try:
             result = self.facts.parse_list(response.body, url, listing.language)
-        except EnvelopeError as exc:
-            async for item in self.envelope_failed(response, exc):
+        except (EnvelopeError, ParseError) as exc:
+            async for item in self.refused(response, exc):
                 yield item
             return  # a refused page says nothing about the pages after it
-        except ParseError as exc:
-            yield self.quarantine(response, exc.reason)
-            return
         for quarantined in self.unusable(response, result.unusable):
             yield quarantined
         if not result.unusable and not result.records and page == 1 and not window:
@@ -206,10 +203,7 @@ class ApiAnnouncementsSpider(AnnalsSpider):
                 if self.wants(key, known.get(key), record.title):
                     yield self.detail_request(record, known.get(key))
                 continue
-            record.raw = raw
-            record.seen_at = raw.fetched_at
-            self.mark_seen(key)
-            yield record
+            yield self.archived(record, raw)
         logger.info(
             "%s %s, page %s: %d items, %d not yet in this run, %d new",
             self.name,
@@ -259,19 +253,24 @@ class ApiAnnouncementsSpider(AnnalsSpider):
         raw = self.raw(response)
         try:
             record = self.facts.parse_detail(response.body, raw.url, listed.language, listed)
-        except EnvelopeError as exc:
-            async for item in self.envelope_failed(response, exc):
+        except (EnvelopeError, ParseError) as exc:
+            async for item in self.refused(response, exc):
                 yield item
             return
-        except ParseError as exc:
-            yield self.quarantine(response, exc.reason)
-            return
-        record.raw = raw
-        record.seen_at = raw.fetched_at
-        self.mark_seen(record.identity)
-        yield record
+        yield self.archived(record, raw)
 
     # --- failures ---------------------------------------------------------------------------
+
+    async def refused(
+        self, response: Response, exc: EnvelopeError | ParseError
+    ) -> AsyncIterator[scrapy.Request | Quarantined]:
+        """An answer the source's parser refused: a failure envelope (envelope_failed), or
+        one that does not parse, quarantined."""
+        if isinstance(exc, EnvelopeError):
+            async for item in self.envelope_failed(response, exc):
+                yield item
+        else:
+            yield self.quarantine(response, exc.reason)
 
     async def envelope_failed(
         self, response: Response, exc: EnvelopeError

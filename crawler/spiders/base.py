@@ -209,10 +209,15 @@ class AnnalsSpider(scrapy.Spider):
             logger.warning("could not parse %s: %s (kept in quarantine)", raw.url, exc.reason)
             yield Quarantined(raw.url, self.name, exc.reason, raw, raw.fetched_at)
             return
+        yield self.archived(record, raw)
+
+    def archived(self, record: Record, raw: RawResponse) -> Record:
+        """`record` as it is archived from the answer `raw`: with its bytes, seen when they
+        were fetched, and marked seen in this run."""
         record.raw = raw
         record.seen_at = raw.fetched_at
         self.mark_seen(record.identity)
-        yield record
+        return record
 
     def fetch_failed(self, failure: Failure) -> None:
         """Errback: what could not be fetched is counted under its reason and said once,
