@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Callable, Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -185,6 +185,39 @@ def test_the_list_endpoint_stops_at_a_page_that_brings_nothing_new(archive, spid
     archive[1].write([gate.listed_record(item) for item in first])
     pages = walk_list_endpoint(spider_for(GateAnnouncementsSpider), mirror)
     assert pages == [[]]  # page 1 all known (and not due): no article, no page 2
+
+
+def test_an_old_pinned_item_on_top_does_not_end_a_repair_walk_of_the_list_endpoint(
+    archive, spider_for, mirror
+):
+    page = json.loads((FIXTURES / "list_article_p1.json").read_bytes())
+    items = page["data"]["list"]
+    last = datetime.fromtimestamp(int(items[-1]["release_timestamp"]), UTC)
+    # The last complete crawl started a day before the page's last item; an announcement
+    # from a month before that is pinned on top of the newest ones.
+    resume = last - timedelta(days=1)
+    pinned = int((resume - timedelta(days=30)).timestamp())
+    items[0]["release_timestamp"], items[0]["created_t"] = str(pinned), pinned
+    body = json.dumps(page).encode()
+    mirror.prepend(
+        Route("POST", gate.SOURCE.list_path, content=body,
+              headers={"Content-Type": "application/json"})
+    )  # fmt: skip
+    store = archive[1]
+    listed = gate.parse_list_api(body, gate.SOURCE.origin + gate.SOURCE.list_path).items
+    store.write([gate.listed_record(item) for item in listed])  # page 1 all known
+    done = store.start_run(GateAnnouncementsSpider.name, started_at=resume)
+    store.finish_run(done, "finished", {})
+    broken = store.start_run(GateAnnouncementsSpider.name)
+    store.finish_run(broken, "failed", {})
+    spider = spider_for(GateAnnouncementsSpider)
+    spider.run.start(spider.name)
+
+    pages = walk_list_endpoint(spider, mirror)
+
+    # Page 1 reaches back to its last item, newer than the resume point: page 2 is asked
+    # (it repeats page 1 here, brings nothing unseen, and ends the walk).
+    assert len(pages) == 2
 
 
 def test_an_empty_first_page_of_the_list_endpoint_is_quarantined(spider_for, mirror):

@@ -151,10 +151,11 @@ class GateAnnouncementsSpider(AnnalsSpider):
                 yield self.empty_first_page(response, "list endpoint answered no items on page 1")
             return  # past the last page
         new = yield from self.schedule(listing.items, self.raw(response))
-        dates = [i.published_at for i in listing.items if i.published_at is not None]
         unseen = len({i.external_id for i in listing.items} - self._listed)
         self._listed.update(i.external_id for i in listing.items)
-        if self.keep_paging(new, unseen, min(dates, default=None)):
+        # How far back the page reaches: its last item, as the list is newest first (an
+        # old announcement pinned on top would end a repair walk early if its date counted).
+        if self.keep_paging(new, unseen, listing.items[-1].published_at):
             yield self.list_page(page + 1, language)
 
     def list_api_failed(self, failure: Failure) -> Iterator[Any]:
