@@ -13,11 +13,12 @@ reading the items and dating the next page are written here once, for every sour
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, TypedDict, Unpack
-from urllib.parse import parse_qs, urlencode, urlsplit
+from typing import Any, Literal, Protocol, TypedDict, Unpack
+from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 from archive.records import Link, ParseError, Record
 from crawler.sources.parsing import (
@@ -34,6 +35,23 @@ from crawler.sources.parsing import (
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 QueryPart = Literal["language", "category", "paging"]  # the parts of a list request's query
+
+
+class Checks(Protocol):
+    """What a source's answers are checked with before their items are read."""
+
+    def check(self, data: Any, url: str) -> None:
+        """ParseError when the answer is not the source's shape; EnvelopeError when it
+        says failure (rate_limited when it means "slow down")."""
+
+
+@dataclass(frozen=True)
+class Bare:
+    """Answers with no envelope (a bare list, or the list's own object): nothing to check
+    here; the source's `items` refuses a wrong shape."""
+
+    def check(self, data: Any, url: str) -> None:
+        return None
 
 
 @dataclass(frozen=True)
@@ -107,17 +125,19 @@ class TimeWindows:
     the walk always moves; an empty page ends it.
     """
 
-    start: str
+    start: str | None  # None: the API takes only an end, a cursor (Deribit, Bitfinex)
     end: str
+    size: str | None = None  # the query parameter of the page size, where it takes one
 
     def query(self, page: int, size: int, window: Mapping[str, int]) -> dict[str, int]:
         if page != 1:
             raise ValueError("this source pages by time window: use next_window, not page numbers")
-        names = {"start_time": self.start, "end_time": self.end}
+        names = {"end_time": self.end} | ({"start_time": self.start} if self.start else {})
         unknown = set(window) - set(names)
         if unknown:
-            raise ValueError(f"a time window has start_time and end_time, not {unknown}")
-        return {names[key]: window[key] for key in names if window.get(key) is not None}
+            raise ValueError(f"a time window here has {', '.join(names)}, not {unknown}")
+        sized = {self.size: size} if self.size and size else {}
+        return {names[key]: window[key] for key in names if window.get(key) is not None} | sized
 
     @staticmethod
     def next_window(
@@ -139,6 +159,22 @@ class TimeWindows:
                 return None
             following["start_time"] = start
         return following
+
+
+@dataclass(frozen=True)
+class OnePage:
+    """One answer holds the whole list (Crypto.com, Bithumb): no page numbers; `size` is
+    the query parameter of how many items it answers, where it takes one."""
+
+    size: str | None = None
+
+    def query(self, page: int, size: int, window: Mapping[str, int]) -> dict[str, int]:
+        if page != 1 or window:
+            raise ValueError("this source answers its whole list on one page")
+        return {self.size: size} if self.size and size else {}
+
+
+Paging = PageNumbers | TimeWindows | OnePage
 
 
 @dataclass(frozen=True)
@@ -168,11 +204,13 @@ class Fields(TypedDict, total=False):
 @dataclass(frozen=True)
 class Detail:
     """An article endpoint, for sources whose list lacks the body (Binance): `url` with
-    the article's id in `param`; `parse` turns the envelope's data into the record to
-    archive, given the list record that led there (None when reparsed alone)."""
+    the article's id in the query parameter `param`, or in the URL's path where it holds
+    `{id}` (and `{language}`, the API's language); `parse` turns the envelope's data into
+    the record to archive, given the list record that led there (None when reparsed
+    alone)."""
 
     url: str
-    param: str
+    param: str | None
     parse: Callable[[Any, str, str, Record | None], Record]
 
 
@@ -199,9 +237,12 @@ class Site(Facts):
 class Source(Facts):
     """Everything annals knows about one exchange's JSON announcement list."""
 
-    endpoint: str  # absolute URL of the list endpoint, without query
-    paging: PageNumbers | TimeWindows
-    envelope: Envelope
+    # Absolute URL of the list endpoint, without query. It may hold `{language}` (the
+    # API's language, where `language_in` is "path") and `{category}` (the category
+    # asked, then not sent in the query).
+    endpoint: str
+    paging: Paging
+    envelope: Checks
     items: Callable[[Any, str], Items]  # (envelope data, URL) -> the answer's items
     # (item, language) -> its record, or UnusableItemError saying what it lacks.
     record: Callable[[Mapping[str, Any], str], Record]
@@ -211,11 +252,18 @@ class Source(Facts):
     category_param: str  # the query parameter of a category filter
     # annals' languages -> the API's; sent in the header or query parameter `language_key`.
     languages: dict[str, str]
-    language_in: Literal["header", "query"]
-    language_key: str
+    language_in: Literal["header", "query", "path"]
+    language_key: str  # the header or query parameter; unused where the path holds it
     # Every size a list request may ask (`-a page_size=N`); empty: the API takes no size.
     page_sizes: frozenset[int] = frozenset()
     category_default: str | None = None  # the filter asked when none is (KuCoin's catch-all)
+    # True: the API has no unfiltered list, so a crawl walks every category unless told
+    # which (HTX); False: it walks the unfiltered list.
+    walk_categories: bool = False
+    headers_sent: Mapping[str, str] = field(default_factory=dict)  # on every request
+    # HTTP statuses whose answers are the source's to read, not errors (Kraken's 400
+    # past the last page); `items` says what they hold.
+    answer_statuses: frozenset[int] = frozenset()
     fixed_query: Mapping[str, str] = field(default_factory=dict)  # sent before the rest
     # Where the query's parts go, fixed_query first; the default suits most APIs.
     query_order: tuple[QueryPart, ...] = ("language", "category", "paging")
@@ -242,19 +290,24 @@ class Source(Facts):
             raise ValueError(f"{self.source} has no {language!r} announcements") from None
 
     def language_of(self, url: str) -> str:
-        """annals' language of a list or detail URL: read from the query where the API
-        takes it there; where a header chooses it, which a stored answer does not keep,
-        the first language."""
+        """annals' language of a list or detail URL: read from the query or the path where
+        the API takes it there; where a header chooses it, which a stored answer does not
+        keep, the first language."""
         first = next(iter(self.languages))
         if self.language_in == "header":
             return first
-        given = parse_qs(urlsplit(url).query).get(self.language_key) or [""]
-        return next((ours for ours, theirs in self.languages.items() if theirs == given[0]), first)
+        if self.language_in == "path":
+            given = urlsplit(url).path.split("/")
+        else:
+            given = (parse_qs(urlsplit(url).query).get(self.language_key) or [""])[:1]
+        return next((ours for ours, theirs in self.languages.items() if theirs in given), first)
 
     def headers(self, language: str = "en") -> dict[str, str]:
-        """Headers a request needs: the language, where the API picks it by a header."""
+        """Headers a request needs: the source's own, and the language where the API
+        picks it by a header."""
         api = self.api_language(language)
-        return {self.language_key: api} if self.language_in == "header" else {}
+        chosen = {self.language_key: api} if self.language_in == "header" else {}
+        return dict(self.headers_sent) | chosen
 
     def list_url(
         self,
@@ -270,24 +323,31 @@ class Source(Facts):
         the production size). A header-chosen language is not in the URL: send `headers`."""
         api = self.api_language(language)
         filtered = category or self.category_default
+        in_path = "{category}" in self.endpoint
         parts: dict[QueryPart, Mapping[str, str | int]] = {
             "language": {self.language_key: api} if self.language_in == "query" else {},
-            "category": {self.category_param: filtered} if filtered else {},
+            "category": {self.category_param: filtered} if filtered and not in_path else {},
             "paging": self.paging.query(page, self.check_page_size(size), window),
         }
         query: dict[str, str | int] = dict(self.fixed_query)
         for part in self.query_order:
             query |= parts[part]
-        return f"{self.endpoint}?{urlencode(query)}"
+        endpoint = _fill(self.endpoint, language=api, category=filtered or "")
+        return f"{endpoint}?{urlencode(query)}" if query else endpoint
 
-    def detail_url(self, external_id: str) -> str:
+    def detail_url(self, external_id: str, language: str = "en") -> str:
         """The detail request of one article (sources with a `detail` endpoint only)."""
         if self.detail is None:
             raise ValueError(f"{self.source} has no detail endpoint")
-        return f"{self.detail.url}?{urlencode({self.detail.param: external_id})}"
+        url = _fill(self.detail.url, id=external_id, language=self.api_language(language))
+        if self.detail.param is None:
+            return url
+        return f"{url}?{urlencode({self.detail.param: external_id})}"
 
     def is_detail(self, url: str) -> bool:
-        return self.detail is not None and urlsplit(url).path == urlsplit(self.detail.url).path
+        if self.detail is None:
+            return False
+        return _path_pattern(self.detail.url).fullmatch(urlsplit(url).path) is not None
 
     def parse_list(self, body: bytes | str, url: str, language: str = "en") -> ListPage:
         """One list answer: a record per usable item, newest first as given, and what the
@@ -325,6 +385,20 @@ class Source(Facts):
             url=url,
             **fields,
         )
+
+
+def _fill(template: str, **values: str) -> str:
+    """`template` with its `{name}` parts replaced by `values`, each quoted as one path
+    segment (a template without braces is returned as it is)."""
+    if "{" not in template:
+        return template
+    return template.format(**{name: quote(value, safe="") for name, value in values.items()})
+
+
+def _path_pattern(template: str) -> re.Pattern[str]:
+    """The paths a URL template's path stands for: each `{name}` one segment."""
+    parts = re.split(r"\{\w+\}", urlsplit(template).path)
+    return re.compile("[^/]+".join(map(re.escape, parts)))
 
 
 def _object(item: Any) -> Mapping[str, Any]:

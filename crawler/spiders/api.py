@@ -83,6 +83,12 @@ class ApiAnnouncementsSpider(AnnalsSpider):
     args: ApiArguments
     facts: ClassVar[Source]  # the exchange's facts and parsers
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        facts: Source | None = cls.__dict__.get("facts")
+        if facts is not None:  # the source's first language: Korean for Upbit's feed
+            cls.default_languages = (next(iter(facts.languages)),)
+
     @classmethod
     def describe_arguments(cls) -> list[tuple[str, str, str]]:
         """The arguments, with what this source takes: its languages, category keys and
@@ -120,7 +126,8 @@ class ApiAnnouncementsSpider(AnnalsSpider):
         self.page_size = source.check_page_size(size) if size is not None else None
         _check_known(self.name, "languages", self.languages, source.languages)
         _check_known(self.name, "categories", list(self.args.categories), source.categories)
-        self.categories: list[str | None] = list(self.args.categories) or [None]
+        every: list[str | None] = list(source.categories) if source.walk_categories else [None]
+        self.categories: list[str | None] = list(self.args.categories) or every
         self.details = source.detail is not None
         # Identities listed in this run: each is archived or fetched once per run.
         self._listed: set[Identity] = set()
@@ -171,6 +178,7 @@ class ApiAnnouncementsSpider(AnnalsSpider):
             # The navigator never asks twice on purpose, and some sources pick the
             # language by header, so one URL may rightly be asked once per language.
             dont_filter=True,
+            meta={"handle_httpstatus_list": sorted(self.facts.answer_statuses)},
         )
 
     async def parse_list(
@@ -234,7 +242,7 @@ class ApiAnnouncementsSpider(AnnalsSpider):
 
     def detail_request(self, listed: Record, known: Known | None) -> scrapy.Request:
         return self.request(
-            self.facts.detail_url(listed.external_id),
+            self.facts.detail_url(listed.external_id, listed.language),
             self.parse_detail,
             headers=self.facts.headers(listed.language),
             cb_kwargs={"listed": listed, "known": known},
