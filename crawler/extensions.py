@@ -52,7 +52,7 @@ COUNTERS = {
     "too_large": "annals/too_large",  # of the refused: over DOWNLOAD_MAXSIZE
     "invalid_records": "annals/invalid_records",  # of the quarantined: failed validation
     **FAILURES,
-    "errors": "log_count/ERROR",
+    "errors": "annals/errors",  # ERROR log records of this run (ErrorCount)
     "unsent": "annals/unsent",
 }
 
@@ -83,7 +83,7 @@ def decide_status(reason: str, stats: dict[str, Any]) -> str:
         return "interrupted"
     if reason != "finished" or stats.get("annals/archive_error"):
         return "failed"
-    if stats.get("log_count/ERROR") or stats.get("spider_exceptions/count"):
+    if stats.get("annals/errors") or stats.get("spider_exceptions/count"):
         return "failed"
     if any(stats.get(key) for key in FAILURES.values()):
         return "failed"
@@ -96,6 +96,26 @@ def decide_status(reason: str, stats: dict[str, Any]) -> str:
     return "finished"
 
 
+class ErrorCount(logging.Handler):
+    """This run's ERROR log records, as annals/errors.
+
+    Scrapy's own log_count/ERROR cannot tell runs apart: each crawler's LogCounterHandler
+    sits on the root logger and counts every crawler's records, so in `annals crawl
+    --all` one source's error would fail every run of the process. A record that names
+    its spider (Scrapy's do, and annals' spiders') counts for that spider's run only; one
+    that names none (an error no spider can be told from) still counts for every run.
+    """
+
+    def __init__(self, crawler: Crawler) -> None:
+        super().__init__(logging.ERROR)
+        self.crawler = crawler
+
+    def emit(self, record: logging.LogRecord) -> None:
+        spider = getattr(record, "spider", None)
+        if (spider is None or spider is self.crawler.spider) and self.crawler.stats:
+            self.crawler.stats.inc_value("annals/errors")
+
+
 class RunRecorder:
     """The outcome of the run crawler.context.RunContext opened: its status and counters
     on its crawl_runs row, when the spider closes."""
@@ -103,15 +123,21 @@ class RunRecorder:
     def __init__(self, crawler: Crawler) -> None:
         self.crawler = crawler
         self.recorded = False
+        self.errors = ErrorCount(crawler)
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> RunRecorder:
         ext = cls(crawler)
+        crawler.signals.connect(ext.spider_opened, signal=signals.spider_opened)
         crawler.signals.connect(ext.spider_closed, signal=signals.spider_closed)
         return ext
 
+    def spider_opened(self, spider: Spider) -> None:
+        logging.getLogger().addHandler(self.errors)
+
     def spider_closed(self, spider: Spider, reason: str) -> None:
         self.record(reason)
+        logging.getLogger().removeHandler(self.errors)
 
     def record(self, reason: str) -> None:
         """The run's outcome, once: when the spider closes, or earlier when a stop

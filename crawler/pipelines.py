@@ -91,6 +91,7 @@ class ArchivePipeline:
             what,
             type(exc).__name__,
             exc,
+            extra={"spider": self.crawler.spider},
         )
         engine = self.crawler.engine
         if engine is not None:

@@ -695,6 +695,21 @@ def test_rate_limit_envelope_that_persists_ends_the_run_blocked(tmp_path, api_mi
     assert list_hits(mirror, "kucoin") == 2  # the answer and one retry
 
 
+def test_one_sources_failure_fails_its_own_run_only(tmp_path, api_mirror):
+    """Several spiders in one process (as `annals crawl --all` runs them): an error that
+    one of them logs is its run's, not every run's (Scrapy's own error count is shared)."""
+    mirror, url = api_mirror
+    mirror.prepend(Route("GET", LIST_PATHS["kucoin"], status=500, content=b"oops"))
+    db = tmp_path / "annals.db"
+    result = crawl(db, url, "okx_announcements", "kucoin_announcements",
+                   "-s", "RETRY_ENABLED=False")  # fmt: skip
+    assert result.returncode == Exit.FAILED, result.stdout + result.stderr
+    assert runs(db)["kucoin_announcements"][0] == "failed"
+    status, counters = runs(db)["okx_announcements"]
+    assert (status, counters["errors"]) == ("finished", 0)
+    assert set(archived(db, "okx")) == set(mirror_items("okx"))
+
+
 # --- languages, arguments, politeness -------------------------------------------------------
 
 

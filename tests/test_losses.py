@@ -297,7 +297,7 @@ def test_each_loss_makes_a_run_partial(loss):
         ({}, "finished"),
         ({"annals/quarantined": 1}, "partial"),
         ({"annals/quarantined": 1, "annals/blocked": 1}, "blocked"),
-        ({"annals/blocked": 1, "log_count/ERROR": 2}, "failed"),
+        ({"annals/blocked": 1, "annals/errors": 2}, "failed"),
         ({"annals/blocked": 1, "annals/timeouts": 1}, "failed"),
         ({"annals/quarantined": 1, "annals/fetch_errors": 1}, "failed"),
         ({"annals/blocked": 1, "response_received_count": 0}, "blocked"),

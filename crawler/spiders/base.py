@@ -236,7 +236,9 @@ class AnnalsSpider(scrapy.Spider):
             return
         if isinstance(failure.value, HttpError):
             response = failure.value.response
-            logger.error("%s answered HTTP %d: not archived", url, response.status)
+            logger.error(
+                "%s answered HTTP %d: not archived", url, response.status, extra={"spider": self}
+            )
             self.count("fetch_errors")
             return
         if failure.check(DownloadCancelledError):
@@ -253,7 +255,9 @@ class AnnalsSpider(scrapy.Spider):
             return
         if failure.check(DownloadTimeoutError, ConnectTimeout):
             self.count("timeouts")
-        logger.error("could not fetch %s: %s", url, failure.getErrorMessage())
+        logger.error(
+            "could not fetch %s: %s", url, failure.getErrorMessage(), extra={"spider": self}
+        )
         self.count("fetch_errors")
 
     def quarantine(self, response: Response, reason: str) -> Quarantined:
