@@ -17,7 +17,16 @@ from crawler.sources import deepcoin, xt
 from crawler.sources.contract import Source
 from crawler.sources.parsing import ListPage
 from crawler.spiders.api import DeepcoinAnnouncementsSpider, XtAnnouncementsSpider
-from tests.helpers import FIXTURES, mirror_file
+from tests.helpers import (
+    FIXTURES,
+    drain,
+    feed,
+    mirror_body,
+    mirror_file,
+    records,
+    requests,
+    spider_on,
+)
 
 SOURCES = {"xt": xt.SOURCE, "deepcoin": deepcoin.SOURCE}
 SPIDERS = {"xt": XtAnnouncementsSpider, "deepcoin": DeepcoinAnnouncementsSpider}
@@ -283,3 +292,23 @@ def test_a_stored_answer_reparses_to_the_same_records(name):
     body = (mirror(name) / "articles_p1.json").read_bytes()
     raw = RawResponse(url=url, status=200, content_type="application/json", body=body)
     assert SPIDERS[name].parse_snapshot(raw) == source.parse_list(body, url).records
+
+
+# --- the navigator, in process ----------------------------------------------------------------
+
+
+def test_the_spider_asks_page_after_page_with_json_accept_until_next_page_is_null(name, tmp_path):
+    spider = spider_on(SPIDERS[name], tmp_path / "annals.db")
+    spider.run.start(spider.name)
+    (request,) = drain(spider.start())
+    assert request.headers.get("Accept") == b"application/json"
+    assert request.meta["annals_url"] == SOURCES[name].list_url(1)
+
+    first = feed(request, mirror_body(mirror(name), request.meta["annals_url"]))
+    (following,) = requests(first)
+    assert following.meta["annals_url"] == SOURCES[name].list_url(2)
+    assert following.headers.get("Accept") == b"application/json"
+    last = feed(following, mirror_body(mirror(name), following.meta["annals_url"]))
+    assert requests(last) == []  # next_page null: no page 3
+    archived = records(first) + records(last)
+    assert [r.external_id for r in archived] == [str(a["id"]) for a in recorded(name)]

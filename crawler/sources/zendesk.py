@@ -117,8 +117,9 @@ def _items(data: Any, url: str) -> Items:
     """A page's articles, and whether `next_page` names a page after it."""
     if not isinstance(data, Mapping) or not isinstance(data.get("articles"), list):
         error = data.get("error") if isinstance(data, Mapping) else None
-        if error:
-            raise ParseError(url, f"Zendesk error answer: {error} {data.get('description') or ''}")
+        if error:  # {"error": "RecordNotFound", "description": "Not found"}, or an object
+            said = " ".join(str(part) for part in (error, data.get("description")) if part)
+            raise ParseError(url, f"Zendesk error answer: {said}")
         raise ParseError(url, "answer has no articles list")
     articles: list[Any] = data["articles"]
     if "next_page" in data:
