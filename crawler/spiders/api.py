@@ -38,7 +38,7 @@ from scrapy.settings import BaseSettings
 from archive.records import Identity, ParseError, Quarantined, RawResponse, Record
 from archive.store import Known
 from crawler.backoff import host_backoff
-from crawler.sources import binance, bitget, bybit, kucoin, okx
+from crawler.sources import binance, bitget, bybit, deepcoin, kucoin, okx, xt
 from crawler.sources.contract import Source, TimeWindows
 from crawler.sources.parsing import EnvelopeError, ListPage, unusable_reason
 from crawler.spiders.arguments import ArgumentError, Arguments, argument
@@ -347,3 +347,15 @@ class KucoinAnnouncementsSpider(ApiAnnouncementsSpider):
     """KuCoin announcements (official V3 API): title, description, types, time."""
 
     facts = kucoin.SOURCE
+
+
+class XtAnnouncementsSpider(ApiAnnouncementsSpider):
+    """XT.com announcements (its Zendesk help center's API): title, HTML body, labels."""
+
+    facts = xt.SOURCE
+
+
+class DeepcoinAnnouncementsSpider(ApiAnnouncementsSpider):
+    """Deepcoin announcements (its Zendesk help center's API): title, HTML body, labels."""
+
+    facts = deepcoin.SOURCE
