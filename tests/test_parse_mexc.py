@@ -551,3 +551,16 @@ def test_unchanged_title_of_an_old_article_asks_no_detail_an_edited_one_does(tmp
 
     assert detail_ids(output) == [str(edited["id"])]
     assert next_pages(output) == []  # nothing new: the listing ends
+
+
+def test_list_and_detail_requests_carry_the_browser_headers(tmp_path):
+    spider = spider_on(tmp_path / "annals.db", lang="zh")
+    (listing,) = drain(spider.start())
+    english = mirror_body(MIRROR, SOURCE.list_url(size=RECORDED))  # the mirror has no zh-CN
+    (detail, *_) = [r for r in requests(feed(listing, english)) if "listed" in r.cb_kwargs]
+
+    assert "/help/announce/api/zh-CN/section/360000254192/articles" in listing.url
+    assert "/help/announce/api/zh-CN/article/" in detail.url
+    for request in (listing, detail):
+        assert request.headers[b"User-Agent"].startswith(b"Mozilla/5.0")
+        assert request.headers[b"Sec-Fetch-Mode"] == b"navigate"
