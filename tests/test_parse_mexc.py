@@ -368,6 +368,7 @@ def test_detail_without_body_keeps_the_listing():
     ("answer", "error"),
     [
         ({"code": 0, "data": None}, "data is not an object"),
+        ({"code": 0, "data": {"content": "<p>x</p>"}}, "data has no body"),
         ({"code": 0, "data": {"body": ["<p>x</p>"]}}, "data.body is a list"),
         ({"code": 0, "data": {"id": 17826000000001, "body": "<p>x</p>"}}, "holds article"),
     ],

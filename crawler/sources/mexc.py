@@ -108,7 +108,9 @@ def _detail(data: Mapping[str, Any], url: str, language: str, listed: Record | N
     detail = data.get("data")
     if not isinstance(detail, Mapping):
         raise ParseError(url, "data is not an object")
-    body = detail.get("body")
+    if "body" not in detail:  # null is an article without body; no key, another shape
+        raise ParseError(url, "data has no body")
+    body = detail["body"]
     if body is not None and not isinstance(body, str):
         raise ParseError(url, f"data.body is a {type(body).__name__}, not HTML")
     article_id = _id_in_url(url)
