@@ -31,12 +31,15 @@ def classify(status: int, headers: dict[str, str], body: bytes) -> str | None:
 
     "rate_limited" (429), "edgeone" (HTTP 567), "too_frequent" (a 403 that says "access
     too frequent"), "akamai" / "forbidden" (other 403s),
-    "challenge" (a page that is only a script: a 200 or 503 with no page text).
+    "challenge" (a page that is only a script: a 200 or 503 with no page text; or any
+    answer Cloudflare marks `cf-mitigated: challenge`, a 403 for its managed challenge).
     """
     if status == 429:
         return "rate_limited"
     if status == 567:
         return "edgeone"
+    if headers.get("cf-mitigated", "").lower() == "challenge":
+        return "challenge"  # Cloudflare's own mark of a challenge page, whatever its status
     if status == 403:
         if _TOO_FREQUENT.search(body[:4096]):
             return "too_frequent"

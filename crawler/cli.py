@@ -248,6 +248,7 @@ DEMO_SPIDERS = {
     "kucoin": ("kucoin_announcements",),
     "xt": ("xt_announcements",),
     "deepcoin": ("deepcoin_announcements",),
+    "mexc": ("mexc_announcements",),
 }
 DEMO_SETTINGS = {
     # A local mirror needs no politeness; blocks are retried quickly to keep it short.

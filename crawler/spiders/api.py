@@ -38,7 +38,7 @@ from scrapy.settings import BaseSettings
 from archive.records import Identity, ParseError, Quarantined, RawResponse, Record
 from archive.store import Known
 from crawler.backoff import host_backoff
-from crawler.sources import binance, bitget, bybit, deepcoin, kucoin, okx, xt
+from crawler.sources import binance, bitget, bybit, deepcoin, kucoin, mexc, okx, xt
 from crawler.sources.contract import Source, TimeWindows
 from crawler.sources.parsing import EnvelopeError, ListPage, unusable_reason
 from crawler.spiders.arguments import ArgumentError, Arguments, argument
@@ -359,3 +359,9 @@ class DeepcoinAnnouncementsSpider(ApiAnnouncementsSpider):
     """Deepcoin announcements (its Zendesk help center's API): title, HTML body, labels."""
 
     facts = deepcoin.SOURCE
+
+
+class MexcAnnouncementsSpider(ApiAnnouncementsSpider):
+    """MEXC announcements (help-centre JSON): the whole list, then each new article's body."""
+
+    facts = mexc.SOURCE
