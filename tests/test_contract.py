@@ -98,7 +98,7 @@ def test_an_end_only_cursor_sends_its_end_and_size_and_steps_back_when_stuck():
     )
     assert cursor.list_url() == "https://api.example.test/posts?limit=30"
     assert cursor.list_url(end_time=1000) == "https://api.example.test/posts?end=1000&limit=30"
-    with pytest.raises(ValueError, match="not .'start_time'."):
+    with pytest.raises(ValueError, match=r"not \{'start_time'\}"):
         cursor.list_url(start_time=5)
 
     def page(*ms: int) -> ListPage:
