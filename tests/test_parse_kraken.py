@@ -79,7 +79,7 @@ def test_a_post_becomes_a_record_with_utc_ms_times_and_its_full_body():
 
 def test_every_recorded_post_is_read_with_its_own_link_and_date_gmt():
     by_id = {
-        r.external_id: r for name, n in zip(PAGES, (1, 2, 3)) for r in list_page(name, n).records
+        r.external_id: r for n, name in enumerate(PAGES, 1) for r in list_page(name, n).records
     }
     posts = recorded_posts()
     assert len(by_id) == len(posts) == 28

@@ -61,12 +61,13 @@ from crawler.sources.parsing import (
 
 END_OF_LIST = "rest_post_invalid_page_number"  # WordPress's answer to a page past the last
 _CATEGORY_CLASS = "category-"  # post_class() names each of a post's categories so
+_PAGES = PageNumbers("page", "per_page")
 
 
 def _items(data: Any, url: str) -> Items:
     """A page of posts (a bare array), or the error object WordPress answers instead."""
     if isinstance(data, list):
-        more = SOURCE.paging.has_more(url, len(data), SOURCE.page_size)
+        more = _PAGES.has_more(url, len(data), SOURCE.page_size)
         return Items(data, more)
     if isinstance(data, Mapping) and "code" in data:
         code = str(data["code"])
@@ -168,7 +169,7 @@ SOURCE = Source(
     spider="kraken_announcements",
     hosts=("blog.kraken.com",),
     endpoint="https://blog.kraken.com/wp-json/wp/v2/posts",
-    paging=PageNumbers("page", "per_page"),
+    paging=_PAGES,
     # WordPress documents per_page 1-100 (default 10); a larger size answers 400.
     page_size=100,
     page_sizes=frozenset(range(1, 101)),
