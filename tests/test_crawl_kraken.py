@@ -160,6 +160,7 @@ def test_the_blog_is_archived_whole_then_only_edits_make_versions(tmp_path, fold
     status, counters = last_run(db)
     assert (status, counters["new_versions"], counters["unchanged"]) == ("finished", 0, 28)
     assert [(h["page"], h["per_page"]) for h in list_hits(mirror)] == [("1", "100")]
+    assert list_hits(mirror)[0]["_fields"].split(",")[:3] == ["id", "date_gmt", "modified_gmt"]
     assert query(db, "SELECT count(*) FROM versions") == [(28,)]
 
     # A title edit and a body edit: one version each. Fields that move without an edit

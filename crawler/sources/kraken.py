@@ -3,15 +3,17 @@
 Kraken announces listings, delistings, maintenance, promotions and product or API
 changes as posts on blog.kraken.com, read through the WordPress REST API (no key):
 
-    GET https://blog.kraken.com/wp-json/wp/v2/posts?order=desc&orderby=date&page=N&per_page=100
+    GET https://blog.kraken.com/wp-json/wp/v2/posts?order=desc&orderby=date&_fields=...
+        &page=N&per_page=100
 
 Paging: by `page` from 1, newest first; `per_page` is WordPress's documented maximum,
 100 (REST API reference "Posts": 1-100, default 10). One unfiltered list holds every
 category. A short page is the last; the page past the last answers HTTP 400
 `{"code": "rest_post_invalid_page_number", ...}` (WordPress core), the normal end of the
 list, which `items` reads as "no more pages" (the navigator lets 400 answers through,
-`answer_statuses`); any other 400 is a refusal. The REST list never floats sticky posts
-to the top (it is ordered by date only), so no pin can end a walk early. A post
+`answer_statuses`); any other 400 is a refusal. The REST list does not float sticky
+posts to the top (core's `prepare_items_query` sets `ignore_sticky_posts`), and a known
+post on top would not end a walk anyway (only a page with nothing new does). A post
 published between two requests shifts the list by one: the same post then comes on two
 pages, and is one document (identity is `id`).
 
@@ -30,9 +32,9 @@ the link's path and checked against the post's `category-<slug>` classes; every 
 the category and tag ids are kept in `extra`. Category names would need a second request
 (`/wp-json/wp/v2/categories`) on every run; the slugs say as much to the event rules.
 
-Not stored, because they change without an edit: `class_list` as a whole, `_links` (its
-`version-history` count moves with every autosave), `sticky`, comment and ping status,
-`featured_media`, the excerpt.
+Not asked (`_fields`) nor stored, because they change without an edit: `_links` (its
+`version-history` count moves with every revision), `sticky`, comment and ping status,
+`featured_media`, the excerpt; of `class_list` only the `category-<slug>` classes are read.
 
 Errors: bad JSON or an answer that is no array raises `ParseError`; an error object
 other than the end of the list raises `EnvelopeError`. WordPress itself has no rate
@@ -62,6 +64,11 @@ from crawler.sources.parsing import (
 END_OF_LIST = "rest_post_invalid_page_number"  # WordPress's answer to a page past the last
 _CATEGORY_CLASS = "category-"  # post_class() names each of a post's categories so
 _PAGES = PageNumbers("page", "per_page")
+# The post fields `_record` reads: the only ones a list request asks for.
+FIELDS = (
+    "id", "date_gmt", "modified_gmt", "link", "guid", "slug", "title", "content",
+    "categories", "tags", "class_list", "author",
+)  # fmt: skip
 
 
 def _items(data: Any, url: str) -> Items:
@@ -183,7 +190,9 @@ SOURCE = Source(
     languages={"en": "en-US,en;q=0.9"},
     language_in="header",
     language_key="Accept-Language",
-    fixed_query={"order": "desc", "orderby": "date"},
+    # `_fields` (WordPress core) answers only what is read: a page of 100 full bodies stays
+    # well under DOWNLOAD_MAXSIZE, and stored answers leave out what moves without an edit.
+    fixed_query={"order": "desc", "orderby": "date", "_fields": ",".join(FIELDS)},
     # The public crawlers of this host send a browser's headers (Cloudflare in front).
     headers_sent={
         "Accept": "application/json, text/plain, */*",
