@@ -249,6 +249,7 @@ DEMO_SPIDERS = {
     "xt": ("xt_announcements",),
     "deepcoin": ("deepcoin_announcements",),
     "mexc": ("mexc_announcements",),
+    "kraken": ("kraken_announcements",),
 }
 DEMO_SETTINGS = {
     # A local mirror needs no politeness; blocks are retried quickly to keep it short.

@@ -38,7 +38,8 @@ class Paging:
     number: str  # the query parameter of the page number (1-based)
     size: str  # the query parameter of the page size
     files: list[Path]  # the recorded pages, first to last
-    items: str  # e.g. "data.items", or "data.catalogs[].articles" for one list per catalog
+    # e.g. "data.items", "data.catalogs[].articles" for one list per catalog, "" for a bare array
+    items: str
     recorded: int  # the page size the files were recorded at
     echo: dict[str, str] = field(default_factory=dict)  # path -> "number" | "size" | "pages"
 
@@ -88,7 +89,10 @@ def _nth(lists: list[list[Any]], index: int) -> list[Any]:
 
 
 def _lists(document: Any, path: str) -> list[list[Any]]:
-    """The lists at a dotted path; "[]" after a key means each element of that list."""
+    """The lists at a dotted path; "[]" after a key means each element of that list, and
+    an empty path the answer itself (a bare array, as WordPress answers)."""
+    if not path:
+        return [document] if isinstance(document, list) else []
     nodes = [document]
     for step in path.split("."):
         each = step.endswith("[]")

@@ -87,3 +87,24 @@ def test_the_recorded_size_or_no_size_answers_the_recorded_file(listing):
     route = mirror.route_for("GET", PATH)
     assert route is not None
     assert route.file_for({"pageNo": "1", "pageSize": "50"}) is None  # an answer it makes
+
+
+def test_an_answer_that_is_a_bare_array_is_re_paged_too(tmp_path):
+    """WordPress answers a bare array: an empty `items` path is the answer itself."""
+    names = []
+    for page in range(1, 4):
+        name = f"bare{page}.json"
+        items = [_item(n) for n in range((page - 1) * RECORDED, min(page * RECORDED, 25))]
+        (tmp_path / name).write_text(json.dumps(items))
+        names.append(name)
+    pages = {"number": "page", "size": "per_page", "recorded": RECORDED, "files": names}
+    routes = [{"path": PATH, "headers": {"Content-Type": "application/json"},
+               "pages": pages | {"items": ""}}]  # fmt: skip
+    (tmp_path / "routes.json").write_text(json.dumps(routes))
+    with MirrorServer(Mirror(tmp_path)) as server:
+        whole = get(f"{server.url}{PATH}?page=1&per_page=100")
+        second = get(f"{server.url}{PATH}?page=2&per_page=20")
+        recorded = get(f"{server.url}{PATH}?page=3&per_page=10")
+    assert whole == [_item(n) for n in range(25)]
+    assert second == [_item(n) for n in range(20, 25)]
+    assert recorded == [_item(n) for n in range(20, 25)]

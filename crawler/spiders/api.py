@@ -38,7 +38,7 @@ from scrapy.settings import BaseSettings
 from archive.records import Identity, ParseError, Quarantined, RawResponse, Record
 from archive.store import Known
 from crawler.backoff import host_backoff
-from crawler.sources import binance, bitget, bybit, deepcoin, kucoin, mexc, okx, xt
+from crawler.sources import binance, bitget, bybit, deepcoin, kraken, kucoin, mexc, okx, xt
 from crawler.sources.contract import Source, TimeWindows
 from crawler.sources.parsing import EnvelopeError, ListPage, unusable_reason
 from crawler.spiders.arguments import ArgumentError, Arguments, argument
@@ -365,3 +365,9 @@ class MexcAnnouncementsSpider(ApiAnnouncementsSpider):
     """MEXC announcements (help-centre JSON): the whole list, then each new article's body."""
 
     facts = mexc.SOURCE
+
+
+class KrakenAnnouncementsSpider(ApiAnnouncementsSpider):
+    """Kraken announcements (the blog's WordPress REST API): every post, full body, by page."""
+
+    facts = kraken.SOURCE
