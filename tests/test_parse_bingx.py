@@ -64,9 +64,8 @@ def test_list_items_become_records_with_utc_ms_times():
     assert first.title == "BingX Will List Kestrel AI (KSTR) for Spot Trading"
     # releaseTime 2026-06-23T20:00:41+08:00
     assert format_time(first.published_at) == "2026-06-23T12:00:41.000Z"
-    assert first.body_text is not None and first.body_text.startswith(
-        "BingX will list Kestrel AI (KSTR) in the Spot market."
-    )
+    assert first.body_text is not None
+    assert first.body_text.startswith("BingX will list Kestrel AI (KSTR) in the Spot market.")
     assert first.body_html is None
     assert (first.category, first.event_type) == ("SpotListing", "listing")
     assert first.extra == {}

@@ -228,7 +228,8 @@ def test_unreadable_items_are_skipped_and_logged(caplog):
     assert [r.external_id for r in page.records] == ["54870002028785"]
     reasons = [u.reason for u in page.unusable]
     assert len(reasons) == 5
-    assert "no readable time" in reasons[0] and "not a number" in reasons[1]
+    assert "no readable time" in reasons[0]
+    assert "not a number" in reasons[1]
     assert reasons[2:] == ["no id", "1: no title", "not an object"]
     assert len(caplog.records) == 5
 

@@ -63,10 +63,11 @@ def _items(data: Mapping[str, Any], url: str) -> Items:
         raise ParseError(url, "data.list is not a list")
     items: list[Any] = result["list"]
     total = int_or_none(result.get("total"))
-    page = int_or_none((parse_qs(urlsplit(url).query).get("page") or ["1"])[0]) or 1
+    query = parse_qs(urlsplit(url).query)
+    page = int_or_none(query.get("page", ["1"])[0]) or 1
     if not items and page == 1 and total:
         raise ParseError(url, f"first page lists no items though total is {total}")
-    asked = (parse_qs(urlsplit(url).query).get(_MODULE) or [None])[0]
+    asked = query[_MODULE][0] if query.get(_MODULE) else None
     listed = [{_MODULE: asked, **item} if isinstance(item, Mapping) else item for item in items]
     # A page fuller than the modeled size shows the real one (one caller gets 15).
     size = max(len(items), PAGE_SIZE)
@@ -103,6 +104,7 @@ def _record(item: Mapping[str, Any], language: str) -> Record:
     if body_text is not None:
         body_text = html.unescape(body_text)
     given_type = text_or_none(item.get("type"))
+    module: str | None
     if given_type in SOURCE.categories:
         module = given_type
     else:

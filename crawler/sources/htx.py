@@ -52,7 +52,8 @@ _PAGES = PageNumbers("page", size="limit")
 
 def _asked(url: str) -> str | None:
     """The twoLevelId a list URL asks."""
-    return (parse_qs(urlsplit(url).query).get(_LIST) or [None])[0]
+    given = parse_qs(urlsplit(url).query).get(_LIST)
+    return given[0] if given else None
 
 
 def _items(data: Mapping[str, Any], url: str) -> Items:

@@ -7,13 +7,15 @@ the exchange's facts: hosts, endpoints, paging, categories, languages, politenes
 envelope and rate-limit codes.
 
 - Listings: one per language and category (`-a categories=...`; by default the
-  endpoint's unfiltered list, or every category where the source has no such list,
-  `Source.walk_categories`: there an empty category is no broken answer, and an
-  announcement listed in two categories keeps the first it was archived from). Pages by number, or by time window where the source's
+  endpoint's unfiltered list). Pages by number, or by time window where the source's
   paging is `TimeWindows` (Bitget). A listing ends on an empty page, on the answer's
   `has_more`, on a page that brings nothing unseen in this run, and, unless `-a full=1`,
   on the first page that brings nothing the archive lacks, except while repairing after
   an unfinished crawl (AnnalsSpider.keep_paging, told how far back the page reaches).
+- Walked categories: where the source has no unfiltered list (`Source.walk_categories`:
+  HTX, BingX), every category is a listing; one may rightly be empty (not quarantined),
+  and an announcement listed in two keeps the category it was first archived from, so
+  the list a later run meets it in first makes no new version.
 - Records: the list record is the record (its body is the API's description), except
   where the source has a `detail` endpoint (Binance): each unseen article's detail is
   fetched once per run and language, and the detail record is archived.
@@ -41,7 +43,7 @@ from archive.normalize import normalize_text
 from archive.records import Identity, ParseError, Quarantined, RawResponse, Record
 from archive.store import Known
 from crawler.backoff import host_backoff
-from crawler.sources import bingx, binance, bitget, bybit, htx, kucoin, okx
+from crawler.sources import binance, bingx, bitget, bybit, htx, kucoin, okx
 from crawler.sources.contract import Source, TimeWindows
 from crawler.sources.parsing import EnvelopeError, ListPage, unusable_reason
 from crawler.spiders.arguments import ArgumentError, Arguments, argument
