@@ -9,13 +9,14 @@ from datetime import UTC, datetime
 
 import pytest
 
+from archive.db import open_archive
 from archive.normalize import format_time
-from archive.records import ParseError, RawResponse
+from archive.records import ParseError, Quarantined, RawResponse
 from archive.symbols import category_event
 from crawler.sources import bingx
 from crawler.sources.parsing import EnvelopeError, ListPage
 from crawler.spiders.api import BingxAnnouncementsSpider
-from tests.helpers import FIXTURES, mirror_file
+from tests.helpers import FIXTURES, drain, feed, mirror_body, mirror_file, spider_on
 
 MIRROR = FIXTURES / "bingx"
 MODULES = (
@@ -285,3 +286,21 @@ def test_the_spider_walks_every_module_with_the_source_key_header():
 
 async def _start(spider: BingxAnnouncementsSpider) -> list:
     return [request async for request in spider.start()]
+
+
+def test_an_empty_module_is_no_broken_answer_but_every_module_empty_is(tmp_path):
+    """The navigator, in process: a walked module may list nothing yet; when every
+    module of a language does, the answer is quarantined (the run ends "partial")."""
+    url = f"sqlite:///{tmp_path / 'annals.db'}"
+    open_archive(url, create=True).dispose()
+    spider = spider_on(
+        BingxAnnouncementsSpider, tmp_path / "annals.db", categories="FundingRate,CryptoScout"
+    )
+    spider.run.start(spider.name)
+    funding, scout = drain(spider.start())
+
+    assert feed(funding, mirror_body(MIRROR, funding.meta["annals_url"])) == []
+    [quarantined] = feed(scout, mirror_body(MIRROR, scout.meta["annals_url"]))
+    assert isinstance(quarantined, Quarantined)
+    assert quarantined.error == "every category answered no items"
+    assert quarantined.url == bingx.SOURCE.list_url(1, category="CryptoScout")

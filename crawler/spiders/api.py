@@ -136,6 +136,8 @@ class ApiAnnouncementsSpider(AnnalsSpider):
         self.details = source.detail is not None
         # Identities listed in this run: each is archived or fetched once per run.
         self._listed: set[Identity] = set()
+        # Walked categories whose first page listed nothing, by language.
+        self._empty: dict[str, set[str]] = {}
 
     @classmethod
     def parse_snapshot(cls, raw: RawResponse) -> list[Record]:
@@ -200,9 +202,15 @@ class ApiAnnouncementsSpider(AnnalsSpider):
             yield quarantined
         if not result.unusable and not result.records and page == 1 and not window:
             if self.facts.walk_categories and listing.category is not None:
-                # One of several lists (a module with no notice in it yet) may be empty;
-                # the source's `items` refuses an empty page its own counts contradict.
-                logger.info("%s %s: nothing listed", self.name, listing)
+                # One of several lists (a module with no notice in it yet) may be empty,
+                # not all of them; the source's `items` refuses an empty page its own
+                # counts contradict.
+                empty = self._empty.setdefault(listing.language, set())
+                empty.add(listing.category)
+                if empty != {c for c in self.categories if c}:
+                    logger.info("%s %s: nothing listed", self.name, listing)
+                    return
+                yield self.empty_first_page(response, "every category answered no items")
                 return
             yield self.empty_first_page(response)
             return
