@@ -121,6 +121,9 @@ class Known:
     removed_at: datetime | None
     title: str | None
     extra: dict[str, Any]
+    # The current version's category: a source listed by category keeps an announcement
+    # in the first one it was archived from (crawler.spiders.api).
+    category: str | None = None
 
 
 @dataclass(slots=True)
@@ -265,7 +268,7 @@ class Store:
         return self._retrying(mark)
 
     def known(self, keys: Sequence[Identity]) -> dict[Identity, Known]:
-        """The archived documents among `keys`, with their current title and extra."""
+        """The archived documents among `keys`, with their current title, extra and category."""
         out: dict[Identity, Known] = {}
         groups: dict[tuple[str, str, str], list[str]] = defaultdict(list)
         for key in keys:
@@ -284,6 +287,7 @@ class Store:
                         removed_at=row.removed_at,
                         title=row.title,
                         extra=row.extra or {},
+                        category=row.category,
                     )
         return out
 
@@ -300,6 +304,7 @@ class Store:
                     documents.c.removed_at,
                     versions.c.title,
                     versions.c.extra,
+                    versions.c.category,
                 )
                 .select_from(
                     documents.outerjoin(

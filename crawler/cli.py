@@ -250,6 +250,8 @@ DEMO_SPIDERS = {
     "deepcoin": ("deepcoin_announcements",),
     "mexc": ("mexc_announcements",),
     "kraken": ("kraken_announcements",),
+    "htx": ("htx_announcements",),
+    "bingx": ("bingx_announcements",),
 }
 DEMO_SETTINGS = {
     # A local mirror needs no politeness; blocks are retried quickly to keep it short.

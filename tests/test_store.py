@@ -302,3 +302,16 @@ def test_a_nul_character_in_the_text_is_dropped_not_a_failed_write(
     assert rows(engine, "SELECT title, body_text, author FROM versions") == [
         ("Gate Will List Velora (VLR)", "Deposits open at 10:00 (UTC).\nTrading follows.", "Gate")
     ]
+
+
+def test_known_documents_carry_the_current_versions_category(store: Store, make_record):
+    """What a navigator walking categories keeps an announcement in (crawler.spiders.api)."""
+    store.write([make_record(category="New Spot Listings")])
+    store.write([make_record(category="  Latest   News ", title="Gate Will List Velora (VLR)")])
+    record = make_record()
+    known = store.known([record.identity, make_record("99").identity])
+    assert list(known) == [record.identity]
+    assert (known[record.identity].category, known[record.identity].title) == (
+        "Latest News",
+        "Gate Will List Velora (VLR)",
+    )

@@ -12,6 +12,10 @@ envelope and rate-limit codes.
   `has_more`, on a page that brings nothing unseen in this run, and, unless `-a full=1`,
   on the first page that brings nothing the archive lacks, except while repairing after
   an unfinished crawl (AnnalsSpider.keep_paging, told how far back the page reaches).
+- Walked categories: where the source has no unfiltered list (`Source.walk_categories`:
+  HTX, BingX), every category is a listing; one may rightly be empty (not quarantined),
+  and an announcement listed in two keeps the category it was first archived from, so
+  the list a later run meets it in first makes no new version.
 - Records: the list record is the record (its body is the API's description), except
   where the source has a `detail` endpoint (Binance): each unseen article's detail is
   fetched once per run and language, and the detail record is archived.
@@ -35,10 +39,23 @@ import scrapy
 from scrapy.http import Response
 from scrapy.settings import BaseSettings
 
+from archive.normalize import normalize_text
 from archive.records import Identity, ParseError, Quarantined, RawResponse, Record
 from archive.store import Known
 from crawler.backoff import host_backoff
-from crawler.sources import binance, bitget, bybit, deepcoin, kraken, kucoin, mexc, okx, xt
+from crawler.sources import (
+    binance,
+    bingx,
+    bitget,
+    bybit,
+    deepcoin,
+    htx,
+    kraken,
+    kucoin,
+    mexc,
+    okx,
+    xt,
+)
 from crawler.sources.contract import Source, TimeWindows
 from crawler.sources.parsing import EnvelopeError, ListPage, unusable_reason
 from crawler.spiders.arguments import ArgumentError, Arguments, argument
@@ -131,6 +148,8 @@ class ApiAnnouncementsSpider(AnnalsSpider):
         self.details = source.detail is not None
         # Identities listed in this run: each is archived or fetched once per run.
         self._listed: set[Identity] = set()
+        # Walked categories whose first page listed nothing, by language.
+        self._empty: dict[str, set[str]] = {}
 
     @classmethod
     def parse_snapshot(cls, raw: RawResponse) -> list[Record]:
@@ -194,6 +213,17 @@ class ApiAnnouncementsSpider(AnnalsSpider):
         for quarantined in self.unusable(response, result.unusable):
             yield quarantined
         if not result.unusable and not result.records and page == 1 and not window:
+            if self.facts.walk_categories and listing.category is not None:
+                # One of several lists (a module with no notice in it yet) may be empty,
+                # not all of them; the source's `items` refuses an empty page its own
+                # counts contradict.
+                empty = self._empty.setdefault(listing.language, set())
+                empty.add(listing.category)
+                if empty != {c for c in self.categories if c}:
+                    logger.info("%s %s: nothing listed", self.name, listing)
+                    return
+                yield self.empty_first_page(response, "every category answered no items")
+                return
             yield self.empty_first_page(response)
             return
         records = result.records
@@ -207,6 +237,8 @@ class ApiAnnouncementsSpider(AnnalsSpider):
             self._listed.add(key)
             unseen += 1
             new += key not in known
+            if self.facts.walk_categories:
+                kept_category(record, known.get(key), self.facts)
             if self.details:
                 if self.wants(key, known.get(key), record.title):
                     yield self.detail_request(record, known.get(key))
@@ -304,6 +336,17 @@ class ApiAnnouncementsSpider(AnnalsSpider):
         yield retry
 
 
+def kept_category(record: Record, known: Known | None, source: Source) -> None:
+    """An announcement listed under several of a walked source's categories keeps the
+    one it was first archived from: which list a run meets it in first must not make a
+    new version (nor turn it back and forth)."""
+    if known is None or not known.category or known.category == normalize_text(record.category):
+        return
+    kept = next((c for c in source.categories.values() if known.category in (c.key, c.name)), None)
+    record.category = known.category
+    record.event_type = kept.event_type if kept else None
+
+
 def _listed(values: Any) -> str:
     return ", ".join(map(str, values)) or "none"
 
@@ -371,3 +414,15 @@ class KrakenAnnouncementsSpider(ApiAnnouncementsSpider):
     """Kraken announcements (the blog's WordPress REST API): every post, full body, by page."""
 
     facts = kraken.SOURCE
+
+
+class HtxAnnouncementsSpider(ApiAnnouncementsSpider):
+    """HTX announcements (support-centre list): title, time and trading pair, per list."""
+
+    facts = htx.SOURCE
+
+
+class BingxAnnouncementsSpider(ApiAnnouncementsSpider):
+    """BingX announcements (official content API): title, content, time, per module."""
+
+    facts = bingx.SOURCE
