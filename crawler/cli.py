@@ -246,6 +246,8 @@ DEMO_SPIDERS = {
     "bybit": ("bybit_announcements",),
     "bitget": ("bitget_announcements",),
     "kucoin": ("kucoin_announcements",),
+    "bitfinex": ("bitfinex_announcements",),
+    "deribit": ("deribit_announcements",),
 }
 DEMO_SETTINGS = {
     # A local mirror needs no politeness; blocks are retried quickly to keep it short.

@@ -38,7 +38,7 @@ from scrapy.settings import BaseSettings
 from archive.records import Identity, ParseError, Quarantined, RawResponse, Record
 from archive.store import Known
 from crawler.backoff import host_backoff
-from crawler.sources import binance, bitget, bybit, kucoin, okx
+from crawler.sources import binance, bitfinex, bitget, bybit, deribit, kucoin, okx
 from crawler.sources.contract import Source, TimeWindows
 from crawler.sources.parsing import EnvelopeError, ListPage, unusable_reason
 from crawler.spiders.arguments import ArgumentError, Arguments, argument
@@ -347,3 +347,15 @@ class KucoinAnnouncementsSpider(ApiAnnouncementsSpider):
     """KuCoin announcements (official V3 API): title, description, types, time."""
 
     facts = kucoin.SOURCE
+
+
+class BitfinexAnnouncementsSpider(ApiAnnouncementsSpider):
+    """Bitfinex posts (the public v2 posts feed): title, HTML body, time, by an end cursor."""
+
+    facts = bitfinex.SOURCE
+
+
+class DeribitAnnouncementsSpider(ApiAnnouncementsSpider):
+    """Deribit announcements (official JSON-RPC API): title, HTML body, time, by an end cursor."""
+
+    facts = deribit.SOURCE
