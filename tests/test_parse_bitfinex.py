@@ -14,7 +14,7 @@ from archive.normalize import clean_title, format_time, html_to_text
 from archive.records import Link, ParseError, RawResponse
 from crawler.sources import bitfinex
 from crawler.sources.parsing import EnvelopeError, ListPage
-from crawler.spiders.api import BitfinexAnnouncementsSpider
+from crawler.spiders.api import BitfinexAnnouncementsSpider, BitgetAnnouncementsSpider
 from tests.helpers import (
     FIXTURES,
     drain,
@@ -192,6 +192,12 @@ def test_requests_send_bitfinexs_origin_and_referer(tmp_path: Path):
     assert request.headers["Referer"] == b"https://www.bitfinex.com/"
     assert spider.settings.getfloat("DOWNLOAD_DELAY") == 6.0  # ten requests a minute
     assert 500 in request.meta["handle_httpstatus_list"]
+    # Its 500s carry error arrays: read once, not retried as server faults; other
+    # sources keep retrying them.
+    assert 500 not in spider.settings.getlist("RETRY_HTTP_CODES")
+    assert 502 in [int(code) for code in spider.settings.getlist("RETRY_HTTP_CODES")]
+    other = spider_on(BitgetAnnouncementsSpider, tmp_path / "other.db")
+    assert 500 in [int(code) for code in other.settings.getlist("RETRY_HTTP_CODES")]
 
 
 @pytest.mark.parametrize("full", ["0", "1"])

@@ -117,6 +117,16 @@ class ApiAnnouncementsSpider(AnnalsSpider):
             },
             priority="spider",
         )
+        # A status the source answers with its own error (Bitfinex's error arrays come
+        # with HTTP 500) is read, not retried by Scrapy as a server fault: the envelope
+        # says whether to retry (with the host's backoff) or to refuse.
+        if source.answer_statuses:
+            retried = [
+                code
+                for code in settings.getlist("RETRY_HTTP_CODES")
+                if int(code) not in source.answer_statuses
+            ]
+            settings.set("RETRY_HTTP_CODES", retried, priority="spider")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
