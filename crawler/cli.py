@@ -252,6 +252,8 @@ DEMO_SPIDERS = {
     "kraken": ("kraken_announcements",),
     "htx": ("htx_announcements",),
     "bingx": ("bingx_announcements",),
+    "bitfinex": ("bitfinex_announcements",),
+    "deribit": ("deribit_announcements",),
 }
 DEMO_SETTINGS = {
     # A local mirror needs no politeness; blocks are retried quickly to keep it short.

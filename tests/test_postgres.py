@@ -22,6 +22,7 @@ from archive.cli import Exit, app
 from archive.db import head_revision, make_engine, open_archive, resolve_url
 from archive.models import SQLModel
 from archive.store import ArchiveBusyError, Store
+from crawler.cli import DEMO_SPIDERS
 from tests.helpers import PostgresServer, annals, crawl, crawl_lock_held, rows
 from tests.test_crawl_gate import unblock
 
@@ -218,7 +219,7 @@ def test_demo_on_postgres(pg):
     with engine.connect() as conn:
         sources = conn.execute(sa.text("SELECT count(DISTINCT source) FROM documents")).scalar()
     engine.dispose()
-    assert sources == 6
+    assert sources == len(DEMO_SPIDERS)
 
 
 def test_export_streams_through_a_server_side_cursor(pg: str, make_record):

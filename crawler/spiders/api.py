@@ -46,9 +46,11 @@ from crawler.backoff import host_backoff
 from crawler.sources import (
     binance,
     bingx,
+    bitfinex,
     bitget,
     bybit,
     deepcoin,
+    deribit,
     htx,
     kraken,
     kucoin,
@@ -134,6 +136,16 @@ class ApiAnnouncementsSpider(AnnalsSpider):
             },
             priority="spider",
         )
+        # A status the source answers with its own error (Bitfinex's error arrays come
+        # with HTTP 500) is read, not retried by Scrapy as a server fault: the envelope
+        # says whether to retry (with the host's backoff) or to refuse.
+        if source.answer_statuses:
+            retried = [
+                code
+                for code in settings.getlist("RETRY_HTTP_CODES")
+                if int(code) not in source.answer_statuses
+            ]
+            settings.set("RETRY_HTTP_CODES", retried, priority="spider")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -426,3 +438,15 @@ class BingxAnnouncementsSpider(ApiAnnouncementsSpider):
     """BingX announcements (official content API): title, content, time, per module."""
 
     facts = bingx.SOURCE
+
+
+class BitfinexAnnouncementsSpider(ApiAnnouncementsSpider):
+    """Bitfinex posts (the public v2 posts feed): title, HTML body, time, by an end cursor."""
+
+    facts = bitfinex.SOURCE
+
+
+class DeribitAnnouncementsSpider(ApiAnnouncementsSpider):
+    """Deribit announcements (official JSON-RPC API): title, HTML body, time, by an end cursor."""
+
+    facts = deribit.SOURCE
