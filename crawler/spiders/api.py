@@ -1,14 +1,14 @@
 """One navigator for the exchanges whose announcements come from a JSON list endpoint.
 
 `ApiAnnouncementsSpider` walks a list endpoint newest first and hands every answer to
-the exchange's `Source` (crawler.sources.contract); the five spiders below only name
-theirs (the `SOURCE` of crawler.sources.binance, okx, bybit, bitget, kucoin), which holds
-the exchange's facts: hosts, endpoints, paging, categories, languages, politeness,
-envelope and rate-limit codes.
+the exchange's `Source` (crawler.sources.contract); the spiders below only name theirs
+(the `SOURCE` of its module in crawler.sources), which holds the exchange's facts: hosts,
+endpoints, paging, categories, languages, politeness, envelope and rate-limit codes.
 
 - Listings: one per language and category (`-a categories=...`; by default the
-  endpoint's unfiltered list). Pages by number, or by time window where the source's
-  paging is `TimeWindows` (Bitget). A listing ends on an empty page, on the answer's
+  endpoint's unfiltered list). Pages by number, by time window or end cursor where the
+  source's paging is `TimeWindows` (Bitget; Bitfinex, Deribit), or one answer
+  (`OnePage`: Bithumb, Crypto.com). A listing ends on an empty page, on the answer's
   `has_more`, on a page that brings nothing unseen in this run, and, unless `-a full=1`,
   on the first page that brings nothing the archive lacks, except while repairing after
   an unfinished crawl (AnnalsSpider.keep_paging, told how far back the page reaches).
@@ -17,7 +17,7 @@ envelope and rate-limit codes.
   and an announcement listed in two keeps the category it was first archived from, so
   the list a later run meets it in first makes no new version.
 - Records: the list record is the record (its body is the API's description), except
-  where the source has a `detail` endpoint (Binance): each unseen article's detail is
+  where the source has a `detail` endpoint (Binance, MEXC, Upbit): each unseen article's detail is
   fetched once per run and language, and the detail record is archived.
 - Items that cannot become records (no id, title or time) are counted (annals/
   unusable_items) and their answer is quarantined; the other items are archived. A
