@@ -260,7 +260,7 @@ def test_a_post_published_between_two_pages_is_one_document_and_the_next_run_get
     assert (status, counters["new_documents"], counters["new_versions"]) == ("finished", 1, 1)
 
     # Cloudflare's rate limit (error 1015: a 429 page, Retry-After 30), then its managed
-    # challenge (a 403 with cf-mitigated: challenge) on the retry: never parsed, nothing
+    # challenge (a 403 with cf-mitigated: challenge, counted as a challenge) on the retry: never parsed, nothing
     # archived or marked removed, the run ends blocked.
     limited = (
         b"<!DOCTYPE html><html><head><title>Access denied | blog.kraken.com used "
@@ -286,7 +286,7 @@ def test_a_post_published_between_two_pages_is_one_document_and_the_next_run_get
     assert f"{SPIDER}: blocked" in result.stdout
     status, counters = last_run(db)
     assert (status, counters["blocked"], counters["new_versions"]) == ("blocked", 1, 0)
-    assert (counters["blocked/rate_limited"], counters["blocked/forbidden"]) == (1, 1)
+    assert (counters["blocked/rate_limited"], counters["blocked/challenge"]) == (1, 1)
     assert query(db, "SELECT count(*) FROM documents WHERE removed_at IS NOT NULL") == [(0,)]
     assert query(db, "SELECT count(*), count(DISTINCT document_id) FROM versions") == [(29, 29)]
     assert query(db, "SELECT count(*) FROM quarantine") == [(0,)]
