@@ -38,7 +38,7 @@ from scrapy.settings import BaseSettings
 from archive.records import Identity, ParseError, Quarantined, RawResponse, Record
 from archive.store import Known
 from crawler.backoff import host_backoff
-from crawler.sources import binance, bitget, bybit, kucoin, okx
+from crawler.sources import binance, bithumb, bitget, bybit, kucoin, okx
 from crawler.sources.contract import Source, TimeWindows
 from crawler.sources.parsing import EnvelopeError, ListPage, unusable_reason
 from crawler.spiders.arguments import ArgumentError, Arguments, argument
@@ -347,3 +347,11 @@ class KucoinAnnouncementsSpider(ApiAnnouncementsSpider):
     """KuCoin announcements (official V3 API): title, description, types, time."""
 
     facts = kucoin.SOURCE
+
+
+class BithumbAnnouncementsSpider(ApiAnnouncementsSpider):
+    """Bithumb notices (official API, Korean): the newest 20 titles, categories and times;
+    history builds up crawl by crawl. Redirects and empty answers are blocks."""
+
+    facts = bithumb.SOURCE
+
