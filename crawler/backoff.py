@@ -86,7 +86,7 @@ class HostBackoff:
         BlockMiddleware both ask it of every answer."""
         if response in self._kinds:
             return self._kinds[response]
-        signs = getattr(self.crawler.spider, "throttle_signs", frozenset())
+        signs: frozenset[str] = getattr(self.crawler.spider, "throttle_signs", frozenset())
         kind = self._kinds[response] = classify(
             response.status, headers_of(response), response.body, signs
         )
