@@ -247,6 +247,7 @@ DEMO_SPIDERS = {
     "bitget": ("bitget_announcements",),
     "kucoin": ("kucoin_announcements",),
     "bithumb": ("bithumb_announcements",),
+    "cryptocom": ("cryptocom_announcements",),
 }
 DEMO_SETTINGS = {
     # A local mirror needs no politeness; blocks are retried quickly to keep it short.

@@ -38,7 +38,7 @@ from scrapy.settings import BaseSettings
 from archive.records import Identity, ParseError, Quarantined, RawResponse, Record
 from archive.store import Known
 from crawler.backoff import host_backoff
-from crawler.sources import binance, bithumb, bitget, bybit, kucoin, okx
+from crawler.sources import binance, bitget, bithumb, bybit, cryptocom, kucoin, okx
 from crawler.sources.contract import Source, TimeWindows
 from crawler.sources.parsing import EnvelopeError, ListPage, unusable_reason
 from crawler.spiders.arguments import ArgumentError, Arguments, argument
@@ -355,3 +355,9 @@ class BithumbAnnouncementsSpider(ApiAnnouncementsSpider):
 
     facts = bithumb.SOURCE
 
+
+class CryptocomAnnouncementsSpider(ApiAnnouncementsSpider):
+    """Crypto.com Exchange announcements (official API v1): the whole list in one answer,
+    with HTML bodies, categories, products and event windows."""
+
+    facts = cryptocom.SOURCE
