@@ -350,14 +350,16 @@ class KucoinAnnouncementsSpider(ApiAnnouncementsSpider):
 
 
 class BithumbAnnouncementsSpider(ApiAnnouncementsSpider):
-    """Bithumb notices (official API, Korean): the newest 20 titles, categories and times;
-    history builds up crawl by crawl. Redirects and empty answers are blocks."""
+    """Bithumb notices (official API, Korean): the newest 20 titles, categories and times.
+
+    History builds up crawl by crawl; redirects and empty answers are blocks."""
 
     facts = bithumb.SOURCE
 
 
 class CryptocomAnnouncementsSpider(ApiAnnouncementsSpider):
-    """Crypto.com Exchange announcements (official API v1): the whole list in one answer,
-    with HTML bodies, categories, products and event windows."""
+    """Crypto.com Exchange announcements (official API v1): the whole list, HTML bodies.
+
+    One answer holds every announcement; categories, products and event windows too."""
 
     facts = cryptocom.SOURCE
