@@ -93,6 +93,16 @@ def test_modified_at_is_the_update_time_and_may_be_missing():
     assert records["1653185"].updated_at is None
 
 
+def test_a_notice_without_published_at_is_dated_by_its_last_edit():
+    item = notices()[6]
+    del item["published_at"]
+    record = parse([item]).records[0]
+    # modified_at "2026-06-18 09:30:12" KST
+    assert format_time(record.published_at) == "2026-06-18T00:30:12.000Z"
+    assert record.extra["time_source"] == "modified_at"
+    assert "time_source" not in parse(notices()[6:7]).records[0].extra
+
+
 def test_first_category_is_the_category_and_every_one_is_kept():
     two = by_id()["1653166"]
     assert two.category == "거래유의"
@@ -119,6 +129,7 @@ def test_unusable_notices_are_left_out_and_listed(caplog):
     items = notices()[:4]
     items[0]["pc_url"] = "https://feed.bithumb.com/notice"  # no number
     items[1]["published_at"] = "어제"
+    del items[1]["modified_at"]
     del items[2]["title"]
 
     with caplog.at_level(logging.WARNING, logger="crawler.sources.parsing"):
@@ -127,7 +138,7 @@ def test_unusable_notices_are_left_out_and_listed(caplog):
     assert [r.external_id for r in page.records] == ["1653204"]
     assert [u.index for u in page.unusable] == [0, 1, 2]
     assert "notice number" in page.unusable[0].reason
-    assert "published_at" in page.unusable[1].reason
+    assert "no readable time (published_at '어제', modified_at None)" in page.unusable[1].reason
     assert "title" in page.unusable[2].reason
 
 

@@ -14,7 +14,8 @@ title, the categories and the times. Korean only (language "ko").
 Times: `published_at` and `modified_at` are "YYYY-MM-DD HH:MM:SS" in KST (UTC+9, no
 summer time) without a zone, as public code reads them; `published_at` is the
 publication time, `modified_at` the last edit, stored as `updated_at` (absent on some
-notices: then none).
+notices: then none). A notice without a readable `published_at` is dated by `modified_at`,
+with `extra["time_source"] = "modified_at"`.
 Category: the first of `categories`; the whole list is kept in `extra["categories"]`.
 
 Errors: the API answers `{"error": {"name", "message"}}` with an HTTP status (400 is read
@@ -100,9 +101,12 @@ def _record(item: Mapping[str, Any], language: str) -> Record:
     if not number.isdigit():
         raise UnusableItemError(f"pc_url {item.get('pc_url')!r} ends in no notice number")
     title = need(item, "title", number)
-    published_at = _kst(item, "published_at")
+    published_at, time_source = _kst(item, "published_at"), None
+    if published_at is None:  # dated by its last edit rather than lost
+        published_at, time_source = _kst(item, "modified_at"), "modified_at"
     if published_at is None:
-        raise UnusableItemError(f"{number}: no readable published_at {item.get('published_at')!r}")
+        held = f"published_at {item.get('published_at')!r}, modified_at {item.get('modified_at')!r}"
+        raise UnusableItemError(f"{number}: no readable time ({held})")
     raw = item.get("categories")
     labels = [c for c in (text_or_none(v) for v in raw) if c] if isinstance(raw, list) else []
     category = labels[0] if labels else None
@@ -116,7 +120,7 @@ def _record(item: Mapping[str, Any], language: str) -> Record:
         updated_at=_kst(item, "modified_at"),
         category=category,
         event_type=known.event_type if known else None,
-        extra={"categories": labels},
+        extra={"categories": labels} | ({"time_source": time_source} if time_source else {}),
     )
 
 
