@@ -7,15 +7,18 @@ import logging
 from datetime import UTC, datetime
 
 import pytest
+import scrapy
+from scrapy.http import Response
 
 from archive.normalize import classify_event, format_time, prepare
 from archive.records import ParseError, RawResponse
 from archive.symbols import category_event
+from crawler.backoff import host_backoff
 from crawler.blocks import classify
 from crawler.sources import bithumb
 from crawler.sources.parsing import EnvelopeError, ListPage
 from crawler.spiders.api import BithumbAnnouncementsSpider
-from tests.helpers import FIXTURES, mirror_file
+from tests.helpers import FIXTURES, drain, mirror_file, spider_on
 
 MIRROR = FIXTURES / "bithumb"
 URL = bithumb.SOURCE.list_url(language="ko")
@@ -186,6 +189,21 @@ def test_redirects_and_empty_answers_are_blocks_for_bithumb_only(status, body, k
     assert BithumbAnnouncementsSpider.throttle_signs == {"redirect", "empty"}
     if kind in ("redirect", "empty"):  # for the other sources, as before
         assert classify(status, JSON, body) is None
+
+
+def test_a_redirect_is_a_block_only_where_the_spider_does_not_follow_it(tmp_path):
+    spider = spider_on(BithumbAnnouncementsSpider, tmp_path / "annals.db")
+    spider.crawler.spider = spider
+    backoff = host_backoff(spider.crawler)
+    (listing,) = drain(spider.start())
+    assert listing.meta["dont_redirect"] is True
+    robots = scrapy.Request("https://api.bithumb.com/robots.txt")  # Scrapy follows it
+
+    def redirected(request: scrapy.Request) -> Response:
+        return Response(request.url, status=302, headers={"Location": "/"}, request=request)
+
+    assert backoff.kind(redirected(listing), listing) == "redirect"
+    assert backoff.kind(redirected(robots), robots) is None
 
 
 def test_reparse_of_a_stored_answer_gives_the_same_records():
