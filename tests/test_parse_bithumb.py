@@ -15,6 +15,7 @@ from archive.records import ParseError, RawResponse
 from archive.symbols import category_event
 from crawler.backoff import host_backoff
 from crawler.blocks import classify
+from crawler.cli import DEMO_SPIDERS, MIRRORS
 from crawler.sources import bithumb
 from crawler.sources.parsing import EnvelopeError, ListPage
 from crawler.spiders.api import BithumbAnnouncementsSpider
@@ -217,3 +218,8 @@ def test_reparse_of_a_stored_answer_gives_the_same_records():
     records = BithumbAnnouncementsSpider.parse_snapshot(raw)
     assert [r.identity for r in records] == [r.identity for r in parse(notices()).records]
     assert {r.language for r in records} == {"ko"}
+
+
+def test_the_demo_serves_the_tested_mirror():
+    assert DEMO_SPIDERS["bithumb"] == ("bithumb_announcements",)
+    assert MIRROR.resolve() == (MIRRORS / "bithumb").resolve()

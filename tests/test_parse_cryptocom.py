@@ -11,6 +11,7 @@ import pytest
 from archive.normalize import classify_event, format_time, prepare
 from archive.records import ParseError, RawResponse
 from archive.symbols import category_event
+from crawler.cli import DEMO_SPIDERS, MIRRORS
 from crawler.sources import cryptocom
 from crawler.sources.parsing import EnvelopeError, ListPage
 from crawler.spiders.api import CryptocomAnnouncementsSpider
@@ -208,3 +209,8 @@ def test_reparse_of_a_stored_answer_gives_the_same_records():
     records = CryptocomAnnouncementsSpider.parse_snapshot(raw)
     assert [r.external_id for r in records] == [i["id"] for i in items("announcements_system.json")]
     assert {r.language for r in records} == {"en"}
+
+
+def test_the_demo_serves_the_tested_mirror():
+    assert DEMO_SPIDERS["cryptocom"] == ("cryptocom_announcements",)
+    assert MIRROR.resolve() == (MIRRORS / "cryptocom").resolve()
