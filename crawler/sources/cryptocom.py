@@ -21,8 +21,9 @@ Errors: the envelope `{id, method, code, message}`, code 0 on success; 42901
 TOO_MANY_REQUESTS is the rate limit (retried after the host's backoff, then "blocked";
 with its documented HTTP 429 BlockMiddleware takes it first, with HTTP 200 the envelope
 does); 40001 BAD_REQUEST, 40003 INVALID_REQUEST (HTTP 400, read here) and 50001
-ERR_INTERNAL raise `EnvelopeError` (refused, quarantined). Bad JSON or a wrong shape
-raises `ParseError`. A single item without an id, title or readable `announced_at` is
+ERR_INTERNAL raise `EnvelopeError` (refused, quarantined); an HTTP 500 is retried by
+Scrapy and then fails the run like any source's (the source did not answer). Bad JSON or
+a wrong shape raises `ParseError`. A single item without an id, title or readable `announced_at` is
 left out and listed in `ListPage.unusable` (an answer whose every item is unusable
 raises `ParseError`).
 """
