@@ -81,15 +81,24 @@ class HostBackoff:
         crawler.signals.connect(backoff.response_downloaded, signal=signals.response_downloaded)
         return backoff
 
-    def kind(self, response: Response) -> str | None:
-        """crawler.blocks.classify of an answer, worked out once: the pause here and
-        BlockMiddleware both ask it of every answer."""
+    def kind(self, response: Response, request: Request) -> str | None:
+        """crawler.blocks.classify of an answer to `request`, worked out once: the pause
+        here and BlockMiddleware both ask it of every answer."""
         if response in self._kinds:
             return self._kinds[response]
         kind = self._kinds[response] = classify(
-            response.status, headers_of(response), response.body
+            response.status, headers_of(response), response.body, self._signs(request)
         )
         return kind
+
+    def _signs(self, request: Request) -> frozenset[str]:
+        """The spider's throttle signs (Facts.throttle_signs) that hold for `request`: a
+        redirect is one only where the spider would not follow it (its own requests; a
+        robots.txt that redirects is followed as Scrapy does)."""
+        signs: frozenset[str] = getattr(self.crawler.spider, "throttle_signs", frozenset())
+        if "redirect" in signs and not request.meta.get("dont_redirect"):
+            return signs - {"redirect"}
+        return signs
 
     def wait(self, kind: str, headers: dict[str, str], attempt: int) -> float:
         """Seconds before retry `attempt + 1` of an answer of this kind: its Retry-After,
@@ -123,7 +132,7 @@ class HostBackoff:
     def response_downloaded(self, response: Response, request: Request, spider: Spider) -> None:
         """Every answer, as it arrives and before the slot sends the next request: a
         block or a "come back later" pauses the host at once, so nothing slips out."""
-        kind = self.kind(response)
+        kind = self.kind(response, request)
         if kind is None and response.status in self.http_codes:
             kind, key = "unavailable", "retry_times"  # retried by Scrapy's RetryMiddleware
         else:

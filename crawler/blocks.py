@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from email.utils import parsedate_to_datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from archive.normalize import utcnow
 
@@ -26,16 +26,30 @@ _VISIBLE_MIN = 80  # characters of visible text a real page has at least
 _CHALLENGE_TEXT_MAX = 600  # a WAF interstitial says a sentence or two
 
 
-def classify(status: int, headers: dict[str, str], body: bytes) -> str | None:
+# What a source may answer a burst with instead of a 429 (`Facts.throttle_signs`).
+ThrottleSign = Literal["redirect", "empty"]
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_EMPTY_BODIES = (b"", b"[]")  # nothing, or an empty JSON array (whitespace aside)
+
+
+def classify(
+    status: int, headers: dict[str, str], body: bytes, signs: frozenset[str] = frozenset()
+) -> str | None:
     """The kind of block this answer is, or None for an answer worth parsing.
 
     "rate_limited" (429), "edgeone" (HTTP 567), "too_frequent" (a 403 that says "access
     too frequent"), "akamai" / "forbidden" (other 403s),
     "challenge" (a page that is only a script: a 200 or 503 with no page text; or any
     answer Cloudflare marks `cf-mitigated: challenge`, a 403 for its managed challenge).
+    Where the source's `signs` say so: "redirect" (any redirect: Bithumb answers bursts
+    with a 302) and "empty" (a 200 with no body, or an empty JSON array).
     """
     if status == 429:
         return "rate_limited"
+    if "redirect" in signs and status in _REDIRECTS:
+        return "redirect"
+    if "empty" in signs and status == 200 and _is_empty(body):
+        return "empty"
     if status == 567:
         return "edgeone"
     if headers.get("cf-mitigated", "").lower() == "challenge":
@@ -48,6 +62,10 @@ def classify(status: int, headers: dict[str, str], body: bytes) -> str | None:
     if status in (200, 503) and _looks_like_html(headers, body) and _is_challenge(body):
         return "challenge"
     return None
+
+
+def _is_empty(body: bytes) -> bool:
+    return len(body) < 1024 and b"".join(body.split()) in _EMPTY_BODIES
 
 
 def _looks_like_html(headers: dict[str, str], body: bytes) -> bool:

@@ -254,6 +254,8 @@ DEMO_SPIDERS = {
     "bingx": ("bingx_announcements",),
     "bitfinex": ("bitfinex_announcements",),
     "deribit": ("deribit_announcements",),
+    "bithumb": ("bithumb_announcements",),
+    "cryptocom": ("cryptocom_announcements",),
 }
 DEMO_SETTINGS = {
     # A local mirror needs no politeness; blocks are retried quickly to keep it short.

@@ -51,7 +51,7 @@ class BlockMiddleware:
         return cls(crawler)
 
     def process_response(self, request: Request, response: Response) -> Request | Response:
-        kind = self.backoff.kind(response)
+        kind = self.backoff.kind(response, request)
         if kind is None:
             return response
         stats = self.crawler.stats

@@ -21,6 +21,7 @@ from typing import Any, Literal, Protocol, TypedDict, Unpack
 from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 from archive.records import Link, ParseError, Record
+from crawler.blocks import ThrottleSign
 from crawler.sources.parsing import (
     Category,
     EnvelopeError,
@@ -223,6 +224,9 @@ class Facts:
     hosts: tuple[str, ...]  # hosts the spider talks to; base_url replaces them in tests
     # Least wait before retrying a block of this kind (crawler.blocks), as documented.
     block_waits: Mapping[str, float] = field(default_factory=dict)
+    # What the source answers a burst with besides a 429 (crawler.blocks.classify): a
+    # redirect (never followed) or an empty answer, each a block, never "nothing listed".
+    throttle_signs: frozenset[ThrottleSign] = frozenset()
 
 
 @dataclass(frozen=True, kw_only=True)

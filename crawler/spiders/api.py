@@ -48,7 +48,9 @@ from crawler.sources import (
     bingx,
     bitfinex,
     bitget,
+    bithumb,
     bybit,
+    cryptocom,
     deepcoin,
     deribit,
     htx,
@@ -450,3 +452,19 @@ class DeribitAnnouncementsSpider(ApiAnnouncementsSpider):
     """Deribit announcements (official JSON-RPC API): title, HTML body, time, by an end cursor."""
 
     facts = deribit.SOURCE
+
+
+class BithumbAnnouncementsSpider(ApiAnnouncementsSpider):
+    """Bithumb notices (official API, Korean): the newest 20 titles, categories and times.
+
+    History builds up crawl by crawl; redirects and empty answers are blocks."""
+
+    facts = bithumb.SOURCE
+
+
+class CryptocomAnnouncementsSpider(ApiAnnouncementsSpider):
+    """Crypto.com Exchange announcements (official API v1): the whole list, HTML bodies.
+
+    One answer holds every announcement; categories, products and event windows too."""
+
+    facts = cryptocom.SOURCE

@@ -72,6 +72,8 @@ class AnnalsSpider(scrapy.Spider):
     default_languages: tuple[str, ...] = ("en",)
     # Least wait in seconds before retrying a block of a kind (crawler.blocks.classify).
     block_waits: dict[str, float] = {}  # noqa: RUF012 - read-only class default
+    # Answers that are blocks for this source besides crawler.blocks' own (Facts).
+    throttle_signs: frozenset[str] = frozenset()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -81,6 +83,7 @@ class AnnalsSpider(scrapy.Spider):
             cls.source = facts.source
             cls.hosts = facts.hosts
             cls.block_waits = dict(facts.block_waits)
+            cls.throttle_signs = frozenset(facts.throttle_signs)
 
     def __init__(self, name: str | None = None, **kwargs: Any) -> None:
         given, scrapyd = split_private(kwargs)
@@ -172,6 +175,8 @@ class AnnalsSpider(scrapy.Spider):
 
     def request(self, url: str, callback: Callable[..., Any], **kwargs: Any) -> scrapy.Request:
         meta = {**kwargs.pop("meta", {}), "annals_url": url}
+        if "redirect" in self.throttle_signs:  # a block (BlockMiddleware), not a new URL
+            meta["dont_redirect"] = True
         return scrapy.Request(self.fetch_url(url), callback=callback, meta=meta, **kwargs)
 
     def json_request(
