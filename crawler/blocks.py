@@ -29,12 +29,15 @@ _CHALLENGE_TEXT_MAX = 600  # a WAF interstitial says a sentence or two
 def classify(status: int, headers: dict[str, str], body: bytes) -> str | None:
     """The kind of block this answer is, or None for an answer worth parsing.
 
-    "rate_limited" (429), "edgeone" (HTTP 567), "too_frequent" (a 403 that says "access
-    too frequent"), "akamai" / "forbidden" (other 403s),
+    "rate_limited" (429), "banned" (418: Upbit's, and Binance's, ban of an IP that went on
+    after its 429s), "edgeone" (HTTP 567), "too_frequent" (a 403 that says "access too
+    frequent"), "akamai" / "forbidden" (other 403s),
     "challenge" (a page that is only a script: a 200 or 503 with no page text).
     """
     if status == 429:
         return "rate_limited"
+    if status == 418:
+        return "banned"
     if status == 567:
         return "edgeone"
     if status == 403:

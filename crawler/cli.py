@@ -246,6 +246,7 @@ DEMO_SPIDERS = {
     "bybit": ("bybit_announcements",),
     "bitget": ("bitget_announcements",),
     "kucoin": ("kucoin_announcements",),
+    "upbit": ("upbit_announcements",),
 }
 DEMO_SETTINGS = {
     # A local mirror needs no politeness; blocks are retried quickly to keep it short.
