@@ -372,7 +372,6 @@ class KucoinAnnouncementsSpider(ApiAnnouncementsSpider):
 
 
 class UpbitAnnouncementsSpider(ApiAnnouncementsSpider):
-    """Upbit notices (the web notice API, Korean): pinned and listed notices, then each
-    new or changed notice's Markdown body (detail)."""
+    """Upbit notices (web notice API, Korean): the list, then new or edited ones' bodies."""
 
     facts = upbit.SOURCE
