@@ -291,6 +291,7 @@ def test_detail_keeps_optional_fields_and_falls_back_to_the_listing():
     del answer["data"]["category"]
     bare = detail("978845179", answer, listed)
     assert (bare.published_at, bare.category) == (listed.published_at, "디지털 자산")
+    assert bare.extra["listed_at"] == listed.extra["listed_at"]  # what the next list meets
 
 
 def test_detail_without_a_body_has_none():

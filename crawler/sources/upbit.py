@@ -158,18 +158,9 @@ def _detail(data: Mapping[str, Any], url: str, language: str, listed: Record | N
     """The archived record of one notice: the detail's fields and its rendered body.
 
     `listed` is the list record that led here: its id must be the detail's uuid or id,
-    and it stands in for a title or time the detail lacks."""
+    and it stands in for a title, time or category the detail lacks."""
     detail = _data(data, url)
-    external_id, id_source = _identity(detail)
-    if listed is not None:
-        ids = {i for i in (text_or_none(detail.get(k)) for k in ("uuid", "id")) if i}
-        if ids and listed.external_id not in ids:
-            shown = "/".join(sorted(ids))
-            raise ParseError(url, f"detail is for {shown}, not the listed {listed.external_id}")
-        external_id = listed.external_id
-        id_source = "id" if listed.extra.get("id_source") == "id" else None
-    if external_id is None:
-        raise ParseError(url, "detail has no uuid or id")
+    external_id, id_source = _detail_identity(detail, url, listed)
     title = clean_title(text_or_none(detail.get("title"))) or (listed.title if listed else None)
     if not title:
         raise ParseError(url, "detail has no title")
@@ -178,22 +169,54 @@ def _detail(data: Mapping[str, Any], url: str, language: str, listed: Record | N
         published_at, time_source = listed.published_at, listed.extra.get("time_source")
     if published_at is None:
         raise ParseError(url, f"unreadable first_listed_at {detail.get('first_listed_at')!r}")
-    body = detail.get("body")
-    if body is not None and not isinstance(body, str):
-        raise ParseError(url, f"detail body is a {type(body).__name__}, not Markdown")
-    body_html, hrefs = nodetree.body_html(markdown_html(body), url) if body else (None, [])
     record = _announcement(
         detail, language, external_id, id_source, title, published_at, time_source
     )
-    if record.category is None and listed is not None:
-        record.category, record.event_type = listed.category, listed.event_type
-    record.body_html = body_html
-    record.body_text = html_to_text(body_html) if body_html is not None else None
+    if listed is not None:
+        _fill_in(record, listed)
+    record.body_html, hrefs = _body_html(detail.get("body"), url)
+    record.body_text = html_to_text(record.body_html) if record.body_html is not None else None
     record.links = [Link(href) for href in dict.fromkeys(hrefs)]
     for field, key in (("body_url", "body_url"), ("attachments", "attachments")):
         if detail.get(field):  # kept where given: neither is versioned
             record.extra[key] = detail[field]
     return record
+
+
+def _detail_identity(
+    detail: Mapping[str, Any], url: str, listed: Record | None
+) -> tuple[str, str | None]:
+    """The detail's (external id, id source): the listed one's, which it must answer for."""
+    if listed is None:
+        external_id, id_source = _identity(detail)
+        if external_id is None:
+            raise ParseError(url, "detail has no uuid or id")
+        return external_id, id_source
+    ids = {i for i in (text_or_none(detail.get(k)) for k in ("uuid", "id")) if i}
+    if ids and listed.external_id not in ids:
+        shown = "/".join(sorted(ids))
+        raise ParseError(url, f"detail is for {shown}, not the listed {listed.external_id}")
+    return listed.external_id, "id" if listed.extra.get("id_source") == "id" else None
+
+
+def _fill_in(record: Record, listed: Record) -> None:
+    """What the list said and the detail does not: its category, and what the next list
+    is compared with (Source.changed_key), never missing where the list gave it, or the
+    notice would be asked again on every crawl."""
+    if record.category is None:
+        record.category, record.event_type = listed.category, listed.event_type
+    for key in ("listed_at", "notice_id"):
+        if key not in record.extra and key in listed.extra:
+            record.extra[key] = listed.extra[key]
+
+
+def _body_html(body: Any, url: str) -> tuple[str | None, list[str]]:
+    """(safe HTML, hrefs kept) of a Markdown body; (None, []) when there is none."""
+    if body is None or body == "":
+        return None, []
+    if not isinstance(body, str):
+        raise ParseError(url, f"detail body is a {type(body).__name__}, not Markdown")
+    return nodetree.body_html(markdown_html(body), url)
 
 
 def markdown_html(markdown: str) -> str:
