@@ -34,7 +34,7 @@ TABLE_DESCRIPTIONS = {
 
 COLUMN_DESCRIPTIONS: dict[str, dict[str, str]] = {
     "documents": {
-        "source": "The exchange (gate, binance, okx, bybit, bitget, kucoin).",
+        "source": "The exchange (gate, binance, okx, bybit, bitget, kucoin, upbit).",
         "kind": "announcement or post.",
         "external_id": "The exchange's own id of the item.",
         "language": "Language of this document (each language is its own document).",

@@ -270,10 +270,10 @@ def demo(
         str, typer.Option("--db", help="Archive to fill (created if missing).")
     ] = "annals-demo.db",
 ) -> None:
-    """Crawl the bundled mirrors of all six sources offline and show what landed.
+    """Crawl the bundled mirrors of every source offline and show what landed.
 
-    Serves recorded pages and API answers of Gate, Binance, OKX, Bybit, Bitget and KuCoin
-    on 127.0.0.1 (a free port), crawls them with the real spiders, prints one summary
+    Serves recorded pages and API answers of Gate, Binance, OKX, Bybit, Bitget, KuCoin and
+    Upbit on 127.0.0.1 (a free port), crawls them with the real spiders, prints one summary
     line per spider and a sample query. Run it twice: the second run finds nothing new
     and creates no version. Gate's mirror blocks two articles on purpose (an Akamai 403
     and an EdgeOne challenge): they are never archived, and that run ends "blocked".
