@@ -37,8 +37,9 @@ def classify(
 ) -> str | None:
     """The kind of block this answer is, or None for an answer worth parsing.
 
-    "rate_limited" (429), "edgeone" (HTTP 567), "too_frequent" (a 403 that says "access
-    too frequent"), "akamai" / "forbidden" (other 403s),
+    "rate_limited" (429), "banned" (418: Upbit's, and Binance's, ban of an IP that went on
+    after its 429s), "edgeone" (HTTP 567), "too_frequent" (a 403 that says "access too
+    frequent"), "akamai" / "forbidden" (other 403s),
     "challenge" (a page that is only a script: a 200 or 503 with no page text; or any
     answer Cloudflare marks `cf-mitigated: challenge`, a 403 for its managed challenge).
     Where the source's `signs` say so: "redirect" (any redirect: Bithumb answers bursts
@@ -46,6 +47,8 @@ def classify(
     """
     if status == 429:
         return "rate_limited"
+    if status == 418:
+        return "banned"
     if "redirect" in signs and status in _REDIRECTS:
         return "redirect"
     if "empty" in signs and status == 200 and _is_empty(body):

@@ -246,16 +246,17 @@ DEMO_SPIDERS = {
     "bybit": ("bybit_announcements",),
     "bitget": ("bitget_announcements",),
     "kucoin": ("kucoin_announcements",),
-    "xt": ("xt_announcements",),
-    "deepcoin": ("deepcoin_announcements",),
-    "mexc": ("mexc_announcements",),
-    "kraken": ("kraken_announcements",),
+    "upbit": ("upbit_announcements",),
+    "bithumb": ("bithumb_announcements",),
     "htx": ("htx_announcements",),
-    "bingx": ("bingx_announcements",),
+    "mexc": ("mexc_announcements",),
+    "cryptocom": ("cryptocom_announcements",),
+    "kraken": ("kraken_announcements",),
     "bitfinex": ("bitfinex_announcements",),
     "deribit": ("deribit_announcements",),
-    "bithumb": ("bithumb_announcements",),
-    "cryptocom": ("cryptocom_announcements",),
+    "bingx": ("bingx_announcements",),
+    "xt": ("xt_announcements",),
+    "deepcoin": ("deepcoin_announcements",),
 }
 DEMO_SETTINGS = {
     # A local mirror needs no politeness; blocks are retried quickly to keep it short.
@@ -282,8 +283,8 @@ def demo(
     """Crawl the bundled mirrors of every source offline and show what landed.
 
     Serves recorded pages and API answers of every source (`annals crawl --list` names
-    their spiders) on 127.0.0.1 (a free port), crawls them with the real spiders, prints one summary
-    line per spider and a sample query. Run it twice: the second run finds nothing new
+    their spiders) on 127.0.0.1 (a free port), crawls them with the real spiders, prints
+    one summary line per spider and a sample query. Run it twice: the second run finds nothing new
     and creates no version. Gate's mirror blocks two articles on purpose (an Akamai 403
     and an EdgeOne challenge): they are never archived, and that run ends "blocked".
 

@@ -24,6 +24,8 @@ HTML = {"content-type": "text/html"}
         (200, HTML, (FIXTURES / "gate" / "challenge_edgeone.html").read_bytes(), "challenge"),
         (567, {}, b"", "edgeone"),
         (429, {}, b"", "rate_limited"),
+        (429, {"content-type": "text/plain"}, b"Too many API requests.", "rate_limited"),
+        (418, {}, b"", "banned"),
         (403, {}, b'{"retCode":10006,"retMsg":"403 access too frequent"}', "too_frequent"),
         (403, HTML, b"<html><body>Forbidden</body></html>", "forbidden"),
         (

@@ -272,6 +272,12 @@ class Source(Facts):
     # Where the query's parts go, fixed_query first; the default suits most APIs.
     query_order: tuple[QueryPart, ...] = ("language", "category", "paging")
     detail: Detail | None = None
+    # The `extra` key where a list record keeps when the item last changed, where the
+    # list says so and is ordered by it (Upbit's listed_at, moved by every edit or
+    # re-pin): a page then reaches back to its last item's change, not its publication,
+    # and a known item's detail is asked again only when the value (or the title) differs
+    # from the archive's, instead of while the item is young. None: neither.
+    changed_key: str | None = None
     # Politeness from the exchange's documented limits.
     download_delay: float = 0.5
     concurrency: int = 1

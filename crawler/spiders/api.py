@@ -19,6 +19,10 @@ endpoints, paging, categories, languages, politeness, envelope and rate-limit co
 - Records: the list record is the record (its body is the API's description), except
   where the source has a `detail` endpoint (Binance, MEXC, Upbit): each unseen article's detail is
   fetched once per run and language, and the detail record is archived.
+  where the source has a `detail` endpoint (Binance): each unseen article's detail is
+  fetched once per run and language, and the detail record is archived. Where the list
+  dates each item's last change (Upbit's listed_at, `Source.changed_key`), a known
+  article's detail is fetched again only when that date or its title changed.
 - Items that cannot become records (no id, title or time) are counted (annals/
   unusable_items) and their answer is quarantined; the other items are archived. A
   listing's first page with no items at all is quarantined too (the run ends "partial").
@@ -33,6 +37,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, ClassVar
 
 import scrapy
@@ -58,10 +63,11 @@ from crawler.sources import (
     kucoin,
     mexc,
     okx,
+    upbit,
     xt,
 )
 from crawler.sources.contract import Source, TimeWindows
-from crawler.sources.parsing import EnvelopeError, ListPage, unusable_reason
+from crawler.sources.parsing import EnvelopeError, ListPage, time_or_none, unusable_reason
 from crawler.spiders.arguments import ArgumentError, Arguments, argument
 from crawler.spiders.base import MISSING, AnnalsSpider, listing_only
 
@@ -254,7 +260,8 @@ class ApiAnnouncementsSpider(AnnalsSpider):
             if self.facts.walk_categories:
                 kept_category(record, known.get(key), self.facts)
             if self.details:
-                if self.wants(key, known.get(key), record.title):
+                changed = self.changed(record, known.get(key))
+                if self.wants(key, known.get(key), record.title, changed):
                     yield self.detail_request(record, known.get(key))
                 continue
             yield self.archived(record, raw)
@@ -268,11 +275,29 @@ class ApiAnnouncementsSpider(AnnalsSpider):
             new,
         )
         following = self.next_page(result, listing, page, window)
-        # How far back the page reaches: its last item, as the list is newest first (an
-        # old announcement pinned on top would end a repair walk early if its date counted).
-        reached = records[-1].published_at if records else None
+        reached = self.reached(records)
         if following is not None and self.keep_paging(new, unseen, reached):
             yield following
+
+    def reached(self, records: list[Record]) -> datetime | None:
+        """How far back a page reaches: its last item, as the list is newest first (an
+        old announcement pinned on top would end a repair walk early if its date counted);
+        by when it last changed where the list is ordered so (`Source.changed_key`: an
+        edited old notice listed among this week's is not a week old)."""
+        if not records:
+            return None
+        last = records[-1]
+        key = self.facts.changed_key
+        changed = time_or_none(last.extra.get(key)) if key else None
+        return changed or last.published_at
+
+    def changed(self, record: Record, known: Known | None) -> bool | None:
+        """Whether the listing says a known item changed since it was archived (its
+        `Source.changed_key` value differs); None where the source's list does not say."""
+        key = self.facts.changed_key
+        if key is None or known is None or record.extra.get(key) is None:
+            return None
+        return record.extra[key] != known.extra.get(key)
 
     def next_page(
         self, result: ListPage, listing: Listing, page: int, window: dict[str, int]
@@ -468,3 +493,9 @@ class CryptocomAnnouncementsSpider(ApiAnnouncementsSpider):
     One answer holds every announcement; categories, products and event windows too."""
 
     facts = cryptocom.SOURCE
+
+
+class UpbitAnnouncementsSpider(ApiAnnouncementsSpider):
+    """Upbit notices (web notice API, Korean): the list, then new or edited ones' bodies."""
+
+    facts = upbit.SOURCE

@@ -131,14 +131,23 @@ class AnnalsSpider(scrapy.Spider):
     def known(self, keys: list[Identity]) -> dict[Identity, Known]:
         return self.run.known(keys)
 
-    def wants(self, key: Identity, known: Known | None, listed_title: str | None = None) -> bool:
+    def wants(
+        self,
+        key: Identity,
+        known: Known | None,
+        listed_title: str | None = None,
+        changed: bool | None = None,
+    ) -> bool:
         """Fetch this item's page? New: yes. Known: with full=1, while it is younger than
-        the recheck window, or when the listing shows another title than the archive."""
+        the recheck window, or when the listing shows another title than the archive.
+        `changed`: what a listing that dates each item's last change says (Upbit's
+        listed_at), which then stands for the recheck window; None where it says nothing."""
         if key in self._seen:
             return False
         if known is None or self.full or known.extra.get("listing_only"):
             return known is None or self.full or self.run.recheck_due(known)
-        if self.run.recheck_due(known):
+        due = self.run.recheck_due(known) if changed is None else changed
+        if due:
             return True
         title = normalize_text(listed_title) if listed_title else None
         return bool(title and known.title and not _cut(title) and title != known.title)
