@@ -19,7 +19,26 @@ from hypothesis import strategies as st
 
 from archive.normalize import TimeParseError
 from archive.records import ParseError
-from crawler.sources import binance, bitget, bybit, gate, gate_square, kucoin, okx
+from crawler.sources import (
+    binance,
+    bingx,
+    bitfinex,
+    bitget,
+    bithumb,
+    bybit,
+    cryptocom,
+    deepcoin,
+    deribit,
+    gate,
+    gate_square,
+    htx,
+    kraken,
+    kucoin,
+    mexc,
+    okx,
+    upbit,
+    xt,
+)
 from crawler.sources.parsing import EnvelopeError
 from tests.helpers import FIXTURES
 
@@ -138,6 +157,29 @@ CASES = [
          bitget.SOURCE.parse_list),
     case("kucoin.list", "kucoin/announcements_p1.json", kucoin.SOURCE.list_url(1),
          kucoin.SOURCE.parse_list),
+    case("upbit.list", "upbit/announcements_p1.json", upbit.SOURCE.list_url(1, language="ko"),
+         lambda b, u: upbit.SOURCE.parse_list(b, u, "ko")),
+    case("upbit.detail", "upbit/details/160231646.json", upbit.SOURCE.detail_url("160231646", "ko"),
+         lambda b, u: upbit.SOURCE.parse_detail(b, u, "ko")),
+    case("bithumb.list", "bithumb/notices.json", bithumb.SOURCE.list_url(1, language="ko"),
+         lambda b, u: bithumb.SOURCE.parse_list(b, u, "ko")),
+    case("htx.list", "htx/delistings_p1.json", htx.SOURCE.list_url(1, category="64971881385864"),
+         htx.SOURCE.parse_list),
+    case("mexc.list", "mexc/articles_all_p1.json", mexc.SOURCE.list_url(1), mexc.SOURCE.parse_list),
+    case("mexc.detail", "mexc/details/17826001108805.json", mexc.SOURCE.detail_url("17826001108805"),
+         mexc.SOURCE.parse_detail),
+    case("cryptocom.list", "cryptocom/announcements_all.json", cryptocom.SOURCE.list_url(1),
+         cryptocom.SOURCE.parse_list),
+    case("kraken.list", "kraken/posts_p1.json", kraken.SOURCE.list_url(1), kraken.SOURCE.parse_list),
+    case("bitfinex.list", "bitfinex/posts_hist_p1.json", bitfinex.SOURCE.list_url(1),
+         bitfinex.SOURCE.parse_list),
+    case("deribit.list", "deribit/announcements_p1.json", deribit.SOURCE.list_url(1),
+         deribit.SOURCE.parse_list),
+    case("bingx.list", "bingx/announcement_Delisting_p1.json", bingx.SOURCE.list_url(1, category="Delisting"),
+         bingx.SOURCE.parse_list),
+    case("xt.list", "xt/articles_p1.json", xt.SOURCE.list_url(1), xt.SOURCE.parse_list),
+    case("deepcoin.list", "deepcoin/articles_p1.json", deepcoin.SOURCE.list_url(1),
+         deepcoin.SOURCE.parse_list),
 ]  # fmt: skip
 
 

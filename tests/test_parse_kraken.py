@@ -64,8 +64,8 @@ def test_a_post_becomes_a_record_with_utc_ms_times_and_its_full_body():
         first.url == "https://blog.kraken.com/product/asset-listings/crvd-is-available-for-trading"
     )
     assert first.body_html.startswith("<p>Corvid (CRVD) is now available for trading on Kraken!")
-    assert first.body_text is None  # the store reads it out of body_html
-    assert html_to_text(first.body_html).startswith("Corvid (CRVD) is now available for trading")
+    assert first.body_text == html_to_text(first.body_html)  # the text of what is kept
+    assert first.body_text.startswith("Corvid (CRVD) is now available for trading")
     assert (first.category, first.event_type) == ("asset-listings", "listing")
     assert first.extra == {
         "slug": "crvd-is-available-for-trading",

@@ -39,7 +39,6 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-from archive.normalize import html_to_text
 from archive.records import Link, ParseError, Record
 from crawler.sources import nodetree
 from crawler.sources.contract import Items, Source, TimeWindows
@@ -50,7 +49,6 @@ from crawler.sources.parsing import (
     int_or_none,
     need,
     same_code,
-    split_body,
 )
 
 # The positions of a post that are public (public code reads them so); the others are not.
@@ -107,7 +105,9 @@ def _record(post: Mapping[str, Any], language: str) -> Record:
     ref = str(post_id)
     title = need(post, "title", ref)
     published_at, _ = first_time(post, ("mts",), ref)
-    body_html, body_text, hrefs = _body(post.get("content"), ref)
+    body_html, body_text, hrefs = nodetree.item_body(
+        post.get("content"), SOURCE.article_url.format(id=ref), ref
+    )
     return SOURCE.announcement(
         language,
         ref,
@@ -118,23 +118,6 @@ def _record(post: Mapping[str, Any], language: str) -> Record:
         published_at=published_at,
         links=[_link(href) for href in dict.fromkeys(hrefs)],
     )
-
-
-def _body(content: Any, ref: str) -> tuple[str | None, str | None, list[str]]:
-    """(body_html, body_text, hrefs) of a post's content: HTML is sanitized by the one
-    allow-list (crawler.sources.nodetree), plain text kept as text, empty is no body."""
-    if not isinstance(content, str) or not content.strip():
-        return None, None, []
-    markup, text = split_body(content)
-    if markup is None:
-        return None, text, []
-    try:
-        safe, hrefs = nodetree.body_html(markup, SOURCE.article_url.format(id=ref))
-    except ParseError as exc:
-        raise UnusableItemError(f"{ref}: {exc.reason}") from None
-    if safe is None:
-        return None, None, []
-    return safe, html_to_text(safe), hrefs
 
 
 def _link(href: str) -> Link:

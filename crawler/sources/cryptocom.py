@@ -33,7 +33,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from archive.normalize import html_to_text
 from archive.records import Link, ParseError, Record
 from crawler.sources import nodetree
 from crawler.sources.contract import Envelope, Items, OnePage, Source
@@ -42,7 +41,6 @@ from crawler.sources.parsing import (
     first_time,
     iso_time_or_none,
     need,
-    split_body,
     text_or_none,
 )
 
@@ -60,15 +58,14 @@ def _record(item: Mapping[str, Any], language: str) -> Record:
     title = need(item, "title", ann_id)
     published_at, _ = first_time(item, ("announced_at",), ann_id)
     category = text_or_none(item.get("category"))
-    markup, text = split_body(item.get("content"))
-    body_html, hrefs = nodetree.body_html(markup, SOURCE.endpoint) if markup else (None, [])
+    body_html, body_text, hrefs = nodetree.item_body(item.get("content"), SOURCE.endpoint, ann_id)
     return SOURCE.announcement(
         language,
         ann_id,
         SOURCE.article_url.format(category=category or "list", id=ann_id),
         title=title,
         body_html=body_html,
-        body_text=html_to_text(body_html) if body_html is not None else text,
+        body_text=body_text,
         published_at=published_at,
         category=category,
         extra=_extra(item),

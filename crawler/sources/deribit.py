@@ -39,7 +39,6 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from archive.normalize import html_to_text
 from archive.records import ParseError, Record
 from crawler.sources import nodetree
 from crawler.sources.contract import Items, Source, TimeWindows
@@ -49,7 +48,6 @@ from crawler.sources.parsing import (
     first_time,
     need,
     same_code,
-    split_body,
     text_or_none,
 )
 
@@ -92,7 +90,7 @@ def _record(item: Mapping[str, Any], language: str) -> Record:
     ann_id = _id(item.get("id"))
     title = need(item, "title", ann_id)
     published_at, _ = first_time(item, ("publication_timestamp",), ann_id)
-    body_html, body_text = _body(item.get("body"), ann_id)
+    body_html, body_text, _ = nodetree.item_body(item.get("body"), SOURCE.endpoint, ann_id)
     extra: dict[str, Any] = {
         name: item[name]
         for name in ("important", "confirmation")
@@ -123,21 +121,6 @@ def _id(value: Any) -> str:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise UnusableItemError(f"no id ({value!r})")
     return str(value)
-
-
-def _body(body: Any, ref: str) -> tuple[str | None, str | None]:
-    """(body_html, body_text): HTML sanitized by the one allow-list
-    (crawler.sources.nodetree), plain text kept as text, empty is no body."""
-    if not isinstance(body, str) or not body.strip():
-        return None, None
-    markup, text = split_body(body)
-    if markup is None:
-        return None, text
-    try:
-        safe, _ = nodetree.body_html(markup, SOURCE.endpoint)
-    except ParseError as exc:
-        raise UnusableItemError(f"{ref}: {exc.reason}") from None
-    return (safe, html_to_text(safe)) if safe is not None else (None, None)
 
 
 SOURCE = Source(

@@ -139,10 +139,7 @@ def _record(item: Mapping[str, Any], language: str) -> Record:
         extra["url_source"] = "guid"
     if url is None:
         raise UnusableItemError(f"{post_id}: no link")
-    try:
-        body_html, hrefs = nodetree.body_html(_rendered(item, "content"), url)
-    except ParseError as exc:
-        raise UnusableItemError(f"{post_id}: {exc.reason}") from None
+    body_html, body_text, hrefs = nodetree.item_body(_rendered(item, "content"), url, post_id)
     slugs = _category_slugs(item)
     category = _primary_category(url, slugs)
     extra |= {
@@ -161,7 +158,7 @@ def _record(item: Mapping[str, Any], language: str) -> Record:
         url,
         title=title,
         body_html=body_html,
-        body_text=None,  # the store reads the text out of body_html
+        body_text=body_text,
         published_at=published_at,
         updated_at=time_or_none(item.get("modified_gmt")),
         category=category,

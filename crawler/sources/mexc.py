@@ -50,7 +50,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-from archive.normalize import clean_title, html_to_text
+from archive.normalize import clean_title
 from archive.records import Link, ParseError, Record
 from crawler.sources import nodetree
 from crawler.sources.contract import Detail, Envelope, Items, PageNumbers, Source
@@ -122,14 +122,14 @@ def _detail(data: Mapping[str, Any], url: str, language: str, listed: Record | N
     record = listed if listed is not None else _alone(detail, article_id, language, url)
     if not record.title or record.published_at is None:
         raise ParseError(url, f"the listed record of {article_id} has no title or time")
-    body_html, hrefs = nodetree.body_html(body, url)
+    body_html, body_text, hrefs = nodetree.html_body(body, url)
     return SOURCE.announcement(
         language,
         article_id,
         record.url,
         title=record.title,
         body_html=body_html,
-        body_text=html_to_text(body_html) if body_html is not None else None,
+        body_text=body_text,
         published_at=record.published_at,
         category=record.category,
         event_type=record.event_type,

@@ -18,8 +18,9 @@ import lxml.html
 import orjson
 from lxml import etree
 
+from archive.normalize import html_to_text
 from archive.records import ParseError
-from crawler.sources.parsing import load_json
+from crawler.sources.parsing import HTML_TAG, UnusableItemError, load_json
 
 
 def body_html(body: Any, url: str) -> tuple[str | None, list[str]]:
@@ -36,6 +37,35 @@ def body_html(body: Any, url: str) -> tuple[str | None, list[str]]:
         return node_tree_to_html(body, links), links
     except RecursionError:
         raise ParseError(url, "detail body nests too deep") from None
+
+
+def html_body(markup: Any, url: str) -> tuple[str | None, str | None, list[str]]:
+    """(body_html, body_text, hrefs kept) of an HTML body as an API answers one (a
+    WordPress post's content, a Zendesk article, Deribit's body, a rendered Markdown
+    notice): sanitized by the one allow-list, its text read from what is kept. A body
+    with no tag is plain text (body_text only); none, or a blank one, is no body.
+    ParseError when it is not readable HTML."""
+    if not isinstance(markup, str) or not markup.strip():
+        return None, None, []
+    if not HTML_TAG.search(markup):
+        return None, markup, []
+    links: list[str] = []
+    try:
+        safe = node_tree_to_html(html_to_node_tree(markup), links)
+    except (etree.ParserError, ValueError) as exc:
+        raise ParseError(url, f"body is not readable HTML: {exc}") from exc
+    except RecursionError:
+        raise ParseError(url, "body nests too deep") from None
+    return (safe, html_to_text(safe), links) if safe else (None, None, [])
+
+
+def item_body(markup: Any, url: str, ref: str) -> tuple[str | None, str | None, list[str]]:
+    """html_body of one list item: a body that is not readable HTML makes that item
+    unusable (counted, its answer quarantined), not the whole page."""
+    try:
+        return html_body(markup, url)
+    except ParseError as exc:
+        raise UnusableItemError(f"{ref}: {exc.reason}") from None
 
 
 def _is_json(text: str) -> bool:

@@ -60,7 +60,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from markdown_it import MarkdownIt
 
-from archive.normalize import clean_title, format_time, html_to_text, parse_time
+from archive.normalize import clean_title, format_time, parse_time
 from archive.records import Link, ParseError, Record
 from crawler.sources import nodetree
 from crawler.sources.contract import Detail, Items, PageNumbers, Source
@@ -174,8 +174,7 @@ def _detail(data: Mapping[str, Any], url: str, language: str, listed: Record | N
     )
     if listed is not None:
         _fill_in(record, listed)
-    record.body_html, hrefs = _body_html(detail.get("body"), url)
-    record.body_text = html_to_text(record.body_html) if record.body_html is not None else None
+    record.body_html, record.body_text, hrefs = _body(detail.get("body"), url)
     record.links = [Link(href) for href in dict.fromkeys(hrefs)]
     for field, key in (("body_url", "body_url"), ("attachments", "attachments")):
         if detail.get(field):  # kept where given: neither is versioned
@@ -210,13 +209,13 @@ def _fill_in(record: Record, listed: Record) -> None:
             record.extra[key] = listed.extra[key]
 
 
-def _body_html(body: Any, url: str) -> tuple[str | None, list[str]]:
-    """(safe HTML, hrefs kept) of a Markdown body; (None, []) when there is none."""
+def _body(body: Any, url: str) -> tuple[str | None, str | None, list[str]]:
+    """(body_html, body_text, hrefs kept) of a Markdown body; no body when there is none."""
     if body is None or body == "":
-        return None, []
+        return None, None, []
     if not isinstance(body, str):
         raise ParseError(url, f"detail body is a {type(body).__name__}, not Markdown")
-    return nodetree.body_html(markdown_html(body), url)
+    return nodetree.html_body(markdown_html(body), url)
 
 
 def markdown_html(markdown: str) -> str:

@@ -45,9 +45,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin
 
-from lxml import etree
-
-from archive.normalize import clean_title, html_to_text
+from archive.normalize import clean_title
 from archive.records import Link, ParseError, Record
 from crawler.sources import nodetree
 from crawler.sources.contract import Bare, Items, PageNumbers, Source
@@ -139,7 +137,7 @@ def _record(source: Source, item: Mapping[str, Any], language: str) -> Record:
     url = text_or_none(item.get("html_url")) or source.article_url.format(
         locale=source.api_language(language), id=article
     )
-    body_html, hrefs = _body(item.get("body"), article)
+    body_html, body_text, hrefs = nodetree.item_body(item.get("body"), url, article)
     extra: dict[str, Any] = {
         name: text
         for name in ("section_id", "author_id", "locale")
@@ -151,7 +149,7 @@ def _record(source: Source, item: Mapping[str, Any], language: str) -> Record:
         url,
         title=title,
         body_html=body_html,
-        body_text=html_to_text(body_html) if body_html is not None else None,
+        body_text=body_text,
         published_at=published_at,
         updated_at=time_or_none(item.get("edited_at")),
         tags=_labels(item.get("label_names")),
@@ -167,18 +165,6 @@ def _article_id(item: Mapping[str, Any]) -> str:
     if isinstance(value, bool) or not (text.isascii() and text.isdigit()):
         raise UnusableItemError(f"no article id ({value!r})")
     return str(int(text))
-
-
-def _body(markup: Any, article: str) -> tuple[str | None, list[str]]:
-    """(sanitized HTML, hrefs it keeps) of an article's body; (None, []) when it has none."""
-    if not isinstance(markup, str) or not markup.strip():
-        return None, []
-    links: list[str] = []
-    try:
-        safe = nodetree.node_tree_to_html(nodetree.html_to_node_tree(markup), links)
-    except (etree.ParserError, ValueError, RecursionError) as exc:
-        raise UnusableItemError(f"{article}: body is not readable HTML ({exc})") from None
-    return (safe or None), links
 
 
 def _labels(value: Any) -> list[str]:
