@@ -252,6 +252,12 @@ _TRADABLE = _fast(
     _TICKER_FIRST,
     _START + "(" + _LIST_OF + r")(?=\s+(?:is|are)\s+(?:now\s+)?(?i:available for trading)\b)",
 )
+# "1MBABYDOGE and 1000CAT trading is live": the same, but not a word's ("AI trading is live"
+# may be a feature).
+_TRADING_LIVE = _fast(
+    _TICKER_FIRST,
+    _START + "(" + _LIST_OF + r")(?=\s+(?i:trading)\s+(?:is|are)\s+(?:now\s+)?(?i:live|open)\b)",
+)
 _WALLET_VERB = _fast(
     "DdWw",
     r"(?i:\b(?:deposits?|withdrawals?)(?: (?:and|&) (?:deposits?|withdrawals?))?"
@@ -276,6 +282,15 @@ _INSTRUMENT = _fast(
     _START + "(" + _T + r")(?:_USDC)?-(?:PERP(?:ETUAL)?\b|\d{1,2}[A-Z]{3}\d{2}\b)",
 )
 _INSTRUMENT_TAIL = re.compile(r"-(?:PERP(?:ETUAL)?\b|\d{1,2}[A-Z]{3}\d{2}\b)")
+# The same names in a lower-case title ("listing of znta_usdc-perpetual", "btc-25sep26"):
+# found from their end, then read back to the base.
+_MONTHS = "jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec"
+_LOWER_INSTRUMENT_END = _fast(
+    "_-", r"(?:_usd[ct])?-(?:perpetual|\d{1,2}(?:" + _MONTHS + r")\d{2})(?![a-z0-9])"
+)
+_LOWER_INSTRUMENT = re.compile(
+    r"(?<![A-Za-z0-9$/_.=:\-])(\d{0,7}[a-z][a-z0-9]{1,11})(?:_usd[ct])?-[a-z0-9]+$"
+)
 _RATIO_WORDS = ("atio", "ATIO", "ate", "汇率")  # ratio, exchange rate
 _RATIO_PAIR = re.compile(
     r"(?<![A-Za-z0-9])\$?(" + _T + r")/\$?(" + _T + r")(?=\s*(?:(?i:ratio|exchange rate)\b|汇率))"
@@ -308,6 +323,18 @@ _MIXED_LIST = _fast(
     + _MIXED
     + r")*))",
 )
+# "XAUt/USD₮", "stETH/ETH": a pair of a mixed-case ticker; "AAPLx, TSLAx and NVDAx xStocks".
+_MIXED_PAIR = re.compile(
+    r"(?<![A-Za-z0-9$/_.=:\-])([A-Z]{2,6}[a-rt-z]|[a-z]{1,4}[A-Z]{3,6})(?:\s?/\s?|:)"
+    r"(?:" + _QUOTE_ALT + r")(?![A-Za-z0-9])"
+)
+_MIXED_BEFORE = re.compile(
+    r"(?<![A-Za-z0-9])("
+    + _MIXED
+    + r"(?:(?:,\s*|\s+and\s+)"
+    + _MIXED
+    + r")*)(?=\s+(?i:xstocks?|tokeni[sz]ed stocks?|stock tokens?)\b)"
+)
 _MIXED_TOKEN = re.compile(r"[A-Z]?[a-z]{1,4}[A-Z]{3,6}|[A-Z]{2,6}[a-rt-z](?![A-Za-z0-9])")
 _MIXED_HINT = _fast("A-Z", r"(?<=[a-z])[A-Z]{3}|[A-Z]{2}[a-rt-z]\b")
 # "Rebranding of FTM to S", "token swap to POL": the new ticker is written as one.
@@ -323,6 +350,8 @@ _SWAP_BOTH = _fast(
     _START + "(" + _T + r")(?:\s*[(（][^()（）]{1,40}[)）])?\s+(?i:to)\s+(" + _T + r")"
     r"\s+(?i:token\s+|network\s+)?(?i:swap|migration|rebrand\w*|renam\w*|conversion)",
 )
+# "(ZNT → ZENT)", "티커 변경 (ABC -> XYZ)": a rename written with an arrow.
+_SWAP_ARROW = re.compile(_START + "(" + _T + r")\s*(?:→|->)\s*(" + _T + ")" + _END)
 _SWAP_FROM = _fast(
     "SsMmRrCc",
     r"(?i:swap|migration|rebrand\w*|conversion)\s+(?i:from)\s+(" + _T + r")(?![A-Za-z0-9])",
@@ -499,6 +528,7 @@ class _Found:
         self.excluded: set[str] = set()
         self.coded: set[str] = set()  # found as a market's code (a pair, a contract)
         self.names: set[str] = set()  # written before a ticker in brackets: "TRON (TRX)"
+        self.bitfinex = False  # Bitfinex's own symbols are read ("tZNT:UST", "fZNT")
 
     def add(
         self, token: str, pos: int, strength: int, quotes: frozenset[str] = frozenset()
@@ -604,6 +634,11 @@ def _scan(text: str, offset: int, found: _Found) -> None:
                     found.add(word, offset + m.start(), LISTED)
     if _MIXED_HINT.search(text):
         _scan_mixed(text, offset, found)
+    if "-perpetual" in text or "-" in text and _LOWER_INSTRUMENT_END.search(text):
+        for m in _LOWER_INSTRUMENT_END.finditer(text):
+            t = _LOWER_INSTRUMENT.search(text, max(0, m.start() - 20), m.end())
+            if t and t[1] not in _LOWER_WORDS and t[1] not in _NOT_BASES:
+                found.add(t[1], offset + t.start(1), CODED)
     if any(word in lowered for word in _RENAME_WORDS) and not (found.delisting and offset):
         for m in _RENAMED_TO.finditer(text):
             if m[2] not in NEVER and m[2] not in WORDS:
@@ -623,6 +658,10 @@ def _scan_swaps(text: str, offset: int, found: _Found) -> None:
         found.add(m[2], offset + m.start(2), STRUCTURED if len(m[2]) == 1 else LISTED)
     for m in _SWAP_FROM.finditer(text):
         found.add(m[1], offset + m.start(1), LISTED)
+    if "→" in text or "->" in text:
+        for m in _SWAP_ARROW.finditer(text):
+            found.add(m[1], offset + m.start(1), LISTED)
+            found.add(m[2], offset + m.start(2), LISTED)
 
 
 def _scan_shapes(text: str, offset: int, found: _Found) -> None:
@@ -654,15 +693,50 @@ def _scan_shapes(text: str, offset: int, found: _Found) -> None:
                 found.add(t[0], offset + t.start(), STRUCTURED)
 
 
-_RENAME_WORDS = ("rebrand", "swap", "migration", "renam")
+_RENAME_WORDS = ("rebrand", "swap", "migration", "renam", "ticker", "리브랜딩", "티커", "스왑")
+_NOT_BASES = frozenset("non semi quasi".split())  # "non-perpetual"
 
 
 def _scan_mixed(text: str, offset: int, found: _Found) -> None:
-    """Mixed-case tickers ("bnSOL", "JitoSOL") in a list a naming verb names."""
-    for m in _MIXED_LIST.finditer(text):
-        for t in _MIXED_TOKEN.finditer(m[1]):
-            if t.start() == 0 or not m[1][t.start() - 1].isalnum():
-                found.add(t[0], offset + m.start(1) + t.start(), LISTED)
+    """Mixed-case tickers ("bnSOL", "JitoSOL") in a list a naming verb names, in a pair
+    ("XAUt/USD") or before what they are ("TSLAx and NVDAx xStocks"). Not Bitfinex's
+    own symbols ("tZNT:UST", "fZNT": _scan_bitfinex)."""
+    for pattern in (_MIXED_LIST, _MIXED_BEFORE):
+        for m in pattern.finditer(text):
+            for t in _MIXED_TOKEN.finditer(m[1]):
+                if (t.start() == 0 or not m[1][t.start() - 1].isalnum()) and not (
+                    found.bitfinex and _BITFINEX_PREFIXED.match(t[0])
+                ):
+                    found.add(t[0], offset + m.start(1) + t.start(), LISTED)
+    for m in _MIXED_PAIR.finditer(text):
+        if not (found.bitfinex and _BITFINEX_PREFIXED.match(m[1])):
+            found.add(m[1], offset + m.start(1), CODED)
+
+
+# Bitfinex's API symbols: "tARBR:USD", "tZNTUSD", "tBTCF0:USTF0" (trading), "fZNT"
+# (a funding book): they stand for their base, except as a request's example
+# ("symbols=tBTCUSD,fUST").
+_BITFINEX_PREFIXED = re.compile(r"[tf][A-Z]")
+_BITFINEX_SYMBOL = _fast(
+    "tf",
+    r"(?<![A-Za-z0-9$/_.=:\-])[tf]([A-Z][A-Z0-9]{1,15})(?::([A-Z][A-Z0-9]{1,7}))?(?![A-Za-z0-9:])",
+)
+_BITFINEX_QUOTES = ("USD", "UST", "EUR", "GBP", "JPY", "BTC", "ETH", "TRY", "MXN")
+
+
+def _scan_bitfinex(text: str, offset: int, found: _Found) -> None:
+    for m in _BITFINEX_SYMBOL.finditer(text):
+        run = text[text.rfind(" ", 0, m.start()) + 1 : m.start()]
+        if "=" in run or "/" in run or "," in run or _is_example(text, m.start(), m.end()):
+            continue
+        base = m[1]
+        if m[2] is None and m[0][0] == "t":
+            base = next(
+                (base[: -len(q)] for q in _BITFINEX_QUOTES if base.endswith(q) and len(base) > 4),
+                base,
+            )
+        base = base.removesuffix("F0") if m[2] else base
+        found.add(base, offset + m.start(1), CODED)
 
 
 # "OKX to list Story (IP)": a project's name a listing verb names, its ticker in brackets.
@@ -846,6 +920,7 @@ _CONTEXT_RULES: tuple[tuple[re.Pattern[str], int, frozenset[str], tuple[str, ...
     (_ON_CHAIN, ACTED, _NO_QUOTES, ("layer", "network", "chain")),
     (_WALLET_OF, ACTED, _NO_QUOTES, ("deposit", "withdrawal", "입출금")),
     (_TRADABLE, LISTED, _NO_QUOTES, ("available for trading",)),
+    (_TRADING_LIVE, ACTED, _NO_QUOTES, ("trading is", "trading are")),
     (_FOLLOWING, ACTED, _NO_QUOTES, ("following", "affected")),
     (_KINDS_INCLUDING, ACTED, _NO_QUOTES, ("stablecoin",)),
     (_HEADED, ACTED, _NO_QUOTES, _HEADINGS),
@@ -1079,10 +1154,13 @@ def derive_symbols(
     tags) and the context rules over the title and the body text, in order of first
     appearance (title, body, then what only the HTML or the tags show)."""
     found = _Found((title, body_text), title)
+    found.bitfinex = source == "bitfinex"
     offset = 0
     for text in (title, body_text):
         if text:
             _scan(text, offset, found)
+            if found.bitfinex:
+                _scan_bitfinex(text, offset, found)
             if title is None:
                 _scan_post(text, offset, found)
             offset += len(text) + 1
@@ -1107,7 +1185,7 @@ def derive_symbols(
 
 _DELISTING = _fast(
     "cdertw下退거상",
-    r"\bdelist|\bremoval of .*\bpairs?\b|\bwill remove\b|\bcease trading|下架|下线|退市"
+    r"\bdelist|\bremoval of .*\b(?:pairs?|instruments?|contracts?)\b|\bwill remove\b|\bcease trading|下架|下线|退市"
     r"|상장\s*폐지|거래\s*지원\s*종료|\btrading support termination\b"
     r"|\bend(?:s|ing)? trading support\b",
 )
@@ -1123,6 +1201,8 @@ _RULES_STRONG: tuple[tuple[str, re.Pattern[str]], ...] = (
         re.compile(
             r"^(?:[\w.]+ )?(?:copy trading|trading bots?|grid trading|auto-invest)\s*[:：|–—-]"
             r"|\blaunch(?:es|ed)? copy trading\b|\bfor buy crypto\b"
+            # An Earn launch with no advertised rate ("理财上线 XYZ 活期产品").
+            r"|^(?!.*(?:%|年化)).*理财.*(?:上线|推出)"
         ),
     ),
     (
@@ -1135,7 +1215,8 @@ _RULES_STRONG: tuple[tuple[str, re.Pattern[str]], ...] = (
             r"|\binitial (?:futures )?listing\b|\bnow launched for futures\b"
             r"|\badds? new\b.*\btrading pairs\b|\bwill add new pairs\b|\bpairs added\b"
             r"|\balpha (?:adds|lists|launches)\b"
-            r"|上线|上架|首发|마켓 (?:디지털 자산 )?추가|디지털 자산 추가|신규 거래지원",
+            r"|上线|上架|首发|마켓 (?:디지털 자산 )?추가|디지털 자산 추가|신규 거래지원"
+            r"|(?:마켓|신규)\s*상장(?!\s*(?:폐지|심사|정책|기준))",
         ),
     ),
     (
@@ -1160,7 +1241,7 @@ _RULES_STRONG: tuple[tuple[str, re.Pattern[str]], ...] = (
             r"|\btestnet\b|\bapi (?:updates?|upgrades?|changes?)\b"
             r"|\bbank transfers?\b|\bpayment methods?\b|\b(?:apple|google) pay\b"
             r"|\b(?:convert|copy trading) (?:now )?(?:adds|supports)\b|\bbuy\b.*\bwith\b"
-            r"|\bas collateral\b|\bcollateral assets?\b",
+            r"|\bas (?:a )?collateral\b|\bcollateral (?:assets?|currenc(?:y|ies))\b",
         ),
     ),
     (
@@ -1185,7 +1266,7 @@ _RULES_STRONG: tuple[tuple[str, re.Pattern[str]], ...] = (
     (
         "listing",
         _fast(
-            "aceflmnopstw",
+            "acdeflmnopstw",
             r"\blisted\b|\blisting of\b"
             r"|\blaunch(?:es|ed)?\b.*\b(?:perpetual|futures|contracts?|spot trading|margin"
             r"|options)\b|\bwill launch\b.*\b(?:perpetual|futures|contract)"
@@ -1206,7 +1287,13 @@ _RULES_STRONG: tuple[tuple[str, re.Pattern[str]], ...] = (
             r"(?:[a-z0-9_-]+\s+)?(?:(?:weekly|daily|monthly|quarterly|linear|inverse)\s+)*"
             r"(?:options|futures|perpetuals?|strikes)\b"
             r"|\badditional product:.*\b(?:perpetual|futures|contract)"
-            r"|\bexpands?\b.*\b(?:perpetual|futures|contracts)\b",
+            r"|\bnew (?:spot |margin |futures )*(?:trading )?pairs\b|\bstrikes? added\b"
+            r"|\badds?\b.*\bstrikes\b|\b(?:margin|futures|perpetual) trading\b.*\bnow enabled\b"
+            r"|f0:ustf0\b.*\bnow (?:available|live)\b|\b(?:digital assets?|tokens?) added\b"
+            r"|\badded to (?:the )?(?:krw|btc|usdt|usdc|idr|sgd|thb)"
+            r"(?:(?:,| and) (?:krw|btc|usdt|usdc|idr|sgd|thb))* markets?\b"
+            r"|\bexpands?\b.*\b(?:perpetual|futures|contracts)\b|\bannouncement on launching\b"
+            r"|\blaunch(?:es|ed)?\b.*\b[a-z0-9]{2,15}/(?:usdt|usdc|usd|btc|eth)\b",
         ),
     ),
 )
@@ -1218,31 +1305,32 @@ _RULES_WEAK: tuple[tuple[str, re.Pattern[str]], ...] = (
             "befprstu정",
             r"terms of (?:service|use)|privacy (?:policy|notice)|user agreement"
             r"|security reminder|beware|\bfake\b|phishing|scam|risk warning"
-            r"|protect your account|sim swap|\bexpiry of\b|정책",
+            r"|protect your account|sim swap|\bexpiry of\b|(?<!수수료 )정책",
         ),
     ),
     # Regional service limits are facts about the exchange, as licences are.
     (
         "news",
         _fast(
-            "acfilmrsuvw서",
+            "acfilmnrsuvw서",
             r"\bincident report\b|\busers in the (?:eea|eu|uk|us)\b|\bresidents?\b"
             r"|\bresults of\b|\bwinners\b|\blicen[cs]|\bseed round\b|\bfunding round\b"
             r"|\bventures\b|\bmeet (?:us|[\w.]+) at\b|\bconference\b|\bsummit\b"
             r"|\bacqui(?:sition|res?|red)\b|\bawards?\b(?! pool)|\bregister(?:s|ed)? (?:with|as)\b"
-            r"|\bcharter\b|\bwins\b"
+            r"|\bcharter\b|\bwins\b|\bnow part of\b"
             r"|\bclients (?:in|from)\b|\bservices (?:in|for)\b|서비스 이용 제한",
         ),
     ),
     (
         "maintenance",
         _fast(
-            "dhmnrstuw充升恢暂维메재점중지토업",
+            "dhmnrstuw充升恢暂维메재점중지토업리티",
             r"maintenance(?! margin)|network upgrade|system upgrade|wallet upgrade|hard fork"
             r"|\bsuspen(?:ds?|ded|ding|sion)\b|\bresum(?:e|ed|es|ption)\b|\bmainnet upgrade"
             r"|token swap|migration|rebrand|\bdelay(?:ed|s)?\b"
             r"|\bupgrade the .*\b(?:network|wallet)\b"
-            r"|维护|升级|暂停|恢复|充提|점검|지연|중단|중지|재개|메인넷|토큰 스왑|업그레이드",
+            r"|维护|升级|暂停|恢复|充提|점검|지연|중단|중지|재개|메인넷|토큰 스왑|업그레이드"
+            r"|리브랜딩|티커 변경",
         ),
     ),
     (
@@ -1258,11 +1346,11 @@ _RULES_WEAK: tuple[tuple[str, re.Pattern[str]], ...] = (
     (
         "news",
         _fast(
-            "abcilmprs공서유재지",
+            "abcilmprs공서유재지사신",
             r"proof of reserves|\breport\b|registration|licen[cs]e|partner|\bburn\b"
             r"|\bacquir|(?<!-)\binvests?\b|\bresults?\b|\bresidents?\b|\bclients (?:in|from)\b"
             r"|\bservices (?:in|for)\b"
-            r"|\bmica\b|서비스 이용 제한|유통량|공시|지갑 이동|재단",
+            r"|\bmica\b|서비스 이용 제한|유통량|공시|지갑 이동|재단|사업자 (?:갱신 )?신고|신고 수리",
         ),
     ),
     (
@@ -1270,22 +1358,23 @@ _RULES_WEAK: tuple[tuple[str, re.Pattern[str]], ...] = (
         _fast(
             "eprstu정",
             r"terms of (?:service|use)|privacy policy|user agreement|security reminder"
-            r"|phishing|scam|risk warning|protect your account|sim swap|\bexpiry of\b|정책",
+            r"|phishing|scam|risk warning|protect your account|sim swap|\bexpiry of\b|(?<!수수료 )정책",
         ),
     ),
     (
         "product",
         _fast(
-            "abcdefhiklmnoprstuvw分费네드등서스업유인트한",
+            "abcdefhiklmnoprstuvw分费네드등서스업유인트한수",
             r"\bapi\b|introduc|\bnow (?:supports|live)\b|\bwhat(?:’s|'s| is) new\b|\bupdates?\b"
             r"|\bnew fields?\b|feature"
             r"|copy trading|auto-invest|\bearn\b|\bcard\b|\bwallet\b|\bfee|\bleverage\b"
-            r"|\btiers?\b|\bmargin\b"
+            r"|\btiers?\b|\bmargin\b|\bfunding (?:now )?(?:available|books?|market)\b"
+            r"|\bnow (?:on|available on) (?:the )?\w+ (?:network|chain)\b"
             r"|dividend|\bconvert\b|integration|\bsupport|adjust|\bapp\b|mobile|released"
             r"|interface|portfolio|\borders?\b|block trade|funding rate|risk matrix|haircut"
-            r"|\bchange\b|staking|\bnew:|\bkyc\b|\bverification\b|\blimits?\b|\bsettlement\b"
+            r"|\bchanges?\b|\bdemo trading\b|staking|\bnew:|\bkyc\b|\bverification\b|\blimits?\b|\bsettlement\b"
             r"|分红|费率|유의 종목|유의 촉구|업데이트|한도|인증|서비스 출시"
-            r"|트래블룰|등급|네트워크 추가|스테이킹|드롭",
+            r"|트래블룰|등급|네트워크 추가|스테이킹|드롭|수수료|서비스 종료",
         ),
     ),
 )
