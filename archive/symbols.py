@@ -174,10 +174,14 @@ _NAMING_VERB = _fast(
     word=True,
 )
 _CJK_VERB = re.compile(
-    r"(?:上线|上架|下架|下线|首发|暂停|恢复|支持|开通|包括|推出|质押)\s*(" + _LIST_OF + ")"
+    r"(?:上[线線]|上架|下架|下[线線]|首[发發]|暂停|暫停|恢[复復]|支[持援]|[开開]通|包括|推出|[质質]押)\s*("
+    + _LIST_OF
+    + ")"
 )
 # "XYZ 将被下架": the list before the verb (apart: "HTX上线WLD" is both ways round).
-_CJK_VERB_AFTER = re.compile(_START + "(" + _LIST_OF + r")\s*(?:要|将)?被?(?:下架|上线|上架)")
+_CJK_VERB_AFTER = re.compile(
+    _START + "(" + _LIST_OF + r")\s*(?:要|将|將)?被?(?:下架|上[线線]|上架)"
+)
 # "trading for XYZ", "withdrawals of XYZ", "support XYZ": a ticker, but not a word
 # ("Trading for ONE week").
 _ACTING_VERB = _fast(
@@ -333,7 +337,7 @@ _MIXED_BEFORE = re.compile(
     + _MIXED
     + r"(?:(?:,\s*|\s+and\s+)"
     + _MIXED
-    + r")*)(?=\s+(?i:xstocks?|tokeni[sz]ed stocks?|stock tokens?)\b)"
+    + r")*)(?=\s+(?i:xstocks?|tokeni[sz]ed stocks?|stock tokens?|deposits?|withdrawals?)\b)"
 )
 _MIXED_TOKEN = re.compile(r"[A-Z]?[a-z]{1,4}[A-Z]{3,6}|[A-Z]{2,6}[a-rt-z](?![A-Za-z0-9])")
 _MIXED_HINT = _fast("A-Z", r"(?<=[a-z])[A-Z]{3}|[A-Z]{2}[a-rt-z]\b")
@@ -634,11 +638,7 @@ def _scan(text: str, offset: int, found: _Found) -> None:
                     found.add(word, offset + m.start(), LISTED)
     if _MIXED_HINT.search(text):
         _scan_mixed(text, offset, found)
-    if "-perpetual" in text or "-" in text and _LOWER_INSTRUMENT_END.search(text):
-        for m in _LOWER_INSTRUMENT_END.finditer(text):
-            t = _LOWER_INSTRUMENT.search(text, max(0, m.start() - 20), m.end())
-            if t and t[1] not in _LOWER_WORDS and t[1] not in _NOT_BASES:
-                found.add(t[1], offset + t.start(1), CODED)
+    _scan_lower_instruments(text, offset, found)
     if any(word in lowered for word in _RENAME_WORDS) and not (found.delisting and offset):
         for m in _RENAMED_TO.finditer(text):
             if m[2] not in NEVER and m[2] not in WORDS:
@@ -648,6 +648,16 @@ def _scan(text: str, offset: int, found: _Found) -> None:
         _scan_swaps(text, offset, found)
     if windows:
         _scan_shapes(text, offset, found)
+
+
+def _scan_lower_instruments(text: str, offset: int, found: _Found) -> None:
+    """Instrument names in a lower-case title: "znta_usdc-perpetual", "btc-25sep26"."""
+    if "-" not in text:
+        return
+    for m in _LOWER_INSTRUMENT_END.finditer(text):
+        t = _LOWER_INSTRUMENT.search(text, max(0, m.start() - 20), m.end())
+        if t and t[1] not in _LOWER_WORDS and t[1] not in _NOT_BASES:
+            found.add(t[1], offset + t.start(1), CODED)
 
 
 def _scan_swaps(text: str, offset: int, found: _Found) -> None:
@@ -721,6 +731,7 @@ _BITFINEX_SYMBOL = _fast(
     "tf",
     r"(?<![A-Za-z0-9$/_.=:\-])[tf]([A-Z][A-Z0-9]{1,15})(?::([A-Z][A-Z0-9]{1,7}))?(?![A-Za-z0-9:])",
 )
+_EXAMPLE_NEAR = re.compile(r"(?i:e\.g\.|for example|such as|examples?:)[^.;:]{0,40}$")
 _BITFINEX_QUOTES = ("USD", "UST", "EUR", "GBP", "JPY", "BTC", "ETH", "TRY", "MXN")
 
 
@@ -729,6 +740,8 @@ def _scan_bitfinex(text: str, offset: int, found: _Found) -> None:
         run = text[text.rfind(" ", 0, m.start()) + 1 : m.start()]
         if "=" in run or "/" in run or "," in run or _is_example(text, m.start(), m.end()):
             continue
+        if _EXAMPLE_NEAR.search(text, max(0, m.start() - 50), m.start()):
+            continue  # "for example tBTCUSD or fUST"
         base = m[1]
         if m[2] is None and m[0][0] == "t":
             base = next(
@@ -932,7 +945,10 @@ _MARKET_WORDS = (
     *"perpetual futures margin option contract spot pre-market pair".split(),
     *"永续 现货 合约 交易对".split(),
 )
-_CJK_VERBS = tuple("上线 上架 下架 下线 首发 暂停 恢复 支持 开通 包括 推出 质押".split())
+_CJK_VERBS = (
+    *"上线 上架 下架 下线 首发 暂停 恢复 支持 开通 包括 推出 质押".split(),
+    *"上線 下線 首發 暫停 恢復 支援 開通 質押".split(),  # traditional
+)
 _NETWORK_NAME = re.compile(
     r"\s*(?:网络|(?i:network))\s*[(（](?:[A-Z]{1,2}RC|BEP|ERC|SPL)\d{0,4}[)）]"
 )
@@ -1155,6 +1171,9 @@ def derive_symbols(
     appearance (title, body, then what only the HTML or the tags show)."""
     found = _Found((title, body_text), title)
     found.bitfinex = source == "bitfinex"
+    if found.bitfinex:  # "USD₮" is Bitfinex's UST (its pairs' ticker)
+        title, body_text = (t.replace("USD₮", "UST") if t else t for t in (title, body_text))
+        found.texts = [t for t in (title, body_text) if t]
     offset = 0
     for text in (title, body_text):
         if text:
@@ -1185,7 +1204,8 @@ def derive_symbols(
 
 _DELISTING = _fast(
     "cdertw下退거상",
-    r"\bdelist|\bremoval of .*\b(?:pairs?|instruments?|contracts?)\b|\bwill remove\b|\bcease trading|下架|下线|退市"
+    r"\bdelist|\bremoval of .*\b(?:pairs?|instruments?|contracts?|options|futures|perpetuals?)\b"
+    r"|\bwill remove\b|\bcease trading|下架|下[线線]|退市"
     r"|상장\s*폐지|거래\s*지원\s*종료|\btrading support termination\b"
     r"|\bend(?:s|ing)? trading support\b",
 )
@@ -1194,7 +1214,8 @@ _DELISTING = _fast(
 _RULES_STRONG: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("delisting", _DELISTING),
     # A campaign for a listing ("원화 마켓 추가 기념 ... 이벤트") gives something.
-    ("promotion", re.compile(r"기념.*이벤트|\bcelebrat")),
+    # So does an Earn product advertised with a rate ("理财上线 XYZ 活期产品，年化 8%").
+    ("promotion", re.compile(r"기념.*이벤트|\bcelebrat|理财.*(?:年化|\d%)")),
     # A notice of a service that is not a market ("Copy Trading: New Pairs Added").
     (
         "product",
@@ -1215,7 +1236,7 @@ _RULES_STRONG: tuple[tuple[str, re.Pattern[str]], ...] = (
             r"|\binitial (?:futures )?listing\b|\bnow launched for futures\b"
             r"|\badds? new\b.*\btrading pairs\b|\bwill add new pairs\b|\bpairs added\b"
             r"|\balpha (?:adds|lists|launches)\b"
-            r"|上线|上架|首发|마켓 (?:디지털 자산 )?추가|디지털 자산 추가|신규 거래지원"
+            r"|上[线線]|上架|首[发發]|마켓 (?:디지털 자산 )?추가|디지털 자산 추가|신규 거래지원"
             r"|(?:마켓|신규)\s*상장(?!\s*(?:폐지|심사|정책|기준))",
         ),
     ),
@@ -1266,7 +1287,7 @@ _RULES_STRONG: tuple[tuple[str, re.Pattern[str]], ...] = (
     (
         "listing",
         _fast(
-            "acdeflmnopstw",
+            "acdefilmnopstw",
             r"\blisted\b|\blisting of\b"
             r"|\blaunch(?:es|ed)?\b.*\b(?:perpetual|futures|contracts?|spot trading|margin"
             r"|options)\b|\bwill launch\b.*\b(?:perpetual|futures|contract)"
@@ -1293,7 +1314,8 @@ _RULES_STRONG: tuple[tuple[str, re.Pattern[str]], ...] = (
             r"|\badded to (?:the )?(?:krw|btc|usdt|usdc|idr|sgd|thb)"
             r"(?:(?:,| and) (?:krw|btc|usdt|usdc|idr|sgd|thb))* markets?\b"
             r"|\bexpands?\b.*\b(?:perpetual|futures|contracts)\b|\bannouncement on launching\b"
-            r"|\blaunch(?:es|ed)?\b.*\b[a-z0-9]{2,15}/(?:usdt|usdc|usd|btc|eth)\b",
+            r"|\blaunch(?:es|ed)?\b.*\b[a-z0-9]{2,15}/(?:usdt|usdc|usd|btc|eth)\b"
+            r"|\b(?:introduc\w*|launch\w*)\b.*(?:-\d{1,2}(?:" + _MONTHS + r")\d{2}|-perpetual)\b",
         ),
     ),
 )
@@ -1350,7 +1372,8 @@ _RULES_WEAK: tuple[tuple[str, re.Pattern[str]], ...] = (
             r"proof of reserves|\breport\b|registration|licen[cs]e|partner|\bburn\b"
             r"|\bacquir|(?<!-)\binvests?\b|\bresults?\b|\bresidents?\b|\bclients (?:in|from)\b"
             r"|\bservices (?:in|for)\b"
-            r"|\bmica\b|서비스 이용 제한|유통량|공시|지갑 이동|재단|사업자 (?:갱신 )?신고|신고 수리",
+            r"|\bmica\b|서비스 이용 제한|유통량|공시|지갑 이동|재단"
+            r"|사업자 (?:갱신 )?신고|신고 수리",
         ),
     ),
     (
@@ -1358,7 +1381,8 @@ _RULES_WEAK: tuple[tuple[str, re.Pattern[str]], ...] = (
         _fast(
             "eprstu정",
             r"terms of (?:service|use)|privacy policy|user agreement|security reminder"
-            r"|phishing|scam|risk warning|protect your account|sim swap|\bexpiry of\b|(?<!수수료 )정책",
+            r"|phishing|scam|risk warning|protect your account|sim swap|\bexpiry of\b"
+            r"|(?<!수수료 )정책",
         ),
     ),
     (
@@ -1372,7 +1396,8 @@ _RULES_WEAK: tuple[tuple[str, re.Pattern[str]], ...] = (
             r"|\bnow (?:on|available on) (?:the )?\w+ (?:network|chain)\b"
             r"|dividend|\bconvert\b|integration|\bsupport|adjust|\bapp\b|mobile|released"
             r"|interface|portfolio|\borders?\b|block trade|funding rate|risk matrix|haircut"
-            r"|\bchanges?\b|\bdemo trading\b|staking|\bnew:|\bkyc\b|\bverification\b|\blimits?\b|\bsettlement\b"
+            r"|\bchanges?\b|\bdemo trading\b|staking|\bnew:|\bkyc\b|\bverification\b"
+            r"|\blimits?\b|\bsettlement\b"
             r"|分红|费率|유의 종목|유의 촉구|업데이트|한도|인증|서비스 출시"
             r"|트래블룰|등급|네트워크 추가|스테이킹|드롭|수수료|서비스 종료",
         ),
