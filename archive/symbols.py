@@ -58,7 +58,7 @@ FIAT = frozenset(
 # verbs, acronyms, token standards (issue 10; the labelling policy, rule 8).
 NEVER = FIAT | frozenset(
     "AM PM UTC GMT CET CEST EST EDT PST PDT HKT SGT KST JST WIB WITA WIT ICT IST AEST AEDT BST "
-    "MSK EEA EU US USA UK UAE FCA MICA "
+    "MSK EEA EU US USA UK UAE FCA MICA NY NYC HK SG APAC EMEA LATAM ASEAN "
     "SEC CFTC ESMA VARA MAS GET POST PUT DELETE PATCH HEAD HTTP HTTPS URL JSON REST WS "
     "KYC KYB AML APR APY VIP P2P NFT NFTS ETF ETFS AMA OTC FAQ TVL FDV CEO CTO COO API "
     "APIS SDK UI UX APP IOS IP PDF FAQS IEO IDO ICO TGE LP MM PNL ROI "
@@ -735,6 +735,21 @@ _EXAMPLE_NEAR = re.compile(r"(?i:e\.g\.|for example|such as|examples?:)[^.;:]{0,
 _BITFINEX_QUOTES = ("USD", "UST", "EUR", "GBP", "JPY", "BTC", "ETH", "TRY", "MXN")
 
 
+# Upbit's and Bithumb's market codes name the quote first: "KRW-ORBX", "BTC-ORBX".
+_QUOTE_FIRST = re.compile(
+    r"(?<![A-Za-z0-9$/_.=:\-])(?:KRW|BTC|USDT|IDR|SGD|THB)-(" + _T + r")(?![A-Za-z0-9_-])"
+)
+
+
+def _scan_quote_first(text: str, offset: int, found: _Found) -> None:
+    if "-" not in text:
+        return
+    for m in _QUOTE_FIRST.finditer(text):
+        run = text[text.rfind(" ", 0, m.start()) + 1 : m.start()]
+        if "=" not in run and "," not in run and not _is_example(text, m.start(), m.end()):
+            found.add(m[1], offset + m.start(1), CODED)
+
+
 def _scan_bitfinex(text: str, offset: int, found: _Found) -> None:
     for m in _BITFINEX_SYMBOL.finditer(text):
         run = text[text.rfind(" ", 0, m.start()) + 1 : m.start()]
@@ -1159,6 +1174,14 @@ def _scan_post(text: str, offset: int, found: _Found) -> None:
                 found.add(word, offset + m.start(), ACTED)
 
 
+# Sources with market codes of their own, read besides the shared rules.
+_SOURCE_CODES = {
+    "bitfinex": _scan_bitfinex,
+    "upbit": _scan_quote_first,
+    "bithumb": _scan_quote_first,
+}
+
+
 def derive_symbols(
     source: str,
     title: str | None,
@@ -1175,11 +1198,12 @@ def derive_symbols(
         title, body_text = (t.replace("USD₮", "UST") if t else t for t in (title, body_text))
         found.texts = [t for t in (title, body_text) if t]
     offset = 0
+    own_codes = _SOURCE_CODES.get(source)
     for text in (title, body_text):
         if text:
             _scan(text, offset, found)
-            if found.bitfinex:
-                _scan_bitfinex(text, offset, found)
+            if own_codes:
+                own_codes(text, offset, found)
             if title is None:
                 _scan_post(text, offset, found)
             offset += len(text) + 1
@@ -1324,10 +1348,10 @@ _RULES_WEAK: tuple[tuple[str, re.Pattern[str]], ...] = (
     (
         "other",
         _fast(
-            "befprstu정",
+            "befprstu정약처개",
             r"terms of (?:service|use)|privacy (?:policy|notice)|user agreement"
             r"|security reminder|beware|\bfake\b|phishing|scam|risk warning"
-            r"|protect your account|sim swap|\bexpiry of\b|(?<!수수료 )정책",
+            r"|protect your account|sim swap|\bexpiry of\b|(?<!수수료 )정책|약관|처리방침|개인정보",
         ),
     ),
     # Regional service limits are facts about the exchange, as licences are.
@@ -1388,7 +1412,7 @@ _RULES_WEAK: tuple[tuple[str, re.Pattern[str]], ...] = (
     (
         "product",
         _fast(
-            "abcdefhiklmnoprstuvw分费네드등서스업유인트한수",
+            "abcdefhiklmnoprstuvw分费네드등서스업유인트한수호",
             r"\bapi\b|introduc|\bnow (?:supports|live)\b|\bwhat(?:’s|'s| is) new\b|\bupdates?\b"
             r"|\bnew fields?\b|feature"
             r"|copy trading|auto-invest|\bearn\b|\bcard\b|\bwallet\b|\bfee|\bleverage\b"
@@ -1399,7 +1423,7 @@ _RULES_WEAK: tuple[tuple[str, re.Pattern[str]], ...] = (
             r"|\bchanges?\b|\bdemo trading\b|staking|\bnew:|\bkyc\b|\bverification\b"
             r"|\blimits?\b|\bsettlement\b"
             r"|分红|费率|유의 종목|유의 촉구|업데이트|한도|인증|서비스 출시"
-            r"|트래블룰|등급|네트워크 추가|스테이킹|드롭|수수료|서비스 종료",
+            r"|트래블룰|등급|네트워크 추가|스테이킹|드롭|수수료|서비스 종료|호가",
         ),
     ),
 )

@@ -1198,3 +1198,29 @@ def test_an_earn_rate_keeps_a_chinese_earn_notice_a_promotion():
 def test_traditional_chinese_verbs_name_what_they_list():
     assert symbols_of("BingX 現貨上線 ORLA", source="bingx") == ["ORLA"]
     assert symbols_of("Deepcoin 將下線 ORLA、NEXA", source="deepcoin") == ["ORLA", "NEXA"]
+
+
+def test_upbit_market_codes_name_the_quote_first():
+    assert symbols_of("KRW-ORBX, BTC-ORBX 마켓 거래지원 종료", source="upbit") == ["ORBX"]
+    assert symbols_of("USDT-ORBX 마켓 추가", source="bithumb") == ["ORBX"]
+    assert symbols_of("Open API 변경", "예시: markets=KRW-BTC,KRW-ETH", source="upbit") == []
+    assert symbols_of("KRW-ORBX 설명", source="binance") == []  # only where markets are so named
+
+
+@pytest.mark.parametrize(
+    ("title", "event"),
+    [
+        ("[공지] KRW 마켓 호가 단위 변경 안내", "product"),
+        ("업비트 이용약관 변경 안내", "other"),
+        ("업비트 고객센터 운영 시간 변경 안내", "other"),
+    ],
+)
+def test_korean_rule_and_policy_notices(title, event):
+    assert stored(title, source="upbit", category="안내")[1] == event
+
+
+def test_a_region_in_brackets_is_not_a_ticker():
+    body = "<p>Funding is live. Clients in the US (NY) and Canada are not eligible.</p>"
+    assert symbols_of(
+        "Orbix (ORBX) is available for trading!", source="kraken", body_html=body
+    ) == ["ORBX"]
