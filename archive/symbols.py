@@ -185,8 +185,9 @@ _CJK_VERB_AFTER = re.compile(
 # "trading for XYZ", "withdrawals of XYZ", "support XYZ": a ticker, but not a word
 # ("Trading for ONE week").
 _ACTING_VERB = _fast(
-    "SsOoIiDdWwTtBbLlFfAaYy",  # the first letters of the verbs
+    "SsOoIiDdWwTtBbLlFfAaYyPp",  # the first letters of the verbs
     r"(?i:\bsupport(?:s|ed)?(?: for)?|\bopen(?:s)?|\bintroduc(?:e|es|ing)|\bto include"
+    r"|\b(?:options|futures|perpetuals?) on"
     r"|\btrading (?:of|for|on)|\bsubscribe to|\bsuspend(?:s|ed)?|\bresum(?:e|es|ed)|\bswap(?:s)? of"
     r"|\btrade|\bbuy(?: and sell)?|\bsell(?: and buy)?|\blaunch(?:es|ed|ing)?"
     r"|\b(?:ap[ry]|yield|interest) on"
@@ -278,6 +279,19 @@ _WALLET_OF = _fast(
     + _LIST_OF
     + r")(?=(?:-\d+)?(?:\s+(?i:tokens?|network|chain))?\s+(?i:deposits?|withdrawals?)\b"
     r"|\s*입출금)",
+)
+# "ORBX, ZNT 원화 마켓 추가": the assets of a Korean market notice, named before the market
+# (the markets themselves are quotes: "BTC, USDT 마켓"); "ORBX 거래지원 종료", "ORBX 거래유의
+# 종목", "ORBX 신규 상장": the asset a Korean notice acts on, named before what it does.
+_KOREAN_MARKET = _fast(_TICKER_FIRST, _START + "(" + _LIST_OF + r")(?=\s*(?:원화\s*|KRW\s*)?마켓)")
+_KOREAN_ACT = _fast(
+    _TICKER_FIRST,
+    _START
+    + "("
+    + _LIST_OF
+    + r")(?=\s*(?:거래\s*지원|거래\s*유의|투자\s*유의|유의\s*종목|신규\s*상장|상장"
+    r"|네트워크\s*업그레이드|메인넷"
+    r"|스왑|리브랜딩))",
 )
 # Deribit, Crypto.com and Bitfinex instruments: BTC-25SEP26, ETH-PERPETUAL, BTC-PERP,
 # BTCF0:USTF0.
@@ -947,6 +961,13 @@ _CONTEXT_RULES: tuple[tuple[re.Pattern[str], int, frozenset[str], tuple[str, ...
     (_WALLET_VERB, LISTED, _NO_QUOTES, ("deposit", "withdrawal")),
     (_ON_CHAIN, ACTED, _NO_QUOTES, ("layer", "network", "chain")),
     (_WALLET_OF, ACTED, _NO_QUOTES, ("deposit", "withdrawal", "입출금")),
+    (_KOREAN_MARKET, ACTED, QUOTES, ("마켓",)),
+    (
+        _KOREAN_ACT,
+        ACTED,
+        _NO_QUOTES,
+        ("거래", "유의", "상장", "네트워크", "메인넷", "스왑", "리브랜딩"),
+    ),
     (_TRADABLE, LISTED, _NO_QUOTES, ("available for trading",)),
     (_TRADING_LIVE, ACTED, _NO_QUOTES, ("trading is", "trading are")),
     (_FOLLOWING, ACTED, _NO_QUOTES, ("following", "affected")),
@@ -1339,7 +1360,10 @@ _RULES_STRONG: tuple[tuple[str, re.Pattern[str]], ...] = (
             r"(?:(?:,| and) (?:krw|btc|usdt|usdc|idr|sgd|thb))* markets?\b"
             r"|\bexpands?\b.*\b(?:perpetual|futures|contracts)\b|\bannouncement on launching\b"
             r"|\blaunch(?:es|ed)?\b.*\b[a-z0-9]{2,15}/(?:usdt|usdc|usd|btc|eth)\b"
-            r"|\b(?:introduc\w*|launch\w*)\b.*(?:-\d{1,2}(?:" + _MONTHS + r")\d{2}|-perpetual)\b",
+            r"|\b(?:introduc\w*|launch\w*)\b.*(?:-\d{1,2}(?:" + _MONTHS + r")\d{2}|-perpetual)\b"
+            r"|\bintroduc\w*(?: of)?(?: (?:new|linear|inverse|usdc|usdt|daily|weekly|monthly"
+            r"|quarterly|[a-z0-9]{2,5}(?= (?:options|futures|perpetuals?|linear|inverse|usdc))))+"
+            r" (?:options|futures|perpetuals?)\b|\bexpir(?:y|ies)\b.*\bnow (?:available|live)\b",
         ),
     ),
 )
@@ -1358,8 +1382,9 @@ _RULES_WEAK: tuple[tuple[str, re.Pattern[str]], ...] = (
     (
         "news",
         _fast(
-            "acfilmnrsuvw서",
-            r"\bincident report\b|\busers in the (?:eea|eu|uk|us)\b|\bresidents?\b"
+            "acfilmnprsuvw서",
+            r"\bincident\b|\bpost-mortem\b|\bappoints?\b|\busers in the (?:eea|eu|uk|us)\b"
+            r"|\bresidents?\b"
             r"|\bresults of\b|\bwinners\b|\blicen[cs]|\bseed round\b|\bfunding round\b"
             r"|\bventures\b|\bmeet (?:us|[\w.]+) at\b|\bconference\b|\bsummit\b"
             r"|\bacqui(?:sition|res?|red)\b|\bawards?\b(?! pool)|\bregister(?:s|ed)? (?:with|as)\b"
@@ -1370,13 +1395,13 @@ _RULES_WEAK: tuple[tuple[str, re.Pattern[str]], ...] = (
     (
         "maintenance",
         _fast(
-            "dhmnrstuw充升恢暂维메재점중지토업리티",
+            "dhmnrstuw充升恢暂维메재점중지토업리티스",
             r"maintenance(?! margin)|network upgrade|system upgrade|wallet upgrade|hard fork"
             r"|\bsuspen(?:ds?|ded|ding|sion)\b|\bresum(?:e|ed|es|ption)\b|\bmainnet upgrade"
             r"|token swap|migration|rebrand|\bdelay(?:ed|s)?\b"
             r"|\bupgrade the .*\b(?:network|wallet)\b"
             r"|维护|升级|暂停|恢复|充提|점검|지연|중단|중지|재개|메인넷|토큰 스왑|업그레이드"
-            r"|리브랜딩|티커 변경",
+            r"|리브랜딩|티커 변경|스왑",
         ),
     ),
     (
@@ -1386,7 +1411,7 @@ _RULES_WEAK: tuple[tuple[str, re.Pattern[str]], ...] = (
             r"airdrop|campaign|competition|challenge|\bshare\b.*\d|reward|bonus|promotion"
             r"|giveaway|launchpool|launchpad|candydrop|gempool|jumpstart|poolx|carnival"
             r"|welcome gift|cashback|trade-to-earn|hodler|voucher|zero[- ]fee|\bup to\b.*\bap[ry]\b"
-            r"|\brefer|\bprize|\bwin\b[^.]*\d|活动|空投|奖励|이벤트|에어드랍",
+            r"|\brefer|\bprize|\bwin\b[^.]*\d|\brebates?\b|活动|空投|奖励|이벤트|에어드랍",
         ),
     ),
     (
@@ -1417,7 +1442,7 @@ _RULES_WEAK: tuple[tuple[str, re.Pattern[str]], ...] = (
             r"|\bnew fields?\b|feature"
             r"|copy trading|auto-invest|\bearn\b|\bcard\b|\bwallet\b|\bfee|\bleverage\b"
             r"|\btiers?\b|\bmargin\b|\bfunding (?:now )?(?:available|books?|market)\b"
-            r"|\bnow (?:on|available on) (?:the )?\w+ (?:network|chain)\b"
+            r"|\bnow (?:on|available on) (?:the )?\w+ (?:network|chain)\b|\baccounts?\b"
             r"|dividend|\bconvert\b|integration|\bsupport|adjust|\bapp\b|mobile|released"
             r"|interface|portfolio|\borders?\b|block trade|funding rate|risk matrix|haircut"
             r"|\bchanges?\b|\bdemo trading\b|staking|\bnew:|\bkyc\b|\bverification\b"

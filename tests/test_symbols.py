@@ -1224,3 +1224,36 @@ def test_a_region_in_brackets_is_not_a_ticker():
     assert symbols_of(
         "Orbix (ORBX) is available for trading!", source="kraken", body_html=body
     ) == ["ORBX"]
+
+
+@pytest.mark.parametrize(
+    ("title", "expected"),
+    [
+        ("[마켓 추가] ORBX, ZNT 원화 마켓 추가", ["ORBX", "ZNT"]),
+        ("[거래지원종료] ORBX, ZNT 거래지원 종료 안내", ["ORBX", "ZNT"]),
+        ("[거래유의] ORBX 거래유의 종목 지정 안내", ["ORBX"]),
+        ("[이벤트] ORBX 신규 상장 기념 거래 이벤트", ["ORBX"]),
+        ("SOL 네트워크 업그레이드 안내", ["SOL"]),
+        ("BTC, USDT 마켓 디지털 자산 추가 (VELQ, SORN)", ["VELQ", "SORN"]),  # markets
+        ("BTC 마켓 거래지원 종료 안내 (ORBX, ZNT)", ["ORBX", "ZNT"]),
+        ("[안내] KB 네트워크 점검", []),
+        ("[안내] DAXA 거래유의 종목 지정 기준 안내", []),
+    ],
+)
+def test_a_bare_ticker_before_a_korean_notice_word_is_its_subject(title, expected):
+    assert symbols_of(title, source="bithumb", category="안내") == expected
+
+
+@pytest.mark.parametrize(
+    ("title", "expected", "event"),
+    [
+        ("Introduction of linear USDC options on ETH", ["ETH"], "listing"),
+        ("Introducing portfolio margin for options", [], "product"),
+        ("Daily ETH options expiries now available", ["ETH"], "listing"),
+        ("Platform incident on 12 May 2026: post-mortem", [], "news"),
+        ("Deribit appoints new CEO", [], "news"),
+        ("Market maker fee rebate programme for SOL options", ["SOL"], "promotion"),
+    ],
+)
+def test_deribit_options_notices(title, expected, event):
+    assert stored(title, source="deribit") == (expected, event)
