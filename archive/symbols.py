@@ -187,7 +187,7 @@ _CJK_VERB_AFTER = re.compile(
 _ACTING_VERB = _fast(
     "SsOoIiDdWwTtBbLlFfAaYyPp",  # the first letters of the verbs
     r"(?i:\bsupport(?:s|ed)?(?: for)?|\bopen(?:s)?|\bintroduc(?:e|es|ing)|\bto include"
-    r"|\b(?:options|futures|perpetuals?) on"
+    r"|\b(?:options|futures|perpetuals?) on|\bwelcomes?"
     r"|\btrading (?:of|for|on)|\bsubscribe to|\bsuspend(?:s|ed)?|\bresum(?:e|es|ed)|\bswap(?:s)? of"
     r"|\btrade|\bbuy(?: and sell)?|\bsell(?: and buy)?|\blaunch(?:es|ed|ing)?"
     r"|\b(?:ap[ry]|yield|interest) on"
@@ -198,12 +198,14 @@ _ACTING_VERB = _fast(
 # the coins a heading or an index names.
 _HEADINGS = (
     *"pre-market new listing launchpool launchpad megadrop hodler candydrop jumpstart".split(),
+    *"new token new asset new coin".split(),
     *"startup kickstarter gempool poolx alpha components constituents".split(),
 )
 _HEADED = _fast(
     "PpNnLlMmHhCcJjSsKkGgAa",
     r"(?i:\b(?:pre-market trading|new listings?|launchpool|launchpad|megadrop|hodler airdrops?"
-    r"|candydrop|jumpstart|startup|kickstarter|gempool|poolx|alpha):"
+    r"|candydrop|jumpstart|startup|kickstarter|gempool|poolx|alpha"
+    r"|new (?:tokens?|assets?|coins?)(?: on [\w.]+)?):"
     r"|\b(?:components|constituents) of)\s+(" + _LIST_OF + ")",
     word=True,
 )
@@ -370,6 +372,8 @@ _SWAP_BOTH = _fast(
 )
 # "(ZNT → ZENT)", "티커 변경 (ABC -> XYZ)": a rename written with an arrow.
 _SWAP_ARROW = re.compile(_START + "(" + _T + r")\s*(?:→|->)\s*(" + _T + ")" + _END)
+# "ticker change: ORBX becomes ORBT".
+_BECOMES = re.compile(_START + "(" + _T + r") becomes (" + _T + ")" + _END)
 _SWAP_FROM = _fast(
     "SsMmRrCc",
     r"(?i:swap|migration|rebrand\w*|conversion)\s+(?i:from)\s+(" + _T + r")(?![A-Za-z0-9])",
@@ -682,6 +686,10 @@ def _scan_swaps(text: str, offset: int, found: _Found) -> None:
         found.add(m[2], offset + m.start(2), STRUCTURED if len(m[2]) == 1 else LISTED)
     for m in _SWAP_FROM.finditer(text):
         found.add(m[1], offset + m.start(1), LISTED)
+    if "becomes" in text:
+        for m in _BECOMES.finditer(text):
+            found.add(m[1], offset + m.start(1), LISTED)
+            found.add(m[2], offset + m.start(2), LISTED)
     if "→" in text or "->" in text:
         for m in _SWAP_ARROW.finditer(text):
             found.add(m[1], offset + m.start(1), LISTED)
@@ -717,7 +725,17 @@ def _scan_shapes(text: str, offset: int, found: _Found) -> None:
                 found.add(t[0], offset + t.start(), STRUCTURED)
 
 
-_RENAME_WORDS = ("rebrand", "swap", "migration", "renam", "ticker", "리브랜딩", "티커", "스왑")
+_RENAME_WORDS = (
+    "rebrand",
+    "swap",
+    "migration",
+    "renam",
+    "ticker",
+    "리브랜딩",
+    "티커",
+    "스왑",
+    "becomes",
+)
 _NOT_BASES = frozenset("non semi quasi".split())  # "non-perpetual"
 
 
@@ -1332,7 +1350,7 @@ _RULES_STRONG: tuple[tuple[str, re.Pattern[str]], ...] = (
     (
         "listing",
         _fast(
-            "acdefilmnopstw",
+            "acdefilmnopstwz",
             r"\blisted\b|\blisting of\b"
             r"|\blaunch(?:es|ed)?\b.*\b(?:perpetual|futures|contracts?|spot trading|margin"
             r"|options)\b|\bwill launch\b.*\b(?:perpetual|futures|contract)"
@@ -1354,7 +1372,8 @@ _RULES_STRONG: tuple[tuple[str, re.Pattern[str]], ...] = (
             r"(?:options|futures|perpetuals?|strikes)\b"
             r"|\badditional product:.*\b(?:perpetual|futures|contract)"
             r"|\bnew (?:spot |margin |futures )*(?:trading )?pairs\b|\bstrikes? added\b"
-            r"|\badds?\b.*\bstrikes\b|\b(?:margin|futures|perpetual) trading\b.*\bnow enabled\b"
+            r"|\badds?\b.*\bstrikes\b|^new (?:tokens?|coins?)(?: on [\w.]+)?:"
+            r"|\bzone welcomes\b|\b(?:margin|futures|perpetual) trading\b.*\bnow enabled\b"
             r"|f0:ustf0\b.*\bnow (?:available|live)\b|\b(?:digital assets?|tokens?) added\b"
             r"|\badded to (?:the )?(?:krw|btc|usdt|usdc|idr|sgd|thb)"
             r"(?:(?:,| and) (?:krw|btc|usdt|usdc|idr|sgd|thb))* markets?\b"
@@ -1395,10 +1414,11 @@ _RULES_WEAK: tuple[tuple[str, re.Pattern[str]], ...] = (
     (
         "maintenance",
         _fast(
-            "dhmnrstuw充升恢暂维메재점중지토업리티스",
+            "dhmnoprstuw充升恢暂维메재점중지토업리티스",
             r"maintenance(?! margin)|network upgrade|system upgrade|wallet upgrade|hard fork"
             r"|\bsuspen(?:ds?|ded|ding|sion)\b|\bresum(?:e|ed|es|ption)\b|\bmainnet upgrade"
-            r"|token swap|migration|rebrand|\bdelay(?:ed|s)?\b"
+            r"|token swap|migration|rebrand|\bdelay(?:ed|s)?\b|\bpaus(?:e|es|ed|ing)\b"
+            r"|\bticker change\b|\bopens? .*\b(?:deposits|withdrawals)\b"
             r"|\bupgrade the .*\b(?:network|wallet)\b"
             r"|维护|升级|暂停|恢复|充提|점검|지연|중단|중지|재개|메인넷|토큰 스왑|업그레이드"
             r"|리브랜딩|티커 변경|스왑",
@@ -1445,7 +1465,7 @@ _RULES_WEAK: tuple[tuple[str, re.Pattern[str]], ...] = (
             r"|\bnow (?:on|available on) (?:the )?\w+ (?:network|chain)\b|\baccounts?\b"
             r"|dividend|\bconvert\b|integration|\bsupport|adjust|\bapp\b|mobile|released"
             r"|interface|portfolio|\borders?\b|block trade|funding rate|risk matrix|haircut"
-            r"|\bchanges?\b|\bdemo trading\b|staking|\bnew:|\bkyc\b|\bverification\b"
+            r"|\bchanges?\b|\b(?:demo|paper) trading\b|staking|\bnew:|\bkyc\b|\bverification\b"
             r"|\blimits?\b|\bsettlement\b"
             r"|分红|费率|유의 종목|유의 촉구|업데이트|한도|인증|서비스 출시"
             r"|트래블룰|등급|네트워크 추가|스테이킹|드롭|수수료|서비스 종료|호가",

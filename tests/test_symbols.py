@@ -1257,3 +1257,30 @@ def test_a_bare_ticker_before_a_korean_notice_word_is_its_subject(title, expecte
 )
 def test_deribit_options_notices(title, expected, event):
     assert stored(title, source="deribit") == (expected, event)
+
+
+@pytest.mark.parametrize(
+    ("title", "source", "expected", "event"),
+    [
+        (
+            "Trading pair ticker change: ORBX becomes ORBT",
+            "bitfinex",
+            ["ORBX", "ORBT"],
+            "maintenance",
+        ),
+        ("New tokens on Bitfinex: ORBX and ZNT", "bitfinex", ["ORBX", "ZNT"], "listing"),
+        (
+            "Ethereum node upgrade: ETH and ERC20 deposits paused",
+            "bitfinex",
+            ["ETH"],
+            "maintenance",
+        ),
+        ("Bitfinex Launches Paper Trading for New Users", "bitfinex", [], "product"),
+        ("XT.COM Will Open ORBX Deposits", "xt", ["ORBX"], "maintenance"),
+        ("XT.COM Innovation Zone Welcomes ORBX", "xt", ["ORBX"], "listing"),
+        ("Bitget Becomes the Official Partner of a Football League", "bitget", [], "news"),
+    ],
+)
+def test_renames_headings_and_wallet_words_of_the_new_sources(title, source, expected, event):
+    category = "Latest Announcements" if source == "xt" else None
+    assert stored(title, source=source, category=category) == (expected, event)
