@@ -185,13 +185,18 @@ _CJK_VERB_AFTER = re.compile(
 # "trading for XYZ", "withdrawals of XYZ", "support XYZ": a ticker, but not a word
 # ("Trading for ONE week").
 _ACTING_VERB = _fast(
-    "SsOoIiDdWwTtBbLlFfAaYyPp",  # the first letters of the verbs
+    "SsOoIiDdWwTtBbLlFfAaYy",  # the first letters of the verbs
     r"(?i:\bsupport(?:s|ed)?(?: for)?|\bopen(?:s)?|\bintroduc(?:e|es|ing)|\bto include"
-    r"|\b(?:options|futures|perpetuals?) on|\bwelcomes?"
     r"|\btrading (?:of|for|on)|\bsubscribe to|\bsuspend(?:s|ed)?|\bresum(?:e|es|ed)|\bswap(?:s)? of"
     r"|\btrade|\bbuy(?: and sell)?|\bsell(?: and buy)?|\blaunch(?:es|ed|ing)?"
     r"|\b(?:ap[ry]|yield|interest) on"
     r"|(?<!% )(?<!ratio )(?<!ratios )\bfor)" + _SKIPPED + r"\s+(" + _LIST_OF + ")",
+    word=True,
+)
+# "options on ETH", "Innovation Zone Welcomes XYZ": the coin a market is of or a zone lists.
+_MARKET_ON = _fast(
+    "OoFfPpWw",
+    r"(?i:(?:options|futures|perpetuals?) on|welcomes?)" + _SKIPPED + r"\s+(" + _LIST_OF + ")",
     word=True,
 )
 # "Gate Pre-Market Trading: XYZ", "Binance Megadrop: XYZ", "the index components of XYZ":
@@ -305,8 +310,8 @@ _INSTRUMENT_TAIL = re.compile(r"-(?:PERP(?:ETUAL)?\b|\d{1,2}[A-Z]{3}\d{2}\b)")
 # The same names in a lower-case title ("listing of znta_usdc-perpetual", "btc-25sep26"):
 # found from their end, then read back to the base.
 _MONTHS = "jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec"
-_LOWER_INSTRUMENT_END = _fast(
-    "_-", r"(?:_usd[ct])?-(?:perpetual|\d{1,2}(?:" + _MONTHS + r")\d{2})(?![a-z0-9])"
+_LOWER_INSTRUMENT_END = re.compile(
+    r"-(?:perpetual|\d{1,2}(?:" + _MONTHS + r")\d{2})(?![a-z0-9])"  # a literal first: fast
 )
 _LOWER_INSTRUMENT = re.compile(
     r"(?<![A-Za-z0-9$/_.=:\-])(\d{0,7}[a-z][a-z0-9]{1,11})(?:_usd[ct])?-[a-z0-9]+$"
@@ -642,7 +647,8 @@ def _scan(text: str, offset: int, found: _Found) -> None:
     windows = _windows(text)
     if windows:
         # A rule whose words the text lacks cannot match: it is not run at all.
-        rules = [rule[:3] for rule in _CONTEXT_RULES if any(w in lowered for w in rule[3])]
+        every = _CONTEXT_RULES if not text.isascii() else _ASCII_CONTEXT_RULES
+        rules = [rule[:3] for rule in every if any(w in lowered for w in rule[3])]
         takes_part = [p for p, words in _PARTICIPATIONS if any(w in lowered for w in words)]
         for start, end in windows:
             _scan_written(text, offset, found, start, end)
@@ -657,6 +663,7 @@ def _scan(text: str, offset: int, found: _Found) -> None:
     if _MIXED_HINT.search(text):
         _scan_mixed(text, offset, found)
     _scan_lower_instruments(text, offset, found)
+    _scan_renamed(text, offset, found)
     if any(word in lowered for word in _RENAME_WORDS) and not (found.delisting and offset):
         for m in _RENAMED_TO.finditer(text):
             if m[2] not in NEVER and m[2] not in WORDS:
@@ -666,6 +673,18 @@ def _scan(text: str, offset: int, found: _Found) -> None:
         _scan_swaps(text, offset, found)
     if windows:
         _scan_shapes(text, offset, found)
+
+
+def _scan_renamed(text: str, offset: int, found: _Found) -> None:
+    """Both tickers of a rename written "ORBX becomes ORBT" or "(ZNT → ZENT)" (an arrow
+    in a text about a rename: not "KRW → USDT 마켓 이전")."""
+    for hint, pattern in (("becomes", _BECOMES), ("→", _SWAP_ARROW), ("->", _SWAP_ARROW)):
+        if hint in text and (
+            pattern is _BECOMES or any(word in text.lower() for word in _ARROW_WORDS)
+        ):
+            for m in pattern.finditer(text):
+                found.add(m[1], offset + m.start(1), LISTED)
+                found.add(m[2], offset + m.start(2), LISTED)
 
 
 def _scan_lower_instruments(text: str, offset: int, found: _Found) -> None:
@@ -686,14 +705,6 @@ def _scan_swaps(text: str, offset: int, found: _Found) -> None:
         found.add(m[2], offset + m.start(2), STRUCTURED if len(m[2]) == 1 else LISTED)
     for m in _SWAP_FROM.finditer(text):
         found.add(m[1], offset + m.start(1), LISTED)
-    if "becomes" in text:
-        for m in _BECOMES.finditer(text):
-            found.add(m[1], offset + m.start(1), LISTED)
-            found.add(m[2], offset + m.start(2), LISTED)
-    if "→" in text or "->" in text:
-        for m in _SWAP_ARROW.finditer(text):
-            found.add(m[1], offset + m.start(1), LISTED)
-            found.add(m[2], offset + m.start(2), LISTED)
 
 
 def _scan_shapes(text: str, offset: int, found: _Found) -> None:
@@ -725,17 +736,8 @@ def _scan_shapes(text: str, offset: int, found: _Found) -> None:
                 found.add(t[0], offset + t.start(), STRUCTURED)
 
 
-_RENAME_WORDS = (
-    "rebrand",
-    "swap",
-    "migration",
-    "renam",
-    "ticker",
-    "리브랜딩",
-    "티커",
-    "스왑",
-    "becomes",
-)
+_RENAME_WORDS = ("rebrand", "swap", "migration", "renam")
+_ARROW_WORDS = ("rebrand", "renam", "ticker", "swap", "migration", "리브랜딩", "티커", "스왑")
 _NOT_BASES = frozenset("non semi quasi".split())  # "non-perpetual"
 
 
@@ -981,6 +983,12 @@ _CONTEXT_RULES: tuple[tuple[re.Pattern[str], int, frozenset[str], tuple[str, ...
     (_WALLET_OF, ACTED, _NO_QUOTES, ("deposit", "withdrawal", "입출금")),
     (_KOREAN_MARKET, ACTED, QUOTES, ("마켓",)),
     (
+        _MARKET_ON,
+        ACTED,
+        _NO_QUOTES,
+        ("s on", "l on", "welcome"),
+    ),
+    (
         _KOREAN_ACT,
         ACTED,
         _NO_QUOTES,
@@ -992,6 +1000,13 @@ _CONTEXT_RULES: tuple[tuple[re.Pattern[str], int, frozenset[str], tuple[str, ...
     (_KINDS_INCLUDING, ACTED, _NO_QUOTES, ("stablecoin",)),
     (_HEADED, ACTED, _NO_QUOTES, _HEADINGS),
     (_LIST, WEAK, QUOTES, ("and", "&")),
+)
+# The same for a text in ASCII: only the words it can hold (most texts; a Korean rule is
+# not even looked at).
+_ASCII_CONTEXT_RULES = tuple(
+    (pattern, strength, quotes, ascii_words)
+    for pattern, strength, quotes, words in _CONTEXT_RULES
+    if (ascii_words := tuple(w for w in words if w.isascii()))
 )
 _CONTRACT_WORD = re.compile(r"\s+(?i:perpetual|contract|futures)")
 # What a market must be followed by (_MARKET_OF), lower-cased.
@@ -1286,7 +1301,7 @@ _RULES_STRONG: tuple[tuple[str, re.Pattern[str]], ...] = (
             r"^(?:[\w.]+ )?(?:copy trading|trading bots?|grid trading|auto-invest)\s*[:：|–—-]"
             r"|\blaunch(?:es|ed)? copy trading\b|\bfor buy crypto\b"
             # An Earn launch with no advertised rate ("理财上线 XYZ 活期产品").
-            r"|^(?!.*(?:%|年化)).*理财.*(?:上线|推出)"
+            r"|理财(?![^%]*%)(?!.*年化).*(?:上线|推出)"
         ),
     ),
     (
@@ -1350,7 +1365,7 @@ _RULES_STRONG: tuple[tuple[str, re.Pattern[str]], ...] = (
     (
         "listing",
         _fast(
-            "acdefilmnopstwz",
+            "aceflmnopstw",
             r"\blisted\b|\blisting of\b"
             r"|\blaunch(?:es|ed)?\b.*\b(?:perpetual|futures|contracts?|spot trading|margin"
             r"|options)\b|\bwill launch\b.*\b(?:perpetual|futures|contract)"
@@ -1371,18 +1386,28 @@ _RULES_STRONG: tuple[tuple[str, re.Pattern[str]], ...] = (
             r"(?:[a-z0-9_-]+\s+)?(?:(?:weekly|daily|monthly|quarterly|linear|inverse)\s+)*"
             r"(?:options|futures|perpetuals?|strikes)\b"
             r"|\badditional product:.*\b(?:perpetual|futures|contract)"
-            r"|\bnew (?:spot |margin |futures )*(?:trading )?pairs\b|\bstrikes? added\b"
-            r"|\badds?\b.*\bstrikes\b|^new (?:tokens?|coins?)(?: on [\w.]+)?:"
-            r"|\bzone welcomes\b|\b(?:margin|futures|perpetual) trading\b.*\bnow enabled\b"
-            r"|f0:ustf0\b.*\bnow (?:available|live)\b|\b(?:digital assets?|tokens?) added\b"
-            r"|\badded to (?:the )?(?:krw|btc|usdt|usdc|idr|sgd|thb)"
+            r"|\bexpands?\b.*\b(?:perpetual|futures|contracts)\b"
+            r"|f0:ustf0\b.*\bnow (?:available|live)\b",
+        ),
+    ),
+    # The same, in the new sources' words (issue 13), apart: each word start is tried once.
+    (
+        "listing",
+        _fast(
+            "nsazmfpdtalie",
+            r"new (?:spot |margin |futures )*(?:trading )?pairs\b|strikes? added\b"
+            r"|adds?\b.*\bstrikes\b|^new (?:tokens?|coins?)(?: on [\w.]+)?:|zone welcomes\b"
+            r"|(?:margin|futures|perpetual) trading\b.*\bnow enabled\b"
+            r"|(?:digital assets?|tokens?) added\b"
+            r"|added to (?:the )?(?:krw|btc|usdt|usdc|idr|sgd|thb)"
             r"(?:(?:,| and) (?:krw|btc|usdt|usdc|idr|sgd|thb))* markets?\b"
-            r"|\bexpands?\b.*\b(?:perpetual|futures|contracts)\b|\bannouncement on launching\b"
-            r"|\blaunch(?:es|ed)?\b.*\b[a-z0-9]{2,15}/(?:usdt|usdc|usd|btc|eth)\b"
-            r"|\b(?:introduc\w*|launch\w*)\b.*(?:-\d{1,2}(?:" + _MONTHS + r")\d{2}|-perpetual)\b"
-            r"|\bintroduc\w*(?: of)?(?: (?:new|linear|inverse|usdc|usdt|daily|weekly|monthly"
+            r"|announcement on launching\b"
+            r"|launch(?:es|ed)?\b[^/]*?\b[a-z0-9]{2,15}/(?:usdt|usdc|usd|btc|eth)\b"
+            r"|(?:introduc\w*|launch\w*)\b.*(?:-\d{1,2}(?:" + _MONTHS + r")\d{2}|-perpetual)\b"
+            r"|introduc\w*(?: of)?(?: (?:new|linear|inverse|usdc|usdt|daily|weekly|monthly"
             r"|quarterly|[a-z0-9]{2,5}(?= (?:options|futures|perpetuals?|linear|inverse|usdc))))+"
-            r" (?:options|futures|perpetuals?)\b|\bexpir(?:y|ies)\b.*\bnow (?:available|live)\b",
+            r" (?:options|futures|perpetuals?)\b|expir(?:y|ies)\b.*\bnow (?:available|live)\b",
+            word=True,
         ),
     ),
 )
@@ -1401,27 +1426,34 @@ _RULES_WEAK: tuple[tuple[str, re.Pattern[str]], ...] = (
     (
         "news",
         _fast(
-            "acfilmnprsuvw서",
-            r"\bincident\b|\bpost-mortem\b|\bappoints?\b|\busers in the (?:eea|eu|uk|us)\b"
-            r"|\bresidents?\b"
+            "acfilmrsuvw서",
+            r"\bincident report\b|\busers in the (?:eea|eu|uk|us)\b|\bresidents?\b"
             r"|\bresults of\b|\bwinners\b|\blicen[cs]|\bseed round\b|\bfunding round\b"
             r"|\bventures\b|\bmeet (?:us|[\w.]+) at\b|\bconference\b|\bsummit\b"
             r"|\bacqui(?:sition|res?|red)\b|\bawards?\b(?! pool)|\bregister(?:s|ed)? (?:with|as)\b"
-            r"|\bcharter\b|\bwins\b|\bnow part of\b"
+            r"|\bcharter\b|\bwins\b"
             r"|\bclients (?:in|from)\b|\bservices (?:in|for)\b|서비스 이용 제한",
+        ),
+    ),
+    ("news", _fast("ipan", r"incident\b|post-mortem\b|appoints?\b|now part of\b", word=True)),
+    (
+        "maintenance",
+        _fast(
+            "dhmnrstuw充升恢暂维메재점중지토업리티스",
+            r"maintenance(?! margin)|network upgrade|system upgrade|wallet upgrade|hard fork"
+            r"|\bsuspen(?:ds?|ded|ding|sion)\b|\bresum(?:e|ed|es|ption)\b|\bmainnet upgrade"
+            r"|token swap|migration|rebrand|\bdelay(?:ed|s)?\b"
+            r"|\bupgrade the .*\b(?:network|wallet)\b"
+            r"|维护|升级|暂停|恢复|充提|점검|지연|중단|중지|재개|메인넷|토큰 스왑|업그레이드"
+            r"|리브랜딩|티커 변경|스왑",
         ),
     ),
     (
         "maintenance",
         _fast(
-            "dhmnoprstuw充升恢暂维메재점중지토업리티스",
-            r"maintenance(?! margin)|network upgrade|system upgrade|wallet upgrade|hard fork"
-            r"|\bsuspen(?:ds?|ded|ding|sion)\b|\bresum(?:e|ed|es|ption)\b|\bmainnet upgrade"
-            r"|token swap|migration|rebrand|\bdelay(?:ed|s)?\b|\bpaus(?:e|es|ed|ing)\b"
-            r"|\bticker change\b|\bopens? .*\b(?:deposits|withdrawals)\b"
-            r"|\bupgrade the .*\b(?:network|wallet)\b"
-            r"|维护|升级|暂停|恢复|充提|점검|지연|중단|중지|재개|메인넷|토큰 스왑|업그레이드"
-            r"|리브랜딩|티커 변경|스왑",
+            "pto",
+            r"paus(?:e|es|ed|ing)\b|ticker change\b|opens? .*\b(?:deposits|withdrawals)\b",
+            word=True,
         ),
     ),
     (
@@ -1461,14 +1493,22 @@ _RULES_WEAK: tuple[tuple[str, re.Pattern[str]], ...] = (
             r"\bapi\b|introduc|\bnow (?:supports|live)\b|\bwhat(?:’s|'s| is) new\b|\bupdates?\b"
             r"|\bnew fields?\b|feature"
             r"|copy trading|auto-invest|\bearn\b|\bcard\b|\bwallet\b|\bfee|\bleverage\b"
-            r"|\btiers?\b|\bmargin\b|\bfunding (?:now )?(?:available|books?|market)\b"
-            r"|\bnow (?:on|available on) (?:the )?\w+ (?:network|chain)\b|\baccounts?\b"
+            r"|\btiers?\b|\bmargin\b"
             r"|dividend|\bconvert\b|integration|\bsupport|adjust|\bapp\b|mobile|released"
             r"|interface|portfolio|\borders?\b|block trade|funding rate|risk matrix|haircut"
-            r"|\bchanges?\b|\b(?:demo|paper) trading\b|staking|\bnew:|\bkyc\b|\bverification\b"
+            r"|\bchanges?\b|staking|\bnew:|\bkyc\b|\bverification\b"
             r"|\blimits?\b|\bsettlement\b"
             r"|分红|费率|유의 종목|유의 촉구|업데이트|한도|인증|서비스 출시"
             r"|트래블룰|등급|네트워크 추가|스테이킹|드롭|수수료|서비스 종료|호가",
+        ),
+    ),
+    (
+        "product",
+        _fast(
+            "fnadp",
+            r"funding (?:now )?(?:available|books?|market)\b|accounts?\b|(?:demo|paper) trading\b"
+            r"|now (?:on|available on) (?:the )?\w+ (?:network|chain)\b",
+            word=True,
         ),
     ),
 )
