@@ -694,7 +694,7 @@ def _scan_lower_instruments(text: str, offset: int, found: _Found) -> None:
     for m in _LOWER_INSTRUMENT_END.finditer(text):
         t = _LOWER_INSTRUMENT.search(text, max(0, m.start() - 20), m.end())
         if t and t[1] not in _LOWER_WORDS and t[1] not in _NOT_BASES:
-            found.add(t[1], offset + t.start(1), CODED)
+            found.add(t[1], offset + t.start(1), CODED, STABLE_QUOTES)  # "usdc-perpetual"
 
 
 def _scan_swaps(text: str, offset: int, found: _Found) -> None:

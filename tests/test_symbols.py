@@ -1284,3 +1284,7 @@ def test_deribit_options_notices(title, expected, event):
 def test_renames_headings_and_wallet_words_of_the_new_sources(title, source, expected, event):
     category = "Latest Announcements" if source == "xt" else None
     assert stored(title, source=source, category=category) == (expected, event)
+
+
+def test_a_lower_case_margin_family_is_no_instrument_base():
+    assert symbols_of("the usdc-perpetual family gets new tiers", source="deribit") == []
