@@ -1120,7 +1120,8 @@ def _scan_traded(text: str, offset: int, found: _Found, a: int, b: int) -> None:
     ticker), the prize is not."""
     for m in _TRADE_TO_WIN.finditer(text, a, b):
         traded = list(_IN_LIST.finditer(m["held"]))
-        if m["prize"] not in {t[0] for t in traded}:
+        # "Trade ORBXUSDT to share 1,000,000 ORBX": the prize is the traded contract's coin.
+        if m["prize"] not in {t[0] for t in traded} | {_base(t[0]) for t in traded}:
             found.excluded.add(m["prize"])
         for t in traded:
             found.add(t[0], offset + m.start("held") + t.start(), LISTED, QUOTES)
@@ -1281,8 +1282,9 @@ def derive_symbols(
 # --- event types ----------------------------------------------------------------------------
 
 _DELISTING = _fast(
-    "cdertw下退거상",
+    "cdeortw下退거상",
     r"\bdelist|\bremoval of .*\b(?:pairs?|instruments?|contracts?|options|futures|perpetuals?)\b"
+    r"|\b(?:removes|offline)\b.*\b(?:pairs?|contracts?|perpetuals?)\b"
     r"|\bwill remove\b|\bcease trading|下架|下[线線]|退市"
     r"|상장\s*폐지|거래\s*지원\s*종료|\btrading support termination\b"
     r"|\bend(?:s|ing)? trading support\b",
@@ -1396,6 +1398,9 @@ _RULES_STRONG: tuple[tuple[str, re.Pattern[str]], ...] = (
         _fast(
             "nsazmfpdtalie",
             r"new (?:spot |margin |futures )*(?:trading )?pairs\b|strikes? added\b"
+            r"|(?:perpetual|futures)(?: contracts?)? (?:is |are )?now available\b"
+            r"|(?:perpetual|futures)(?: contracts?)? adds?\b|spot (?:will )?launch(?:es|ed)?\b"
+            r"|adds?\b.*/(?:usdt|usdc|usd|btc|eth)\b.*\bto (?:spot|margin|futures) trading\b"
             r"|adds?\b.*\bstrikes\b|^new (?:tokens?|coins?)(?: on [\w.]+)?:|zone welcomes\b"
             r"|(?:margin|futures|perpetual) trading\b.*\bnow enabled\b"
             r"|(?:digital assets?|tokens?) added\b"
@@ -1419,7 +1424,8 @@ _RULES_WEAK: tuple[tuple[str, re.Pattern[str]], ...] = (
             "befprstu정약처개",
             r"terms of (?:service|use)|privacy (?:policy|notice)|user agreement"
             r"|security reminder|beware|\bfake\b|phishing|scam|risk warning"
-            r"|protect your account|sim swap|\bexpiry of\b|(?<!수수료 )정책|약관|처리방침|개인정보",
+            r"|protect your account|sim swap|\bexpiry of\b|(?<!수수료 )정책|약관|처리방침|개인정보"
+            r"|risk disclosure",
         ),
     ),
     # Regional service limits are facts about the exchange, as licences are.
@@ -1451,21 +1457,23 @@ _RULES_WEAK: tuple[tuple[str, re.Pattern[str]], ...] = (
     (
         "maintenance",
         _fast(
-            "pto",
-            r"paus(?:e|es|ed|ing)\b|ticker change\b|opens? .*\b(?:deposits|withdrawals)\b",
+            "ptos",
+            r"paus(?:e|es|ed|ing)\b|ticker change\b|opens? .*\b(?:deposits|withdrawals)\b"
+            r"|supports?\b.*\b(?:upgrade|hard fork)\b",
             word=True,
         ),
     ),
     (
         "promotion",
         _fast(
-            "abcghjlprstuvwz奖活空에이",
+            "abcghjlprstuvwz奖活空에이瓜大",
             r"airdrop|campaign|competition|challenge|\bshare\b.*\d|reward|bonus|promotion"
             r"|giveaway|launchpool|launchpad|candydrop|gempool|jumpstart|poolx|carnival"
             r"|welcome gift|cashback|trade-to-earn|hodler|voucher|zero[- ]fee|\bup to\b.*\bap[ry]\b"
-            r"|\brefer|\bprize|\bwin\b[^.]*\d|\brebates?\b|活动|空投|奖励|이벤트|에어드랍",
+            r"|\brefer|\bprize|\bwin\b[^.]*\d|\brebates?\b|活动|空投|奖励|瓜分|大赛|이벤트|에어드랍",
         ),
     ),
+    ("promotion", _fast("ime", r"invite\b|mystery box|events?$", word=True)),
     (
         "news",
         _fast(

@@ -1288,3 +1288,27 @@ def test_renames_headings_and_wallet_words_of_the_new_sources(title, source, exp
 
 def test_a_lower_case_margin_family_is_no_instrument_base():
     assert symbols_of("the usdc-perpetual family gets new tiers", source="deribit") == []
+
+
+# XT's and Deepcoin's help centres give no category a reader can name: their titles alone
+# decide the event type (category None, as their spiders store it).
+@pytest.mark.parametrize(
+    ("title", "expected", "event"),
+    [
+        ("Deepcoin Will Support the Ethereum (ETH) Fusaka Upgrade", ["ETH"], "maintenance"),
+        ("ORBXUSDT Perpetual Contract Now Available on Deepcoin", ["ORBX"], "listing"),
+        ("Deepcoin Adds ORBX/USDT to Spot Trading", ["ORBX"], "listing"),
+        ("Deepcoin Removes ORBXUSDT Perpetual Contract", ["ORBX"], "delisting"),
+        ("Deepcoin Will Offline ORBXUSDT Perpetual Contract", ["ORBX"], "delisting"),
+        ("Deepcoin Spot Launches ORBX (Orbix)", ["ORBX"], "listing"),
+        ("Deepcoin Perpetual Contracts Add USDC-Margined ORBXUSDC", ["ORBX"], "listing"),
+        ("Deepcoin Airdrop: Trade ORBXUSDT to Share 1,000,000 ORBX", ["ORBX"], "promotion"),
+        ("Invite Friends and Earn 40% Commission", [], "promotion"),
+        ("Deepcoin Weekly Mystery Box Event", [], "promotion"),
+        ("Deepcoin Risk Disclosure Statement Update", [], "other"),
+        ("Deepcoin交易大赛：瓜分100,000 USDT", [], "promotion"),
+        ("XT Announcement on Launching KSTR (Kestrel AI)", ["KSTR"], "listing"),
+    ],
+)
+def test_titles_without_a_category_decide_the_event(title, expected, event):
+    assert stored(title, source="deepcoin") == (expected, event)
