@@ -58,7 +58,7 @@ FIAT = frozenset(
 # verbs, acronyms, token standards (issue 10; the labelling policy, rule 8).
 NEVER = FIAT | frozenset(
     "AM PM UTC GMT CET CEST EST EDT PST PDT HKT SGT KST JST WIB WITA WIT ICT IST AEST AEDT BST "
-    "MSK EEA EU US USA UK UAE FCA MICA "
+    "MSK EEA EU US USA UK UAE FCA MICA NY NYC HK SG APAC EMEA LATAM ASEAN "
     "SEC CFTC ESMA VARA MAS GET POST PUT DELETE PATCH HEAD HTTP HTTPS URL JSON REST WS "
     "KYC KYB AML APR APY VIP P2P NFT NFTS ETF ETFS AMA OTC FAQ TVL FDV CEO CTO COO API "
     "APIS SDK UI UX APP IOS IP PDF FAQS IEO IDO ICO TGE LP MM PNL ROI "
@@ -174,10 +174,14 @@ _NAMING_VERB = _fast(
     word=True,
 )
 _CJK_VERB = re.compile(
-    r"(?:上线|上架|下架|下线|首发|暂停|恢复|支持|开通|包括|推出|质押)\s*(" + _LIST_OF + ")"
+    r"(?:上[线線]|上架|下架|下[线線]|首[发發]|暂停|暫停|恢[复復]|支[持援]|[开開]通|包括|推出|[质質]押)\s*("
+    + _LIST_OF
+    + ")"
 )
 # "XYZ 将被下架": the list before the verb (apart: "HTX上线WLD" is both ways round).
-_CJK_VERB_AFTER = re.compile(_START + "(" + _LIST_OF + r")\s*(?:要|将)?被?(?:下架|上线|上架)")
+_CJK_VERB_AFTER = re.compile(
+    _START + "(" + _LIST_OF + r")\s*(?:要|将|將)?被?(?:下架|上[线線]|上架)"
+)
 # "trading for XYZ", "withdrawals of XYZ", "support XYZ": a ticker, but not a word
 # ("Trading for ONE week").
 _ACTING_VERB = _fast(
@@ -189,16 +193,24 @@ _ACTING_VERB = _fast(
     r"|(?<!% )(?<!ratio )(?<!ratios )\bfor)" + _SKIPPED + r"\s+(" + _LIST_OF + ")",
     word=True,
 )
+# "options on ETH", "Innovation Zone Welcomes XYZ": the coin a market is of or a zone lists.
+_MARKET_ON = _fast(
+    "OoFfPpWw",
+    r"(?i:(?:options|futures|perpetuals?) on|welcomes?)" + _SKIPPED + r"\s+(" + _LIST_OF + ")",
+    word=True,
+)
 # "Gate Pre-Market Trading: XYZ", "Binance Megadrop: XYZ", "the index components of XYZ":
 # the coins a heading or an index names.
 _HEADINGS = (
     *"pre-market new listing launchpool launchpad megadrop hodler candydrop jumpstart".split(),
+    *"new token new asset new coin".split(),
     *"startup kickstarter gempool poolx alpha components constituents".split(),
 )
 _HEADED = _fast(
     "PpNnLlMmHhCcJjSsKkGgAa",
     r"(?i:\b(?:pre-market trading|new listings?|launchpool|launchpad|megadrop|hodler airdrops?"
-    r"|candydrop|jumpstart|startup|kickstarter|gempool|poolx|alpha):"
+    r"|candydrop|jumpstart|startup|kickstarter|gempool|poolx|alpha"
+    r"|new (?:tokens?|assets?|coins?)(?: on [\w.]+)?):"
     r"|\b(?:components|constituents) of)\s+(" + _LIST_OF + ")",
     word=True,
 )
@@ -252,6 +264,12 @@ _TRADABLE = _fast(
     _TICKER_FIRST,
     _START + "(" + _LIST_OF + r")(?=\s+(?:is|are)\s+(?:now\s+)?(?i:available for trading)\b)",
 )
+# "1MBABYDOGE and 1000CAT trading is live": the same, but not a word's ("AI trading is live"
+# may be a feature).
+_TRADING_LIVE = _fast(
+    _TICKER_FIRST,
+    _START + "(" + _LIST_OF + r")(?=\s+(?i:trading)\s+(?:is|are)\s+(?:now\s+)?(?i:live|open)\b)",
+)
 _WALLET_VERB = _fast(
     "DdWw",
     r"(?i:\b(?:deposits?|withdrawals?)(?: (?:and|&) (?:deposits?|withdrawals?))?"
@@ -269,6 +287,19 @@ _WALLET_OF = _fast(
     + r")(?=(?:-\d+)?(?:\s+(?i:tokens?|network|chain))?\s+(?i:deposits?|withdrawals?)\b"
     r"|\s*입출금)",
 )
+# "ORBX, ZNT 원화 마켓 추가": the assets of a Korean market notice, named before the market
+# (the markets themselves are quotes: "BTC, USDT 마켓"); "ORBX 거래지원 종료", "ORBX 거래유의
+# 종목", "ORBX 신규 상장": the asset a Korean notice acts on, named before what it does.
+_KOREAN_MARKET = _fast(_TICKER_FIRST, _START + "(" + _LIST_OF + r")(?=\s*(?:원화\s*|KRW\s*)?마켓)")
+_KOREAN_ACT = _fast(
+    _TICKER_FIRST,
+    _START
+    + "("
+    + _LIST_OF
+    + r")(?=\s*(?:거래\s*지원|거래\s*유의|투자\s*유의|유의\s*종목|신규\s*상장|상장"
+    r"|네트워크\s*업그레이드|메인넷"
+    r"|스왑|리브랜딩))",
+)
 # Deribit, Crypto.com and Bitfinex instruments: BTC-25SEP26, ETH-PERPETUAL, BTC-PERP,
 # BTCF0:USTF0.
 _INSTRUMENT = _fast(
@@ -276,6 +307,15 @@ _INSTRUMENT = _fast(
     _START + "(" + _T + r")(?:_USDC)?-(?:PERP(?:ETUAL)?\b|\d{1,2}[A-Z]{3}\d{2}\b)",
 )
 _INSTRUMENT_TAIL = re.compile(r"-(?:PERP(?:ETUAL)?\b|\d{1,2}[A-Z]{3}\d{2}\b)")
+# The same names in a lower-case title ("listing of znta_usdc-perpetual", "btc-25sep26"):
+# found from their end, then read back to the base.
+_MONTHS = "jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec"
+_LOWER_INSTRUMENT_END = re.compile(
+    r"-(?:perpetual|\d{1,2}(?:" + _MONTHS + r")\d{2})(?![a-z0-9])"  # a literal first: fast
+)
+_LOWER_INSTRUMENT = re.compile(
+    r"(?<![A-Za-z0-9$/_.=:\-])(\d{0,7}[a-z][a-z0-9]{1,11})(?:_usd[ct])?-[a-z0-9]+$"
+)
 _RATIO_WORDS = ("atio", "ATIO", "ate", "汇率")  # ratio, exchange rate
 _RATIO_PAIR = re.compile(
     r"(?<![A-Za-z0-9])\$?(" + _T + r")/\$?(" + _T + r")(?=\s*(?:(?i:ratio|exchange rate)\b|汇率))"
@@ -308,6 +348,18 @@ _MIXED_LIST = _fast(
     + _MIXED
     + r")*))",
 )
+# "XAUt/USD₮", "stETH/ETH": a pair of a mixed-case ticker; "AAPLx, TSLAx and NVDAx xStocks".
+_MIXED_PAIR = re.compile(
+    r"(?<![A-Za-z0-9$/_.=:\-])([A-Z]{2,6}[a-rt-z]|[a-z]{1,4}[A-Z]{3,6})(?:\s?/\s?|:)"
+    r"(?:" + _QUOTE_ALT + r")(?![A-Za-z0-9])"
+)
+_MIXED_BEFORE = re.compile(
+    r"(?<![A-Za-z0-9])("
+    + _MIXED
+    + r"(?:(?:,\s*|\s+and\s+)"
+    + _MIXED
+    + r")*)(?=\s+(?i:xstocks?|tokeni[sz]ed stocks?|stock tokens?|deposits?|withdrawals?)\b)"
+)
 _MIXED_TOKEN = re.compile(r"[A-Z]?[a-z]{1,4}[A-Z]{3,6}|[A-Z]{2,6}[a-rt-z](?![A-Za-z0-9])")
 _MIXED_HINT = _fast("A-Z", r"(?<=[a-z])[A-Z]{3}|[A-Z]{2}[a-rt-z]\b")
 # "Rebranding of FTM to S", "token swap to POL": the new ticker is written as one.
@@ -323,6 +375,10 @@ _SWAP_BOTH = _fast(
     _START + "(" + _T + r")(?:\s*[(（][^()（）]{1,40}[)）])?\s+(?i:to)\s+(" + _T + r")"
     r"\s+(?i:token\s+|network\s+)?(?i:swap|migration|rebrand\w*|renam\w*|conversion)",
 )
+# "(ZNT → ZENT)", "티커 변경 (ABC -> XYZ)": a rename written with an arrow.
+_SWAP_ARROW = re.compile(_START + "(" + _T + r")\s*(?:→|->)\s*(" + _T + ")" + _END)
+# "ticker change: ORBX becomes ORBT".
+_BECOMES = re.compile(_START + "(" + _T + r") becomes (" + _T + ")" + _END)
 _SWAP_FROM = _fast(
     "SsMmRrCc",
     r"(?i:swap|migration|rebrand\w*|conversion)\s+(?i:from)\s+(" + _T + r")(?![A-Za-z0-9])",
@@ -499,6 +555,7 @@ class _Found:
         self.excluded: set[str] = set()
         self.coded: set[str] = set()  # found as a market's code (a pair, a contract)
         self.names: set[str] = set()  # written before a ticker in brackets: "TRON (TRX)"
+        self.bitfinex = False  # Bitfinex's own symbols are read ("tZNT:UST", "fZNT")
 
     def add(
         self, token: str, pos: int, strength: int, quotes: frozenset[str] = frozenset()
@@ -590,7 +647,8 @@ def _scan(text: str, offset: int, found: _Found) -> None:
     windows = _windows(text)
     if windows:
         # A rule whose words the text lacks cannot match: it is not run at all.
-        rules = [rule[:3] for rule in _CONTEXT_RULES if any(w in lowered for w in rule[3])]
+        every = _CONTEXT_RULES if not text.isascii() else _ASCII_CONTEXT_RULES
+        rules = [rule[:3] for rule in every if any(w in lowered for w in rule[3])]
         takes_part = [p for p, words in _PARTICIPATIONS if any(w in lowered for w in words)]
         for start, end in windows:
             _scan_written(text, offset, found, start, end)
@@ -604,6 +662,8 @@ def _scan(text: str, offset: int, found: _Found) -> None:
                     found.add(word, offset + m.start(), LISTED)
     if _MIXED_HINT.search(text):
         _scan_mixed(text, offset, found)
+    _scan_lower_instruments(text, offset, found)
+    _scan_renamed(text, offset, found)
     if any(word in lowered for word in _RENAME_WORDS) and not (found.delisting and offset):
         for m in _RENAMED_TO.finditer(text):
             if m[2] not in NEVER and m[2] not in WORDS:
@@ -613,6 +673,28 @@ def _scan(text: str, offset: int, found: _Found) -> None:
         _scan_swaps(text, offset, found)
     if windows:
         _scan_shapes(text, offset, found)
+
+
+def _scan_renamed(text: str, offset: int, found: _Found) -> None:
+    """Both tickers of a rename written "ORBX becomes ORBT" or "(ZNT → ZENT)" (an arrow
+    in a text about a rename: not "KRW → USDT 마켓 이전")."""
+    for hint, pattern in (("becomes", _BECOMES), ("→", _SWAP_ARROW), ("->", _SWAP_ARROW)):
+        if hint in text and (
+            pattern is _BECOMES or any(word in text.lower() for word in _ARROW_WORDS)
+        ):
+            for m in pattern.finditer(text):
+                found.add(m[1], offset + m.start(1), LISTED)
+                found.add(m[2], offset + m.start(2), LISTED)
+
+
+def _scan_lower_instruments(text: str, offset: int, found: _Found) -> None:
+    """Instrument names in a lower-case title: "znta_usdc-perpetual", "btc-25sep26"."""
+    if "-" not in text:
+        return
+    for m in _LOWER_INSTRUMENT_END.finditer(text):
+        t = _LOWER_INSTRUMENT.search(text, max(0, m.start() - 20), m.end())
+        if t and t[1] not in _LOWER_WORDS and t[1] not in _NOT_BASES:
+            found.add(t[1], offset + t.start(1), CODED, STABLE_QUOTES)  # "usdc-perpetual"
 
 
 def _scan_swaps(text: str, offset: int, found: _Found) -> None:
@@ -655,14 +737,68 @@ def _scan_shapes(text: str, offset: int, found: _Found) -> None:
 
 
 _RENAME_WORDS = ("rebrand", "swap", "migration", "renam")
+_ARROW_WORDS = ("rebrand", "renam", "ticker", "swap", "migration", "리브랜딩", "티커", "스왑")
+_NOT_BASES = frozenset("non semi quasi".split())  # "non-perpetual"
 
 
 def _scan_mixed(text: str, offset: int, found: _Found) -> None:
-    """Mixed-case tickers ("bnSOL", "JitoSOL") in a list a naming verb names."""
-    for m in _MIXED_LIST.finditer(text):
-        for t in _MIXED_TOKEN.finditer(m[1]):
-            if t.start() == 0 or not m[1][t.start() - 1].isalnum():
-                found.add(t[0], offset + m.start(1) + t.start(), LISTED)
+    """Mixed-case tickers ("bnSOL", "JitoSOL") in a list a naming verb names, in a pair
+    ("XAUt/USD") or before what they are ("TSLAx and NVDAx xStocks"). Not Bitfinex's
+    own symbols ("tZNT:UST", "fZNT": _scan_bitfinex)."""
+    for pattern in (_MIXED_LIST, _MIXED_BEFORE):
+        for m in pattern.finditer(text):
+            for t in _MIXED_TOKEN.finditer(m[1]):
+                if (t.start() == 0 or not m[1][t.start() - 1].isalnum()) and not (
+                    found.bitfinex and _BITFINEX_PREFIXED.match(t[0])
+                ):
+                    found.add(t[0], offset + m.start(1) + t.start(), LISTED)
+    for m in _MIXED_PAIR.finditer(text):
+        if not (found.bitfinex and _BITFINEX_PREFIXED.match(m[1])):
+            found.add(m[1], offset + m.start(1), CODED)
+
+
+# Bitfinex's API symbols: "tARBR:USD", "tZNTUSD", "tBTCF0:USTF0" (trading), "fZNT"
+# (a funding book): they stand for their base, except as a request's example
+# ("symbols=tBTCUSD,fUST").
+_BITFINEX_PREFIXED = re.compile(r"[tf][A-Z]")
+_BITFINEX_SYMBOL = _fast(
+    "tf",
+    r"(?<![A-Za-z0-9$/_.=:\-])[tf]([A-Z][A-Z0-9]{1,15})(?::([A-Z][A-Z0-9]{1,7}))?(?![A-Za-z0-9:])",
+)
+_EXAMPLE_NEAR = re.compile(r"(?i:e\.g\.|for example|such as|examples?:)[^.;:]{0,40}$")
+_BITFINEX_QUOTES = ("USD", "UST", "EUR", "GBP", "JPY", "BTC", "ETH", "TRY", "MXN")
+
+
+# Upbit's and Bithumb's market codes name the quote first: "KRW-ORBX", "BTC-ORBX".
+_QUOTE_FIRST = re.compile(
+    r"(?<![A-Za-z0-9$/_.=:\-])(?:KRW|BTC|USDT|IDR|SGD|THB)-(" + _T + r")(?![A-Za-z0-9_-])"
+)
+
+
+def _scan_quote_first(text: str, offset: int, found: _Found) -> None:
+    if "-" not in text:
+        return
+    for m in _QUOTE_FIRST.finditer(text):
+        run = text[text.rfind(" ", 0, m.start()) + 1 : m.start()]
+        if "=" not in run and "," not in run and not _is_example(text, m.start(), m.end()):
+            found.add(m[1], offset + m.start(1), CODED)
+
+
+def _scan_bitfinex(text: str, offset: int, found: _Found) -> None:
+    for m in _BITFINEX_SYMBOL.finditer(text):
+        run = text[text.rfind(" ", 0, m.start()) + 1 : m.start()]
+        if "=" in run or "/" in run or "," in run or _is_example(text, m.start(), m.end()):
+            continue
+        if _EXAMPLE_NEAR.search(text, max(0, m.start() - 50), m.start()):
+            continue  # "for example tBTCUSD or fUST"
+        base = m[1]
+        if m[2] is None and m[0][0] == "t":
+            base = next(
+                (base[: -len(q)] for q in _BITFINEX_QUOTES if base.endswith(q) and len(base) > 4),
+                base,
+            )
+        base = base.removesuffix("F0") if m[2] else base
+        found.add(base, offset + m.start(1), CODED)
 
 
 # "OKX to list Story (IP)": a project's name a listing verb names, its ticker in brackets.
@@ -845,11 +981,32 @@ _CONTEXT_RULES: tuple[tuple[re.Pattern[str], int, frozenset[str], tuple[str, ...
     (_WALLET_VERB, LISTED, _NO_QUOTES, ("deposit", "withdrawal")),
     (_ON_CHAIN, ACTED, _NO_QUOTES, ("layer", "network", "chain")),
     (_WALLET_OF, ACTED, _NO_QUOTES, ("deposit", "withdrawal", "입출금")),
+    (_KOREAN_MARKET, ACTED, QUOTES, ("마켓",)),
+    (
+        _MARKET_ON,
+        ACTED,
+        _NO_QUOTES,
+        ("s on", "l on", "welcome"),
+    ),
+    (
+        _KOREAN_ACT,
+        ACTED,
+        _NO_QUOTES,
+        ("거래", "유의", "상장", "네트워크", "메인넷", "스왑", "리브랜딩"),
+    ),
     (_TRADABLE, LISTED, _NO_QUOTES, ("available for trading",)),
+    (_TRADING_LIVE, ACTED, _NO_QUOTES, ("trading is", "trading are")),
     (_FOLLOWING, ACTED, _NO_QUOTES, ("following", "affected")),
     (_KINDS_INCLUDING, ACTED, _NO_QUOTES, ("stablecoin",)),
     (_HEADED, ACTED, _NO_QUOTES, _HEADINGS),
     (_LIST, WEAK, QUOTES, ("and", "&")),
+)
+# The same for a text in ASCII: only the words it can hold (most texts; a Korean rule is
+# not even looked at).
+_ASCII_CONTEXT_RULES = tuple(
+    (pattern, strength, quotes, ascii_words)
+    for pattern, strength, quotes, words in _CONTEXT_RULES
+    if (ascii_words := tuple(w for w in words if w.isascii()))
 )
 _CONTRACT_WORD = re.compile(r"\s+(?i:perpetual|contract|futures)")
 # What a market must be followed by (_MARKET_OF), lower-cased.
@@ -857,7 +1014,10 @@ _MARKET_WORDS = (
     *"perpetual futures margin option contract spot pre-market pair".split(),
     *"永续 现货 合约 交易对".split(),
 )
-_CJK_VERBS = tuple("上线 上架 下架 下线 首发 暂停 恢复 支持 开通 包括 推出 质押".split())
+_CJK_VERBS = (
+    *"上线 上架 下架 下线 首发 暂停 恢复 支持 开通 包括 推出 质押".split(),
+    *"上線 下線 首發 暫停 恢復 支援 開通 質押".split(),  # traditional
+)
 _NETWORK_NAME = re.compile(
     r"\s*(?:网络|(?i:network))\s*[(（](?:[A-Z]{1,2}RC|BEP|ERC|SPL)\d{0,4}[)）]"
 )
@@ -960,7 +1120,8 @@ def _scan_traded(text: str, offset: int, found: _Found, a: int, b: int) -> None:
     ticker), the prize is not."""
     for m in _TRADE_TO_WIN.finditer(text, a, b):
         traded = list(_IN_LIST.finditer(m["held"]))
-        if m["prize"] not in {t[0] for t in traded}:
+        # "Trade ORBXUSDT to share 1,000,000 ORBX": the prize is the traded contract's coin.
+        if m["prize"] not in {t[0] for t in traded} | {_base(t[0]) for t in traded}:
             found.excluded.add(m["prize"])
         for t in traded:
             found.add(t[0], offset + m.start("held") + t.start(), LISTED, QUOTES)
@@ -1068,6 +1229,14 @@ def _scan_post(text: str, offset: int, found: _Found) -> None:
                 found.add(word, offset + m.start(), ACTED)
 
 
+# Sources with market codes of their own, read besides the shared rules.
+_SOURCE_CODES = {
+    "bitfinex": _scan_bitfinex,
+    "upbit": _scan_quote_first,
+    "bithumb": _scan_quote_first,
+}
+
+
 def derive_symbols(
     source: str,
     title: str | None,
@@ -1079,10 +1248,17 @@ def derive_symbols(
     tags) and the context rules over the title and the body text, in order of first
     appearance (title, body, then what only the HTML or the tags show)."""
     found = _Found((title, body_text), title)
+    found.bitfinex = source == "bitfinex"
+    if found.bitfinex:  # "USD₮" is Bitfinex's UST (its pairs' ticker)
+        title, body_text = (t.replace("USD₮", "UST") if t else t for t in (title, body_text))
+        found.texts = [t for t in (title, body_text) if t]
     offset = 0
+    own_codes = _SOURCE_CODES.get(source)
     for text in (title, body_text):
         if text:
             _scan(text, offset, found)
+            if own_codes:
+                own_codes(text, offset, found)
             if title is None:
                 _scan_post(text, offset, found)
             offset += len(text) + 1
@@ -1106,8 +1282,10 @@ def derive_symbols(
 # --- event types ----------------------------------------------------------------------------
 
 _DELISTING = _fast(
-    "cdertw下退거상",
-    r"\bdelist|\bremoval of .*\bpairs?\b|\bwill remove\b|\bcease trading|下架|下线|退市"
+    "cdeortw下退거상",
+    r"\bdelist|\bremoval of .*\b(?:pairs?|instruments?|contracts?|options|futures|perpetuals?)\b"
+    r"|\b(?:removes|offline)\b.*\b(?:pairs?|contracts?|perpetuals?)\b"
+    r"|\bwill remove\b|\bcease trading|下架|下[线線]|退市"
     r"|상장\s*폐지|거래\s*지원\s*종료|\btrading support termination\b"
     r"|\bend(?:s|ing)? trading support\b",
 )
@@ -1116,13 +1294,16 @@ _DELISTING = _fast(
 _RULES_STRONG: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("delisting", _DELISTING),
     # A campaign for a listing ("원화 마켓 추가 기념 ... 이벤트") gives something.
-    ("promotion", re.compile(r"기념.*이벤트|\bcelebrat")),
+    # So does an Earn product advertised with a rate ("理财上线 XYZ 活期产品，年化 8%").
+    ("promotion", re.compile(r"기념.*이벤트|\bcelebrat|理财.*(?:年化|\d%)")),
     # A notice of a service that is not a market ("Copy Trading: New Pairs Added").
     (
         "product",
         re.compile(
             r"^(?:[\w.]+ )?(?:copy trading|trading bots?|grid trading|auto-invest)\s*[:：|–—-]"
             r"|\blaunch(?:es|ed)? copy trading\b|\bfor buy crypto\b"
+            # An Earn launch with no advertised rate ("理财上线 XYZ 活期产品").
+            r"|理财(?![^%]*%)(?!.*年化).*(?:上线|推出)"
         ),
     ),
     (
@@ -1135,7 +1316,8 @@ _RULES_STRONG: tuple[tuple[str, re.Pattern[str]], ...] = (
             r"|\binitial (?:futures )?listing\b|\bnow launched for futures\b"
             r"|\badds? new\b.*\btrading pairs\b|\bwill add new pairs\b|\bpairs added\b"
             r"|\balpha (?:adds|lists|launches)\b"
-            r"|上线|上架|首发|마켓 (?:디지털 자산 )?추가|디지털 자산 추가|신규 거래지원",
+            r"|上[线線]|上架|首[发發]|마켓 (?:디지털 자산 )?추가|디지털 자산 추가|신규 거래지원"
+            r"|(?:마켓|신규)\s*상장(?!\s*(?:폐지|심사|정책|기준))",
         ),
     ),
     (
@@ -1160,7 +1342,7 @@ _RULES_STRONG: tuple[tuple[str, re.Pattern[str]], ...] = (
             r"|\btestnet\b|\bapi (?:updates?|upgrades?|changes?)\b"
             r"|\bbank transfers?\b|\bpayment methods?\b|\b(?:apple|google) pay\b"
             r"|\b(?:convert|copy trading) (?:now )?(?:adds|supports)\b|\bbuy\b.*\bwith\b"
-            r"|\bas collateral\b|\bcollateral assets?\b",
+            r"|\bas (?:a )?collateral\b|\bcollateral (?:assets?|currenc(?:y|ies))\b",
         ),
     ),
     (
@@ -1206,7 +1388,31 @@ _RULES_STRONG: tuple[tuple[str, re.Pattern[str]], ...] = (
             r"(?:[a-z0-9_-]+\s+)?(?:(?:weekly|daily|monthly|quarterly|linear|inverse)\s+)*"
             r"(?:options|futures|perpetuals?|strikes)\b"
             r"|\badditional product:.*\b(?:perpetual|futures|contract)"
-            r"|\bexpands?\b.*\b(?:perpetual|futures|contracts)\b",
+            r"|\bexpands?\b.*\b(?:perpetual|futures|contracts)\b"
+            r"|f0:ustf0\b.*\bnow (?:available|live)\b",
+        ),
+    ),
+    # The same, in the new sources' words (issue 13), apart: each word start is tried once.
+    (
+        "listing",
+        _fast(
+            "nsazmfpdtalie",
+            r"new (?:spot |margin |futures )*(?:trading )?pairs\b|strikes? added\b"
+            r"|(?:perpetual|futures)(?: contracts?)? (?:is |are )?now available\b"
+            r"|(?:perpetual|futures)(?: contracts?)? adds?\b|spot (?:will )?launch(?:es|ed)?\b"
+            r"|adds?\b.*/(?:usdt|usdc|usd|btc|eth)\b.*\bto (?:spot|margin|futures) trading\b"
+            r"|adds?\b.*\bstrikes\b|^new (?:tokens?|coins?)(?: on [\w.]+)?:|zone welcomes\b"
+            r"|(?:margin|futures|perpetual) trading\b.*\bnow enabled\b"
+            r"|(?:digital assets?|tokens?) added\b"
+            r"|added to (?:the )?(?:krw|btc|usdt|usdc|idr|sgd|thb)"
+            r"(?:(?:,| and) (?:krw|btc|usdt|usdc|idr|sgd|thb))* markets?\b"
+            r"|announcement on launching\b"
+            r"|launch(?:es|ed)?\b[^/]*?\b[a-z0-9]{2,15}/(?:usdt|usdc|usd|btc|eth)\b"
+            r"|(?:introduc\w*|launch\w*)\b.*(?:-\d{1,2}(?:" + _MONTHS + r")\d{2}|-perpetual)\b"
+            r"|introduc\w*(?: of)?(?: (?:new|linear|inverse|usdc|usdt|daily|weekly|monthly"
+            r"|quarterly|[a-z0-9]{2,5}(?= (?:options|futures|perpetuals?|linear|inverse|usdc))))+"
+            r" (?:options|futures|perpetuals?)\b|expir(?:y|ies)\b.*\bnow (?:available|live)\b",
+            word=True,
         ),
     ),
 )
@@ -1215,10 +1421,11 @@ _RULES_WEAK: tuple[tuple[str, re.Pattern[str]], ...] = (
     (
         "other",
         _fast(
-            "befprstu정",
+            "befprstu정약처개",
             r"terms of (?:service|use)|privacy (?:policy|notice)|user agreement"
             r"|security reminder|beware|\bfake\b|phishing|scam|risk warning"
-            r"|protect your account|sim swap|\bexpiry of\b|정책",
+            r"|protect your account|sim swap|\bexpiry of\b|(?<!수수료 )정책|약관|처리방침|개인정보"
+            r"|risk disclosure",
         ),
     ),
     # Regional service limits are facts about the exchange, as licences are.
@@ -1234,35 +1441,48 @@ _RULES_WEAK: tuple[tuple[str, re.Pattern[str]], ...] = (
             r"|\bclients (?:in|from)\b|\bservices (?:in|for)\b|서비스 이용 제한",
         ),
     ),
+    ("news", _fast("ipan", r"incident\b|post-mortem\b|appoints?\b|now part of\b", word=True)),
     (
         "maintenance",
         _fast(
-            "dhmnrstuw充升恢暂维메재점중지토업",
+            "dhmnrstuw充升恢暂维메재점중지토업리티스",
             r"maintenance(?! margin)|network upgrade|system upgrade|wallet upgrade|hard fork"
             r"|\bsuspen(?:ds?|ded|ding|sion)\b|\bresum(?:e|ed|es|ption)\b|\bmainnet upgrade"
             r"|token swap|migration|rebrand|\bdelay(?:ed|s)?\b"
             r"|\bupgrade the .*\b(?:network|wallet)\b"
-            r"|维护|升级|暂停|恢复|充提|점검|지연|중단|중지|재개|메인넷|토큰 스왑|업그레이드",
+            r"|维护|升级|暂停|恢复|充提|점검|지연|중단|중지|재개|메인넷|토큰 스왑|업그레이드"
+            r"|리브랜딩|티커 변경|스왑",
+        ),
+    ),
+    (
+        "maintenance",
+        _fast(
+            "ptos",
+            r"paus(?:e|es|ed|ing)\b|ticker change\b|opens? .*\b(?:deposits|withdrawals)\b"
+            r"|supports?\b.*\b(?:upgrade|hard fork)\b",
+            word=True,
         ),
     ),
     (
         "promotion",
         _fast(
-            "abcghjlprstuvwz奖活空에이",
+            "abcghjlprstuvwz奖活空에이瓜大",
             r"airdrop|campaign|competition|challenge|\bshare\b.*\d|reward|bonus|promotion"
             r"|giveaway|launchpool|launchpad|candydrop|gempool|jumpstart|poolx|carnival"
             r"|welcome gift|cashback|trade-to-earn|hodler|voucher|zero[- ]fee|\bup to\b.*\bap[ry]\b"
-            r"|\brefer|\bprize|\bwin\b[^.]*\d|活动|空投|奖励|이벤트|에어드랍",
+            r"|\brefer|\bprize|\bwin\b[^.]*\d|\brebates?\b|活动|空投|奖励|瓜分|大赛|이벤트|에어드랍",
         ),
     ),
+    ("promotion", _fast("ime", r"invite\b|mystery box|events?$", word=True)),
     (
         "news",
         _fast(
-            "abcilmprs공서유재지",
+            "abcilmprs공서유재지사신",
             r"proof of reserves|\breport\b|registration|licen[cs]e|partner|\bburn\b"
             r"|\bacquir|(?<!-)\binvests?\b|\bresults?\b|\bresidents?\b|\bclients (?:in|from)\b"
             r"|\bservices (?:in|for)\b"
-            r"|\bmica\b|서비스 이용 제한|유통량|공시|지갑 이동|재단",
+            r"|\bmica\b|서비스 이용 제한|유통량|공시|지갑 이동|재단"
+            r"|사업자 (?:갱신 )?신고|신고 수리",
         ),
     ),
     (
@@ -1270,22 +1490,33 @@ _RULES_WEAK: tuple[tuple[str, re.Pattern[str]], ...] = (
         _fast(
             "eprstu정",
             r"terms of (?:service|use)|privacy policy|user agreement|security reminder"
-            r"|phishing|scam|risk warning|protect your account|sim swap|\bexpiry of\b|정책",
+            r"|phishing|scam|risk warning|protect your account|sim swap|\bexpiry of\b"
+            r"|(?<!수수료 )정책",
         ),
     ),
     (
         "product",
         _fast(
-            "abcdefhiklmnoprstuvw分费네드등서스업유인트한",
+            "abcdefhiklmnoprstuvw分费네드등서스업유인트한수호",
             r"\bapi\b|introduc|\bnow (?:supports|live)\b|\bwhat(?:’s|'s| is) new\b|\bupdates?\b"
             r"|\bnew fields?\b|feature"
             r"|copy trading|auto-invest|\bearn\b|\bcard\b|\bwallet\b|\bfee|\bleverage\b"
             r"|\btiers?\b|\bmargin\b"
             r"|dividend|\bconvert\b|integration|\bsupport|adjust|\bapp\b|mobile|released"
             r"|interface|portfolio|\borders?\b|block trade|funding rate|risk matrix|haircut"
-            r"|\bchange\b|staking|\bnew:|\bkyc\b|\bverification\b|\blimits?\b|\bsettlement\b"
+            r"|\bchanges?\b|staking|\bnew:|\bkyc\b|\bverification\b"
+            r"|\blimits?\b|\bsettlement\b"
             r"|分红|费率|유의 종목|유의 촉구|업데이트|한도|인증|서비스 출시"
-            r"|트래블룰|등급|네트워크 추가|스테이킹|드롭",
+            r"|트래블룰|등급|네트워크 추가|스테이킹|드롭|수수료|서비스 종료|호가",
+        ),
+    ),
+    (
+        "product",
+        _fast(
+            "fnadp",
+            r"funding (?:now )?(?:available|books?|market)\b|accounts?\b|(?:demo|paper) trading\b"
+            r"|now (?:on|available on) (?:the )?\w+ (?:network|chain)\b",
+            word=True,
         ),
     ),
 )

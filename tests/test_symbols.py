@@ -1048,3 +1048,267 @@ def test_a_list_member_may_carry_its_name_in_brackets():
         "1000000ORBT",
     ]
     assert symbols_of("Gate 将上线 Korvex AI (KORV) 现货交易", source="gate") == ["KORV"]
+
+
+# --- issue 13: the eleven new sources' styles (invented projects) ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("title", "body_html", "expected"),
+    [
+        # Korean markets are quotes; the bracketed ticker after a Korean name is the asset.
+        ("모르타(MRTA) KRW, BTC, USDT 마켓 디지털 자산 추가", None, ["MRTA"]),
+        ("KRW 마켓 디지털 자산 추가 (카펠라(KPLA), 노벡스(NVX))", None, ["KPLA", "NVX"]),
+        ("BTC, USDT 마켓 디지털 자산 추가 (VELQ, SORN)", None, ["VELQ", "SORN"]),
+        (
+            "KRW 마켓 디지털 자산 추가",
+            "| 디지털 자산 | 마켓 | 네트워크 |\n|---|---|---|\n| 벨로라(VLRA) | KRW | Ethereum |\n"
+            "| 젠트라(ZNT) | KRW, USDT | Solana |",
+            ["VLRA", "ZNT"],
+        ),
+        ("테더(USDT) 원화 마켓 추가", None, ["USDT"]),
+        ("원화 입금 한도 변경 안내", None, []),
+    ],
+)
+def test_korean_market_notices_name_the_assets_not_the_markets(title, body_html, expected):
+    assert symbols_of(title, source="upbit", body_html=body_html, category="거래") == expected
+
+
+@pytest.mark.parametrize(
+    ("title", "category", "event"),
+    [
+        ("[마켓 추가] 카노(KANO) 원화 마켓 추가", "마켓 추가", "listing"),
+        ("빗썸, 젠트라(ZNT) 원화 마켓 상장", None, "listing"),
+        ("젠트라(ZNT) 거래지원 종료 예정 안내", "거래", "delisting"),
+        ("[거래유의] 로빈(RBN) 투자유의 종목 지정", "거래유의", "product"),
+        ("페롤(PRL) 유의 종목 지정 해제 안내", "거래", "product"),
+        ("[안내] 젠트라(ZNT) 리브랜딩 및 티커 변경 안내 (ZNT → ZENT)", "안내", "maintenance"),
+        ("[안내] 빗썸 수수료 정책 변경 안내", "안내", "product"),
+        ("업비트 상장 심사 정책 안내", "안내", "other"),
+        ("업비트, 가상자산사업자 갱신 신고 수리", "안내", "news"),
+        ("업비트 NFT 서비스 종료 안내", "안내", "product"),
+        ("Added to KRW market: Orbix (ORBX)", "Trade", "listing"),
+        ("Digital asset added to BTC, USDT markets (Velora (VLRA))", "Trade", "listing"),
+    ],
+)
+def test_korean_and_upbit_english_event_words(title, category, event):
+    assert stored(title, source="upbit", category=category)[1] == event
+
+
+def test_a_rename_written_with_an_arrow_names_both_tickers():
+    assert symbols_of(
+        "[안내] 젠트라(ZNT) 리브랜딩 및 티커 변경 안내 (ZNT → ZENT)", source="bithumb"
+    ) == [
+        "ZNT",
+        "ZENT",
+    ]
+    assert symbols_of("API 엔드포인트 변경 (v1 -> v2) 안내", source="bithumb") == []
+    assert symbols_of("공지: KRW → USDT 마켓 이전 안내", source="upbit") == []
+
+
+@pytest.mark.parametrize(
+    ("title", "expected"),
+    [
+        ("1MBABYDOGE and 1000CAT trading is live", ["1MBABYDOGE", "1000CAT"]),
+        ("ZNT trading is now live on Kraken", ["ZNT"]),
+        ("Kraken: AI trading is live", []),  # a feature, perhaps: a word is not named here
+        ("MARGIN TRADING IS NOW LIVE ON KRAKEN PRO", []),
+        ("AAPLx, TSLAx and NVDAx xStocks available for trading", ["AAPLX", "TSLAX", "NVDAX"]),
+    ],
+)
+def test_kraken_prose_names_what_opens(title, expected):
+    assert symbols_of(title, source="kraken", category="Asset Listings") == expected
+
+
+@pytest.mark.parametrize(
+    ("title", "expected"),
+    [
+        ("listing of znta_usdc-perpetual", ["ZNTA"]),
+        ("btc-perpetual funding rate change", ["BTC"]),
+        ("new eth-25sep26 futures", ["ETH"]),
+        ("non-perpetual products and pre-25sep26 notes", []),
+        ("BTC-27JUN26-120000-C and BTC-27JUN26-80000-P strikes added", ["BTC"]),
+    ],
+)
+def test_deribit_instruments_in_lower_case_stand_for_their_base(title, expected):
+    assert symbols_of(title, source="deribit") == expected
+
+
+@pytest.mark.parametrize(
+    ("title", "event"),
+    [
+        ("BTC-27JUN26-120000-C and BTC-27JUN26-80000-P strikes added", "listing"),
+        ("Introducing BTC-29JAN27 and ETH-29JAN27 futures", "listing"),
+        ("Removal of the ADA_USDC-PERPETUAL instrument", "delisting"),
+        ("Removal of SOL_USDC-26JUN26 options", "delisting"),
+        ("Adding PAXG as a collateral currency", "product"),
+        ("Changes to the index price for SOL", "product"),
+        ("Deribit is now part of Coinbase", "news"),
+    ],
+)
+def test_deribit_titles_without_a_category(title, event):
+    assert stored(title, source="deribit")[1] == event
+
+
+@pytest.mark.parametrize(
+    ("title", "body_html", "expected"),
+    [
+        ("New margin pairs: tARBR:USD and tKILN:UST", None, ["ARBR", "KILN"]),
+        ("Margin trading for tZNT:UST now enabled", None, ["ZNT"]),
+        ("Funding now available for fZNT", None, ["ZNT"]),
+        ("Bitfinex Lists Zentra (ZNT)", "<p>API symbols: tZNTUSD, tZNT:UST.</p>", ["ZNT"]),
+        ("Derivatives: tZNTF0:USTF0 is live", None, ["ZNT"]),
+        ("Trading pairs XAUt/USD₮ and XAUt/USD now live", None, ["XAUT"]),
+        ("XAUt deposits and withdrawals temporarily suspended", None, ["XAUT"]),
+        ("USD₮ on the Kava network is now supported", None, ["UST"]),
+        ("API: new field", "<p>GET /v2/tickers?symbols=tBTCUSD,fUSD returns it.</p>", []),
+        ("Ticker sizes", "<p>For example tBTCUSD or fUST.</p>", []),
+    ],
+)
+def test_bitfinex_symbols_stand_for_their_base(title, body_html, expected):
+    assert symbols_of(title, source="bitfinex", body_html=body_html) == expected
+
+
+def test_a_lower_case_t_prefix_elsewhere_is_a_coin_of_its_own():
+    assert symbols_of("Binance adds tBTC", "tBTC is a wrapped bitcoin.") == ["TBTC"]
+
+
+@pytest.mark.parametrize(
+    ("title", "source", "event"),
+    [
+        ("Margin trading for tZNT:UST now enabled", "bitfinex", "listing"),
+        ("Derivatives: ZNTF0:USTF0 and ORBXF0:USTF0 now available", "bitfinex", "listing"),
+        ("Funding now available for fZNT", "bitfinex", "product"),
+        ("New margin pairs: tARBR:USD and tKILN:UST", "bitfinex", "listing"),
+        ("Deepcoin Spot will launch FIRA/USDT", "deepcoin", "listing"),
+        ("Deepcoin will launch Demo Trading", "deepcoin", "product"),
+        ("XT.COM Announcement on Launching TAGO (Tago)", "xt", "listing"),
+        ("XT.COM關於上線NEXA（Nexara）的公告", "xt", "listing"),
+        ("HTX理财上线ZNT（Zentra）活期产品", "htx", "product"),
+    ],
+)
+def test_new_sources_event_words(title, source, event):
+    assert stored(title, source=source, category="Latest Announcements")[1] == event
+
+
+def test_an_earn_rate_keeps_a_chinese_earn_notice_a_promotion():
+    assert stored("HTX理财上线ZNT活期产品，年化最高 8%", source="htx")[1] == "promotion"
+
+
+def test_traditional_chinese_verbs_name_what_they_list():
+    assert symbols_of("BingX 現貨上線 ORLA", source="bingx") == ["ORLA"]
+    assert symbols_of("Deepcoin 將下線 ORLA、NEXA", source="deepcoin") == ["ORLA", "NEXA"]
+
+
+def test_upbit_market_codes_name_the_quote_first():
+    assert symbols_of("KRW-ORBX, BTC-ORBX 마켓 거래지원 종료", source="upbit") == ["ORBX"]
+    assert symbols_of("USDT-ORBX 마켓 추가", source="bithumb") == ["ORBX"]
+    assert symbols_of("Open API 변경", "예시: markets=KRW-BTC,KRW-ETH", source="upbit") == []
+    assert symbols_of("KRW-ORBX 설명", source="binance") == []  # only where markets are so named
+
+
+@pytest.mark.parametrize(
+    ("title", "event"),
+    [
+        ("[공지] KRW 마켓 호가 단위 변경 안내", "product"),
+        ("업비트 이용약관 변경 안내", "other"),
+        ("업비트 고객센터 운영 시간 변경 안내", "other"),
+    ],
+)
+def test_korean_rule_and_policy_notices(title, event):
+    assert stored(title, source="upbit", category="안내")[1] == event
+
+
+def test_a_region_in_brackets_is_not_a_ticker():
+    body = "<p>Funding is live. Clients in the US (NY) and Canada are not eligible.</p>"
+    assert symbols_of(
+        "Orbix (ORBX) is available for trading!", source="kraken", body_html=body
+    ) == ["ORBX"]
+
+
+@pytest.mark.parametrize(
+    ("title", "expected"),
+    [
+        ("[마켓 추가] ORBX, ZNT 원화 마켓 추가", ["ORBX", "ZNT"]),
+        ("[거래지원종료] ORBX, ZNT 거래지원 종료 안내", ["ORBX", "ZNT"]),
+        ("[거래유의] ORBX 거래유의 종목 지정 안내", ["ORBX"]),
+        ("[이벤트] ORBX 신규 상장 기념 거래 이벤트", ["ORBX"]),
+        ("SOL 네트워크 업그레이드 안내", ["SOL"]),
+        ("BTC, USDT 마켓 디지털 자산 추가 (VELQ, SORN)", ["VELQ", "SORN"]),  # markets
+        ("BTC 마켓 거래지원 종료 안내 (ORBX, ZNT)", ["ORBX", "ZNT"]),
+        ("[안내] KB 네트워크 점검", []),
+        ("[안내] DAXA 거래유의 종목 지정 기준 안내", []),
+    ],
+)
+def test_a_bare_ticker_before_a_korean_notice_word_is_its_subject(title, expected):
+    assert symbols_of(title, source="bithumb", category="안내") == expected
+
+
+@pytest.mark.parametrize(
+    ("title", "expected", "event"),
+    [
+        ("Introduction of linear USDC options on ETH", ["ETH"], "listing"),
+        ("Introducing portfolio margin for options", [], "product"),
+        ("Daily ETH options expiries now available", ["ETH"], "listing"),
+        ("Platform incident on 12 May 2026: post-mortem", [], "news"),
+        ("Deribit appoints new CEO", [], "news"),
+        ("Market maker fee rebate programme for SOL options", ["SOL"], "promotion"),
+    ],
+)
+def test_deribit_options_notices(title, expected, event):
+    assert stored(title, source="deribit") == (expected, event)
+
+
+@pytest.mark.parametrize(
+    ("title", "source", "expected", "event"),
+    [
+        (
+            "Trading pair ticker change: ORBX becomes ORBT",
+            "bitfinex",
+            ["ORBX", "ORBT"],
+            "maintenance",
+        ),
+        ("New tokens on Bitfinex: ORBX and ZNT", "bitfinex", ["ORBX", "ZNT"], "listing"),
+        (
+            "Ethereum node upgrade: ETH and ERC20 deposits paused",
+            "bitfinex",
+            ["ETH"],
+            "maintenance",
+        ),
+        ("Bitfinex Launches Paper Trading for New Users", "bitfinex", [], "product"),
+        ("XT.COM Will Open ORBX Deposits", "xt", ["ORBX"], "maintenance"),
+        ("XT.COM Innovation Zone Welcomes ORBX", "xt", ["ORBX"], "listing"),
+        ("Bitget Becomes the Official Partner of a Football League", "bitget", [], "news"),
+    ],
+)
+def test_renames_headings_and_wallet_words_of_the_new_sources(title, source, expected, event):
+    category = "Latest Announcements" if source == "xt" else None
+    assert stored(title, source=source, category=category) == (expected, event)
+
+
+def test_a_lower_case_margin_family_is_no_instrument_base():
+    assert symbols_of("the usdc-perpetual family gets new tiers", source="deribit") == []
+
+
+# XT's and Deepcoin's help centres give no category a reader can name: their titles alone
+# decide the event type (category None, as their spiders store it).
+@pytest.mark.parametrize(
+    ("title", "expected", "event"),
+    [
+        ("Deepcoin Will Support the Ethereum (ETH) Fusaka Upgrade", ["ETH"], "maintenance"),
+        ("ORBXUSDT Perpetual Contract Now Available on Deepcoin", ["ORBX"], "listing"),
+        ("Deepcoin Adds ORBX/USDT to Spot Trading", ["ORBX"], "listing"),
+        ("Deepcoin Removes ORBXUSDT Perpetual Contract", ["ORBX"], "delisting"),
+        ("Deepcoin Will Offline ORBXUSDT Perpetual Contract", ["ORBX"], "delisting"),
+        ("Deepcoin Spot Launches ORBX (Orbix)", ["ORBX"], "listing"),
+        ("Deepcoin Perpetual Contracts Add USDC-Margined ORBXUSDC", ["ORBX"], "listing"),
+        ("Deepcoin Airdrop: Trade ORBXUSDT to Share 1,000,000 ORBX", ["ORBX"], "promotion"),
+        ("Invite Friends and Earn 40% Commission", [], "promotion"),
+        ("Deepcoin Weekly Mystery Box Event", [], "promotion"),
+        ("Deepcoin Risk Disclosure Statement Update", [], "other"),
+        ("Deepcoin交易大赛：瓜分100,000 USDT", [], "promotion"),
+        ("XT Announcement on Launching KSTR (Kestrel AI)", ["KSTR"], "listing"),
+    ],
+)
+def test_titles_without_a_category_decide_the_event(title, expected, event):
+    assert stored(title, source="deepcoin") == (expected, event)
