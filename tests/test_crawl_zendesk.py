@@ -133,7 +133,13 @@ def test_crawls_archive_every_article_once_then_only_edits(tmp_path, served, dir
         # Publication order, the largest page Zendesk documents, and no page after the
         # one whose next_page is null.
         assert asked == [
-            {"sort_by": "created_at", "sort_order": "desc", "page": str(n), "per_page": "100"}
+            {
+                "sort_by": "created_at",
+                "sort_order": "desc",
+                "include": "sections",
+                "page": str(n),
+                "per_page": "100",
+            }
             for n in (1, 2)
         ], source
     assert query(db, "SELECT count(*) FROM documents") == query(db, "SELECT count(*) FROM versions")

@@ -112,7 +112,7 @@ def test_list_urls_ask_created_at_order_in_the_help_centers_locale(name):
     }[name]
     assert url == (
         f"https://{host}/api/v2/help_center/{locale}/categories/{category}/articles.json"
-        "?sort_by=created_at&sort_order=desc&page=2&per_page=100"
+        "?sort_by=created_at&sort_order=desc&include=sections&page=2&per_page=100"
     )
     assert mirror_file(mirror(name), url) == "articles_p2.json"
     assert source.headers("en") == {"Accept": "application/json"}
@@ -224,8 +224,24 @@ def test_labels_are_tags_and_section_author_locale_are_extra(name):
         "author_id": str(article["author_id"]),
         "locale": article["locale"],
     }
-    assert record.category is None  # the help center has one category, in the path
+    assert record.category is None  # no sections sideloaded: no section name
     assert one(name, dict(article, label_names=None)).tags == []
+
+
+def test_a_sideloaded_section_names_its_articles_category(name):
+    """`include=sections` sideloads the sections of a page's articles (Zendesk's List
+    Articles); each article's category is its section's name, looked up by id."""
+    source = SOURCES[name]
+    sections = json.loads((mirror(name) / "sections.json").read_text())["sections"]
+    first, second = recorded(name)[:2]
+    named = dict(first, section_id=sections[0]["id"])
+    unnamed = dict(second, section_id=1)  # a section the answer does not sideload
+    answer = json.loads(answer_with(named, unnamed))
+    answer["sections"] = [*sections, {"id": 2, "name": None}, "junk"]
+    page = source.parse_list(json.dumps(answer), source.list_url())
+    assert [r.category for r in page.records] == [sections[0]["name"], None]
+    # The lookup is not stored: the extra is the article's own.
+    assert "annals_section_name" not in page.records[0].extra
 
 
 def test_votes_position_pinning_and_updated_at_change_nothing_stored(name):

@@ -25,7 +25,9 @@ not used: it moves on any change, votes included. Times written inside bodies ("
 (UTC)", "(UTC+8)", "(HKT)") are text, never the publication time.
 Body: `body`, HTML, in the list itself (no detail request): sanitized by the allow-list
 of crawler.sources.nodetree; `body_text` is its text; the links it keeps are the record's
-`links`. Title: `title`, entities decoded. Tags: `label_names`. Extra: `section_id` (the
+`links`. Title: `title`, entities decoded. Tags: `label_names`. Category: the name of
+the article's section, where the answer sideloads its sections (`include=sections`, asked
+on every page; an answer without them leaves it empty). Extra: `section_id` (the
 article's section in the category), `author_id` and `locale`, which an unchanged article
 keeps. Counters and placement (`vote_sum`, `vote_count`, `position`, `promoted`,
 `updated_at`) are stored nowhere: a vote gives no version.
@@ -103,8 +105,9 @@ def help_center(center: HelpCenter) -> Source:
         language_in="path",
         language_key="locale",
         headers_sent={"Accept": "application/json"},
-        # Publication order, not the help center's manual order (Zendesk's default).
-        fixed_query={"sort_by": "created_at", "sort_order": "desc"},
+        # Publication order, not the help center's manual order (Zendesk's default);
+        # the articles' sections sideloaded, for their names (List Articles' sideloads).
+        fixed_query={"sort_by": "created_at", "sort_order": "desc", "include": "sections"},
         download_delay=DOWNLOAD_DELAY,
         article_url=f"https://{center.host}/hc/{{locale}}/articles/{{id}}",
     )
@@ -120,12 +123,31 @@ def _items(data: Any, url: str) -> Items:
             raise ParseError(url, f"Zendesk error answer: {said}")
         raise ParseError(url, "answer has no articles list")
     articles: list[Any] = data["articles"]
+    names = _section_names(data.get("sections"))
+    if names:  # each article carries its section's name to its record
+        articles = [
+            {**a, SECTION_NAME: names.get(str(a.get("section_id")))}
+            if isinstance(a, Mapping)
+            else a
+            for a in articles
+        ]
     if "next_page" in data:
         more = bool(articles) and bool(data["next_page"])
     else:  # not in the documented shape: fall back on the count of pages
         pages = int_or_none(data.get("page_count"))
         more = PAGES.has_more(url, len(articles), PAGE_SIZE, pages=pages)
     return Items(articles, more)
+
+
+SECTION_NAME = "annals_section_name"  # the sideloaded section's name, on its article
+
+
+def _section_names(sections: Any) -> dict[str, str]:
+    """Section id -> name, from an answer's sideloaded `sections` (absent: none)."""
+    if not isinstance(sections, list):
+        return {}
+    named = (s for s in sections if isinstance(s, Mapping))
+    return {str(s.get("id")): name for s in named if (name := text_or_none(s.get("name")))}
 
 
 def _record(source: Source, item: Mapping[str, Any], language: str) -> Record:
@@ -152,6 +174,7 @@ def _record(source: Source, item: Mapping[str, Any], language: str) -> Record:
         body_text=body_text,
         published_at=published_at,
         updated_at=time_or_none(item.get("edited_at")),
+        category=text_or_none(item.get(SECTION_NAME)),
         tags=_labels(item.get("label_names")),
         extra=extra,
         links=[Link(urljoin(url, href)) for href in hrefs],
