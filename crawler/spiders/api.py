@@ -17,10 +17,8 @@ endpoints, paging, categories, languages, politeness, envelope and rate-limit co
   and an announcement listed in two keeps the category it was first archived from, so
   the list a later run meets it in first makes no new version.
 - Records: the list record is the record (its body is the API's description), except
-  where the source has a `detail` endpoint (Binance, MEXC, Upbit): each unseen article's detail is
-  fetched once per run and language, and the detail record is archived.
-  where the source has a `detail` endpoint (Binance): each unseen article's detail is
-  fetched once per run and language, and the detail record is archived. Where the list
+  where the source has a `detail` endpoint (Binance, MEXC, Upbit): each unseen article's
+  detail is fetched once per run and language, and the detail record is archived. Where the list
   dates each item's last change (Upbit's listed_at, `Source.changed_key`), a known
   article's detail is fetched again only when that date or its title changed.
 - Items that cannot become records (no id, title or time) are counted (annals/
