@@ -8,12 +8,14 @@ changes as posts on blog.kraken.com, read through the WordPress REST API (no key
 
 Paging: by `page` from 1, newest first; `per_page` is WordPress's documented maximum,
 100 (REST API reference "Posts": 1-100, default 10). One unfiltered list holds every
-category. A short page is the last; the page past the last answers HTTP 400
-`{"code": "rest_post_invalid_page_number", ...}` (WordPress core), the normal end of the
-list, which `items` reads as "no more pages" (the navigator lets 400 answers through,
-`answer_statuses`); any other 400 is a refusal. The REST list does not float sticky
-posts to the top (core's `prepare_items_query` sets `ignore_sticky_posts`), and a known
-post on top would not end a walk anyway (only a page with nothing new does). A post
+category. The walk goes on while pages bring posts, until the page past the last answers
+HTTP 400 `{"code": "rest_post_invalid_page_number", ...}` (WordPress core), the normal
+end of the list, which `items` reads as "no more pages" (the navigator lets 400 answers
+through, `answer_statuses`); any other 400 is a refusal. A short page is not taken for
+the last: a cache or a plugin in front of WordPress may answer fewer than asked. The
+REST list does not float sticky posts to the top (core's `prepare_items_query` sets
+`ignore_sticky_posts`), and a known post on top would not end a walk anyway (only a
+page with nothing new does). A post
 published between two requests shifts the list by one: the same post then comes on two
 pages, and is one document (identity is `id`).
 
@@ -74,8 +76,7 @@ FIELDS = (
 def _items(data: Any, url: str) -> Items:
     """A page of posts (a bare array), or the error object WordPress answers instead."""
     if isinstance(data, list):
-        more = _PAGES.has_more(url, len(data), SOURCE.page_size)
-        return Items(data, more)
+        return Items(data, bool(data))
     if isinstance(data, Mapping) and "code" in data:
         code = str(data["code"])
         if code == END_OF_LIST:
