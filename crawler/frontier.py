@@ -26,12 +26,14 @@ methods, and cb_kwargs plain picklable values (the spiders' dataclasses are). Re
 must therefore be private to the crawl machines: whoever can write to it can run
 code in the workers.
 
-The Scheduler subclass is a shim for scrapy-redis 0.9.1 (its latest release) on
-Scrapy 2.19: it still passes the `spider` argument to the stats collector, which
-Scrapy deprecated (scrapy/scrapy#6750), and calls `Spider.log()`, deprecated by
-scrapy/scrapy#7739; the same family of breakage as rmax/scrapy-redis#285 (the
-`spider` argument removed from `ExecutionEngine.crawl`). Drop the overrides of
-`open`, `enqueue_request` and `next_request` once scrapy-redis follows Scrapy.
+The Scheduler subclass (crawler.frontier_scheduler, imported only when the frontier is
+on: scrapy-redis and redis cost a one-process crawl a tenth of a second of start-up) is a
+shim for scrapy-redis 0.9.1 (its latest release) on Scrapy 2.19: it still passes the
+`spider` argument to the stats collector, which Scrapy deprecated (scrapy/scrapy#6750),
+and calls `Spider.log()`, deprecated by scrapy/scrapy#7739; the same family of breakage
+as rmax/scrapy-redis#285 (the `spider` argument removed from `ExecutionEngine.crawl`).
+Drop the overrides of `open`, `enqueue_request` and `next_request` once scrapy-redis
+follows Scrapy.
 """
 
 from __future__ import annotations
@@ -48,14 +50,12 @@ from typing import TYPE_CHECKING, Any
 from scrapy import signals
 from scrapy.exceptions import DontCloseSpider, NotConfigured
 from scrapy.settings import BaseSettings
-from scrapy_redis.dupefilter import RFPDupeFilter
-from scrapy_redis.scheduler import Scheduler
 from twisted.internet.task import LoopingCall
 
 from crawler import settings as defaults
 
 if TYPE_CHECKING:
-    from scrapy import Request, Spider
+    from scrapy import Spider
     from scrapy.crawler import Crawler
 
 logger = logging.getLogger(__name__)
@@ -236,7 +236,7 @@ class FrontierAddon:
         url = settings.get("ANNALS_REDIS_URL")
         if not url:
             raise NotConfigured  # one process, its own frontier
-        settings.set("SCHEDULER", "crawler.frontier.FrontierScheduler", priority="addon")
+        settings.set("SCHEDULER", "crawler.frontier_scheduler.FrontierScheduler", "addon")
         settings.set("DUPEFILTER_CLASS", "scrapy_redis.dupefilter.RFPDupeFilter", "addon")
         settings.set("REDIS_URL", url, priority="addon")
         # Each worker's close must not clear what the others still use: the last one
@@ -254,61 +254,6 @@ class FrontierAddon:
         settings.set("CONCURRENT_REQUESTS", per_domain, priority="spider")
         settings["SPIDER_MIDDLEWARES"]["crawler.frontier.SeedOnce"] = 10
         settings["EXTENSIONS"]["crawler.frontier.Frontier"] = 0
-
-
-class FrontierScheduler(Scheduler):
-    """scrapy-redis' Scheduler with round-scoped keys (see the module docstring for the
-    Scrapy 2.19 shim)."""
-
-    crawler: Crawler
-
-    @classmethod
-    def from_crawler(cls, crawler: Crawler) -> FrontierScheduler:
-        instance = super().from_crawler(crawler)
-        instance.crawler = crawler
-        return instance
-
-    def open(self, spider: Spider) -> None:
-        frontier = frontier_for(self.crawler)
-        assert frontier is not None
-        frontier.join(spider.name)
-        self.frontier = frontier
-        self.spider = spider
-        self.queue = self._queue(spider, frontier.key("requests"))
-        self.df = RFPDupeFilter(
-            self.server,
-            key=frontier.key("dupefilter"),
-            debug=self.crawler.settings.getbool("DUPEFILTER_DEBUG"),
-        )
-        if len(self.queue):
-            logger.info("%s: %d requests waiting in the frontier", spider.name, len(self.queue))
-
-    def _queue(self, spider: Spider, key: str) -> Any:
-        from scrapy.utils.misc import load_object
-
-        return load_object(self.queue_cls)(
-            server=self.server, spider=spider, key=key, serializer=self.serializer
-        )
-
-    def close(self, reason: str) -> None:
-        self.frontier.leave()
-
-    def enqueue_request(self, request: Request) -> bool:
-        if not request.dont_filter and self.df.request_seen(request):
-            self.df.log(request, self.spider)
-            return False
-        if self.stats:
-            self.stats.inc_value("scheduler/enqueued/redis")
-        self.queue.push(request)
-        return True
-
-    def next_request(self) -> Request | None:
-        request: Request | None = self.queue.pop(self.idle_before_close)
-        if request is not None:
-            self.frontier.idle_since = None
-            if self.stats:
-                self.stats.inc_value("scheduler/dequeued/redis")
-        return request
 
 
 class SeedOnce:
