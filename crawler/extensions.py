@@ -152,9 +152,12 @@ class RunRecorder:
             name: int(stats.get(key, 0) or 0) for name, key in COUNTERS.items()
         }
         for key, value in stats.items():
-            if key.startswith("annals/blocked/"):
+            if key.startswith(("annals/blocked/", "annals/watch/")):
                 counters[key.removeprefix("annals/")] = int(value)
-        status = decide_status(reason, stats)
+        from crawler.watch import watch_of
+
+        watch = watch_of(self.crawler)  # a watch stopped between rounds cut nothing
+        status = decide_status(watch.close_reason(reason) if watch else reason, stats)
         if counters["offsite"]:
             logger.warning(
                 "%s: %d requests to hosts outside the source were dropped (a redirect away"
