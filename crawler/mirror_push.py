@@ -143,8 +143,9 @@ class DeribitChannel(Channel):
     `test_request` every interval, which `public/test` answers) and `public/test`.
 
     `publish(announcement)` pushes a notification to every subscriber and returns the
-    moment (time.time()) it was sent. `frozen = True` makes every connection go silent
-    without closing (a dead network path): nothing is answered or sent."""
+    moment (time.time()) it was sent. `freeze()` makes the open connections go silent
+    without closing (a dead network path): nothing is answered or sent on them any more;
+    a new connection is served as usual."""
 
     path = "/ws/api/v2"
 
@@ -153,10 +154,14 @@ class DeribitChannel(Channel):
         self.subscribed: list[MirrorSocket] = []
         self.tests_answered = 0  # public/test calls received
         self.heartbeats: dict[int, threading.Event] = {}  # id(sock) -> stops its timer
-        self.frozen = False
+        self.frozen: set[int] = set()  # id() of the connections gone silent
+
+    def freeze(self) -> None:
+        with self._lock:
+            self.frozen.update(id(sock) for sock in self.sockets)
 
     def handle(self, sock: MirrorSocket, text: str) -> None:
-        if self.frozen:
+        if id(sock) in self.frozen:
             return
         message = json.loads(text)
         method, params = message.get("method"), message.get("params") or {}
@@ -181,7 +186,7 @@ class DeribitChannel(Channel):
 
         def beat() -> None:
             while not stop.wait(interval) and sock.open:
-                if not self.frozen:
+                if id(sock) not in self.frozen:
                     heartbeat = {"type": "test_request"}
                     sock.send_json({"jsonrpc": "2.0", "method": "heartbeat", "params": heartbeat})
 
@@ -202,7 +207,8 @@ class DeribitChannel(Channel):
         }
         sent = time.time()
         for sock in list(self.subscribed):
-            sock.send_json(notification)
+            if id(sock) not in self.frozen:
+                sock.send_json(notification)
         return sent
 
 

@@ -136,9 +136,9 @@ class PushClient:
         raise NotImplementedError
 
     async def recv(self, ws: ClientConnection) -> str | bytes:
-        """The next message; TimeoutError when the connection stayed silent past two
-        heartbeats (the source sends one every heartbeat)."""
-        return await asyncio.wait_for(ws.recv(), timeout=2 * self.heartbeat + 5)
+        """The next message; TimeoutError when the connection stayed silent for three
+        heartbeats (the source sends one every heartbeat): a dead path, replaced."""
+        return await asyncio.wait_for(ws.recv(), timeout=3 * self.heartbeat)
 
     # --- archiving --------------------------------------------------------------------------
 
@@ -167,6 +167,7 @@ class PushClient:
         pipeline = self.crawler.get_item_pipeline(ArchivePipeline)
         if pipeline is not None:
             pipeline.flush()  # a push is committed at once, not with the next batch
+        self.watch.progress()
 
     def _count(self, name: str) -> None:
         assert self.crawler.stats is not None

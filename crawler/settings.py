@@ -53,7 +53,7 @@ ADDONS = {"crawler.frontier.FrontierAddon": 0}
 ANNALS_WATCH_INTERVAL = 0.0
 ANNALS_WATCH_FLUSH_SECONDS = 0.5  # the pipeline's ANNALS_FLUSH_SECONDS during a watch
 # A push channel's heartbeat, as the source asks for one (Deribit: public/set_heartbeat,
-# at least 10 s); a connection silent for twice this plus 5 s is taken for dead.
+# at least 10 s); a connection silent for three heartbeats is taken for dead and replaced.
 ANNALS_PUSH_HEARTBEAT = 10.0
 # Reconnecting after a drop: the first wait, doubled each failed try up to the longest,
 # each jittered by +-50% (many watchers must not come back at the same instant).

@@ -182,12 +182,27 @@ class Watch:
             context.resume_from(None)
         elif context.resume_after is None:
             context.resume_from(self.last_complete_at or self.round_started_at)
+        self.progress()
         spider = self.crawler.spider
         name = spider.name if spider else "?"
         if self.polled:
             logger.info("%s: round done; next poll in %.1fs", name, self.interval)
         else:
             logger.info("%s: round done; the push channel is live", name)
+
+    def progress(self) -> None:
+        """Write the run's counters so far on its crawl_runs row (`annals stats` shows a
+        watch that is still running); a failed write only waits for the next one."""
+        from crawler.extensions import RunRecorder
+
+        recorder = self.crawler.get_extension(RunRecorder)
+        context = run_context(self.crawler)
+        if recorder is None or context.run_id is None or recorder.recorded:
+            return
+        try:
+            context.store.run_progress(context.run_id, recorder.counters())
+        except Exception as exc:  # progress only: the final record says it all
+            logger.warning("could not write the watch's counters so far: %s", exc)
 
     def _loss_counts(self) -> dict[str, int]:
         assert self.crawler.stats is not None
