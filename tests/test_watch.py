@@ -20,9 +20,12 @@ from typing import Any
 import pytest
 
 from archive.cli import Exit
+from archive.normalize import utcnow
+from archive.records import RawResponse
 from crawler.mirror import Mirror, MirrorServer, Route
 from crawler.mirror_push import DeribitChannel
 from crawler.sources import deribit
+from crawler.spiders.api import DeribitAnnouncementsSpider
 from tests.helpers import FAST, FIXTURES, annals
 
 pytestmark = pytest.mark.e2e
@@ -319,5 +322,11 @@ def test_a_pushed_announcement_is_the_record_the_list_gives():
     assert pushed is not None
     fields = ("identity", "url", "title", "body_text", "body_html", "published_at", "extra")
     assert {f: getattr(pushed, f) for f in fields} == {f: getattr(listed, f) for f in fields}
+    # Its stored message reads again (`annals reparse`), by its WebSocket URL.
+    raw = RawResponse(
+        deribit.PUSH_URL, 101, "application/json", json.dumps(message).encode(), utcnow()
+    )
+    (again,) = DeribitAnnouncementsSpider.parse_snapshot(raw)
+    assert (again.identity, again.title) == (listed.identity, listed.title)
     # Answers and heartbeats carry no announcement.
     assert deribit.parse_push(b'{"jsonrpc": "2.0", "id": 2, "result": ["announcements"]}') is None
