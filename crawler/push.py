@@ -159,7 +159,12 @@ class PushClient:
             item.raw, item.seen_at = raw, now
         self._count("pushed")
         engine = self.crawler.engine
-        if engine is None:
+        slot = engine.scraper.slot if engine is not None else None
+        if engine is None or slot is None or slot.closing is not None or self.watch.closing:
+            # The crawl is closing (its pipeline may have written its last batch): the
+            # next run's first poll finds it in the list.
+            logger.warning("%s: a push arrived while stopping: not archived", self.spider.name)
+            self._count("unarchived")
             return
         await engine.scraper.start_itemproc_async(item, response=None)
         from crawler.pipelines import ArchivePipeline
