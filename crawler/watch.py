@@ -13,6 +13,9 @@ A source with a push channel (crawler.push) is not polled while its channel is l
 round runs when the spider opens and after every (re)subscription (the catch-up poll,
 so nothing pushed while away is lost), and at the interval while the channel is down.
 
+Commits: a round's records are written when the round ends (and by the pipeline's
+ANNALS_WATCH_FLUSH_SECONDS timer within it), a push at once (crawler.push).
+
 The run: one crawl_runs row per spider and watch, its counters growing round by round
 (`watch/rounds`, `watch/pushed`, `watch/reconnects`). A watch stopped by SIGTERM/SIGINT
 between rounds ends with the status its rounds earned ("finished" when nothing was lost):
@@ -175,6 +178,11 @@ class Watch:
     def _round_done(self) -> None:
         """A round ended: complete (nothing failed or stayed blocked) means the next one
         repairs nothing; otherwise it walks back to the start of the last complete one."""
+        from crawler.pipelines import ArchivePipeline
+
+        pipeline = self.crawler.get_item_pipeline(ArchivePipeline)
+        if pipeline is not None:
+            pipeline.flush()  # the round's records now, not at the flush timer
         complete = self._loss_counts() == self._losses
         context = run_context(self.crawler)
         if complete:

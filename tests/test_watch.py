@@ -27,6 +27,7 @@ from crawler.mirror_push import DeribitChannel
 from crawler.sources import deribit
 from crawler.spiders.api import DeribitAnnouncementsSpider
 from tests.helpers import FAST, FIXTURES, annals
+from tests.hostile import Gate, Hanging
 
 pytestmark = pytest.mark.e2e
 
@@ -275,26 +276,38 @@ def test_an_item_added_to_a_first_list_page_is_archived_within_the_interval(tmp_
     assert pages.count("2") <= 2  # the first round, and the one that found the new item
 
 
-def test_sigterm_commits_what_was_received_and_records_the_run(tmp_path):
+def test_sigterm_mid_poll_commits_what_was_received_and_records_interrupted(tmp_path):
+    # The first page answers; the second hangs: the stop comes in the middle of a poll,
+    # with the first page's records still in the pipeline's batch (written only by size,
+    # 100, or at the stop).
+    gate = Gate(0)
     mirror = Mirror(FIXTURES / "okx")
+    mirror.prepend(Hanging("GET", OKX_LIST, headers=JSON, query={"page": "2"}, gate=gate))
     db = tmp_path / "annals.db"
     with MirrorServer(mirror) as server:
-        # Batches written only by size (100) or at the stop: the first poll's 33 wait.
         watch = Watching(
             db, server.url, "okx_announcements", "--interval", "600",
             "-s", "ANNALS_WATCH_FLUSH_SECONDS=600",
         )  # fmt: skip
         try:
-            wait_for(lambda: watch.logged("okx_announcements: round done"), 30, "the first poll")
+            wait_for(lambda: gate.free < 0, 30, "the second page's request")
             assert rows(db, "SELECT count(*) FROM documents") in ([], [(0,)])
+            took, out, err = watch.stop(signal.SIGTERM)
         finally:
-            took, _, err = watch.stop(signal.SIGTERM)
+            gate.released.set()
 
     assert took < 5, (took, err)
-    assert watch.process.returncode == Exit.OK, err
-    assert rows(db, "SELECT count(*) FROM documents WHERE source = 'okx'") == [(33,)]
+    assert watch.process.returncode == Exit.FAILED, err  # README: interrupted is exit 1
+    assert "okx_announcements: interrupted" in out
+    first_page = json.loads((FIXTURES / "okx" / "announcements_p1.json").read_bytes())
+    listed = len(first_page["data"][0]["details"])
+    assert rows(db, "SELECT count(*) FROM documents WHERE source = 'okx'") == [(listed,)]
     status, counters = runs(db)["okx_announcements"]
-    assert (status, counters["new_documents"], counters["watch/rounds"]) == ("finished", 33, 1)
+    assert (status, counters["new_documents"], counters["watch/rounds"]) == (
+        "interrupted",
+        listed,
+        1,
+    )
 
 
 def test_watch_refuses_an_interval_of_zero_and_unknown_spiders(tmp_path):
