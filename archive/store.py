@@ -222,6 +222,11 @@ class Store:
         )
         self._retrying(lambda conn: conn.execute(query))
 
+    def run_progress(self, run_id: int, counters: dict[str, Any]) -> None:
+        """A run still going (`annals watch`) shows its counters so far; its status stays."""
+        query = crawl_runs.update().where(crawl_runs.c.id == run_id).values(counters=counters)
+        self._retrying(lambda conn: conn.execute(query))
+
     def latest_runs(self, spider: str, before_id: int, limit: int = 100) -> list[Any]:
         """The spider's runs before `before_id`, newest first: (id, status, started_at,
         counters)."""

@@ -205,26 +205,114 @@ def crawl(
             for arg_name, form, text in annals_spider(spider_cls).describe_arguments():
                 typer.echo(f"    -a {arg_name + '=' + form:22} {text}")
         return
-    wanted = list(known) if all_spiders else list(spiders or [])
+    wanted = _chosen(known, spiders, all_spiders)
+    spider_args = _spider_arguments(known, wanted, arg, base_url, full)
+    url = dbmod.resolve_url(db)
+    settings = crawl_settings(url, dict(_pairs(setting, "-s")), log_level)
+    with archive_errors():
+        dbmod.refuse_foreign(url)  # before the lock file is made beside someone's file
+    results = crawl_archive(url, wanted, settings, spider_args)
+    print_summaries(results)
+    code = exit_code([status for _, status, _, _ in results])
+    if code:
+        raise typer.Exit(int(code))
+
+
+def _chosen(known: dict[str, type[Spider]], spiders: list[str] | None, every: bool) -> list[str]:
+    wanted = list(known) if every else list(spiders or [])
     if not wanted:
         raise fail("name the spiders to run, or --all (see --list)", Exit.USAGE)
     unknown = [n for n in wanted if n not in known]
     if unknown:
         raise fail(f"unknown spider {', '.join(unknown)}; known: {', '.join(known)}", Exit.USAGE)
+    return wanted
+
+
+def _spider_arguments(
+    known: dict[str, type[Spider]],
+    wanted: list[str],
+    arg: list[str] | None,
+    base_url: str | None,
+    full: bool,
+) -> dict[str, str]:
+    """The spiders' -a arguments, refused before anything runs, not by a crawl that then
+    exits 1."""
     spider_args = _pairs(arg, "-a")
     if base_url:
         spider_args["base_url"] = base_url
     if full:
         spider_args["full"] = "1"
-    for name in wanted:  # refused before anything runs, not by a crawl that then exits 1
+    for name in wanted:
         try:
             known[name](**spider_args)
         except ValueError as exc:
             raise fail(str(exc), Exit.USAGE) from None
+    return spider_args
+
+
+def watch(
+    spiders: Annotated[
+        list[str] | None,
+        typer.Argument(help="Spiders to run (see `annals crawl --list`).", show_default=False),
+    ] = None,
+    db: DbOption = None,
+    base_url: Annotated[
+        str | None,
+        typer.Option(
+            "--base-url",
+            help="Send every request to this origin (a local mirror); WebSockets to ws:// there.",
+        ),
+    ] = None,
+    interval: Annotated[
+        float,
+        typer.Option(
+            "--interval",
+            help="Seconds between two polls of a source (never faster than its limit).",
+        ),
+    ] = 30.0,
+    arg: Annotated[
+        list[str] | None,
+        typer.Option("-a", "--arg", help="NAME=VALUE for every spider, as `scrapy crawl -a`."),
+    ] = None,
+    setting: Annotated[
+        list[str] | None, typer.Option("-s", "--set", help="A Scrapy setting, NAME=VALUE.")
+    ] = None,
+    all_spiders: Annotated[bool, typer.Option("--all", help="Watch every source.")] = False,
+    log_level: Annotated[
+        str, typer.Option("--log-level", help="Scrapy's log level on stderr.")
+    ] = "WARNING",
+) -> None:
+    """Keep the archive current until stopped: poll each source's newest list page
+    every --interval seconds, and archive Deribit's pushed announcements as they come.
+
+    Each poll follows `annals crawl`'s incremental rules (paging stops at the first page
+    with nothing new); each new record is committed within a second. Deribit's
+    `announcements` WebSocket channel is read instead of polling while it is up; after
+    every reconnect its list is polled once, so nothing pushed meanwhile is lost. One run
+    per spider is recorded for the whole watch (`annals stats`). SIGTERM or Ctrl-C stops
+    within seconds with everything received committed; stopped between polls, the runs
+    end "finished" (exit 0). It holds the archive's crawl lock: `annals crawl` on the same
+    archive exits 4 meanwhile.
+
+    Example:
+
+        annals watch --all --db annals.db --interval 30
+    """
+    if interval <= 0:
+        raise fail("--interval takes a number of seconds above 0", Exit.USAGE)
+    known = project_spiders(project_settings())
+    wanted = _chosen(known, spiders, all_spiders)
+    spider_args = _spider_arguments(known, wanted, arg, base_url, full=False)
     url = dbmod.resolve_url(db)
-    settings = crawl_settings(url, dict(_pairs(setting, "-s")), log_level)
+    overrides = {"ANNALS_WATCH_INTERVAL": interval, **_pairs(setting, "-s")}
+    settings = crawl_settings(url, overrides, log_level)
     with archive_errors():
-        dbmod.refuse_foreign(url)  # before the lock file is made beside someone's file
+        dbmod.refuse_foreign(url)
+    typer.echo(
+        f"watching {', '.join(wanted)} every {interval:g}s into {dbmod.display(url)}"
+        " (SIGTERM or Ctrl-C stops)",
+        err=True,
+    )
     results = crawl_archive(url, wanted, settings, spider_args)
     print_summaries(results)
     code = exit_code([status for _, status, _, _ in results])
@@ -352,5 +440,6 @@ def reparse(
 
 def register(app: typer.Typer) -> None:
     app.command()(crawl)
+    app.command()(watch)
     app.command()(demo)
     app.command()(reparse)

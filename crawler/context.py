@@ -144,6 +144,11 @@ class RunContext:
             return self.frontier.resume_point()  # the round's, decided by its seeder
         return self._resume_after
 
+    def resume_from(self, point: datetime | None) -> None:
+        """A watch's rounds (crawler.watch): after a complete round nothing needs repair
+        (None); after one that lost pages, the next walks back to `point`."""
+        self._resume_after = point
+
     def repairing(self, oldest_on_page: datetime | None) -> bool:
         """Keep paging in repair mode while the page is newer than the resume point."""
         if self.resume_after is None:

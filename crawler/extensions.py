@@ -139,6 +139,18 @@ class RunRecorder:
         self.record(reason)
         logging.getLogger().removeHandler(self.errors)
 
+    def counters(self) -> dict[str, Any]:
+        """The run's counters so far, from the crawl's stats."""
+        assert self.crawler.stats is not None
+        stats = self.crawler.stats.get_stats()
+        counters: dict[str, Any] = {
+            name: int(stats.get(key, 0) or 0) for name, key in COUNTERS.items()
+        }
+        for key, value in stats.items():
+            if key.startswith(("annals/blocked/", "annals/watch/")):
+                counters[key.removeprefix("annals/")] = int(value)
+        return counters
+
     def record(self, reason: str) -> None:
         """The run's outcome, once: when the spider closes, or earlier when a stop
         cannot wait for it (crawler.stopping)."""
@@ -148,13 +160,11 @@ class RunRecorder:
         spider = self.crawler.spider
         assert self.crawler.stats is not None
         stats = self.crawler.stats.get_stats()
-        counters: dict[str, Any] = {
-            name: int(stats.get(key, 0) or 0) for name, key in COUNTERS.items()
-        }
-        for key, value in stats.items():
-            if key.startswith("annals/blocked/"):
-                counters[key.removeprefix("annals/")] = int(value)
-        status = decide_status(reason, stats)
+        counters = self.counters()
+        from crawler.watch import watch_of
+
+        watch = watch_of(self.crawler)  # a watch stopped between rounds cut nothing
+        status = decide_status(watch.close_reason(reason) if watch else reason, stats)
         if counters["offsite"]:
             logger.warning(
                 "%s: %d requests to hosts outside the source were dropped (a redirect away"

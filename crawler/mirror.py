@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 import urllib.parse
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -176,8 +177,12 @@ class Hit:
 class Mirror:
     """Routes from one or more folders, plus routes a test puts in front of them."""
 
-    def __init__(self, *folders: Path, routes: list[Route] | None = None) -> None:
+    def __init__(
+        self, *folders: Path, routes: list[Route] | None = None, channels: Sequence[Any] = ()
+    ) -> None:
         self.routes: list[Route] = list(routes or [])
+        # WebSocket endpoints by path (crawler.mirror_push.Channel), on the same port.
+        self.channels: dict[str, Any] = {channel.path: channel for channel in channels}
         for folder in folders:
             specs = json.loads((folder / "routes.json").read_text())
             self.routes.extend(Route.from_json(spec, folder) for spec in specs)
@@ -241,6 +246,15 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def _serve(self) -> None:
+        channel = self.server.mirror.channels.get(urllib.parse.urlsplit(self.path).path)
+        if channel is not None and self.headers.get("Upgrade", "").lower() == "websocket":
+            from crawler.mirror_push import accept
+
+            self.close_connection = True
+            sock = accept(self)
+            if sock is not None:
+                channel.serve(sock)
+            return
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
         route = self.server.mirror.answer(

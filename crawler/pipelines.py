@@ -21,14 +21,25 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
+# Sent after every batch the pipeline committed, with `batch` (the records, quarantine
+# rows and removals written) and `result` (archive.store.BatchResult): the one place a
+# component that acts on what was archived (alerts) connects to, with
+# `crawler.signals.connect(handler, signal=batch_written)`. A handler's error is logged by
+# Scrapy (send_catch_log) and never stops archiving.
+batch_written = object()
+
+
 class ArchivePipeline:
     """Buffers records and writes them with `archive.store.Store` every ANNALS_BATCH_SIZE
-    items and when the spider closes. A batch that cannot be written stops the crawl
-    with reason "archive_error": what was committed before stays."""
+    items, ANNALS_FLUSH_SECONDS after the first record of a batch arrived (`annals watch`
+    commits within a second), and when the spider closes. A batch that cannot be written
+    stops the crawl with reason "archive_error": what was committed before stays."""
 
-    def __init__(self, crawler: Crawler, batch_size: int) -> None:
+    def __init__(self, crawler: Crawler, batch_size: int, flush_seconds: float) -> None:
         self.crawler = crawler
         self.batch_size = batch_size
+        self.flush_seconds = flush_seconds
+        self._timer: asyncio.TimerHandle | None = None
         self.buffer: list[Record | Quarantined | Removed] = []
         self.run: RunContext | None = None
         self.failed = False
@@ -40,7 +51,10 @@ class ArchivePipeline:
         size = crawler.settings.getint("ANNALS_BATCH_SIZE")
         if size <= 0:
             raise NotConfigured("ANNALS_BATCH_SIZE is 0: records are not archived")
-        return cls(crawler, size)
+        settings = crawler.settings
+        watching = settings.getfloat("ANNALS_WATCH_INTERVAL") > 0
+        flush = "ANNALS_WATCH_FLUSH_SECONDS" if watching else "ANNALS_FLUSH_SECONDS"
+        return cls(crawler, size, settings.getfloat(flush))
 
     def open_spider(self) -> None:
         self.run = run_context(self.crawler)
@@ -64,12 +78,26 @@ class ArchivePipeline:
         self.buffer.append(item)
         if len(self.buffer) >= self.batch_size:
             self.flush()
+        elif self._timer is None:
+            self._flush_later()
         return item
+
+    def _flush_later(self) -> None:
+        # Scrapy runs on asyncio's loop (AsyncCrawlerProcess): a timer there, not a thread.
+        # Without a running loop (a test feeding items by hand) the batch waits for its size.
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self._timer = loop.call_later(self.flush_seconds, self.flush)
 
     def close_spider(self) -> None:
         self.flush()
 
     def flush(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if not self.buffer or self.run is None or self.failed:
             return
         batch, self.buffer = self.buffer, []
@@ -79,6 +107,7 @@ class ArchivePipeline:
             self._stop(exc, f"could not write {len(batch)} records to the archive")
             return
         self._count(result)
+        self.crawler.signals.send_catch_log(batch_written, batch=batch, result=result)
 
     def _stop(self, exc: Exception, what: str) -> None:
         """Stop the crawl: nothing more can be archived. What was committed stays."""

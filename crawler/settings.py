@@ -27,6 +27,9 @@ NEWSPIDER_MODULE = "crawler.spiders"
 # --- the archive ------------------------------------------------------------------------------
 ANNALS_DATABASE_URL = os.environ.get("ANNALS_DATABASE_URL")  # None: ./annals.db
 ANNALS_BATCH_SIZE = 100  # records per transaction
+# A batch is also written this many seconds after its first record arrived, full or not
+# (`annals watch` sets ANNALS_WATCH_FLUSH_SECONDS instead: each record committed within 1 s).
+ANNALS_FLUSH_SECONDS = 60.0
 ANNALS_RECHECK_DAYS = float(os.environ.get("ANNALS_RECHECK_DAYS", "3"))
 # A writer that finds SQLite locked waits this long per try, for this many tries.
 ANNALS_BUSY_TIMEOUT_MS = db.BUSY_TIMEOUT_MS  # the archive commands' own default (archive.db)
@@ -43,6 +46,19 @@ ANNALS_FRONTIER_TTL = 15.0
 # The first part of the frontier's Redis keys: two archives can share one Redis.
 ANNALS_FRONTIER_KEY = os.environ.get("ANNALS_FRONTIER_KEY", "annals")
 ADDONS = {"crawler.frontier.FrontierAddon": 0}
+
+# --- watching (annals watch, crawler.watch and crawler.push) ---------------------------------
+# Seconds between two polls of a source's newest list page; 0: not a watch (annals crawl).
+# A source is never asked faster than its DOWNLOAD_DELAY (the source's documented limit).
+ANNALS_WATCH_INTERVAL = 0.0
+ANNALS_WATCH_FLUSH_SECONDS = 0.5  # the pipeline's ANNALS_FLUSH_SECONDS during a watch
+# A push channel's heartbeat, as the source asks for one (Deribit: public/set_heartbeat,
+# at least 10 s); a connection silent for three heartbeats is taken for dead and replaced.
+ANNALS_PUSH_HEARTBEAT = 10.0
+# Reconnecting after a drop: the first wait, doubled each failed try up to the longest,
+# each jittered by +-50% (many watchers must not come back at the same instant).
+ANNALS_PUSH_BACKOFF = 1.0
+ANNALS_PUSH_MAX_BACKOFF = 60.0
 
 # --- politeness -------------------------------------------------------------------------------
 USER_AGENT = (
@@ -119,6 +135,8 @@ EXTENSIONS = {
     # The run: its archive, crawl_runs row and incremental decisions; then its outcome.
     "crawler.context.RunContext": 400,
     "crawler.extensions.RunRecorder": 500,
+    # `annals watch` only (ANNALS_WATCH_INTERVAL > 0): rounds of polls, push channels.
+    "crawler.watch.Watch": 600,
 }
 
 LOG_LEVEL = "INFO"

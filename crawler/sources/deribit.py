@@ -24,6 +24,14 @@ announcement; the one address that answers an announcement is the method itself,
 `...get_announcements?start_timestamp=<publication_timestamp>&count=1` (modeled, under
 the inclusive reading).
 
+Push (`annals watch`, crawler.push): `public/subscribe` to the channel `announcements` on
+`wss://www.deribit.com/ws/api/v2` (keyless, JSON-RPC). A notification is `{"jsonrpc":
+"2.0", "method": "subscription", "params": {"channel": "announcements", "data": {...}}}`,
+`data` the announcement object of get_announcements (plus `unread` and `action`, whose
+values Deribit does not describe: not kept), read by the same `_record` as a listed item,
+so a pushed announcement is the same document, with the same content hash, as the list
+gives it. No history replay: after a reconnect the list is asked again.
+
 Errors: `{"error": {"code", "message", "data"}}` (`JsonRpc`): 10028 too_many_requests and
 10066 too_many_concurrent_requests are rate limits, and 11051 system_maintenance is
 treated as one too (the platform comes back by itself: retried after the host's
@@ -35,6 +43,7 @@ or readable publication_timestamp is left out and listed in `ListPage.unusable`.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -106,6 +115,32 @@ def _record(item: Mapping[str, Any], language: str) -> Record:
         published_at=published_at,
         extra=extra,
     )
+
+
+PUSH_URL = "wss://www.deribit.com/ws/api/v2"
+PUSH_CHANNEL = "announcements"
+
+
+def parse_push(body: bytes, url: str = PUSH_URL) -> Record | None:
+    """The record a WebSocket message of the `announcements` channel carries; None for a
+    message of another kind (an answer, a heartbeat, another channel). ParseError for a
+    notification whose announcement cannot become a record."""
+    try:
+        message = json.loads(body)
+    except ValueError as exc:
+        raise ParseError(url, f"not JSON: {exc}") from None
+    if not isinstance(message, Mapping) or message.get("method") != "subscription":
+        return None
+    params = message.get("params")
+    if not isinstance(params, Mapping) or params.get("channel") != PUSH_CHANNEL:
+        return None
+    data = params.get("data")
+    if not isinstance(data, Mapping):
+        raise ParseError(url, "an announcements notification without its announcement")
+    try:
+        return _record(data, "en")
+    except UnusableItemError as exc:
+        raise ParseError(url, f"pushed announcement unusable: {exc}") from None
 
 
 def _ms(moment: datetime) -> int:

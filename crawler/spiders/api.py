@@ -169,6 +169,11 @@ class ApiAnnouncementsSpider(AnnalsSpider):
         # Walked categories whose first page listed nothing, by language.
         self._empty: dict[str, set[str]] = {}
 
+    def new_round(self) -> None:
+        super().new_round()
+        self._listed.clear()
+        self._empty.clear()
+
     @classmethod
     def parse_snapshot(cls, raw: RawResponse) -> list[Record]:
         """Records from a stored answer (`annals reparse`), in the language its URL says
@@ -475,6 +480,14 @@ class DeribitAnnouncementsSpider(ApiAnnouncementsSpider):
     """Deribit announcements (official JSON-RPC API): title, HTML body, time, by an end cursor."""
 
     facts = deribit.SOURCE
+
+    @classmethod
+    def parse_snapshot(cls, raw: RawResponse) -> list[Record]:
+        """A stored answer, or a pushed message (`annals watch`: its WebSocket URL)."""
+        if raw.url == deribit.PUSH_URL:
+            record = deribit.parse_push(raw.body, raw.url)
+            return [record] if record is not None else []
+        return super().parse_snapshot(raw)
 
 
 class BithumbAnnouncementsSpider(ApiAnnouncementsSpider):

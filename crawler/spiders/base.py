@@ -152,6 +152,11 @@ class AnnalsSpider(scrapy.Spider):
         title = normalize_text(listed_title) if listed_title else None
         return bool(title and known.title and not _cut(title) and title != known.title)
 
+    def new_round(self) -> None:
+        """`annals watch` polls again (crawler.watch): forget what this round saw, so the
+        next round reads its listings as a new run would."""
+        self._seen.clear()
+
     def mark_seen(self, key: Identity) -> None:
         self._seen.add(key)
 

@@ -59,6 +59,11 @@ class GateAnnouncementsSpider(AnnalsSpider):
         self._scheduled: set[Identity] = set()
         self._listed: set[str] = set()  # ids the list endpoint gave in this run
 
+    def new_round(self) -> None:
+        super().new_round()
+        self._scheduled.clear()
+        self._listed.clear()
+
     async def start(self) -> AsyncIterator[Any]:
         paths = ["hub", *self.categories, "list endpoint"]
         logger.info(

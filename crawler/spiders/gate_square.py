@@ -49,6 +49,10 @@ class GateSquareSpider(AnnalsSpider):
         self.feed = feed if feed is not None else not (self.topics or self.posts)
         self._scheduled: set[str] = set()
 
+    def new_round(self) -> None:
+        super().new_round()
+        self._scheduled.clear()
+
     async def start(self) -> AsyncIterator[Any]:
         for topic in ([None] if self.feed else []) + self.topics:
             yield self.request(

@@ -1,0 +1,220 @@
+"""Push channels for the local mirror (crawler.mirror): WebSocket endpoints on the same
+127.0.0.1 port as the mirror's HTTP routes, speaking a source's protocol.
+
+`annals watch --base-url http://127.0.0.1:PORT` sends a source's WebSocket to
+`ws://127.0.0.1:PORT` with the source's own path; the mirror's handler hands such an
+upgrade to the channel registered for that path (`Mirror.channels`). The WebSocket
+protocol itself is the `websockets` library's (its sans-I/O ServerProtocol), run in the
+mirror's request thread; a test publishes from its own thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from websockets.frames import Frame, Opcode
+from websockets.http11 import Request
+from websockets.server import ServerProtocol
+
+logger = logging.getLogger(__name__)
+
+
+class MirrorSocket:
+    """One accepted WebSocket connection of the mirror."""
+
+    def __init__(self, sock: socket.socket, reader: Any, protocol: ServerProtocol) -> None:
+        self.sock = sock
+        self.reader = reader  # the request's buffered reader: what followed the upgrade
+        self.protocol = protocol
+        self.lock = threading.Lock()  # the test's thread sends while the handler reads
+        self.open = True
+
+    def send_text(self, text: str) -> None:
+        with self.lock:
+            if not self.open:
+                return
+            self.protocol.send_text(text.encode())
+            self._write()
+
+    def send_json(self, message: dict[str, Any]) -> None:
+        self.send_text(json.dumps(message))
+
+    def drop(self) -> None:
+        """End the TCP connection without a closing handshake, as a network fault does."""
+        with self.lock:
+            self.open = False
+            with contextlib.suppress(OSError):  # already gone
+                self.sock.shutdown(socket.SHUT_RDWR)
+
+    def _write(self) -> None:
+        for data in self.protocol.data_to_send():
+            if data:
+                self.sock.sendall(data)
+
+    def serve(self, on_text: Callable[[MirrorSocket, str], None]) -> None:
+        """Read frames until the connection ends; each text message goes to `on_text`."""
+        while self.open:
+            try:
+                data = self.reader.read1(65536)
+            except OSError:
+                data = b""
+            with self.lock:
+                if data:
+                    self.protocol.receive_data(data)
+                else:
+                    self.protocol.receive_eof()
+                events = self.protocol.events_received()
+                try:
+                    self._write()  # pongs and the closing handshake
+                except OSError:
+                    self.open = False
+            for event in events:
+                if isinstance(event, Frame) and event.opcode is Opcode.TEXT:
+                    on_text(self, bytes(event.data).decode())
+            if not data or self.protocol.close_expected():
+                break
+        self.open = False
+
+
+def accept(handler: Any) -> MirrorSocket | None:
+    """Answer the upgrade request an http.server handler has read; None (and an HTTP
+    error sent) when it is not a valid WebSocket handshake."""
+    protocol = ServerProtocol()
+    # http.server has read the request: the protocol is given its bytes again, so that its
+    # parser, which expects the handshake first, reads frames from then on.
+    lines = [f"GET {handler.path} HTTP/1.1", *(f"{k}: {v}" for k, v in handler.headers.items())]
+    protocol.receive_data(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+    (request,) = protocol.events_received()
+    assert isinstance(request, Request)
+    response = protocol.accept(request)
+    protocol.send_response(response)
+    for data in protocol.data_to_send():
+        handler.connection.sendall(data)
+    if response.status_code != 101:
+        return None
+    return MirrorSocket(handler.connection, handler.rfile, protocol)
+
+
+class Channel:
+    """A push endpoint of the mirror: `handle` gets each text message of a connection."""
+
+    path: str
+
+    def __init__(self) -> None:
+        self.sockets: list[MirrorSocket] = []
+        self.connections = 0  # accepted so far
+        self._lock = threading.Lock()
+
+    def serve(self, sock: MirrorSocket) -> None:
+        with self._lock:
+            self.sockets.append(sock)
+            self.connections += 1
+        try:
+            sock.serve(self.handle)
+        finally:
+            with self._lock:
+                self.sockets.remove(sock)
+            self.closed(sock)
+
+    def handle(self, sock: MirrorSocket, text: str) -> None:
+        raise NotImplementedError
+
+    def closed(self, sock: MirrorSocket) -> None:
+        """The connection ended."""
+
+    def drop_all(self) -> None:
+        """Cut every connection, as a network fault would."""
+        with self._lock:
+            sockets = list(self.sockets)
+        for sock in sockets:
+            sock.drop()
+
+
+class DeribitChannel(Channel):
+    """Deribit's JSON-RPC WebSocket API (`/ws/api/v2`), as much of it as the watch uses:
+    `public/subscribe` (the `announcements` channel), `public/set_heartbeat` (then a
+    `test_request` every interval, which `public/test` answers) and `public/test`.
+
+    `publish(announcement)` pushes a notification to every subscriber and returns the
+    moment (time.time()) it was sent. `freeze()` makes the open connections go silent
+    without closing (a dead network path): nothing is answered or sent on them any more;
+    a new connection is served as usual."""
+
+    path = "/ws/api/v2"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.subscribed: list[MirrorSocket] = []
+        self.tests_answered = 0  # public/test calls received
+        self.heartbeats: dict[int, threading.Event] = {}  # id(sock) -> stops its timer
+        self.frozen: set[int] = set()  # id() of the connections gone silent
+
+    def freeze(self) -> None:
+        with self._lock:
+            self.frozen.update(id(sock) for sock in self.sockets)
+
+    def handle(self, sock: MirrorSocket, text: str) -> None:
+        if id(sock) in self.frozen:
+            return
+        message = json.loads(text)
+        method, params = message.get("method"), message.get("params") or {}
+        result: Any
+        if method == "public/subscribe":
+            result = [c for c in params.get("channels", []) if c == "announcements"]
+            if result:
+                self.subscribed.append(sock)
+        elif method == "public/set_heartbeat":
+            self._heartbeat(sock, float(params.get("interval", 10)))
+            result = "ok"
+        elif method == "public/test":
+            self.tests_answered += 1
+            result = {"version": "1.2.26"}
+        else:
+            sock.send_json(_answer(message, error={"code": -32601, "message": "Method not found"}))
+            return
+        sock.send_json(_answer(message, result=result))
+
+    def _heartbeat(self, sock: MirrorSocket, interval: float) -> None:
+        stop = self.heartbeats.setdefault(id(sock), threading.Event())
+
+        def beat() -> None:
+            while not stop.wait(interval) and sock.open:
+                if id(sock) not in self.frozen:
+                    heartbeat = {"type": "test_request"}
+                    sock.send_json({"jsonrpc": "2.0", "method": "heartbeat", "params": heartbeat})
+
+        threading.Thread(target=beat, daemon=True).start()
+
+    def closed(self, sock: MirrorSocket) -> None:
+        if sock in self.subscribed:
+            self.subscribed.remove(sock)
+        stop = self.heartbeats.pop(id(sock), None)
+        if stop is not None:
+            stop.set()
+
+    def publish(self, announcement: dict[str, Any]) -> float:
+        notification = {
+            "jsonrpc": "2.0",
+            "method": "subscription",
+            "params": {"channel": "announcements", "data": announcement},
+        }
+        sent = time.time()
+        for sock in list(self.subscribed):
+            if id(sock) not in self.frozen:
+                sock.send_json(notification)
+        return sent
+
+
+def _answer(request: dict[str, Any], **outcome: Any) -> dict[str, Any]:
+    now = int(time.time() * 1_000_000)
+    answer = {"jsonrpc": "2.0", **outcome, "usIn": now, "usOut": now, "usDiff": 0}
+    if "id" in request:
+        answer["id"] = request["id"]
+    return {**answer, "testnet": False}

@@ -1,0 +1,221 @@
+"""Push channels for `annals watch`: a WebSocket client per source that has one, on the
+crawl's own asyncio loop (Scrapy's asyncio reactor), archiving each pushed announcement
+at once through the crawl's item pipeline.
+
+`PushClient` keeps one connection up: connect, subscribe, read; on any drop (a closed or
+reset connection, a handshake refused, a connection silent past its heartbeat) it
+reconnects after a jittered, doubling backoff (ANNALS_PUSH_BACKOFF up to
+ANNALS_PUSH_MAX_BACKOFF), and after every subscription it asks the watch for a catch-up
+poll of the source's list (crawler.watch), since no channel replays what was pushed
+while away. While the channel is down the source is polled at the watch's interval.
+
+A pushed record is the same document as the list gives (the source module's own record
+function reads both); its snapshot is the WebSocket message itself, at the channel's
+canonical URL with status 101 (the handshake's), so `annals reparse` can read it again.
+
+`DeribitPush`: Deribit's JSON-RPC API (crawler.sources.deribit, docs.deribit.com):
+`public/set_heartbeat` (ANNALS_PUSH_HEARTBEAT, at least 10 s), each `test_request`
+answered with `public/test`, then `public/subscribe` to `announcements`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+from typing import TYPE_CHECKING, Any, ClassVar
+from urllib.parse import urlsplit, urlunsplit
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import WebSocketException
+
+from archive.normalize import utcnow
+from archive.records import ParseError, Quarantined, RawResponse, Record
+from crawler.sources import deribit
+
+if TYPE_CHECKING:
+    from scrapy import Spider
+    from scrapy.crawler import Crawler
+
+    from crawler.watch import Watch
+
+logger = logging.getLogger(__name__)
+
+PUSH_STATUS = 101  # a pushed message's snapshot status: the WebSocket handshake's
+
+
+class ChannelError(Exception):
+    """The channel refused what the client asked (an error answer): reconnect later."""
+
+
+class PushClient:
+    """One source's push channel (subclasses speak its protocol)."""
+
+    url: ClassVar[str]  # the channel's canonical wss:// URL
+
+    def __init__(self, crawler: Crawler, spider: Spider, watch: Watch) -> None:
+        settings = crawler.settings
+        self.crawler = crawler
+        self.spider = spider
+        self.watch = watch
+        self.heartbeat = settings.getfloat("ANNALS_PUSH_HEARTBEAT")
+        self.backoff = settings.getfloat("ANNALS_PUSH_BACKOFF")
+        self.max_backoff = settings.getfloat("ANNALS_PUSH_MAX_BACKOFF")
+        self.base_url: str | None = getattr(spider, "base_url", None)
+        self.live = False  # subscribed: the source needs no polling
+        self.connections = 0
+        self._task: asyncio.Task[None] | None = None
+
+    def connect_url(self) -> str:
+        """The channel's URL, or the mirror's (base_url) with the same path: ws:// for http://."""
+        if not self.base_url:
+            return self.url
+        base, parts = urlsplit(self.base_url), urlsplit(self.url)
+        scheme = "wss" if base.scheme == "https" else "ws"
+        return urlunsplit((scheme, base.netloc, parts.path, parts.query, ""))
+
+    def start(self) -> None:
+        self._task = asyncio.ensure_future(self._run())
+
+    def stop(self) -> None:
+        self.live = False
+        if self._task is not None:
+            self._task.cancel()
+
+    async def _run(self) -> None:
+        failures = 0  # tries since the last subscription
+        while True:
+            self._had_session = False
+            try:
+                async with connect(
+                    self.connect_url(),
+                    open_timeout=10,
+                    close_timeout=1,
+                    # The library's own pings too: a dead TCP path is found within these.
+                    ping_interval=self.heartbeat,
+                    ping_timeout=self.heartbeat + 5,
+                    proxy=None if self.base_url else True,
+                    user_agent_header=self.crawler.settings.get("USER_AGENT"),
+                ) as ws:
+                    self.connections += 1
+                    if self.connections > 1:
+                        self._count("reconnects")
+                    await self.session(ws, self._subscribed)
+                reason = "the channel closed the connection"
+            except asyncio.CancelledError:
+                raise
+            except (OSError, TimeoutError, WebSocketException, ChannelError, ValueError) as exc:
+                reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            self._went_down(reason)
+            failures = 1 if self._had_session else failures + 1
+            await asyncio.sleep(self._wait(failures))
+
+    _had_session = False
+
+    def _subscribed(self) -> None:
+        self._had_session = True
+        first = not self.live
+        self.live = True
+        if first:
+            logger.info("%s: push channel subscribed; catch-up poll", self.spider.name)
+        self.watch.catch_up()
+
+    def _went_down(self, reason: str) -> None:
+        self.live = False
+        logger.warning(
+            "%s: push channel down (%s); reconnecting, polling meanwhile", self.spider.name, reason
+        )
+        self.watch.channel_down()
+
+    def _wait(self, failures: int) -> float:
+        base = min(self.max_backoff, self.backoff * 2 ** max(0, failures - 1))
+        return base * random.uniform(0.5, 1.5)  # noqa: S311 - not a secret
+
+    async def session(self, ws: ClientConnection, subscribed: Any) -> None:
+        raise NotImplementedError
+
+    async def recv(self, ws: ClientConnection) -> str | bytes:
+        """The next message; TimeoutError when the connection stayed silent for three
+        heartbeats (the source sends one every heartbeat): a dead path, replaced."""
+        return await asyncio.wait_for(ws.recv(), timeout=3 * self.heartbeat)
+
+    # --- archiving --------------------------------------------------------------------------
+
+    async def archive(self, body: bytes, parse: Any) -> None:
+        """Parse a pushed message with the source's parser and archive it at once: through
+        the item pipeline (its validation, its counters, the batch hook), then committed."""
+        now = utcnow()
+        raw = RawResponse(self.url, PUSH_STATUS, "application/json", body, now)
+        item: Record | Quarantined | None
+        try:
+            item = parse(body, self.url)
+        except ParseError as exc:
+            logger.warning("could not use a pushed message: %s (kept in quarantine)", exc.reason)
+            item = Quarantined(self.url, self.spider.name, exc.reason, raw, now)
+        if item is None:
+            return
+        if isinstance(item, Record):
+            item.raw, item.seen_at = raw, now
+        self._count("pushed")
+        engine = self.crawler.engine
+        slot = engine.scraper.slot if engine is not None else None
+        if engine is None or slot is None or slot.closing is not None or self.watch.closing:
+            # The crawl is closing (its pipeline may have written its last batch): the
+            # next run's first poll finds it in the list.
+            logger.warning("%s: a push arrived while stopping: not archived", self.spider.name)
+            self._count("unarchived")
+            return
+        await engine.scraper.start_itemproc_async(item, response=None)
+        from crawler.pipelines import ArchivePipeline
+
+        pipeline = self.crawler.get_item_pipeline(ArchivePipeline)
+        if pipeline is not None:
+            pipeline.flush()  # a push is committed at once, not with the next batch
+        self.watch.progress()
+
+    def _count(self, name: str) -> None:
+        assert self.crawler.stats is not None
+        self.crawler.stats.inc_value(f"annals/watch/{name}")
+
+
+class DeribitPush(PushClient):
+    url = deribit.PUSH_URL
+
+    async def session(self, ws: ClientConnection, subscribed: Any) -> None:
+        # Deribit's heartbeat takes whole seconds, 10 at least; a mirror takes less.
+        interval = self.heartbeat if self.base_url else max(10, round(self.heartbeat))
+        await self.call(ws, 1, "public/set_heartbeat", {"interval": interval})
+        await self.call(ws, 2, "public/subscribe", {"channels": [deribit.PUSH_CHANNEL]})
+        while True:
+            body = await self.recv(ws)
+            data = body.encode() if isinstance(body, str) else body
+            message = json.loads(data)
+            if not isinstance(message, dict):
+                continue
+            if "error" in message:
+                raise ChannelError(f"Deribit answered {message['error']}")
+            if message.get("id") == 2:
+                if deribit.PUSH_CHANNEL not in (message.get("result") or []):
+                    raise ChannelError(f"not subscribed: {message.get('result')}")
+                subscribed()
+            elif message.get("method") == "heartbeat":
+                if (message.get("params") or {}).get("type") == "test_request":
+                    await self.call(ws, 3, "public/test", {})
+            elif message.get("method") == "subscription":
+                await self.archive(data, deribit.parse_push)
+
+    @staticmethod
+    async def call(ws: ClientConnection, ident: int, method: str, params: dict[str, Any]) -> None:
+        call = {"jsonrpc": "2.0", "id": ident, "method": method, "params": params}
+        await ws.send(json.dumps(call))
+
+
+# The push channels by source (crawler.sources' `source` names).
+CHANNELS: dict[str, type[PushClient]] = {"deribit": DeribitPush}
+
+
+def push_client(crawler: Crawler, spider: Spider, watch: Watch) -> PushClient | None:
+    """The push client of the spider's source, or None where it has none."""
+    cls = CHANNELS.get(getattr(spider, "source", ""))
+    return cls(crawler, spider, watch) if cls is not None else None

@@ -1,0 +1,225 @@
+"""`annals watch`: a crawl that does not close, polling its newest list page every interval.
+
+One crawl per spider, kept open with Scrapy's own means: when the spider is idle (its
+round of requests is done) the `spider_idle` handler raises DontCloseSpider and, after
+ANNALS_WATCH_INTERVAL seconds from the round's start, sends the spider's start requests
+again. Each round follows `annals crawl`'s incremental rules (the spider's own
+navigator: stop at the first page with nothing new). Why not a loop of crawls: one
+crawl keeps its download slots, so the source's DOWNLOAD_DELAY (its documented limit)
+and any backoff hold between rounds too, and its store and its one crawl_runs row stay
+open; a crawl every 30 s would be 2,880 runs a day per source.
+
+A source with a push channel (crawler.push) is not polled while its channel is live: a
+round runs when the spider opens and after every (re)subscription (the catch-up poll,
+so nothing pushed while away is lost), and at the interval while the channel is down.
+
+Commits: a round's records are written when the round ends (and by the pipeline's
+ANNALS_WATCH_FLUSH_SECONDS timer within it), a push at once (crawler.push).
+
+The run: one crawl_runs row per spider and watch, its counters growing round by round
+(`watch/rounds`, `watch/pushed`, `watch/reconnects`). A watch stopped by SIGTERM/SIGINT
+between rounds ends with the status its rounds earned ("finished" when nothing was lost):
+nothing was cut. Stopped in the middle of a round, it is "interrupted", as a crawl is,
+and the next run walks the listings back (crawler.context).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from scrapy import signals
+from scrapy.exceptions import DontCloseSpider, NotConfigured
+
+from archive.normalize import utcnow
+from crawler.context import run_context
+from crawler.extensions import FAILURES
+
+if TYPE_CHECKING:
+    from scrapy import Spider
+    from scrapy.crawler import Crawler
+
+    from crawler.push import PushClient
+
+logger = logging.getLogger(__name__)
+
+# The losses that make a round incomplete: the next round walks back past known items.
+_INCOMPLETE = (*FAILURES.values(), "annals/blocked")
+
+
+class Watch:
+    """An extension (EXTENSIONS) switched on by ANNALS_WATCH_INTERVAL > 0."""
+
+    def __init__(self, crawler: Crawler, interval: float) -> None:
+        self.crawler = crawler
+        # Never faster than the source's limit: its DOWNLOAD_DELAY between two requests.
+        self.interval = max(interval, crawler.settings.getfloat("DOWNLOAD_DELAY"))
+        self.in_round = True  # the first round is the spider's start(), run by Scrapy
+        self.feeding = False  # a round's start requests are being scheduled
+        self.wanted = False  # a catch-up poll asked for while a round ran
+        self.round_started = time.monotonic()
+        self.round_started_at = utcnow()
+        self.last_complete_at: Any = None
+        self._losses: dict[str, int] = {}
+        self.timer: asyncio.TimerHandle | None = None
+        self._feeder: asyncio.Future[None] | None = None
+        self.push: PushClient | None = None
+        self.closing = False
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> Watch:
+        interval = crawler.settings.getfloat("ANNALS_WATCH_INTERVAL")
+        if interval <= 0:
+            raise NotConfigured("not a watch (ANNALS_WATCH_INTERVAL is 0)")
+        watch = cls(crawler, interval)
+        crawler.signals.connect(watch.spider_opened, signal=signals.spider_opened)
+        crawler.signals.connect(watch.spider_idle, signal=signals.spider_idle)
+        crawler.signals.connect(watch.spider_closed, signal=signals.spider_closed)
+        return watch
+
+    def spider_opened(self, spider: Spider) -> None:
+        from crawler.push import push_client
+
+        self._stats("rounds")
+        self._losses = self._loss_counts()
+        self.push = push_client(self.crawler, spider, self)
+        if self.push is not None:
+            self.push.start()
+
+    def spider_idle(self, spider: Spider) -> None:
+        if self.closing:
+            return  # let it close
+        if self.in_round and not self.feeding:
+            self.in_round = False
+            self._round_done()
+        if not self.in_round:
+            if self.wanted:
+                self.wanted = False
+                self.start_round()
+            elif self.polled and self.timer is None:
+                self._schedule()
+        raise DontCloseSpider
+
+    def spider_closed(self, spider: Spider, reason: str) -> None:
+        self.closing = True
+        if self.timer is not None:
+            self.timer.cancel()
+        if self.push is not None:
+            self.push.stop()
+
+    @property
+    def polled(self) -> bool:
+        """Polled at the interval: no push channel, or one that is down."""
+        return self.push is None or not self.push.live
+
+    def close_reason(self, reason: str) -> str:
+        """The reason a run's status is decided by (RunRecorder): a stop between rounds
+        cut nothing, so it counts as the end of the watch ("finished")."""
+        if reason == "shutdown" and not self.in_round:
+            return "finished"
+        return reason
+
+    # --- rounds -----------------------------------------------------------------------------
+
+    def catch_up(self) -> None:
+        """Poll now (a push channel just (re)subscribed), or right after this round."""
+        if self.closing:
+            return
+        if self.in_round:
+            self.wanted = True
+        else:
+            self.start_round()
+
+    def channel_down(self) -> None:
+        """The push channel dropped: poll at the interval until it is back."""
+        if not self.closing and not self.in_round and self.timer is None:
+            self._schedule()
+
+    def _schedule(self) -> None:
+        wait = max(0.0, self.round_started + self.interval - time.monotonic())
+        self.timer = asyncio.get_running_loop().call_later(wait, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self.timer = None
+        if not self.closing and not self.in_round and self.polled:
+            self.start_round()
+
+    def start_round(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        engine, spider = self.crawler.engine, self.crawler.spider
+        if engine is None or spider is None or self.closing:
+            return
+        self.in_round = self.feeding = True
+        self.round_started = time.monotonic()
+        self.round_started_at = utcnow()
+        self._losses = self._loss_counts()
+        self._stats("rounds")
+        new_round = getattr(spider, "new_round", None)
+        if new_round is not None:
+            new_round()
+        self._feeder = asyncio.ensure_future(self._feed(spider))
+
+    async def _feed(self, spider: Spider) -> None:
+        engine = self.crawler.engine
+        try:
+            async for request in spider.start():
+                if engine is None or self.closing:
+                    return
+                engine.crawl(request)
+        except Exception:
+            logger.exception("%s: could not start a watch round", spider.name)
+        finally:
+            self.feeding = False
+
+    def _round_done(self) -> None:
+        """A round ended: complete (nothing failed or stayed blocked) means the next one
+        repairs nothing; otherwise it walks back to the start of the last complete one."""
+        from crawler.pipelines import ArchivePipeline
+
+        pipeline = self.crawler.get_item_pipeline(ArchivePipeline)
+        if pipeline is not None:
+            pipeline.flush()  # the round's records now, not at the flush timer
+        complete = self._loss_counts() == self._losses
+        context = run_context(self.crawler)
+        if complete:
+            self.last_complete_at = self.round_started_at
+            context.resume_from(None)
+        elif context.resume_after is None:
+            context.resume_from(self.last_complete_at or self.round_started_at)
+        self.progress()
+        spider = self.crawler.spider
+        name = spider.name if spider else "?"
+        if self.polled:
+            logger.info("%s: round done; next poll in %.1fs", name, self.interval)
+        else:
+            logger.info("%s: round done; the push channel is live", name)
+
+    def progress(self) -> None:
+        """Write the run's counters so far on its crawl_runs row (`annals stats` shows a
+        watch that is still running); a failed write only waits for the next one."""
+        from crawler.extensions import RunRecorder
+
+        recorder = self.crawler.get_extension(RunRecorder)
+        context = run_context(self.crawler)
+        if recorder is None or context.run_id is None or recorder.recorded:
+            return
+        try:
+            context.store.run_progress(context.run_id, recorder.counters())
+        except Exception as exc:  # progress only: the final record says it all
+            logger.warning("could not write the watch's counters so far: %s", exc)
+
+    def _loss_counts(self) -> dict[str, int]:
+        assert self.crawler.stats is not None
+        return {key: int(self.crawler.stats.get_value(key, 0) or 0) for key in _INCOMPLETE}
+
+    def _stats(self, name: str) -> None:
+        assert self.crawler.stats is not None
+        self.crawler.stats.inc_value(f"annals/watch/{name}")
+
+
+def watch_of(crawler: Crawler) -> Watch | None:
+    return crawler.get_extension(Watch)
