@@ -146,9 +146,75 @@ def crawl_archive(
         return run_spiders(names, settings, spider_args)
 
 
-def print_summaries(results: list[Outcome]) -> None:
+def print_summaries(results: list[Outcome], *, alerts: bool = False) -> None:
     for name, status, run_id, counters in results:
-        typer.echo(summary_line(name, status, run_id, counters))
+        line = summary_line(name, status, run_id, counters)
+        if alerts:
+            line += (
+                f", {counters.get('alerts_sent', 0)} alerts sent,"
+                f" {counters.get('alerts_failed', 0)} alerts failed"
+            )
+        typer.echo(line)
+
+
+def _split(values: list[str] | None) -> list[str]:
+    return [part.strip() for v in values or [] for part in v.split(",") if part.strip()]
+
+
+def notify_settings(
+    known: dict[str, type[Spider]],
+    urls: list[str] | None,
+    event_types: list[str] | None,
+    sources: list[str] | None,
+    symbols: list[str] | None,
+    edits: bool,
+    max_age: str,
+) -> dict[str, Any]:
+    """The ANNALS_NOTIFY_* settings of the command line's --notify options, or a usage
+    error (exit 2) naming what is wrong."""
+    from archive.records import EVENT_TYPES
+    from archive.timearg import TimeArgumentError, parse_duration
+
+    out: dict[str, Any] = {}
+    if urls:
+        out["ANNALS_NOTIFY"] = _split(urls)
+    kinds = _split(event_types)
+    if bad := [k for k in kinds if k not in EVENT_TYPES]:
+        raise fail(f"--notify-on takes {', '.join(EVENT_TYPES)}; not {', '.join(bad)}", Exit.USAGE)
+    names = _split(sources)
+    all_sources = sorted({annals_spider(cls).source for cls in known.values()})
+    if bad := [s for s in names if s not in all_sources]:
+        raise fail(
+            f"unknown --notify-source {', '.join(bad)}; known: {', '.join(all_sources)}",
+            Exit.USAGE,
+        )
+    try:
+        age = parse_duration(max_age)
+    except TimeArgumentError as exc:
+        raise fail(f"--notify-max-age: {exc}", Exit.USAGE) from None
+    out.update(
+        ANNALS_NOTIFY_ON=kinds,
+        ANNALS_NOTIFY_SOURCES=names,
+        ANNALS_NOTIFY_SYMBOLS=[s.upper() for s in _split(symbols)],
+        ANNALS_NOTIFY_EDITS=edits,
+        ANNALS_NOTIFY_MAX_AGE=age.total_seconds(),
+    )
+    return out
+
+
+def _check_notify(settings: Settings) -> bool:
+    """Whether the crawl alerts; a usage error (exit 2) for a URL Apprise cannot send to,
+    or without Apprise, before anything is crawled."""
+    from crawler.alerts import NotifyConfigError, notify_urls, targets_of
+
+    urls = notify_urls(settings.get("ANNALS_NOTIFY"))
+    if not urls:
+        return False
+    try:
+        targets_of(urls)
+    except NotifyConfigError as exc:
+        raise fail(str(exc), Exit.USAGE) from None
+    return True
 
 
 def exit_code(statuses: list[str]) -> Exit:
@@ -186,6 +252,45 @@ def crawl(
     log_level: Annotated[
         str, typer.Option("--log-level", help="Scrapy's log level on stderr.")
     ] = "WARNING",
+    notify: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--notify",
+            help="An Apprise URL to alert (repeatable; else $ANNALS_NOTIFY, whitespace or"
+            " comma separated): one alert per new document.",
+            show_default=False,
+        ),
+    ] = None,
+    notify_on: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--notify-on",
+            help="Only these event types, e.g. listing,delisting.",
+            show_default=False,
+        ),
+    ] = None,
+    notify_source: Annotated[
+        list[str] | None,
+        typer.Option("--notify-source", help="Only this source (repeatable).", show_default=False),
+    ] = None,
+    notify_symbol: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--notify-symbol",
+            help="Only documents about this symbol (repeatable).",
+            show_default=False,
+        ),
+    ] = None,
+    notify_edits: Annotated[
+        bool, typer.Option("--notify-edits", help="Also one alert per new version (an edit).")
+    ] = False,
+    notify_max_age: Annotated[
+        str,
+        typer.Option(
+            "--notify-max-age",
+            help="Only documents published this recently (30m, 1h, 2d): no alerts for a backfill.",
+        ),
+    ] = "1h",
 ) -> None:
     """Crawl sources into the archive, one process, one summary line per spider.
 
@@ -222,11 +327,16 @@ def crawl(
         except ValueError as exc:
             raise fail(str(exc), Exit.USAGE) from None
     url = dbmod.resolve_url(db)
-    settings = crawl_settings(url, dict(_pairs(setting, "-s")), log_level)
+    overrides = notify_settings(
+        known, notify, notify_on, notify_source, notify_symbol, notify_edits, notify_max_age
+    )
+    overrides.update(_pairs(setting, "-s"))  # -s NAME=VALUE has the last word
+    settings = crawl_settings(url, overrides, log_level)
+    notifying = _check_notify(settings)
     with archive_errors():
         dbmod.refuse_foreign(url)  # before the lock file is made beside someone's file
     results = crawl_archive(url, wanted, settings, spider_args)
-    print_summaries(results)
+    print_summaries(results, alerts=notifying)
     code = exit_code([status for _, status, _, _ in results])
     if code:
         raise typer.Exit(int(code))

@@ -20,6 +20,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+# Sent after each batch is committed, with `result` (its BatchResult): what was written is
+# in the archive for every reader from then on (crawler.alerts listens).
+batch_archived = object()
+
 
 class ArchivePipeline:
     """Buffers records and writes them with `archive.store.Store` every ANNALS_BATCH_SIZE
@@ -79,6 +83,7 @@ class ArchivePipeline:
             self._stop(exc, f"could not write {len(batch)} records to the archive")
             return
         self._count(result)
+        self.crawler.signals.send_catch_log(batch_archived, result=result)
 
     def _stop(self, exc: Exception, what: str) -> None:
         """Stop the crawl: nothing more can be archived. What was committed stays."""
