@@ -274,7 +274,9 @@ def test_filters_by_event_type_source_and_symbol(tmp_path, dirs, mirror_url, hoo
     def titles(spider: str, **given: Any) -> list[str]:
         filters = Filters(max_age=timedelta(hours=1), **given)
         target = Target(f"json://127.0.0.1:1/{spider}/{sorted(given.items())}", "test")
-        return sorted(a.title or "" for a in claim(store, spider, run_ids[spider], filters, [target]))
+        return sorted(
+            a.title or "" for a in claim(store, spider, run_ids[spider], filters, [target])
+        )
 
     okx_events = query(
         db,
