@@ -106,6 +106,10 @@ class Notifier:
         self._thread: threading.Thread | None = None
         self._store: Store | None = None
         self._services: dict[str, Any] = {}
+        # Destinations that failed every attempt in this run: the run's later alerts to
+        # them are not tried (each would wait out the whole backoff again, holding the
+        # end of the run for minutes); they are counted and the next run sends them.
+        self._down: set[str] = set()
         self._spider = ""
         self._run_id: int | None = None
 
@@ -185,6 +189,10 @@ class Notifier:
     def _deliver(self, alert: Alert) -> None:
         assert self._store is not None
         target = next(t for t in self.targets if t.key == alert.target)
+        if target.key in self._down:
+            self.failed += 1
+            record(self._store, alert.id, False, 0, "not tried: the destination failed before")
+            return
         tries = 0
 
         def send() -> bool:
@@ -216,6 +224,7 @@ class Notifier:
             self.sent += 1
         else:
             self.failed += 1
+            self._down.add(target.key)
             # A warning, not an error: the archive is whole; the loss is counted.
             logger.warning(
                 "alert for %s to %s not delivered after %d attempts",

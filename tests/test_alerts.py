@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from archive.alerts import Filters, Target, claim
+from archive.alerts import Filters, Target, claim, record
 from archive.cli import Exit
 from archive.db import make_engine, resolve_url
 from archive.normalize import utcnow
@@ -342,3 +342,44 @@ def test_notify_from_the_environment_and_bad_options_are_refused(tmp_path, monke
     result = crawl(db, base, "okx_announcements")
     assert result.returncode == Exit.USAGE
     assert "nosuchscheme://y" in result.stderr
+
+
+# --- the claim rules, on SQLite and PostgreSQL ----------------------------------------------
+
+
+def test_claims_are_made_once_and_taken_over_only_from_runs_that_ended(store, make_record):
+    """What a running run claimed is nobody else's; what a run that ended left failed or
+    pending (a kill) is the next run's; what was sent is never claimed again."""
+    now = utcnow()
+    first = store.start_run("gate_announcements")
+    store.write(
+        [
+            make_record("1", published_at=now - timedelta(minutes=5)),
+            make_record("2", published_at=now - timedelta(minutes=10), title="Delist ABC"),
+            make_record("3", published_at=now - timedelta(days=2)),  # a backfill
+        ],
+        run_id=first,
+    )
+    filters = Filters(max_age=timedelta(hours=1))
+    target = Target("json://127.0.0.1:1/hook", "json://127.0.0.1:1/hook")
+    claimed = claim(store, "gate_announcements", first, filters, [target])
+    assert sorted(a.ref for a in claimed) == ["gate:announcement:1:en", "gate:announcement:2:en"]
+    assert claim(store, "gate_announcements", first, filters, [target]) == []
+    # Another worker of the spider, while the first is running: nothing to take.
+    other = store.start_run("gate_announcements")
+    assert claim(store, "gate_announcements", other, filters, [target]) == []
+    # Only the other spider's own runs count.
+    assert claim(store, "okx_announcements", other, filters, [target]) == []
+
+    sent, failed = sorted(claimed, key=lambda a: a.ref)
+    record(store, sent.id, True, 1, None)
+    record(store, failed.id, False, 3, "not delivered after 3 attempts")
+    store.finish_run(first, "partial", {})
+    retaken = claim(store, "gate_announcements", other, filters, [target])
+    assert [(a.id, a.ref) for a in retaken] == [(failed.id, failed.ref)]
+    # A second destination gets its own alerts; the symbol filter applies to it.
+    second = Target("json://127.0.0.1:2/hook", "json://127.0.0.1:2/hook")
+    only_vlr = Filters(max_age=timedelta(hours=1), symbols=frozenset({"VLR"}))
+    assert len(claim(store, "gate_announcements", other, only_vlr, [second])) == 2
+    assert claim(store, "gate_announcements", other, Filters(max_age=timedelta(hours=1),
+                 symbols=frozenset({"BTC"})), [Target("json://x/3", "x")]) == []  # fmt: skip
