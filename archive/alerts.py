@@ -91,9 +91,10 @@ class Alert:
     def body(self) -> str:
         """Source, event type, symbols, title, publication time, detection lag, url."""
         detected = self.seen_at if self.is_edit else self.first_seen_at
+        edit = f" (edit, version {self.version})" if self.is_edit else ""
         lines = [
             f"source: {self.source}",
-            f"event type: {self.event_type}" + (f" (edit, version {self.version})" * self.is_edit),
+            f"event type: {self.event_type}{edit}",
             f"symbols: {', '.join(self.symbols) or '-'}",
             f"title: {self.title or '-'}",
             f"published: {format_time(self.published_at) if self.published_at else '-'}",
@@ -143,6 +144,8 @@ def _candidates(
             documents.c.published_at >= since,
         )
     )
+    # Oldest first: alerts arrive in the order things were published.
+    query = query.order_by(documents.c.published_at, versions.c.document_id, versions.c.version)
     if not filters.edits:
         query = query.where(versions.c.version == 1)
     if filters.event_types:

@@ -178,7 +178,7 @@ def test_one_alert_per_recent_new_document_none_for_old_ones_none_twice(
     assert {(version, st, attempts) for _, version, st, attempts in rows} == {(1, "sent", 1)}
 
     # What one alert says: source, event type, symbols, title, times and lag, url.
-    kstr = next(r for r in hook.received if "Kestrel AI" in r["title"])
+    kstr = next(r for r in hook.received if "list Kestrel AI" in r["title"])
     assert kstr["title"] == "[okx listing] OKX to list Kestrel AI (KSTR) for spot trading"
     message = kstr["message"]
     assert _field(message, "source") == "okx"
@@ -230,27 +230,32 @@ def test_an_endpoint_failing_twice_loses_nothing(tmp_path, dirs, mirror_url, hoo
     assert "not delivered (attempt 1 of 3), retrying" in result.stderr
 
 
-def test_an_alert_not_delivered_is_counted_and_sent_by_the_next_run(
+def test_alerts_not_delivered_are_counted_and_sent_by_the_next_run(
     tmp_path, dirs, mirror_url, hook
 ):
-    recent = make_recent(dirs["okx"], "okx", count=1)
-    hook.failures = 3  # every attempt of the first run
+    recent = make_recent(dirs["okx"], "okx", count=2)
+    hook.failures = 3  # every attempt of the first alert
     db = tmp_path / "annals.db"
     first = crawl(db, mirror_url, "okx_announcements", "--notify", hook.url, *FAST_ALERTS)
     assert first.returncode == Exit.FAILED, first.stdout + first.stderr
     assert "okx_announcements: partial" in first.stdout
-    assert "0 alerts sent, 1 alerts failed" in first.stdout
-    assert "1 alerts could not be delivered after 3 attempts" in first.stderr
+    assert "0 alerts sent, 2 alerts failed" in first.stdout
+    assert "2 alerts could not be delivered after 3 attempts" in first.stderr
     assert hook.received == []
-    assert [(st, attempts) for _, _, st, attempts in alert_rows(db)] == [("failed", 3)]
+    # The destination failed every attempt of the first alert: the second is not tried.
+    assert hook.requests == 3
+    assert [(st, attempts) for _, _, st, attempts in alert_rows(db)] == [
+        ("failed", 3),
+        ("failed", 0),
+    ]
     _, counters = run_counters(db)["okx_announcements"]
-    assert counters["alerts_failed"] == 1
+    assert counters["alerts_failed"] == 2
 
     second = crawl(db, mirror_url, "okx_announcements", "--notify", hook.url, *FAST_ALERTS)
     assert second.returncode == Exit.OK, second.stdout + second.stderr
-    assert "1 alerts sent, 0 alerts failed" in second.stdout
-    assert hook.titles() == recent
-    assert [(st, attempts) for _, _, st, attempts in alert_rows(db)] == [("sent", 4)]
+    assert "2 alerts sent, 0 alerts failed" in second.stdout
+    assert hook.titles() == recent[::-1]  # oldest first
+    assert [(st, attempts) for _, _, st, attempts in alert_rows(db)] == [("sent", 4), ("sent", 1)]
 
 
 def test_filters_by_event_type_source_and_symbol(tmp_path, dirs, mirror_url, hook):
