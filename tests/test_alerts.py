@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 import shutil
+import sqlite3
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -26,6 +28,7 @@ from archive.normalize import utcnow
 from archive.store import Store
 from crawler.mirror import Mirror, MirrorServer
 from tests.helpers import FIXTURES, crawl
+from tests.test_crawl_api import mirror_items
 from tests.test_crawl_gate import query
 
 pytestmark = pytest.mark.e2e
@@ -48,6 +51,10 @@ class Hook(ThreadingHTTPServer):
         self.requests = 0
         self.failures = 0
         self.lock = threading.Lock()
+        # When set, a request is answered only once this holds (or after 30 s): what
+        # it saw is in `held`.
+        self.hold_until: Callable[[], bool] | None = None
+        self.held: list[bool] = []
 
     @property
     def url(self) -> str:
@@ -66,6 +73,11 @@ class HookHandler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        if self.server.hold_until is not None:
+            deadline = time.monotonic() + 30
+            while not (met := self.server.hold_until()) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            self.server.held.append(met)
         with self.server.lock:
             self.server.requests += 1
             failing = self.server.failures > 0
@@ -204,6 +216,31 @@ def test_one_alert_per_recent_new_document_none_for_old_ones_none_twice(
     assert "0 alerts sent, 0 alerts failed" in second.stdout
     assert len(hook.received) == RECENT
     assert len(alert_rows(db)) == RECENT
+
+
+def test_a_destination_that_does_not_answer_never_holds_up_archiving(
+    tmp_path, dirs, mirror_url, hook
+):
+    """The endpoint answers its first alert only once every document of the mirror is in
+    the archive: were delivery in the crawl's way, the crawl could not get there."""
+    make_recent(dirs["okx"], "okx", count=2)
+    db = tmp_path / "annals.db"
+    everything = len(mirror_items("okx"))
+
+    def archived_all() -> bool:
+        if not db.exists():
+            return False
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+            return conn.execute("SELECT count(*) FROM documents").fetchone()[0] == everything
+
+    hook.hold_until = archived_all
+    result = crawl(
+        db, mirror_url, "okx_announcements", "--notify", hook.url, "-s", "ANNALS_BATCH_SIZE=5",
+        *FAST_ALERTS,
+    )  # fmt: skip
+    assert result.returncode == Exit.OK, result.stdout + result.stderr
+    assert hook.held == [True, True]  # every document was archived while alerts waited
+    assert len(hook.received) == 2
 
 
 def test_max_age_decides_what_is_a_backfill(tmp_path, dirs, mirror_url, hook):
