@@ -333,6 +333,8 @@ def crawl(
     overrides.update(_pairs(setting, "-s"))  # -s NAME=VALUE has the last word
     settings = crawl_settings(url, overrides, log_level)
     notifying = _check_notify(settings)
+    if not notifying and (notify_on or notify_source or notify_symbol or notify_edits):
+        raise fail("the --notify-* filters need --notify URL (or $ANNALS_NOTIFY)", Exit.USAGE)
     with archive_errors():
         dbmod.refuse_foreign(url)  # before the lock file is made beside someone's file
     results = crawl_archive(url, wanted, settings, spider_args)
@@ -373,6 +375,8 @@ DEMO_SETTINGS = {
     "DOWNLOAD_DELAY": 0,
     "AUTOTHROTTLE_ENABLED": False,
     "ANNALS_BLOCK_BACKOFF": 0.2,
+    # Recorded pages alert nobody, whatever $ANNALS_NOTIFY says.
+    "ANNALS_NOTIFY": "",
 }
 DEMO_QUERY = """
 SELECT d.source, d.published_at, v.event_type, v.title

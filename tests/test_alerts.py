@@ -375,6 +375,7 @@ def test_notify_from_the_environment_and_bad_options_are_refused(tmp_path, monke
         (("--notify", "json://127.0.0.1/", "--notify-on", "listings"), "--notify-on takes"),
         (("--notify", "json://127.0.0.1/", "--notify-source", "nyse"), "unknown --notify-source"),
         (("--notify", "json://127.0.0.1/", "--notify-max-age", "1 hour"), "not a duration"),
+        (("--notify-on", "listing"), "need --notify URL"),
     ]:
         result = crawl(db, base, "okx_announcements", *args)
         assert result.returncode == Exit.USAGE, (args, result.stderr)
