@@ -23,11 +23,11 @@ import pytest
 
 from archive.alerts import Filters, Target, claim, record
 from archive.cli import Exit
-from archive.db import make_engine, resolve_url
+from archive.db import make_engine, resolve_url, upgrade
 from archive.normalize import utcnow
 from archive.store import Store
 from crawler.mirror import Mirror, MirrorServer
-from tests.helpers import FIXTURES, crawl
+from tests.helpers import FIXTURES, annals, crawl
 from tests.test_crawl_api import mirror_items
 from tests.test_crawl_gate import query
 
@@ -426,3 +426,16 @@ def test_claims_are_made_once_and_taken_over_only_from_runs_that_ended(store, ma
     assert len(claim(store, "gate_announcements", other, only_vlr, [second])) == 2
     assert claim(store, "gate_announcements", other, Filters(max_age=timedelta(hours=1),
                  symbols=frozenset({"BTC"})), [Target("json://x/3", "x")]) == []  # fmt: skip
+
+
+def test_db_upgrade_adds_the_alerts_table_to_an_archive_of_revision_0003(tmp_path):
+    db = tmp_path / "annals.db"
+    engine = make_engine(resolve_url(str(db)))
+    upgrade(engine, "0003")
+    engine.dispose()
+    refused = crawl(db, "http://127.0.0.1:9", "okx_announcements", "--notify", "json://127.0.0.1/")
+    assert refused.returncode == Exit.ARCHIVE, refused.stderr
+    assert "annals db upgrade" in refused.stderr
+    done = annals("db", "upgrade", "--db", str(db))
+    assert done.returncode == Exit.OK, done.stderr
+    assert query(db, "SELECT count(*) FROM alerts") == [(0,)]
