@@ -152,8 +152,8 @@ class Notifier:
         stats.set_value("annals/alerts_failed", self.failed)
         if self.failed:
             logger.warning(
-                "%s: %d alerts could not be delivered after %d attempts each; the next"
-                " run tries them again while they are younger than the maximum age",
+                "%s: %d alerts could not be delivered (each destination tried %d times); the"
+                " next run tries them again while they are younger than the maximum age",
                 self._spider,
                 self.failed,
                 self.attempts,

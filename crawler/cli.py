@@ -146,6 +146,44 @@ def crawl_archive(
         return run_spiders(names, settings, spider_args)
 
 
+# The --notify options, declared once for every command that archives (crawl, watch).
+NotifyOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--notify",
+        help="An Apprise URL to alert (repeatable; else $ANNALS_NOTIFY, whitespace or"
+        " comma separated): one alert per new document.",
+        show_default=False,
+    ),
+]
+NotifyOnOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--notify-on", help="Only these event types, e.g. listing,delisting.", show_default=False
+    ),
+]
+NotifySourceOption = Annotated[
+    list[str] | None,
+    typer.Option("--notify-source", help="Only this source (repeatable).", show_default=False),
+]
+NotifySymbolOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--notify-symbol", help="Only documents about this symbol (repeatable).", show_default=False
+    ),
+]
+NotifyEditsOption = Annotated[
+    bool, typer.Option("--notify-edits", help="Also one alert per new version (an edit).")
+]
+NotifyMaxAgeOption = Annotated[
+    str,
+    typer.Option(
+        "--notify-max-age",
+        help="Only documents published this recently (30m, 1h, 2d): no alerts for a backfill.",
+    ),
+]
+
+
 def print_summaries(results: list[Outcome], *, alerts: bool = False) -> None:
     for name, status, run_id, counters in results:
         line = summary_line(name, status, run_id, counters)
@@ -202,7 +240,7 @@ def notify_settings(
     return out
 
 
-def _check_notify(settings: Settings) -> bool:
+def check_notify(settings: Settings) -> bool:
     """Whether the crawl alerts; a usage error (exit 2) for a URL Apprise cannot send to,
     or without Apprise, before anything is crawled."""
     from crawler.alerts import NotifyConfigError, notify_urls, targets_of
@@ -252,45 +290,12 @@ def crawl(
     log_level: Annotated[
         str, typer.Option("--log-level", help="Scrapy's log level on stderr.")
     ] = "WARNING",
-    notify: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--notify",
-            help="An Apprise URL to alert (repeatable; else $ANNALS_NOTIFY, whitespace or"
-            " comma separated): one alert per new document.",
-            show_default=False,
-        ),
-    ] = None,
-    notify_on: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--notify-on",
-            help="Only these event types, e.g. listing,delisting.",
-            show_default=False,
-        ),
-    ] = None,
-    notify_source: Annotated[
-        list[str] | None,
-        typer.Option("--notify-source", help="Only this source (repeatable).", show_default=False),
-    ] = None,
-    notify_symbol: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--notify-symbol",
-            help="Only documents about this symbol (repeatable).",
-            show_default=False,
-        ),
-    ] = None,
-    notify_edits: Annotated[
-        bool, typer.Option("--notify-edits", help="Also one alert per new version (an edit).")
-    ] = False,
-    notify_max_age: Annotated[
-        str,
-        typer.Option(
-            "--notify-max-age",
-            help="Only documents published this recently (30m, 1h, 2d): no alerts for a backfill.",
-        ),
-    ] = "1h",
+    notify: NotifyOption = None,
+    notify_on: NotifyOnOption = None,
+    notify_source: NotifySourceOption = None,
+    notify_symbol: NotifySymbolOption = None,
+    notify_edits: NotifyEditsOption = False,
+    notify_max_age: NotifyMaxAgeOption = "1h",
 ) -> None:
     """Crawl sources into the archive, one process, one summary line per spider.
 
@@ -332,7 +337,7 @@ def crawl(
     )
     overrides.update(_pairs(setting, "-s"))  # -s NAME=VALUE has the last word
     settings = crawl_settings(url, overrides, log_level)
-    notifying = _check_notify(settings)
+    notifying = check_notify(settings)
     if not notifying and (notify_on or notify_source or notify_symbol or notify_edits):
         raise fail("the --notify-* filters need --notify URL (or $ANNALS_NOTIFY)", Exit.USAGE)
     with archive_errors():
