@@ -29,7 +29,7 @@ from archive.models import TABLES
 logger = logging.getLogger(__name__)
 
 # Foreign-key order: every row's parents are copied before it.
-ORDER = ("documents", "snapshots", "crawl_runs", "versions", "links", "quarantine")
+ORDER = ("documents", "snapshots", "crawl_runs", "versions", "links", "quarantine", "alerts")
 # Columns that never change once a row is written: what "the same row" means when a
 # copy is resumed (documents' last_seen_at or a run's status may move in between).
 IDENTITY = {
@@ -39,6 +39,7 @@ IDENTITY = {
     "versions": ("document_id", "version", "content_hash"),
     "links": ("version_id", "url"),
     "quarantine": ("url", "spider", "seen_at"),
+    "alerts": ("document_id", "version", "target"),
 }
 BATCH = 2000
 

@@ -152,7 +152,30 @@ class Quarantine(SQLModel, table=True):
     resolved_at: datetime | None = _time(index=True)
 
 
+class Alert(SQLModel, table=True):
+    """One alert: a document's version (1: new, 2 on: an edit) sent to one destination.
+    Unique per (document, version, target), so no restart sends it again."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (
+        sa.UniqueConstraint("document_id", "version", "target", name="uq_alerts_version_target"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    document_id: int = Field(foreign_key="documents.id", ondelete="RESTRICT")
+    version: int
+    # sha256 of the Apprise URL (which holds tokens); target_url is its masked form.
+    target: str = Field(max_length=64)
+    target_url: str
+    status: str = Field(max_length=16)  # pending, sent, failed
+    attempts: int = 0
+    error: str | None = None
+    crawl_run_id: int | None = Field(default=None, foreign_key="crawl_runs.id", index=True)
+    created_at: datetime | None = _time(nullable=False)
+    sent_at: datetime | None = _time()
+
+
 TABLES: dict[str, sa.Table] = {
     str(model.__tablename__): model.__table__  # type: ignore[union-attr]
-    for model in (Document, Snapshot, CrawlRun, Version, Link, Quarantine)
+    for model in (Document, Snapshot, CrawlRun, Version, Link, Quarantine, Alert)
 }

@@ -65,3 +65,11 @@ def parse_time_argument(text: str, *, now: datetime | None = None) -> datetime:
 def _refused(text: str, reason: str | None) -> TimeArgumentError:
     why = f" ({reason})" if reason else ""
     return TimeArgumentError(f"not a time: {text!r}{why}; give {ACCEPTED}")
+
+
+def parse_duration(text: str) -> timedelta:
+    """A duration as a time ago is written (30m, 1h, 7d, 2w, 90s), or TimeArgumentError."""
+    match = _AGO.fullmatch(text.strip().lower())
+    if not match:
+        raise TimeArgumentError(f"not a duration: {text!r}; give a number and s, m, h, d or w")
+    return timedelta(**{_UNITS[match["unit"]]: int(match["count"])})

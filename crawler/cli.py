@@ -146,9 +146,113 @@ def crawl_archive(
         return run_spiders(names, settings, spider_args)
 
 
-def print_summaries(results: list[Outcome]) -> None:
+# The --notify options, declared once for every command that archives (crawl, watch).
+NotifyOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--notify",
+        help="An Apprise URL to alert (repeatable; else $ANNALS_NOTIFY, whitespace or"
+        " comma separated): one alert per new document.",
+        show_default=False,
+    ),
+]
+NotifyOnOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--notify-on", help="Only these event types, e.g. listing,delisting.", show_default=False
+    ),
+]
+NotifySourceOption = Annotated[
+    list[str] | None,
+    typer.Option("--notify-source", help="Only this source (repeatable).", show_default=False),
+]
+NotifySymbolOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--notify-symbol", help="Only documents about this symbol (repeatable).", show_default=False
+    ),
+]
+NotifyEditsOption = Annotated[
+    bool, typer.Option("--notify-edits", help="Also one alert per new version (an edit).")
+]
+NotifyMaxAgeOption = Annotated[
+    str,
+    typer.Option(
+        "--notify-max-age",
+        help="Only documents published this recently (30m, 1h, 2d): no alerts for a backfill.",
+    ),
+]
+
+
+def print_summaries(results: list[Outcome], *, alerts: bool = False) -> None:
     for name, status, run_id, counters in results:
-        typer.echo(summary_line(name, status, run_id, counters))
+        line = summary_line(name, status, run_id, counters)
+        if alerts:
+            line += (
+                f", {counters.get('alerts_sent', 0)} alerts sent,"
+                f" {counters.get('alerts_failed', 0)} alerts failed"
+            )
+        typer.echo(line)
+
+
+def _split(values: list[str] | None) -> list[str]:
+    return [part.strip() for v in values or [] for part in v.split(",") if part.strip()]
+
+
+def notify_settings(
+    known: dict[str, type[Spider]],
+    urls: list[str] | None,
+    event_types: list[str] | None,
+    sources: list[str] | None,
+    symbols: list[str] | None,
+    edits: bool,
+    max_age: str,
+) -> dict[str, Any]:
+    """The ANNALS_NOTIFY_* settings of the command line's --notify options, or a usage
+    error (exit 2) naming what is wrong."""
+    from archive.records import EVENT_TYPES
+    from archive.timearg import TimeArgumentError, parse_duration
+
+    out: dict[str, Any] = {}
+    if urls:
+        out["ANNALS_NOTIFY"] = _split(urls)
+    kinds = _split(event_types)
+    if bad := [k for k in kinds if k not in EVENT_TYPES]:
+        raise fail(f"--notify-on takes {', '.join(EVENT_TYPES)}; not {', '.join(bad)}", Exit.USAGE)
+    names = _split(sources)
+    all_sources = sorted({annals_spider(cls).source for cls in known.values()})
+    if bad := [s for s in names if s not in all_sources]:
+        raise fail(
+            f"unknown --notify-source {', '.join(bad)}; known: {', '.join(all_sources)}",
+            Exit.USAGE,
+        )
+    try:
+        age = parse_duration(max_age)
+    except TimeArgumentError as exc:
+        raise fail(f"--notify-max-age: {exc}", Exit.USAGE) from None
+    out.update(
+        ANNALS_NOTIFY_ON=kinds,
+        ANNALS_NOTIFY_SOURCES=names,
+        ANNALS_NOTIFY_SYMBOLS=[s.upper() for s in _split(symbols)],
+        ANNALS_NOTIFY_EDITS=edits,
+        ANNALS_NOTIFY_MAX_AGE=age.total_seconds(),
+    )
+    return out
+
+
+def check_notify(settings: Settings) -> bool:
+    """Whether the crawl alerts; a usage error (exit 2) for a URL Apprise cannot send to,
+    or without Apprise, before anything is crawled."""
+    from crawler.alerts import NotifyConfigError, notify_urls, targets_of
+
+    urls = notify_urls(settings.get("ANNALS_NOTIFY"))
+    if not urls:
+        return False
+    try:
+        targets_of(urls)
+    except NotifyConfigError as exc:
+        raise fail(str(exc), Exit.USAGE) from None
+    return True
 
 
 def exit_code(statuses: list[str]) -> Exit:
@@ -186,6 +290,12 @@ def crawl(
     log_level: Annotated[
         str, typer.Option("--log-level", help="Scrapy's log level on stderr.")
     ] = "WARNING",
+    notify: NotifyOption = None,
+    notify_on: NotifyOnOption = None,
+    notify_source: NotifySourceOption = None,
+    notify_symbol: NotifySymbolOption = None,
+    notify_edits: NotifyEditsOption = False,
+    notify_max_age: NotifyMaxAgeOption = "1h",
 ) -> None:
     """Crawl sources into the archive, one process, one summary line per spider.
 
@@ -208,11 +318,17 @@ def crawl(
     wanted = _chosen(known, spiders, all_spiders)
     spider_args = _spider_arguments(known, wanted, arg, base_url, full)
     url = dbmod.resolve_url(db)
-    settings = crawl_settings(url, dict(_pairs(setting, "-s")), log_level)
+    settings, notifying = _run_settings(
+        url,
+        known,
+        setting,
+        log_level,
+        (notify, notify_on, notify_source, notify_symbol, notify_edits, notify_max_age),
+    )
     with archive_errors():
         dbmod.refuse_foreign(url)  # before the lock file is made beside someone's file
     results = crawl_archive(url, wanted, settings, spider_args)
-    print_summaries(results)
+    print_summaries(results, alerts=notifying)
     code = exit_code([status for _, status, _, _ in results])
     if code:
         raise typer.Exit(int(code))
@@ -250,6 +366,28 @@ def _spider_arguments(
     return spider_args
 
 
+def _run_settings(
+    url: str,
+    known: dict[str, type[Spider]],
+    setting: list[str] | None,
+    log_level: str,
+    notify: tuple[
+        list[str] | None, list[str] | None, list[str] | None, list[str] | None, bool, str
+    ],
+    **extra: Any,
+) -> tuple[Settings, bool]:
+    """A crawl's or a watch's settings (`extra`, the --notify options, then `-s`, which has
+    the last word), and whether it alerts; a usage error (exit 2) before anything runs."""
+    overrides = {**extra, **notify_settings(known, *notify)}
+    overrides.update(_pairs(setting, "-s"))
+    settings = crawl_settings(url, overrides, log_level)
+    notifying = check_notify(settings)
+    _, on, sources, symbols, edits, _ = notify
+    if not notifying and (on or sources or symbols or edits):
+        raise fail("the --notify-* filters need --notify URL (or $ANNALS_NOTIFY)", Exit.USAGE)
+    return settings, notifying
+
+
 def watch(
     spiders: Annotated[
         list[str] | None,
@@ -281,6 +419,12 @@ def watch(
     log_level: Annotated[
         str, typer.Option("--log-level", help="Scrapy's log level on stderr.")
     ] = "WARNING",
+    notify: NotifyOption = None,
+    notify_on: NotifyOnOption = None,
+    notify_source: NotifySourceOption = None,
+    notify_symbol: NotifySymbolOption = None,
+    notify_edits: NotifyEditsOption = False,
+    notify_max_age: NotifyMaxAgeOption = "1h",
 ) -> None:
     """Keep the archive current until stopped: poll each source's newest list page
     every --interval seconds, and archive Deribit's pushed announcements as they come.
@@ -304,8 +448,14 @@ def watch(
     wanted = _chosen(known, spiders, all_spiders)
     spider_args = _spider_arguments(known, wanted, arg, base_url, full=False)
     url = dbmod.resolve_url(db)
-    overrides = {"ANNALS_WATCH_INTERVAL": interval, **_pairs(setting, "-s")}
-    settings = crawl_settings(url, overrides, log_level)
+    settings, notifying = _run_settings(
+        url,
+        known,
+        setting,
+        log_level,
+        (notify, notify_on, notify_source, notify_symbol, notify_edits, notify_max_age),
+        ANNALS_WATCH_INTERVAL=interval,
+    )
     with archive_errors():
         dbmod.refuse_foreign(url)
     typer.echo(
@@ -314,7 +464,7 @@ def watch(
         err=True,
     )
     results = crawl_archive(url, wanted, settings, spider_args)
-    print_summaries(results)
+    print_summaries(results, alerts=notifying)
     code = exit_code([status for _, status, _, _ in results])
     if code:
         raise typer.Exit(int(code))
@@ -351,6 +501,8 @@ DEMO_SETTINGS = {
     "DOWNLOAD_DELAY": 0,
     "AUTOTHROTTLE_ENABLED": False,
     "ANNALS_BLOCK_BACKOFF": 0.2,
+    # Recorded pages alert nobody, whatever $ANNALS_NOTIFY says.
+    "ANNALS_NOTIFY": "",
 }
 DEMO_QUERY = """
 SELECT d.source, d.published_at, v.event_type, v.title

@@ -28,6 +28,9 @@ LOSSES = {
     "redirect_loop": "annals/redirect_loop",  # a redirect back to a URL of its own chain
     "too_many_redirects": "annals/too_many_redirects",  # more than REDIRECT_MAX_TIMES
     "duplicates": "dupefilter/filtered",  # a redirect to a URL this run already asked for
+    # Alerts not delivered after the retries (crawler.alerts): the archive is whole, but
+    # someone was not told; the next run tries them again.
+    "alerts_failed": "annals/alerts_failed",
 }
 # Losses that fail the run: the source did not answer (a timeout after the retries, a
 # refused connection, an unexpected HTTP status). A failed run is unfinished: the next
@@ -52,6 +55,7 @@ COUNTERS = {
     "too_large": "annals/too_large",  # of the refused: over DOWNLOAD_MAXSIZE
     "invalid_records": "annals/invalid_records",  # of the quarantined: failed validation
     **FAILURES,
+    "alerts_sent": "annals/alerts_sent",
     "errors": "annals/errors",  # ERROR log records of this run (ErrorCount)
     "unsent": "annals/unsent",
 }

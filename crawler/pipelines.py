@@ -20,10 +20,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-
 # Sent after every batch the pipeline committed, with `batch` (the records, quarantine
 # rows and removals written) and `result` (archive.store.BatchResult): the one place a
-# component that acts on what was archived (alerts) connects to, with
+# component that acts on what was archived (crawler.alerts) connects to, with
 # `crawler.signals.connect(handler, signal=batch_written)`. A handler's error is logged by
 # Scrapy (send_catch_log) and never stops archiving.
 batch_written = object()

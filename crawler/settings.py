@@ -119,6 +119,21 @@ ANNALS_BACKOFF_HTTP_CODES = [503]  # then retried by Scrapy's RetryMiddleware, a
 # recorded "interrupted" with what was archived.
 ANNALS_STOP_GRACE = 2.0
 
+# --- alerts (crawler.alerts, through Apprise) -------------------------------------------------
+# Apprise URLs (json://host/path, tgram://..., ...), separated by whitespace or commas;
+# none: no alerts. One alert per new document (and per edit with ANNALS_NOTIFY_EDITS).
+ANNALS_NOTIFY = os.environ.get("ANNALS_NOTIFY", "")
+ANNALS_NOTIFY_ON: list[str] = []  # event types (listing, delisting, ...); empty: all
+ANNALS_NOTIFY_SOURCES: list[str] = []  # documents.source; empty: all
+ANNALS_NOTIFY_SYMBOLS: list[str] = []  # any of these symbols; empty: all
+ANNALS_NOTIFY_EDITS = False
+# Only documents published this recently (seconds): a first crawl sends no backfill.
+ANNALS_NOTIFY_MAX_AGE = 3600.0
+# Each destination is tried this many times, waiting ANNALS_NOTIFY_BACKOFF seconds,
+# doubled each time and jittered, in between.
+ANNALS_NOTIFY_ATTEMPTS = 5
+ANNALS_NOTIFY_BACKOFF = 1.0
+
 DOWNLOADER_MIDDLEWARES = {
     "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware": None,
     "crawler.middlewares.RobotsTxtMiddleware": 100,
@@ -128,7 +143,12 @@ DOWNLOADER_MIDDLEWARES = {
     "crawler.redirects.RedirectMiddleware": 600,
     "crawler.stopping.StopMiddleware": 40,  # first of all: nothing new once stopping
 }
-ITEM_PIPELINES = {"crawler.pipelines.ArchivePipeline": 300}
+ITEM_PIPELINES = {
+    # Before the archive's: Scrapy closes pipelines last first, so the notifier's close
+    # comes after ArchivePipeline wrote its last batch, and before the run is recorded.
+    "crawler.alerts.Notifier": 200,
+    "crawler.pipelines.ArchivePipeline": 300,
+}
 EXTENSIONS = {
     # After AutoThrottle (0): a pause set on a response outlasts its delay update.
     "crawler.backoff.HostBackoff": 100,
