@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,7 +20,7 @@ from archive.db import open_archive, resolve_url
 from archive.records import Link, Record
 from archive.store import Store
 from crawler.mirror import Mirror, MirrorServer
-from tests.helpers import FIXTURES, PG_ADMIN, PostgresServer, RecordFactory
+from tests.helpers import FIXTURES, PG_ADMIN, Hook, PostgresServer, RecordFactory
 
 
 @pytest.fixture(scope="session")
@@ -170,3 +171,16 @@ def archive(database: str, db_path: Path, store: Store, make_record: RecordFacto
         ]
     )
     return str(db_path) if database.startswith("sqlite") else database
+
+
+@pytest.fixture
+def hook() -> Iterator[Hook]:
+    """An HTTP endpoint on 127.0.0.1 that alerts are delivered to (`hook.url`, json://)."""
+    server = Hook()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import json
 import os
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlsplit
@@ -252,3 +256,66 @@ def crawl_lock_held(url: str) -> Iterator[subprocess.Popen[str]]:
         holder.wait()
         if holder.stdout is not None:
             holder.stdout.close()
+
+
+# --- an alert endpoint (Apprise's json:// target) --------------------------------------
+
+
+class Hook(ThreadingHTTPServer):
+    """An HTTP endpoint that keeps every JSON body POSTed to it, after answering the
+    first `failures` requests with 500."""
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), HookHandler)
+        self.received: list[dict[str, Any]] = []
+        self.requests = 0
+        self.failures = 0
+        self.lock = threading.Lock()
+        # When set, a request is answered only once this holds (or after 30 s): what
+        # it saw is in `held`.
+        self.hold_until: Callable[[], bool] | None = None
+        self.held: list[bool] = []
+
+    @property
+    def url(self) -> str:
+        return f"json://127.0.0.1:{self.server_address[1]}/hook"
+
+    def bodies(self) -> list[str]:
+        return [r["message"] for r in self.received]
+
+    def titles(self) -> list[str]:
+        """The announcement title of each alert received, in order."""
+        return [alert_field(r["message"], "title") for r in self.received]
+
+
+class HookHandler(BaseHTTPRequestHandler):
+    server: Hook
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        if self.server.hold_until is not None:
+            deadline = time.monotonic() + 30
+            while not (met := self.server.hold_until()) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            self.server.held.append(met)
+        with self.server.lock:
+            self.server.requests += 1
+            failing = self.server.failures > 0
+            if failing:
+                self.server.failures -= 1
+            else:
+                self.server.received.append(json.loads(body))
+        self.send_response(500 if failing else 200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def alert_field(message: str, name: str) -> str:
+    for line in message.splitlines():
+        key, _, value = line.partition(": ")
+        if key == name:
+            return value
+    raise AssertionError(f"no {name} in {message!r}")

@@ -11,11 +11,8 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
-import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +24,7 @@ from archive.db import make_engine, resolve_url, upgrade
 from archive.normalize import utcnow
 from archive.store import Store
 from crawler.mirror import Mirror, MirrorServer
-from tests.helpers import FIXTURES, annals, crawl
+from tests.helpers import FIXTURES, alert_field, annals, crawl
 from tests.test_crawl_api import mirror_items
 from tests.test_crawl_gate import query
 
@@ -39,78 +36,6 @@ RECENT = 8  # items of each first page dated minutes ago
 
 
 # --- the endpoint -------------------------------------------------------------------------
-
-
-class Hook(ThreadingHTTPServer):
-    """An HTTP endpoint that keeps every JSON body POSTed to it, after answering the
-    first `failures` requests with 500."""
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), HookHandler)
-        self.received: list[dict[str, Any]] = []
-        self.requests = 0
-        self.failures = 0
-        self.lock = threading.Lock()
-        # When set, a request is answered only once this holds (or after 30 s): what
-        # it saw is in `held`.
-        self.hold_until: Callable[[], bool] | None = None
-        self.held: list[bool] = []
-
-    @property
-    def url(self) -> str:
-        return f"json://127.0.0.1:{self.server_address[1]}/hook"
-
-    def bodies(self) -> list[str]:
-        return [r["message"] for r in self.received]
-
-    def titles(self) -> list[str]:
-        """The announcement title of each alert received, in order."""
-        return [_field(r["message"], "title") for r in self.received]
-
-
-class HookHandler(BaseHTTPRequestHandler):
-    server: Hook
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        if self.server.hold_until is not None:
-            deadline = time.monotonic() + 30
-            while not (met := self.server.hold_until()) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            self.server.held.append(met)
-        with self.server.lock:
-            self.server.requests += 1
-            failing = self.server.failures > 0
-            if failing:
-                self.server.failures -= 1
-            else:
-                self.server.received.append(json.loads(body))
-        self.send_response(500 if failing else 200)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-def _field(message: str, name: str) -> str:
-    for line in message.splitlines():
-        key, _, value = line.partition(": ")
-        if key == name:
-            return value
-    raise AssertionError(f"no {name} in {message!r}")
-
-
-@pytest.fixture
-def hook() -> Iterator[Hook]:
-    server = Hook()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 # --- the mirrors, their newest items made recent ------------------------------------------
@@ -193,10 +118,10 @@ def test_one_alert_per_recent_new_document_none_for_old_ones_none_twice(
     kstr = next(r for r in hook.received if "list Kestrel AI" in r["title"])
     assert kstr["title"] == "[okx listing] OKX to list Kestrel AI (KSTR) for spot trading"
     message = kstr["message"]
-    assert _field(message, "source") == "okx"
-    assert _field(message, "event type") == "listing"
-    assert _field(message, "symbols") == "KSTR"
-    assert _field(message, "url") == (
+    assert alert_field(message, "source") == "okx"
+    assert alert_field(message, "event type") == "listing"
+    assert alert_field(message, "symbols") == "KSTR"
+    assert alert_field(message, "url") == (
         "https://www.okx.com/help/okx-to-list-kestrel-ai-kstr-for-spot-trading"
     )
     published, first_seen = query(
@@ -204,8 +129,8 @@ def test_one_alert_per_recent_new_document_none_for_old_ones_none_twice(
         "SELECT published_at, first_seen_at FROM documents "
         "WHERE external_id = 'okx-to-list-kestrel-ai-kstr-for-spot-trading'",
     )[0]
-    assert _field(message, "published") == published
-    detected = _field(message, "detected")
+    assert alert_field(message, "published") == published
+    detected = alert_field(message, "detected")
     assert detected.startswith(first_seen)
     lag = float(detected.split("(lag ")[1].removesuffix(" s)"))
     assert 55 < lag < 600  # published a minute before the crawl

@@ -26,7 +26,7 @@ from crawler.mirror import Mirror, MirrorServer, Route
 from crawler.mirror_push import DeribitChannel
 from crawler.sources import deribit
 from crawler.spiders.api import DeribitAnnouncementsSpider
-from tests.helpers import FAST, FIXTURES, annals
+from tests.helpers import FAST, FIXTURES, Hook, annals
 from tests.hostile import Gate, Hanging
 
 pytestmark = pytest.mark.e2e
@@ -147,7 +147,7 @@ def deribit_first_page(*newest: dict[str, Any]) -> Route:
 
 
 def test_a_pushed_deribit_announcement_is_archived_within_a_second_and_a_drop_is_caught_up(
-    tmp_path, deribit_mirror
+    tmp_path, deribit_mirror, hook: Hook
 ):
     mirror, channel, url = deribit_mirror
     db = tmp_path / "annals.db"
@@ -158,6 +158,10 @@ def test_a_pushed_deribit_announcement_is_archived_within_a_second_and_a_drop_is
         "deribit_announcements",
         "--interval",
         "600",
+        "--notify",
+        hook.url,
+        "-s",
+        "ANNALS_NOTIFY_BACKOFF=0.05",
         "-s",
         "ANNALS_PUSH_HEARTBEAT=0.5",
         "-s",
@@ -213,6 +217,10 @@ def test_a_pushed_deribit_announcement_is_archived_within_a_second_and_a_drop_is
     assert status == "finished"
     assert counters["watch/pushed"] == 2
     assert counters["watch/reconnects"] == 2
+    # Alerts: one per new announcement young enough (the recorded list is months old),
+    # pushed or polled, none twice though the list gave the pushed one again.
+    assert sorted(hook.titles()) == sorted(a["title"] for a in (pushed, missed, after))
+    assert counters["alerts_sent"] == 3
     assert counters["close_reason"] == "shutdown"
     # The pushed message is the snapshot of its version (reparse reads it again).
     ((snapshot_url, snapshot_status),) = rows(
