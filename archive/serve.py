@@ -26,6 +26,8 @@ TABLE_DESCRIPTIONS = {
     "snapshots": "Raw responses, stored once per sha256, zlib-compressed.",
     "crawl_runs": "One row per spider run, with its counters.",
     "quarantine": "Pages that failed to parse, with the error; their raw bytes are in snapshots.",
+    "alerts": "Alerts sent (`--notify`): one row per document version and destination, so a "
+    "restart never sends one twice.",
     "current_documents": "Each document with its current version: the table to browse and "
     "search. The search box finds documents containing every word (substrings of 3 "
     "characters or more, any language) in title or body; add _searchmode=raw to the URL "
@@ -94,6 +96,18 @@ COLUMN_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "snapshot_id": "snapshots.id of its raw bytes.",
         "seen_at": "When it was fetched.",
         "resolved_at": "When `annals reparse` archived it; empty while unresolved.",
+    },
+    "alerts": {
+        "document_id": "documents.id",
+        "version": "versions.version alerted (1: a new document; more: an edit).",
+        "target": "sha256 of the destination's Apprise URL (which holds its tokens).",
+        "target_url": "The destination's URL, its secrets masked.",
+        "status": "pending, sent or failed.",
+        "attempts": "Delivery attempts made.",
+        "error": "Why the last attempt failed; empty once sent.",
+        "crawl_run_id": "crawl_runs.id of the run that sent it.",
+        "created_at": "When the alert was claimed for sending.",
+        "sent_at": "When it was delivered; empty until then.",
     },
 }
 

@@ -555,7 +555,7 @@ def test_migration_0003_indexes_an_archive_filled_at_0002(
     result = invoke("search", "ptarmigan", "--db", url)
     assert result.exit_code == 5
     assert "annals db upgrade" in result.output
-    assert upgrade(engine) == ("0002", "0003")
+    assert upgrade(engine, "0003") == ("0002", "0003")
     assert refs(engine, "ptarmigan") == ["gate:announcement:1:en"]
     engine.dispose()
 
