@@ -19,7 +19,7 @@ from archive.serve import CANNED_QUERIES, changed_lines
 from crawler.mirror import Mirror, MirrorServer, Route
 from crawler.mirror_push import GateChannel
 from crawler.sources import gate
-from tests.helpers import FIXTURES
+from tests.helpers import FIXTURES, Hook
 from tests.test_watch import Watching, archived, rows, runs, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -32,9 +32,12 @@ RECORDED_TITLE = "Gate Launches Pre-Market Trading for SPCXUSDT Perpetual Future
 
 
 def article(ident: int, title: str) -> Route:
-    """Gate's article page for `ident`: the recorded 51322 page with another title."""
+    """Gate's article page for `ident`: the recorded 51322 page with another id, title
+    and release time (now)."""
     page = (FIXTURES / "gate" / "article_51322.html").read_text()
-    body = page.replace(RECORDED_TITLE, title).encode()
+    now = int(time.time())
+    page = page.replace(RECORDED_TITLE, title).replace('"id":51322', f'"id":{ident}')
+    body = page.replace('"release_timestamp":"1779436571"', f'"release_timestamp":"{now}"').encode()
     return Route("GET", f"/announcements/article/{ident}", headers=HTML, content=body)
 
 
@@ -93,7 +96,7 @@ def versions(db: Path, external_id: str) -> list[tuple[int, str, str, dict[str, 
 
 
 def test_a_gate_push_is_archived_within_a_second_completed_from_its_article_and_caught_up(
-    tmp_path, gate_push_mirror
+    tmp_path, gate_push_mirror, hook: Hook
 ):
     mirror, channel, url = gate_push_mirror
     db = tmp_path / "annals.db"
@@ -107,6 +110,11 @@ def test_a_gate_push_is_archived_within_a_second_completed_from_its_article_and_
         "gate_announcements",
         "--interval",
         "600",  # only the push and the catch-up poll can archive what follows
+        "--notify",
+        hook.url,
+        "--notify-edits",
+        "-s",
+        "ANNALS_NOTIFY_BACKOFF=0.05",
         "-s",
         "ANNALS_PUSH_HEARTBEAT=0.3",
         "-s",
@@ -158,6 +166,10 @@ def test_a_gate_push_is_archived_within_a_second_completed_from_its_article_and_
     assert counters["watch/pushed"] == 1
     assert counters["watch/pushed_known"] == 1
     assert counters["watch/completions"] == 1
+    # Alerts, edits included: one per young new document (the push's, at once), none
+    # for the completion; the recorded list is months old.
+    assert sorted(hook.titles()) == sorted([pushed_title, missed_title])
+    assert counters["alerts_sent"] == 2
     assert counters["watch/reconnects"] == 1
     # The completion is no edit: `annals serve`'s query of edits does not list it.
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
