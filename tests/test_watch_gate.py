@@ -100,7 +100,8 @@ def test_a_gate_push_is_archived_within_a_second_completed_from_its_article_and_
 ):
     mirror, channel, url = gate_push_mirror
     db = tmp_path / "annals.db"
-    pushed_id, missed_id = 900001, 900002
+    pushed_id, missed_id, late_id = 900001, 900002, 900003
+    late_title = "Gate Will List LATE (LATE) for Spot Trading"
     pushed_title = "Gate Will List PUSHX (PUSHX) for Spot Trading"
     missed_title = "Gate Will List AWAY (AWAY) for Spot Trading"
     mirror.prepend(article(pushed_id, pushed_title), article(missed_id, missed_title))
@@ -143,8 +144,20 @@ def test_a_gate_push_is_archived_within_a_second_completed_from_its_article_and_
         # The keep-alive is Gate's own ping.
         wait_for(lambda: channel.pings >= 1, 5, "an announcement.ping")
 
-        # The connection drops; meanwhile an announcement appears on the list only.
-        mirror.prepend(first_list_page(listed(missed_id, missed_title)))
+        # A push whose article page is not there yet (404): the push record stays.
+        mirror.prepend(Route("GET", f"/announcements/article/{late_id}", status=404))
+        channel.publish(LISTING, update(late_id, late_title))
+        wait_for(lambda: archived(db, "gate", str(late_id)), 5, "the push of the late page")
+        late_path = f"/announcements/article/{late_id}"
+        wait_for(lambda: any(h.path == late_path for h in mirror.hits), 10, "its 404")
+        mirror.prepend(article(late_id, late_title))  # now it is there
+
+        # The connection drops; meanwhile an announcement appears on the list only, and
+        # the list shows the late one too: the catch-up poll archives the first and
+        # completes the second.
+        mirror.prepend(
+            first_list_page(listed(missed_id, missed_title), listed(late_id, late_title))
+        )
         channel.drop_all()
         wait_for(lambda: channel.connections >= 2, 10, "a reconnect")
         wait_for(lambda: channel.subscribed(LISTING), 10, "the new subscription")
@@ -162,14 +175,19 @@ def test_a_gate_push_is_archived_within_a_second_completed_from_its_article_and_
     assert missed_title_archived == missed_title
     assert "completes_push" not in missed_extra
     assert len(versions(db, "51322")) == 1
+    (_, _, late_body, late_extra1), (_, _, _, late_extra2) = versions(db, str(late_id))
+    assert late_body == f"Brief of: {late_title}"
+    assert late_extra1 == {"pushed": LISTING}
+    assert late_extra2.get("completes_push") is True
     _, counters = runs(db)["gate_announcements"]
-    assert counters["watch/pushed"] == 1
+    assert counters["watch/pushed"] == 2
     assert counters["watch/pushed_known"] == 1
-    assert counters["watch/completions"] == 1
+    assert counters["watch/completions"] == 2
+    assert counters["not_found"] >= 1  # the late page's first answer
     # Alerts, edits included: one per young new document (the push's, at once), none
     # for the completion; the recorded list is months old.
-    assert sorted(hook.titles()) == sorted([pushed_title, missed_title])
-    assert counters["alerts_sent"] == 2
+    assert sorted(hook.titles()) == sorted([pushed_title, missed_title, late_title])
+    assert counters["alerts_sent"] == 3
     assert counters["watch/reconnects"] == 1
     # The completion is no edit: `annals serve`'s query of edits does not list it.
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
