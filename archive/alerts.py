@@ -3,7 +3,8 @@
 Nothing here is kept in memory between calls. After each committed batch the notifier
 (crawler.alerts) claims, in one write transaction, every (version, destination) that
 - was written by a run of its spider (`versions.crawl_run_id`),
-- is a new document (version 1), or an edit (version 2 on) when edits are asked for,
+- is a new document (version 1), or an edit (version 2 on) when edits are asked for
+  (a version that completes a pushed record from its article page is no edit),
 - was published within the maximum age (`documents.published_at`; a document without a
   publication time is never alerted: its age cannot be told, and a first crawl of a
   source without times must not send its whole history),
@@ -129,6 +130,7 @@ def _candidates(
             versions.c.event_type,
             versions.c.symbols,
             versions.c.seen_at,
+            versions.c.extra,
             documents.c.source,
             documents.c.kind,
             documents.c.external_id,
@@ -152,7 +154,13 @@ def _candidates(
         query = query.where(versions.c.event_type.in_(sorted(filters.event_types)))
     if filters.sources:
         query = query.where(documents.c.source.in_(sorted(filters.sources)))
-    return [row for row in conn.execute(query) if filters.admits_symbols(row.symbols)]
+    # A version completing a pushed record from its article page (extra.completes_push)
+    # is no edit: the pushed version was the document's alert.
+    return [
+        row
+        for row in conn.execute(query)
+        if filters.admits_symbols(row.symbols) and not (row.extra or {}).get("completes_push")
+    ]
 
 
 def _claims(conn: Connection, keys: list[tuple[int, int]]) -> dict[tuple[int, int, str], Any]:

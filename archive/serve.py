@@ -163,7 +163,8 @@ CANNED_QUERIES: dict[str, dict[str, Any]] = {
     },
     "edited_after_publication": {
         "title": "Documents edited after publication",
-        "description": "Every edit seen (a version after the first), newest first, with "
+        "description": "Every edit seen (a version after the first, but not one that "
+        "completes a pushed announcement from its article page), newest first, with "
         "the size of its diff against the version before: lines added plus removed (as "
         "in `annals diff`) and the change in characters. hours_after_publication is from "
         "published_at to when the edit was seen.",
@@ -180,7 +181,9 @@ CANNED_QUERIES: dict[str, dict[str, Any]] = {
         " AS new_text"
         " FROM versions v JOIN documents d ON d.id = v.document_id"
         " JOIN versions p ON p.document_id = v.document_id AND p.version = v.version - 1"
-        " WHERE v.version > 1 ORDER BY v.seen_at DESC LIMIT 500)",
+        # A version completing a pushed record from its article page is no edit.
+        " WHERE v.version > 1 AND json_extract(v.extra, '$.completes_push') IS NULL"
+        " ORDER BY v.seen_at DESC LIMIT 500)",
     },
     "detection_lag": {
         "title": "Detection lag per exchange",

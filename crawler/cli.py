@@ -455,6 +455,7 @@ def watch(
         log_level,
         (notify, notify_on, notify_source, notify_symbol, notify_edits, notify_max_age),
         ANNALS_WATCH_INTERVAL=interval,
+        DUPEFILTER_CLASS="crawler.watch.RoundDupeFilter",
     )
     with archive_errors():
         dbmod.refuse_foreign(url)

@@ -218,3 +218,83 @@ def _answer(request: dict[str, Any], **outcome: Any) -> dict[str, Any]:
     if "id" in request:
         answer["id"] = request["id"]
     return {**answer, "testnet": False}
+
+
+class GateChannel(Channel):
+    """Gate's announcement WebSocket (`/ws/v4/ann`): `subscribe` to the announcement
+    channels (payload: languages, "en" or "cn"), each answered with a success status
+    (an unknown channel with an error), and `announcement.ping`, answered with
+    `announcement.pong`.
+
+    `publish(channel, result)` sends an `update` to every connection subscribed to that
+    channel in the result's language and returns the moment (time.time()) it was sent."""
+
+    path = "/ws/v4/ann"
+    CHANNELS = frozenset(
+        f"announcement.summary_{name}"
+        for name in (
+            "listing",
+            "delisting",
+            "fee",
+            "etf",
+            "deposit_withdrawal",
+            "rename",
+            "precision",
+            "engine_upgrade",
+        )
+    )
+
+    def __init__(self) -> None:
+        super().__init__()
+        # id(sock) -> (the socket, {channel: its languages})
+        self.subscriptions: dict[int, tuple[MirrorSocket, dict[str, set[str]]]] = {}
+        self.pings = 0
+
+    def subscribed(self, channel: str, language: str = "en") -> int:
+        """How many open connections get `channel` in `language`."""
+        with self._lock:
+            return sum(language in subs.get(channel, ()) for _, subs in self.subscriptions.values())
+
+    def handle(self, sock: MirrorSocket, text: str) -> None:
+        message = json.loads(text)
+        channel, event = message.get("channel"), message.get("event")
+        now = time.time()
+        answer: dict[str, Any] = {"time": int(now), "time_ms": int(now * 1000), "channel": channel}
+        if channel == "announcement.ping":
+            self.pings += 1
+            sock.send_json({**answer, "channel": "announcement.pong", "event": "", "result": None})
+            return
+        if event != "subscribe":
+            return
+        payload = message.get("payload") or []
+        answer |= {"event": "subscribe", "payload": payload}
+        if channel not in self.CHANNELS:
+            error = {"code": 2, "message": f"unknown channel {channel}"}
+            sock.send_json({**answer, "error": error, "result": {"status": "fail"}})
+            return
+        with self._lock:
+            _, subs = self.subscriptions.setdefault(id(sock), (sock, {}))
+            subs.setdefault(channel, set()).update(str(lang) for lang in payload)
+        sock.send_json({**answer, "error": None, "result": {"status": "success"}})
+
+    def closed(self, sock: MirrorSocket) -> None:
+        with self._lock:
+            self.subscriptions.pop(id(sock), None)
+
+    def publish(self, channel: str, result: dict[str, Any]) -> float:
+        sent = time.time()
+        update = {
+            "time": int(sent),
+            "time_ms": int(sent * 1000),
+            "channel": channel,
+            "event": "update",
+            "result": result,
+        }
+        language = str(result.get("lang", "en"))
+        with self._lock:
+            targets = [
+                s for s, subs in self.subscriptions.values() if language in subs.get(channel, ())
+            ]
+        for sock in targets:
+            sock.send_json(update)
+        return sent

@@ -16,6 +16,14 @@ canonical URL with status 101 (the handshake's), so `annals reparse` can read it
 `DeribitPush`: Deribit's JSON-RPC API (crawler.sources.deribit, docs.deribit.com):
 `public/set_heartbeat` (ANNALS_PUSH_HEARTBEAT, at least 10 s), each `test_request`
 answered with `public/test`, then `public/subscribe` to `announcements`.
+
+`GatePush`: Gate's announcement WebSocket (crawler.sources.gate): a subscription to every
+announcement channel for the spider's languages, `announcement.ping` every
+ANNALS_PUSH_HEARTBEAT. A pushed announcement gives only title, brief, time and URL: it
+is archived at once, then its article page is fetched with the spider's own request
+(`completion`), and that record, the same document, is marked `extra.completes_push`:
+the version it makes completes the push and is not an edit (archive.serve's
+edited_after_publication leaves such versions out).
 """
 
 from __future__ import annotations
@@ -24,6 +32,8 @@ import asyncio
 import json
 import logging
 import random
+import time
+from contextlib import suppress
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -32,7 +42,7 @@ from websockets.exceptions import WebSocketException
 
 from archive.normalize import utcnow
 from archive.records import ParseError, Quarantined, RawResponse, Record
-from crawler.sources import deribit
+from crawler.sources import deribit, gate
 
 if TYPE_CHECKING:
     from scrapy import Spider
@@ -144,7 +154,8 @@ class PushClient:
 
     async def archive(self, body: bytes, parse: Any) -> None:
         """Parse a pushed message with the source's parser and archive it at once: through
-        the item pipeline (its validation, its counters, the batch hook), then committed."""
+        the item pipeline (its validation, its counters, the batch hook), then committed;
+        then the request that completes it (`completion`), if the source has one."""
         now = utcnow()
         raw = RawResponse(self.url, PUSH_STATUS, "application/json", body, now)
         item: Record | Quarantined | None
@@ -156,6 +167,9 @@ class PushClient:
         if item is None:
             return
         if isinstance(item, Record):
+            if not self.wanted(item):
+                self._count("pushed_known")
+                return
             item.raw, item.seen_at = raw, now
         self._count("pushed")
         engine = self.crawler.engine
@@ -173,6 +187,20 @@ class PushClient:
         if pipeline is not None:
             pipeline.flush()  # a push is committed at once, not with the next batch
         self.watch.progress()
+        if isinstance(item, Record):
+            request = self.completion(item)
+            if request is not None:
+                self._count("completions")
+                engine.crawl(request)
+
+    def wanted(self, record: Record) -> bool:
+        """Archive this pushed record? Yes, where the push is the whole document."""
+        return True
+
+    def completion(self, record: Record) -> Any:
+        """The request that fetches what the push left out (a Scrapy Request whose record
+        is marked extra.completes_push), or None when the push is the whole document."""
+        return None
 
     def _count(self, name: str) -> None:
         assert self.crawler.stats is not None
@@ -211,11 +239,75 @@ class DeribitPush(PushClient):
         await ws.send(json.dumps(call))
 
 
-# The push channels by source (crawler.sources' `source` names).
-CHANNELS: dict[str, type[PushClient]] = {"deribit": DeribitPush}
+class GatePush(PushClient):
+    url = gate.PUSH_URL
+
+    async def session(self, ws: ClientConnection, subscribed: Any) -> None:
+        languages = list(dict.fromkeys(gate.push_language(lang) for lang in self.languages()))
+        for channel in gate.PUSH_CHANNELS:
+            await self.send(ws, channel, event="subscribe", payload=languages)
+        waiting = set(gate.PUSH_CHANNELS)  # subscriptions not yet confirmed
+        pinger = asyncio.ensure_future(self.ping(ws))
+        try:
+            while True:
+                body = await self.recv(ws)
+                data = body.encode() if isinstance(body, str) else body
+                message = json.loads(data)
+                if not isinstance(message, dict):
+                    continue
+                event, channel = message.get("event"), str(message.get("channel"))
+                if event == "subscribe" and channel in waiting:
+                    status = (message.get("result") or {}).get("status")
+                    if message.get("error") or status != "success":
+                        error = message.get("error") or message.get("result")
+                        raise ChannelError(f"Gate refused {channel}: {error}")
+                    waiting.discard(channel)
+                    if not waiting:
+                        subscribed()
+                elif event == "update":
+                    await self.archive(data, gate.parse_push)
+        finally:
+            pinger.cancel()
+
+    def languages(self) -> list[str]:
+        return list(getattr(self.spider, "languages", None) or ["en"])
+
+    async def ping(self, ws: ClientConnection) -> None:
+        """`announcement.ping` every heartbeat; its pong keeps `recv` from timing out."""
+        with suppress(WebSocketException, OSError):
+            while True:
+                await asyncio.sleep(self.heartbeat)
+                await self.send(ws, gate.PUSH_PING)
+
+    @staticmethod
+    async def send(ws: ClientConnection, channel: str, **fields: Any) -> None:
+        await ws.send(json.dumps({"time": int(time.time()), "channel": channel, **fields}))
+
+    def wanted(self, record: Record) -> bool:
+        """Not when the archive has the article already (a poll was first): the push's
+        brief would be a version going back from the article's text to less."""
+        from crawler.context import run_context
+
+        known = run_context(self.crawler).known([record.identity]).get(record.identity)
+        if known is None or known.extra.get("pushed"):
+            return True
+        logger.info("%s: pushed %s is archived already", self.spider.name, record.identity.ref())
+        return False
+
+    def completion(self, record: Record) -> Any:
+        article = getattr(self.spider, "completion", None)
+        return article(record) if article is not None else None
+
+
+# The push channels by spider: by name, not source, as Gate's channel is its
+# announcements', not Gate Square's (the same source).
+CHANNELS: dict[str, type[PushClient]] = {
+    deribit.SOURCE.spider: DeribitPush,
+    gate.SOURCE.spider: GatePush,
+}
 
 
 def push_client(crawler: Crawler, spider: Spider, watch: Watch) -> PushClient | None:
     """The push client of the spider's source, or None where it has none."""
-    cls = CHANNELS.get(getattr(spider, "source", ""))
+    cls = CHANNELS.get(spider.name)
     return cls(crawler, spider, watch) if cls is not None else None

@@ -16,6 +16,10 @@ so nothing pushed while away is lost), and at the interval while the channel is 
 Commits: a round's records are written when the round ends (and by the pipeline's
 ANNALS_WATCH_FLUSH_SECONDS timer within it), a push at once (crawler.push).
 
+Duplicates: a round is a new run for Scrapy's duplicate filter too (RoundDupeFilter,
+the watch's DUPEFILTER_CLASS): a list page or an article asked in an earlier round is
+asked again, not dropped as a duplicate (which counts as a loss).
+
 The run: one crawl_runs row per spider and watch, its counters growing round by round
 (`watch/rounds`, `watch/pushed`, `watch/reconnects`). A watch stopped by SIGTERM/SIGINT
 between rounds ends with the status its rounds earned ("finished" when nothing was lost):
@@ -31,6 +35,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from scrapy import signals
+from scrapy.dupefilters import RFPDupeFilter
 from scrapy.exceptions import DontCloseSpider, NotConfigured
 
 from archive.normalize import utcnow
@@ -38,7 +43,7 @@ from crawler.context import run_context
 from crawler.extensions import FAILURES
 
 if TYPE_CHECKING:
-    from scrapy import Spider
+    from scrapy import Request, Spider
     from scrapy.crawler import Crawler
 
     from crawler.push import PushClient
@@ -47,6 +52,34 @@ logger = logging.getLogger(__name__)
 
 # The losses that make a round incomplete: the next round walks back past known items.
 _INCOMPLETE = (*FAILURES.values(), "annals/blocked")
+
+round_started = object()  # a signal: a watch round begins (Watch.start_round)
+
+
+class RoundDupeFilter(RFPDupeFilter):
+    """Scrapy's duplicate filter (its fingerprints, its log line), over one watch round:
+    what it saw is forgotten when a round starts. It keeps nothing in a JOBDIR (a watch
+    resumes from the archive, not from a job directory)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.seen_this_round: set[bytes] = set()
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> RoundDupeFilter:
+        dupefilter = super().from_crawler(crawler)
+        crawler.signals.connect(dupefilter.new_round, signal=round_started)
+        return dupefilter
+
+    def request_seen(self, request: Request) -> bool:
+        fingerprint = self.fingerprinter.fingerprint(request)
+        if fingerprint in self.seen_this_round:
+            return True
+        self.seen_this_round.add(fingerprint)
+        return False
+
+    def new_round(self) -> None:
+        self.seen_this_round.clear()
 
 
 class Watch:
@@ -161,6 +194,7 @@ class Watch:
         new_round = getattr(spider, "new_round", None)
         if new_round is not None:
             new_round()
+        self.crawler.signals.send_catch_log(round_started)
         self._feeder = asyncio.ensure_future(self._feed(spider))
 
     async def _feed(self, spider: Spider) -> None:

@@ -585,3 +585,77 @@ def parse_article(
         tags=tags,
         extra=extra,
     )
+
+
+# --- the announcement WebSocket (annals watch, crawler.push) ------------------------------
+# gate.com developer docs "announcements/ws": no key; one subscription per channel, the
+# languages as payload; a keep-alive `announcement.ping`; no replay of what was missed.
+
+PUSH_URL = "wss://api.gateio.ws/ws/v4/ann"
+PUSH_PING = "announcement.ping"
+# Channel -> the event type it announces (None: the store classifies by title).
+PUSH_CHANNELS: dict[str, str | None] = {
+    "announcement.summary_listing": "listing",
+    "announcement.summary_delisting": "delisting",
+    "announcement.summary_fee": None,
+    "announcement.summary_etf": None,
+    "announcement.summary_deposit_withdrawal": None,
+    "announcement.summary_rename": None,
+    "announcement.summary_precision": None,
+    "announcement.summary_engine_upgrade": None,
+}
+# The channel's language codes where they differ from the site's locale prefix.
+_PUSH_LANGUAGES = {"zh": "cn"}
+
+
+def push_language(language: str) -> str:
+    """The channel's code for a site language: "cn" for zh, else the same."""
+    code = language_code(language)
+    return _PUSH_LANGUAGES.get(code, code)
+
+
+def _site_language(code: str) -> str:
+    code = language_code(code)
+    return next((site for site, push in _PUSH_LANGUAGES.items() if push == code), code)
+
+
+def parse_push(body: bytes | str, url: str = PUSH_URL) -> Record | None:
+    """The record an `update` of an announcement channel carries: title, the brief as
+    body text, published_at, the article's canonical URL. Its identity is the article
+    URL's, as parse_article derives it, so the article page is the same document
+    (`origin_url` may be /article/{id} where the site's pages are
+    /announcements/article/{id}: article_ref reads both). None for any other message
+    (a subscription answer, a pong); ParseError for an update that cannot be a record."""
+    message = load_json(body, url, "push message")
+    if not isinstance(message, dict) or message.get("event") != "update":
+        return None
+    channel = message.get("channel")
+    if channel not in PUSH_CHANNELS:
+        return None
+    result = message.get("result")
+    if not isinstance(result, dict):
+        raise ParseError(url, f"an update of {channel} without its result")
+    origin_url = str(result.get("origin_url") or "")
+    match = _article_match(origin_url)
+    if match is None:
+        raise ParseError(url, f"pushed origin_url is not a Gate article: {origin_url!r}")
+    external_id, url_language = match
+    language = url_language or _site_language(str(result.get("lang") or "en"))
+    title = clean_title(str(result.get("title") or "")) or ""
+    if not title:
+        raise ParseError(url, f"pushed article {external_id} has no title")
+    published_at = time_or_none(result.get("published_at"))
+    if published_at is None:
+        raise ParseError(url, f"pushed article {external_id} has no published_at")
+    return Record(
+        source=SOURCE.source,
+        kind="announcement",
+        external_id=external_id,
+        language=language,
+        url=canonical_article_url(external_id, language),
+        title=title,
+        body_text=normalize_text(str(result.get("brief") or "")),
+        published_at=published_at,
+        event_type=PUSH_CHANNELS[channel],
+        extra={"pushed": channel},
+    )

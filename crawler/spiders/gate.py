@@ -214,14 +214,27 @@ class GateAnnouncementsSpider(AnnalsSpider):
         item: gate.ListItem | None,
         known: Known | None,
         listing: RawResponse | None,
+        **meta: Any,
     ) -> Any:
         return self.request(
             gate.canonical_article_url(key.external_id, key.language),
             self.parse_article,
             cb_kwargs={"key": key, "item": item, "known": known, "listing": listing},
             errback=self.fetch_failed,
-            meta={"handle_httpstatus_list": list(MISSING)},
+            meta={"handle_httpstatus_list": list(MISSING), **meta},
         )
+
+    def completion(self, pushed: Record) -> Any:
+        """`annals watch` (crawler.push.GatePush): the article request that completes a
+        record archived from the announcement WebSocket (title, brief, time only). Its
+        record is marked extra.completes_push. Not known (None) to it: a page that
+        answers 404 at once (Gate not serving it yet) is counted not_found, and the push
+        record is kept, not marked removed; a later poll that lists it fetches it again
+        while it is young, and that record completes the push too (parse_article)."""
+        self.mark_seen(pushed.identity)  # a round in progress does not fetch it twice
+        request = self.article(pushed.identity, None, None, None, annals_completes_push=True)
+        # Asked even if this round fetched the page already (before the push was written).
+        return request.replace(dont_filter=True)
 
     # --- articles -------------------------------------------------------------------------
 
@@ -234,7 +247,16 @@ class GateAnnouncementsSpider(AnnalsSpider):
         listing: RawResponse | None,
     ) -> Iterator[Any]:
         if response.status not in MISSING:
-            yield from self.parsed(response, gate.parse_article, fetched_at=utcnow(), item=item)
+            # The article of a document whose current version came from the push channel
+            # completes it (GatePush): asked right after the push, or, when the page was
+            # not there yet, by a later poll.
+            completes = response.meta.get("annals_completes_push") or (
+                known is not None and known.extra.get("pushed")
+            )
+            for parsed in self.parsed(response, gate.parse_article, fetched_at=utcnow(), item=item):
+                if isinstance(parsed, Record) and completes:
+                    parsed.extra["completes_push"] = True
+                yield parsed
             return
         stand_in = listing_only(gate.listed_record(item), listing) if item else None
         yield from self.missing(response, key, known, stand_in)
