@@ -147,6 +147,15 @@ def crawl_archive(
 
 
 # The --notify options, declared once for every command that archives (crawl, watch).
+# Options `annals crawl` and `annals watch` share.
+ArgOption = Annotated[
+    list[str] | None,
+    typer.Option("-a", "--arg", help="NAME=VALUE for every spider, as `scrapy crawl -a`."),
+]
+SettingOption = Annotated[
+    list[str] | None, typer.Option("-s", "--set", help="A Scrapy setting, NAME=VALUE.")
+]
+LogLevelOption = Annotated[str, typer.Option("--log-level", help="Scrapy's log level on stderr.")]
 NotifyOption = Annotated[
     list[str] | None,
     typer.Option(
@@ -278,18 +287,11 @@ def crawl(
     full: Annotated[
         bool, typer.Option("--full", help="Walk every page, not only what is new.")
     ] = False,
-    arg: Annotated[
-        list[str] | None,
-        typer.Option("-a", "--arg", help="NAME=VALUE for every spider, as `scrapy crawl -a`."),
-    ] = None,
-    setting: Annotated[
-        list[str] | None, typer.Option("-s", "--set", help="A Scrapy setting, NAME=VALUE.")
-    ] = None,
+    arg: ArgOption = None,
+    setting: SettingOption = None,
     all_spiders: Annotated[bool, typer.Option("--all", help="Run every spider.")] = False,
     list_spiders: Annotated[bool, typer.Option("--list", help="List the spiders.")] = False,
-    log_level: Annotated[
-        str, typer.Option("--log-level", help="Scrapy's log level on stderr.")
-    ] = "WARNING",
+    log_level: LogLevelOption = "WARNING",
     notify: NotifyOption = None,
     notify_on: NotifyOnOption = None,
     notify_source: NotifySourceOption = None,
@@ -408,17 +410,10 @@ def watch(
             help="Seconds between two polls of a source (never faster than its limit).",
         ),
     ] = 30.0,
-    arg: Annotated[
-        list[str] | None,
-        typer.Option("-a", "--arg", help="NAME=VALUE for every spider, as `scrapy crawl -a`."),
-    ] = None,
-    setting: Annotated[
-        list[str] | None, typer.Option("-s", "--set", help="A Scrapy setting, NAME=VALUE.")
-    ] = None,
+    arg: ArgOption = None,
+    setting: SettingOption = None,
     all_spiders: Annotated[bool, typer.Option("--all", help="Watch every source.")] = False,
-    log_level: Annotated[
-        str, typer.Option("--log-level", help="Scrapy's log level on stderr.")
-    ] = "WARNING",
+    log_level: LogLevelOption = "WARNING",
     notify: NotifyOption = None,
     notify_on: NotifyOnOption = None,
     notify_source: NotifySourceOption = None,
@@ -427,11 +422,12 @@ def watch(
     notify_max_age: NotifyMaxAgeOption = "1h",
 ) -> None:
     """Keep the archive current until stopped: poll each source's newest list page
-    every --interval seconds, and archive Deribit's pushed announcements as they come.
+    every --interval seconds, and archive Deribit's and Gate's pushed announcements as
+    they come.
 
     Each poll follows `annals crawl`'s incremental rules (paging stops at the first page
-    with nothing new); each new record is committed within a second. Deribit's
-    `announcements` WebSocket channel is read instead of polling while it is up; after
+    with nothing new); each new record is committed within a second. Deribit's and
+    Gate's WebSocket channels are read instead of polling while they are up; after
     every reconnect its list is polled once, so nothing pushed meanwhile is lost. One run
     per spider is recorded for the whole watch (`annals stats`). SIGTERM or Ctrl-C stops
     within seconds with everything received committed; stopped between polls, the runs
