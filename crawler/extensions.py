@@ -31,6 +31,9 @@ LOSSES = {
     # Alerts not delivered after the retries (crawler.alerts): the archive is whole, but
     # someone was not told; the next run tries them again.
     "alerts_failed": "annals/alerts_failed",
+    # A push that came while a watch was stopping (crawler.push): the next run's first
+    # poll finds it in the list, but this run did not archive it.
+    "push_unarchived": "annals/watch/unarchived",
 }
 # Losses that fail the run: the source did not answer (a timeout after the retries, a
 # refused connection, an unexpected HTTP status). A failed run is unfinished: the next
