@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import random
 import time
 from contextlib import suppress
@@ -63,6 +64,9 @@ class PushClient:
     """One source's push channel (subclasses speak its protocol)."""
 
     url: ClassVar[str]  # the channel's canonical wss:// URL
+    # The environment variables a keyed channel needs (its API key and secret); without
+    # every one of them set, the source is polled instead (push_client).
+    keys: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, crawler: Crawler, spider: Spider, watch: Watch) -> None:
         settings = crawler.settings
@@ -76,6 +80,20 @@ class PushClient:
         self.live = False  # subscribed: the source needs no polling
         self.connections = 0
         self._task: asyncio.Task[None] | None = None
+
+    @classmethod
+    def missing_keys(cls) -> list[str]:
+        """The channel's key variables not set in the environment."""
+        return [name for name in cls.keys if not os.environ.get(name)]
+
+    def key(self, name: str) -> str:
+        """A key variable's value (read when a connection is made, never logged)."""
+        return os.environ[name]
+
+    def headers(self) -> dict[str, str]:
+        """Headers of the handshake beyond the library's own (a key, a token), made anew
+        for every connection."""
+        return {}
 
     def connect_url(self) -> str:
         """The channel's URL, or the mirror's (base_url) with the same path: ws:// for http://."""
@@ -100,6 +118,7 @@ class PushClient:
             try:
                 async with connect(
                     self.connect_url(),
+                    additional_headers=self.headers(),
                     open_timeout=10,
                     close_timeout=1,
                     # The library's own pings too: a dead TCP path is found within these.
@@ -308,6 +327,13 @@ CHANNELS: dict[str, type[PushClient]] = {
 
 
 def push_client(crawler: Crawler, spider: Spider, watch: Watch) -> PushClient | None:
-    """The push client of the spider's source, or None where it has none."""
+    """The push client of the spider's source, or None where it has none, or where its
+    channel is keyed and the keys are not all in the environment (the source is polled)."""
     cls = CHANNELS.get(spider.name)
-    return cls(crawler, spider, watch) if cls is not None else None
+    if cls is None:
+        return None
+    missing = cls.missing_keys()
+    if missing:
+        logger.info("%s: polled, not pushed: %s not set", spider.name, ", ".join(missing))
+        return None
+    return cls(crawler, spider, watch)
