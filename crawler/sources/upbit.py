@@ -41,6 +41,13 @@ blocks (crawler.blocks), retried after the host's backoff, then given up ("block
 as are Cloudflare's challenge pages. A list item without an id, title or readable time is
 left out and listed in `ListPage.unusable`.
 
+Push (`annals watch` with the user's API key, crawler.push.UpbitPush): the private
+WebSocket `wss://api.upbit.com/websocket/v1/private` sends each notice published (CREATED)
+or updated (UPDATED) with the detail's fields and, asked with `include_body`, its body
+(`parse_push`, through the same record functions: one document, one content hash for one
+notice state). Its `categories` keys differ from the list's for two labels (`wallet`,
+`service`: PUSH_CATEGORIES). No replay: after a reconnect the list is polled.
+
 Confirmed (public code calling the API, Upbit's developer docs on the announcement
 object, rate limits and errors): the paths, parameters, answer fields, the time
 meanings, the uuid page URL, 429/418, the error envelope, and that an `Origin` header
@@ -51,6 +58,7 @@ answer 429 with the same text.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -337,3 +345,84 @@ SOURCE = Source(
     download_delay=1.0,
     article_url="https://www.upbit.com/service_center/notice?id={id}",
 )
+
+
+# --- the announcement WebSocket (annals watch, crawler.push.UpbitPush) ----------------------
+# docs.upbit.com "websocket-announcement" (from 2026-08-31): the private endpoint, a JWT in
+# the handshake; type `announcement`, events CREATED and UPDATED, realtime only (no replay).
+
+PUSH_URL = "wss://api.upbit.com/websocket/v1/private"
+PUSH_TYPE = "announcement"
+PUSH_PING = "PING"  # Upbit's text keep-alive, answered with {"status": "UP"}
+# The list's filter keys -> the WebSocket's `categories` keys, which differ for two labels:
+# 입출금 is `wallet` there (the list's `dtw`), 서비스+ is `service` (the list's `staking`).
+PUSH_CATEGORIES = {
+    "notice": "notice",
+    "trade": "trade",
+    "dtw": "wallet",
+    "maintenance": "maintenance",
+    "digital_asset": "digital_asset",
+    "nft": "nft",
+    "staking": "service",
+    "event": "event",
+}
+# A pushed notice's category, WebSocket key -> the label the list and the detail give, so
+# that a push and the detail of one notice state have one content hash.
+_PUSH_LABELS = {PUSH_CATEGORIES[c.key]: c.name for c in _CATEGORIES}
+
+
+def push_request(ticket: str, categories: list[str] | None = None) -> list[dict[str, Any]]:
+    """The subscription message: a ticket, the announcement type with its body, the
+    DEFAULT format. `categories` are the list's filter keys; none asks for every category
+    (the docs: omitted, all are sent), so a category Upbit adds is not missed."""
+    data_type: dict[str, Any] = {"type": PUSH_TYPE, "include_body": True}
+    if categories:
+        data_type["categories"] = [PUSH_CATEGORIES[key] for key in categories]
+    return [{"ticket": ticket}, data_type, {"format": "DEFAULT"}]
+
+
+def push_error(message: Any) -> tuple[str, str] | None:
+    """(name, message) of Upbit's WebSocket error answer `{"error": {"name", "message"}}`
+    (INVALID_AUTH, WRONG_FORMAT, INVALID_PARAM, ...), else None."""
+    if not isinstance(message, Mapping) or not isinstance(message.get("error"), Mapping):
+        return None
+    error = message["error"]
+    return text_or_none(error.get("name")) or "error", text_or_none(error.get("message")) or ""
+
+
+def parse_push(body: bytes | str, url: str = PUSH_URL) -> Record | None:
+    """The record an `announcement` message carries: the detail's fields (uuid, title,
+    category, first_listed_at, listed_at) and, with include_body, its Markdown body, read
+    by the list's and the detail's own functions: the same document, identity and URL, and
+    for the same notice state the same content hash. A message without its body (Upbit
+    sends null for a large one) is marked `extra.push_incomplete`: its detail completes it.
+
+    The event (CREATED, UPDATED) is kept in `extra.pushed` and decides nothing: an edit is
+    a new version by the store's own rule. None for any other message (`{"status": "UP"}`,
+    an error answer); ParseError for bytes that are no JSON or a notice that cannot be a
+    record."""
+    try:
+        message = json.loads(body)
+    except ValueError as exc:
+        raise ParseError(url, f"not JSON: {exc}") from None
+    if not isinstance(message, Mapping) or message.get("type") != PUSH_TYPE:
+        return None
+    category = text_or_none(message.get("category"))
+    item = {**message, "category": _PUSH_LABELS.get(category or "", category)}
+    try:
+        record = _record(item, next(iter(SOURCE.languages)))
+    except UnusableItemError as exc:
+        raise ParseError(url, f"pushed notice unusable: {exc}") from None
+    event = text_or_none(message.get(_PUSH_EVENT))
+    record.extra["pushed"] = event or PUSH_TYPE
+    if message.get("body") is None:
+        record.extra["push_incomplete"] = True
+        return record
+    record.body_html, record.body_text, hrefs = _body(message.get("body"), url)
+    record.links = [Link(href) for href in dict.fromkeys(hrefs)]
+    return record
+
+
+# The field that names the event. Modeled: the reference's answer table was not at hand;
+# nothing but extra.pushed reads it.
+_PUSH_EVENT = "event_type"
