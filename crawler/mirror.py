@@ -251,7 +251,7 @@ class _Handler(BaseHTTPRequestHandler):
             from crawler.mirror_push import accept
 
             self.close_connection = True
-            sock = accept(self)
+            sock = accept(self, channel)
             if sock is not None:
                 channel.serve(sock)
             return

@@ -3,7 +3,8 @@
 
 `annals watch --base-url http://127.0.0.1:PORT` sends a source's WebSocket to
 `ws://127.0.0.1:PORT` with the source's own path; the mirror's handler hands such an
-upgrade to the channel registered for that path (`Mirror.channels`). The WebSocket
+upgrade to the channel registered for that path (`Mirror.channels`), which may refuse the
+handshake (`Channel.authorize`: a keyed channel checks the credentials). The WebSocket
 protocol itself is the `websockets` library's (its sans-I/O ServerProtocol), run in the
 mirror's request thread; a test publishes from its own thread.
 """
@@ -19,9 +20,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import jwt
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Request
 from websockets.server import ServerProtocol
+
+from crawler.sources import upbit
 
 logger = logging.getLogger(__name__)
 
@@ -83,9 +87,10 @@ class MirrorSocket:
         self.open = False
 
 
-def accept(handler: Any) -> MirrorSocket | None:
+def accept(handler: Any, channel: Channel | None = None) -> MirrorSocket | None:
     """Answer the upgrade request an http.server handler has read; None (and an HTTP
-    error sent) when it is not a valid WebSocket handshake."""
+    error sent) when it is not a valid WebSocket handshake, or when the channel refuses
+    it (`Channel.authorize`: a keyed channel's credentials)."""
     protocol = ServerProtocol()
     # http.server has read the request: the protocol is given its bytes again, so that its
     # parser, which expects the handshake first, reads frames from then on.
@@ -93,7 +98,8 @@ def accept(handler: Any) -> MirrorSocket | None:
     protocol.receive_data(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
     (request,) = protocol.events_received()
     assert isinstance(request, Request)
-    response = protocol.accept(request)
+    refused = channel.authorize(request.headers, handler.path) if channel else None
+    response = protocol.reject(refused, "refused\n") if refused else protocol.accept(request)
     protocol.send_response(response)
     for data in protocol.data_to_send():
         handler.connection.sendall(data)
@@ -125,6 +131,11 @@ class Channel:
 
     def handle(self, sock: MirrorSocket, text: str) -> None:
         raise NotImplementedError
+
+    def authorize(self, headers: Any, path: str) -> int | None:
+        """The HTTP status refusing this handshake (401: bad credentials), or None to
+        accept it. Keyless channels accept every one."""
+        return None
 
     def closed(self, sock: MirrorSocket) -> None:
         """The connection ended."""
@@ -298,3 +309,127 @@ class GateChannel(Channel):
         for sock in targets:
             sock.send_json(update)
         return sent
+
+
+class UpbitChannel(Channel):
+    """Upbit's private WebSocket (`/websocket/v1/private`), as much of it as the watch
+    uses, for the key (`access_key`, `secret_key`) it is made with.
+
+    The handshake must carry `Authorization: Bearer <JWT>` signed with that secret
+    (HS256 or HS512), with that access_key and a nonce not seen before; otherwise it is
+    refused with HTTP 401 (`refused` counts them). A request `[{"ticket"}, {"type":
+    "announcement", "categories", "include_body"}, {"format"}]` subscribes the connection
+    (no answer, as Upbit sends none); a request without a ticket or type, or with an
+    unknown category, gets Upbit's error answer. `PING` is answered `{"status": "UP"}`.
+    Messages go out as binary frames, as Upbit's do.
+
+    `publish(notice, event)` pushes an `announcement` message (`notice`: uuid, title,
+    category as the WebSocket's key, first_listed_at, listed_at, body) to every
+    subscription of its category, without the body where it was not asked, and returns
+    the moment (time.time()) it was sent."""
+
+    path = "/websocket/v1/private"
+    CATEGORIES = frozenset(upbit.PUSH_CATEGORIES.values())
+
+    def __init__(self, access_key: str, secret_key: str) -> None:
+        super().__init__()
+        self.access_key, self.secret_key = access_key, secret_key
+        self.refused = 0  # handshakes refused
+        self.nonces: set[str] = set()
+        self.pings = 0
+        # id(sock) -> (the socket, its categories or None for all, include_body)
+        self.subscriptions: dict[int, tuple[MirrorSocket, frozenset[str] | None, bool]] = {}
+
+    def authorize(self, headers: Any, path: str) -> int | None:
+        scheme, _, token = str(headers.get("Authorization") or "").partition(" ")
+        try:
+            claims = jwt.decode(token, self.secret_key, algorithms=["HS256", "HS512"])
+        except jwt.InvalidTokenError:
+            claims = {}
+        nonce = claims.get("nonce")
+        with self._lock:
+            if (
+                scheme != "Bearer"
+                or claims.get("access_key") != self.access_key
+                or not isinstance(nonce, str)
+                or not nonce
+                or nonce in self.nonces
+            ):
+                self.refused += 1
+                return 401
+            self.nonces.add(nonce)
+        return None
+
+    def subscribed(self, category: str | None = None) -> int:
+        """How many open connections get `category` (any, for None)."""
+        with self._lock:
+            return sum(
+                category is None or wanted is None or category in wanted
+                for _, wanted, _ in self.subscriptions.values()
+            )
+
+    def handle(self, sock: MirrorSocket, text: str) -> None:
+        if text == upbit.PUSH_PING:
+            self.pings += 1
+            self._send(sock, {"status": "UP"})
+            return
+        try:
+            request = json.loads(text)
+        except ValueError:
+            request = None
+        if not isinstance(request, list) or not all(isinstance(o, dict) for o in request):
+            self._error(sock, "WRONG_FORMAT", "요청 형식이 올바르지 않습니다.")
+            return
+        if not any("ticket" in part for part in request):
+            self._error(sock, "NO_TICKET", "ticket이 존재하지 않습니다.")
+            return
+        types = [part for part in request if "type" in part]
+        if not types:
+            self._error(sock, "NO_TYPE", "type이 존재하지 않습니다.")
+            return
+        for data_type in types:
+            if data_type["type"] != upbit.PUSH_TYPE:
+                continue
+            categories = data_type.get("categories")
+            if categories is not None and not (
+                isinstance(categories, list) and set(categories) <= self.CATEGORIES
+            ):
+                self._error(sock, "INVALID_PARAM", f"지원하지 않는 categories: {categories}")
+                return
+            wanted = frozenset(categories) if categories is not None else None
+            with self._lock:
+                self.subscriptions[id(sock)] = (sock, wanted, bool(data_type.get("include_body")))
+
+    def closed(self, sock: MirrorSocket) -> None:
+        with self._lock:
+            self.subscriptions.pop(id(sock), None)
+
+    def publish(self, notice: dict[str, Any], event: str = "CREATED") -> float:
+        sent = time.time()
+        message = {
+            "type": upbit.PUSH_TYPE,
+            "event_type": event,
+            **notice,
+            "timestamp": int(sent * 1000),
+            "stream_type": "REALTIME",
+        }
+        category = notice.get("category")
+        with self._lock:
+            targets = [
+                (sock, body)
+                for sock, wanted, body in self.subscriptions.values()
+                if wanted is None or category in wanted
+            ]
+        for sock, body in targets:
+            self._send(sock, message if body else {k: v for k, v in message.items() if k != "body"})
+        return sent
+
+    @staticmethod
+    def _send(sock: MirrorSocket, message: dict[str, Any]) -> None:
+        with sock.lock:
+            if sock.open:
+                sock.protocol.send_binary(json.dumps(message, ensure_ascii=False).encode())
+                sock._write()
+
+    def _error(self, sock: MirrorSocket, name: str, message: str) -> None:
+        self._send(sock, {"error": {"name": name, "message": message}})

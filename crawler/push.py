@@ -24,6 +24,10 @@ is archived at once, then its article page is fetched with the spider's own requ
 (`completion`), and that record, the same document, is marked `extra.completes_push`:
 the version it makes completes the push and is not an edit (archive.serve's
 edited_after_publication leaves such versions out).
+
+`UpbitPush`: Upbit's announcement WebSocket (crawler.sources.upbit), keyed (a JWT of the
+user's API key in the handshake); Upbit's `PING` keep-alive. With its body a push is the
+whole notice, archived at once; without it, the detail completes it as Gate's article does.
 """
 
 from __future__ import annotations
@@ -34,16 +38,18 @@ import logging
 import os
 import random
 import time
+import uuid
 from contextlib import suppress
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
+import jwt
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import WebSocketException
+from websockets.exceptions import InvalidStatus, WebSocketException
 
 from archive.normalize import utcnow
 from archive.records import ParseError, Quarantined, RawResponse, Record
-from crawler.sources import deribit, gate
+from crawler.sources import deribit, gate, upbit
 
 if TYPE_CHECKING:
     from scrapy import Spider
@@ -136,6 +142,7 @@ class PushClient:
                 raise
             except (OSError, TimeoutError, WebSocketException, ChannelError, ValueError) as exc:
                 reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+                self.failed(exc)
             self._went_down(reason)
             failures = 1 if self._had_session else failures + 1
             await asyncio.sleep(self._wait(failures))
@@ -156,6 +163,10 @@ class PushClient:
             "%s: push channel down (%s); reconnecting, polling meanwhile", self.spider.name, reason
         )
         self.watch.channel_down()
+
+    def failed(self, exc: Exception) -> None:
+        """A connection or its session ended with `exc` (a keyed channel counts a refused
+        key here); the client reconnects after its backoff either way."""
 
     def _wait(self, failures: int) -> float:
         base = min(self.max_backoff, self.backoff * 2 ** max(0, failures - 1))
@@ -337,3 +348,133 @@ def push_client(crawler: Crawler, spider: Spider, watch: Watch) -> PushClient | 
         logger.info("%s: polled, not pushed: %s not set", spider.name, ", ".join(missing))
         return None
     return cls(crawler, spider, watch)
+
+
+class UpbitPush(PushClient):
+    """Upbit's announcement WebSocket (crawler.sources.upbit), with the user's API key.
+
+    Confirmed in Upbit's developer docs (docs.upbit.com, Korean reference):
+    - "공지사항(Announcement)" (websocket-announcement): the private endpoint
+      `wss://api.upbit.com/websocket/v1/private`, a JWT in `Authorization: Bearer`, no key
+      scope needed; the request `[{"ticket"}, {"type": "announcement", "categories",
+      "include_body"}, {"format": "DEFAULT"}]`, every category when `categories` is left
+      out, INVALID_PARAM for an unknown one; events CREATED and UPDATED, `stream_type`
+      REALTIME only (no snapshot, no replay: the catch-up poll finds what came while
+      away); a large body may come as null (then the detail completes the push).
+    - "인증" (auth; the WebSocket examples of the older "authentication" page): the token
+      is a JWT of `{"access_key", "nonce": <uuid4>}` signed with the secret key as it is
+      (not base64-decoded); those examples sign HS256 (jsonwebtoken's and PyJWT's
+      default), as here. A new token for every connection (`headers`).
+    - "WebSocket 사용 및 에러 안내": errors come as `{"error": {"name", "message"}}`
+      (INVALID_AUTH for a missing or unverifiable token, WRONG_FORMAT, INVALID_PARAM).
+    - "연결 관리" (connection): a connection idle for about 120 s is closed; WebSocket
+      ping frames are answered (the library's own, every ANNALS_PUSH_HEARTBEAT), and so is
+      the text message `PING`, with `{"status": "UP"}`: sent every heartbeat, far under
+      the 120 s and Upbit's message limits, it keeps `recv` from timing out too. The
+      docs' examples decode messages from binary frames: both kinds are read.
+    Modeled: the name of the event's field (`event_type`, kept in extra.pushed only);
+    that a push's `category` is the WebSocket's key (`wallet`, ...; a Korean label is read
+    as well); that a refused key may also be answered at the handshake (HTTP 401 or 403,
+    as the mirror does) rather than with INVALID_AUTH: either is counted
+    `watch/auth_refused`, logged with the variables to check, and retried with the
+    backoff, the notices polled meanwhile (nothing is lost, so the run's status stays
+    what its polls earn).
+
+    With its body a push is the whole document: archived at once, no request follows.
+    An UPDATED push is archived the same way: the store makes it a new version when the
+    notice changed (an edit). A push without its body is archived at once and its detail
+    fetched with the spider's own request (`completion`), that version marked
+    extra.completes_push; one without its body for a notice the archive has whole is not
+    archived (a version with less): its detail is asked instead, an edit if it is one.
+    """
+
+    url = upbit.PUSH_URL
+    keys = ("ANNALS_UPBIT_ACCESS_KEY", "ANNALS_UPBIT_SECRET_KEY")
+
+    def headers(self) -> dict[str, str]:
+        access_key, secret_key = (self.key(name) for name in self.keys)
+        payload = {"access_key": access_key, "nonce": str(uuid.uuid4())}
+        token = jwt.encode(payload, secret_key, algorithm="HS256")
+        return {"Authorization": f"Bearer {token}"}
+
+    async def session(self, ws: ClientConnection, subscribed: Any) -> None:
+        await ws.send(json.dumps(upbit.push_request(str(uuid.uuid4()), self.categories())))
+        # Upbit acknowledges no subscription; a refusal comes as an error answer.
+        subscribed()
+        pinger = asyncio.ensure_future(self.ping(ws))
+        try:
+            while True:
+                body = await self.recv(ws)
+                data = body.encode() if isinstance(body, str) else body
+                try:
+                    message = json.loads(data)
+                except ValueError:
+                    message = None  # no JSON: the parser says so, and it is quarantined
+                error = upbit.push_error(message)
+                if error is not None:
+                    self.refused(*error)
+                if not isinstance(message, dict) or message.get("type") == upbit.PUSH_TYPE:
+                    await self.archive(data, upbit.parse_push)
+        finally:
+            pinger.cancel()
+
+    def categories(self) -> list[str]:
+        """The spider's category filter (`-a categories=`), or none: every category."""
+        return [key for key in getattr(self.spider, "categories", None) or [] if key]
+
+    async def ping(self, ws: ClientConnection) -> None:
+        with suppress(WebSocketException, OSError):
+            while True:
+                await asyncio.sleep(self.heartbeat)
+                await ws.send(upbit.PUSH_PING)
+
+    def refused(self, name: str, message: str) -> None:
+        if name == "INVALID_AUTH":
+            self._key_refused(name)
+        raise ChannelError(f"Upbit answered {name}: {message}")
+
+    def failed(self, exc: Exception) -> None:
+        if isinstance(exc, InvalidStatus) and exc.response.status_code in (401, 403):
+            self._key_refused(f"HTTP {exc.response.status_code}")
+
+    def _key_refused(self, answer: str) -> None:
+        self._count("auth_refused")
+        logger.warning(
+            "%s: Upbit refused the API key (%s): check %s and the key's allowed IPs;"
+            " the notices are polled meanwhile",
+            self.spider.name,
+            answer,
+            " and ".join(self.keys),
+        )
+
+    def wanted(self, record: Record) -> bool:
+        """Archive this push? Yes, unless it has no body and the archive has the notice
+        whole: then the notice's detail is asked (an edit, if it is one). A push with its
+        body after one without completes it."""
+        from crawler.context import run_context
+
+        known = run_context(self.crawler).known([record.identity]).get(record.identity)
+        incomplete = bool(record.extra.get("push_incomplete"))
+        if known is not None and known.extra.get("push_incomplete") and not incomplete:
+            record.extra["completes_push"] = True
+        if known is None or not incomplete or known.extra.get("push_incomplete"):
+            return True
+        detail = getattr(self.spider, "detail_request", None)
+        engine = self.crawler.engine
+        if detail is not None and engine is not None and not self.watch.closing:
+            engine.crawl(detail(record, known))
+        logger.info(
+            "%s: pushed %s without its body: its detail is asked",
+            self.spider.name,
+            record.identity.ref(),
+        )
+        return False
+
+    def completion(self, record: Record) -> Any:
+        if not record.extra.get("push_incomplete"):
+            return None
+        detail = getattr(self.spider, "completion", None)
+        return detail(record) if detail is not None else None
+
+
+CHANNELS[upbit.SOURCE.spider] = UpbitPush

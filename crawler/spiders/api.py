@@ -298,6 +298,8 @@ class ApiAnnouncementsSpider(AnnalsSpider):
         """Whether the listing says a known item changed since it was archived (its
         `Source.changed_key` value differs); None where the source's list does not say."""
         key = self.facts.changed_key
+        if known is not None and known.extra.get("push_incomplete"):
+            return True  # pushed without its body, and its detail never came
         if key is None or known is None or record.extra.get(key) is None:
             return None
         return record.extra[key] != known.extra.get(key)
@@ -328,8 +330,16 @@ class ApiAnnouncementsSpider(AnnalsSpider):
     async def parse_detail(
         self, response: Response, listed: Record, known: Known | None
     ) -> AsyncIterator[Any]:
+        # The detail of a notice archived from a push without its body completes it
+        # (crawler.push.UpbitPush): asked right after the push, or by a later poll.
+        completes = response.meta.get("annals_completes_push") or bool(
+            known and known.extra.get("push_incomplete")
+        )
         if response.status in MISSING:
-            for missing in self.missing(response, listed.identity, known, listing_only(listed)):
+            # A push's detail not served yet: the push record stays, a poll asks again.
+            stand_in = None if response.meta.get("annals_completes_push") else listed
+            stand_in = listing_only(stand_in) if stand_in else None
+            for missing in self.missing(response, listed.identity, known, stand_in):
                 yield missing
             return
         raw = self.raw(response)
@@ -339,6 +349,8 @@ class ApiAnnouncementsSpider(AnnalsSpider):
             async for item in self.refused(response, exc):
                 yield item
             return
+        if completes:
+            record.extra["completes_push"] = True
         yield self.archived(record, raw)
 
     # --- failures ---------------------------------------------------------------------------
@@ -510,3 +522,19 @@ class UpbitAnnouncementsSpider(ApiAnnouncementsSpider):
     """Upbit notices (web notice API, Korean): the list, then new or edited ones' bodies."""
 
     facts = upbit.SOURCE
+
+    @classmethod
+    def parse_snapshot(cls, raw: RawResponse) -> list[Record]:
+        """A stored answer, or a pushed message (`annals watch`: its WebSocket URL)."""
+        if raw.url == upbit.PUSH_URL:
+            record = upbit.parse_push(raw.body, raw.url)
+            return [record] if record is not None else []
+        return super().parse_snapshot(raw)
+
+    def completion(self, pushed: Record) -> scrapy.Request:
+        """`annals watch` (crawler.push.UpbitPush): the detail request that completes a
+        notice pushed without its body; its record is marked extra.completes_push. Asked
+        even if this round fetched it already, before the push was written."""
+        self.mark_seen(pushed.identity)  # a round in progress does not fetch it twice
+        request = self.detail_request(pushed, None)
+        return request.replace(meta={**request.meta, "annals_completes_push": True})
