@@ -317,11 +317,13 @@ class UpbitChannel(Channel):
 
     The handshake must carry `Authorization: Bearer <JWT>` signed with that secret
     (HS256 or HS512), with that access_key and a nonce not seen before; otherwise it is
-    refused with HTTP 401 (`refused` counts them). A request `[{"ticket"}, {"type":
-    "announcement", "categories", "include_body"}, {"format"}]` subscribes the connection
-    (no answer, as Upbit sends none); a request without a ticket or type, or with an
-    unknown category, gets Upbit's error answer. `PING` is answered `{"status": "UP"}`.
-    Messages go out as binary frames, as Upbit's do.
+    refused with HTTP 401 (`refused` counts them), or, with `refuse_in_band`, accepted
+    and every request on it answered with Upbit's INVALID_AUTH error, then closed (the
+    docs name that answer; which of the two Upbit does is not documented). A request
+    `[{"ticket"}, {"type": "announcement", "categories", "include_body"}, {"format"}]`
+    subscribes the connection (no answer, as Upbit sends none); a request without a
+    ticket or type, or with an unknown category, gets Upbit's error answer. `PING` is
+    answered `{"status": "UP"}`. Messages go out as binary frames, as Upbit's do.
 
     `publish(notice, event)` pushes an `announcement` message (`notice`: uuid, title,
     category as the WebSocket's key, first_listed_at, listed_at, body) to every
@@ -331,9 +333,13 @@ class UpbitChannel(Channel):
     path = "/websocket/v1/private"
     CATEGORIES = frozenset(upbit.PUSH_CATEGORIES.values())
 
-    def __init__(self, access_key: str, secret_key: str) -> None:
+    def __init__(self, access_key: str, secret_key: str, *, refuse_in_band: bool = False) -> None:
         super().__init__()
         self.access_key, self.secret_key = access_key, secret_key
+        self.refuse_in_band = refuse_in_band
+        # The handshake's verdict, for the connection its thread serves next (serve).
+        self._verdict = threading.local()
+        self.unauthorized: set[int] = set()  # id() of connections refused in band
         self.refused = 0  # handshakes refused
         self.nonces: set[str] = set()
         self.pings = 0
@@ -356,9 +362,22 @@ class UpbitChannel(Channel):
                 or nonce in self.nonces
             ):
                 self.refused += 1
-                return 401
+                self._verdict.refused = True
+                return None if self.refuse_in_band else 401
             self.nonces.add(nonce)
+        self._verdict.refused = False
         return None
+
+    def serve(self, sock: MirrorSocket) -> None:
+        # The mirror's handler thread accepted this connection right after authorize.
+        if getattr(self._verdict, "refused", False):
+            with self._lock:
+                self.unauthorized.add(id(sock))
+        try:
+            super().serve(sock)
+        finally:
+            with self._lock:
+                self.unauthorized.discard(id(sock))
 
     def subscribed(self, category: str | None = None) -> int:
         """How many open connections get `category` (any, for None)."""
@@ -369,6 +388,10 @@ class UpbitChannel(Channel):
             )
 
     def handle(self, sock: MirrorSocket, text: str) -> None:
+        if id(sock) in self.unauthorized:
+            self._error(sock, "INVALID_AUTH", "인증 정보가 올바르지 않습니다.")
+            sock.drop()
+            return
         if text == upbit.PUSH_PING:
             self.pings += 1
             self._send(sock, {"status": "UP"})

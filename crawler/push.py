@@ -362,20 +362,21 @@ class UpbitPush(PushClient):
       REALTIME only (no snapshot, no replay: the catch-up poll finds what came while
       away); a large body may come as null (then the detail completes the push).
     - "인증" (auth; the WebSocket examples of the older "authentication" page): the token
-      is a JWT of `{"access_key", "nonce": <uuid4>}` signed with the secret key as it is
-      (not base64-decoded); those examples sign HS256 (jsonwebtoken's and PyJWT's
-      default), as here. A new token for every connection (`headers`).
+      is a JWT of `{"access_key", "nonce": <uuid4>}` signed with the secret key string;
+      those examples sign HS256 (jsonwebtoken's and PyJWT's default), as here (the
+      newer guide's sample token is HS512; the mirror takes either). A new token for
+      every connection (`headers`).
     - "WebSocket 사용 및 에러 안내": errors come as `{"error": {"name", "message"}}`
       (INVALID_AUTH for a missing or unverifiable token, WRONG_FORMAT, INVALID_PARAM).
     - "연결 관리" (connection): a connection idle for about 120 s is closed; WebSocket
       ping frames are answered (the library's own, every ANNALS_PUSH_HEARTBEAT), and so is
-      the text message `PING`, with `{"status": "UP"}`: sent every heartbeat, far under
-      the 120 s and Upbit's message limits, it keeps `recv` from timing out too. The
+      the text message `PING`, with `{"status": "UP"}`: sent every heartbeat (10 s, far
+      under the 120 s), its answer keeps `recv` from timing out too. The
       docs' examples decode messages from binary frames: both kinds are read.
     Modeled: the name of the event's field (`event_type`, kept in extra.pushed only);
     that a push's `category` is the WebSocket's key (`wallet`, ...; a Korean label is read
-    as well); that a refused key may also be answered at the handshake (HTTP 401 or 403,
-    as the mirror does) rather than with INVALID_AUTH: either is counted
+    as well); whether a refused key is answered at the handshake (HTTP 401 or 403) or
+    with INVALID_AUTH after it (the mirror does either): both are counted
     `watch/auth_refused`, logged with the variables to check, and retried with the
     backoff, the notices polled meanwhile (nothing is lost, so the run's status stays
     what its polls earn).

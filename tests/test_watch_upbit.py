@@ -248,35 +248,44 @@ def test_an_upbit_push_is_archived_at_once_with_its_body_an_edit_is_one_version_
 
 
 @pytest.mark.e2e
+@pytest.mark.parametrize(
+    ("in_band", "answer"),
+    [(False, "HTTP 401"), (True, "INVALID_AUTH")],
+    ids=["refused-handshake", "invalid-auth-answer"],
+)
 def test_a_wrong_secret_is_refused_and_the_notices_are_polled(
-    tmp_path, upbit_push_mirror, monkeypatch
+    tmp_path, monkeypatch, in_band, answer
 ):
-    mirror, channel, url = upbit_push_mirror
+    channel = UpbitChannel(ACCESS_KEY, SECRET_KEY, refuse_in_band=in_band)
+    mirror = Mirror(FIXTURES / "upbit", channels=[channel])
     monkeypatch.setenv("ANNALS_UPBIT_ACCESS_KEY", ACCESS_KEY)
     monkeypatch.setenv("ANNALS_UPBIT_SECRET_KEY", SECRET_KEY[::-1])
     db = tmp_path / "annals.db"
     missed = notice(
         "901000004", "폴링(POLL) KRW 마켓 디지털 자산 추가", "폴링으로 찾은 공지입니다."
     )
-    watch = Watching(db, url, "upbit_announcements", "--interval", "1", *QUICK)
-    try:
-        wait_for(lambda: channel.refused >= 2, 30, "the refused handshakes")
-        wait_for(lambda: watch.logged("round done"), 60, "the first poll")
-        # Polled at the interval while the key is refused.
-        mirror.prepend(first_list_page(listed(missed, 9004)), detail(missed, 9004))
-        wait_for(lambda: archived(db, "upbit", missed["uuid"]), 15, "a later poll")
-    finally:
-        took, _, err = watch.stop(signal.SIGTERM)
+    with MirrorServer(mirror) as server:
+        watch = Watching(db, server.url, "upbit_announcements", "--interval", "1", *QUICK)
+        try:
+            wait_for(lambda: channel.refused >= 2, 30, "the refused tokens")
+            wait_for(lambda: watch.logged("round done"), 60, "the first poll")
+            # Polled at the interval while the key is refused.
+            mirror.prepend(first_list_page(listed(missed, 9004)), detail(missed, 9004))
+            wait_for(lambda: archived(db, "upbit", missed["uuid"]), 15, "a later poll")
+            wait_for(lambda: watch.logged("refused the API key", 2), 15, "the refusals logged")
+        finally:
+            took, _, err = watch.stop(signal.SIGTERM)
 
     assert took < 5, (took, err)
-    assert channel.connections == 0
     assert channel.subscribed() == 0
-    # The log names what to check; `annals stats` counts the refusals.
-    assert "Upbit refused the API key (HTTP 401): check ANNALS_UPBIT_ACCESS_KEY" in err
+    assert channel.connections == (channel.refused if in_band else 0)
+    # The log names what to check (never the secret); `annals stats` counts the refusals.
+    assert f"Upbit refused the API key ({answer}): check ANNALS_UPBIT_ACCESS_KEY" in err
     assert SECRET_KEY[::-1] not in err
     status, counters = runs(db)["upbit_announcements"]
     assert counters["watch/auth_refused"] >= 2
     assert counters["watch/rounds"] >= 2
+    assert "watch/pushed" not in counters
     assert status in ("finished", "interrupted")  # nothing lost: polled all along
 
 
