@@ -24,6 +24,11 @@ is archived at once, then its article page is fetched with the spider's own requ
 (`completion`), and that record, the same document, is marked `extra.completes_push`:
 the version it makes completes the push and is not an edit (archive.serve's
 edited_after_publication leaves such versions out).
+
+`BinancePush`: Binance's CMS WebSocket (crawler.sources.binance), keyed: a signed query
+and the X-MBX-APIKEY header per connection, ping frames every 30 s, a new connection
+before 24 h. A push has no article code: it is looked up in the newest list page by
+title and time, archived at that code, then completed from the detail, as Gate's.
 """
 
 from __future__ import annotations

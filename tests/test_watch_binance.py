@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import signal
 import time
 from collections.abc import Iterator
@@ -416,3 +417,28 @@ def test_a_pushed_announcement_becomes_the_listed_documents_record():
     with pytest.raises(ParseError, match="names no article code"):
         BinanceAnnouncementsSpider.parse_snapshot(raw)
     assert urlsplit(binance.PUSH_URL).path == BinanceChannel.path
+
+
+def test_the_signed_query_and_the_key_stay_out_of_a_debug_log(binance_push, caplog):
+    """The websockets library logs each handshake line at DEBUG: a Binance connection's
+    shows its path only, and not the API key."""
+    from websockets.sync.client import connect
+
+    from crawler.push import _hide_signed_requests
+
+    _, channel, url = binance_push
+    _hide_signed_requests()
+    query = binance.push_query([TOPIC], SECRET, now_ms(), "0123456789abcdef")
+    target = url.replace("http://", "ws://") + f"{BinanceChannel.path}?{query}"
+    headers = {BinanceChannel.KEY_HEADER: KEY}
+    with (
+        caplog.at_level(logging.DEBUG, logger="websockets.client"),
+        connect(target, additional_headers=headers) as ws,
+    ):
+        ws.send(json.dumps({"command": "SUBSCRIBE", "value": TOPIC}))
+        assert json.loads(ws.recv(timeout=5))["data"] == "SUCCESS"
+    logged = caplog.text
+    assert "> GET /sapi/wss?..." in logged
+    assert "signature" not in logged
+    assert KEY not in logged
+    assert channel.connections == 1
