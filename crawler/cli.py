@@ -423,11 +423,11 @@ def watch(
 ) -> None:
     """Keep the archive current until stopped: poll each source's newest list page
     every --interval seconds, and archive Deribit's and Gate's pushed announcements as
-    they come.
+    they come, and Binance's with ANNALS_BINANCE_API_KEY and ANNALS_BINANCE_API_SECRET set.
 
     Each poll follows `annals crawl`'s incremental rules (paging stops at the first page
-    with nothing new); each new record is committed within a second. Deribit's and
-    Gate's WebSocket channels are read instead of polling while they are up; after
+    with nothing new); each new record is committed within a second. Deribit's, Gate's
+    and Binance's WebSocket channels are read instead of polling while they are up; after
     every reconnect its list is polled once, so nothing pushed meanwhile is lost. One run
     per spider is recorded for the whole watch (`annals stats`). SIGTERM or Ctrl-C stops
     within seconds with everything received committed; stopped between polls, the runs
