@@ -281,6 +281,33 @@ def test_a_push_never_listed_is_quarantined_and_counted_and_connections_are_rene
     assert not rows(db, "SELECT 1 FROM documents WHERE title = ?", title)
 
 
+def test_a_push_still_looked_up_when_the_watch_stops_is_counted_as_not_archived(
+    tmp_path, binance_push, keys
+):
+    mirror, channel, url = binance_push
+    db = tmp_path / "annals.db"
+    _, title, published = new_article(6)
+    watch = Watching(
+        db, url, "binance_announcements", "-a", "categories=48", "--interval", "600", *FAST_PUSH,
+        "-s", "ANNALS_BINANCE_PUSH_LOOKUP_BACKOFF=30",  # its second look is far away
+    )  # fmt: skip
+    try:
+        wait_for(lambda: channel.subscribed(TOPIC), 30, "the watch to connect")
+        wait_for(lambda: watch.logged("round done", 2), 60, "the first polls")
+        asked = first_pages(mirror)
+        channel.publish(pushed(title, published, None))
+        wait_for(lambda: first_pages(mirror) > asked, 5, "its first lookup")
+    finally:
+        took, _out, err = watch.stop(signal.SIGTERM)
+
+    assert took < 5, (took, err)
+    assert watch.process.returncode == Exit.FAILED, err
+    status, counters = runs(db)["binance_announcements"]
+    assert status == "partial", err  # stopped between polls, but a push was not archived
+    assert counters["push_unarchived"] == 1
+    assert not rows(db, "SELECT 1 FROM quarantine")
+
+
 def test_a_wrong_secret_is_refused_by_the_server_and_the_source_is_polled(
     tmp_path, binance_push, monkeypatch
 ):
