@@ -353,8 +353,9 @@ class BinancePush(PushClient):
     "Announcements"): the signed query (`random`, `topic`, `recvWindow`, `timestamp`,
     `signature`: HMAC-SHA256 of the others sorted by name) and the X-MBX-APIKEY header,
     made anew for every connection; PING every 30 s, as WebSocket ping frames (the limit
-    of 5 messages a second counts "PING frames"), a connection dropped after a minute
-    without; a connection valid 24 h at most; DATA messages whose `data` is a JSON string
+    of 5 messages a second counts "PING frames"; the library's carry 4 bytes where Binance
+    recommends, not requires, none), a connection dropped after a minute without; a
+    connection valid 24 h at most; DATA messages whose `data` is a JSON string
     without the article code. Modeled (public client code, not the docs): the answer to
     `{"command": "SUBSCRIBE", ...}`, `{"type": "COMMAND", ...}`; it is logged, never
     trusted to decide anything, as the URL's `topic` subscribes already.

@@ -316,7 +316,8 @@ SOURCE = Source(
 
 # --- the CMS WebSocket (`annals watch`: crawler.push.BinancePush) ----------------------------
 #
-# developers.binance.com/docs/cms ("WebSocket API Basic Information", "Announcements"):
+# Confirmed in Binance's docs, developers.binance.com/docs/cms/general-info ("WebSocket API
+# Basic Information") and /docs/cms/announcement ("Announcements"):
 # wss://api.binance.com/sapi/wss?random=..&topic=..&recvWindow=..&timestamp=..&signature=..,
 # the API key in the X-MBX-APIKEY header, the signature an HMAC-SHA256 (the API secret)
 # of every other parameter sorted by name; `topic` names the topics the connection gets
