@@ -423,8 +423,9 @@ def watch(
 ) -> None:
     """Keep the archive current until stopped: poll each source's newest list page
     every --interval seconds, and archive Deribit's and Gate's pushed announcements as
-    they come, and Upbit's when ANNALS_UPBIT_ACCESS_KEY and ANNALS_UPBIT_SECRET_KEY hold
-    an Upbit API key.
+    they come, and Binance's and Upbit's when their API keys are in the environment
+    (ANNALS_BINANCE_API_KEY and ANNALS_BINANCE_API_SECRET; ANNALS_UPBIT_ACCESS_KEY and
+    ANNALS_UPBIT_SECRET_KEY).
 
     Each poll follows `annals crawl`'s incremental rules (paging stops at the first page
     with nothing new); each new record is committed within a second. The WebSocket

@@ -4,7 +4,7 @@
 `annals watch --base-url http://127.0.0.1:PORT` sends a source's WebSocket to
 `ws://127.0.0.1:PORT` with the source's own path; the mirror's handler hands such an
 upgrade to the channel registered for that path (`Mirror.channels`), which may refuse the
-handshake (`Channel.authorize`: a keyed channel checks the credentials). The WebSocket
+handshake (`Channel.refuse`: a keyed channel checks the credentials). The WebSocket
 protocol itself is the `websockets` library's (its sans-I/O ServerProtocol), run in the
 mirror's request thread; a test publishes from its own thread.
 """
@@ -12,6 +12,8 @@ mirror's request thread; a test publishes from its own thread.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import hmac
 import json
 import logging
 import socket
@@ -19,6 +21,7 @@ import threading
 import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import jwt
 from websockets.frames import Frame, Opcode
@@ -39,6 +42,7 @@ class MirrorSocket:
         self.protocol = protocol
         self.lock = threading.Lock()  # the test's thread sends while the handler reads
         self.open = True
+        self.path = ""  # the handshake's path and query
 
     def send_text(self, text: str) -> None:
         with self.lock:
@@ -62,8 +66,13 @@ class MirrorSocket:
             if data:
                 self.sock.sendall(data)
 
-    def serve(self, on_text: Callable[[MirrorSocket, str], None]) -> None:
-        """Read frames until the connection ends; each text message goes to `on_text`."""
+    def serve(
+        self,
+        on_text: Callable[[MirrorSocket, str], None],
+        on_ping: Callable[[MirrorSocket], None] | None = None,
+    ) -> None:
+        """Read frames until the connection ends; each text message goes to `on_text`,
+        each ping (answered by the protocol) to `on_ping`."""
         while self.open:
             try:
                 data = self.reader.read1(65536)
@@ -82,6 +91,8 @@ class MirrorSocket:
             for event in events:
                 if isinstance(event, Frame) and event.opcode is Opcode.TEXT:
                     on_text(self, bytes(event.data).decode())
+                elif isinstance(event, Frame) and event.opcode is Opcode.PING and on_ping:
+                    on_ping(self)
             if not data or self.protocol.close_expected():
                 break
         self.open = False
@@ -90,7 +101,7 @@ class MirrorSocket:
 def accept(handler: Any, channel: Channel | None = None) -> MirrorSocket | None:
     """Answer the upgrade request an http.server handler has read; None (and an HTTP
     error sent) when it is not a valid WebSocket handshake, or when the channel refuses
-    it (`Channel.authorize`: a keyed channel's credentials)."""
+    it (`Channel.refuse`: a keyed channel's credentials)."""
     protocol = ServerProtocol()
     # http.server has read the request: the protocol is given its bytes again, so that its
     # parser, which expects the handshake first, reads frames from then on.
@@ -98,14 +109,20 @@ def accept(handler: Any, channel: Channel | None = None) -> MirrorSocket | None:
     protocol.receive_data(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
     (request,) = protocol.events_received()
     assert isinstance(request, Request)
-    refused = channel.authorize(request.headers, handler.path) if channel else None
-    response = protocol.reject(refused, "refused\n") if refused else protocol.accept(request)
+    refusal = channel.refuse(request) if channel is not None else None
+    if refusal is not None:  # the channel's own answer to a handshake it does not take
+        response = protocol.reject(*refusal)
+        response.headers["Content-Type"] = "application/json"
+    else:
+        response = protocol.accept(request)
     protocol.send_response(response)
     for data in protocol.data_to_send():
         handler.connection.sendall(data)
     if response.status_code != 101:
         return None
-    return MirrorSocket(handler.connection, handler.rfile, protocol)
+    sock = MirrorSocket(handler.connection, handler.rfile, protocol)
+    sock.path = handler.path
+    return sock
 
 
 class Channel:
@@ -123,7 +140,7 @@ class Channel:
             self.sockets.append(sock)
             self.connections += 1
         try:
-            sock.serve(self.handle)
+            sock.serve(self.handle, self.pinged)
         finally:
             with self._lock:
                 self.sockets.remove(sock)
@@ -132,10 +149,13 @@ class Channel:
     def handle(self, sock: MirrorSocket, text: str) -> None:
         raise NotImplementedError
 
-    def authorize(self, headers: Any, path: str) -> int | None:
-        """The HTTP status refusing this handshake (401: bad credentials), or None to
-        accept it. Keyless channels accept every one."""
+    def refuse(self, request: Request) -> tuple[int, str] | None:
+        """(HTTP status, body) to refuse the handshake with, as the source would (a wrong
+        key); None to accept it. Keyless channels accept every one."""
         return None
+
+    def pinged(self, sock: MirrorSocket) -> None:
+        """A ping frame came (the protocol answers it with a pong)."""
 
     def closed(self, sock: MirrorSocket) -> None:
         """The connection ended."""
@@ -346,8 +366,8 @@ class UpbitChannel(Channel):
         # id(sock) -> (the socket, its categories or None for all, include_body)
         self.subscriptions: dict[int, tuple[MirrorSocket, frozenset[str] | None, bool]] = {}
 
-    def authorize(self, headers: Any, path: str) -> int | None:
-        scheme, _, token = str(headers.get("Authorization") or "").partition(" ")
+    def refuse(self, request: Request) -> tuple[int, str] | None:
+        scheme, _, token = str(request.headers.get("Authorization") or "").partition(" ")
         try:
             claims = jwt.decode(token, self.secret_key, algorithms=["HS256", "HS512"])
         except jwt.InvalidTokenError:
@@ -363,13 +383,16 @@ class UpbitChannel(Channel):
             ):
                 self.refused += 1
                 self._verdict.refused = True
-                return None if self.refuse_in_band else 401
+                if self.refuse_in_band:
+                    return None
+                error = {"name": "invalid_access_key", "message": "잘못된 엑세스 키입니다."}
+                return 401, json.dumps({"error": error}, ensure_ascii=False)
             self.nonces.add(nonce)
         self._verdict.refused = False
         return None
 
     def serve(self, sock: MirrorSocket) -> None:
-        # The mirror's handler thread accepted this connection right after authorize.
+        # The mirror's handler thread accepted this connection right after refuse.
         if getattr(self._verdict, "refused", False):
             with self._lock:
                 self.unauthorized.add(id(sock))
@@ -456,3 +479,118 @@ class UpbitChannel(Channel):
 
     def _error(self, sock: MirrorSocket, name: str, message: str) -> None:
         self._send(sock, {"error": {"name": name, "message": message}})
+
+
+class BinanceChannel(Channel):
+    """Binance's CMS WebSocket (`/sapi/wss`), keyed with `api_key` and `secret`.
+
+    The handshake is refused as Binance documents its checks: HTTP 401 without the
+    X-MBX-APIKEY header of the key, or when `signature` is not the HMAC-SHA256 (the
+    secret) of the other parameters sorted by name; HTTP 400 when `random`, `topic` or
+    `timestamp` is missing, `random` is longer than 32 characters, `recvWindow` is over
+    60000, or the timestamp is outside it (5000 ms when none is given). The body is a
+    Binance error object (codes -2015, -1022, -1102, -1021 of its API). Accepted, the
+    connection gets the URL's `topic` ("|" between several); `{"command": "SUBSCRIBE" |
+    "UNSUBSCRIBE", "value": ...}` is answered `{"type": "COMMAND", ...}`; pings are
+    answered by the WebSocket protocol and counted (`pings`).
+
+    `publish(data, topic)` sends a DATA message (its data a JSON string, as Binance's) to
+    every connection on `topic` and returns the moment (time.time()) it was sent."""
+
+    path = "/sapi/wss"
+    KEY_HEADER = "X-MBX-APIKEY"
+
+    def __init__(self, api_key: str, secret: str) -> None:
+        super().__init__()
+        self.api_key = api_key
+        self.secret = secret
+        self.refusals: list[int] = []  # the status of each refused handshake
+        self.pings = 0
+        self.commands: list[dict[str, Any]] = []
+        self.topics: dict[int, tuple[MirrorSocket, set[str]]] = {}  # id(sock) -> its topics
+
+    def refuse(self, request: Request) -> tuple[int, str] | None:
+        refusal = self._check(request)
+        if refusal is not None:
+            with self._lock:
+                self.refusals.append(refusal[0])
+            return refusal[0], json.dumps(refusal[1])
+        return None
+
+    def _check(self, request: Request) -> tuple[int, dict[str, Any]] | None:
+        if request.headers.get(self.KEY_HEADER) != self.api_key:
+            return 401, {"code": -2015, "msg": "Invalid API-key, IP, or permissions for action."}
+        # The parameters as sent (still %-encoded): the signature covers those bytes.
+        query = urlsplit(request.path).query
+        pairs = [part.partition("=") for part in query.split("&") if part]
+        params = {name: value for name, _, value in pairs}
+        for name in ("random", "topic", "timestamp", "signature"):
+            if not params.get(name):
+                return 400, {"code": -1102, "msg": f"Mandatory parameter '{name}' was not sent."}
+        payload = "&".join(f"{n}={v}" for n, _, v in sorted(pairs) if n != "signature")
+        expected = hmac.new(self.secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(expected, params["signature"].lower()):
+            return 401, {"code": -1022, "msg": "Signature for this request is not valid."}
+        if len(params["random"]) > 32:
+            return 400, {"code": -1100, "msg": "Illegal characters found in parameter 'random'."}
+        try:
+            window = int(params.get("recvWindow") or 5000)
+            sent = int(params["timestamp"])
+        except ValueError:
+            return 400, {"code": -1100, "msg": "Illegal characters found in a parameter."}
+        now = int(time.time() * 1000)
+        if window > 60000 or not (now - window <= sent < now + 1000):
+            return 400, {
+                "code": -1021,
+                "msg": "Timestamp for this request is outside of the recvWindow.",
+            }
+        return None
+
+    def serve(self, sock: MirrorSocket) -> None:
+        query = dict(parse_qsl(urlsplit(sock.path).query))
+        with self._lock:
+            self.topics[id(sock)] = (sock, set(filter(None, query.get("topic", "").split("|"))))
+        super().serve(sock)
+
+    def subscribed(self, topic: str = "com_announcement_en") -> int:
+        """How many open connections get `topic`."""
+        with self._lock:
+            return sum(topic in topics for _, topics in self.topics.values())
+
+    def handle(self, sock: MirrorSocket, text: str) -> None:
+        try:
+            message = json.loads(text)
+        except ValueError:
+            return
+        if not isinstance(message, dict):
+            return
+        self.commands.append(message)
+        command = str(message.get("command", ""))
+        topics = set(filter(None, str(message.get("value", "")).split("|")))
+        answer = {"type": "COMMAND", "subType": command, "data": "SUCCESS", "code": "00000000"}
+        with self._lock:
+            _, subscribed = self.topics.setdefault(id(sock), (sock, set()))
+            if command == "SUBSCRIBE":
+                subscribed |= topics
+            elif command == "UNSUBSCRIBE":
+                subscribed -= topics
+            else:
+                answer |= {"data": "FAIL", "code": "00000001"}
+        sock.send_json(answer)
+
+    def pinged(self, sock: MirrorSocket) -> None:
+        with self._lock:
+            self.pings += 1
+
+    def closed(self, sock: MirrorSocket) -> None:
+        with self._lock:
+            self.topics.pop(id(sock), None)
+
+    def publish(self, data: dict[str, Any], topic: str = "com_announcement_en") -> float:
+        message = {"type": "DATA", "topic": topic, "data": json.dumps(data)}
+        with self._lock:
+            targets = [s for s, topics in self.topics.values() if topic in topics]
+        sent = time.time()
+        for sock in targets:
+            sock.send_json(message)
+        return sent

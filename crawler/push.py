@@ -28,6 +28,11 @@ edited_after_publication leaves such versions out).
 `UpbitPush`: Upbit's announcement WebSocket (crawler.sources.upbit), keyed (a JWT of the
 user's API key in the handshake); Upbit's `PING` keep-alive. With its body a push is the
 whole notice, archived at once; without it, the detail completes it as Gate's article does.
+
+`BinancePush`: Binance's CMS WebSocket (crawler.sources.binance), keyed: a signed query
+and the X-MBX-APIKEY header per connection, ping frames every 30 s, a new connection
+before 24 h. A push has no article code: it is looked up in the newest list page by
+title and time, archived at that code, then completed from the detail, as Gate's.
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ import random
 import time
 import uuid
 from contextlib import suppress
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 import jwt
@@ -49,7 +54,9 @@ from websockets.exceptions import InvalidStatus, WebSocketException
 
 from archive.normalize import utcnow
 from archive.records import ParseError, Quarantined, RawResponse, Record
-from crawler.sources import deribit, gate, upbit
+from crawler.sources import binance, deribit, gate, upbit
+from crawler.sources.parsing import EnvelopeError
+from crawler.stopping import Stopped
 
 if TYPE_CHECKING:
     from scrapy import Spider
@@ -479,3 +486,260 @@ class UpbitPush(PushClient):
 
 
 CHANNELS[upbit.SOURCE.spider] = UpbitPush
+
+
+class BinancePush(PushClient):
+    """Binance's CMS WebSocket (crawler.sources.binance, developers.binance.com/docs/cms),
+    keyed: ANNALS_BINANCE_API_KEY and ANNALS_BINANCE_API_SECRET (without both the source
+    is polled). Confirmed in Binance's docs ("WebSocket API Basic Information",
+    "Announcements"): the signed query (`random`, `topic`, `recvWindow`, `timestamp`,
+    `signature`: HMAC-SHA256 of the others sorted by name) and the X-MBX-APIKEY header,
+    made anew for every connection; PING every 30 s, as WebSocket ping frames (the limit
+    of 5 messages a second counts "PING frames"; the library's carry 4 bytes where Binance
+    recommends, not requires, none), a connection dropped after a minute without; a
+    connection valid 24 h at most; DATA messages whose `data` is a JSON string
+    without the article code. Modeled (public client code, not the docs): the answer to
+    `{"command": "SUBSCRIBE", ...}`, `{"type": "COMMAND", ...}`; it is logged, never
+    trusted to decide anything, as the URL's `topic` subscribes already.
+
+    Connection: subscribed once the handshake is accepted (the URL names the topics),
+    then a SUBSCRIBE command as Binance shows one. The library pings every
+    PUSH_PING_SECONDS (ANNALS_PUSH_HEARTBEAT against a mirror) and replaces a connection
+    whose pong does not come; Binance sends nothing else between announcements, so
+    silence alone is no fault here. Before 24 h (ANNALS_BINANCE_PUSH_MAX_AGE, 23 h 50 min)
+    the connection is renewed: closed and opened again at once, then the catch-up poll,
+    as after any reconnect, so what came between is not lost. A handshake Binance
+    refuses (a wrong key or signature: HTTP 401) is retried with the usual backoff while
+    the source is polled; it is logged as such and counted (`watch/refused`).
+
+    A pushed announcement has no code, and the archive's identity is the code (the list's
+    and the detail's). So each push is looked up in the newest list page, asked with the
+    spider's own request (`push_lookup`: its downloader slot, delay and middlewares): the
+    item of the same normalized title published near the same time (binance.push_match).
+    Found, the push is archived at once with its own fields (title, body if it has one,
+    time, catalog) at that code, then the detail request completes it (`completion`,
+    marked extra.completes_push: no edit). Not listed yet (the list lags the push), the
+    list is asked again after 1, 2, 4... s (ANNALS_BINANCE_PUSH_LOOKUP_BACKOFF), at most
+    ANNALS_BINANCE_PUSH_LOOKUPS times in all; never found, the message goes to quarantine
+    with its reason (the run ends "partial"; the next poll finds the announcement when
+    the list shows it). Lookups run beside the channel: a second push is not held up by
+    the first one's. While one waits it counts as `unarchived`, so a watch stopped in the
+    meantime says it did not archive that push (the next run's poll finds it).
+
+    The pushed version's snapshot is the message itself; `annals reparse` cannot give it
+    an identity alone (binance_announcements.parse_snapshot), so a push left in quarantine
+    stays there.
+    """
+
+    url = binance.PUSH_URL
+    keys = ("ANNALS_BINANCE_API_KEY", "ANNALS_BINANCE_API_SECRET")
+
+    def __init__(self, crawler: Crawler, spider: Spider, watch: Watch) -> None:
+        super().__init__(crawler, spider, watch)
+        settings = crawler.settings
+        if not self.base_url:  # Binance's own interval, whatever the other channels use
+            self.heartbeat = binance.PUSH_PING_SECONDS
+        self.max_age = settings.getfloat("ANNALS_BINANCE_PUSH_MAX_AGE", binance.PUSH_MAX_AGE - 600)
+        self.lookups = max(1, settings.getint("ANNALS_BINANCE_PUSH_LOOKUPS", 7))
+        self.lookup_backoff = settings.getfloat("ANNALS_BINANCE_PUSH_LOOKUP_BACKOFF", 1.0)
+        self.topics = [binance.push_topic(lang) for lang in self.languages()]
+        self._pending: set[asyncio.Future[None]] = set()
+        self._renewing = False
+        _hide_signed_requests()
+
+    def languages(self) -> list[str]:
+        return list(getattr(self.spider, "languages", None) or ["en"])
+
+    def start(self) -> None:
+        """Push only when every language the spider reads has a topic: the channel being
+        live stops the polling of all of them."""
+        missing = [lang for lang in self.languages() if binance.push_topic(lang) is None]
+        if missing:
+            logger.info(
+                "%s: polled, not pushed: Binance documents no announcement topic for %s",
+                self.spider.name,
+                ", ".join(missing),
+            )
+            return
+        super().start()
+
+    def stop(self) -> None:
+        super().stop()
+        for lookup in list(self._pending):
+            lookup.cancel()
+
+    def connect_url(self) -> str:
+        """The channel's URL with a new signed query: a new timestamp and random each time."""
+        topics = [t for t in self.topics if t]
+        query = binance.push_query(
+            topics,
+            self.key("ANNALS_BINANCE_API_SECRET"),
+            now_ms=int(time.time() * 1000),
+            random=os.urandom(16).hex(),
+        )
+        return f"{super().connect_url()}?{query}"
+
+    def headers(self) -> dict[str, str]:
+        return {binance.PUSH_KEY_HEADER: self.key("ANNALS_BINANCE_API_KEY")}
+
+    async def session(self, ws: ClientConnection, subscribed: Any) -> None:
+        opened = time.monotonic()
+        topics = "|".join(t for t in self.topics if t)
+        await ws.send(json.dumps({"command": "SUBSCRIBE", "value": topics}))
+        subscribed()
+        while True:
+            left = self.max_age - (time.monotonic() - opened)
+            try:
+                body = await asyncio.wait_for(ws.recv(), timeout=max(0.0, left))
+            except TimeoutError:
+                self._renewing = True  # before Binance ends it
+                return
+            data = body.encode() if isinstance(body, str) else body
+            with suppress(ValueError):
+                message = json.loads(data)
+                if isinstance(message, dict) and message.get("type") == "COMMAND":
+                    logger.info("%s: Binance answered %s", self.spider.name, message)
+                    continue
+            lookup = asyncio.ensure_future(self.settle(data))
+            self._pending.add(lookup)
+            lookup.add_done_callback(self._pending.discard)
+
+    # --- from a push to a record --------------------------------------------------------
+
+    async def settle(self, body: bytes) -> None:
+        """Archive one pushed message: find its code in the list, then archive it, or keep
+        it in quarantine when the list never shows it."""
+        try:
+            pushed = binance.parse_push(body, self.url)
+        except ParseError as exc:
+            reason = exc.reason
+            await self.archive(body, lambda _body, url: _raise(url, reason))
+            return
+        if pushed is None:
+            return
+        if self.lookup(pushed) is None:
+            logger.info(
+                "%s: pushed %r is of catalog %s, which this watch does not read",
+                self.spider.name,
+                pushed.title,
+                pushed.catalog_id,
+            )
+            self._count("pushed_elsewhere")
+            return
+        self._count("unarchived")  # until it is archived: a stop meanwhile loses it
+        listed: Record | None = None
+        tries = 0
+        while listed is None and tries < self.lookups:
+            if tries:
+                await asyncio.sleep(self.lookup_backoff * 2 ** (tries - 1))
+            tries += 1
+            found = await self.find(pushed)
+            if found is False:
+                return  # the crawl is stopping: counted unarchived
+            listed = found or None
+        self._count("unarchived", -1)
+        if listed is None:
+            self._count("unmatched")
+            reason = f"pushed announcement not in the list after {tries} tries: {pushed.title}"
+            await self.archive(body, lambda _body, url: _raise(url, reason))
+            return
+        record = binance.pushed_record(pushed, listed, self.url)
+        await self.archive(body, lambda _body, _url: record)
+
+    def lookup(self, pushed: binance.Pushed) -> Any:
+        """The spider's list request to look `pushed` up in; None when the spider does not
+        read its catalog."""
+        lookup = getattr(self.spider, "push_lookup", None)
+        return lookup(pushed.language, pushed.catalog_id) if lookup is not None else None
+
+    async def find(self, pushed: binance.Pushed) -> Record | Literal[False] | None:
+        """The list record of `pushed` on the newest list page; None when it is not there
+        (yet) or the page could not be read; False when the crawl is stopping."""
+        engine, request = self.crawler.engine, self.lookup(pushed)
+        if engine is None or request is None or self.watch.closing:
+            return False
+        url = str(request.meta.get("annals_url", request.url))
+        try:
+            response = await engine.download_async(request)
+        except Stopped:
+            return False
+        except Exception as exc:
+            logger.warning("%s: could not ask %s for a push's code: %s", self.spider.name, url, exc)
+            return None
+        if response.status != 200:
+            logger.warning("%s: %s answered HTTP %d", self.spider.name, url, response.status)
+            return None
+        try:
+            page = binance.SOURCE.parse_list(response.body, url, pushed.language)
+        except (ParseError, EnvelopeError) as exc:
+            logger.warning(
+                "%s: could not read %s for a push's code: %s", self.spider.name, url, exc
+            )
+            return None
+        return binance.push_match(pushed, page.records)
+
+    def wanted(self, record: Record) -> bool:
+        """Not when the archive has the article from its detail already (a poll was
+        first): the push's fields would be a version going back to less."""
+        from crawler.context import run_context
+
+        known = run_context(self.crawler).known([record.identity]).get(record.identity)
+        if known is None or known.extra.get("pushed"):
+            return True
+        logger.info("%s: pushed %s is archived already", self.spider.name, record.identity.ref())
+        return False
+
+    def completion(self, record: Record) -> Any:
+        complete = getattr(self.spider, "completion", None)
+        return complete(record) if complete is not None else None
+
+    def _count(self, name: str, value: int = 1) -> None:
+        assert self.crawler.stats is not None
+        self.crawler.stats.inc_value(f"annals/watch/{name}", value)
+
+    # --- renewals and refusals ------------------------------------------------------------
+
+    def _went_down(self, reason: str) -> None:
+        if self._renewing:
+            self.live = False
+            self._count("renewals")
+            logger.info("%s: renewing the connection before Binance ends it", self.spider.name)
+            self.watch.channel_down()
+            return
+        if any(f"HTTP {status}" in reason for status in (400, 401, 403)):
+            self._count("refused")
+            reason += " (Binance refused the key or its signature: check ANNALS_BINANCE_API_KEY"
+            reason += " and ANNALS_BINANCE_API_SECRET)"
+        super()._went_down(reason)
+
+    def _wait(self, failures: int) -> float:
+        if self._renewing:
+            self._renewing = False
+            return 0.0
+        return super()._wait(failures)
+
+
+def _raise(url: str, reason: str) -> Record:
+    raise ParseError(url, reason)
+
+
+class _HideSignedRequests(logging.Filter):
+    """The websockets library's DEBUG lines of a Binance handshake without its signed
+    query and API key: the path alone."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args if isinstance(record.args, tuple) else ()
+        if record.msg == "> GET %s HTTP/1.1" and args and "signature=" in str(args[0]):
+            record.args = (str(args[0]).split("?", 1)[0] + "?...",)
+        elif record.msg == "> %s: %s" and args and str(args[0]).lower() == "x-mbx-apikey":
+            record.args = (args[0], "...")
+        return True
+
+
+def _hide_signed_requests() -> None:
+    client = logging.getLogger("websockets.client")
+    if not any(isinstance(f, _HideSignedRequests) for f in client.filters):
+        client.addFilter(_HideSignedRequests())
+
+
+CHANNELS[binance.SOURCE.spider] = BinancePush

@@ -26,17 +26,26 @@ id seen is kept in `extra["catalog_ids"]`.
 Errors: bad JSON or a wrong shape raises `ParseError`; a failure envelope raises
 `EnvelopeError`. A single list item without a code, title or readable time is left out
 and listed in `ListPage.unusable` (a page whose every item is unusable raises `ParseError`).
+
+Push (the CMS WebSocket, keyed; `annals watch`, crawler.push.BinancePush): the signed
+connection query (`push_query`, `signed_query`), the pushed announcement (`parse_push`:
+title, time, catalog, body, disclaimer, but no code), its match in a list page
+(`push_match`: the same normalized title within PUSH_MATCH_WINDOW of its time) and the
+record archived from it at the list's code (`pushed_record`).
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlencode, urljoin, urlsplit
 
-from archive.normalize import html_to_text
+from archive.normalize import html_to_text, normalize_text
 from archive.records import Link, ParseError, Record
 from crawler.sources import nodetree
 from crawler.sources.contract import Detail, Envelope, Items, PageNumbers, Source
@@ -45,6 +54,7 @@ from crawler.sources.parsing import (
     UnusableItemError,
     first_time,
     int_or_none,
+    load_json,
     need,
     text_or_none,
     time_or_none,
@@ -302,3 +312,151 @@ SOURCE = Source(
     download_delay=1.0,
     article_url="https://www.binance.com/{locale}/support/announcement/{code}",
 )
+
+
+# --- the CMS WebSocket (`annals watch`: crawler.push.BinancePush) ----------------------------
+#
+# Confirmed in Binance's docs, developers.binance.com/docs/cms/general-info ("WebSocket API
+# Basic Information") and /docs/cms/announcement ("Announcements"):
+# wss://api.binance.com/sapi/wss?random=..&topic=..&recvWindow=..&timestamp=..&signature=..,
+# the API key in the X-MBX-APIKEY header, the signature an HMAC-SHA256 (the API secret)
+# of every other parameter sorted by name; `topic` names the topics the connection gets
+# ("|" between several). A message is `{"type": "DATA", "topic": ..., "data": "<JSON>"}`,
+# its data `{catalogId, catalogName, publishDate (ms), title, body, disclaimer}`: no
+# article code, so the code is found in the list (crawler.push.BinancePush).
+
+PUSH_URL = "wss://api.binance.com/sapi/wss"
+PUSH_KEY_HEADER = "X-MBX-APIKEY"
+# The documented topics, by the spider's language; a language without one is polled.
+PUSH_TOPICS = {"en": "com_announcement_en"}
+# Binance's recvWindow: how late (ms) the handshake may arrive after its timestamp (at
+# most 60000; the docs' example asks 30000, which tolerates a clock some seconds off).
+PUSH_RECV_WINDOW = 30_000
+PUSH_PING_SECONDS = 30.0  # "send PING messages every 30 seconds" (dropped after 60 s)
+PUSH_MAX_AGE = 24 * 3600.0  # a connection lives at most 24 h
+# How far the list's releaseDate may be from the push's publishDate for one article (the
+# docs do not say they are the same field; a title repeated days later stays apart).
+PUSH_MATCH_WINDOW = 600.0
+
+
+def push_topic(language: str) -> str | None:
+    return PUSH_TOPICS.get(language)
+
+
+def signed_query(params: Mapping[str, str], secret: str) -> str:
+    """The connection's query string: `params` sorted by name, then their signature, the
+    hex HMAC-SHA256 (key: the API secret) of exactly the query before it."""
+    payload = urlencode(sorted(params.items()))
+    signature = hmac.new(secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
+    return f"{payload}&signature={signature}"
+
+
+def push_query(topics: list[str], secret: str, now_ms: int, random: str) -> str:
+    """A connection's signed query: `random` (Binance asks at most 32 characters) and the
+    timestamp make each one new."""
+    params = {
+        "random": random,
+        "topic": "|".join(topics),
+        "recvWindow": str(PUSH_RECV_WINDOW),
+        "timestamp": str(now_ms),
+    }
+    return signed_query(params, secret)
+
+
+@dataclass(frozen=True)
+class Pushed:
+    """One announcement of the CMS WebSocket, as it came: everything but its code."""
+
+    topic: str
+    language: str
+    title: str
+    published_at: datetime
+    catalog_id: Any
+    catalog_name: str | None
+    body: Any  # the body in whatever form Binance sends it (nodetree.body_html reads it)
+    disclaimer: str | None
+
+
+def parse_push(body: bytes | str, url: str = PUSH_URL) -> Pushed | None:
+    """The announcement a `DATA` message carries; None for any other message (command
+    answers). ParseError when a DATA message is not one: bad JSON, no title or time, a
+    topic of no known language."""
+    message = load_json(body, url)
+    if not isinstance(message, Mapping) or message.get("type") != "DATA":
+        return None
+    topic = text_or_none(message.get("topic"))
+    language = next((lang for lang, t in PUSH_TOPICS.items() if t == topic), None)
+    if topic is None or language is None:
+        raise ParseError(url, f"a DATA message of an unknown topic {message.get('topic')!r}")
+    data = message.get("data")
+    if isinstance(data, str):  # documented: a JSON string
+        data = load_json(data, url, "a DATA message's data")
+    if not isinstance(data, Mapping):
+        raise ParseError(url, "a DATA message's data is not an announcement object")
+    title = text_or_none(data.get("title"))
+    if not title:
+        raise ParseError(url, "a pushed announcement has no title")
+    published_at = time_or_none(data.get("publishDate"))
+    if published_at is None:
+        raise ParseError(url, f"unreadable publishDate {data.get('publishDate')!r}")
+    return Pushed(
+        topic=topic,
+        language=language,
+        title=title,
+        published_at=published_at,
+        catalog_id=data.get("catalogId"),
+        catalog_name=text_or_none(data.get("catalogName")),
+        body=data.get("body"),
+        disclaimer=text_or_none(data.get("disclaimer")),
+    )
+
+
+def push_match(pushed: Pushed, listed: list[Record]) -> Record | None:
+    """The list record of the pushed announcement: the same title (normalized) published
+    within PUSH_MATCH_WINDOW of it, the nearest in time if several are."""
+    title = normalize_text(pushed.title)
+    found = [
+        (abs((record.published_at - pushed.published_at).total_seconds()), record)
+        for record in listed
+        if normalize_text(record.title) == title and record.published_at is not None
+    ]
+    near = [(gap, record) for gap, record in found if gap <= PUSH_MATCH_WINDOW]
+    return min(near, key=lambda pair: pair[0])[1] if near else None
+
+
+def pushed_record(pushed: Pushed, listed: Record, url: str = PUSH_URL) -> Record:
+    """The record to archive at once: the push's title, body, time and catalog, at the
+    article `code` the list gave (`listed`), so the detail fetched next is the same
+    document. extra["pushed"] names the topic (crawler.push: a completion follows)."""
+    body_html, hrefs = nodetree.body_html(pushed.body, url)
+    category, event_type = (
+        _category(pushed.catalog_id, pushed.catalog_name)
+        if pushed.catalog_id is not None
+        else (listed.category, listed.event_type)
+    )
+    catalog_ids = list(listed.extra.get("catalog_ids", []))
+    if pushed.catalog_id is not None and pushed.catalog_id not in catalog_ids:
+        catalog_ids.insert(0, pushed.catalog_id)
+    extra: dict[str, Any] = {
+        "pushed": pushed.topic,
+        "catalog_id": pushed.catalog_id
+        if pushed.catalog_id is not None
+        else listed.extra.get("catalog_id"),
+        "catalog_ids": catalog_ids,
+        **{k: v for k, v in listed.extra.items() if k in ("article_id", "type")},
+    }
+    if pushed.disclaimer:
+        extra["disclaimer"] = pushed.disclaimer
+    return SOURCE.announcement(
+        listed.language,
+        listed.external_id,
+        listed.url,
+        title=pushed.title,
+        body_html=body_html,
+        body_text=html_to_text(body_html) if body_html is not None else None,
+        published_at=pushed.published_at,
+        category=category,
+        event_type=event_type,
+        extra=extra,
+        links=[_link(href) for href in dict.fromkeys(hrefs)],
+    )

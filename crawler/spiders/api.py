@@ -417,9 +417,60 @@ def _check_known(spider: str, what: str, given: list[str], known: dict[str, Any]
 
 
 class BinanceAnnouncementsSpider(ApiAnnouncementsSpider):
-    """Binance announcements: catalog lists, then each new article's full body (detail)."""
+    """Binance announcements: catalog lists, then each new article's full body (detail).
+
+    `annals watch` with keys (crawler.push.BinancePush): a pushed announcement has no
+    article code; `push_lookup` is the list request its code is looked up in, and
+    `completion` the detail request that completes the record archived from the push."""
 
     facts = binance.SOURCE
+
+    @classmethod
+    def parse_snapshot(cls, raw: RawResponse) -> list[Record]:
+        """A stored answer; a pushed message (its WebSocket URL) names no article code, so
+        alone it gives no record: a push never found in the list stays in quarantine (the
+        next poll archives the announcement from the list)."""
+        if raw.url == binance.PUSH_URL:
+            pushed = binance.parse_push(raw.body, raw.url)
+            if pushed is None:
+                return []
+            raise ParseError(
+                raw.url, f"a pushed announcement names no article code: {pushed.title}"
+            )
+        return super().parse_snapshot(raw)
+
+    def push_lookup(self, language: str, catalog_id: Any) -> scrapy.Request | None:
+        """The first list page a pushed announcement of `catalog_id` is looked for in: the
+        unfiltered list, or its catalog's where the spider reads named categories (None
+        when it reads others: the push is not this watch's)."""
+        named = [c for c in self.categories if c]
+        if not named:
+            return self.list_request(Listing(language, None), 1, {})
+        if str(catalog_id) not in named:
+            return None
+        return self.list_request(Listing(language, str(catalog_id)), 1, {})
+
+    def completion(self, pushed: Record) -> scrapy.Request:
+        """The detail request that completes a record archived from the push; its record
+        is marked extra.completes_push (parse_detail). A round in progress does not fetch
+        it again (mark_seen)."""
+        self.mark_seen(pushed.identity)
+        request = self.detail_request(pushed, None)
+        request.meta["annals_completes_push"] = True
+        return request
+
+    async def parse_detail(
+        self, response: Response, listed: Record, known: Known | None
+    ) -> AsyncIterator[Any]:
+        """The detail's record; marked extra.completes_push when it completes a push: asked
+        right after it, or by a later poll when the archive's version is the push's."""
+        completes = response.meta.get("annals_completes_push") or (
+            known is not None and known.extra.get("pushed")
+        )
+        async for item in super().parse_detail(response, listed, known):
+            if completes and isinstance(item, Record):
+                item.extra["completes_push"] = True
+            yield item
 
 
 class OkxAnnouncementsSpider(ApiAnnouncementsSpider):
