@@ -80,6 +80,8 @@ class PushClient:
     # The environment variables a keyed channel needs (its API key and secret); without
     # every one of them set, the source is polled instead (push_client).
     keys: ClassVar[tuple[str, ...]] = ()
+    name: ClassVar[str] = ""  # the source, as a refused key's warning names it
+    key_hint: ClassVar[str] = ""  # what else to check when the key is refused
 
     def __init__(self, crawler: Crawler, spider: Spider, watch: Watch) -> None:
         settings = crawler.settings
@@ -172,8 +174,23 @@ class PushClient:
         self.watch.channel_down()
 
     def failed(self, exc: Exception) -> None:
-        """A connection or its session ended with `exc` (a keyed channel counts a refused
-        key here); the client reconnects after its backoff either way."""
+        """A connection or its session ended with `exc`; the client reconnects after its
+        backoff either way. A handshake refused with HTTP 401 or 403 is the key's refusal."""
+        if isinstance(exc, InvalidStatus) and exc.response.status_code in (401, 403):
+            self.key_refused(f"HTTP {exc.response.status_code}")
+
+    def key_refused(self, answer: str) -> None:
+        """The source refused the user's key: counted (`watch/key_refused`) and logged
+        with the variables to check; the source is polled while the key is tried again."""
+        self._count("key_refused")
+        logger.warning(
+            "%s: %s refused the API key (%s): check %s%s; polled meanwhile",
+            self.spider.name,
+            self.name,
+            answer,
+            " and ".join(self.keys),
+            self.key_hint,
+        )
 
     def _wait(self, failures: int) -> float:
         base = min(self.max_backoff, self.backoff * 2 ** max(0, failures - 1))
@@ -239,9 +256,9 @@ class PushClient:
         is marked extra.completes_push), or None when the push is the whole document."""
         return None
 
-    def _count(self, name: str) -> None:
+    def _count(self, name: str, value: int = 1) -> None:
         assert self.crawler.stats is not None
-        self.crawler.stats.inc_value(f"annals/watch/{name}")
+        self.crawler.stats.inc_value(f"annals/watch/{name}", value)
 
 
 class DeribitPush(PushClient):
@@ -384,7 +401,7 @@ class UpbitPush(PushClient):
     that a push's `category` is the WebSocket's key (`wallet`, ...; a Korean label is read
     as well); whether a refused key is answered at the handshake (HTTP 401 or 403) or
     with INVALID_AUTH after it (the mirror does either): both are counted
-    `watch/auth_refused`, logged with the variables to check, and retried with the
+    `watch/key_refused`, logged with the variables to check, and retried with the
     backoff, the notices polled meanwhile (nothing is lost, so the run's status stays
     what its polls earn).
 
@@ -398,6 +415,8 @@ class UpbitPush(PushClient):
 
     url = upbit.PUSH_URL
     keys = ("ANNALS_UPBIT_ACCESS_KEY", "ANNALS_UPBIT_SECRET_KEY")
+    name = "Upbit"
+    key_hint = " and the key's allowed IPs"
 
     def headers(self) -> dict[str, str]:
         access_key, secret_key = (self.key(name) for name in self.keys)
@@ -438,22 +457,8 @@ class UpbitPush(PushClient):
 
     def refused(self, name: str, message: str) -> None:
         if name == "INVALID_AUTH":
-            self._key_refused(name)
+            self.key_refused(name)
         raise ChannelError(f"Upbit answered {name}: {message}")
-
-    def failed(self, exc: Exception) -> None:
-        if isinstance(exc, InvalidStatus) and exc.response.status_code in (401, 403):
-            self._key_refused(f"HTTP {exc.response.status_code}")
-
-    def _key_refused(self, answer: str) -> None:
-        self._count("auth_refused")
-        logger.warning(
-            "%s: Upbit refused the API key (%s): check %s and the key's allowed IPs;"
-            " the notices are polled meanwhile",
-            self.spider.name,
-            answer,
-            " and ".join(self.keys),
-        )
 
     def wanted(self, record: Record) -> bool:
         """Archive this push? Yes, unless it has no body and the archive has the notice
@@ -510,7 +515,7 @@ class BinancePush(PushClient):
     the connection is renewed: closed and opened again at once, then the catch-up poll,
     as after any reconnect, so what came between is not lost. A handshake Binance
     refuses (a wrong key or signature: HTTP 401) is retried with the usual backoff while
-    the source is polled; it is logged as such and counted (`watch/refused`).
+    the source is polled; it is logged as such and counted (`watch/key_refused`).
 
     A pushed announcement has no code, and the archive's identity is the code (the list's
     and the detail's). So each push is looked up in the newest list page, asked with the
@@ -533,6 +538,8 @@ class BinancePush(PushClient):
 
     url = binance.PUSH_URL
     keys = ("ANNALS_BINANCE_API_KEY", "ANNALS_BINANCE_API_SECRET")
+    name = "Binance"
+    key_hint = " (a refused signature is answered the same)"
 
     def __init__(self, crawler: Crawler, spider: Spider, watch: Watch) -> None:
         super().__init__(crawler, spider, watch)
@@ -693,11 +700,7 @@ class BinancePush(PushClient):
         complete = getattr(self.spider, "completion", None)
         return complete(record) if complete is not None else None
 
-    def _count(self, name: str, value: int = 1) -> None:
-        assert self.crawler.stats is not None
-        self.crawler.stats.inc_value(f"annals/watch/{name}", value)
-
-    # --- renewals and refusals ------------------------------------------------------------
+    # --- renewals -------------------------------------------------------------------------
 
     def _went_down(self, reason: str) -> None:
         if self._renewing:
@@ -706,10 +709,6 @@ class BinancePush(PushClient):
             logger.info("%s: renewing the connection before Binance ends it", self.spider.name)
             self.watch.channel_down()
             return
-        if any(f"HTTP {status}" in reason for status in (400, 401, 403)):
-            self._count("refused")
-            reason += " (Binance refused the key or its signature: check ANNALS_BINANCE_API_KEY"
-            reason += " and ANNALS_BINANCE_API_SECRET)"
         super()._went_down(reason)
 
     def _wait(self, failures: int) -> float:

@@ -323,14 +323,14 @@ def test_a_wrong_secret_is_refused_by_the_server_and_the_source_is_polled(
         wait_for(lambda: first_pages(mirror) > polls, 10, "the next poll")  # polled at 1 s
         assert channel.connections == 0
         assert channel.subscribed(TOPIC) == 0
-        wait_for(lambda: watch.logged("Binance refused the key"), 5, "the reason in the log")
+        wait_for(lambda: watch.logged("Binance refused the API key"), 5, "the reason in the log")
     finally:
         took, _out, err = watch.stop(signal.SIGTERM)
 
     assert took < 5, (took, err)
     assert "HTTP 401" in err
     _, counters = runs(db)["binance_announcements"]
-    assert counters["watch/refused"] >= 1
+    assert counters["watch/key_refused"] >= 1
     assert "watch/pushed" not in counters
     assert "signature=" not in err
 

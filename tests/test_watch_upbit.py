@@ -182,7 +182,7 @@ def test_an_upbit_push_is_archived_at_once_with_its_body_an_edit_is_one_version_
     assert counters["watch/completions"] == 1
     assert counters["watch/pushed_known"] == 1
     assert counters["watch/reconnects"] == 1
-    assert "watch/auth_refused" not in counters
+    assert "watch/key_refused" not in counters
     # Every connection had a token of its own (the mirror refuses a nonce seen before).
     assert (channel.connections, channel.refused) == (2, 0)
 
@@ -283,7 +283,7 @@ def test_a_wrong_secret_is_refused_and_the_notices_are_polled(
     assert f"Upbit refused the API key ({answer}): check ANNALS_UPBIT_ACCESS_KEY" in err
     assert SECRET_KEY[::-1] not in err
     status, counters = runs(db)["upbit_announcements"]
-    assert counters["watch/auth_refused"] >= 2
+    assert counters["watch/key_refused"] >= 2
     assert counters["watch/rounds"] >= 2
     assert "watch/pushed" not in counters
     assert status in ("finished", "interrupted")  # nothing lost: polled all along
