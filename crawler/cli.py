@@ -609,6 +609,23 @@ def demo(
     db: Annotated[
         str, typer.Option("--db", help="Archive to fill (created if missing).")
     ] = "annals-demo.db",
+    watch: Annotated[
+        bool,
+        typer.Option(
+            "--watch",
+            help="Run `annals watch --all` against the mirrors while new announcements are"
+            " pushed and listed, one line per arrival, until Ctrl-C.",
+        ),
+    ] = False,
+    seconds: Annotated[
+        float | None,
+        typer.Option(
+            "--seconds",
+            help="With --watch: publish for this many seconds, wait for what was published,"
+            " then stop.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Crawl the bundled mirrors of every source offline and show what landed.
 
@@ -618,15 +635,28 @@ def demo(
     and creates no version. Gate's mirror blocks two articles on purpose (an Akamai 403
     and an EdgeOne challenge): they are never archived, and that run ends "blocked".
 
+    With --watch, `annals watch --all` keeps the archive current instead, with Gate's
+    and Deribit's push channels served too; every few seconds a made-up announcement is
+    pushed on Deribit's channel and another put on OKX's first list page (polled every
+    2 s), and each arrival is printed with its lag from publication to commit. Ctrl-C
+    or SIGTERM stops it, or --seconds; it exits 1 if something published never arrived.
+
     Example:
 
         annals demo --db /tmp/demo.db
+
+        annals demo --watch --db demo.db --seconds 30
     """
     from crawler.mirror import Mirror, MirrorServer
 
     folders = [MIRRORS / source for source in DEMO_SPIDERS]
     names = [name for source in DEMO_SPIDERS for name in DEMO_SPIDERS[source]]
     url = dbmod.resolve_url(db)
+    if seconds is not None and (not watch or seconds <= 0):
+        raise fail("--seconds takes a number of seconds above 0, with --watch", Exit.USAGE)
+    if watch:
+        _demo_watch(url, folders, seconds)
+        return
     settings = crawl_settings(url, DEMO_SETTINGS, "ERROR")
     with MirrorServer(Mirror(*folders)) as server:
         typer.echo(f"serving the recorded pages of {', '.join(DEMO_SPIDERS)} at {server.url}")
@@ -644,6 +674,18 @@ def demo(
         f"\nNext: annals history gate:announcement:51322:en --db {where}, "
         f"annals export --db {where} | head -1, annals stats --db {where}"
     )
+
+
+def _demo_watch(url: str, folders: list[Path], seconds: float | None) -> None:
+    from crawler import demo_watch
+
+    with archive_errors():
+        dbmod.refuse_foreign(url)
+    code = demo_watch.run(url, folders, DEMO_SETTINGS, typer.echo, seconds)
+    where = dbmod.display(url)
+    typer.echo(f"\nThe archive is {where}. Next: annals stats --db {where}")
+    if code:
+        raise typer.Exit(code)
 
 
 def reparse(
