@@ -4,8 +4,12 @@ user would, into a SQLite file read afterwards."""
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -93,3 +97,37 @@ def test_a_published_item_tops_the_first_list_page_which_keeps_its_size():
         assert [r.identity for r in listed[1:]] == [r.identity for r in recorded.records[:-1]]
         # No subscriber yet: the pushed feed's item is on its list only.
         assert published.how == "polled"
+
+
+def test_sigterm_stops_the_demo_and_its_watch_with_the_runs_recorded(tmp_path):
+    db = tmp_path / "demo.db"
+    env = {**os.environ, "PYTHONWARNINGS": "ignore::DeprecationWarning"}
+    env.pop("ANNALS_DATABASE_URL", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "archive", "demo", "--watch", "--db", str(db)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
+    assert process.stdout is not None
+    lines: list[str] = []
+    try:
+        for line in process.stdout:  # until the first polled arrival
+            lines.append(line.rstrip("\n"))
+            if line.startswith("arrived: okx (polled)"):
+                break
+        process.send_signal(signal.SIGTERM)
+        rest, _ = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    lines += rest.splitlines()
+    assert process.returncode == 0, lines
+    assert any(line.startswith("arrived: okx (polled)") for line in lines)
+    # The watch was stopped too, and says how each of its runs ended.
+    names = [n for spiders in DEMO_SPIDERS.values() for n in spiders]
+    assert {line.split(":")[0] for line in lines if " (run " in line} == set(names)
+    statuses = dict(query(db, "SELECT spider, status FROM crawl_runs"))
+    assert set(statuses) == set(names)
+    assert "running" not in statuses.values()
