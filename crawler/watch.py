@@ -15,7 +15,7 @@ so nothing pushed while away is lost), and at the interval while the channel is 
 
 Intervals: ANNALS_WATCH_INTERVAL for every spider, ANNALS_WATCH_INTERVALS for some by
 name (`annals watch --interval okx_announcements=10`), never below what the round's list
-requests take at the source's documented limit (`poll_interval`: a round of N first list
+requests take at the source's documented limit (`PollInterval`: a round of N first list
 pages at one request every DOWNLOAD_DELAY seconds cannot repeat sooner than N times
 that). `annals watch` resolves them before it starts and says so when one was raised;
 the Watch holds to the spider's DOWNLOAD_DELAY whatever it is given.
@@ -147,7 +147,7 @@ def round_requests(spider: Spider) -> int:
 
     try:
         return max(1, asyncio.run(count()))
-    except Exception as exc:  # a start() that needs a running crawl: one request, then
+    except Exception as exc:  # a start() that needs a running crawl: taken as one request
         logger.debug("%s: its first requests could not be counted: %s", spider.name, exc)
         return 1
 
