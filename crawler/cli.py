@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from scrapy.settings import Settings
 
     from crawler.spiders.base import AnnalsSpider
+    from crawler.watch import PollInterval
 
 # A spider's run: its name, status, run id (None when none was recorded) and counters.
 Outcome = tuple[str, str, int | None, dict[str, Any]]
@@ -404,12 +405,14 @@ def watch(
         ),
     ] = None,
     interval: Annotated[
-        float,
+        list[str] | None,
         typer.Option(
             "--interval",
-            help="Seconds between two polls of a source (never faster than its limit).",
+            help=f"Seconds between two polls of a source (default {DEFAULT_INTERVAL:g}), or"
+            " SPIDER=SECONDS for one spider (repeatable); never faster than its limit.",
+            show_default=False,
         ),
-    ] = 30.0,
+    ] = None,
     arg: ArgOption = None,
     setting: SettingOption = None,
     all_spiders: Annotated[bool, typer.Option("--all", help="Watch every source.")] = False,
@@ -427,6 +430,13 @@ def watch(
     (ANNALS_BINANCE_API_KEY and ANNALS_BINANCE_API_SECRET; ANNALS_UPBIT_ACCESS_KEY and
     ANNALS_UPBIT_SECRET_KEY).
 
+    `--interval okx_announcements=10` (or -s ANNALS_WATCH_INTERVALS='{"okx_announcements":
+    10}') polls one spider at another interval. No source is polled faster than its
+    documented limit allows: a round that asks N list pages at one request every D
+    seconds repeats every N*D seconds at the most. The first lines on stderr say, per
+    spider, whether it is pushed or polled and how often, and why when that is not what
+    was asked (a keyed channel whose keys are not set, a limit).
+
     Each poll follows `annals crawl`'s incremental rules (paging stops at the first page
     with nothing new); each new record is committed within a second. The WebSocket
     channels are read instead of polling while they are up; after
@@ -438,10 +448,9 @@ def watch(
 
     Example:
 
-        annals watch --all --db annals.db --interval 30
+        annals watch --all --db annals.db --interval 30 --interval okx_announcements=10
     """
-    if interval <= 0:
-        raise fail("--interval takes a number of seconds above 0", Exit.USAGE)
+    every, some = _intervals(interval)
     known = project_spiders(project_settings())
     wanted = _chosen(known, spiders, all_spiders)
     spider_args = _spider_arguments(known, wanted, arg, base_url, full=False)
@@ -452,21 +461,105 @@ def watch(
         setting,
         log_level,
         (notify, notify_on, notify_source, notify_symbol, notify_edits, notify_max_age),
-        ANNALS_WATCH_INTERVAL=interval,
+        ANNALS_WATCH_INTERVAL=every,
+        ANNALS_WATCH_INTERVALS=some,
         DUPEFILTER_CLASS="crawler.watch.RoundDupeFilter",
     )
+    plan = _poll_plan(known, wanted, spider_args, settings, every, some)
+    # The Watch of each crawl reads the interval resolved here (crawler.watch).
+    settings.set("ANNALS_WATCH_INTERVALS", {n: p.used for n, p in plan.items()}, priority="cmdline")
     with archive_errors():
         dbmod.refuse_foreign(url)
-    typer.echo(
-        f"watching {', '.join(wanted)} every {interval:g}s into {dbmod.display(url)}"
-        " (SIGTERM or Ctrl-C stops)",
-        err=True,
-    )
+    typer.echo(f"watching into {dbmod.display(url)} (SIGTERM or Ctrl-C stops):", err=True)
+    for line in watch_lines(plan):
+        typer.echo(f"  {line}", err=True)
     results = crawl_archive(url, wanted, settings, spider_args)
     print_summaries(results, alerts=notifying)
     code = exit_code([status for _, status, _, _ in results])
     if code:
         raise typer.Exit(int(code))
+
+
+DEFAULT_INTERVAL = 30.0  # seconds between two polls of a source (issue 14)
+
+
+def _intervals(values: list[str] | None) -> tuple[float, dict[str, float]]:
+    """The --interval options: the interval of every spider (the last plain SECONDS,
+    else the default) and those given as SPIDER=SECONDS; a usage error for a value that
+    is not a number of seconds above 0."""
+    from crawler.watch import seconds
+
+    every, some = DEFAULT_INTERVAL, {}
+    try:
+        for value in values or []:
+            name, sep, number = value.partition("=")
+            if sep:
+                some[name] = seconds(number, f"--interval {name}")
+            else:
+                every = seconds(value, "--interval")
+    except ValueError as exc:
+        raise fail(str(exc), Exit.USAGE) from None
+    return every, some
+
+
+def _poll_plan(
+    known: dict[str, type[Spider]],
+    wanted: list[str],
+    spider_args: dict[str, str],
+    settings: Settings,
+    every: float,
+    some: dict[str, float],
+) -> dict[str, PollInterval]:
+    """Each watched spider's interval: asked (--interval SPIDER=SECONDS and
+    ANNALS_WATCH_INTERVALS, which -s sets, over the plain --interval), and the floor of
+    its source's limit (its DOWNLOAD_DELAY, as the spider's own settings make it, times
+    the list requests a round begins with). A usage error for an unknown spider name or
+    a value that is not seconds, before anything runs."""
+    from crawler.watch import PollInterval, round_requests, spider_intervals
+
+    try:
+        given = {**some, **settings.getdict("ANNALS_WATCH_INTERVALS")}
+    except (ValueError, TypeError) as exc:
+        raise fail(
+            f"ANNALS_WATCH_INTERVALS takes a JSON object of spider names and seconds ({exc})",
+            Exit.USAGE,
+        ) from None
+    try:
+        asked = spider_intervals(given, known, "--interval / ANNALS_WATCH_INTERVALS")
+    except ValueError as exc:
+        raise fail(str(exc), Exit.USAGE) from None
+    plan = {}
+    for name in wanted:
+        spider_settings = settings.copy()
+        known[name].update_settings(spider_settings)
+        plan[name] = PollInterval(
+            asked.get(name, every),
+            round_requests(known[name](**spider_args)),
+            spider_settings.getfloat("DOWNLOAD_DELAY"),
+        )
+    return plan
+
+
+def watch_lines(plan: dict[str, PollInterval]) -> list[str]:
+    """One line per spider for the watch's start: pushed, or polled how often, and why
+    when that is not what the user asked (a keyed channel's keys not set, a limit)."""
+    from crawler.push import CHANNELS
+
+    lines = []
+    width = max(map(len, plan), default=0)
+    for name, poll in plan.items():
+        every = f"every {poll.used:g}s"
+        channel = CHANNELS.get(name)
+        missing = channel.missing_keys() if channel is not None else []
+        if channel is not None and not missing:
+            how = f"push (polled {every} while its channel is down)"
+        elif channel is not None:
+            how = f"polled {every} (keys not set: {', '.join(missing)})"
+        else:
+            how = f"polled {every}"
+        why = poll.why()
+        lines.append(f"{name:{width}}  {how}" + (f" ({why})" if why else ""))
+    return lines
 
 
 def _first_line(doc: str | None) -> str:
@@ -518,6 +611,23 @@ def demo(
     db: Annotated[
         str, typer.Option("--db", help="Archive to fill (created if missing).")
     ] = "annals-demo.db",
+    watch: Annotated[
+        bool,
+        typer.Option(
+            "--watch",
+            help="Run `annals watch --all` against the mirrors while new announcements are"
+            " pushed and listed, one line per arrival, until Ctrl-C.",
+        ),
+    ] = False,
+    seconds: Annotated[
+        float | None,
+        typer.Option(
+            "--seconds",
+            help="With --watch: publish for this many seconds, wait for what was published,"
+            " then stop.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Crawl the bundled mirrors of every source offline and show what landed.
 
@@ -527,15 +637,28 @@ def demo(
     and creates no version. Gate's mirror blocks two articles on purpose (an Akamai 403
     and an EdgeOne challenge): they are never archived, and that run ends "blocked".
 
+    With --watch, `annals watch --all` keeps the archive current instead, with Gate's
+    and Deribit's push channels served too; every few seconds a made-up announcement is
+    pushed on Deribit's channel and another put on OKX's first list page (polled every
+    2 s), and each arrival is printed with its lag from publication to commit. Ctrl-C
+    or SIGTERM stops it, or --seconds; it exits 1 if something published never arrived.
+
     Example:
 
         annals demo --db /tmp/demo.db
+
+        annals demo --watch --db demo.db --seconds 30
     """
     from crawler.mirror import Mirror, MirrorServer
 
     folders = [MIRRORS / source for source in DEMO_SPIDERS]
     names = [name for source in DEMO_SPIDERS for name in DEMO_SPIDERS[source]]
     url = dbmod.resolve_url(db)
+    if seconds is not None and (not watch or seconds <= 0):
+        raise fail("--seconds takes a number of seconds above 0, with --watch", Exit.USAGE)
+    if watch:
+        _demo_watch(url, folders, seconds)
+        return
     settings = crawl_settings(url, DEMO_SETTINGS, "ERROR")
     with MirrorServer(Mirror(*folders)) as server:
         typer.echo(f"serving the recorded pages of {', '.join(DEMO_SPIDERS)} at {server.url}")
@@ -553,6 +676,18 @@ def demo(
         f"\nNext: annals history gate:announcement:51322:en --db {where}, "
         f"annals export --db {where} | head -1, annals stats --db {where}"
     )
+
+
+def _demo_watch(url: str, folders: list[Path], seconds: float | None) -> None:
+    from crawler import demo_watch
+
+    with archive_errors():
+        dbmod.refuse_foreign(url)
+    code = demo_watch.run(url, folders, DEMO_SETTINGS, typer.echo, seconds)
+    where = dbmod.display(url)
+    typer.echo(f"\nThe archive is {where}. Next: annals stats --db {where}")
+    if code:
+        raise typer.Exit(code)
 
 
 def reparse(

@@ -51,6 +51,10 @@ ADDONS = {"crawler.frontier.FrontierAddon": 0}
 # Seconds between two polls of a source's newest list page; 0: not a watch (annals crawl).
 # A source is never asked faster than its DOWNLOAD_DELAY (the source's documented limit).
 ANNALS_WATCH_INTERVAL = 0.0
+# Another interval for some spiders, by name: {"okx_announcements": 10} (`annals watch
+# --interval okx_announcements=10`, or -s ANNALS_WATCH_INTERVALS='{...}'). Every interval
+# is raised to what a round's list requests take at the spider's DOWNLOAD_DELAY.
+ANNALS_WATCH_INTERVALS: dict[str, float] = {}
 ANNALS_WATCH_FLUSH_SECONDS = 0.5  # the pipeline's ANNALS_FLUSH_SECONDS during a watch
 # A push channel's heartbeat, as the source asks for one (Deribit: public/set_heartbeat,
 # at least 10 s); a connection silent for three heartbeats is taken for dead and replaced.

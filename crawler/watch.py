@@ -13,6 +13,13 @@ A source with a push channel (crawler.push) is not polled while its channel is l
 round runs when the spider opens and after every (re)subscription (the catch-up poll,
 so nothing pushed while away is lost), and at the interval while the channel is down.
 
+Intervals: ANNALS_WATCH_INTERVAL for every spider, ANNALS_WATCH_INTERVALS for some by
+name (`annals watch --interval okx_announcements=10`), never below what the round's list
+requests take at the source's documented limit (`PollInterval`: a round of N first list
+pages at one request every DOWNLOAD_DELAY seconds cannot repeat sooner than N times
+that). `annals watch` resolves them before it starts and says so when one was raised;
+the Watch holds to the spider's DOWNLOAD_DELAY whatever it is given.
+
 Commits: a round's records are written when the round ends (and by the pipeline's
 ANNALS_WATCH_FLUSH_SECONDS timer within it), a push at once (crawler.push).
 
@@ -31,7 +38,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from scrapy import signals
@@ -82,13 +92,75 @@ class RoundDupeFilter(RFPDupeFilter):
         self.seen_this_round.clear()
 
 
+@dataclass(frozen=True)
+class PollInterval:
+    """A spider's poll interval: what was asked, and what its source's limit allows."""
+
+    asked: float
+    requests: int  # the list requests a round begins with
+    delay: float  # the spider's DOWNLOAD_DELAY: its source's documented limit
+
+    @property
+    def floor(self) -> float:
+        return self.requests * self.delay
+
+    @property
+    def used(self) -> float:
+        return max(self.asked, self.floor)
+
+    def why(self) -> str:
+        """Why the interval used is not the one asked; "" when it is."""
+        if self.used <= self.asked:
+            return ""
+        pages = f"{self.requests} list requests" if self.requests != 1 else "1 list request"
+        return f"raised from {self.asked:g}s: {pages} a round, at most one every {self.delay:g}s"
+
+
+def seconds(value: Any, what: str) -> float:
+    """An interval given by a user: a number of seconds above 0, else ValueError saying so."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what} takes a number of seconds, not {value!r}") from None
+    if not math.isfinite(number) or number <= 0:
+        raise ValueError(f"{what} takes a number of seconds above 0, not {value!r}")
+    return number
+
+
+def spider_intervals(
+    given: Mapping[str, Any], known: Mapping[str, Any], what: str = "ANNALS_WATCH_INTERVALS"
+) -> dict[str, float]:
+    """ANNALS_WATCH_INTERVALS checked: every name a known spider, every value seconds;
+    ValueError naming what is wrong."""
+    unknown = sorted(name for name in given if name not in known)
+    if unknown:
+        raise ValueError(f"{what}: unknown spider {', '.join(unknown)}; known: {', '.join(known)}")
+    return {name: seconds(value, f"{what} {name}") for name, value in given.items()}
+
+
+def round_requests(spider: Spider) -> int:
+    """The requests a round of this spider begins with: its start() (which only builds
+    requests from the spider's arguments) drained outside a crawl, at least 1."""
+
+    async def count() -> int:
+        return sum([1 async for _ in spider.start()])
+
+    try:
+        return max(1, asyncio.run(count()))
+    except Exception as exc:  # a start() that needs a running crawl: taken as one request
+        logger.debug("%s: its first requests could not be counted: %s", spider.name, exc)
+        return 1
+
+
 class Watch:
     """An extension (EXTENSIONS) switched on by ANNALS_WATCH_INTERVAL > 0."""
 
     def __init__(self, crawler: Crawler, interval: float) -> None:
         self.crawler = crawler
+        name = getattr(crawler.spidercls, "name", None)
+        asked = crawler.settings.getdict("ANNALS_WATCH_INTERVALS").get(name, interval)
         # Never faster than the source's limit: its DOWNLOAD_DELAY between two requests.
-        self.interval = max(interval, crawler.settings.getfloat("DOWNLOAD_DELAY"))
+        self.interval = max(float(asked), crawler.settings.getfloat("DOWNLOAD_DELAY"))
         self.in_round = True  # the first round is the spider's start(), run by Scrapy
         self.feeding = False  # a round's start requests are being scheduled
         self.wanted = False  # a catch-up poll asked for while a round ran
@@ -116,6 +188,10 @@ class Watch:
         from crawler.push import push_client
 
         self._stats("rounds")
+        # The first round begins now, not when the crawler was made: the next one is an
+        # interval after this one's requests, not after the other crawlers' set-up.
+        self.round_started = time.monotonic()
+        self.round_started_at = utcnow()
         self._losses = self._loss_counts()
         self.push = push_client(self.crawler, spider, self)
         if self.push is not None:
