@@ -29,7 +29,14 @@ from rich.text import Text
 from archive import db as dbmod
 from archive import search as searchmod
 from archive.cliutil import DbOption, Exit, archive_errors, err, fail
-from archive.diff import compared_versions, history_rows, load_history, unified_diff
+from archive.diff import (
+    compared_versions,
+    completion_notes,
+    edits,
+    history_rows,
+    load_history,
+    unified_diff,
+)
 from archive.export import Filters, count, export_jsonl, export_parquet
 from archive.normalize import format_time
 from archive.query import DEFAULT_TIMEOUT, FORMATS, run_query, write_rows
@@ -293,7 +300,10 @@ def history(
     db: DbOption = None,
     fmt: FormatOption = "table",
 ) -> None:
-    """List a document's versions with when each was first seen.
+    """List a document's versions with when each was first seen, and how many are edits.
+
+    A version pulled from a push channel is marked (pushed); the article page that
+    completes it, `annals watch`'s second version, is a completion, not an edit.
 
     Example:
 
@@ -318,11 +328,17 @@ def history(
         title = row["title"] or ""
         if row["reverted_at"]:
             title += f"  (current again from {', '.join(row['reverted_at'])})"
+        if row["pushed"]:
+            title += "  (pushed)"
+        if row["completes_push"]:
+            title += "  (completes the push: article fetched)"
         table.add_row(
             mark, row["seen_at"], row["content_hash"][:12], title, str(row["crawl_run_id"] or "")
         )
     console.print(table)
-    console.print("* current version")
+    count = edits(hist)
+    completed = " (completing a push is not one)" if any(r["completes_push"] for r in rows) else ""
+    console.print(f"* current version; {count} edit{'' if count == 1 else 's'}{completed}")
 
 
 @app.command()
@@ -338,6 +354,9 @@ def diff(
 ) -> None:
     """Print a unified diff of title and body text between two versions.
 
+    A version that completes a pushed record (`annals watch` archived the push's title
+    and brief, then the article page) is said to be one before its diff: it is no edit.
+
     Example:
 
         annals diff gate:announcement:51322:en --from 1 --to 2
@@ -346,6 +365,8 @@ def diff(
         hist = load_history(open_readonly(db), ref)
         old, new = compared_versions(hist, from_, to)
         text = unified_diff(hist, old, new)
+    for note in completion_notes(hist, old, new):
+        typer.echo(note)
     typer.echo(text if text else f"versions {old} and {new} have the same title and body text")
 
 

@@ -1,4 +1,10 @@
-"""Edit history of one document: its versions, and unified diffs between them."""
+"""Edit history of one document: its versions, and unified diffs between them.
+
+Not every version after the first is an edit: a version marked `extra.completes_push`
+is the article page completing a record that `annals watch` archived from a push
+channel (title, brief, time: crawler.push). History and diff label it a completion
+and leave it out of the edits they count, as the `edited_after_publication` query of
+`annals serve` and the alerts of `--notify-edits` do."""
 
 from __future__ import annotations
 
@@ -35,6 +41,13 @@ class VersionInfo:
     body_text: str | None
     crawl_run_id: int | None
     reverted_at: list[str]
+    pushed: bool = False  # archived from a push channel (extra.pushed: its channel)
+    completes_push: bool = False  # the article completing a pushed record: no edit
+
+    @property
+    def is_edit(self) -> bool:
+        """A change of the document's text after its first version, not its completion."""
+        return self.version > 1 and not self.completes_push
 
 
 @dataclass
@@ -100,6 +113,10 @@ def load_history(engine: Engine, ref: str) -> History:
                 body_text=r.body_text,
                 crawl_run_id=r.crawl_run_id,
                 reverted_at=list((r.extra or {}).get("reverted_at", [])),
+                # A completion keeps the push's marks (the store merges extras).
+                pushed=bool((r.extra or {}).get("pushed"))
+                and not (r.extra or {}).get("completes_push"),
+                completes_push=bool((r.extra or {}).get("completes_push")),
             )
             for r in rows
         ],
@@ -138,6 +155,22 @@ def unified_diff(history: History, old: int, new: int, context: int = 3) -> str:
     return "\n".join(lines)
 
 
+def completion_notes(history: History, old: int, new: int) -> list[str]:
+    """What `annals diff` says before the diff of old -> new: each version of the range
+    that completes a pushed record rather than edits it."""
+    low, high = sorted((old, new))
+    return [
+        f"v{v.version} completes the pushed record (article fetched): not an edit"
+        for v in history.versions
+        if low < v.version <= high and v.completes_push
+    ]
+
+
+def edits(history: History) -> int:
+    """How many of the document's versions are edits (completions are not)."""
+    return sum(v.is_edit for v in history.versions)
+
+
 def history_rows(history: History) -> list[dict[str, Any]]:
     return [
         {
@@ -148,6 +181,9 @@ def history_rows(history: History) -> list[dict[str, Any]]:
             "title": v.title,
             "crawl_run_id": v.crawl_run_id,
             "reverted_at": v.reverted_at,
+            "pushed": v.pushed,
+            "completes_push": v.completes_push,
+            "edit": v.is_edit,
         }
         for v in history.versions
     ]

@@ -62,7 +62,9 @@ COLUMN_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "author": "Author (posts).",
         "published_at": "Publication time as this version stated it.",
         "updated_at": "Update time, when the source gives one.",
-        "extra": "JSON: source-specific fields, counters (views, likes), reverted_at.",
+        "extra": "JSON: source-specific fields, counters (views, likes), reverted_at; "
+        "pushed (the push channel the version came from) and completes_push (the article "
+        "page completing a pushed version: not an edit).",
         "seen_at": "When this version was first seen (its fetch time).",
         "crawl_run_id": "crawl_runs.id of the run that archived it.",
         "snapshot_id": "snapshots.id of the raw response it came from.",

@@ -1,14 +1,20 @@
 """Benchmark: how long from an announcement's publication to its row in the archive, and
 to its alert, with `annals watch` against a local mirror on 127.0.0.1.
 
-Run: python -m bench.latency [--push 50] [--poll 30] [--interval 2].
-Writes bench/out/latency.json (or --out) and prints a table. Two cases, each its own
+Run: python -m bench.latency [--push 50] [--gate 50] [--poll 30] [--interval 2].
+Writes bench/out/latency.json (or --out) and prints a table. Three cases, each its own
 `annals watch` process into a fresh SQLite file, alerting (`--notify json://...`) an
 HTTP endpoint of this script:
 
 - push: Deribit's mirror (crawler.mirror_push.DeribitChannel) publishes N announcements
   on its `announcements` channel, one after another (each once the previous one has been
   archived and alerted, a random 0-0.2 s apart); published = the server's send time;
+- gate: Gate's mirror (crawler.mirror_push.GateChannel) publishes N `update`s on its
+  listing channel in the same way, each for a new article that the mirror serves (the
+  recorded article page, its title the pushed one's); published = the server's send.
+  Besides the push's commit and alert, a second delay: publish -> completion, the
+  moment the article's version (`extra.completes_push`, fetched after the push's
+  commit) is seen in the archive;
 - poll: a copy of OKX's recorded mirror whose first list page gets N new items, one at a
   time, a random 0-interval seconds apart (so the polls' phase is not always the same),
   polled every --interval seconds (default 2); published = the moment the new page is
@@ -48,13 +54,17 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from crawler.mirror import Mirror, MirrorServer
-from crawler.mirror_push import DeribitChannel
+from crawler.mirror import Mirror, MirrorServer, Route
+from crawler.mirror_push import DeribitChannel, GateChannel
+from crawler.sources import gate
 
 FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures"
 OKX_LIST = "/api/v5/support/announcements"
 # The newest recorded Deribit announcement: the first poll of the push case has run.
 DERIBIT_RECORDED = "1781942417482"
+# The recorded Gate article whose page stands in for every pushed one.
+GATE_ARTICLE = "51322"
+GATE_CHANNEL = "announcement.summary_listing"
 BOTS = "15-25 s"  # what listing bots report polling Binance (issue 14), not measured
 
 SETTINGS = {
@@ -62,6 +72,8 @@ SETTINGS = {
     "DOWNLOAD_DELAY": "0",
     "AUTOTHROTTLE_ENABLED": "False",
     "ANNALS_NOTIFY_BACKOFF": "0.05",
+    # Gate's recorded mirror blocks two articles on purpose: retried without waiting.
+    "ANNALS_BLOCK_BACKOFF": "0.05",
 }
 
 
@@ -165,6 +177,36 @@ def first_seen(db: Path, source: str, external_id: str) -> float | None:
     return (seen if seen.tzinfo else seen.replace(tzinfo=UTC)).timestamp()
 
 
+def versions(db: Path, source: str, external_id: str) -> int:
+    """How many versions of the document a reader sees."""
+    try:
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1)
+        try:
+            (count,) = conn.execute(
+                "SELECT count(*) FROM versions v JOIN documents d ON d.id = v.document_id"
+                " WHERE d.source = ? AND d.external_id = ?",
+                (source, external_id),
+            ).fetchone()
+        finally:
+            conn.close()
+    except sqlite3.OperationalError:
+        return 0
+    return int(count)
+
+
+def round_done(db: Path) -> bool:
+    """The watch's first round ended: its run's counters were written (Watch.progress)."""
+    try:
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1)
+        try:
+            row = conn.execute("SELECT counters FROM crawl_runs ORDER BY id LIMIT 1").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.OperationalError:
+        return False
+    return row is not None and "new_documents" in json.loads(row[0] or "{}")
+
+
 def measure(db: Path, hook: Hook, log: Path, source: str, external_id: str, title: str,
             published: float, timeout: float) -> dict[str, float]:  # fmt: skip
     """Wait for the item's row, then its alert; the three delays from `published`."""
@@ -200,6 +242,66 @@ def push_case(n: int, tmp: Path, extra: list[str]) -> list[dict[str, float]]:
                     "confirmation": False}  # fmt: skip
             published = channel.publish(item)
             delays.append(measure(db, hook, log, "deribit", str(ident), title, published, 10))
+    return delays
+
+
+def measure_push(db: Path, hook: Hook, log: Path, external_id: str, title: str,
+                 published: float, timeout: float) -> dict[str, float]:  # fmt: skip
+    """A Gate push's delays from `published`: its row (commit), its alert, and its
+    completion (the article's version); the alert and the completion are waited for
+    together, as either may come first."""
+    seen = wait_for(lambda: first_seen(db, "gate", external_id), timeout, title, log)
+    delays = {"commit": time.time() - published, "first_seen": seen - published}
+    deadline = time.monotonic() + timeout
+    while "alert" not in delays or "completion" not in delays:
+        if "completion" not in delays and versions(db, "gate", external_id) >= 2:
+            delays["completion"] = time.time() - published
+        if "alert" not in delays and (alerted := hook.arrived.get(title)):
+            delays["alert"] = alerted - published
+        if time.monotonic() > deadline:
+            missing = {"alert", "completion"} - set(delays)
+            raise SystemExit(f"timed out after {timeout}s waiting for {title}'s {missing}")
+        time.sleep(0.002)
+    return delays
+
+
+def gate_article(title: str) -> bytes:
+    """The recorded article page with `title` for its own: the completion of a push is
+    then the push's document with the push's title."""
+    page = (FIXTURES / "gate" / f"article_{GATE_ARTICLE}.html").read_text()
+    recorded = gate.parse_article(
+        page, gate.canonical_article_url(GATE_ARTICLE), fetched_at=datetime.now(UTC)
+    )
+    assert recorded.title
+    return page.replace(recorded.title, title).encode()
+
+
+def gate_case(n: int, tmp: Path, extra: list[str]) -> list[dict[str, float]]:
+    channel = GateChannel()
+    mirror = Mirror(FIXTURES / "gate", channels=[channel])
+    db, log, hook = tmp / "gate.db", tmp / "gate.log", Hook()
+    html = {"Content-Type": "text/html; charset=utf-8"}
+    with (
+        MirrorServer(mirror) as server,
+        serving(hook),
+        watching(db, server.url, "gate_announcements", 600, hook, log, extra),
+    ):
+        wait_for(lambda: channel.subscribed(GATE_CHANNEL), 60, "the watch to subscribe", log)
+        wait_for(lambda: round_done(db), 120, "the first poll", log)
+        delays = []
+        base = 10**9  # past the recorded ids: every push is a new announcement
+        for i in range(n):
+            time.sleep(random.uniform(0, 0.2))
+            ident = base + i
+            title = f"Gate Will List Latency {i} (LAT{i}) for Spot Trading"
+            page = gate_article(title)
+            path = f"/announcements/article/{ident}"
+            mirror.prepend(Route("GET", path, headers=html, content=page))
+            update = {"lang": "en", "origin_url": f"https://www.gate.com/article/{ident}",
+                      "title": title, "brief": f"{title}.",
+                      "published_at": int(time.time())}  # fmt: skip
+            published = channel.publish(GATE_CHANNEL, update)
+            delays.append(measure_push(db, hook, log, str(ident), title, published, 10))
     return delays
 
 
@@ -248,7 +350,9 @@ def nearest_rank(values: list[float], p: float) -> float:
 
 def summary(delays: list[dict[str, float]]) -> dict[str, Any]:
     out: dict[str, Any] = {"n": len(delays)}
-    for key in ("commit", "alert", "first_seen"):
+    for key in ("commit", "completion", "alert", "first_seen"):
+        if key not in delays[0]:
+            continue
         values = [d[key] for d in delays]
         out[key] = {
             "p50": round(nearest_rank(values, 0.5), 3),
@@ -263,22 +367,28 @@ def table(results: dict[str, Any]) -> str:
     interval = results["interval"]
     goals = {
         "push": "p50 <= 0.3 s, p99 <= 1 s",
+        "gate": "p50 <= 0.3 s, p99 <= 1 s",
         "poll": f"p99 <= {interval + 0.5:g} s",
     }
     lines = [
         "| case | N | measure | p50 | p99 | max | goal |",
         "|---|---|---|---|---|---|---|",
     ]
-    names = {"commit": "publish -> commit", "alert": "publish -> alert",
-             "first_seen": "publish -> first_seen_at"}  # fmt: skip
-    for case in ("push", "poll"):
+    names = {"commit": "publish -> commit", "completion": "publish -> completion committed",
+             "alert": "publish -> alert", "first_seen": "publish -> first_seen_at"}  # fmt: skip
+    labels = {"push": "push (Deribit)", "gate": "push (Gate)",
+              "poll": f"poll every {interval:g} s (OKX)"}  # fmt: skip
+    for case, label in labels.items():
         if case not in results:
             continue
         found = results[case]
-        label = "push (Deribit)" if case == "push" else f"poll every {interval:g} s (OKX)"
         for key, name in names.items():
+            if key not in found:
+                continue
             s = found[key]
-            goal = goals[case] if key != "first_seen" else ""
+            # The goal is the push's and the poll's commit and alert; a completion (the
+            # article's fetch after the commit) has none.
+            goal = goals[case] if key in ("commit", "alert") else ""
             row = f"| {label} | {found['n']} | {name} | {s['p50']:.3f} s | {s['p99']:.3f} s "
             lines.append(row + f"| {s['max']:.3f} s | {goal} |")
     lines.append(f"| listing bots polling Binance (reported, not measured) | | | {BOTS} | | | |")
@@ -288,6 +398,8 @@ def table(results: dict[str, Any]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--push", type=int, default=50, help="items pushed (0: no push case)")
+    parser.add_argument("--gate", type=int, default=50,
+                        help="items pushed on Gate's channel (0: no Gate case)")  # fmt: skip
     parser.add_argument("--poll", type=int, default=30, help="items polled (0: no poll case)")
     parser.add_argument("--interval", type=float, default=2.0, help="the watch's --interval")
     parser.add_argument("--seed", type=int, default=14)
@@ -305,6 +417,8 @@ def main() -> None:
         tmp = Path(name)
         if args.push:
             results["push"] = summary(push_case(args.push, tmp, extra))
+        if args.gate:
+            results["gate"] = summary(gate_case(args.gate, tmp, extra))
         if args.poll:
             results["poll"] = summary(poll_case(args.poll, args.interval, tmp, extra))
     results["load"].append(round(os.getloadavg()[0], 2))

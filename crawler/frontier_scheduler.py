@@ -1,22 +1,33 @@
 """scrapy-redis' Scheduler for a shared frontier (crawler.frontier): its own module, so a
 crawl without ANNALS_REDIS_URL never imports scrapy-redis and redis (FrontierAddon names
-this class only when the frontier is on)."""
+this class only when the frontier is on).
+
+Its duplicate filter is always scrapy-redis' own, in the round's Redis set, whatever
+DUPEFILTER_CLASS says: `annals watch` names its RoundDupeFilter there (crawler.watch),
+which scrapy-redis cannot build. In a watch, every watch round forgets the fingerprints
+of the rounds before, as RoundDupeFilter does without the frontier: a list page or an
+article asked in an earlier round is asked again (not dropped as a duplicate), and the
+set holds one round's fingerprints, not the whole watch's."""
 
 from __future__ import annotations
 
 import logging
 from typing import TYPE_CHECKING, Any
 
+from scrapy.settings import BaseSettings
 from scrapy_redis.dupefilter import RFPDupeFilter
 from scrapy_redis.scheduler import Scheduler
 
 from crawler.frontier import frontier_for
+from crawler.watch import round_started
 
 if TYPE_CHECKING:
     from scrapy import Request, Spider
     from scrapy.crawler import Crawler
 
 logger = logging.getLogger(__name__)
+
+_DUPEFILTER = f"{RFPDupeFilter.__module__}.{RFPDupeFilter.__qualname__}"
 
 
 class FrontierScheduler(Scheduler):
@@ -27,8 +38,14 @@ class FrontierScheduler(Scheduler):
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> FrontierScheduler:
-        instance = super().from_crawler(crawler)
+        # The crawler's settings (frozen) but for the duplicate filter, for scrapy-redis'
+        # constructor only.
+        settings = BaseSettings(crawler.settings)
+        settings.set("DUPEFILTER_CLASS", _DUPEFILTER, priority="cmdline")
+        instance = cls.from_settings(settings)
+        instance.stats = crawler.stats
         instance.crawler = crawler
+        crawler.signals.connect(instance.new_round, signal=round_started)
         return instance
 
     def open(self, spider: Spider) -> None:
@@ -52,6 +69,10 @@ class FrontierScheduler(Scheduler):
         return load_object(self.queue_cls)(
             server=self.server, spider=spider, key=key, serializer=self.serializer
         )
+
+    def new_round(self) -> None:
+        """A watch round begins (crawler.watch): the round's fingerprints so far go."""
+        self.df.clear()
 
     def close(self, reason: str) -> None:
         self.frontier.leave()
