@@ -332,9 +332,7 @@ class ApiAnnouncementsSpider(AnnalsSpider):
     ) -> AsyncIterator[Any]:
         # The detail of a notice archived from a push without its body completes it
         # (crawler.push.UpbitPush): asked right after the push, or by a later poll.
-        completes = response.meta.get("annals_completes_push") or bool(
-            known and known.extra.get("push_incomplete")
-        )
+        completes = response.meta.get("annals_completes_push") or self.completes_push(known)
         if response.status in MISSING:
             # A push's detail not served yet: the push record stays, a poll asks again.
             stand_in = None if response.meta.get("annals_completes_push") else listed
@@ -352,6 +350,19 @@ class ApiAnnouncementsSpider(AnnalsSpider):
         if completes:
             record.extra["completes_push"] = True
         yield self.archived(record, raw)
+
+    def completes_push(self, known: Known | None) -> bool:
+        """Whether the detail completes the archived version (the source's push left
+        something out): Upbit's notice pushed without its body (extra.push_incomplete)."""
+        return bool(known and known.extra.get("push_incomplete"))
+
+    def completion(self, pushed: Record) -> scrapy.Request:
+        """`annals watch` (crawler.push): the detail request that completes a record
+        archived from a push; its record is marked extra.completes_push (parse_detail).
+        A round in progress does not fetch it again (mark_seen)."""
+        self.mark_seen(pushed.identity)
+        request = self.detail_request(pushed, None)
+        return request.replace(meta={**request.meta, "annals_completes_push": True})
 
     # --- failures ---------------------------------------------------------------------------
 
@@ -421,7 +432,8 @@ class BinanceAnnouncementsSpider(ApiAnnouncementsSpider):
 
     `annals watch` with keys (crawler.push.BinancePush): a pushed announcement has no
     article code; `push_lookup` is the list request its code is looked up in, and
-    `completion` the detail request that completes the record archived from the push."""
+    `completion` (the navigator's) the detail request that completes the record archived
+    from the push."""
 
     facts = binance.SOURCE
 
@@ -450,27 +462,10 @@ class BinanceAnnouncementsSpider(ApiAnnouncementsSpider):
             return None
         return self.list_request(Listing(language, str(catalog_id)), 1, {})
 
-    def completion(self, pushed: Record) -> scrapy.Request:
-        """The detail request that completes a record archived from the push; its record
-        is marked extra.completes_push (parse_detail). A round in progress does not fetch
-        it again (mark_seen)."""
-        self.mark_seen(pushed.identity)
-        request = self.detail_request(pushed, None)
-        request.meta["annals_completes_push"] = True
-        return request
-
-    async def parse_detail(
-        self, response: Response, listed: Record, known: Known | None
-    ) -> AsyncIterator[Any]:
-        """The detail's record; marked extra.completes_push when it completes a push: asked
-        right after it, or by a later poll when the archive's version is the push's."""
-        completes = response.meta.get("annals_completes_push") or (
-            known is not None and known.extra.get("pushed")
-        )
-        async for item in super().parse_detail(response, listed, known):
-            if completes and isinstance(item, Record):
-                item.extra["completes_push"] = True
-            yield item
+    def completes_push(self, known: Known | None) -> bool:
+        """A detail completes any version archived from a push (its body is the push's,
+        the detail's the article's), asked right after it or by a later poll."""
+        return bool(known and known.extra.get("pushed"))
 
 
 class OkxAnnouncementsSpider(ApiAnnouncementsSpider):
@@ -581,11 +576,3 @@ class UpbitAnnouncementsSpider(ApiAnnouncementsSpider):
             record = upbit.parse_push(raw.body, raw.url)
             return [record] if record is not None else []
         return super().parse_snapshot(raw)
-
-    def completion(self, pushed: Record) -> scrapy.Request:
-        """`annals watch` (crawler.push.UpbitPush): the detail request that completes a
-        notice pushed without its body; its record is marked extra.completes_push. Asked
-        even if this round fetched it already, before the push was written."""
-        self.mark_seen(pushed.identity)  # a round in progress does not fetch it twice
-        request = self.detail_request(pushed, None)
-        return request.replace(meta={**request.meta, "annals_completes_push": True})
