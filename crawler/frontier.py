@@ -212,6 +212,8 @@ class Frontier:
         return self._resume
 
     def spider_idle(self, spider: Spider) -> None:
+        if self.crawler.settings.getfloat("ANNALS_WATCH_INTERVAL") > 0:
+            return  # a watch is never done: crawler.watch keeps it open between rounds
         now = time.monotonic()
         if self.pending():
             self.idle_since = None

@@ -64,7 +64,10 @@ def test_a_watch_on_the_redis_frontier_polls_round_after_round_with_one_rounds_f
     db = tmp_path / "annals.db"
     new_id, new_title = 900011, "Gate Will List ROUND (ROUND) for Spot Trading"
     mirror.prepend(article(new_id, new_title))
-    watch = Watching(db, url, "gate_announcements", "--interval", "2")
+    # The frontier's idle time, which ends a crawl worker, is shorter than the interval:
+    # a watch is not done between its rounds, and does not say so.
+    idle = ("-s", "ANNALS_IDLE_SECONDS=0.2")
+    watch = Watching(db, url, "gate_announcements", "--interval", "2", *idle)
     try:
         peak = 0  # round 1's fingerprints: the list's pages and every article it fetched
 
@@ -95,6 +98,7 @@ def test_a_watch_on_the_redis_frontier_polls_round_after_round_with_one_rounds_f
     assert counters["frontier"].startswith("gate_announcements#")  # through Redis
     assert counters["watch/rounds"] >= rounds
     assert counters["duplicates"] == 0
+    assert "the frontier was empty" not in err
     ((_, title, body, _),) = versions(db, str(new_id))
     assert title == new_title
     assert len(body) > len(f"{new_title}.")  # its article page, not the list's brief
