@@ -50,7 +50,6 @@ _SKIP_TAGS = frozenset({"script", "style", "noscript", "template", "head", "ifra
 _PARA, _LINE = "\x00P", "\x00L"
 _MARKS = re.compile("(?:\x00[PL])+")
 _SPACES = re.compile(r"[^\S\n]+")
-_LINE_EDGES = re.compile(r" ?\n ?")
 _INVISIBLE = re.compile("[\u200b\ufeff]")
 _MANY_BREAKS = re.compile(r"\n{3,}")
 
@@ -77,9 +76,16 @@ def normalize_text(text: str | None) -> str:
         or "\n\n\n" in text
     ):
         return text  # already tidy paragraphs
-    text = _INVISIBLE.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
-    text = _LINE_EDGES.sub("\n", _SPACES.sub(" ", text))
-    return _MANY_BREAKS.sub("\n\n", text).strip()
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if "\u200b" in text or "\ufeff" in text:
+        text = _INVISIBLE.sub("", text)
+    # Once runs of spaces are one space, the space at a line's end or start is the one
+    # next to its newline: two replaces do what a pattern tried at every position did.
+    text = _SPACES.sub(" ", text).replace(" \n", "\n").replace("\n ", "\n")
+    if "\n\n\n" in text:
+        text = _MANY_BREAKS.sub("\n\n", text)
+    return text.strip()
 
 
 def html_to_text(markup: str | None) -> str:
