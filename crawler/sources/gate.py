@@ -7,6 +7,7 @@ import functools
 import html
 import logging
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -468,7 +469,40 @@ _CSS = HTMLTranslator()
 _ARTICLE_BODY = etree.XPath(_CSS.css_to_xpath(ARTICLE_BODY_CSS))
 _ARTICLE_TITLES = tuple(etree.XPath(_CSS.css_to_xpath(css)) for css in ARTICLE_TITLE_CSS)
 _TEXTS = etree.XPath(".//text()", smart_strings=False)
-_META_TEXTS = etree.XPath("following::text()[normalize-space()][position() <= $most]")
+_XPATH_SPACE = " \t\r\n"  # what normalize-space() strips
+
+
+def _following_texts(element: etree._Element) -> Iterator[tuple[str, etree._Element]]:
+    """The text nodes after `element` in document order (XPath's following::text()),
+    each with the element lxml hangs it on (the one whose .text or .tail it is), walked
+    from the element on: the views line is a few nodes after the title, and the
+    XPath axis collects every text node to the end of the page first."""
+    node: etree._Element | None = element
+    while node is not None:
+        if node.tail:
+            yield node.tail, node
+        for sibling in node.itersiblings():
+            yield from _texts_within(sibling)
+        node = node.getparent()
+
+
+def _texts_within(element: etree._Element) -> Iterator[tuple[str, etree._Element]]:
+    """An element's text nodes and its tail's, in document order. A comment's own text
+    is not a text node, but its tail is (lxml's iterwalk leaves comments out: a stack)."""
+    if element.text and isinstance(element.tag, str):
+        yield element.text, element
+    stack = [(element, iter(element))]
+    while stack:
+        node, children = stack[-1]
+        child = next(children, None)
+        if child is None:
+            stack.pop()
+            if node.tail:
+                yield node.tail, node
+            continue
+        if child.text and isinstance(child.tag, str):
+            yield child.text, child
+        stack.append((child, iter(child)))
 
 
 class _Visible:
@@ -502,11 +536,14 @@ class _Visible:
             return ""
         texts: list[str] = []
         body = self._body
-        for text in _META_TEXTS(self._h1, most=ARTICLE_META_SCAN):
-            parent = text.getparent()
+        for text, parent in _following_texts(self._h1):
+            if not text.strip(_XPATH_SPACE):
+                continue
             if body is not None and (parent is body or body in parent.iterancestors()):
                 break
             texts.append(text.strip())
+            if len(texts) == ARTICLE_META_SCAN:
+                break
         return " ".join(texts)
 
     @functools.cached_property
