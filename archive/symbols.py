@@ -521,7 +521,8 @@ def _valid(token: str, strength: int) -> bool:
     the NEVER words only from structured evidence; a digit word only as a code; an
     exchange's name only where it is written as a ticker ("(HTX)", "HTX/USDT"); a word
     only where a listing names it."""
-    letters = sum(c.isalpha() for c in token)
+    # Most tokens are letters only: counted without a generator.
+    letters = len(token) if token.isalpha() else sum(c.isalpha() for c in token)
     if not 2 <= len(token) <= 15 or letters == 0:
         return strength >= STRUCTURED and token.isalpha()  # "Rebranding of FTM to S"
     if letters < 2 and not (strength >= NAMED and token[0].isdigit()):  # "(2Z)", not "24H"
@@ -628,16 +629,25 @@ def _windows(text: str) -> list[tuple[int, int]]:
     if len(text) <= _BEFORE + _AFTER:
         return [(0, len(text))] if _CANDIDATE.search(text) else []
     spans: list[tuple[int, int]] = []
+    size = len(text)
+    first, last = -1, -1  # the open span
     for m in _CANDIDATE.finditer(text):
-        start = max(0, m.start() - _BEFORE)
-        if start:
-            start = text.rfind(" ", 0, start) + 1
-        end = text.find(" ", min(len(text), m.end() + _AFTER))
-        end = len(text) if end < 0 else end
-        if spans and start <= spans[-1][1]:
-            spans[-1] = (spans[-1][0], max(end, spans[-1][1]))
+        begin, stop = m.span()
+        start = begin - _BEFORE
+        # A ticker-rich text has many candidates inside the open span: their start (cut
+        # at a space, never after `begin - _BEFORE`) is then not looked for.
+        if first < 0 or start > last:
+            start = text.rfind(" ", 0, start) + 1 if start > 0 else 0
+        end = text.find(" ", min(size, stop + _AFTER))
+        end = size if end < 0 else end
+        if first >= 0 and start <= last:
+            last = max(end, last)
         else:
-            spans.append((start, end))
+            if first >= 0:
+                spans.append((first, last))
+            first, last = start, end
+    if first >= 0:
+        spans.append((first, last))
     return spans
 
 
@@ -648,8 +658,10 @@ def _scan(text: str, offset: int, found: _Found) -> None:
     if windows:
         # A rule whose words the text lacks cannot match: it is not run at all.
         every = _CONTEXT_RULES if not text.isascii() else _ASCII_CONTEXT_RULES
-        rules = [rule[:3] for rule in every if any(w in lowered for w in rule[3])]
-        takes_part = [p for p, words in _PARTICIPATIONS if any(w in lowered for w in words)]
+        # map() with the text's own `in`: the same test as a generator, without its frames.
+        holds = lowered.__contains__
+        rules = [rule[:3] for rule in every if any(map(holds, rule[3]))]
+        takes_part = [p for p, words in _PARTICIPATIONS if any(map(holds, words))]
         for start, end in windows:
             _scan_written(text, offset, found, start, end)
             _scan_codes(text, offset, found, start, end)
@@ -664,7 +676,7 @@ def _scan(text: str, offset: int, found: _Found) -> None:
         _scan_mixed(text, offset, found)
     _scan_lower_instruments(text, offset, found)
     _scan_renamed(text, offset, found)
-    if any(word in lowered for word in _RENAME_WORDS) and not (found.delisting and offset):
+    if any(map(lowered.__contains__, _RENAME_WORDS)) and not (found.delisting and offset):
         for m in _RENAMED_TO.finditer(text):
             if m[2] not in NEVER and m[2] not in WORDS:
                 found.add(m[2], offset + m.start(2), STRUCTURED)
@@ -880,7 +892,7 @@ def _scan_written(text: str, offset: int, found: _Found, a: int, b: int) -> None
         for m in _PAIR.finditer(text, a, b):
             if not _is_example(text, m.start(), m.end()):
                 add(m[1], offset + m.start(1), CODED)
-    if "/" in text and any(word in text for word in _RATIO_WORDS):
+    if "/" in text and any(map(text.__contains__, _RATIO_WORDS)):
         for m in _RATIO_PAIR.finditer(text, a, b):  # "the ETH/BTC ratio": both coins
             add(m[1], offset + m.start(1), CODED)
             add(m[2], offset + m.start(2), CODED)
@@ -1043,7 +1055,7 @@ def _scan_contexts(
     for m in _NAMING_VERB.finditer(text, a, b):
         if not _NAME_GOES_ON.match(text, m.end()):
             _add_list(found, offset, m, 1, LISTED)
-    if not text.isascii() and any(verb in text for verb in _CJK_VERBS):
+    if not text.isascii() and any(map(text.__contains__, _CJK_VERBS)):
         _scan_cjk_verbs(text, offset, found, a, b)
     for m in _ACTING_VERB.finditer(text, a, b):
         if _EXAMPLE_AFTER.match(text, m.end()):
@@ -1053,7 +1065,7 @@ def _scan_contexts(
     if "stak" in lowered and not _POOL.search(text):
         for m in _STAKE_VERB.finditer(text, a, b):
             _add_list(found, offset, m, 1, ACTED)
-    if any(word in lowered for word in _MARKET_WORDS):
+    if any(map(lowered.__contains__, _MARKET_WORDS)):
         for m in _MARKET_OF.finditer(text, a, b):
             if not _UNAFFECTED.match(text, m.end()):  # "EUR and USDC spot pairs remain"
                 _add_market(text, offset, found, m)

@@ -57,6 +57,19 @@ def test_normalize_text_nfc_and_whitespace():
     assert normalize_text(None) == ""
 
 
+def test_normalize_text_tidies_every_kind_of_space_at_line_edges():
+    # Tabs, no-break and ideographic spaces, CRs and zero-width characters, at a line's
+    # edges and between words: what a reader sees is words one space apart, lines
+    # without edge spaces, at most one blank line.
+    raw = "\t Gate \u3000 will\xa0list \r\n \u200bVLR\ufeff \x0b\n\n\n\n\u2028 Team\t"
+    assert normalize_text(raw) == "Gate will list\nVLR\n\nTeam"
+
+
+def test_html_to_text_breaks_between_runs_of_blocks_and_lines():
+    text = html_to_text("<div><p>a</p><br><p></p><br></div>b<br><br>c<ul><li>d</li></ul>")
+    assert text == "a\n\nb\nc\n\n- d"
+
+
 @pytest.mark.parametrize(
     ("value", "expected"),
     [

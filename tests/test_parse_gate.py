@@ -457,6 +457,18 @@ def test_article_views_come_from_the_page():
     assert record.event_type == "listing"
 
 
+def test_article_views_after_a_comment_are_read():
+    # The views line is found by walking the text after the title; a comment between
+    # (a rendering framework leaves them) holds no text but is followed by the line.
+    body = read("article_51322.html").replace(
+        b'<span class="ann-detail_views__Mz1tR">',
+        b'<span class="ann-detail_views__Mz1tR"><!-- v -->',
+    )
+    assert b"<!-- v -->8,638 views" in body
+    record = parse_article(body, SITE + "/announcements/article/51322", fetched_at=FETCHED)
+    assert record.extra["views"] == 8638
+
+
 def test_delisting_symbols_hold_every_delisted_token():
     record = article("article_51310.html", SITE + "/announcements/article/51310")
     assert record.event_type == "delisting"

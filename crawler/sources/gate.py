@@ -7,6 +7,7 @@ import functools
 import html
 import logging
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 import lxml.html
 from lxml import etree
 from parsel import Selector
+from parsel.csstranslator import HTMLTranslator
 
 from archive.normalize import clean_title, format_time, html_to_text, normalize_text
 from archive.records import ParseError, Record
@@ -213,19 +215,35 @@ _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _CONTROL_BYTES = bytes(range(0x20)).translate(None, b"\t\n\r") + b"\x7f"
 
 
-def page_selector(body: bytes | str) -> Selector:
-    """A parsel Selector over a page's bytes (UTF-8, as Gate serves) or text.
-
-    Control characters are dropped first: lxml lets them into names it then refuses
-    to hand back, and no page shows them. In UTF-8 they come only from their own bytes,
-    so bytes without any (every real page) need no pass of the pattern over the text."""
+def _page_text(body: bytes | str) -> str:
+    """A page's text (UTF-8, as Gate serves) without control characters: lxml lets them
+    into names it then refuses to hand back, and no page shows them. In UTF-8 they come
+    only from their own bytes, so bytes without any (every real page) need no pass of
+    the pattern over the text."""
     if isinstance(body, bytes):
         text = body.decode("utf-8", errors="replace")
         if len(body.translate(None, _CONTROL_BYTES)) == len(body):
-            return Selector(text=text or "<html></html>")
+            return text or "<html></html>"
     else:
         text = body
-    return Selector(text=_CONTROL.sub("", text) or "<html></html>")
+    return _CONTROL.sub("", text) or "<html></html>"
+
+
+def page_selector(body: bytes | str) -> Selector:
+    """A parsel Selector over a page's bytes or text (see _page_text)."""
+    return Selector(text=_page_text(body))
+
+
+def page_root(body: bytes | str) -> etree._Element:
+    """The root element of a page as page_selector parses it (the same text, lxml's HTML
+    parser with parsel's options), without parsel around it: an article page is read
+    with a few compiled XPaths, and parsel's wrapping and per-call compiling of each
+    expression cost more than the lookups. Plain lxml elements (not lxml.html's): that
+    parser looks up a Python class for every element handed back."""
+    data = _page_text(body).strip().replace("\x00", "").encode("utf-8") or b"<html/>"
+    parser = etree.HTMLParser(recover=True, encoding="utf-8", huge_tree=True)
+    root = etree.fromstring(data, parser=parser)
+    return root if root is not None else etree.fromstring(b"<html/>", parser=parser)
 
 
 def require_whole_page(body: bytes | str, url: str) -> None:
@@ -239,11 +257,15 @@ def require_whole_page(body: bytes | str, url: str) -> None:
         raise ParseError(url, "page is cut short (it does not end with </html>)")
 
 
-def _next_data(sel: Selector, url: str) -> dict[str, Any]:
+_NEXT_DATA_TEXT = etree.XPath('//script[@id="__NEXT_DATA__"]/text()', smart_strings=False)
+
+
+def _next_data(root: etree._Element, url: str) -> dict[str, Any]:
     """The page's __NEXT_DATA__ JSON; ParseError if it is missing or not a JSON object."""
-    script = sel.xpath('//script[@id="__NEXT_DATA__"]/text()').get()
-    if script is None:
+    texts = _NEXT_DATA_TEXT(root)
+    if not texts:
         raise ParseError(url, "no __NEXT_DATA__ script")
+    script = texts[0]
     data = load_json(script, url, "__NEXT_DATA__")
     if not isinstance(data, dict):
         raise ParseError(url, "__NEXT_DATA__ is not a JSON object")
@@ -336,7 +358,7 @@ def parse_listing_page(body: bytes | str, url: str) -> ListingPage:
     __NEXT_DATA__ or without listData raises ParseError; a challenge page should be caught
     by the spider before this is called.
     """
-    data = _next_data(page_selector(body), url)
+    data = _next_data(page_root(body), url)
     list_data = _dig(data, "props", "pageProps", "listData")
     if not isinstance(list_data, dict):
         raise ParseError(url, "__NEXT_DATA__ has no props.pageProps.listData")
@@ -443,19 +465,64 @@ def parse_sitemap(body: bytes | str, url: str) -> list[SitemapEntry]:
 # --- articles ---------------------------------------------------------------------------
 
 
+_CSS = HTMLTranslator()
+_ARTICLE_BODY = etree.XPath(_CSS.css_to_xpath(ARTICLE_BODY_CSS))
+_ARTICLE_TITLES = tuple(etree.XPath(_CSS.css_to_xpath(css)) for css in ARTICLE_TITLE_CSS)
+_TEXTS = etree.XPath(".//text()", smart_strings=False)
+_XPATH_SPACE = " \t\r\n"  # what normalize-space() strips
+
+
+def _following_texts(element: etree._Element) -> Iterator[tuple[str, etree._Element]]:
+    """The text nodes after `element` in document order (XPath's following::text()),
+    each with the element lxml hangs it on (the one whose .text or .tail it is), walked
+    from the element on: the views line is a few nodes after the title, and the
+    XPath axis collects every text node to the end of the page first."""
+    node: etree._Element | None = element
+    while node is not None:
+        if node.tail:
+            yield node.tail, node
+        for sibling in node.itersiblings():
+            yield from _texts_within(sibling)
+        node = node.getparent()
+
+
+def _texts_within(element: etree._Element) -> Iterator[tuple[str, etree._Element]]:
+    """An element's text nodes and its tail's, in document order. A comment's own text
+    is not a text node, but its tail is (lxml's iterwalk leaves comments out: a stack)."""
+    if element.text and isinstance(element.tag, str):
+        yield element.text, element
+    stack = [(element, iter(element))]
+    while stack:
+        node, children = stack[-1]
+        child = next(children, None)
+        if child is None:
+            stack.pop()
+            if node.tail:
+                yield node.tail, node
+            continue
+        if child.text and isinstance(child.tag, str):
+            yield child.text, child
+        stack.append((child, iter(child)))
+
+
 class _Visible:
     """What the rendered article page shows, each part read when it is first asked for:
     with __NEXT_DATA__ in place only the views line is, so the page's visible time is
-    not parsed and its body not serialized for nothing."""
+    not parsed and its body not serialized for nothing. The selectors are parsel's
+    (cssselect's translation of the CSS), compiled once."""
 
-    def __init__(self, sel: Selector) -> None:
-        body = sel.css(ARTICLE_BODY_CSS)
-        self._body = body[0].root if body else None
-        self._h1 = next((s[0] for s in (sel.css(css) for css in ARTICLE_TITLE_CSS) if s), None)
+    def __init__(self, root: etree._Element) -> None:
+        self._root = root
+        self._h1 = next((found[0] for found in (x(root) for x in _ARTICLE_TITLES) if found), None)
+
+    @functools.cached_property
+    def _body(self) -> etree._Element | None:
+        body = _ARTICLE_BODY(self._root)
+        return body[0] if body else None
 
     @functools.cached_property
     def title(self) -> str | None:
-        return clean_title(" ".join(self._h1.xpath(".//text()").getall())) if self._h1 else None
+        return clean_title(" ".join(_TEXTS(self._h1))) if self._h1 is not None else None
 
     @functools.cached_property
     def body_html(self) -> str | None:
@@ -468,15 +535,15 @@ class _Visible:
         if self._h1 is None:
             return ""
         texts: list[str] = []
-        scan = "following::text()[normalize-space()][position() <= $most]"
-        for text in self._h1.root.xpath(scan, most=ARTICLE_META_SCAN):
-            parent = text.getparent()
-            inside = self._body is not None and (
-                parent is self._body or self._body in parent.iterancestors()
-            )
-            if inside:
+        body = self._body
+        for text, parent in _following_texts(self._h1):
+            if not text.strip(_XPATH_SPACE):
+                continue
+            if body is not None and (parent is body or body in parent.iterancestors()):
                 break
             texts.append(text.strip())
+            if len(texts) == ARTICLE_META_SCAN:
+                break
         return " ".join(texts)
 
     @functools.cached_property
@@ -493,10 +560,10 @@ class _Visible:
         return parse_count(views[1]) if views else None
 
 
-def _detail(sel: Selector, url: str) -> dict[str, Any]:
+def _detail(root: etree._Element, url: str) -> dict[str, Any]:
     """props.pageProps.detail when it has a title; {} means "read the visible page"."""
     try:
-        data = _next_data(sel, url)
+        data = _next_data(root, url)
     except ParseError as exc:
         logger.info("Gate article falls back to the visible page: %s", exc.reason)
         return {}
@@ -526,12 +593,12 @@ def parse_article(
         logger.warning("list item %s ignored for article %s", item.external_id, external_id)
         item = None
     require_whole_page(body, url)
-    sel = page_selector(body)
-    detail = _detail(sel, url)
+    root = page_root(body)
+    detail = _detail(root, url)
     page_id = int_or_none(detail.get("id"))
     if page_id is not None and str(page_id) != external_id:
         logger.warning("article page %s says it is article %s; the URL wins", url, page_id)
-    visible = _Visible(sel)
+    visible = _Visible(root)
     item_time = item.published_at if item else None
     if detail:
         title = clean_title(str(detail["title"]))
