@@ -60,6 +60,8 @@ def normalize_text(text: str | None) -> str:
         return ""
     if "\x00" in text:  # never text, and PostgreSQL's text type cannot hold it
         text = text.replace("\x00", "")
+        if not text:
+            return ""
     if not text.isascii() and not unicodedata.is_normalized("NFC", text):
         text = unicodedata.normalize("NFC", text)
     # isprintable() is False for every whitespace but " " and for invisible characters.

@@ -57,6 +57,12 @@ def test_normalize_text_nfc_and_whitespace():
     assert normalize_text(None) == ""
 
 
+def test_normalize_text_drops_nul_even_when_nothing_else_is_left():
+    assert normalize_text("\x00") == ""
+    assert normalize_text("\x00\x00 ") == ""
+    assert normalize_text("Gate\x00 lists") == "Gate lists"
+
+
 def test_normalize_text_tidies_every_kind_of_space_at_line_edges():
     # Tabs, no-break and ideographic spaces, CRs and zero-width characters, at a line's
     # edges and between words: what a reader sees is words one space apart, lines
