@@ -2,9 +2,10 @@
 and a publisher that puts new announcements on a push channel and on a polled list page.
 
 One process serves every source's recorded pages and the push channels the project's
-mirror speaks (Gate's, Deribit's: crawler.mirror_push) on one 127.0.0.1 port; `annals
-watch --all` runs as its own process against it, as a user would start it, into the
-demo archive. Every few seconds the publisher makes up an announcement for each of its
+mirror speaks (Gate's, Deribit's, and Binance's and Upbit's, keyed with keys made up for
+the demo and given to the watch only: crawler.mirror_push) on one 127.0.0.1 port;
+`annals watch --all` runs as its own process against it, as a user would start it, into
+the demo archive. Every few seconds the publisher makes up an announcement for each of its
 feeds (`FEEDS`): Deribit's is pushed on the `announcements` channel and put on top of
 Deribit's first list page (where a catch-up poll finds what a push missed), OKX's is
 put on top of OKX's first list page, which the watch polls. A list page changes whole:
@@ -30,6 +31,7 @@ import contextlib
 import json
 import os
 import random
+import secrets
 import signal
 import string
 import subprocess
@@ -47,8 +49,8 @@ import sqlalchemy as sa
 from archive import db as dbmod
 from archive.store import documents
 from crawler.mirror import Mirror, MirrorServer, Route
-from crawler.mirror_push import DeribitChannel, GateChannel
-from crawler.push import CHANNELS
+from crawler.mirror_push import BinanceChannel, DeribitChannel, GateChannel, UpbitChannel
+from crawler.push import CHANNELS, BinancePush, UpbitPush
 from crawler.sources import deribit, okx
 from crawler.sources.contract import Source
 
@@ -250,15 +252,24 @@ def watch_command(url: str, base_url: str, settings: dict[str, Any]) -> list[str
     return command
 
 
-def watch_env(mirror: Mirror) -> dict[str, str]:
+def demo_keys() -> dict[str, str]:
+    """Keys made up for this demo's keyed channels (the mirror checks them): the user's
+    own keys are never sent to the mirror."""
+    return {name: secrets.token_hex(16) for cls in (BinancePush, UpbitPush) for name in cls.keys}
+
+
+def keyed_channels(keys: dict[str, str]) -> list[Any]:
+    """Binance's and Upbit's channels, each checking the demo's keys."""
+    binance_key, binance_secret = (keys[name] for name in BinancePush.keys)
+    upbit_key, upbit_secret = (keys[name] for name in UpbitPush.keys)
+    return [BinanceChannel(binance_key, binance_secret), UpbitChannel(upbit_key, upbit_secret)]
+
+
+def watch_env(keys: dict[str, str]) -> dict[str, str]:
     """The watch's environment: the demo's archive only (no $ANNALS_DATABASE_URL), no
-    alerts, and no keys of a channel the mirror does not serve (that source is polled)."""
-    env = {k: v for k, v in os.environ.items() if k not in ("ANNALS_DATABASE_URL", "ANNALS_NOTIFY")}
-    for cls in CHANNELS.values():
-        if urlsplit(cls.url).path not in mirror.channels:
-            for key in cls.keys:
-                env.pop(key, None)
-    return env
+    alerts, and the demo's keys in place of any of the user's."""
+    drop = {"ANNALS_DATABASE_URL", "ANNALS_NOTIFY", *(k for c in CHANNELS.values() for k in c.keys)}
+    return {**{k: v for k, v in os.environ.items() if k not in drop}, **keys}
 
 
 @contextlib.contextmanager
@@ -286,7 +297,8 @@ def run(
     could not run (usage, lock, archive), 1 when something published never arrived,
     else 0 (the runs' statuses are in the watch's summary lines)."""
     channel = DeribitChannel()
-    mirror = Mirror(*folders, channels=[GateChannel(), channel])
+    keys = demo_keys()
+    mirror = Mirror(*folders, channels=[GateChannel(), channel, *keyed_channels(keys)])
     publisher = Publisher(mirror, channel)
     stop = threading.Event()
 
@@ -297,7 +309,7 @@ def run(
         out(f"serving the mirrors and their push channels at {server.url}")
         process = subprocess.Popen(  # noqa: S603 - this Python, this package's command
             watch_command(url, server.url, settings),
-            env=watch_env(mirror),
+            env=watch_env(keys),
             start_new_session=True,  # a terminal's Ctrl-C reaches the demo, which passes it on
         )
         try:

@@ -59,7 +59,10 @@ def test_demo_watch_prints_pushed_and_polled_arrivals_and_a_second_run_changes_n
         assert query(db, sql) == [(source,)], title
     # The watch's start line says how each source is watched: OKX at the demo's interval.
     assert re.search(r"okx_announcements +polled every 2s", first.stderr)
-    assert re.search(r"deribit_announcements +push", first.stderr)
+    # Every push channel the mirror speaks is read, the keyed ones with the demo's keys.
+    for spider in ("deribit", "gate", "binance", "upbit"):
+        assert re.search(rf"{spider}_announcements +push", first.stderr), first.stderr
+    assert "refused the API key" not in first.stderr
     # One watch run per spider, which `annals stats` shows.
     names = [n for spiders in DEMO_SPIDERS.values() for n in spiders]
     assert sorted(spider for (spider,) in query(db, "SELECT spider FROM crawl_runs")) == sorted(
