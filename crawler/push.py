@@ -256,6 +256,22 @@ class PushClient:
         is marked extra.completes_push), or None when the push is the whole document."""
         return None
 
+    def archived_whole(self, record: Record) -> bool:
+        """Whether the archive has the pushed record's document from its page or detail
+        already (a poll was first), not from a push."""
+        from crawler.context import run_context
+
+        known = run_context(self.crawler).known([record.identity]).get(record.identity)
+        if known is None or known.extra.get("pushed"):
+            return False
+        logger.info("%s: pushed %s is archived already", self.spider.name, record.identity.ref())
+        return True
+
+    def spider_completion(self, record: Record) -> Any:
+        """The spider's request completing a pushed record (its `completion`), if it has one."""
+        complete = getattr(self.spider, "completion", None)
+        return complete(record) if complete is not None else None
+
     def _count(self, name: str, value: int = 1) -> None:
         assert self.crawler.stats is not None
         self.crawler.stats.inc_value(f"annals/watch/{name}", value)
@@ -340,17 +356,10 @@ class GatePush(PushClient):
     def wanted(self, record: Record) -> bool:
         """Not when the archive has the article already (a poll was first): the push's
         brief would be a version going back from the article's text to less."""
-        from crawler.context import run_context
-
-        known = run_context(self.crawler).known([record.identity]).get(record.identity)
-        if known is None or known.extra.get("pushed"):
-            return True
-        logger.info("%s: pushed %s is archived already", self.spider.name, record.identity.ref())
-        return False
+        return not self.archived_whole(record)
 
     def completion(self, record: Record) -> Any:
-        article = getattr(self.spider, "completion", None)
-        return article(record) if article is not None else None
+        return self.spider_completion(record)
 
 
 # The push channels by spider: by name, not source, as Gate's channel is its
@@ -486,8 +495,7 @@ class UpbitPush(PushClient):
     def completion(self, record: Record) -> Any:
         if not record.extra.get("push_incomplete"):
             return None
-        detail = getattr(self.spider, "completion", None)
-        return detail(record) if detail is not None else None
+        return self.spider_completion(record)
 
 
 CHANNELS[upbit.SOURCE.spider] = UpbitPush
@@ -688,17 +696,10 @@ class BinancePush(PushClient):
     def wanted(self, record: Record) -> bool:
         """Not when the archive has the article from its detail already (a poll was
         first): the push's fields would be a version going back to less."""
-        from crawler.context import run_context
-
-        known = run_context(self.crawler).known([record.identity]).get(record.identity)
-        if known is None or known.extra.get("pushed"):
-            return True
-        logger.info("%s: pushed %s is archived already", self.spider.name, record.identity.ref())
-        return False
+        return not self.archived_whole(record)
 
     def completion(self, record: Record) -> Any:
-        complete = getattr(self.spider, "completion", None)
-        return complete(record) if complete is not None else None
+        return self.spider_completion(record)
 
     # --- renewals -------------------------------------------------------------------------
 
