@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
+import threading
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -90,15 +91,27 @@ def normalize_text(text: str | None) -> str:
     return text.strip()
 
 
+_PARSERS = threading.local()
+
+
+def _html_parser() -> etree.HTMLParser:
+    """This thread's HTML parser for html_to_text. Plain lxml elements, not lxml.html's:
+    its parser looks up a Python class for every element the walk touches, which cost
+    as much as the walk itself. One per thread, not one per text: lxml makes a parser's
+    libxml2 context at its first document, which cost more than parsing a short body."""
+    parser: etree.HTMLParser | None = getattr(_PARSERS, "html", None)
+    if parser is None:
+        parser = _PARSERS.html = etree.HTMLParser()
+    return parser
+
+
 def html_to_text(markup: str | None) -> str:
     """Readable text of an HTML fragment: paragraphs split by a blank line, list items and
     table rows on their own lines (cells joined by " | "), entities decoded."""
     if not markup or not markup.strip():
         return ""
     try:
-        # Plain lxml elements, not lxml.html's: its parser looks up a Python class for
-        # every element the walk touches, which cost as much as the walk itself.
-        parts = html.fragments_fromstring(markup, parser=etree.HTMLParser())
+        parts = html.fragments_fromstring(markup, parser=_html_parser())
     except (etree.ParserError, ValueError):
         return normalize_text(markup)
     chunks: list[str] = []
@@ -110,9 +123,12 @@ def html_to_text(markup: str | None) -> str:
     return _join_chunks(chunks)
 
 
-def _walk(el: etree._Element, out: list[str]) -> None:
-    tag = el.tag if isinstance(el.tag, str) else ""
-    if tag in _SKIP_TAGS:
+def _walk(el: etree._Element, out: list[str], number: int = 0) -> None:
+    """Append the texts and break markers of `el` and what it holds; `number` is the
+    place of `el` among its parent's children (from 1) when the parent is an <ol>."""
+    tag = el.tag
+    # Of a comment or a processing instruction (tag not a str) only the tail is text.
+    if type(tag) is not str or tag in _SKIP_TAGS:
         if el.tail:
             out.append(el.tail)
         return
@@ -120,51 +136,71 @@ def _walk(el: etree._Element, out: list[str]) -> None:
     if marker:
         out.append(marker)
     if tag == "li":
-        parent = el.getparent()
-        if parent is not None and parent.tag == "ol":
-            out.append(f"{list(parent).index(el) + 1}. ")
-        else:
-            out.append("- ")
-    if tag in _CELL_TAGS and el.getprevious() is not None:
+        out.append(f"{number}. " if number else "- ")
+    elif tag in _CELL_TAGS and el.getprevious() is not None:
         out.append(" | ")
-    if isinstance(el.tag, str) and el.text:
-        out.append(el.text)
-    for child in el:
-        _walk(child, out)
+    text = el.text
+    if text:
+        out.append(text)
+    if tag == "ol":
+        for position, child in enumerate(el, 1):
+            _walk(child, out, position)
+    else:
+        for child in el:
+            _walk(child, out)
     if marker and tag != "br":
         out.append(marker)
-    if el.tail:
-        out.append(el.tail)
+    tail = el.tail
+    if tail:
+        out.append(tail)
 
 
 def _join_chunks(chunks: list[str]) -> str:
     """The text of a walk: each run of markers between two texts is one break, a blank
     line if a paragraph mark is among them, else a newline; none before the first text
     or after the last. lxml never gives a text with NUL in it (it reads U+FFFD), so no
-    text can hold a marker."""
+    text can hold a marker.
+
+    What normalize_text does to the joined text, done to each text alone: its lines
+    are the texts (lxml gives no carriage return), and the breaks that meet around a
+    text of spaces only add up (two or more newlines are a blank line). Split at the
+    markers' NUL, each text is read once: a pattern with a function per run, then
+    normalize_text's pass over every line again, cost several times as much."""
     # Source newlines inside a paragraph are layout, not breaks.
     text = "".join(chunks).replace("\n", " ")
-    return normalize_text(_breaks(text).strip("\n"))
-
-
-def _breaks(text: str) -> str:
-    """Each run of markers as its break. Split at the markers' NUL, the text between
-    two runs is read once: a pattern with a function per run cost ten times as much."""
     pieces = text.split("\x00")
-    if any(not piece or piece[0] not in "PL" for piece in pieces[1:]):
-        return _MARKS.sub(_break, text)  # not a marker (never from lxml): the pattern's way
-    out = [pieces[0]]
+    if "\r" in text or any(not piece or piece[0] not in "PL" for piece in pieces[1:]):
+        # Not a marker, or a line break of its own (never from lxml): the patterns' way.
+        return normalize_text(_MARKS.sub(_break, text).strip("\n"))
+    lines: list[str] = []
+    first = _line(pieces[0])
+    if first:
+        lines.append(first)
+    gap = 0  # newlines since the last text that is not empty
     run = ""  # the kinds of the markers since the last text: "" none, "L" lines, "P" a paragraph
     for piece in pieces[1:]:
         if piece[0] == "P" or not run:
             run = piece[0]
         if len(piece) > 1:
-            out.append("\n\n" if run == "P" else "\n")
-            out.append(piece[1:])
+            gap += 2 if run == "P" else 1
             run = ""
-    if run:
-        out.append("\n\n" if run == "P" else "\n")
-    return "".join(out)
+            line = _line(piece[1:])
+            if line:
+                if lines:
+                    lines.append("\n" if gap == 1 else "\n\n")
+                lines.append(line)
+                gap = 0
+    return "".join(lines)
+
+
+def _line(text: str) -> str:
+    """One line as normalize_text leaves it: NFC, no invisible characters, each run of
+    spaces one space, none at its ends."""
+    if not text.isascii() and not unicodedata.is_normalized("NFC", text):
+        text = unicodedata.normalize("NFC", text)
+    if "\u200b" in text or "\ufeff" in text:
+        text = _INVISIBLE.sub("", text)
+    return " ".join(text.split())
 
 
 def _break(run: re.Match[str]) -> str:

@@ -7,6 +7,7 @@ import functools
 import html
 import logging
 import re
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -15,7 +16,6 @@ from typing import Any
 import lxml.html
 from lxml import etree
 from parsel import Selector
-from parsel.csstranslator import HTMLTranslator
 
 from archive.normalize import clean_title, format_time, html_to_text, normalize_text
 from archive.records import ParseError, Record
@@ -78,8 +78,14 @@ SOURCE = GateSite(
 # Read only when __NEXT_DATA__ is missing or broken. Confirmed are the order (title, time
 # line, "N views", body) and the texts of the time and views lines; the tags and classes
 # are the samples' invention, so every selector for them lives here.
-ARTICLE_TITLE_CSS = ("article h1", "main h1", "h1")  # first that matches wins
-ARTICLE_BODY_CSS = ".rich-text"  # the samples' README: it holds the same HTML as detail.desc
+# The title is the first <h1> inside an <article>, else inside a <main>, else anywhere
+# (the CSS "article h1", "main h1", "h1", first that matches wins).
+ARTICLE_TITLE_TAG = "h1"
+ARTICLE_TITLE_WITHIN = ("article", "main")
+# The body is the first element of this class (the CSS ".rich-text"); the samples' README:
+# it holds the same HTML as detail.desc.
+ARTICLE_BODY_CLASS = "rich-text"
+ARTICLE_BODY_CSS = f".{ARTICLE_BODY_CLASS}"
 # Text nodes read after the title while looking for the time and views lines.
 ARTICLE_META_SCAN = 20
 # "2026-05-22 07:56:11 UTC" (en), "2026-09-29 10:53 (UTC+8)" (zh). No zone at all is read
@@ -237,13 +243,49 @@ def page_selector(body: bytes | str) -> Selector:
 def page_root(body: bytes | str) -> etree._Element:
     """The root element of a page as page_selector parses it (the same text, lxml's HTML
     parser with parsel's options), without parsel around it: an article page is read
-    with a few compiled XPaths, and parsel's wrapping and per-call compiling of each
-    expression cost more than the lookups. Plain lxml elements (not lxml.html's): that
-    parser looks up a Python class for every element handed back."""
-    data = _page_text(body).strip().replace("\x00", "").encode("utf-8") or b"<html/>"
-    parser = etree.HTMLParser(recover=True, encoding="utf-8", huge_tree=True)
-    root = etree.fromstring(data, parser=parser)
+    with a few lookups, and parsel's wrapping and per-call compiling of each expression
+    cost more than they do. Plain lxml elements (not lxml.html's): that parser looks up
+    a Python class for every element handed back."""
+    parser = _page_parser()
+    root = etree.fromstring(_page_bytes(body), parser=parser)
     return root if root is not None else etree.fromstring(b"<html/>", parser=parser)
+
+
+_PARSERS = threading.local()
+
+
+def _page_parser() -> etree.HTMLParser:
+    """This thread's parser for page_root. One per thread, not one per page: lxml makes
+    a parser's libxml2 context at its first document, and a parser takes one document
+    at a time."""
+    parser: etree.HTMLParser | None = getattr(_PARSERS, "page", None)
+    if parser is None:
+        parser = _PARSERS.page = etree.HTMLParser(recover=True, encoding="utf-8", huge_tree=True)
+    return parser
+
+
+def _page_bytes(body: bytes | str) -> bytes:
+    """The UTF-8 bytes page_root parses: _page_text without NUL, stripped, encoded.
+
+    Bytes that are valid UTF-8 with no control byte (every real page) are that already,
+    once their ASCII whitespace is cut off, when what is left starts and ends with an
+    ASCII character (then str.strip, which also cuts Unicode spaces, has nothing more
+    to cut): they are handed on as they are, not decoded and encoded again."""
+    if isinstance(body, bytes):
+        data = body.strip()
+        if (
+            data
+            and data[0] < 0x80
+            and data[-1] < 0x80
+            and len(data.translate(None, _CONTROL_BYTES)) == len(data)
+        ):
+            try:
+                data.decode("utf-8")
+            except UnicodeDecodeError:
+                pass
+            else:
+                return data
+    return _page_text(body).strip().replace("\x00", "").encode("utf-8") or b"<html/>"
 
 
 def require_whole_page(body: bytes | str, url: str) -> None:
@@ -257,15 +299,29 @@ def require_whole_page(body: bytes | str, url: str) -> None:
         raise ParseError(url, "page is cut short (it does not end with </html>)")
 
 
-_NEXT_DATA_TEXT = etree.XPath('//script[@id="__NEXT_DATA__"]/text()', smart_strings=False)
+_TEXT_NODES = etree.XPath("text()", smart_strings=False)
+
+
+def _next_data_text(root: etree._Element) -> str | None:
+    """The first text node of the <script id="__NEXT_DATA__"> elements, in document order
+    (the XPath //script[@id="__NEXT_DATA__"]/text()), found by lxml's walk over the
+    script elements only: the XPath tests every element of the page. The walk covers
+    the whole document as `//` does: lxml's HTML parser makes a second top-level
+    element of what a broken page has after its end."""
+    for top in (root, *root.itersiblings(etree.Element)):
+        for script in top.iter("script"):
+            if script.get("id") == "__NEXT_DATA__":
+                texts = _TEXT_NODES(script)
+                if texts:
+                    return texts[0]
+    return None
 
 
 def _next_data(root: etree._Element, url: str) -> dict[str, Any]:
     """The page's __NEXT_DATA__ JSON; ParseError if it is missing or not a JSON object."""
-    texts = _NEXT_DATA_TEXT(root)
-    if not texts:
+    script = _next_data_text(root)
+    if script is None:
         raise ParseError(url, "no __NEXT_DATA__ script")
-    script = texts[0]
     data = load_json(script, url, "__NEXT_DATA__")
     if not isinstance(data, dict):
         raise ParseError(url, "__NEXT_DATA__ is not a JSON object")
@@ -465,11 +521,38 @@ def parse_sitemap(body: bytes | str, url: str) -> list[SitemapEntry]:
 # --- articles ---------------------------------------------------------------------------
 
 
-_CSS = HTMLTranslator()
-_ARTICLE_BODY = etree.XPath(_CSS.css_to_xpath(ARTICLE_BODY_CSS))
-_ARTICLE_TITLES = tuple(etree.XPath(_CSS.css_to_xpath(css)) for css in ARTICLE_TITLE_CSS)
 _TEXTS = etree.XPath(".//text()", smart_strings=False)
 _XPATH_SPACE = " \t\r\n"  # what normalize-space() strips
+_XPATH_SPACES = re.compile(f"[{_XPATH_SPACE}]+")
+
+
+def _article_title(root: etree._Element) -> etree._Element | None:
+    """The title element (ARTICLE_TITLE_TAG within the first of ARTICLE_TITLE_WITHIN
+    that has one, else the first anywhere), as the CSS selectors would find it, in
+    document order: lxml's walk over the few <h1> is cheaper than an XPath per
+    selector, each testing every element of the page."""
+    titles = list(root.iter(ARTICLE_TITLE_TAG))
+    for within in ARTICLE_TITLE_WITHIN:
+        for title in titles:
+            if next(title.iterancestors(within), None) is not None:
+                return title
+    return titles[0] if titles else None
+
+
+def _article_body(root: etree._Element) -> etree._Element | None:
+    """The first element of class ARTICLE_BODY_CLASS in document order, as cssselect's
+    XPath for the CSS finds it (a class is one of the attribute's words split at XPath
+    spaces), walking only as far as that element, where the XPath tests every
+    element of the page."""
+    for element in root.iter(etree.Element):
+        names = element.get("class")
+        if (
+            names is not None
+            and ARTICLE_BODY_CLASS in names
+            and ARTICLE_BODY_CLASS in _XPATH_SPACES.split(names)
+        ):
+            return element
+    return None
 
 
 def _following_texts(element: etree._Element) -> Iterator[tuple[str, etree._Element]]:
@@ -508,17 +591,15 @@ def _texts_within(element: etree._Element) -> Iterator[tuple[str, etree._Element
 class _Visible:
     """What the rendered article page shows, each part read when it is first asked for:
     with __NEXT_DATA__ in place only the views line is, so the page's visible time is
-    not parsed and its body not serialized for nothing. The selectors are parsel's
-    (cssselect's translation of the CSS), compiled once."""
+    not parsed and its body not serialized for nothing."""
 
     def __init__(self, root: etree._Element) -> None:
         self._root = root
-        self._h1 = next((found[0] for found in (x(root) for x in _ARTICLE_TITLES) if found), None)
+        self._h1 = _article_title(root)
 
     @functools.cached_property
     def _body(self) -> etree._Element | None:
-        body = _ARTICLE_BODY(self._root)
-        return body[0] if body else None
+        return _article_body(self._root)
 
     @functools.cached_property
     def title(self) -> str | None:
