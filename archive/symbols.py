@@ -739,7 +739,7 @@ class _Text:
         self.kraken = "_" in text
         self.contracts = "USD" in text or "PERP" in text
         self.cashtags = "$" in text
-        self.cjk_verbs = not text.isascii() and any(map(text.__contains__, _CJK_VERBS))
+        self.cjk_verbs = not text.isascii() and bool(_ANY_CJK_VERB.search(text))
         self.staking = "stak" in lowered and (
             _lacks(text, lowered, _POOL_WORDS) or not _POOL.search(text)
         )
@@ -1157,6 +1157,8 @@ _CJK_VERBS = (
     *"上线 上架 下架 下线 首发 暂停 恢复 支持 开通 包括 推出 质押".split(),
     *"上線 下線 首發 暫停 恢復 支援 開通 質押".split(),  # traditional
 )
+# One scan for them all: their first characters are rare.
+_ANY_CJK_VERB = re.compile("|".join(_CJK_VERBS))
 _NETWORK_NAME = re.compile(
     r"\s*(?:网络|(?i:network))\s*[(（](?:[A-Z]{1,2}RC|BEP|ERC|SPL)\d{0,4}[)）]"
 )
