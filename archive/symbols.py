@@ -1127,10 +1127,10 @@ _CONTEXT_RULES: tuple[tuple[re.Pattern[str], int, frozenset[str], tuple[str, ...
 # Each holds one of the rule's words above, so a rule runs on no text more.
 _FINER_WORDS: dict[re.Pattern[str], tuple[str, ...]] = {
     _HEADED: (
-        *"pre-market trading: new listing launchpool: launchpad: megadrop:".split(),
-        *"candydrop: jumpstart: startup: kickstarter: gempool: poolx: alpha:".split(),
-        *("hodler airdrop", "new token", "new asset", "new coin"),
-        *("components of", "constituents of"),
+        *("pre-market trading:", "new listing", "hodler airdrop", "components of"),
+        *"launchpool: launchpad: megadrop: candydrop: jumpstart: startup:".split(),
+        *"kickstarter: gempool: poolx: alpha:".split(),
+        *("new token", "new asset", "new coin", "constituents of"),
     ),
 }
 _CASELESS_CONTEXT_RULES = tuple(

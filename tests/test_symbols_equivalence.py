@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from archive import symbols
 from archive.normalize import html_to_text, prepare
 from archive.records import Record
 from archive.symbols import derive_event, derive_symbols
@@ -123,6 +124,33 @@ def test_outputs_are_unchanged() -> None:
             assert out == golden[key], key
     # Fixtures come and go: most of the golden inputs must still be there.
     assert seen >= 0.9 * len(golden)
+
+
+def test_words_a_rule_needs_are_in_its_every_match() -> None:
+    """A title or post rule is skipped where the text lacks the words it needs: every
+    match of it on every fixture text holds one of them."""
+    texts = [text.lower() for text, _ in _fixture_texts()]
+    texts += [r.title.lower() for r in _labelled() if r.title]
+    texts += ["gate will list abc (abc)", "binance will delist xyz", "new listing: abc"]
+    rules = [(p, words) for _, p, words in (*symbols._STRONG, *symbols._WEAK, *symbols._POST)]
+    assert sum(words is not None for _, words in rules) >= 20
+    for pattern, words in rules:
+        for text in texts:
+            if words is not None and pattern.search(text):
+                assert any(word in text for word in words), (pattern.pattern, text)
+
+
+def test_skips_read_what_the_rules_read() -> None:
+    """A rule's finer words each hold one of its words (it runs on no text more), and a
+    window cue is what the rule's list must be followed by."""
+    for rule, finer in symbols._FINER_WORDS.items():
+        words = next(w for p, _, _, w in symbols._CONTEXT_RULES if p is rule)
+        assert all(any(word in f for word in words) for f in finer), rule.pattern
+    for rule, cue in symbols._WINDOW_CUES.items():
+        if rule is not symbols._LIST:
+            ahead = cue.pattern.removeprefix("[A-Z0-9)）](?:").removesuffix(")")
+            assert cue.pattern == f"[A-Z0-9)）](?:{ahead})", cue.pattern
+            assert rule.pattern.endswith(f"(?={ahead}))"), rule.pattern
 
 
 if __name__ == "__main__":
