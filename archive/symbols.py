@@ -208,9 +208,20 @@ _SKIPPED = (
     r"|(?:leveraged |following |stock )?(?:tokens?|pairs?|contracts?|assets?)"
     r"(?:\s*:|,?(?= including))?))*"
 )
+
+
+def _verbs(*verbs: str) -> str:
+    """Verbs matched case-insensitively, each behind a class of its first letter in either
+    case ("[Ll](?i:ist)"): the regex engine skips a branch whose first character fails a
+    class at once, but enters every case-insensitive one. Only for a `_fast` word rule,
+    whose lookahead admits ASCII first letters only (none of "ſ", "ı", "İ", which a
+    case-insensitive "s" or "i" matches) and whose `\b` starts every verb."""
+    return "(?:" + "|".join(f"[{v[0].upper()}{v[0]}](?i:{v[1:]})" for v in verbs) + ")"
+
+
 _NAMING_VERB = _fast(
     "LlDdRrAa",
-    r"(?i:\b(?:de)?list(?:s|ed|ing)?|\bremov(?:e|es|al of)|\badd(?:s|ed|ing)?)"
+    _verbs("delist(?:s|ed|ing)?", "list(?:s|ed|ing)?", "remov(?:e|es|al of)", "add(?:s|ed|ing)?")
     + _SKIPPED
     + r"\s+("
     + _LIST_OF
@@ -230,11 +241,18 @@ _CJK_VERB_AFTER = re.compile(
 # ("Trading for ONE week").
 _ACTING_VERB = _fast(
     "SsOoIiDdWwTtBbLlFfAaYy",  # the first letters of the verbs
-    r"(?i:\bsupport(?:s|ed)?(?: for)?|\bopen(?:s)?|\bintroduc(?:e|es|ing)|\bto include"
-    r"|\btrading (?:of|for|on)|\bsubscribe to|\bsuspend(?:s|ed)?|\bresum(?:e|es|ed)|\bswap(?:s)? of"
-    r"|\btrade|\bbuy(?: and sell)?|\bsell(?: and buy)?|\blaunch(?:es|ed|ing)?"
-    r"|\b(?:ap[ry]|yield|interest) on"
-    r"|(?<!% )(?<!ratio )(?<!ratios )\bfor)" + _SKIPPED + r"\s+(" + _LIST_OF + ")",
+    _verbs(
+        *("support(?:s|ed)?(?: for)?", "open(?:s)?", "introduc(?:e|es|ing)", "to include"),
+        *("trading (?:of|for|on)", "subscribe to", "suspend(?:s|ed)?", "resum(?:e|es|ed)"),
+        *("swap(?:s)? of", "trade", "buy(?: and sell)?", "sell(?: and buy)?"),
+        *("launch(?:es|ed|ing)?", "ap[ry] on", "yield on", "interest on"),
+        # Not "0.5% for", "the ratio for": read behind "for" once it matched.
+        "for(?<!% for)(?<!ratio for)(?<!ratios for)",
+    )
+    + _SKIPPED
+    + r"\s+("
+    + _LIST_OF
+    + ")",
     word=True,
 )
 # "options on ETH", "Innovation Zone Welcomes XYZ": the coin a market is of or a zone lists.
