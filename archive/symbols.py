@@ -36,7 +36,9 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Iterable
-from typing import NamedTuple
+from re import _constants as sre  # type: ignore[attr-defined]
+from re import _parser as sre_parse  # type: ignore[attr-defined]
+from typing import Any, NamedTuple
 from urllib.parse import unquote
 
 from archive.records import EVENT_TYPES
@@ -109,6 +111,48 @@ def _fast(first: str, pattern: str, *, word: bool = False) -> re.Pattern[str]:
     return re.compile(f"{start}(?=[{first}])(?:{pattern})")
 
 
+def _needed(pattern: re.Pattern[str]) -> tuple[str, ...] | None:
+    """Strings one of which every match of `pattern` holds, read from its parsed form
+    ("\\bwill list\\b|上线" -> "will list", "上线"), None when it has none (a class
+    or a case-insensitive part in every place). A text that holds none of them is not
+    scanned: `in` tests cost less than trying a long alternation at every position."""
+    if pattern.flags & re.IGNORECASE:
+        return None
+    words = _needed_in(sre_parse.parse(pattern.pattern, pattern.flags))
+    return tuple(sorted(words)) if words else None
+
+
+def _needed_in(items: Iterable[tuple[Any, Any]]) -> frozenset[str]:
+    """What _needed reads from a sequence: its longest run of literals, or a group or
+    an alternation whose every branch needs one (the set of longest shortest word)."""
+    best: frozenset[str] = frozenset()
+    run: list[str] = []
+
+    def better(words: frozenset[str]) -> frozenset[str]:
+        if words and (not best or min(map(len, words)) > min(map(len, best))):
+            return words
+        return best
+
+    for op, av in items:
+        if op is sre.LITERAL:
+            run.append(chr(av))
+            continue
+        if op is sre.AT:
+            continue  # "\\b" matches no character: the literals around it are one run
+        best, run = better(frozenset(["".join(run)]) if run else frozenset()), []
+        if op is sre.BRANCH:
+            branches = [_needed_in(branch) for branch in av[1]]
+            if all(branches):
+                best = better(frozenset().union(*branches))
+        elif op is sre.SUBPATTERN:
+            _, add_flags, _, body = av
+            if not add_flags & sre.SRE_FLAG_IGNORECASE:
+                best = better(_needed_in(body))
+        elif op in (sre.MAX_REPEAT, sre.MIN_REPEAT) and av[0] >= 1:
+            best = better(_needed_in(av[2]))
+    return better(frozenset(["".join(run)]) if run else frozenset())
+
+
 _TICKER_FIRST = "A-Z0-9"
 
 # A ticker: letters and digits, a letter first or a multiplier first (1INCH, 1000SATS).
@@ -164,9 +208,20 @@ _SKIPPED = (
     r"|(?:leveraged |following |stock )?(?:tokens?|pairs?|contracts?|assets?)"
     r"(?:\s*:|,?(?= including))?))*"
 )
+
+
+def _verbs(*verbs: str) -> str:
+    """Verbs matched case-insensitively, each behind a class of its first letter in either
+    case ("[Ll](?i:ist)"): the regex engine skips a branch whose first character fails a
+    class at once, but enters every case-insensitive one. Only for a `_fast` word rule,
+    whose lookahead admits ASCII first letters only (none of "ſ", "ı", "İ", which a
+    case-insensitive "s" or "i" matches) and whose `\b` starts every verb."""
+    return "(?:" + "|".join(f"[{v[0].upper()}{v[0]}](?i:{v[1:]})" for v in verbs) + ")"
+
+
 _NAMING_VERB = _fast(
     "LlDdRrAa",
-    r"(?i:\b(?:de)?list(?:s|ed|ing)?|\bremov(?:e|es|al of)|\badd(?:s|ed|ing)?)"
+    _verbs("delist(?:s|ed|ing)?", "list(?:s|ed|ing)?", "remov(?:e|es|al of)", "add(?:s|ed|ing)?")
     + _SKIPPED
     + r"\s+("
     + _LIST_OF
@@ -186,11 +241,18 @@ _CJK_VERB_AFTER = re.compile(
 # ("Trading for ONE week").
 _ACTING_VERB = _fast(
     "SsOoIiDdWwTtBbLlFfAaYy",  # the first letters of the verbs
-    r"(?i:\bsupport(?:s|ed)?(?: for)?|\bopen(?:s)?|\bintroduc(?:e|es|ing)|\bto include"
-    r"|\btrading (?:of|for|on)|\bsubscribe to|\bsuspend(?:s|ed)?|\bresum(?:e|es|ed)|\bswap(?:s)? of"
-    r"|\btrade|\bbuy(?: and sell)?|\bsell(?: and buy)?|\blaunch(?:es|ed|ing)?"
-    r"|\b(?:ap[ry]|yield|interest) on"
-    r"|(?<!% )(?<!ratio )(?<!ratios )\bfor)" + _SKIPPED + r"\s+(" + _LIST_OF + ")",
+    _verbs(
+        *("support(?:s|ed)?(?: for)?", "open(?:s)?", "introduc(?:e|es|ing)", "to include"),
+        *("trading (?:of|for|on)", "subscribe to", "suspend(?:s|ed)?", "resum(?:e|es|ed)"),
+        *("swap(?:s)? of", "trade", "buy(?: and sell)?", "sell(?: and buy)?"),
+        *("launch(?:es|ed|ing)?", "ap[ry] on", "yield on", "interest on"),
+        # Not "0.5% for", "the ratio for": read behind "for" once it matched.
+        "for(?<!% for)(?<!ratio for)(?<!ratios for)",
+    )
+    + _SKIPPED
+    + r"\s+("
+    + _LIST_OF
+    + ")",
     word=True,
 )
 # "options on ETH", "Innovation Zone Welcomes XYZ": the coin a market is of or a zone lists.
@@ -218,35 +280,62 @@ _HEADED = _fast(
 # pool that pays another coin for it ("Stake GT or USDT in Launchpool to share ...").
 _STAKE_VERB = _fast("Ss", r"(?i:\bstak(?:e|es|ing))\s+(" + _LIST_OF + ")", word=True)
 _POOL = re.compile(r"(?i:pool|hodler|airdrop|\bto (?:share|farm|mine)\b)|瓜分|挖|空投")
+_POOL_WORDS = ("pool", "hodler", "airdrop", "to share", "to farm", "to mine", "瓜分", "挖", "空投")
+
+
+def _caseless(text: str) -> bool:
+    """Whether a (?i:word) of ASCII letters matches `text` only where its lowered text
+    holds the word: so unless the text holds one of the three letters that match an
+    ASCII letter but do not lower to it ("ſ" matches (?i:s), "ı" and "İ" (?i:i))."""
+    return text.isascii() or not ("ı" in text or "ſ" in text or "İ" in text)
+
+
+def _lacks(text: str, lowered: str, words: tuple[str, ...]) -> bool:
+    """Whether a pattern whose every match holds one of `words` (lower case, matched
+    case-insensitively) cannot match `text`, known without running it."""
+    return not any(map(lowered.__contains__, words)) and _caseless(text)
+
+
+_LISTED = _START + "(" + _LIST_OF + ")"
+# What a window must hold for a rule to match in it (see _ahead).
+_WINDOW_CUES: dict[re.Pattern[str], re.Pattern[str]] = {}
+
+
+def _ahead(listed: str, ahead: str) -> re.Pattern[str]:
+    """A rule: a list (or a ticker) that `ahead` follows. Most windows have tickers but not
+    what must follow them: its cue, the last character of a list (a ticker's or a
+    bracket's) and `ahead`, is looked for first, which costs less than reading every
+    list in the window."""
+    rule = _fast(_TICKER_FIRST, listed + "(?=" + ahead + ")")
+    _WINDOW_CUES[rule] = re.compile(r"[A-Z0-9)）](?:" + ahead + ")")
+    return rule
+
+
 # "XYZ Perpetual", "BTC and ETH Quarterly Futures", "XYZ 永续合约": a market of the ticker.
-_MARKET_OF = _fast(
-    _TICKER_FIRST,
-    _START + "(" + _LIST_OF + r")(?=(?:\s+(?i:weekly|daily|monthly|quarterly|linear|inverse|"
+_MARKET_OF = _ahead(
+    _LISTED,
+    r"(?:\s+(?i:weekly|daily|monthly|quarterly|linear|inverse|"
     r"usdt-m|usdⓈ-m|coin-m))*\s+(?i:perpetuals?|perps?|futures|margin|options|contracts?|"
     r"spot trading|pre-market"
     r"|(?:(?:spot |margin )(?:(?:and|&) (?:spot |margin ))?)?(?:trading )?pairs?)\b"
-    r"|\s*(?:永续|现货|合约|交易对))",
+    r"|\s*(?:永续|现货|合约|交易对)",
 )
 # "XYZ-30D", "XYZ Flexible Savings", "XYZ Network Upgrade": a product or a chain of it.
-_PRODUCT_OF = _fast(
-    _TICKER_FIRST,
-    _START + "(" + _LIST_OF + r")(?=-\d+D\b|\s+(?i:vault|staking|index|mining|"
+_PRODUCT_OF = _ahead(
+    _LISTED,
+    r"-\d+D\b|\s+(?i:vault|staking|index|mining|"
     r"airdrop|collateral|buy[ -]?back|burn|(?:fixed |flexible )promotion|"
     r"(?:simple |flexible |fixed |locked |on-chain )?(?:earn|savings|products?)|"
     r"(?:trading )?(?:carnival|competition|challenge|campaign|festival))\b"
-    r"|\s*(?:活期|定期|스테이킹|에어드랍|에어드롭))",
+    r"|\s*(?:活期|定期|스테이킹|에어드랍|에어드롭)",
 )
 # "GAS Network Upgrade", "withdrawals of GAS": a chain's or a wallet's coin, even a word.
-_CHAIN_OF = _fast(
-    _TICKER_FIRST,
-    _TOKEN + r"(?=\s+(?i:token swap|network upgrade|mainnet|hard fork)\b|\s*网络升级)",
-)
+_CHAIN_OF = _ahead(_TOKEN, r"\s+(?i:token swap|network upgrade|mainnet|hard fork)\b|\s*网络升级")
 # "USDT on the OMNI Layer", "USDC on the Base network": a coin on a chain is what a
 # notice about it acts on.
-_ON_CHAIN = _fast(
-    _TICKER_FIRST,
-    _TOKEN + r"(?=\s+on (?:the )?[A-Z][\w-]*(?: [A-Z][\w-]*)?"
-    r" (?i:layer|network|chain|blockchain)\b)",
+_ON_CHAIN = _ahead(
+    _TOKEN,
+    r"\s+on (?:the )?[A-Z][\w-]*(?: [A-Z][\w-]*)? (?i:layer|network|chain|blockchain)\b",
 )
 # "delist the following tokens at 10:00 (UTC): ABC, DEF and GHI", "Affected tokens: ABC,
 # DEF": the list a notice acts on, after its colon.
@@ -260,16 +349,10 @@ _FOLLOWING = _fast(
 # USDC" (an alternative) nor "350 assets, including BTC" (a reserve report's examples).
 _KINDS_INCLUDING = _fast("Ss", r"(?i:\bstablecoins?),?\s+(?i:including)\s+(" + _LIST_OF + ")")
 # "MOVE is available for trading!": a market of the ticker opens, even a word's.
-_TRADABLE = _fast(
-    _TICKER_FIRST,
-    _START + "(" + _LIST_OF + r")(?=\s+(?:is|are)\s+(?:now\s+)?(?i:available for trading)\b)",
-)
+_TRADABLE = _ahead(_LISTED, r"\s+(?:is|are)\s+(?:now\s+)?(?i:available for trading)\b")
 # "1MBABYDOGE and 1000CAT trading is live": the same, but not a word's ("AI trading is live"
 # may be a feature).
-_TRADING_LIVE = _fast(
-    _TICKER_FIRST,
-    _START + "(" + _LIST_OF + r")(?=\s+(?i:trading)\s+(?:is|are)\s+(?:now\s+)?(?i:live|open)\b)",
-)
+_TRADING_LIVE = _ahead(_LISTED, r"\s+(?i:trading)\s+(?:is|are)\s+(?:now\s+)?(?i:live|open)\b")
 _WALLET_VERB = _fast(
     "DdWw",
     r"(?i:\b(?:deposits?|withdrawals?)(?: (?:and|&) (?:deposits?|withdrawals?))?"
@@ -279,13 +362,9 @@ _WALLET_VERB = _fast(
 )
 # "TIA deposits and withdrawals", "ETH and ERC-20 token deposits": the coins a wallet
 # service acts on, named before it.
-_WALLET_OF = _fast(
-    _TICKER_FIRST,
-    _START
-    + "("
-    + _LIST_OF
-    + r")(?=(?:-\d+)?(?:\s+(?i:tokens?|network|chain))?\s+(?i:deposits?|withdrawals?)\b"
-    r"|\s*입출금)",
+_WALLET_OF = _ahead(
+    _LISTED,
+    r"(?:-\d+)?(?:\s+(?i:tokens?|network|chain))?\s+(?i:deposits?|withdrawals?)\b|\s*입출금",
 )
 # "ORBX, ZNT 원화 마켓 추가": the assets of a Korean market notice, named before the market
 # (the markets themselves are quotes: "BTC, USDT 마켓"); "ORBX 거래지원 종료", "ORBX 거래유의
@@ -317,6 +396,7 @@ _LOWER_INSTRUMENT = re.compile(
     r"(?<![A-Za-z0-9$/_.=:\-])(\d{0,7}[a-z][a-z0-9]{1,11})(?:_usd[ct])?-[a-z0-9]+$"
 )
 _RATIO_WORDS = ("atio", "ATIO", "ate", "汇率")  # ratio, exchange rate
+_RATIO_LOWER = ("ratio", "exchange rate", "汇率")  # what _RATIO_PAIR reads
 _RATIO_PAIR = re.compile(
     r"(?<![A-Za-z0-9])\$?(" + _T + r")/\$?(" + _T + r")(?=\s*(?:(?i:ratio|exchange rate)\b|汇率))"
 )
@@ -531,7 +611,7 @@ def _valid(token: str, strength: int) -> bool:
         return False
     if strength >= STRUCTURED:
         return True
-    if _STANDARD.fullmatch(token):
+    if token[-1].isdigit() and _STANDARD.fullmatch(token):
         return False
     if strength >= CODED:
         return True  # "0G/USDT", "OMNI/USDT", "JSTUSDT": a market's code names its coin
@@ -651,23 +731,52 @@ def _windows(text: str) -> list[tuple[int, int]]:
     return spans
 
 
+class _Text:
+    """A text with what the window rules ask of all of it, read once for all its windows:
+    the rules a text's words let match, and which families to look for at all."""
+
+    def __init__(self, text: str, lowered: str) -> None:
+        self.text = text
+        # A rule whose words the text lacks cannot match: it is not run at all.
+        if text.isascii():
+            every = _ASCII_CONTEXT_RULES
+        else:
+            every = _CASELESS_CONTEXT_RULES if _caseless(text) else _CONTEXT_RULES
+        # map() with the text's own `in`: the same test as a generator, without its frames.
+        holds = lowered.__contains__
+        self.rules = [
+            (*rule[:3], _WINDOW_CUES.get(rule[0])) for rule in every if any(map(holds, rule[3]))
+        ]
+        self.takes_part = [p for p, words in _PARTICIPATIONS if any(map(holds, words))]
+        self.ratios = (
+            "/" in text
+            and any(map(text.__contains__, _RATIO_WORDS))
+            and not _lacks(text, lowered, _RATIO_LOWER)
+        )
+        self.funding = "F0:" in text
+        self.kraken = "_" in text
+        self.contracts = "USD" in text or "PERP" in text
+        self.cashtags = "$" in text
+        self.cjk_verbs = not text.isascii() and bool(_ANY_CJK_VERB.search(text))
+        self.staking = "stak" in lowered and (
+            _lacks(text, lowered, _POOL_WORDS) or not _POOL.search(text)
+        )
+        self.markets = any(map(holds, _MARKET_WORDS))
+        self.remains = self.markets and not _lacks(text, lowered, _UNAFFECTED_WORDS)
+
+
 def _scan(text: str, offset: int, found: _Found) -> None:
     """Every context rule over one text (the title or the body)."""
     lowered = text.lower()
     windows = _windows(text)
     if windows:
-        # A rule whose words the text lacks cannot match: it is not run at all.
-        every = _CONTEXT_RULES if not text.isascii() else _ASCII_CONTEXT_RULES
-        # map() with the text's own `in`: the same test as a generator, without its frames.
-        holds = lowered.__contains__
-        rules = [rule[:3] for rule in every if any(map(holds, rule[3]))]
-        takes_part = [p for p, words in _PARTICIPATIONS if any(map(holds, words))]
+        read = _Text(text, lowered)
         for start, end in windows:
-            _scan_written(text, offset, found, start, end)
-            _scan_codes(text, offset, found, start, end)
-            _scan_contexts(text, lowered, offset, found, start, end, rules)
-            _scan_campaigns(text, offset, found, start, end, takes_part)
-    if "launch" in lowered or "list" in lowered or "add" in lowered or "trading" in lowered:
+            _scan_written(read, offset, found, start, end)
+            _scan_codes(read, offset, found, start, end)
+            _scan_contexts(read, offset, found, start, end)
+            _scan_campaigns(read, offset, found, start, end)
+    if _lower_trading(text, lowered):
         for m in _LOWER_TRADING.finditer(text):
             for word in _LOWER_LIST.split(m[1] or m[2]):
                 if word.lower() not in _LOWER_WORDS:
@@ -685,6 +794,24 @@ def _scan(text: str, offset: int, found: _Found) -> None:
         _scan_swaps(text, offset, found)
     if windows:
         _scan_shapes(text, offset, found)
+
+
+def _lower_trading(text: str, lowered: str) -> bool:
+    """Whether _LOWER_TRADING is worth running: the text has a verb and a market ("launch
+    xyz margin trading") or "trading for" ("futures trading for xyz")."""
+    if not ("launch" in lowered or "list" in lowered or "add" in lowered or "trading" in lowered):
+        return False
+    return (
+        "trading for" in lowered
+        or (
+            ("launch" in lowered or "list" in lowered or "add" in lowered)
+            and any(map(lowered.__contains__, _LOWER_MARKETS))
+        )
+        or not _caseless(text)
+    )
+
+
+_LOWER_MARKETS = ("margin", "perpetual", "futures", "spot")
 
 
 def _scan_renamed(text: str, offset: int, found: _Found) -> None:
@@ -872,9 +999,9 @@ def _note_names(text: str, m: re.Match[str], found: _Found) -> None:
                 found.names.add(word)
 
 
-def _scan_written(text: str, offset: int, found: _Found, a: int, b: int) -> None:
+def _scan_written(read: _Text, offset: int, found: _Found, a: int, b: int) -> None:
     """Tickers written as tickers: "(XYZ)", "Sonic (S)", "XYZ/USDT", "BTC-25SEP26"."""
-    add = found.add
+    text, add = read.text, found.add
     for m in _PAREN.finditer(text, a, b):
         if m[1] in QUOTES and _SETTLEMENT.search(text, max(0, m.start() - 50), m.start()):
             continue  # "settlement currency: USD₮ (UST)"
@@ -892,7 +1019,7 @@ def _scan_written(text: str, offset: int, found: _Found, a: int, b: int) -> None
         for m in _PAIR.finditer(text, a, b):
             if not _is_example(text, m.start(), m.end()):
                 add(m[1], offset + m.start(1), CODED)
-    if "/" in text and any(map(text.__contains__, _RATIO_WORDS)):
+    if read.ratios:
         for m in _RATIO_PAIR.finditer(text, a, b):  # "the ETH/BTC ratio": both coins
             add(m[1], offset + m.start(1), CODED)
             add(m[2], offset + m.start(2), CODED)
@@ -901,22 +1028,22 @@ def _scan_written(text: str, offset: int, found: _Found, a: int, b: int) -> None
             add(m[1], offset + m.start(), CODED)
 
 
-def _scan_codes(text: str, offset: int, found: _Found, a: int, b: int) -> None:
+def _scan_codes(read: _Text, offset: int, found: _Found, a: int, b: int) -> None:
     """Contracts and cashtags: "XYZUSDT", "BTCF0:USTF0", "$XYZ"."""
-    add = found.add
-    if "F0:" in text:
+    text, add = read.text, found.add
+    if read.funding:
         for m in _FUNDING_PERP.finditer(text, a, b):
             add(m[1], offset + m.start(), CODED)
-    if "_" in text:
+    if read.kraken:
         for m in _KRAKEN_FUTURE.finditer(text, a, b):
             add(m[1], offset + m.start(1), STRUCTURED)
-    if "USD" in text or "PERP" in text:
+    if read.contracts:
         for m in _CONTRACT.finditer(text, a, b):
             if not found.inverse and m[0][len(m[1]) :] in _INVERSE_QUOTES:
                 continue  # "RLUSD" in a text about no derivative is a coin
             if m[1] and m[0] not in QUOTES and not _is_example(text, m.start(), m.end()):
                 add(m[1], offset + m.start(1), CODED)
-    if "$" in text:
+    if read.cashtags:
         for m in _CASHTAG.finditer(text, a, b):
             add(m[1], offset + m.start(1), NAMED)
 
@@ -1013,13 +1140,31 @@ _CONTEXT_RULES: tuple[tuple[re.Pattern[str], int, frozenset[str], tuple[str, ...
     (_HEADED, ACTED, _NO_QUOTES, _HEADINGS),
     (_LIST, WEAK, QUOTES, ("and", "&")),
 )
+# Finer words for a text where a (?i:word) matches only where the lowered text holds it
+# (_caseless): what a match holds, not only the heading's or the product's first word.
+# Each holds one of the rule's words above, so a rule runs on no text more.
+_FINER_WORDS: dict[re.Pattern[str], tuple[str, ...]] = {
+    _HEADED: (
+        *("pre-market trading:", "new listing", "hodler airdrop", "components of"),
+        *"launchpool: launchpad: megadrop: candydrop: jumpstart: startup:".split(),
+        *"kickstarter: gempool: poolx: alpha:".split(),
+        *("new token", "new asset", "new coin", "constituents of"),
+    ),
+}
+_CASELESS_CONTEXT_RULES = tuple(
+    (pattern, strength, quotes, _FINER_WORDS.get(pattern, words))
+    for pattern, strength, quotes, words in _CONTEXT_RULES
+)
 # The same for a text in ASCII: only the words it can hold (most texts; a Korean rule is
 # not even looked at).
 _ASCII_CONTEXT_RULES = tuple(
     (pattern, strength, quotes, ascii_words)
-    for pattern, strength, quotes, words in _CONTEXT_RULES
+    for pattern, strength, quotes, words in _CASELESS_CONTEXT_RULES
     if (ascii_words := tuple(w for w in words if w.isascii()))
 )
+# "ABC and DEF": the list's last "and" and a ticker's first character.
+_WINDOW_CUES[_LIST] = re.compile(r"\s(?:and|&)\s+[\dA-Z]")
+_MARKET_CUE = _WINDOW_CUES[_MARKET_OF]
 _CONTRACT_WORD = re.compile(r"\s+(?i:perpetual|contract|futures)")
 # What a market must be followed by (_MARKET_OF), lower-cased.
 _MARKET_WORDS = (
@@ -1030,6 +1175,8 @@ _CJK_VERBS = (
     *"上线 上架 下架 下线 首发 暂停 恢复 支持 开通 包括 推出 质押".split(),
     *"上線 下線 首發 暫停 恢復 支援 開通 質押".split(),  # traditional
 )
+# One scan for them all: their first characters are rare.
+_ANY_CJK_VERB = re.compile("|".join(_CJK_VERBS))
 _NETWORK_NAME = re.compile(
     r"\s*(?:网络|(?i:network))\s*[(（](?:[A-Z]{1,2}RC|BEP|ERC|SPL)\d{0,4}[)）]"
 )
@@ -1042,34 +1189,37 @@ def _cjk_verbs(text: str, a: int, b: int) -> Iterable[re.Match[str]]:
     yield from _CJK_VERB_AFTER.finditer(text, a, b)
 
 
-def _scan_contexts(
-    text: str,
-    lowered: str,
-    offset: int,
-    found: _Found,
-    a: int,
-    b: int,
-    rules: list[tuple[re.Pattern[str], int, frozenset[str]]],
-) -> None:
+def _scan_contexts(read: _Text, offset: int, found: _Found, a: int, b: int) -> None:
     """Tickers named by the words around them: verbs, markets, products, lists."""
+    text = read.text
     for m in _NAMING_VERB.finditer(text, a, b):
         if not _NAME_GOES_ON.match(text, m.end()):
             _add_list(found, offset, m, 1, LISTED)
-    if not text.isascii() and any(map(text.__contains__, _CJK_VERBS)):
+    if read.cjk_verbs:
         _scan_cjk_verbs(text, offset, found, a, b)
     for m in _ACTING_VERB.finditer(text, a, b):
         if _EXAMPLE_AFTER.match(text, m.end()):
             continue  # "format for BTC-USD-SWAP examples"
         margin_type = _MARGIN_TYPE.match(text, m.end())
         _add_list(found, offset, m, 1, ACTED, STABLE_QUOTES if margin_type else _NO_QUOTES)
-    if "stak" in lowered and not _POOL.search(text):
+    if read.staking:
         for m in _STAKE_VERB.finditer(text, a, b):
             _add_list(found, offset, m, 1, ACTED)
-    if any(map(lowered.__contains__, _MARKET_WORDS)):
+    if read.markets and _MARKET_CUE.search(text, a, b):
         for m in _MARKET_OF.finditer(text, a, b):
-            if not _UNAFFECTED.match(text, m.end()):  # "EUR and USDC spot pairs remain"
+            # "EUR and USDC spot pairs remain"
+            if not (read.remains and _UNAFFECTED.match(text, m.end())):
                 _add_market(text, offset, found, m)
-    for pattern, strength, quotes in rules:
+    _scan_rules(read, offset, found, a, b)
+
+
+def _scan_rules(read: _Text, offset: int, found: _Found, a: int, b: int) -> None:
+    """The rules of _CONTEXT_RULES the text's words let match, where a window holds the
+    cue of one (_WINDOW_CUES)."""
+    text = read.text
+    for pattern, strength, quotes, cue in read.rules:
+        if cue and not cue.search(text, a, b):
+            continue
         for m in pattern.finditer(text, a, b):
             _add_list(found, offset, m, 1, strength, quotes)
 
@@ -1095,18 +1245,16 @@ def _add_market(text: str, offset: int, found: _Found, m: re.Match[str]) -> None
         found.add(ratio[2], offset + m.start(1), CODED)
 
 
-def _scan_campaigns(
-    text: str, offset: int, found: _Found, a: int, b: int, takes_part: list[re.Pattern[str]]
-) -> None:
+def _scan_campaigns(read: _Text, offset: int, found: _Found, a: int, b: int) -> None:
     """Amounts ("Share 400,000 MOVE") and the coins staked to take part."""
-    add = found.add
+    text, add = read.text, found.add
     for m in _AMOUNT.finditer(text, a, b):
         before = text[max(0, m.start() - 16) : m.start()]
         if not _UNIT.search(before):
             # A prize amount is a quantity of the coin, even an acronym's ("3,000,000 OMNI").
             strength = CODED if _PRIZE.search(before) else WEAK
             add(m[1], offset + m.start(1), strength, PRIZE_CURRENCIES)
-    for pattern in takes_part:
+    for pattern in read.takes_part:
         if pattern is _TRADE_TO_WIN:
             _scan_traded(text, offset, found, a, b)
             continue
@@ -1161,6 +1309,7 @@ _LOWER_WORDS = frozenset(
 _UNAFFECTED = re.compile(
     r"\s+(?:\w+\s+){0,4}?(?i:remain|continue|(?:are|is|will) not be|unaffected|not affected)\b"
 )
+_UNAFFECTED_WORDS = ("remain", "continue", "not be", "unaffected", "not affected")
 _QUOTE_PAIRS = re.compile(
     r"\s+(?:(?:spot|margin)\s+(?:(?:and|&)\s+(?:spot|margin)\s+)?)?(?:trading\s+)?pairs\b", re.I
 )
@@ -1605,15 +1754,16 @@ def classify_event(title: str | None, hint: str | None = None, *, generic: bool 
     A campaign filed as a listing or a delisting is one (a Launchpool that also opens the
     coin's spot market): a market that opens or closes outranks what it gives."""
     title = title.lower() if title else ""  # the rules are lower case (no re.I: faster)
-    for event, pattern in _RULES_STRONG:
-        if pattern.search(title):
+    holds = title.__contains__
+    for event, pattern, words in _STRONG:
+        if (words is None or any(map(holds, words))) and pattern.search(title):
             if event == "promotion" and hint in _MARKET_EVENTS and not generic:
                 return hint
             return event
     if hint in EVENT_TYPES and hint != "other" and not generic:
         return hint
-    for event, pattern in _RULES_WEAK:
-        if pattern.search(title):
+    for event, pattern, words in _WEAK:
+        if (words is None or any(map(holds, words))) and pattern.search(title):
             return event
     return hint if hint in EVENT_TYPES else "other"
 
@@ -1650,12 +1800,20 @@ _POST_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
 )
 
 
+# The rules with the words one of which a text must hold for each to match (_needed).
+_STRONG, _WEAK, _POST = (
+    tuple((event, pattern, _needed(pattern)) for event, pattern in rules)
+    for rules in (_RULES_STRONG, _RULES_WEAK, _POST_RULES)
+)
+
+
 def derive_event(title: str | None, category: str | None, body_text: str | None = None) -> str:
     """The event type of one stored version; a post (no title) is read by its body."""
     if title is None and body_text:
         body = body_text.lower()
-        for event, pattern in _POST_RULES:
-            if pattern.search(body):
+        holds = body.__contains__
+        for event, pattern, words in _POST:
+            if (words is None or any(map(holds, words))) and pattern.search(body):
                 return event
         return "other"
     event = classify_event(title, category_event(category), generic=_generic(category))
@@ -1670,12 +1828,15 @@ _BODY_LISTS = re.compile(
     r"|\bwill open (?:spot )?trading (?:for|of)\b",
     re.I,
 )
+_BODY_LIST_WORDS = ("will list", "will then list", "trading open", "will open", "将上线")
 _NEGATED = re.compile(r"(?i:\bnot\b|n't\b|\bno guarantee\b|不代表|不意味)")
 
 
 def _lists_in_body(body_text: str) -> bool:
     """The body says the coin will be listed, not that it will not ("This does not mean
     Binance will list NOT")."""
+    if _lacks(body_text, body_text.lower(), _BODY_LIST_WORDS):
+        return False
     for m in _BODY_LISTS.finditer(body_text):
         sentence = body_text.rfind(".", 0, m.start()) + 1
         if not _NEGATED.search(body_text, sentence, m.start()):
