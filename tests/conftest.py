@@ -54,12 +54,16 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 @pytest.fixture
-def database(request: pytest.FixtureRequest, db_path: Path) -> str:
-    """The archive's URL: a SQLite file, or a fresh PostgreSQL database."""
+def database(request: pytest.FixtureRequest, db_path: Path) -> Iterator[str]:
+    """The archive's URL: a SQLite file, or a fresh PostgreSQL database, dropped when the
+    test is done (the fixtures that use it are torn down first)."""
     if request.param == "sqlite":
-        return resolve_url(str(db_path))
+        yield resolve_url(str(db_path))
+        return
     server: PostgresServer = request.getfixturevalue("pg_server")
-    return server.archive()
+    url = server.archive()
+    yield url
+    server.release(url)
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -114,16 +115,21 @@ def requests(output: list[Any]) -> list[scrapy.Request]:
 
 # The server the PostgreSQL tests use (.ci/run starts it); they make their own databases.
 PG_ADMIN = os.environ.get("ANNALS_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+# Connections that drop the databases tests are done with.
+DROPPERS = 8
 
 
 class PostgresServer:
     """Makes fresh databases on the test server (from an upgraded template, ~50 ms each)
-    and drops them all at the end of the session."""
+    and drops them: those released while the session goes on, the rest at its end."""
 
     def __init__(self, admin: Any, prefix: str) -> None:
         self.admin = admin  # an autocommit psycopg connection to the maintenance database
         self.prefix = prefix
-        self.names: list[str] = []
+        self.names: list[str] = []  # made and not yet dropped
+        self._made = 0
+        self._dropper = ThreadPoolExecutor(DROPPERS, thread_name_prefix="drop-database")
+        self._drops: list[Future[None]] = []
         self.template = self._create()
         engine = make_engine(self.url(self.template))
         upgrade(engine)
@@ -136,9 +142,10 @@ class PostgresServer:
         )
 
     def _create(self, template: str | None = None) -> str:
-        name = f"{self.prefix}_{len(self.names)}"
+        name = f"{self.prefix}_{self._made}"
         clause = f" TEMPLATE {template} STRATEGY WAL_LOG" if template else ""
         self.admin.execute(f"CREATE DATABASE {name}{clause}")
+        self._made += 1
         self.names.append(name)
         return name
 
@@ -150,9 +157,30 @@ class PostgresServer:
         """A new, empty database (no tables)."""
         return self.url(self._create())
 
+    def release(self, url: str) -> None:
+        """Drop the database of `url`, which its test is done with, while the tests go on."""
+        name = sa.engine.make_url(url).database
+        self.names.remove(name)  # one of ours, not yet dropped
+        self._drops.append(self._dropper.submit(_drop, [name]))
+
     def drop_all(self) -> None:
-        for name in reversed(self.names):
-            self.admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        """Drop the rest DROPPERS at a time, wait for the released ones, then drop the
+        template. Each DROP DATABASE waits for a checkpoint, which drops running at once
+        share: one at a time, at the end of a session, they took minutes."""
+        rest = [name for name in self.names if name != self.template]
+        self._drops += [self._dropper.submit(_drop, rest[n::DROPPERS]) for n in range(DROPPERS)]
+        self._dropper.shutdown(wait=True)
+        for drop in self._drops:
+            drop.result()
+        _drop([self.template])
+
+
+def _drop(names: list[str]) -> None:
+    import psycopg
+
+    with psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=3) as conn:
+        for name in names:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 RecordFactory = Callable[..., Record]

@@ -225,8 +225,20 @@ def big_mirror():
         yield mirror, server.url
 
 
-SPIDERS = ("gate_announcements", "gate_square", "binance_announcements", "okx_announcements",
-           "bybit_announcements", "bitget_announcements", "kucoin_announcements")  # fmt: skip
+# The spiders of each source. A source's spiders share one archive, as in a real one, and
+# are killed in turn; each source is a test of its own, so test workers share the sources.
+SOURCES = {
+    "gate": ("gate_announcements", "gate_square"),
+    "binance": ("binance_announcements",),
+    "okx": ("okx_announcements",),
+    "bybit": ("bybit_announcements",),
+    "bitget": ("bitget_announcements",),
+    "kucoin": ("kucoin_announcements",),
+}
+# Each spider is killed this often before the final crawl, in at most 4 tries a kill (a
+# try misses when the crawl ends before its moment).
+KILLS_PER_SPIDER = 3
+ATTEMPTS_PER_KILL = 4
 # The paths each spider asks for on the shared mirror (robots.txt aside).
 PATHS = {
     "gate_announcements": ("/announcements", "/api/web/"),
@@ -270,21 +282,26 @@ def every_source():
 
 
 @pytest.mark.slow
-def test_killed_at_random_moments_every_spider_stays_whole_and_resumes(tmp_path, every_source):
+@pytest.mark.parametrize("source", list(SOURCES))
+def test_killed_at_random_moments_every_spider_stays_whole_and_resumes(
+    source, tmp_path, every_source
+):
+    spiders = SOURCES[source]
     mirror, url = every_source
     reference = tmp_path / "reference.db"
-    done = crawl(reference, url, *SPIDERS)
+    done = crawl(reference, url, *spiders)
     assert done.returncode == 0, done.stdout + done.stderr[-3000:]
     # The length of each spider's crawl, in answers: the kills land within it.
-    lengths = {spider: answered(mirror, spider) for spider in SPIDERS}
+    lengths = {spider: answered(mirror, spider) for spider in spiders}
     victim = tmp_path / "victim.db"
     seed = int(os.environ.get("ANNALS_CRASH_SEED", "20261123"))
-    rng = random.Random(seed)
+    rng = random.Random(f"{seed}:{source}")
     kills: list[str] = []
-    for attempt in range(80):
-        # Each spider in turn until it is killed, about 3 kills each: the last run of every
+    wanted = KILLS_PER_SPIDER * len(spiders)
+    for attempt in range(ATTEMPTS_PER_KILL * wanted):
+        # Each spider in turn until it is killed, 3 kills each: the last run of every
         # spider before the final crawl is a killed one.
-        spider = SPIDERS[len(kills) % len(SPIDERS)]
+        spider = spiders[len(kills) % len(spiders)]
         # Small batches: a killed run leaves part of its listing committed, the case a
         # next run that does not repair would never complete.
         command = [sys.executable, "-m", "archive", "crawl", spider, "--db", str(victim),
@@ -304,11 +321,13 @@ def test_killed_at_random_moments_every_spider_stays_whole_and_resumes(tmp_path,
         proc.wait()
         if victim.exists():
             assert consistency(victim) == ("ok", 0, 0), f"seed {seed}"
-        if len(kills) >= 20:
+        if len(kills) >= wanted:
             break
-    assert len(kills) >= 20, f"only {len(kills)} runs were still going when killed (seed {seed})"
-    assert set(kills) == set(SPIDERS)
-    final = crawl(victim, url, *SPIDERS)
+    assert len(kills) >= wanted, (
+        f"only {len(kills)} runs were still going when killed (seed {seed})"
+    )
+    assert set(kills) == set(spiders)
+    final = crawl(victim, url, *spiders)
     assert final.returncode == 0, final.stdout + final.stderr[-3000:]
     assert consistency(victim) == ("ok", 0, 0)
     assert steady_content(victim) == steady_content(reference), f"seed {seed}"

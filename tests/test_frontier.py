@@ -34,6 +34,8 @@ REDIS = os.environ.get("ANNALS_TEST_REDIS", "redis://127.0.0.1:6379/15")
 # frontier (Scrapy's engine heartbeat), so both workers get work.
 WORKER = ["-s", "DOWNLOAD_DELAY=0.05", "-s", "CONCURRENT_REQUESTS_PER_DOMAIN=1",
           "-s", "AUTOTHROTTLE_ENABLED=False", "-s", "ANNALS_BLOCK_BACKOFF=0.05"]  # fmt: skip
+# The round's only worker: no delay (the last setting of a name wins).
+ALONE = ["-s", "DOWNLOAD_DELAY=0"]
 ARTICLES = 150
 
 
@@ -75,14 +77,15 @@ def synthetic() -> Iterator[tuple[Mirror, str]]:
         yield mirror, server.url
 
 
-def worker(pg: str, url: str, redis_url: str) -> subprocess.Popen[str]:
-    """`annals crawl` as a worker of the shared frontier, in its own process."""
+def worker(pg: str, url: str, redis_url: str, *, alone: bool = False) -> subprocess.Popen[str]:
+    """`annals crawl` as a worker of the shared frontier, in its own process. `alone`: the
+    round's only worker, which need neither crawl slowly nor wait for another's requests."""
     env = {**os.environ, "PYTHONWARNINGS": "ignore::DeprecationWarning",
-           "ANNALS_REDIS_URL": redis_url, "ANNALS_IDLE_SECONDS": "6",
+           "ANNALS_REDIS_URL": redis_url, "ANNALS_IDLE_SECONDS": "1" if alone else "6",
            "ANNALS_FRONTIER_KEY": PREFIX}  # fmt: skip
     env.pop("ANNALS_DATABASE_URL", None)
     command = [sys.executable, "-m", "archive", "crawl", "gate_announcements", "--db", pg,
-               "--base-url", url, *WORKER]  # fmt: skip
+               "--base-url", url, *WORKER, *(ALONE if alone else [])]  # fmt: skip
     return subprocess.Popen(
         command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
@@ -193,7 +196,7 @@ def test_a_worker_killed_mid_crawl_loses_nothing_once_the_next_round_ran(
 
     # A worker started afterwards opens the next round, marks the dead run and walks the
     # listings back far enough to fetch what died with the victim.
-    restarted = worker(pg, url, redis_url)
+    restarted = worker(pg, url, redis_url, alone=True)
     _, err = restarted.communicate(timeout=240)
     assert restarted.returncode == 0, err[-2000:]
     assert "did not finish" in err
@@ -218,7 +221,7 @@ def test_the_seeder_of_the_next_round_repairs_what_a_dead_round_left_out(
     mirror, url = synthetic
     reference(tmp_path, mirror, url)
     pg = pg_server.archive()
-    first = worker(pg, url, redis_url)
+    first = worker(pg, url, redis_url, alone=True)
     _, err = first.communicate(timeout=240)
     assert first.returncode == 0, err[-2000:]
     engine = open_archive(pg)
@@ -238,7 +241,7 @@ def test_the_seeder_of_the_next_round_repairs_what_a_dead_round_left_out(
     engine.dispose()
 
     mirror.hits.clear()
-    second = worker(pg, url, redis_url)
+    second = worker(pg, url, redis_url, alone=True)
     _, err = second.communicate(timeout=240)
     assert second.returncode == 0, err[-2000:]
     assert "did not finish" in err
