@@ -434,7 +434,7 @@ class Store:
                         q.url,
                         q.spider,
                         q.error,
-                        snapshot_ids.get(_sha(q.raw)) if q.raw else None,
+                        snapshot_ids.get(id(q.raw)) if q.raw else None,
                         q.seen_at or now,
                     )
                     for q in failed
@@ -453,8 +453,11 @@ class Store:
     @staticmethod
     def _write_snapshots(
         conn: Connection, raws: list[RawResponse], now: datetime, result: BatchResult
-    ) -> dict[str, int]:
-        by_sha = {_sha(raw): raw for raw in raws}
+    ) -> dict[int, int]:
+        """Store the snapshots of `raws` that are not stored yet; returns the snapshot id
+        of each of `raws`, keyed by the object's id(), so each body is hashed once."""
+        digests = {id(raw): _sha(raw) for raw in raws}
+        by_sha = {digests[id(raw)]: raw for raw in raws}
         if not by_sha:
             return {}
         query = sa.select(snapshots.c.sha256, snapshots.c.id).where(
@@ -477,10 +480,9 @@ class Store:
         ]
         if missing:
             columns = ("url", "fetched_at", "status", "content_type", "sha256", "body")
-            insert_many(conn, snapshots, columns, missing)
-            ids.update(conn.execute(query).all())
+            ids.update(insert_many(conn, snapshots, columns, missing, returning=("sha256", "id")))
             result.snapshots += len(missing)
-        return ids
+        return {key: ids[digest] for key, digest in digests.items()}
 
     # --- documents and versions -----------------------------------------------------------------
 
@@ -537,7 +539,7 @@ class Store:
 
     @staticmethod
     def _insert_versions(
-        conn: Connection, plan: _Plan, snapshot_ids: dict[str, int], run_id: int | None
+        conn: Connection, plan: _Plan, snapshot_ids: dict[int, int], run_id: int | None
     ) -> None:
         rows = [
             (
@@ -557,7 +559,7 @@ class Store:
                 p.record.extra,
                 p.seen_at,
                 run_id,
-                snapshot_ids.get(_sha(p.record.raw)) if p.record.raw else None,
+                snapshot_ids.get(id(p.record.raw)) if p.record.raw else None,
             )
             for key, number, p in plan.new_versions
         ]
