@@ -488,36 +488,43 @@ class Store:
 
     @staticmethod
     def _load_states(conn: Connection, keys: list[Identity]) -> dict[Identity, _DocState]:
+        """The archived documents among `keys`, each with the number, hash and extra of
+        every version: one statement for each (source, kind, language) of the batch."""
         groups: dict[tuple[str, str, str], list[str]] = defaultdict(list)
         for key in keys:
             groups[(key.source, key.kind, key.language)].append(key.external_id)
         states: dict[Identity, _DocState] = {}
         by_id: dict[int, _DocState] = {}
         for (source, kind, language), external_ids in groups.items():
-            query = sa.select(
-                documents.c.id, documents.c.external_id, documents.c.current_version
-            ).where(
-                documents.c.source == source,
-                documents.c.kind == kind,
-                member_of(conn, documents.c.external_id, external_ids),
-                documents.c.language == language,
+            query = (
+                sa.select(
+                    documents.c.id,
+                    documents.c.external_id,
+                    documents.c.current_version,
+                    versions.c.version,
+                    versions.c.content_hash,
+                    versions.c.extra,
+                )
+                .select_from(
+                    documents.outerjoin(versions, versions.c.document_id == documents.c.id)
+                )
+                .where(
+                    documents.c.source == source,
+                    documents.c.kind == kind,
+                    member_of(conn, documents.c.external_id, external_ids),
+                    documents.c.language == language,
+                )
             )
-            for doc_id, external_id, current in conn.execute(query).all():
-                state = _DocState(id=doc_id, current_version=current)
-                states[Identity(source, kind, external_id, language)] = by_id[doc_id] = state
-        if by_id:
-            query = sa.select(
-                versions.c.document_id,
-                versions.c.version,
-                versions.c.content_hash,
-                versions.c.extra,
-            ).where(member_of(conn, versions.c.document_id, list(by_id)))
             rows: Sequence[Any] = conn.execute(query).all()
-            for doc_id, number, digest, extra in rows:
-                state = by_id[doc_id]
-                state.hashes[digest] = number
-                state.extras[number] = extra
-                state.max_version = max(state.max_version, number)
+            for doc_id, external_id, current, number, digest, extra in rows:
+                state = by_id.get(doc_id)
+                if state is None:
+                    state = by_id[doc_id] = _DocState(id=doc_id, current_version=current)
+                    states[Identity(source, kind, external_id, language)] = state
+                if number is not None:
+                    state.hashes[digest] = number
+                    state.extras[number] = extra
+                    state.max_version = max(state.max_version, number)
         return states
 
     @staticmethod
