@@ -205,6 +205,8 @@ class Store:
         self._planned_for: float | None = None  # PostgreSQL: documents at the last ANALYZE
         self._grown = 0  # documents this store added since
         self._known_select: sa.Select[Any] | None = None  # for this engine's dialect
+        self._states_select: sa.Select[Any] | None = None  # _load_states' lookup, likewise
+        self._snapshots_select: sa.Select[Any] | None = None  # _write_snapshots', likewise
 
     # --- crawl runs ---------------------------------------------------------------------------
 
@@ -450,9 +452,8 @@ class Store:
 
     # --- snapshots ------------------------------------------------------------------------------
 
-    @staticmethod
     def _write_snapshots(
-        conn: Connection, raws: list[RawResponse], now: datetime, result: BatchResult
+        self, conn: Connection, raws: list[RawResponse], now: datetime, result: BatchResult
     ) -> dict[int, int]:
         """Store the snapshots of `raws` that are not stored yet; returns the snapshot id
         of each of `raws`, keyed by the object's id(), so each body is hashed once."""
@@ -460,10 +461,12 @@ class Store:
         by_sha = {digests[id(raw)]: raw for raw in raws}
         if not by_sha:
             return {}
-        query = sa.select(snapshots.c.sha256, snapshots.c.id).where(
-            member_of(conn, snapshots.c.sha256, list(by_sha))
-        )
-        ids: dict[str, int] = dict(conn.execute(query).all())
+        if self._snapshots_select is None:
+            self._snapshots_select = sa.select(snapshots.c.sha256, snapshots.c.id).where(
+                member_of(conn, snapshots.c.sha256, key="shas")
+            )
+        query = self._snapshots_select
+        ids: dict[str, int] = dict(conn.execute(query, {"shas": members(conn, list(by_sha))}).all())
         # A compressor per batch: one is not safe to share between threads.
         compress = zstandard.ZstdCompressor(level=SNAPSHOT_LEVEL).compress
         missing = [
@@ -486,8 +489,7 @@ class Store:
 
     # --- documents and versions -----------------------------------------------------------------
 
-    @staticmethod
-    def _load_states(conn: Connection, keys: list[Identity]) -> dict[Identity, _DocState]:
+    def _load_states(self, conn: Connection, keys: list[Identity]) -> dict[Identity, _DocState]:
         """The archived documents among `keys`, each with the number, hash and extra of
         every version: one statement for each (source, kind, language) of the batch."""
         groups: dict[tuple[str, str, str], list[str]] = defaultdict(list)
@@ -495,8 +497,27 @@ class Store:
             groups[(key.source, key.kind, key.language)].append(key.external_id)
         states: dict[Identity, _DocState] = {}
         by_id: dict[int, _DocState] = {}
+        query = self._states_query(conn)
         for (source, kind, language), external_ids in groups.items():
-            query = (
+            params = {"source": source, "kind": kind, "language": language}
+            params["ids"] = members(conn, external_ids)
+            rows: Sequence[Any] = conn.execute(query, params).all()
+            for doc_id, external_id, current, number, digest, extra in rows:
+                state = by_id.get(doc_id)
+                if state is None:
+                    state = by_id[doc_id] = _DocState(id=doc_id, current_version=current)
+                    states[Identity(source, kind, external_id, language)] = state
+                if number is not None:
+                    state.hashes[digest] = number
+                    state.extras[number] = extra
+                    state.max_version = max(state.max_version, number)
+        return states
+
+    def _states_query(self, conn: Connection) -> sa.Select[Any]:
+        """_load_states' lookup, built once like known()'s: building it cost several times
+        what running it does on a batch of 100."""
+        if self._states_select is None:
+            query: sa.Select[Any] = (
                 sa.select(
                     documents.c.id,
                     documents.c.external_id,
@@ -509,23 +530,14 @@ class Store:
                     documents.outerjoin(versions, versions.c.document_id == documents.c.id)
                 )
                 .where(
-                    documents.c.source == source,
-                    documents.c.kind == kind,
-                    member_of(conn, documents.c.external_id, external_ids),
-                    documents.c.language == language,
+                    documents.c.source == sa.bindparam("source"),
+                    documents.c.kind == sa.bindparam("kind"),
+                    member_of(conn, documents.c.external_id, key="ids"),
+                    documents.c.language == sa.bindparam("language"),
                 )
             )
-            rows: Sequence[Any] = conn.execute(query).all()
-            for doc_id, external_id, current, number, digest, extra in rows:
-                state = by_id.get(doc_id)
-                if state is None:
-                    state = by_id[doc_id] = _DocState(id=doc_id, current_version=current)
-                    states[Identity(source, kind, external_id, language)] = state
-                if number is not None:
-                    state.hashes[digest] = number
-                    state.extras[number] = extra
-                    state.max_version = max(state.max_version, number)
-        return states
+            self._states_select = query
+        return self._states_select
 
     @staticmethod
     def _insert_documents(conn: Connection, plan: _Plan) -> None:
@@ -591,12 +603,7 @@ class Store:
     @staticmethod
     def _update_extras(conn: Connection, plan: _Plan) -> None:
         conn.execute(
-            versions.update()
-            .where(
-                versions.c.document_id == sa.bindparam("doc_id"),
-                versions.c.version == sa.bindparam("ver"),
-            )
-            .values(extra=sa.bindparam("new_extra", type_=versions.c.extra.type)),
+            _UPDATE_EXTRA,
             [
                 {"doc_id": plan.states[key].id, "ver": ver, "new_extra": extra}
                 for (key, ver), extra in plan.extra_updates.items()
@@ -616,28 +623,8 @@ class Store:
             for key, p in plan.latest.items()
             if key not in plan.new_docs
         ]
-        if not updates:
-            return
-        seen = sa.bindparam("seen", type_=documents.c.last_seen_at.type)
-        conn.execute(
-            documents.update()
-            .where(documents.c.id == sa.bindparam("doc_id"))
-            .values(
-                # A reparse of an old snapshot never moves last_seen_at backwards.
-                last_seen_at=sa.case(
-                    (documents.c.last_seen_at < seen, seen), else_=documents.c.last_seen_at
-                ),
-                current_version=sa.bindparam("cur"),
-                url=sa.bindparam("new_url"),
-                published_at=sa.func.coalesce(
-                    sa.bindparam("pub", type_=documents.c.published_at.type),
-                    documents.c.published_at,
-                ),
-                # Seen again, so it is back.
-                removed_at=None,
-            ),
-            updates,
-        )
+        if updates:
+            conn.execute(_UPDATE_DOCUMENT, updates)
 
     @staticmethod
     def _mark_removed(conn: Connection, item: Removed, now: datetime) -> int:
@@ -654,6 +641,36 @@ class Store:
             .values(removed_at=item.seen_at or now)
         )
         return result.rowcount or 0
+
+
+# The batch's UPDATEs, built once (building one cost more than running it on a batch).
+_UPDATE_EXTRA = (
+    versions.update()
+    .where(
+        versions.c.document_id == sa.bindparam("doc_id"),
+        versions.c.version == sa.bindparam("ver"),
+    )
+    .values(extra=sa.bindparam("new_extra", type_=versions.c.extra.type))
+)
+_SEEN = sa.bindparam("seen", type_=documents.c.last_seen_at.type)
+_UPDATE_DOCUMENT = (
+    documents.update()
+    .where(documents.c.id == sa.bindparam("doc_id"))
+    .values(
+        # A reparse of an old snapshot never moves last_seen_at backwards.
+        last_seen_at=sa.case(
+            (documents.c.last_seen_at < _SEEN, _SEEN), else_=documents.c.last_seen_at
+        ),
+        current_version=sa.bindparam("cur"),
+        url=sa.bindparam("new_url"),
+        published_at=sa.func.coalesce(
+            sa.bindparam("pub", type_=documents.c.published_at.type),
+            documents.c.published_at,
+        ),
+        # Seen again, so it is back.
+        removed_at=None,
+    )
+)
 
 
 def snapshot_body(stored: bytes) -> bytes:
