@@ -187,6 +187,46 @@ def test_parse_failure_is_quarantined_with_its_snapshot(store: Store, engine):
     assert got == [("no title", raw.url)]
 
 
+def test_every_version_and_quarantine_row_points_at_the_snapshot_of_its_bytes(
+    store: Store, engine, make_record
+):
+    page, bad = b"<html>page</html>", b"<html>bad</html>"
+    first = RawResponse("https://www.gate.com/a/1", 200, "text/html", page)
+    again = RawResponse("https://www.gate.com/a/2", 200, "text/html", page)  # other object
+    failed = RawResponse("https://www.gate.com/a/3", 500, None, bad)
+    result = store.write([
+        make_record("1", raw=first),
+        make_record("2", raw=again),
+        Quarantined(failed.url, "gate_announcements", "no title", failed),
+        Quarantined(first.url, "gate_announcements", "no title", first),
+        make_record("3", language="zh", raw=failed),
+    ])  # fmt: skip
+    assert (result.new_documents, result.snapshots, result.quarantined) == (3, 2, 2)
+    # Bytes met several times in a batch are stored once, described by the last response
+    # that brought them (here the quarantined one).
+    assert rows(engine, "SELECT id, url FROM snapshots ORDER BY id") == [
+        (1, first.url),
+        (2, failed.url),
+    ]
+    versions = "SELECT d.external_id, v.snapshot_id FROM versions v JOIN documents d"
+    versions += " ON d.id = v.document_id ORDER BY d.external_id"
+    assert rows(engine, versions) == [("1", 1), ("2", 1), ("3", 2)]
+    assert rows(engine, "SELECT snapshot_id FROM quarantine ORDER BY id") == [(2,), (1,)]
+    # Known bytes in a later batch point at the stored snapshot; documents of both
+    # languages are found again.
+    later = store.write([
+        make_record("1", title="Edited", raw=failed),
+        make_record("3", language="zh", raw=failed),
+    ])  # fmt: skip
+    assert (later.new_documents, later.new_versions, later.unchanged, later.snapshots) == (
+        0,
+        1,
+        1,
+        0,
+    )
+    assert rows(engine, "SELECT max(snapshot_id) FROM versions") == [(2,)]
+
+
 def test_removed_document_keeps_its_rows_and_comes_back(store: Store, engine, make_record):
     record = make_record()
     store.write([record])
