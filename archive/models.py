@@ -84,7 +84,10 @@ class Snapshot(SQLModel, table=True):
     status: int
     content_type: str | None = None
     sha256: str = Field(max_length=64, unique=True)
-    body: bytes = Field(sa_type=sa.LargeBinary, description="zlib-compressed response bytes")
+    body: bytes = Field(
+        sa_type=sa.LargeBinary,
+        description="response bytes, zstd-compressed (zlib before 2026-12-02)",
+    )
 
 
 class CrawlRun(SQLModel, table=True):

@@ -3,7 +3,6 @@ parsers on them without fetching again)."""
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -14,6 +13,7 @@ from sqlalchemy.engine import Engine
 from archive.models import TABLES
 from archive.normalize import utcnow
 from archive.records import RawResponse
+from archive.store import snapshot_body
 
 quarantine, snapshots = TABLES["quarantine"], TABLES["snapshots"]
 
@@ -33,7 +33,7 @@ def _raw(row: Any) -> RawResponse:
         url=row.s_url,
         status=row.status,
         content_type=row.content_type,
-        body=zlib.decompress(row.body),
+        body=snapshot_body(row.body),
         fetched_at=row.fetched_at,
     )
 

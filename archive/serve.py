@@ -23,7 +23,7 @@ TABLE_DESCRIPTIONS = {
     "versions": "Every state of a document's content; a new row only when what a reader "
     "sees changes (title, body, category, tags, author, publication time).",
     "links": "Links found in a version; target_* name the archived document they point at.",
-    "snapshots": "Raw responses, stored once per sha256, zlib-compressed.",
+    "snapshots": "Raw responses, stored once per sha256, zstd-compressed (zlib before 2026-12-02).",
     "crawl_runs": "One row per spider run, with its counters.",
     "quarantine": "Pages that failed to parse, with the error; their raw bytes are in snapshots.",
     "alerts": "Alerts sent (`--notify`): one row per document version and destination, so a "
@@ -82,7 +82,7 @@ COLUMN_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "status": "HTTP status.",
         "content_type": "Content-Type header.",
         "sha256": "sha256 of the raw bytes.",
-        "body": "The raw bytes, zlib-compressed.",
+        "body": "The raw bytes: a zstd frame, or a zlib stream in older snapshots.",
     },
     "crawl_runs": {
         "spider": "Spider name.",

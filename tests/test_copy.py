@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+import zlib
 from pathlib import Path
 
 import pytest
@@ -11,7 +13,7 @@ from archive.cli import Exit, app
 from archive.copy import ORDER, copy_archive
 from archive.db import open_archive, resolve_url
 from archive.records import Link, Quarantined, RawResponse
-from archive.store import Store
+from archive.store import Store, snapshot_body
 from tests.helpers import PostgresServer, RecordFactory, rows
 
 pytestmark = pytest.mark.postgres
@@ -87,6 +89,33 @@ def test_sqlite_to_postgres_and_back_keeps_ids_counts_and_content_hashes(
         assert Store(engine).write([make_record("new")]).new_documents == 1
         assert rows(engine, "SELECT max(id) FROM documents") == [(122,)]
         engine.dispose()
+
+
+def test_snapshots_are_copied_as_the_bytes_they_are_zlib_and_zstd(
+    tmp_path: Path, pg_server: PostgresServer, make_record
+):
+    first, back = tmp_path / "first.db", tmp_path / "back.db"
+    make_archive(first, make_record)
+    with sqlite3.connect(first) as conn:  # the first snapshot as zlib wrote it before zstd
+        [(body,)] = conn.execute("SELECT body FROM snapshots WHERE id = 1").fetchall()
+        conn.execute(
+            "UPDATE snapshots SET body = ? WHERE id = 1", (zlib.compress(snapshot_body(body)),)
+        )
+    pg = pg_server.empty()
+    copy_archive(resolve_url(str(first)), pg)
+    copy_archive(pg, resolve_url(str(back)))
+    source = table_rows(resolve_url(str(first)))["snapshots"]
+    assert [row.body[:1] for row in source] == [b"\x78", b"\x28"]
+    assert table_rows(pg)["snapshots"] == source
+    assert table_rows(resolve_url(str(back)))["snapshots"] == source
+    engine = open_archive(pg, readonly=True)
+    try:
+        decoded = [
+            snapshot_body(b) for (b,) in rows(engine, "SELECT body FROM snapshots ORDER BY id")
+        ]
+    finally:
+        engine.dispose()
+    assert decoded == [b"<html>raw</html>", b"<html>bad</html>"]
 
 
 def test_interrupted_copy_continues_where_it_stopped_without_duplicates(

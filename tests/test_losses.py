@@ -9,7 +9,6 @@ import re
 import shutil
 import sqlite3
 import time
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 import pytest
 
 from archive.cli import Exit
+from archive.store import snapshot_body
 from crawler.cli import exit_code
 from crawler.extensions import LOSSES, decide_status
 from crawler.mirror import Mirror, MirrorServer, Route
@@ -42,7 +42,7 @@ def rows(db: Path, sql: str, *params: Any) -> list[tuple]:
 def quarantine(db: Path) -> list[tuple[str, str, bytes | None]]:
     """(url, error, snapshot bytes) of every quarantine row."""
     return [
-        (url, error, zlib.decompress(body) if body is not None else None)
+        (url, error, snapshot_body(body) if body is not None else None)
         for url, error, body in query(
             db,
             "SELECT q.url, q.error, s.body FROM quarantine q "

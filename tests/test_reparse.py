@@ -3,13 +3,15 @@
 
 from __future__ import annotations
 
+import zlib
 from datetime import UTC, datetime
 
 import pytest
+import sqlalchemy as sa
 
 from archive.normalize import format_time
 from archive.records import ParseError, Quarantined, RawResponse
-from archive.store import Store
+from archive.store import Store, snapshot_body
 from crawler.cli import project_settings, project_spiders
 from crawler.reparse import reparse_quarantine
 from crawler.sources import binance, kucoin, okx
@@ -72,7 +74,10 @@ def test_binance_detail_snapshot_gives_the_full_record_and_its_list_gives_none()
     assert BinanceAnnouncementsSpider.parse_snapshot(listing) == []
 
 
-def test_reparse_archives_what_parses_now_with_its_fetch_time_and_reports_the_rest(engine):
+@pytest.mark.parametrize("snapshots", ["zstd", "zlib"])
+def test_reparse_archives_what_parses_now_with_its_fetch_time_and_reports_the_rest(
+    engine, snapshots
+):
     article = raw(
         "https://www.gate.com/zh/announcements/article/102003", "gate/zh_article_102003.html"
     )
@@ -84,6 +89,14 @@ def test_reparse_archives_what_parses_now_with_its_fetch_time_and_reports_the_re
         Quarantined(challenge.url, "gate_announcements", "challenge", challenge),
         Quarantined(article.url, "retired_spider", "old parser bug", article),
     ])  # fmt: skip
+    if snapshots == "zlib":  # an archive written before snapshots were zstd
+        with engine.begin() as conn:
+            for snapshot_id, body in conn.execute(sa.text("SELECT id, body FROM snapshots")).all():
+                old = zlib.compress(snapshot_body(body), 6)
+                conn.execute(
+                    sa.text("UPDATE snapshots SET body = :b WHERE id = :i"),
+                    {"b": old, "i": snapshot_id},
+                )
     spiders = project_spiders(project_settings())
 
     report = reparse_quarantine(engine, spiders)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import random
 import sqlite3
 import zlib
 from datetime import UTC, datetime, timedelta
@@ -10,11 +11,12 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+import zstandard
 
 from archive import normalize
 from archive.db import make_engine, resolve_url
 from archive.records import Identity, Link, Quarantined, RawResponse, Removed
-from archive.store import ArchiveBusyError, Store
+from archive.store import ZSTD_MAGIC, ArchiveBusyError, Store, snapshot_body
 from tests.helpers import json_at, rows
 
 
@@ -139,10 +141,40 @@ def test_raw_bytes_are_kept_once_and_compressed(store: Store, engine, make_recor
     store.write([make_record("1", raw=raw), make_record("2", raw=raw)])
     got = rows(engine, "SELECT body FROM snapshots")
     assert len(got) == 1
-    assert zlib.decompress(got[0][0]) == body
+    assert got[0][0].startswith(ZSTD_MAGIC)
+    assert snapshot_body(got[0][0]) == body
     assert len(got[0][0]) < len(body) / 10
     linked = rows(engine, "SELECT count(*) FROM versions WHERE snapshot_id IS NOT NULL")
     assert linked[0][0] == 2
+
+
+def test_zlib_snapshots_of_older_archives_are_read_and_kept(store: Store, engine, make_record):
+    body = b"<html>" + b"older " * 900 + b"</html>"
+    raw = RawResponse("https://www.gate.com/a/1", 200, "text/html", body)
+    store.write([make_record("1", raw=raw)])
+    with engine.begin() as conn:  # as zlib wrote it before snapshots were zstd
+        conn.execute(sa.text("UPDATE snapshots SET body = :b"), {"b": zlib.compress(body, 6)})
+    [(stored,)] = rows(engine, "SELECT body FROM snapshots")
+    assert stored[:1] == b"\x78"
+    assert snapshot_body(stored) == body
+    # The same bytes again add no snapshot and leave the old one as it was.
+    result = store.write([make_record("2", raw=raw)])
+    assert (result.new_documents, result.snapshots) == (1, 0)
+    assert rows(engine, "SELECT body FROM snapshots") == [(stored,)]
+    other = RawResponse("https://www.gate.com/a/3", 200, "text/html", body + b" ")
+    store.write([make_record("3", raw=other)])
+    bodies = [b for (b,) in rows(engine, "SELECT body FROM snapshots ORDER BY id")]
+    assert [b[:4] == ZSTD_MAGIC for b in bodies] == [False, True]
+    assert [snapshot_body(b) for b in bodies] == [body, other.body]
+
+
+def test_snapshot_body_reads_both_formats():
+    fuzz = random.Random(15)
+    bodies = [b"", b"x", ZSTD_MAGIC * 3, b"\x78" * 40, bytes(range(256)) * 300]
+    bodies += [fuzz.randbytes(fuzz.randrange(3000)) for _ in range(200)]
+    for body in bodies:
+        assert snapshot_body(zstandard.ZstdCompressor(level=3).compress(body)) == body
+        assert snapshot_body(zlib.compress(body, 6)) == body
 
 
 def test_parse_failure_is_quarantined_with_its_snapshot(store: Store, engine):
@@ -153,6 +185,46 @@ def test_parse_failure_is_quarantined_with_its_snapshot(store: Store, engine):
         engine, "SELECT q.error, s.url FROM quarantine q JOIN snapshots s ON s.id = q.snapshot_id"
     )
     assert got == [("no title", raw.url)]
+
+
+def test_every_version_and_quarantine_row_points_at_the_snapshot_of_its_bytes(
+    store: Store, engine, make_record
+):
+    page, bad = b"<html>page</html>", b"<html>bad</html>"
+    first = RawResponse("https://www.gate.com/a/1", 200, "text/html", page)
+    again = RawResponse("https://www.gate.com/a/2", 200, "text/html", page)  # other object
+    failed = RawResponse("https://www.gate.com/a/3", 500, None, bad)
+    result = store.write([
+        make_record("1", raw=first),
+        make_record("2", raw=again),
+        Quarantined(failed.url, "gate_announcements", "no title", failed),
+        Quarantined(first.url, "gate_announcements", "no title", first),
+        make_record("3", language="zh", raw=failed),
+    ])  # fmt: skip
+    assert (result.new_documents, result.snapshots, result.quarantined) == (3, 2, 2)
+    # Bytes met several times in a batch are stored once, described by the last response
+    # that brought them (here the quarantined one).
+    assert rows(engine, "SELECT id, url FROM snapshots ORDER BY id") == [
+        (1, first.url),
+        (2, failed.url),
+    ]
+    versions = "SELECT d.external_id, v.snapshot_id FROM versions v JOIN documents d"
+    versions += " ON d.id = v.document_id ORDER BY d.external_id"
+    assert rows(engine, versions) == [("1", 1), ("2", 1), ("3", 2)]
+    assert rows(engine, "SELECT snapshot_id FROM quarantine ORDER BY id") == [(2,), (1,)]
+    # Known bytes in a later batch point at the stored snapshot; documents of both
+    # languages are found again.
+    later = store.write([
+        make_record("1", title="Edited", raw=failed),
+        make_record("3", language="zh", raw=failed),
+    ])  # fmt: skip
+    assert (later.new_documents, later.new_versions, later.unchanged, later.snapshots) == (
+        0,
+        1,
+        1,
+        0,
+    )
+    assert rows(engine, "SELECT max(snapshot_id) FROM versions") == [(2,)]
 
 
 def test_removed_document_keeps_its_rows_and_comes_back(store: Store, engine, make_record):
