@@ -1,5 +1,6 @@
 """What `annals crawl` imports before and beside the pages: not the components annals'
-settings switch off, nor Alembic for an archive already at the current schema."""
+settings switch off, nor Alembic for an archive already at the current schema, nor rich
+when it has no error to print."""
 
 from __future__ import annotations
 
@@ -8,8 +9,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+import typer
 from scrapy.core.downloader.middleware import DownloaderMiddlewareManager
 
+from archive.cliutil import Exit, archive_errors
+from archive.db import ArchiveError, ArchiveNotFoundError, NeedsUpgradeError
+from archive.diff import NothingToCompare, UnknownDocument
+from archive.query import QueryRefused
+from archive.targets import TargetError, TargetExistsError
 from crawler.extensions import SWITCHED_OFF
 from tests.helpers import FAST, annals_crawler
 
@@ -22,7 +30,7 @@ try:
     main()
 except SystemExit as exc:
     assert exc.code in (0, 3), exc.code  # 3: Gate's mirror blocks two articles on purpose
-unused = {"alembic", "aiohttp", "tldextract", "requests"}
+unused = {"alembic", "aiohttp", "tldextract", "requests", "rich"}
 print("imported:", *sorted({name.partition(".")[0] for name in sys.modules} & unused))
 """
 
@@ -72,3 +80,23 @@ def test_a_crawl_into_an_archive_at_head_imports_no_unused_library(tmp_path: Pat
 
     assert imported() == "imported: alembic"  # a new archive: the migrations ran
     assert imported() == "imported:"
+
+
+@pytest.mark.parametrize(
+    ("error", "code"),
+    [
+        (ArchiveNotFoundError, Exit.ARCHIVE),
+        (NeedsUpgradeError, Exit.ARCHIVE),
+        (QueryRefused, Exit.REFUSED),
+        (TargetExistsError, Exit.REFUSED),
+        (TargetError, Exit.USAGE),
+        (UnknownDocument, Exit.USAGE),
+        (NothingToCompare, Exit.USAGE),
+        (ArchiveError, Exit.FAILED),
+    ],
+)
+def test_each_archive_error_has_its_exit_code(error: type[Exception], code: Exit):
+    # archive.diff's errors are told apart once raised: the module is not imported before.
+    with pytest.raises(typer.Exit) as raised, archive_errors():
+        raise error("what happened")
+    assert raised.value.exit_code == code
