@@ -4,6 +4,8 @@ archive that returns data, and prints it.
 
 Commands that need Scrapy (`crawl`, `demo`, `reparse`) are registered by the crawler
 package through the "annals.commands" entry point, so the archive works without Scrapy.
+What only some commands use (rich's tables, the export, the search, history and diff, the
+stats) is imported when one of them runs: `annals crawl` starts without them.
 """
 
 from __future__ import annotations
@@ -16,34 +18,24 @@ from contextlib import closing, contextmanager
 from datetime import datetime
 from importlib.metadata import entry_points
 from itertools import islice
-from typing import IO, Annotated, Any
+from typing import IO, TYPE_CHECKING, Annotated, Any
 
 import orjson
 import sqlalchemy as sa
 import typer
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
-from rich.text import Text
 
 from archive import db as dbmod
-from archive import search as searchmod
-from archive.cliutil import DbOption, Exit, archive_errors, err, fail
-from archive.diff import (
-    compared_versions,
-    completion_notes,
-    edits,
-    history_rows,
-    load_history,
-    unified_diff,
-)
-from archive.export import Filters, count, export_jsonl, export_parquet
-from archive.normalize import format_time
+from archive.cliutil import DbOption, Exit, archive_errors, fail, stderr
 from archive.query import DEFAULT_TIMEOUT, FORMATS, run_query, write_rows
 from archive.records import EVENT_TYPES
-from archive.stats import archive_stats
 from archive.targets import STDOUT, open_target
 from archive.timearg import ACCEPTED, TimeArgumentError, parse_time_argument
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.text import Text
+
+    from archive.export import Filters
 
 app = typer.Typer(
     name="annals",
@@ -155,13 +147,15 @@ TABLE_ROWS = 1000  # a table is laid out whole in memory: the rows beyond are no
 
 
 def _print_table(columns: list[str], rows: Iterator[Sequence[Any]]) -> None:
+    from rich.table import Table
+
     table = Table(*columns, show_lines=False)
     for row in islice(rows, TABLE_ROWS):
         table.add_row(*(_cell(v) for v in row))
     more = next(rows, None) is not None
     _out().print(table)
     if more:
-        err.print(
+        stderr().print(
             f"note: only the first {TABLE_ROWS} rows are shown, the rest were not read; "
             "--format csv or jsonl streams them all",
             soft_wrap=True,
@@ -178,6 +172,8 @@ def _stopped_by_ctrl_c() -> Iterator[None]:
 
 def _out() -> Console:
     """stdout; when it is not a terminal, wide enough that tables are not wrapped at 80."""
+    from rich.console import Console
+
     console = Console(highlight=False, soft_wrap=True)
     if not console.is_terminal:
         console = Console(highlight=False, soft_wrap=True, width=240)
@@ -236,6 +232,8 @@ def export(
         annals export --source gate --event-type delisting --since 2026-01-01 -o delistings.jsonl.gz
         annals export --format parquet --all-versions -o versions.parquet
     """
+    from archive.export import Filters, export_jsonl, export_parquet
+
     _check_format(fmt, ("jsonl", "parquet"))
     _check_event_type(event_type)
     filters = Filters(
@@ -260,7 +258,7 @@ def export(
         except OSError as exc:
             _quiet_stdout(exc, output)
             raise fail(f"cannot write {output}: {exc.strerror or exc}") from None
-    err.print(f"exported {written} {'versions' if all_versions else 'documents'}")
+    stderr().print(f"exported {written} {'versions' if all_versions else 'documents'}")
 
 
 def _quiet_stdout(exc: OSError, output: str) -> None:
@@ -275,12 +273,14 @@ def _quiet_stdout(exc: OSError, output: str) -> None:
 def _export_with_progress(
     engine: sa.Engine, out: IO[bytes], filters: Filters, all_versions: bool
 ) -> int:
-    if not err.is_terminal:
+    from archive.export import count, export_jsonl
+
+    if not stderr().is_terminal:
         return export_jsonl(engine, out, filters, all_versions=all_versions)
     from rich.progress import Progress
 
     total = count(engine, filters, all_versions=all_versions)
-    with Progress(console=err, transient=True) as progress:
+    with Progress(console=stderr(), transient=True) as progress:
         task = progress.add_task("exporting", total=total)
         return export_jsonl(
             engine,
@@ -309,6 +309,11 @@ def history(
 
         annals history gate:announcement:51322:en
     """
+    from rich.table import Table
+
+    from archive.diff import edits, history_rows, load_history
+    from archive.normalize import format_time
+
     _check_format(fmt, ("table", "json", "jsonl"))
     with archive_errors():
         hist = load_history(open_readonly(db), ref)
@@ -361,6 +366,8 @@ def diff(
 
         annals diff gate:announcement:51322:en --from 1 --to 2
     """
+    from archive.diff import compared_versions, completion_notes, load_history, unified_diff
+
     with archive_errors():
         hist = load_history(open_readonly(db), ref)
         old, new = compared_versions(hist, from_, to)
@@ -381,6 +388,10 @@ def stats(db: DbOption = None, fmt: FormatOption = "table") -> None:
 
         annals stats --db annals.db
     """
+    from rich.table import Table
+
+    from archive.stats import archive_stats
+
     _check_format(fmt, ("table", "json"))
     with archive_errors():
         summary = archive_stats(open_readonly(db))
@@ -431,6 +442,12 @@ def search(
 
         annals search "delist USDT" --source gate --since 2026-01-01
     """
+    from rich.markup import escape
+    from rich.table import Table
+
+    from archive import search as searchmod
+    from archive.export import Filters
+
     _check_format(fmt)
     _check_event_type(event_type)
     filters = Filters(source=source, event_type=event_type, since=since)
@@ -439,12 +456,12 @@ def search(
     except searchmod.SearchQueryError as exc:
         raise fail(escape(str(exc)), Exit.USAGE) from None
     if plan.short:
-        err.print(
+        stderr().print(
             f"note: {escape(', '.join(plan.short))}: shorter than {searchmod.MIN_TERM} characters, "
             "the index cannot match it inside an FTS5 query; write it as a plain word"
         )
     elif plan.scan and plan.match is None:
-        err.print(
+        stderr().print(
             f"note: every word is shorter than {searchmod.MIN_TERM} characters, so the "
             "current versions are scanned (slower) and results come newest first"
         )
@@ -474,8 +491,12 @@ def search(
 
 def _highlighted(marked: str, style: str = "") -> Text:
     """« » around a match become a highlight."""
+    from rich.text import Text
+
+    from archive.search import MARK
+
     text = Text(style=style)
-    opened, closed = searchmod.MARK
+    opened, closed = MARK
     for i, part in enumerate(marked.replace(closed, opened).split(opened)):
         text.append(part, style="bold yellow" if i % 2 else "")
     return text
@@ -508,6 +529,8 @@ def serve(
 
         annals serve --db annals.db --port 8001
     """
+    from rich.markup import escape
+
     from archive import serve as servemod
 
     url = dbmod.resolve_url(db)
@@ -523,7 +546,7 @@ def serve(
         datasette = servemod.datasette_app(path, immutable=immutable)
     except servemod.ServeUnavailable as exc:
         raise fail(escape(str(exc))) from None
-    err.print(
+    stderr().print(
         f"serving {path} read-only at http://{host}:{port}/{path.stem}/current_documents"
         " (Ctrl-C stops it)"
     )
@@ -651,7 +674,7 @@ def db_copy(
 
     def said(table: str, done: int, total: int) -> None:
         if done == total:
-            err.print(f"{table}: {done} rows")
+            stderr().print(f"{table}: {done} rows")
 
     with archive_errors():
         try:

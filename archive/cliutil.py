@@ -7,18 +7,20 @@ It imports no command, so the crawler's commands are registered without an impor
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import sqlalchemy as sa
 import typer
-from rich.console import Console
 
 from archive import db as dbmod
-from archive.diff import NothingToCompare, UnknownDocument
 from archive.query import QueryRefused
 from archive.targets import TargetError, TargetExistsError
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 class Exit(enum.IntEnum):
@@ -34,7 +36,14 @@ class Exit(enum.IntEnum):
     INTERRUPTED = 130  # stopped by Ctrl-C (SIGINT), as a shell reports it
 
 
-err = Console(stderr=True, highlight=False)
+@functools.cache
+def stderr() -> Console:
+    """rich's console on stderr, made when first written to: a crawl that ends well writes
+    nothing there, and starts without importing rich."""
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)
+
 
 DbOption = Annotated[
     str | None,
@@ -49,7 +58,7 @@ DbOption = Annotated[
 
 
 def fail(message: str, code: Exit = Exit.FAILED) -> typer.Exit:
-    err.print(f"[bold red]annals:[/] {message}", soft_wrap=True)
+    stderr().print(f"[bold red]annals:[/] {message}", soft_wrap=True)
     return typer.Exit(int(code))
 
 
@@ -62,9 +71,12 @@ def archive_errors() -> Iterator[None]:
         raise fail(str(exc), Exit.ARCHIVE) from None
     except (QueryRefused, TargetExistsError) as exc:
         raise fail(str(exc), Exit.REFUSED) from None
-    except (TargetError, UnknownDocument, NothingToCompare) as exc:
-        raise fail(str(exc), Exit.USAGE) from None
     except dbmod.ArchiveError as exc:
-        raise fail(str(exc)) from None
+        # archive.diff's errors are history's and diff's: the module (and the models it
+        # reads) is imported for them, not for every command.
+        from archive.diff import NothingToCompare, UnknownDocument
+
+        usage = isinstance(exc, TargetError | UnknownDocument | NothingToCompare)
+        raise fail(str(exc), Exit.USAGE if usage else Exit.FAILED) from None
     except sa.exc.OperationalError as exc:
         raise fail(f"database error: {exc.orig}") from None

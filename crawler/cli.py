@@ -50,6 +50,15 @@ def project_settings() -> Settings:
     return settings
 
 
+def import_downloader_first() -> None:
+    """Import Scrapy's TLS modules before the spiders and the engine do. They make
+    deprecated aliases with `create_deprecated_class`, which calls inspect.stack(): each
+    import frame on the stack is looked for in every module imported so far. Imported by
+    the engine's start, deep in the reactor's stack with every spider and the archive
+    imported, that was a tenth of a second of every crawl's start-up."""
+    import scrapy.core.downloader.contextfactory  # noqa: F401  (and .tls)
+
+
 def project_spiders(settings: Settings) -> dict[str, type[Spider]]:
     """The spiders of SPIDER_MODULES by name, in name order."""
     from scrapy.spiderloader import SpiderLoader
@@ -311,6 +320,7 @@ def crawl(
 
         annals crawl gate_announcements gate_square --db annals.db -a lang=en,zh
     """
+    import_downloader_first()
     known = project_spiders(project_settings())
     if list_spiders:
         for name, spider_cls in known.items():
@@ -451,6 +461,7 @@ def watch(
         annals watch --all --db annals.db --interval 30 --interval okx_announcements=10
     """
     every, some = _intervals(interval)
+    import_downloader_first()
     known = project_spiders(project_settings())
     wanted = _chosen(known, spiders, all_spiders)
     spider_args = _spider_arguments(known, wanted, arg, base_url, full=False)

@@ -6,12 +6,14 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from scrapy import signals
+from scrapy.exceptions import NotConfigured
 
 from crawler.context import run_context
 
 if TYPE_CHECKING:
     from scrapy import Spider
     from scrapy.crawler import Crawler
+    from scrapy.settings import BaseSettings
 
 logger = logging.getLogger(__name__)
 
@@ -190,3 +192,35 @@ class RunRecorder:
             context.status, context.counters = status, counters
         logger.info("%s: %s %s", spider.name, status, counters)
         context.close()
+
+
+# Scrapy's default components that annals' settings switch off: the setting that switches
+# each on, and the component setting that lists it. Scrapy imports a component before it
+# finds itself switched off: the remote control imports aiohttp's web server, the cookies
+# middleware tldextract and requests, a fifth of a second of every crawl's start-up.
+SWITCHED_OFF = {
+    "REMOTE_CONTROL_ENABLED": ("EXTENSIONS", "scrapy.extensions.remote_control.RemoteControl"),
+    "TELNETCONSOLE_ENABLED": ("EXTENSIONS", "scrapy.extensions.telnet.TelnetConsole"),
+    "COOKIES_ENABLED": (
+        "DOWNLOADER_MIDDLEWARES",
+        "scrapy.downloadermiddlewares.cookies.CookiesMiddleware",
+    ),
+}
+
+
+class SkipSwitchedOff:
+    """Takes a component of SWITCHED_OFF out of Scrapy's defaults when its setting is off
+    (as the crawl's settings have it, the spider's and the command line's included), so
+    it is not imported only to find it has nothing to do; one switched on (`-s
+    COOKIES_ENABLED=True`) stays. Each of them, switched off, raises a bare NotConfigured,
+    which Scrapy does not log: what a crawl runs and logs is the same."""
+
+    def update_settings(self, settings: BaseSettings) -> None:
+        for switch, (components, path) in SWITCHED_OFF.items():
+            # Out of <COMPONENTS>_BASE: a path in <COMPONENTS> is imported even with None,
+            # to find the class it names.
+            base = settings[f"{components}_BASE"]
+            if not settings.getbool(switch) and path in base:
+                del base[path]
+        # Nothing to run: not listed among the "Enabled addons" (what it set stays set).
+        raise NotConfigured

@@ -45,7 +45,11 @@ ANNALS_IDLE_SECONDS = float(os.environ.get("ANNALS_IDLE_SECONDS", "30"))
 ANNALS_FRONTIER_TTL = 15.0
 # The first part of the frontier's Redis keys: two archives can share one Redis.
 ANNALS_FRONTIER_KEY = os.environ.get("ANNALS_FRONTIER_KEY", "annals")
-ADDONS = {"crawler.frontier.FrontierAddon": 0}
+ADDONS = {
+    "crawler.frontier.FrontierAddon": 0,
+    # Scrapy's components that are switched off below are not even imported.
+    "crawler.extensions.SkipSwitchedOff": 0,
+}
 
 # --- watching (annals watch, crawler.watch and crawler.push) ---------------------------------
 # Seconds between two polls of a source's newest list page; 0: not a watch (annals crawl).

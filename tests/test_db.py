@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -74,3 +76,65 @@ def test_sqlite_pragmas(engine):
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 5000
+
+
+def test_the_head_revision_is_the_newest_migration():
+    # archive.db states the head so that opening an archive at it imports no Alembic:
+    # a new migration must update HEAD_REVISION, or this fails.
+    from alembic.script import ScriptDirectory
+
+    from archive.db import _alembic_config
+
+    scripts = ScriptDirectory.from_config(_alembic_config("sqlite://"))
+    assert head_revision() == scripts.get_current_head()
+
+
+def test_the_revision_is_read_as_alembic_reads_it(engine, tmp_path: Path):
+    # At head, behind it, in an empty database and with an empty version table.
+    def alembics(engine) -> str | None:
+        with engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+
+    assert current_revision(engine) == alembics(engine) == head_revision()
+    old = make_engine(resolve_url(str(tmp_path / "old.db")))
+    upgrade(old, "0002")
+    assert current_revision(old) == alembics(old) == "0002"
+    empty = make_engine(resolve_url(str(tmp_path / "empty.db")))
+    assert current_revision(empty) is alembics(empty) is None
+    with old.begin() as conn:
+        conn.exec_driver_sql("DELETE FROM alembic_version")
+    assert current_revision(old) is alembics(old) is None
+
+
+def test_a_stale_archive_is_upgraded_and_a_new_one_created(tmp_path: Path):
+    stale = resolve_url(str(tmp_path / "stale.db"))
+    upgrade(make_engine(stale), "0003")
+    with pytest.raises(NeedsUpgradeError, match="at schema revision 0003"):
+        open_archive(stale, create=True)
+    assert upgrade(make_engine(stale)) == ("0003", head_revision())
+    assert current_revision(open_archive(stale)) == head_revision()
+    created = open_archive(resolve_url(str(tmp_path / "new.db")), create=True)
+    assert current_revision(created) == head_revision()
+
+
+# Opens the archive of argv[1] as a crawl does, then names what of Alembic was imported.
+OPEN_AND_NAME_ALEMBIC = """
+import sys
+from archive.db import open_archive, resolve_url
+open_archive(resolve_url(sys.argv[1]), create=True).dispose()
+print(sorted({name.partition(".")[0] for name in sys.modules} & {"alembic"}))
+"""
+
+
+def test_alembic_is_imported_only_to_migrate(tmp_path: Path):
+    path = tmp_path / "a.db"
+
+    def opened() -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-c", OPEN_AND_NAME_ALEMBIC, str(path)]
+        return subprocess.run(command, capture_output=True, text=True, check=False, timeout=60)
+
+    assert opened().stdout.strip() == "['alembic']"  # created: the migrations ran
+    assert opened().stdout.strip() == "[]"  # at head: the version table was read, no more
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE alembic_version SET version_num = '0003'")
+    assert "at schema revision 0003" in opened().stderr  # behind: still refused
