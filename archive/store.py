@@ -195,6 +195,17 @@ def _is_busy(exc: BaseException) -> bool:
     return any(m in message for m in ("database is locked", "database is busy", "lock timeout"))
 
 
+def _one_source(conn: Connection) -> tuple[Any, ...]:
+    """The documents of one (source, kind, language) whose external ids are among the
+    bound "ids": what known() and a batch's lookup of its documents both ask."""
+    return (
+        documents.c.source == sa.bindparam("source"),
+        documents.c.kind == sa.bindparam("kind"),
+        member_of(conn, documents.c.external_id, key="ids"),
+        documents.c.language == sa.bindparam("language"),
+    )
+
+
 class Store:
     """Writes parsed items into the archive. Construct with an engine from `archive.db`."""
 
@@ -331,12 +342,7 @@ class Store:
                         ),
                     )
                 )
-                .where(
-                    documents.c.source == sa.bindparam("source"),
-                    documents.c.kind == sa.bindparam("kind"),
-                    member_of(conn, documents.c.external_id, key="ids"),
-                    documents.c.language == sa.bindparam("language"),
-                )
+                .where(*_one_source(conn))
             )
             self._known_select = query
         return self._known_select
@@ -529,12 +535,7 @@ class Store:
                 .select_from(
                     documents.outerjoin(versions, versions.c.document_id == documents.c.id)
                 )
-                .where(
-                    documents.c.source == sa.bindparam("source"),
-                    documents.c.kind == sa.bindparam("kind"),
-                    member_of(conn, documents.c.external_id, key="ids"),
-                    documents.c.language == sa.bindparam("language"),
-                )
+                .where(*_one_source(conn))
             )
             self._states_select = query
         return self._states_select

@@ -41,9 +41,9 @@ def load(part: str, root: Path = SET_DIR) -> list[dict[str, Any]]:
     return items
 
 
-def predict(item: dict[str, Any]) -> tuple[list[str], str]:
-    """What the store would store for this item: (symbols, event_type)."""
-    record = Record(
+def record_of(item: dict[str, Any]) -> Record:
+    """A labelled item as the record a parser would have made of it."""
+    return Record(
         source=item["source"],
         kind=item.get("kind") or "announcement",
         external_id=item["id"],
@@ -55,6 +55,11 @@ def predict(item: dict[str, Any]) -> tuple[list[str], str]:
         tags=list(item.get("tags") or []),
         category=item.get("category"),
     )
+
+
+def predict(item: dict[str, Any]) -> tuple[list[str], str]:
+    """What the store would store for this item: (symbols, event_type)."""
+    record = record_of(item)
     prepared = prepare(record)
     return prepared.symbols, prepared.event_type
 

@@ -21,6 +21,7 @@ from archive import symbols
 from archive.normalize import html_to_text, prepare
 from archive.records import Record
 from archive.symbols import derive_event, derive_symbols
+from bench import symbols as bench
 from crawler.sources import gate
 from crawler.synthetic import generate_recorded
 
@@ -31,22 +32,8 @@ SOURCES = ("gate", "gate_square", "bitfinex", "upbit", "binance")
 
 
 def _labelled() -> Iterator[Record]:
-    for path in sorted((FIXTURES / "symbols").glob("*/*.jsonl")):
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                item = json.loads(line)
-                yield Record(
-                    source=item["source"],
-                    kind=item.get("kind") or "announcement",
-                    external_id=item["id"],
-                    language=item.get("language") or "en",
-                    url="",
-                    title=item.get("title"),
-                    body_html=item.get("body_html"),
-                    body_text=item.get("body_text"),
-                    tags=list(item.get("tags") or []),
-                    category=item.get("category"),
-                )
+    for part in bench.PARTS:
+        yield from map(bench.record_of, bench.load(part))
 
 
 def _recorded() -> Iterator[Record]:
