@@ -111,7 +111,10 @@ def html_to_text(markup: str | None) -> str:
     if not markup or not markup.strip():
         return ""
     try:
-        parts = html.fragments_fromstring(markup, parser=_html_parser())
+        try:
+            parts = html.fragments_fromstring(markup, parser=_html_parser())
+        except AssertionError:  # lxml.html asserts one <body>: a page with none, or two
+            parts = _bodies(markup)
     except (etree.ParserError, ValueError):
         return normalize_text(markup)
     chunks: list[str] = []
@@ -121,6 +124,19 @@ def html_to_text(markup: str | None) -> str:
         else:
             _walk(part, chunks)
     return _join_chunks(chunks)
+
+
+def _bodies(markup: str) -> list[str | etree._Element]:
+    """What fragments_fromstring gives of one body, for markup that parses to none
+    ("<html></html>") or to several ("...</body><body>..."): each body's leading text and
+    its elements, the bodies in order."""
+    root = etree.fromstring(markup, parser=_html_parser())
+    parts: list[str | etree._Element] = []
+    for body in root.iter("body") if root is not None else ():
+        if body.text:
+            parts.append(body.text)
+        parts.extend(body)
+    return parts
 
 
 def _walk(el: etree._Element, out: list[str], number: int = 0) -> None:

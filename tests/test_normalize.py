@@ -185,3 +185,18 @@ def test_content_hash_covers_what_a_reader_sees():
         content_hash("T", "body", "cat", ["a", "b"], "me", None),
     ):
         assert changed != base
+
+
+@pytest.mark.parametrize(
+    ("markup", "text"),
+    [
+        ("<html></html>", ""),
+        ("<html><head><title>Tab</title></head></html>", ""),
+        ("<p>First</p></body><body><p>Second</p>", "First\n\nSecond"),
+        ("Lead<p>One</p></body><body>Tail", "Lead\n\nOne\n\nTail"),
+    ],
+)
+def test_html_to_text_of_markup_with_no_body_or_two(markup: str, text: str) -> None:
+    # lxml.html's fragment parser asserts one <body>; such a body is text, not a crash
+    # that would lose the page (a parser's AssertionError is no ParseError).
+    assert html_to_text(markup) == text

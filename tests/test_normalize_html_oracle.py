@@ -129,8 +129,17 @@ def test_the_fixtures_give_many_html_texts():
     assert len(FIXTURE_HTML) > 1000
 
 
+def same_as_reference(markup: str | None) -> bool:
+    """html_to_text gives what the reference gives; where the reference crashed on lxml.html's
+    one-<body> assertion (no body, or two), a text (test_normalize checks which)."""
+    expected = outcome(reference, markup)
+    if expected[0] == "AssertionError":
+        return outcome(html_to_text, markup)[0] == "text"
+    return outcome(html_to_text, markup) == expected
+
+
 def test_html_to_text_is_the_reference_on_every_fixture_html():
-    different = [m for m in FIXTURE_HTML if outcome(html_to_text, m) != outcome(reference, m)]
+    different = [m for m in FIXTURE_HTML if not same_as_reference(m)]
     assert different == []
 
 
@@ -142,7 +151,7 @@ def test_html_to_text_is_the_reference_on_every_fixture_html():
      "<td>a</td><!-- c --><td>b</td>", "&#13;x&#0;y&#x200b;z", "<p>\u200b</p><p>\ufeff</p>"],
 )  # fmt: skip
 def test_html_to_text_is_the_reference_on_odd_markup(markup):
-    assert outcome(html_to_text, markup) == outcome(reference, markup)
+    assert same_as_reference(markup)
 
 
 markup_atoms = st.sampled_from(
@@ -159,5 +168,4 @@ markup_atoms = st.sampled_from(
 @FUZZ
 @given(st.lists(markup_atoms, max_size=40))
 def test_html_to_text_is_the_reference_on_random_markup(atoms):
-    markup = "".join(atoms)
-    assert outcome(html_to_text, markup) == outcome(reference, markup)
+    assert same_as_reference("".join(atoms))
