@@ -117,23 +117,37 @@ def active_queries(database: str) -> int:
 
 
 @pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc to see the query")
-def test_ctrl_c_stops_a_running_query_at_once(archive: str, database: str):
-    process = subprocess.Popen(
-        [sys.executable, "-m", "archive", "query", ENDLESS, "--db", archive, "--timeout", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=annals_env(),
-    )
+def start_interruptible(args: list[str]) -> subprocess.Popen[str]:
+    """`annals` with SIGINT at its default, as a shell starts a command in the foreground.
+    Python turns SIGINT into KeyboardInterrupt only when it starts with the default, and a
+    child inherits an ignored SIGINT (Scrapy's second-signal handler leaves SIG_IGN, for
+    one): a test worker that ignores it would hand that on, and the query never stop. A
+    handler of the worker's own is not inherited: the child starts at the default."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        wait_until_running(process, archive, database)
-        interrupted = time.monotonic()
-        process.send_signal(signal.SIGINT)
-        _, errors = process.communicate(timeout=15)
-        took = time.monotonic() - interrupted
+        return subprocess.Popen(
+            [sys.executable, "-m", "archive", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=annals_env(),
+        )
     finally:
-        process.kill()
-        process.wait()
+        signal.signal(signal.SIGINT, previous)
+
+
+def test_ctrl_c_stops_a_running_query_at_once(archive: str, database: str):
+    process = start_interruptible(["query", ENDLESS, "--db", archive, "--timeout", "0"])
+    with process:  # its pipes closed, whatever happens
+        try:
+            wait_until_running(process, archive, database)
+            interrupted = time.monotonic()
+            process.send_signal(signal.SIGINT)
+            _, errors = process.communicate(timeout=15)
+            took = time.monotonic() - interrupted
+        finally:
+            process.kill()
+            process.wait()
     assert process.returncode == Exit.INTERRUPTED, errors
     assert "stopped by Ctrl-C" in errors
     assert "Traceback" not in errors
