@@ -94,14 +94,21 @@ def normalize_text(text: str | None) -> str:
 _PARSERS = threading.local()
 
 
-def _html_parser() -> etree.HTMLParser:
-    """This thread's HTML parser for html_to_text. Plain lxml elements, not lxml.html's:
-    its parser looks up a Python class for every element the walk touches, which cost
-    as much as the walk itself. One per thread, not one per text: lxml makes a parser's
-    libxml2 context at its first document, which cost more than parsing a short body."""
-    parser: etree.HTMLParser | None = getattr(_PARSERS, "html", None)
+def html_parser(**options: bool | str) -> etree.HTMLParser:
+    """This thread's lxml HTML parser with these options (html_to_text's has none; Gate's
+    article pages have their own). Plain lxml elements, not lxml.html's: its parser looks
+    up a Python class for every element a walk touches, which cost as much as the walk.
+    One per thread and options, not one per text: lxml makes a parser's libxml2 context
+    at its first document, which cost more than parsing a short body, and a parser
+    takes one document at a time."""
+    parsers: dict[tuple[tuple[str, bool | str], ...], etree.HTMLParser] | None
+    parsers = getattr(_PARSERS, "by_options", None)
+    if parsers is None:
+        parsers = _PARSERS.by_options = {}
+    key = tuple(sorted(options.items()))
+    parser = parsers.get(key)
     if parser is None:
-        parser = _PARSERS.html = etree.HTMLParser()
+        parser = parsers[key] = etree.HTMLParser(**options)
     return parser
 
 
@@ -112,7 +119,7 @@ def html_to_text(markup: str | None) -> str:
         return ""
     try:
         try:
-            parts = html.fragments_fromstring(markup, parser=_html_parser())
+            parts = html.fragments_fromstring(markup, parser=html_parser())
         except AssertionError:  # lxml.html asserts one <body>: a page with none, or two
             parts = _bodies(markup)
     except (etree.ParserError, ValueError):
@@ -130,7 +137,7 @@ def _bodies(markup: str) -> list[str | etree._Element]:
     """What fragments_fromstring gives of one body, for markup that parses to none
     ("<html></html>") or to several ("...</body><body>..."): each body's leading text and
     its elements, the bodies in order."""
-    root = etree.fromstring(markup, parser=_html_parser())
+    root = etree.fromstring(markup, parser=html_parser())
     parts: list[str | etree._Element] = []
     for body in root.iter("body") if root is not None else ():
         if body.text:

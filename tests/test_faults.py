@@ -18,6 +18,7 @@ from archive.cli import Exit
 from archive.db import open_archive, resolve_url
 from archive.records import Quarantined, RawResponse
 from archive.store import Store
+from crawler.cli import DEMO_SPIDERS
 from crawler.mirror import Mirror, MirrorServer, Route
 from crawler.synthetic import generate
 from tests.helpers import FAST, FIXTURES, annals, crawl
@@ -228,12 +229,8 @@ def big_mirror():
 # The spiders of each source. A source's spiders share one archive, as in a real one, and
 # are killed in turn; each source is a test of its own, so test workers share the sources.
 SOURCES = {
-    "gate": ("gate_announcements", "gate_square"),
-    "binance": ("binance_announcements",),
-    "okx": ("okx_announcements",),
-    "bybit": ("bybit_announcements",),
-    "bitget": ("bitget_announcements",),
-    "kucoin": ("kucoin_announcements",),
+    source: DEMO_SPIDERS[source]
+    for source in ("gate", "binance", "okx", "bybit", "bitget", "kucoin")
 }
 # Each spider is killed this often before the final crawl, in at most 4 tries a kill (a
 # try misses when the crawl ends before its moment).

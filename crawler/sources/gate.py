@@ -7,7 +7,6 @@ import functools
 import html
 import logging
 import re
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -17,7 +16,7 @@ import lxml.html
 from lxml import etree
 from parsel import Selector
 
-from archive.normalize import clean_title, format_time, html_to_text, normalize_text
+from archive.normalize import clean_title, format_time, html_parser, html_to_text, normalize_text
 from archive.records import ParseError, Record
 from archive.urls import url_parts
 from crawler.sources.contract import Envelope, PageNumbers, Site
@@ -246,22 +245,13 @@ def page_root(body: bytes | str) -> etree._Element:
     with a few lookups, and parsel's wrapping and per-call compiling of each expression
     cost more than they do. Plain lxml elements (not lxml.html's): that parser looks up
     a Python class for every element handed back."""
-    parser = _page_parser()
+    parser = html_parser(**_PAGE_PARSER)
     root = etree.fromstring(_page_bytes(body), parser=parser)
     return root if root is not None else etree.fromstring(b"<html/>", parser=parser)
 
 
-_PARSERS = threading.local()
-
-
-def _page_parser() -> etree.HTMLParser:
-    """This thread's parser for page_root. One per thread, not one per page: lxml makes
-    a parser's libxml2 context at its first document, and a parser takes one document
-    at a time."""
-    parser: etree.HTMLParser | None = getattr(_PARSERS, "page", None)
-    if parser is None:
-        parser = _PARSERS.page = etree.HTMLParser(recover=True, encoding="utf-8", huge_tree=True)
-    return parser
+# The options parsel gives lxml's parser (page_selector parses the same way).
+_PAGE_PARSER: dict[str, bool | str] = {"recover": True, "encoding": "utf-8", "huge_tree": True}
 
 
 def _page_bytes(body: bytes | str) -> bytes:
