@@ -332,15 +332,23 @@ def _lacks(text: str, lowered: str, words: tuple[str, ...]) -> bool:
 
 # What a window must hold for a rule to match in it (see _ahead).
 _WINDOW_CUES: dict[re.Pattern[str], re.Pattern[str]] = {}
+# The same cues for a text with none of the CJK and Korean words (_Text.narrow), where
+# `ahead` starts with a space (or a dash, "XYZ-30D"): that character is looked for first,
+# then the one before it and `ahead` (capitals and digits are more common than spaces
+# that follow one). A window start right after such a character passes too: it only runs
+# a rule that finds nothing there.
+_NARROW_CUES: dict[re.Pattern[str], re.Pattern[str]] = {}
 
 
-def _ahead(listed: str, ahead: str) -> re.Pattern[str]:
+def _ahead(listed: str, ahead: str, *, first: str = r"\s") -> re.Pattern[str]:
     """A rule: a list (or a ticker) that `ahead` follows. Most windows have tickers but not
     what must follow them: its cue, the last character of a list (a ticker's or a
     bracket's) and `ahead`, is looked for first, which costs less than reading every
-    list in the window. `listed` starts with `_LEAD`."""
+    list in the window. `listed` starts with `_LEAD`; `first`: the characters `ahead`
+    starts with in a narrow text."""
     rule = re.compile(listed + "(?=" + ahead + ")")
     _WINDOW_CUES[rule] = re.compile(r"[A-Z0-9)）](?:" + ahead + ")")
+    _NARROW_CUES[rule] = re.compile(first + r"(?<=[A-Z0-9)）](?s:.))(?<=(?=" + ahead + r")(?s:.))")
     return rule
 
 
@@ -361,6 +369,7 @@ _PRODUCT_OF = _ahead(
     r"(?:simple |flexible |fixed |locked |on-chain )?(?:earn|savings|products?)|"
     r"(?:trading )?(?:carnival|competition|challenge|campaign|festival))\b"
     r"|\s*(?:活期|定期|스테이킹|에어드랍|에어드롭)",
+    first=r"[\s-]",
 )
 # "GAS Network Upgrade", "withdrawals of GAS": a chain's or a wallet's coin, even a word.
 _CHAIN_OF = _ahead(
@@ -401,6 +410,7 @@ _WALLET_VERB = re.compile(
 _WALLET_OF = _ahead(
     _LISTED,
     r"(?:-\d+)?(?:\s+(?i:tokens?|network|chain))?\s+(?i:deposits?|withdrawals?)\b|\s*입출금",
+    first=r"[\s-]",
 )
 # "ORBX, ZNT 원화 마켓 추가": the assets of a Korean market notice, named before the market
 # (the markets themselves are quotes: "BTC, USDT 마켓"); "ORBX 거래지원 종료", "ORBX 거래유의
@@ -791,6 +801,8 @@ class _Text:
         # with none of the CJK or Korean characters of the words (most texts that are not
         # ASCII only for a curly quote or a dash) can hold only their ASCII ones.
         narrow = text.isascii() or not _WIDE.search(text)
+        cues = _NARROW_CUES if narrow else _WINDOW_CUES
+        self.market_cue = cues[_MARKET_OF]
         caseless = _caseless(text)
         if caseless:
             every = _ASCII_CONTEXT_RULES if narrow else _CASELESS_CONTEXT_RULES
@@ -799,7 +811,7 @@ class _Text:
         # map() with the text's own `in`: the same test as a generator, without its frames.
         holds = lowered.__contains__
         self.rules = [
-            (*rule[:3], _WINDOW_CUES.get(rule[0]))
+            (*rule[:3], cues.get(rule[0]))
             for rule in every
             if any(map(holds, rule[3])) or (rule[4] is not None and rule[4].search(text))
         ]
@@ -1073,18 +1085,26 @@ def _note_names(text: str, m: re.Match[str], found: _Found) -> None:
                 found.names.add(word)
 
 
-def _scan_written(read: _Text, offset: int, found: _Found, a: int, b: int) -> None:
-    """Tickers written as tickers: "(XYZ)", "Sonic (S)", "XYZ/USDT", "BTC-25SEP26"."""
-    text, add = read.text, found.add
+def _scan_brackets(text: str, offset: int, found: _Found, a: int, b: int) -> None:
+    """Tickers in brackets: "(XYZ)", "Story (IP)"."""
     for m in _PAREN.finditer(text, a, b):
+        # A listed project's ticker is a ticker even when it is an acronym ("Story (IP)");
+        # another acronym ("(UTC)") is none, names nothing and is read no further.
+        named = m[1] in NEVER
+        if named and not _listed_name(text, m.start()):
+            continue
         if m[1] in QUOTES and _SETTLEMENT.search(text, max(0, m.start() - 50), m.start()):
             continue  # "settlement currency: USD₮ (UST)"
         if _spelt_out(text, m.start(), m[1]):
             continue
         _note_names(text, m, found)
-        # A listed project's ticker is a ticker even when it is an acronym ("Story (IP)").
-        named = m[1] in NEVER and _listed_name(text, m.start())
-        add(m[1], offset + m.start(1), CODED if named else NAMED)
+        found.add(m[1], offset + m.start(1), CODED if named else NAMED)
+
+
+def _scan_written(read: _Text, offset: int, found: _Found, a: int, b: int) -> None:
+    """Tickers written as tickers: "(XYZ)", "Sonic (S)", "XYZ/USDT", "BTC-25SEP26"."""
+    text, add = read.text, found.add
+    _scan_brackets(text, offset, found, a, b)
     if _ONE_LETTER.search(text, a, b):
         for m in _NAME_LETTER.finditer(text, a, b):
             add(m[1], offset + m.start(1), STRUCTURED)
@@ -1249,7 +1269,7 @@ _ASCII_CONTEXT_RULES = tuple(
 )
 # "ABC and DEF": the list's last "and" and a ticker's first character.
 _WINDOW_CUES[_LIST] = re.compile(r"\s(?:and|&)\s+[\dA-Z]")
-_MARKET_CUE = _WINDOW_CUES[_MARKET_OF]
+_NARROW_CUES[_LIST] = _WINDOW_CUES[_LIST]
 _CONTRACT_WORD = re.compile(r"\s+(?i:perpetual|contract|futures)")
 # What a market must be followed by (_MARKET_OF), lower-cased.
 _MARKET_WORDS = (
@@ -1308,7 +1328,7 @@ def _scan_contexts(read: _Text, offset: int, found: _Found, a: int, b: int) -> N
     if read.staking:
         for m in _STAKE_VERB.finditer(text, a, b):
             _add_list(found, offset, m, 1, ACTED)
-    if read.markets and _MARKET_CUE.search(text, a, b):
+    if read.markets and read.market_cue.search(text, a, b):
         for m in _MARKET_OF.finditer(text, a, b):
             # "EUR and USDC spot pairs remain"
             if not (read.remains and _UNAFFECTED.match(text, m.end())):
