@@ -815,11 +815,14 @@ class _Text:
             for rule in every
             if any(map(holds, rule[3])) or (rule[4] is not None and rule[4].search(text))
         ]
-        self.takes_part = [
-            pattern
-            for pattern, words, also in _PARTICIPATIONS
-            if any(map(holds, words)) and (not (caseless and also) or any(map(holds, also)))
-        ]
+        if caseless and not any(map(holds, _REWARDS)):
+            self.takes_part = []  # each names a reward or a prize's verb (_PARTICIPATIONS)
+        else:
+            self.takes_part = [
+                pattern
+                for pattern, words, also in _PARTICIPATIONS
+                if any(map(holds, words)) and (not (caseless and also) or any(map(holds, also)))
+            ]
         self.ratios = (
             "/" in text
             and any(map(text.__contains__, _RATIO_WORDS))
