@@ -334,9 +334,9 @@ def _lacks(text: str, lowered: str, words: tuple[str, ...]) -> bool:
 _WINDOW_CUES: dict[re.Pattern[str], re.Pattern[str]] = {}
 # The same cues for a text with none of the CJK and Korean words (_Text.narrow), where
 # `ahead` starts with a space (or a dash, "XYZ-30D"): that character is looked for first,
-# then the one before it and `ahead` (capitals and digits are more common than spaces
-# that follow one). A window start right after such a character passes too: it only runs
-# a rule that finds nothing there.
+# then the one before it and `ahead` (a space after a capital or a digit is rarer than a
+# capital or a digit). A window that starts right after such a space passes too: that
+# only runs a rule that finds nothing there.
 _NARROW_CUES: dict[re.Pattern[str], re.Pattern[str]] = {}
 
 
