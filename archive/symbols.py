@@ -158,9 +158,17 @@ _TICKER_FIRST = "A-Z0-9"
 # A ticker: letters and digits, a letter first or a multiplier first (1INCH, 1000SATS).
 _T = r"(?:\d{1,7}[A-Z][A-Z0-9]*|[A-Z][A-Z0-9]*)"
 _START = r"(?<![A-Za-z0-9$/_.=:\-])"
+# A rule that starts with a ticker starts with these two instead of `_START` and `_T`:
+# the ticker's first character where a ticker may start (a class, which the regex engine
+# looks for at C speed before trying the rule at all, as it does not for a lookahead),
+# then the rest of the ticker, read behind that character (a digit is a multiplier's).
+# Each matches where `_START` and `_T` do, trying the same lengths in the same order.
+_LEAD = r"[0-9A-Z](?<![A-Za-z0-9$/_.=:\-].)"
+_T_REST = r"(?:(?<=[0-9])\d{0,6}[A-Z][A-Z0-9]*|(?<=[A-Z])[A-Z0-9]*)"
 # A ticker ends where a word ends, but not inside "USDⓈ-M", "USDT-M" or "XYZ.COM".
 _END = r"(?![A-Za-z0-9_\u24b6-\u24e9]|-[A-Z]\b|-(?i:margined|settled)\b|\.[A-Za-z]|:[A-Z]{2})"
 _TOKEN = _START + "(" + _T + ")" + _END
+_LED_TOKEN = "(" + _LEAD + _T_REST + ")" + _END
 _CONTRACT_QUOTES = r"USDTM|USDT|USDCM|USDC|USDM|USD|PERP"
 _QUOTE_ALT = "|".join(sorted(QUOTES | FIAT, key=len, reverse=True))
 
@@ -178,13 +186,13 @@ _NAME_LETTER = re.compile(
     r"\s*[(（]([A-Z])[)）]"
 )
 # "XYZ/USDT", "XYZ_USDT", "XYZ-USDT", Bitfinex's "XYZ:USD" (a colon only unspaced).
-_PAIR = _fast(
-    _TICKER_FIRST,
-    _START + "(" + _T + r")(?:\s?[/_\-]\s?|:)(?:" + _QUOTE_ALT + r")(?![A-Za-z0-9])",
+_PAIR = re.compile(
+    "(" + _LEAD + _T_REST + r")(?:\s?[/_\-]\s?|:)(?:" + _QUOTE_ALT + r")(?![A-Za-z0-9])"
 )
-_CONTRACT = _fast(
-    _TICKER_FIRST,
-    _START + "(" + _T + r"?)(?:" + _CONTRACT_QUOTES + r")(?:-SWAP)?(?![A-Za-z0-9_\u24b6-\u24e9])",
+# "XYZUSDT" with its base: a quote alone ("USDT") names none, and no contract starts inside
+# one (nor inside "-SWAP": every character there stops _START), so it is not matched.
+_CONTRACT = re.compile(
+    "(" + _LEAD + _T_REST + r")(?:" + _CONTRACT_QUOTES + r")(?:-SWAP)?(?![A-Za-z0-9_\u24b6-\u24e9])"
 )
 _CASHTAG = re.compile(r"(?<![A-Za-z0-9])\$(" + _T + r")(?![A-Za-z0-9])")
 # "list XYZ", "Delist ABC, DEF and GHI", "上线 XYZ": the verb names what follows, even a
@@ -192,13 +200,14 @@ _CASHTAG = re.compile(r"(?<![A-Za-z0-9])\$(" + _T + r")(?![A-Za-z0-9])")
 # "ABC, DEF and GHI", "ABC, DEF, and GHI", "ABC、DEF", "buy ABC or DEF": a list of tickers.
 # A member may carry its name in brackets: "List 1000CHEEMS (Cheems) and 1000000BOB"; a
 # bracket in capitals is a ticker, and the word before it a name ("Sahara AI (SAHARA)").
-_NAMED_MEMBER = _T + _END + r"(?:\s?[(（][^()（）a-z]{0,30}[a-z][^()（）]{0,30}[)）])?"
-_LIST_OF = (
-    _NAMED_MEMBER
-    + r"(?:\s*(?:,(?:\s*(?:and\b|&))?|、|，|\band\b|\bor\b|&|和|及|与|或)\s*"
-    + _NAMED_MEMBER
-    + r")*"
+_NAME_OF_MEMBER = _END + r"(?:\s?[(（][^()（）a-z]{0,30}[a-z][^()（）]{0,30}[)）])?"
+_NAMED_MEMBER = _T + _NAME_OF_MEMBER
+_MORE_MEMBERS = (
+    r"(?:\s*(?:,(?:\s*(?:and\b|&))?|、|，|\band\b|\bor\b|&|和|及|与|或)\s*" + _NAMED_MEMBER + r")*"
 )
+_LIST_OF = _NAMED_MEMBER + _MORE_MEMBERS
+# A list where a ticker may start (`_START` + `_LIST_OF`), in the form of `_LEAD`.
+_LISTED = "(" + _LEAD + _T_REST + _NAME_OF_MEMBER + _MORE_MEMBERS + ")"
 _BRACKETED = re.compile(r"[(（][^()（）]*[)）]")
 # "Delist Leveraged Tokens ABC", "delist all leveraged tokens, including ABC", "delist all
 # spot trading pairs of ABC": what the list is of, between the verb and the list.
@@ -210,23 +219,45 @@ _SKIPPED = (
 )
 
 
-def _verbs(*verbs: str) -> str:
-    """Verbs matched case-insensitively, each behind a class of its first letter in either
-    case ("[Ll](?i:ist)"): the regex engine skips a branch whose first character fails a
-    class at once, but enters every case-insensitive one. Only for a `_fast` word rule,
-    whose lookahead admits ASCII first letters only (none of "ſ", "ı", "İ", which a
-    case-insensitive "s" or "i" matches) and whose `\b` starts every verb."""
-    return "(?:" + "|".join(f"[{v[0].upper()}{v[0]}](?i:{v[1:]})" for v in verbs) + ")"
+def _after_first(*verbs: str) -> str:
+    """Verbs matched case-insensitively after their first letter, which the rule has
+    matched with a class of the first letters it admits (ASCII only: none of "ſ", "ı",
+    "İ", which a case-insensitive "s" or "i" matches); a verb whose letter the class
+    lacks never matches, as it never did behind the lookahead of `_fast`. Each verb looks
+    back at its first letter behind a class of its second in either case
+    ("[Ii](?<=[Ll].)(?i:st)"): the regex engine skips a branch whose first character
+    fails a class at once, but enters every look back. Not where the second letter is
+    one that a case-insensitive letter matches besides its two cases ("ı", "ſ", "K"
+    match "i", "s", "k"), nor one made optional ("as?")."""
+    branches = []
+    for verb in verbs:
+        first, second = f"[{verb[0].upper()}{verb[0]}]", verb[1:2]
+        plain = second.isascii() and second.isalpha() and second.lower() not in "iks"
+        if plain and verb[2:3] not in ("?", "*", "+", "{"):
+            second = f"[{second.upper()}{second.lower()}]"
+            branches.append(f"{second}(?<={first}.)(?i:{verb[2:]})")
+        else:
+            branches.append(f"(?<={first})(?i:{verb[1:]})")
+    return "(?:" + "|".join(branches) + ")"
 
 
-_NAMING_VERB = _fast(
-    "LlDdRrAa",
-    _verbs("delist(?:s|ed|ing)?", "list(?:s|ed|ing)?", "remov(?:e|es|al of)", "add(?:s|ed|ing)?")
+def _verbs(first: str, *verbs: str) -> str:
+    """Verbs that start a word, their first letter one of `first`'s: the rule starts with
+    a class of those letters, which the regex engine looks for at C speed before trying
+    the rule at all (it tries a word boundary or a lookahead at every position), then
+    looks back for the word's start (no word character before the letter)."""
+    return f"[{first}](?<!\\w.)" + _after_first(*verbs)
+
+
+_NAMING_VERB = re.compile(
+    _verbs(
+        "LlDdRrAa",
+        *("delist(?:s|ed|ing)?", "list(?:s|ed|ing)?", "remov(?:e|es|al of)", "add(?:s|ed|ing)?"),
+    )
     + _SKIPPED
     + r"\s+("
     + _LIST_OF
-    + ")",
-    word=True,
+    + ")"
 )
 _CJK_VERB = re.compile(
     r"(?:上[线線]|上架|下架|下[线線]|首[发發]|暂停|暫停|恢[复復]|支[持援]|[开開]通|包括|推出|[质質]押)\s*("
@@ -234,14 +265,12 @@ _CJK_VERB = re.compile(
     + ")"
 )
 # "XYZ 将被下架": the list before the verb (apart: "HTX上线WLD" is both ways round).
-_CJK_VERB_AFTER = re.compile(
-    _START + "(" + _LIST_OF + r")\s*(?:要|将|將)?被?(?:下架|上[线線]|上架)"
-)
+_CJK_VERB_AFTER = re.compile(_LISTED + r"\s*(?:要|将|將)?被?(?:下架|上[线線]|上架)")
 # "trading for XYZ", "withdrawals of XYZ", "support XYZ": a ticker, but not a word
 # ("Trading for ONE week").
-_ACTING_VERB = _fast(
-    "SsOoIiDdWwTtBbLlFfAaYy",  # the first letters of the verbs
+_ACTING_VERB = re.compile(
     _verbs(
+        "SsOoIiDdWwTtBbLlFfAaYy",  # the first letters of the verbs
         *("support(?:s|ed)?(?: for)?", "open(?:s)?", "introduc(?:e|es|ing)", "to include"),
         *("trading (?:of|for|on)", "subscribe to", "suspend(?:s|ed)?", "resum(?:e|es|ed)"),
         *("swap(?:s)? of", "trade", "buy(?: and sell)?", "sell(?: and buy)?"),
@@ -252,14 +281,15 @@ _ACTING_VERB = _fast(
     + _SKIPPED
     + r"\s+("
     + _LIST_OF
-    + ")",
-    word=True,
+    + ")"
 )
 # "options on ETH", "Innovation Zone Welcomes XYZ": the coin a market is of or a zone lists.
-_MARKET_ON = _fast(
-    "OoFfPpWw",
-    r"(?i:(?:options|futures|perpetuals?) on|welcomes?)" + _SKIPPED + r"\s+(" + _LIST_OF + ")",
-    word=True,
+_MARKET_ON = re.compile(
+    _verbs("OoFfPpWw", "options on", "futures on", "perpetuals? on", "welcomes?")
+    + _SKIPPED
+    + r"\s+("
+    + _LIST_OF
+    + ")"
 )
 # "Gate Pre-Market Trading: XYZ", "Binance Megadrop: XYZ", "the index components of XYZ":
 # the coins a heading or an index names.
@@ -268,17 +298,21 @@ _HEADINGS = (
     *"new token new asset new coin".split(),
     *"startup kickstarter gempool poolx alpha components constituents".split(),
 )
-_HEADED = _fast(
-    "PpNnLlMmHhCcJjSsKkGgAa",
-    r"(?i:\b(?:pre-market trading|new listings?|launchpool|launchpad|megadrop|hodler airdrops?"
-    r"|candydrop|jumpstart|startup|kickstarter|gempool|poolx|alpha"
-    r"|new (?:tokens?|assets?|coins?)(?: on [\w.]+)?):"
-    r"|\b(?:components|constituents) of)\s+(" + _LIST_OF + ")",
-    word=True,
+_HEADED = re.compile(
+    _verbs(
+        "PpNnLlMmHhCcJjSsKkGgAa",
+        *("pre-market trading:", "new listings?:", "launchpool:", "launchpad:", "megadrop:"),
+        *("hodler airdrops?:", "candydrop:", "jumpstart:", "startup:", "kickstarter:"),
+        *("gempool:", "poolx:", "alpha:", r"new (?:tokens?|assets?|coins?)(?: on [\w.]+)?:"),
+        *("components of", "constituents of"),
+    )
+    + r"\s+("
+    + _LIST_OF
+    + ")"
 )
 # "Stake CRO and earn up to 8% APY": the coin of a staking product, unless the text is a
 # pool that pays another coin for it ("Stake GT or USDT in Launchpool to share ...").
-_STAKE_VERB = _fast("Ss", r"(?i:\bstak(?:e|es|ing))\s+(" + _LIST_OF + ")", word=True)
+_STAKE_VERB = re.compile(_verbs("Ss", "stak(?:e|es|ing)") + r"\s+(" + _LIST_OF + ")")
 _POOL = re.compile(r"(?i:pool|hodler|airdrop|\bto (?:share|farm|mine)\b)|瓜分|挖|空投")
 _POOL_WORDS = ("pool", "hodler", "airdrop", "to share", "to farm", "to mine", "瓜分", "挖", "空投")
 
@@ -296,18 +330,25 @@ def _lacks(text: str, lowered: str, words: tuple[str, ...]) -> bool:
     return not any(map(lowered.__contains__, words)) and _caseless(text)
 
 
-_LISTED = _START + "(" + _LIST_OF + ")"
 # What a window must hold for a rule to match in it (see _ahead).
 _WINDOW_CUES: dict[re.Pattern[str], re.Pattern[str]] = {}
+# The same cues for a text with none of the CJK and Korean words (_Text.narrow), where
+# `ahead` starts with a space (or a dash, "XYZ-30D"): that character is looked for first,
+# then the one before it and `ahead` (a space after a capital or a digit is rarer than a
+# capital or a digit). A window that starts right after such a space passes too: that
+# only runs a rule that finds nothing there.
+_NARROW_CUES: dict[re.Pattern[str], re.Pattern[str]] = {}
 
 
-def _ahead(listed: str, ahead: str) -> re.Pattern[str]:
+def _ahead(listed: str, ahead: str, *, first: str = r"\s") -> re.Pattern[str]:
     """A rule: a list (or a ticker) that `ahead` follows. Most windows have tickers but not
     what must follow them: its cue, the last character of a list (a ticker's or a
     bracket's) and `ahead`, is looked for first, which costs less than reading every
-    list in the window."""
-    rule = _fast(_TICKER_FIRST, listed + "(?=" + ahead + ")")
+    list in the window. `listed` starts with `_LEAD`; `first`: the characters `ahead`
+    starts with in a narrow text."""
+    rule = re.compile(listed + "(?=" + ahead + ")")
     _WINDOW_CUES[rule] = re.compile(r"[A-Z0-9)）](?:" + ahead + ")")
+    _NARROW_CUES[rule] = re.compile(first + r"(?<=[A-Z0-9)）](?s:.))(?<=(?=" + ahead + r")(?s:.))")
     return rule
 
 
@@ -328,62 +369,62 @@ _PRODUCT_OF = _ahead(
     r"(?:simple |flexible |fixed |locked |on-chain )?(?:earn|savings|products?)|"
     r"(?:trading )?(?:carnival|competition|challenge|campaign|festival))\b"
     r"|\s*(?:活期|定期|스테이킹|에어드랍|에어드롭)",
+    first=r"[\s-]",
 )
 # "GAS Network Upgrade", "withdrawals of GAS": a chain's or a wallet's coin, even a word.
-_CHAIN_OF = _ahead(_TOKEN, r"\s+(?i:token swap|network upgrade|mainnet|hard fork)\b|\s*网络升级")
+_CHAIN_OF = _ahead(
+    _LED_TOKEN, r"\s+(?i:token swap|network upgrade|mainnet|hard fork)\b|\s*网络升级"
+)
 # "USDT on the OMNI Layer", "USDC on the Base network": a coin on a chain is what a
 # notice about it acts on.
 _ON_CHAIN = _ahead(
-    _TOKEN,
+    _LED_TOKEN,
     r"\s+on (?:the )?[A-Z][\w-]*(?: [A-Z][\w-]*)? (?i:layer|network|chain|blockchain)\b",
 )
 # "delist the following tokens at 10:00 (UTC): ABC, DEF and GHI", "Affected tokens: ABC,
 # DEF": the list a notice acts on, after its colon.
-_FOLLOWING = _fast(
-    "FfAa",
-    r"(?i:\b(?:following|affected)\b)(?:[^.:\n]|(?<=\d)[:.](?=\d)){0,120}?:\s*(" + _LIST_OF + ")",
-    word=True,
+_FOLLOWING = re.compile(
+    _verbs("FfAa", r"following\b", r"affected\b")
+    + r"(?:[^.:\n]|(?<=\d)[:.](?=\d)){0,120}?:\s*("
+    + _LIST_OF
+    + ")"
 )
 # "non-compliant stablecoins, including USDT, FDUSD and DAI": the stablecoins a notice
 # about stablecoins acts on (quote currencies that are the subject). Not "assets such as
 # USDC" (an alternative) nor "350 assets, including BTC" (a reserve report's examples).
-_KINDS_INCLUDING = _fast("Ss", r"(?i:\bstablecoins?),?\s+(?i:including)\s+(" + _LIST_OF + ")")
+_KINDS_INCLUDING = re.compile(
+    _verbs("Ss", "stablecoins?") + r",?\s+(?i:including)\s+(" + _LIST_OF + ")"
+)
 # "MOVE is available for trading!": a market of the ticker opens, even a word's.
 _TRADABLE = _ahead(_LISTED, r"\s+(?:is|are)\s+(?:now\s+)?(?i:available for trading)\b")
 # "1MBABYDOGE and 1000CAT trading is live": the same, but not a word's ("AI trading is live"
 # may be a feature).
 _TRADING_LIVE = _ahead(_LISTED, r"\s+(?i:trading)\s+(?:is|are)\s+(?:now\s+)?(?i:live|open)\b")
-_WALLET_VERB = _fast(
-    "DdWw",
-    r"(?i:\b(?:deposits?|withdrawals?)(?: (?:and|&) (?:deposits?|withdrawals?))?"
+_WALLET_VERB = re.compile(
+    _verbs("DdWw", "deposits?", "withdrawals?") + r"(?i:(?: (?:and|&) (?:deposits?|withdrawals?))?"
     r"(?: (?:amounts?|fees?|limits?|minimums?|networks?))? (?:of|for))"
-    r"\s+(" + _LIST_OF + ")",
-    word=True,
+    r"\s+(" + _LIST_OF + ")"
 )
 # "TIA deposits and withdrawals", "ETH and ERC-20 token deposits": the coins a wallet
 # service acts on, named before it.
 _WALLET_OF = _ahead(
     _LISTED,
     r"(?:-\d+)?(?:\s+(?i:tokens?|network|chain))?\s+(?i:deposits?|withdrawals?)\b|\s*입출금",
+    first=r"[\s-]",
 )
 # "ORBX, ZNT 원화 마켓 추가": the assets of a Korean market notice, named before the market
 # (the markets themselves are quotes: "BTC, USDT 마켓"); "ORBX 거래지원 종료", "ORBX 거래유의
 # 종목", "ORBX 신규 상장": the asset a Korean notice acts on, named before what it does.
-_KOREAN_MARKET = _fast(_TICKER_FIRST, _START + "(" + _LIST_OF + r")(?=\s*(?:원화\s*|KRW\s*)?마켓)")
-_KOREAN_ACT = _fast(
-    _TICKER_FIRST,
-    _START
-    + "("
-    + _LIST_OF
-    + r")(?=\s*(?:거래\s*지원|거래\s*유의|투자\s*유의|유의\s*종목|신규\s*상장|상장"
+_KOREAN_MARKET = re.compile(_LISTED + r"(?=\s*(?:원화\s*|KRW\s*)?마켓)")
+_KOREAN_ACT = re.compile(
+    _LISTED + r"(?=\s*(?:거래\s*지원|거래\s*유의|투자\s*유의|유의\s*종목|신규\s*상장|상장"
     r"|네트워크\s*업그레이드|메인넷"
-    r"|스왑|리브랜딩))",
+    r"|스왑|리브랜딩))"
 )
 # Deribit, Crypto.com and Bitfinex instruments: BTC-25SEP26, ETH-PERPETUAL, BTC-PERP,
 # BTCF0:USTF0.
-_INSTRUMENT = _fast(
-    _TICKER_FIRST,
-    _START + "(" + _T + r")(?:_USDC)?-(?:PERP(?:ETUAL)?\b|\d{1,2}[A-Z]{3}\d{2}\b)",
+_INSTRUMENT = re.compile(
+    "(" + _LEAD + _T_REST + r")(?:_USDC)?-(?:PERP(?:ETUAL)?\b|\d{1,2}[A-Z]{3}\d{2}\b)"
 )
 _INSTRUMENT_TAIL = re.compile(r"-(?:PERP(?:ETUAL)?\b|\d{1,2}[A-Z]{3}\d{2}\b)")
 # The same names in a lower-case title ("listing of znta_usdc-perpetual", "btc-25sep26"):
@@ -402,18 +443,20 @@ _RATIO_PAIR = re.compile(
 )
 # "ETHBTC Perpetual": a ratio contract of two coins.
 _RATIO_CONTRACT = re.compile(r"([A-Z]{2,6})(BTC|ETH)")
-_PAIR_TAIL = re.compile(r"(?:[/_\-]\s?|:)(?:" + _QUOTE_ALT + r")(?![A-Za-z0-9])")
+# (A class first, as in _LEAD: "(?:[/_\-]\s?|:)" would make the engine try every position.)
+_PAIR_TAIL = re.compile(r"[/_\-:](?:(?<=[/_\-])\s?|(?<=:))(?:" + _QUOTE_ALT + r")(?![A-Za-z0-9])")
 _FUNDING_PERP = _fast(_TICKER_FIRST, _START + r"([A-Z0-9]{2,15}?)F0:[A-Z]{2,5}F0\b")
 # Kraken Futures instruments: PF_XBTUSD (linear perpetual), PI_ (inverse), FF_/FI_ (fixed
 # maturity), a one-letter base too (PF_GUSD).
 _KRAKEN_FUTURE = re.compile(r"\b(?:PF|PI|FF|FI)_([A-Z0-9]{1,15}?)(?:USDT|USDC|USD|EUR|GBP)\b")
 # "launch xyz margin trading": a ticker written in lower case in a trading context.
-_LOWER_TRADING = _fast(
-    "LlAaMmPpFfSs",
-    r"(?i:\blaunch(?:es|ed)?|\blist(?:s)?|\badd(?:s)?)"
-    r"\s+([a-z][a-z0-9]{1,14}(?:(?:,\s*|\s+and\s+)[a-z][a-z0-9]{1,14})*)"
-    r"\s+(?i:(?:isolated |cross )?margin|perpetual|futures|spot)\b"
-    r"|(?i:margin|perpetual|futures|spot) (?i:trading) (?i:for)\s+([a-z][a-z0-9]{1,14})(?![\w-])",
+_LOWER_TRADING = re.compile(
+    r"[LlAaMmPpFfSs](?:(?<!\w.)"
+    + _after_first("launch(?:es|ed)?", "list(?:s)?", "add(?:s)?")
+    + r"\s+([a-z][a-z0-9]{1,14}(?:(?:,\s*|\s+and\s+)[a-z][a-z0-9]{1,14})*)"
+    r"\s+(?i:(?:isolated |cross )?margin|perpetual|futures|spot)\b|"
+    + _after_first("margin", "perpetual", "futures", "spot")
+    + r" (?i:trading) (?i:for)\s+([a-z][a-z0-9]{1,14})(?![\w-]))"
 )
 # "supports bnSOL and JitoSOL", "list stETH": a wrapped or staked coin's ticker keeps its
 # prefix in lower case; a verb that names coins names it too.
@@ -441,7 +484,7 @@ _MIXED_BEFORE = re.compile(
     + r")*)(?=\s+(?i:xstocks?|tokeni[sz]ed stocks?|stock tokens?|deposits?|withdrawals?)\b)"
 )
 _MIXED_TOKEN = re.compile(r"[A-Z]?[a-z]{1,4}[A-Z]{3,6}|[A-Z]{2,6}[a-rt-z](?![A-Za-z0-9])")
-_MIXED_HINT = _fast("A-Z", r"(?<=[a-z])[A-Z]{3}|[A-Z]{2}[a-rt-z]\b")
+_MIXED_HINT = re.compile(r"[A-Z](?:(?<=[a-z][A-Z])[A-Z]{2}|[A-Z][a-rt-z]\b)")
 # "Rebranding of FTM to S", "token swap to POL": the new ticker is written as one.
 _RENAMED_TO = _fast(
     "RrTtSsMm",
@@ -493,11 +536,22 @@ _MARGIN_TYPE = re.compile(
 # after it, the ticker is part of a name ("List AAPLX and TSLAX Stock Tokens" is not).
 _NAME_GOES_ON = re.compile(r"\s+[A-Z][a-z][\w.'& -]{0,30}?[(（]")
 # Weak: "ABC, DEF and GHI" and amounts "1,000,000 XYZ" (never after a time's colon).
-_LIST = _fast(
-    _TICKER_FIRST,
-    _START + "(" + _T + _END + r"(?:\s*,\s*" + _T + _END + r")*,?\s+(?:and|&)\s+" + _T + _END + ")",
+_LIST = re.compile(
+    "("
+    + _LEAD
+    + _T_REST
+    + _END
+    + r"(?:\s*,\s*"
+    + _T
+    + _END
+    + r")*,?\s+(?:and|&)\s+"
+    + _T
+    + _END
+    + ")"
 )
-_AMOUNT = _fast("0-9", r"(?<![\d:.,])\d[\d,.]*(?:\s*(?:[KkMmBb]|million|billion))?\s+" + _TOKEN)
+_AMOUNT = re.compile(
+    r"[0-9](?<![\d:.,][0-9])[\d,.]*(?:\s*(?:[KkMmBb]|million|billion))?\s+" + _TOKEN
+)
 # "Share 400,000 MOVE", "瓜分 100,000 XYZ": the prize of a campaign names its coin.
 _PRIZE = re.compile(r"(?:(?i:share|win|earn|grab|split)(?:\s+(?i:up to|a|an|over))?|瓜分)\s+$")
 # "One unit represents 1,000 SATS", "quoted per 1,000 PEPE": a unit, not the subject.
@@ -506,38 +560,42 @@ _IN_LIST = re.compile(_T + _END)
 # "Stake GT to share", "Lock BGB to mine", "Earn SOLV with retroactive BNB Simple Earn
 # subscriptions", "Farm AI by staking BNB": the coin taken to take part is not the subject.
 _HELD = r"(?P<held>\$?" + _T + r"(?:\s*(?:,|/|\band\b|\bor\b|&)\s*\$?" + _T + r")*)"
-_REWARD = (
-    r"(?i:share|mine|earn|win|get|receive|farm|grab)"
+_REWARDS = ("share", "mine", "earn", "win", "get", "receive", "farm", "grab")
+_REWARD_AMOUNT = (
     r"(?:\s+(?i:up to|a|an|over))?\s+(?:[\d,.]+\s*(?:[KkMmBb]\b)?\s*)?\$?(?P<prize>" + _T + r")"
 )
-_PARTICIPATION = _fast(
-    "SsLlHhDdCc",
-    r"(?i:\b(?:stake|staking|lock|locking|hold|holding|subscribe|subscribing|deposit|commit))"
-    r"\s+" + _HELD + r"\s+(?i:to|and|for)\s+" + _REWARD,
-    word=True,
+_REWARD = "(?i:" + "|".join(_REWARDS) + ")" + _REWARD_AMOUNT
+_PARTICIPATION = re.compile(
+    _verbs(
+        "SsLlHhDdCc",
+        *("stake", "staking", "lock", "locking", "hold", "holding", "subscribe", "subscribing"),
+        *("deposit", "commit"),
+    )
+    + r"\s+"
+    + _HELD
+    + r"\s+(?i:to|and|for)\s+"
+    + _REWARD
 )
-_PARTICIPATION_BY = _fast(
-    "SsMmEeWwGgRrFf",
-    r"\b" + _REWARD + r"\s+(?i:with|by|via|for)\s+"
+_PARTICIPATION_BY = re.compile(
+    _verbs("SsMmEeWwGgRrFf", *_REWARDS) + _REWARD_AMOUNT + r"\s+(?i:with|by|via|for)\s+"
     r"(?:(?i:retroactive|staking|holding|locking|subscribing to|subscribing|depositing|"
-    r"committing|your)\s+)*" + _HELD,
-    word=True,
+    r"committing|your)\s+)*" + _HELD
 )
 # "Trade BTC Perpetuals to Share 100,000 CRO", "Trade SUN to share 500,000 USDT": the coin
 # traded is the subject, the prize is not.
-_TRADE_TO_WIN = _fast(
-    "Tt",
-    r"(?i:\btrade)\s+" + _HELD + r"(?:\s+(?i:perpetuals?|futures|spot|contracts?|pairs?))?"
-    r"\s+(?i:to)\s+" + _REWARD,
-    word=True,
+_TRADE_TO_WIN = re.compile(
+    _verbs("Tt", "trade")
+    + r"\s+"
+    + _HELD
+    + r"(?:\s+(?i:perpetuals?|futures|spot|contracts?|pairs?))?\s+(?i:to)\s+"
+    + _REWARD
 )
 # "Share 60,000 USDT in KAITO", "win $50,000 worth of XYZ": a prize's value in a quote
 # currency, paid in the coin the campaign is about.
-_PRIZE_IN = _fast(
-    "SsWw",
-    r"(?i:\bshare|\bwin)\s+(?i:up to\s+)?(?:\$[\d,.]+|[\d,.]+\s*(?:USDT|USDC|USD))\s*[KkMm]?"
-    r"\s+(?i:in|worth of)\s+(" + _T + r")(?![A-Za-z0-9])",
-    word=True,
+_PRIZE_IN = re.compile(
+    _verbs("SsWw", "share", "win")
+    + r"\s+(?i:up to\s+)?(?:\$[\d,.]+|[\d,.]+\s*(?:USDT|USDC|USD))\s*[KkMm]?"
+    r"\s+(?i:in|worth of)\s+(" + _T + r")(?![A-Za-z0-9])"
 )
 # An API example ("symbol=BTCUSDT", "e.g. BTCUSDT") is not the subject.
 _EXAMPLE_AFTER = re.compile(r"[\w-]*\s+examples?\b")  # "BTC-USD-SWAP examples"
@@ -696,9 +754,10 @@ class _Found:
 # Where a ticker could be: context rules run only on windows around these (most prose
 # has none), so a long lower-case body costs one fast scan.
 # "Sonic (S)", "2Z", and one letter in a list or before a name ("W, H and M", "G (Gravity)").
-_CANDIDATE = _fast(
-    "A-Z0-9(（",
-    r"[A-Z][A-Z0-9]+|\d[A-Z]|[(（][A-Z][)）]|(?<![A-Za-z0-9])[A-Z](?=,|\s(?:and|&)\s|\s?[(（])",
+# (Its first character matched by a class, then each kind read behind it, as in _LEAD.)
+_CANDIDATE = re.compile(
+    r"[A-Z0-9(（](?:(?<=[A-Z])[A-Z0-9]+|(?<=[0-9])[A-Z]|(?<=[(（])[A-Z][)）]"
+    r"|(?<=[A-Z])(?<![A-Za-z0-9].)(?=,|\s(?:and|&)\s|\s?[(（]))"
 )
 _BEFORE, _AFTER = 80, 60  # characters of context a rule reads around a ticker
 
@@ -714,18 +773,19 @@ def _windows(text: str) -> list[tuple[int, int]]:
     for m in _CANDIDATE.finditer(text):
         begin, stop = m.span()
         start = begin - _BEFORE
-        # A ticker-rich text has many candidates inside the open span: their start (cut
-        # at a space, never after `begin - _BEFORE`) is then not looked for.
-        if first < 0 or start > last:
-            start = text.rfind(" ", 0, start) + 1 if start > 0 else 0
-        end = text.find(" ", min(size, stop + _AFTER))
-        end = size if end < 0 else end
         if first >= 0 and start <= last:
-            last = max(end, last)
-        else:
-            if first >= 0:
-                spans.append((first, last))
-            first, last = start, end
+            # A ticker-rich text has many candidates inside the open span: their start (cut
+            # at a space, never after `begin - _BEFORE`) is then not looked for, nor their
+            # end where the span reaches that far (it ends at a space at or after it).
+            if stop + _AFTER > last:
+                end = text.find(" ", min(size, stop + _AFTER))
+                last = max(size if end < 0 else end, last)
+            continue
+        if first >= 0:
+            spans.append((first, last))
+        first = text.rfind(" ", 0, start) + 1 if start > 0 else 0
+        last = text.find(" ", min(size, stop + _AFTER))
+        last = size if last < 0 else last
     if first >= 0:
         spans.append((first, last))
     return spans
@@ -737,17 +797,32 @@ class _Text:
 
     def __init__(self, text: str, lowered: str) -> None:
         self.text = text
-        # A rule whose words the text lacks cannot match: it is not run at all.
-        if text.isascii():
-            every = _ASCII_CONTEXT_RULES
+        # A rule whose words the text lacks cannot match: it is not run at all. A text
+        # with none of the CJK or Korean characters of the words (most texts that are not
+        # ASCII only for a curly quote or a dash) can hold only their ASCII ones.
+        narrow = text.isascii() or not _WIDE.search(text)
+        cues = _NARROW_CUES if narrow else _WINDOW_CUES
+        self.market_cue = cues[_MARKET_OF]
+        caseless = _caseless(text)
+        if caseless:
+            every = _ASCII_CONTEXT_RULES if narrow else _CASELESS_CONTEXT_RULES
         else:
-            every = _CASELESS_CONTEXT_RULES if _caseless(text) else _CONTEXT_RULES
+            every = _CONTEXT_RULES
         # map() with the text's own `in`: the same test as a generator, without its frames.
         holds = lowered.__contains__
         self.rules = [
-            (*rule[:3], _WINDOW_CUES.get(rule[0])) for rule in every if any(map(holds, rule[3]))
+            (*rule[:3], cues.get(rule[0]))
+            for rule in every
+            if any(map(holds, rule[3])) or (rule[4] is not None and rule[4].search(text))
         ]
-        self.takes_part = [p for p, words in _PARTICIPATIONS if any(map(holds, words))]
+        if caseless and not any(map(holds, _REWARDS)):
+            self.takes_part = []  # each names a reward or a prize's verb (_PARTICIPATIONS)
+        else:
+            self.takes_part = [
+                pattern
+                for pattern, words, also in _PARTICIPATIONS
+                if any(map(holds, words)) and (not (caseless and also) or any(map(holds, also)))
+            ]
         self.ratios = (
             "/" in text
             and any(map(text.__contains__, _RATIO_WORDS))
@@ -757,11 +832,11 @@ class _Text:
         self.kraken = "_" in text
         self.contracts = "USD" in text or "PERP" in text
         self.cashtags = "$" in text
-        self.cjk_verbs = not text.isascii() and bool(_ANY_CJK_VERB.search(text))
+        self.cjk_verbs = not narrow and bool(_ANY_CJK_VERB.search(text))
         self.staking = "stak" in lowered and (
             _lacks(text, lowered, _POOL_WORDS) or not _POOL.search(text)
         )
-        self.markets = any(map(holds, _MARKET_WORDS))
+        self.markets = any(map(holds, _ASCII_MARKET_WORDS if narrow else _MARKET_WORDS))
         self.remains = self.markets and not _lacks(text, lowered, _UNAFFECTED_WORDS)
 
 
@@ -802,7 +877,7 @@ def _lower_trading(text: str, lowered: str) -> bool:
     if not ("launch" in lowered or "list" in lowered or "add" in lowered or "trading" in lowered):
         return False
     return (
-        "trading for" in lowered
+        ("trading for" in lowered and any(map(lowered.__contains__, _LOWER_MARKET_TRADING)))
         or (
             ("launch" in lowered or "list" in lowered or "add" in lowered)
             and any(map(lowered.__contains__, _LOWER_MARKETS))
@@ -812,6 +887,7 @@ def _lower_trading(text: str, lowered: str) -> bool:
 
 
 _LOWER_MARKETS = ("margin", "perpetual", "futures", "spot")
+_LOWER_MARKET_TRADING = tuple(f"{market} trading for" for market in _LOWER_MARKETS)
 
 
 def _scan_renamed(text: str, offset: int, found: _Found) -> None:
@@ -945,6 +1021,19 @@ _LISTED_NAME = re.compile(
     r"(?i:\b(?:de)?list\w*|\blaunch\w*|\badds?|\bsupports?|\btrade)\s+(?:the\s+)?"
     r"((?:[A-Z][\w.'&-]*\s?){1,4})$"
 )
+_LISTED_NAME_WORDS = ("list", "launch", "add", "support", "trade")
+
+
+def _listed_name(text: str, start: int) -> bool:
+    """Whether a listing verb names the project before a bracket at `start` (_LISTED_NAME),
+    looked for only where the words before it hold a verb ("(UTC)" after a time does not)."""
+    begin = max(0, start - 60)
+    words = text[begin:start]
+    if _lacks(words, words.lower(), _LISTED_NAME_WORDS):
+        return False
+    return bool(_LISTED_NAME.search(text, begin, start))
+
+
 _NAME_WORD = re.compile(r"[A-Za-z][A-Za-z']*")
 _MINOR_WORDS = frozenset("of the and for & de".split())
 # A name that ends in one of these is a coin's, whatever its initials ("Trust Wallet Token").
@@ -999,18 +1088,26 @@ def _note_names(text: str, m: re.Match[str], found: _Found) -> None:
                 found.names.add(word)
 
 
-def _scan_written(read: _Text, offset: int, found: _Found, a: int, b: int) -> None:
-    """Tickers written as tickers: "(XYZ)", "Sonic (S)", "XYZ/USDT", "BTC-25SEP26"."""
-    text, add = read.text, found.add
+def _scan_brackets(text: str, offset: int, found: _Found, a: int, b: int) -> None:
+    """Tickers in brackets: "(XYZ)", "Story (IP)"."""
     for m in _PAREN.finditer(text, a, b):
+        # A listed project's ticker is a ticker even when it is an acronym ("Story (IP)");
+        # another acronym ("(UTC)") is none, names nothing and is read no further.
+        named = m[1] in NEVER
+        if named and not _listed_name(text, m.start()):
+            continue
         if m[1] in QUOTES and _SETTLEMENT.search(text, max(0, m.start() - 50), m.start()):
             continue  # "settlement currency: USD₮ (UST)"
         if _spelt_out(text, m.start(), m[1]):
             continue
         _note_names(text, m, found)
-        # A listed project's ticker is a ticker even when it is an acronym ("Story (IP)").
-        named = m[1] in NEVER and _LISTED_NAME.search(text, max(0, m.start() - 60), m.start())
-        add(m[1], offset + m.start(1), CODED if named else NAMED)
+        found.add(m[1], offset + m.start(1), CODED if named else NAMED)
+
+
+def _scan_written(read: _Text, offset: int, found: _Found, a: int, b: int) -> None:
+    """Tickers written as tickers: "(XYZ)", "Sonic (S)", "XYZ/USDT", "BTC-25SEP26"."""
+    text, add = read.text, found.add
+    _scan_brackets(text, offset, found, a, b)
     if _ONE_LETTER.search(text, a, b):
         for m in _NAME_LETTER.finditer(text, a, b):
             add(m[1], offset + m.start(1), STRUCTURED)
@@ -1041,7 +1138,7 @@ def _scan_codes(read: _Text, offset: int, found: _Found, a: int, b: int) -> None
         for m in _CONTRACT.finditer(text, a, b):
             if not found.inverse and m[0][len(m[1]) :] in _INVERSE_QUOTES:
                 continue  # "RLUSD" in a text about no derivative is a coin
-            if m[1] and m[0] not in QUOTES and not _is_example(text, m.start(), m.end()):
+            if m[0] not in QUOTES and not _is_example(text, m.start(), m.end()):
                 add(m[1], offset + m.start(1), CODED)
     if read.cashtags:
         for m in _CASHTAG.finditer(text, a, b):
@@ -1098,52 +1195,61 @@ def _add_list(
 
 
 _NO_QUOTES: frozenset[str] = frozenset()
+_PRODUCT_WORDS = (
+    *"vault staking index mining airdrop collateral buy burn earn savings".split(),
+    *"product promotion carnival competition challenge campaign festival -".split(),
+    *"活期 定期 스테이킹 에어드랍 에어드롭".split(),
+)
+_Rule = tuple[re.Pattern[str], int, frozenset[str], tuple[str, ...], re.Pattern[str] | None]
 # Rules whose first group is the list they name: (pattern, strength, quotes left out, the
-# words one of which a text must hold, lower-cased, for the rule to match in it).
-_CONTEXT_RULES: tuple[tuple[re.Pattern[str], int, frozenset[str], tuple[str, ...]], ...] = (
+# words one of which a text must hold, lower-cased, for the rule to match in it, and what
+# a text that holds none of them must match instead, if anything).
+_CONTEXT_RULES: tuple[_Rule, ...] = (
     (
         _PRODUCT_OF,
         ACTED,
         _NO_QUOTES,
-        (
-            *"vault staking index mining airdrop collateral buy burn earn savings".split(),
-            *"product promotion carnival competition challenge campaign festival -".split(),
-            *"活期 定期 스테이킹 에어드랍 에어드롭".split(),
-        ),
+        _PRODUCT_WORDS,
+        None,
     ),
     (
         _CHAIN_OF,
         LISTED,
         _NO_QUOTES,
         ("token swap", "network upgrade", "mainnet", "hard fork", "网络升级"),
+        None,
     ),
-    (_WALLET_VERB, LISTED, _NO_QUOTES, ("deposit", "withdrawal")),
-    (_ON_CHAIN, ACTED, _NO_QUOTES, ("layer", "network", "chain")),
-    (_WALLET_OF, ACTED, _NO_QUOTES, ("deposit", "withdrawal", "입출금")),
-    (_KOREAN_MARKET, ACTED, QUOTES, ("마켓",)),
+    (_WALLET_VERB, LISTED, _NO_QUOTES, ("deposit", "withdrawal"), None),
+    (_ON_CHAIN, ACTED, _NO_QUOTES, ("layer", "network", "chain"), None),
+    (_WALLET_OF, ACTED, _NO_QUOTES, ("deposit", "withdrawal", "입출금"), None),
+    (_KOREAN_MARKET, ACTED, QUOTES, ("마켓",), None),
     (
         _MARKET_ON,
         ACTED,
         _NO_QUOTES,
         ("s on", "l on", "welcome"),
+        None,
     ),
     (
         _KOREAN_ACT,
         ACTED,
         _NO_QUOTES,
         ("거래", "유의", "상장", "네트워크", "메인넷", "스왑", "리브랜딩"),
+        None,
     ),
-    (_TRADABLE, LISTED, _NO_QUOTES, ("available for trading",)),
-    (_TRADING_LIVE, ACTED, _NO_QUOTES, ("trading is", "trading are")),
-    (_FOLLOWING, ACTED, _NO_QUOTES, ("following", "affected")),
-    (_KINDS_INCLUDING, ACTED, _NO_QUOTES, ("stablecoin",)),
-    (_HEADED, ACTED, _NO_QUOTES, _HEADINGS),
-    (_LIST, WEAK, QUOTES, ("and", "&")),
+    (_TRADABLE, LISTED, _NO_QUOTES, ("available for trading",), None),
+    (_TRADING_LIVE, ACTED, _NO_QUOTES, ("trading is", "trading are"), None),
+    (_FOLLOWING, ACTED, _NO_QUOTES, ("following", "affected"), None),
+    (_KINDS_INCLUDING, ACTED, _NO_QUOTES, ("stablecoin",), None),
+    (_HEADED, ACTED, _NO_QUOTES, _HEADINGS, None),
+    (_LIST, WEAK, QUOTES, ("and", "&"), None),
 )
 # Finer words for a text where a (?i:word) matches only where the lowered text holds it
 # (_caseless): what a match holds, not only the heading's or the product's first word.
 # Each holds one of the rule's words above, so a rule runs on no text more.
 _FINER_WORDS: dict[re.Pattern[str], tuple[str, ...]] = {
+    # Not "-", which nearly every text holds: a match with none of these ends "-30D".
+    _PRODUCT_OF: tuple(w for w in _PRODUCT_WORDS if w != "-"),
     _HEADED: (
         *("pre-market trading:", "new listing", "hodler airdrop", "components of"),
         *"launchpool: launchpad: megadrop: candydrop: jumpstart: startup:".split(),
@@ -1151,32 +1257,52 @@ _FINER_WORDS: dict[re.Pattern[str], tuple[str, ...]] = {
         *("new token", "new asset", "new coin", "constituents of"),
     ),
 }
+# What a match of a rule with none of its finer words matches in the text.
+_WORDLESS: dict[re.Pattern[str], re.Pattern[str]] = {_PRODUCT_OF: re.compile(r"-\d+D\b")}
 _CASELESS_CONTEXT_RULES = tuple(
-    (pattern, strength, quotes, _FINER_WORDS.get(pattern, words))
-    for pattern, strength, quotes, words in _CONTEXT_RULES
+    (pattern, strength, quotes, _FINER_WORDS.get(pattern, words), _WORDLESS.get(pattern))
+    for pattern, strength, quotes, words, _ in _CONTEXT_RULES
 )
-# The same for a text in ASCII: only the words it can hold (most texts; a Korean rule is
-# not even looked at).
+# The same for a text in ASCII, or with none of the words' other characters (_WIDE): only
+# the words it can hold (most texts; a Korean rule is not even looked at).
 _ASCII_CONTEXT_RULES = tuple(
-    (pattern, strength, quotes, ascii_words)
-    for pattern, strength, quotes, words in _CASELESS_CONTEXT_RULES
-    if (ascii_words := tuple(w for w in words if w.isascii()))
+    (pattern, strength, quotes, ascii_words, also)
+    for pattern, strength, quotes, words, also in _CASELESS_CONTEXT_RULES
+    if (ascii_words := tuple(w for w in words if w.isascii())) or also
 )
 # "ABC and DEF": the list's last "and" and a ticker's first character.
 _WINDOW_CUES[_LIST] = re.compile(r"\s(?:and|&)\s+[\dA-Z]")
-_MARKET_CUE = _WINDOW_CUES[_MARKET_OF]
+_NARROW_CUES[_LIST] = _WINDOW_CUES[_LIST]
 _CONTRACT_WORD = re.compile(r"\s+(?i:perpetual|contract|futures)")
 # What a market must be followed by (_MARKET_OF), lower-cased.
 _MARKET_WORDS = (
     *"perpetual futures margin option contract spot pre-market pair".split(),
     *"永续 现货 合约 交易对".split(),
 )
+_ASCII_MARKET_WORDS = tuple(w for w in _MARKET_WORDS if w.isascii())
 _CJK_VERBS = (
     *"上线 上架 下架 下线 首发 暂停 恢复 支持 开通 包括 推出 质押".split(),
     *"上線 下線 首發 暫停 恢復 支援 開通 質押".split(),  # traditional
 )
 # One scan for them all: their first characters are rare.
 _ANY_CJK_VERB = re.compile("|".join(_CJK_VERBS))
+# Every character of the words above that is not ASCII: a text with none of them holds
+# none of those words (no other character lowers to one: they have no case).
+_WIDE = re.compile(
+    "["
+    + "".join(
+        sorted(
+            {
+                c
+                for words in (_MARKET_WORDS, _CJK_VERBS, *(rule[3] for rule in _CONTEXT_RULES))
+                for word in words
+                for c in word
+                if not c.isascii()
+            }
+        )
+    )
+    + "]"
+)
 _NETWORK_NAME = re.compile(
     r"\s*(?:网络|(?i:network))\s*[(（](?:[A-Z]{1,2}RC|BEP|ERC|SPL)\d{0,4}[)）]"
 )
@@ -1205,7 +1331,7 @@ def _scan_contexts(read: _Text, offset: int, found: _Found, a: int, b: int) -> N
     if read.staking:
         for m in _STAKE_VERB.finditer(text, a, b):
             _add_list(found, offset, m, 1, ACTED)
-    if read.markets and _MARKET_CUE.search(text, a, b):
+    if read.markets and read.market_cue.search(text, a, b):
         for m in _MARKET_OF.finditer(text, a, b):
             # "EUR and USDC spot pairs remain"
             if not (read.remains and _UNAFFECTED.match(text, m.end())):
@@ -1288,11 +1414,13 @@ def _scan_traded(text: str, offset: int, found: _Found, a: int, b: int) -> None:
 
 
 # Each with the words (lower-cased) one of which a text must hold for it to match.
+# In a text where a (?i:word) matches only where the lowered text holds it (_caseless),
+# also one of the words after them: the reward of a stake or a trade, the verb of a prize.
 _PARTICIPATIONS = (
-    (_PARTICIPATION, ("stak", "lock", "hold", "subscrib", "deposit", "commit")),
-    (_PARTICIPATION_BY, ("share", "mine", "earn", "win", "get", "receive", "farm", "grab")),
-    (_TRADE_TO_WIN, ("trade",)),
-    (_PRIZE_IN, (" worth of ", "usd")),
+    (_PARTICIPATION, ("stak", "lock", "hold", "subscrib", "deposit", "commit"), _REWARDS),
+    (_PARTICIPATION_BY, _REWARDS, ()),
+    (_TRADE_TO_WIN, ("trade",), _REWARDS),
+    (_PRIZE_IN, (" worth of ", "usd"), ("share", "win")),
 )
 
 

@@ -131,13 +131,13 @@ def test_skips_read_what_the_rules_read() -> None:
     """A rule's finer words each hold one of its words (it runs on no text more), and a
     window cue is what the rule's list must be followed by."""
     for rule, finer in symbols._FINER_WORDS.items():
-        words = next(w for p, _, _, w in symbols._CONTEXT_RULES if p is rule)
+        words = next(w for p, _, _, w, _ in symbols._CONTEXT_RULES if p is rule)
         assert all(any(word in f for word in words) for f in finer), rule.pattern
     for rule, cue in symbols._WINDOW_CUES.items():
         if rule is not symbols._LIST:
             ahead = cue.pattern.removeprefix("[A-Z0-9)）](?:").removesuffix(")")
             assert cue.pattern == f"[A-Z0-9)）](?:{ahead})", cue.pattern
-            assert rule.pattern.endswith(f"(?={ahead}))"), rule.pattern
+            assert rule.pattern.endswith(f"(?={ahead})"), rule.pattern
 
 
 if __name__ == "__main__":
