@@ -114,20 +114,12 @@ def test_a_crawl_imports_only_its_spider_and_collects_garbage(tmp_path: Path, ga
     archive = tmp_path / "archive"
     archive.mkdir()
     command = ["crawl", "gate_announcements", "--db", str(archive / "a.db"), "--base-url", url]
-    done = subprocess.run(
-        [sys.executable, "-c", CRAWL_THEN_REPORT, *command, *FAST],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONWARNINGS": "ignore::DeprecationWarning"},
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    assert "gate_announcements: blocked (run 1)" in done.stdout
-    assert done.stdout.splitlines()[-2:] == [
-        "api imported: False",
-        "collector enabled: True frozen: True",
-    ]
+    quiet = dict(os.environ, PYTHONWARNINGS="ignore::DeprecationWarning")
+    script = [sys.executable, "-c", CRAWL_THEN_REPORT, *command, *FAST]
+    output = subprocess.check_output(script, text=True, env=quiet, timeout=120)
+    assert "gate_announcements: blocked (run 1)" in output
+    last = output.splitlines()[-2:]
+    assert last == ["api imported: False", "collector enabled: True frozen: True"]
     # Nothing left open beside the archive: its WAL was checkpointed and removed.
     assert sorted(p.name for p in archive.iterdir()) == ["a.db", "a.db.lock"]
 
