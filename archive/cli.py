@@ -25,7 +25,7 @@ import sqlalchemy as sa
 import typer
 
 from archive import db as dbmod
-from archive.cliutil import DbOption, Exit, archive_errors, fail, stderr
+from archive.cliutil import DbOption, Exit, archive_errors, command_process, fail, stderr
 from archive.query import DEFAULT_TIMEOUT, FORMATS, run_query, write_rows
 from archive.records import EVENT_TYPES
 from archive.targets import STDOUT, open_target
@@ -712,4 +712,5 @@ _load_plugins()
 def main() -> None:
     if os.environ.get("ANNALS_DEBUG"):
         logging.basicConfig(level=logging.DEBUG)
-    app()
+    with command_process():
+        app()

@@ -8,7 +8,7 @@ Scrapy is imported when one of them runs, not when they are registered, so the o
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 import typer
 
 from archive import db as dbmod
-from archive.cliutil import DbOption, Exit, archive_errors, fail
+from archive.cliutil import DbOption, Exit, archive_errors, fail, started, starting_up
 from crawler.lock import LockHeldError, crawl_lock
 
 if TYPE_CHECKING:
@@ -59,12 +59,38 @@ def import_downloader_first() -> None:
     import scrapy.core.downloader.contextfactory  # noqa: F401  (and .tls)
 
 
-def project_spiders(settings: Settings) -> dict[str, type[Spider]]:
-    """The spiders of SPIDER_MODULES by name, in name order."""
-    from scrapy.spiderloader import SpiderLoader
+class Spiders(Mapping[str, "type[Spider]"]):
+    """The spiders of SPIDER_MODULES by name, in name order, each imported when it is
+    first looked up (the project's SPIDER_LOADER_CLASS imports only its module): a
+    crawl of one spider does not import the others."""
 
-    loader = SpiderLoader.from_settings(settings)
-    return {name: loader.load(name) for name in sorted(loader.list())}
+    def __init__(self, settings: Settings) -> None:
+        from scrapy.spiderloader import get_spider_loader
+
+        self._loader = get_spider_loader(settings)
+        self._names = sorted(self._loader.list())
+        self._loaded: dict[str, type[Spider]] = {}
+
+    def __getitem__(self, name: str) -> type[Spider]:
+        if name not in self._loaded:
+            if name not in self._names:
+                raise KeyError(name)
+            self._loaded[name] = self._loader.load(name)
+        return self._loaded[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._names
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+
+def project_spiders(settings: Settings) -> Spiders:
+    """The spiders of SPIDER_MODULES by name, in name order (imported when looked up)."""
+    return Spiders(settings)
 
 
 def annals_spider(spider_cls: type[Spider]) -> type[AnnalsSpider]:
@@ -131,6 +157,7 @@ def run_spiders(names: list[str], settings: Settings, spider_args: dict[str, str
     # SIGINT/SIGTERM stop within ANNALS_STOP_GRACE seconds and record "interrupted".
     stopper = SignalStop(process, [c for _, c in crawlers], settings.getfloat("ANNALS_STOP_GRACE"))
     stopper.install()
+    started()  # what start-up made is frozen; the collector runs again (archive.cliutil)
     try:
         process.start(install_signal_handlers=False)
     finally:
@@ -219,7 +246,7 @@ def _split(values: list[str] | None) -> list[str]:
 
 
 def notify_settings(
-    known: dict[str, type[Spider]],
+    known: Mapping[str, type[Spider]],
     urls: list[str] | None,
     event_types: list[str] | None,
     sources: list[str] | None,
@@ -239,7 +266,8 @@ def notify_settings(
     if bad := [k for k in kinds if k not in EVENT_TYPES]:
         raise fail(f"--notify-on takes {', '.join(EVENT_TYPES)}; not {', '.join(bad)}", Exit.USAGE)
     names = _split(sources)
-    all_sources = sorted({annals_spider(cls).source for cls in known.values()})
+    # Every spider's source, looked up (every spider module imported) only when asked.
+    all_sources = sorted({annals_spider(cls).source for cls in known.values()}) if names else []
     if bad := [s for s in names if s not in all_sources]:
         raise fail(
             f"unknown --notify-source {', '.join(bad)}; known: {', '.join(all_sources)}",
@@ -320,6 +348,7 @@ def crawl(
 
         annals crawl gate_announcements gate_square --db annals.db -a lang=en,zh
     """
+    starting_up()
     import_downloader_first()
     known = project_spiders(project_settings())
     if list_spiders:
@@ -347,7 +376,7 @@ def crawl(
         raise typer.Exit(int(code))
 
 
-def _chosen(known: dict[str, type[Spider]], spiders: list[str] | None, every: bool) -> list[str]:
+def _chosen(known: Mapping[str, type[Spider]], spiders: list[str] | None, every: bool) -> list[str]:
     wanted = list(known) if every else list(spiders or [])
     if not wanted:
         raise fail("name the spiders to run, or --all (see --list)", Exit.USAGE)
@@ -358,7 +387,7 @@ def _chosen(known: dict[str, type[Spider]], spiders: list[str] | None, every: bo
 
 
 def _spider_arguments(
-    known: dict[str, type[Spider]],
+    known: Mapping[str, type[Spider]],
     wanted: list[str],
     arg: list[str] | None,
     base_url: str | None,
@@ -381,7 +410,7 @@ def _spider_arguments(
 
 def _run_settings(
     url: str,
-    known: dict[str, type[Spider]],
+    known: Mapping[str, type[Spider]],
     setting: list[str] | None,
     log_level: str,
     notify: tuple[
@@ -461,6 +490,7 @@ def watch(
         annals watch --all --db annals.db --interval 30 --interval okx_announcements=10
     """
     every, some = _intervals(interval)
+    starting_up()
     import_downloader_first()
     known = project_spiders(project_settings())
     wanted = _chosen(known, spiders, all_spiders)
@@ -514,7 +544,7 @@ def _intervals(values: list[str] | None) -> tuple[float, dict[str, float]]:
 
 
 def _poll_plan(
-    known: dict[str, type[Spider]],
+    known: Mapping[str, type[Spider]],
     wanted: list[str],
     spider_args: dict[str, str],
     settings: Settings,

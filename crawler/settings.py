@@ -22,6 +22,8 @@ if typing.TYPE_CHECKING:  # not imported by name: an upper-case name here is a s
 
 BOT_NAME = "annals"
 SPIDER_MODULES = ["crawler.spiders"]
+# Imports the module of the spider a crawl runs, not every spider's (crawler.spiders).
+SPIDER_LOADER_CLASS = "crawler.spiders.SpiderLoader"
 NEWSPIDER_MODULE = "crawler.spiders"
 
 # --- the archive ------------------------------------------------------------------------------
