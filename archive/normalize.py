@@ -146,20 +146,25 @@ def _bodies(markup: str) -> list[str | etree._Element]:
     return parts
 
 
+# The break marker of each tag that starts and ends one (a <br> only starts one).
+_MARKERS = dict.fromkeys(_BLOCK_TAGS, _PARA) | dict.fromkeys(_LINE_TAGS, _LINE)
+
+
 def _walk(el: etree._Element, out: list[str], number: int = 0) -> None:
     """Append the texts and break markers of `el` and what it holds; `number` is the
     place of `el` among its parent's children (from 1) when the parent is an <ol>."""
     tag = el.tag
     # Of a comment or a processing instruction (tag not a str) only the tail is text.
     if type(tag) is not str or tag in _SKIP_TAGS:
-        if el.tail:
-            out.append(el.tail)
+        tail = el.tail
+        if tail:
+            out.append(tail)
         return
-    marker = _PARA if tag in _BLOCK_TAGS else _LINE if tag in _LINE_TAGS else None
+    marker = _MARKERS.get(tag)
     if marker:
         out.append(marker)
-    if tag == "li":
-        out.append(f"{number}. " if number else "- ")
+        if tag == "li":
+            out.append(f"{number}. " if number else "- ")
     elif tag in _CELL_TAGS and el.getprevious() is not None:
         out.append(" | ")
     text = el.text
@@ -191,10 +196,16 @@ def _join_chunks(chunks: list[str]) -> str:
     normalize_text's pass over every line again, cost several times as much."""
     # Source newlines inside a paragraph are layout, not breaks.
     text = "".join(chunks).replace("\n", " ")
-    pieces = text.split("\x00")
-    if "\r" in text or any(not piece or piece[0] not in "PL" for piece in pieces[1:]):
+    if "\r" in text or text.count("\x00") != text.count(_PARA) + text.count(_LINE):
         # Not a marker, or a line break of its own (never from lxml): the patterns' way.
         return normalize_text(_MARKS.sub(_break, text).strip("\n"))
+    if (
+        "\u200b" not in text
+        and "\ufeff" not in text
+        and (text.isascii() or unicodedata.is_normalized("NFC", text))
+    ):
+        return _plain_lines(text)
+    pieces = text.split("\x00")
     lines: list[str] = []
     first = _line(pieces[0])
     if first:
@@ -214,6 +225,45 @@ def _join_chunks(chunks: list[str]) -> str:
                 lines.append(line)
                 gap = 0
     return "".join(lines)
+
+
+# A run of markers with only spaces between them (re's \s is str.split's whitespace).
+_RUNS = re.compile("(\x00[PL](?:\\s*\x00[PL])*)")
+
+
+def _plain_lines(text: str) -> str:
+    """_join_chunks of a text that is NFC and holds no invisible character. So is each
+    of its texts (a part of an NFC text is NFC: what could compose in it is in the whole
+    text too), and _line is str.split's spaces alone. A text of spaces only between two
+    markers makes the next break a blank line (its newline adds to the next text's), as
+    a paragraph mark does: so each run of markers and such texts is one break, a newline
+    if it is line marks alone, else a blank line, and the texts between runs are never
+    blank. Split at the runs, the texts are read by str.split (where they are not tidy
+    already) and the runs by strip, not one by one in a loop of Python."""
+    parts = _RUNS.split(text)  # text, run, text, ..., run, text
+    lines = [part if _tidy(part) else " ".join(part.split()) for part in parts[::2]]
+    breaks = ["\n\n" if run.strip("\x00L") else "\n" for run in parts[1::2]]
+    if not lines[-1]:  # no break after the last text
+        lines.pop()
+        if breaks:
+            breaks.pop()
+    if lines and not lines[0]:  # nor before the first
+        del lines[0]
+        if breaks:
+            del breaks[0]
+    if not lines:
+        return ""
+    out = [lines[0]]
+    for gap, line in zip(breaks, lines[1:], strict=True):
+        out.append(gap)
+        out.append(line)
+    return "".join(out)
+
+
+def _tidy(text: str) -> bool:
+    """Whether str.split's spaces leave a text as it is: its only space is " "
+    (isprintable() is False for every other), never two together or at its ends."""
+    return text.isprintable() and "  " not in text and text[:1] != " " and text[-1:] != " "
 
 
 def _line(text: str) -> str:

@@ -148,7 +148,9 @@ def test_html_to_text_is_the_reference_on_every_fixture_html():
     [None, "", " ", "\n", "\x00", "\x00P", "a\x00Pb", "a\x00Xb", "<html></html>", "<!doctype html>",
      "<p>a</p></body><body><p>b</p>", "a\r\nb<p>c\rd</p>", "<p>e\u0301</p><p>\u0301x</p>",
      "<ol><li>1<!-- c --><li>2</ol><ol><p>x</p><li>3</ol>", "<p> \xa0 </p><br> <br><p>x</p>",
-     "<td>a</td><!-- c --><td>b</td>", "&#13;x&#0;y&#x200b;z", "<p>\u200b</p><p>\ufeff</p>"],
+     "<td>a</td><!-- c --><td>b</td>", "&#13;x&#0;y&#x200b;z", "<p>\u200b</p><p>\ufeff</p>",
+     "<li>a<li> <li>b", "a<br>\xa0<br>b", "a<br><br>b", " <br>a<br> ", "<p>a \x1c</p>\xad b<br>",
+     "\u3000<li>\u3000a\u3000 b\u3000</li>\u2028", "é<br> <p>e\u0301</p>", "<li>가\u11a8<li>\u11a8"],
 )  # fmt: skip
 def test_html_to_text_is_the_reference_on_odd_markup(markup):
     assert same_as_reference(markup)

@@ -531,18 +531,22 @@ def _article_title(root: etree._Element) -> etree._Element | None:
 
 def _article_body(root: etree._Element) -> etree._Element | None:
     """The first element of class ARTICLE_BODY_CLASS in document order, as cssselect's
-    XPath for the CSS finds it (a class is one of the attribute's words split at XPath
-    spaces), walking only as far as that element, where the XPath tests every
-    element of the page."""
+    XPath for the CSS finds it, walking only as far as that element, where the XPath
+    tests every element of the page."""
     for element in root.iter(etree.Element):
-        names = element.get("class")
-        if (
-            names is not None
-            and ARTICLE_BODY_CLASS in names
-            and ARTICLE_BODY_CLASS in _XPATH_SPACES.split(names)
-        ):
+        if _has_body_class(element.get("class")):
             return element
     return None
+
+
+def _has_body_class(names: str | None) -> bool:
+    """Whether a class attribute holds ARTICLE_BODY_CLASS: one of its words split at
+    XPath spaces, as the CSS selector's XPath reads it."""
+    return (
+        names is not None
+        and ARTICLE_BODY_CLASS in names
+        and ARTICLE_BODY_CLASS in _XPATH_SPACES.split(names)
+    )
 
 
 def _following_texts(element: etree._Element) -> Iterator[tuple[str, etree._Element]]:
@@ -581,7 +585,8 @@ def _texts_within(element: etree._Element) -> Iterator[tuple[str, etree._Element
 class _Visible:
     """What the rendered article page shows, each part read when it is first asked for:
     with __NEXT_DATA__ in place only the views line is, so the page's visible time is
-    not parsed and its body not serialized for nothing."""
+    not parsed, its body not serialized, and the page not searched for its body while
+    the texts read lie outside every element of the body's class."""
 
     def __init__(self, root: etree._Element) -> None:
         self._root = root
@@ -599,23 +604,37 @@ class _Visible:
     def body_html(self) -> str | None:
         return inner_html(self._body) if self._body is not None else None
 
-    @functools.cached_property
-    def _meta(self) -> str:
-        """The time and views lines: the text between the title and the body. It stops at
-        the body so a date inside the announcement is never taken for its publication time."""
+    def _in_body(self, parent: etree._Element) -> bool:
+        """Whether a text lxml hangs on `parent` lies in the body: `parent` is the body or
+        below it. The body has its class, so only where `parent` or an ancestor has it
+        (the first text of the body, not the time and views lines above it) need the
+        page be searched for the body, the first element of that class."""
+        for element in (parent, *parent.iterancestors()):
+            if _has_body_class(element.get("class")):
+                body = self._body
+                return body is not None and (parent is body or body in parent.iterancestors())
+        return False
+
+    def _meta_texts(self) -> Iterator[str]:
+        """The texts of the time and views lines, stripped: the text nodes between the
+        title and the body, ARTICLE_META_SCAN at most. They stop at the body so a date
+        inside the announcement is never taken for its publication time."""
         if self._h1 is None:
-            return ""
-        texts: list[str] = []
-        body = self._body
+            return
+        count = 0
         for text, parent in _following_texts(self._h1):
             if not text.strip(_XPATH_SPACE):
                 continue
-            if body is not None and (parent is body or body in parent.iterancestors()):
-                break
-            texts.append(text.strip())
-            if len(texts) == ARTICLE_META_SCAN:
-                break
-        return " ".join(texts)
+            if self._in_body(parent):
+                return
+            yield text.strip()
+            count += 1
+            if count == ARTICLE_META_SCAN:
+                return
+
+    @functools.cached_property
+    def _meta(self) -> str:
+        return " ".join(self._meta_texts())
 
     @functools.cached_property
     def published_at(self) -> datetime | None:
@@ -627,8 +646,20 @@ class _Visible:
 
     @functools.cached_property
     def views(self) -> int | None:
-        views = VISIBLE_VIEWS_RE.search(self._meta)
-        return parse_count(views[1]) if views else None
+        """The count of the first "N views" in the meta texts. Read as the texts come:
+        the views line ends in its own text, so the first match in the texts so far is
+        the first in all of them (one that began earlier would span only digits and
+        spaces up to where this one starts), and the texts after it are not read."""
+        if "_meta" in self.__dict__:
+            views = VISIBLE_VIEWS_RE.search(self._meta)
+            return parse_count(views[1]) if views else None
+        texts: list[str] = []
+        for text in self._meta_texts():
+            texts.append(text)
+            views = VISIBLE_VIEWS_RE.search(" ".join(texts))
+            if views:
+                return parse_count(views[1])
+        return None
 
 
 def _detail(root: etree._Element, url: str) -> dict[str, Any]:
