@@ -306,15 +306,18 @@ class Store:
             for (source, kind, language), external_ids in groups.items():
                 params = {"source": source, "kind": kind, "language": language}
                 params["ids"] = members(conn, external_ids)
-                for row in conn.execute(query, params):
-                    out[Identity(source, kind, row.external_id, language)] = Known(
-                        published_at=row.published_at,
-                        first_seen_at=row.first_seen_at,
-                        last_seen_at=row.last_seen_at,
-                        removed_at=row.removed_at,
-                        title=row.title,
-                        extra=row.extra or {},
-                        category=row.category,
+                # Rows unpacked, in the select's order: a lookup by name for each field
+                # cost a listing page's lookup a fifth of its time.
+                rows = conn.execute(query, params)
+                for external_id, published, first, last, removed, title, extra, category in rows:
+                    out[Identity(source, kind, external_id, language)] = Known(
+                        published_at=published,
+                        first_seen_at=first,
+                        last_seen_at=last,
+                        removed_at=removed,
+                        title=title,
+                        extra=extra or {},
+                        category=category,
                     )
         return out
 

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from archive.db import open_archive, resolve_url
 from archive.normalize import Prepared
 from archive.records import Identity, Quarantined, RawResponse, Record, Removed
-from archive.store import BatchResult, Store
+from archive.store import BatchResult, Known, Store
 from crawler.context import run_context
 from crawler.pipelines import ArchivePipeline, batch_written
 from crawler.spiders.gate import GateAnnouncementsSpider
@@ -387,3 +387,23 @@ def test_prepare_derives_only_what_the_archive_does_not_hold(
     )
     derived = ["symbols" in vars(p) for p in prepared if isinstance(p, Prepared)]
     assert derived == [False, True, True]
+
+
+def test_known_gives_every_field_of_the_document_and_its_current_version(
+    store: Store, make_record: RecordFactory
+):
+    """Each field from its own column (known() unpacks its rows by position)."""
+    first = datetime(2026, 6, 1, tzinfo=UTC)
+    store.write([make_record("7", seen_at=first, extra={"views": 3}, category="News")])
+    store.write([make_record("7", seen_at=first + timedelta(hours=2), title="Other title")])
+    store.write([Removed(Identity("gate", "announcement", "7", "en"), "u", first + timedelta(3))])
+    known = store.known([make_record("7").identity])[make_record("7").identity]
+    assert known == Known(
+        published_at=datetime(2026, 5, 22, 6, 30, tzinfo=UTC),
+        first_seen_at=first,
+        last_seen_at=first + timedelta(hours=2),
+        removed_at=first + timedelta(days=3),
+        title="Other title",
+        extra={"views": 10},
+        category="New Spot Listings",
+    )
