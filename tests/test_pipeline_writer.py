@@ -264,14 +264,9 @@ def test_an_in_process_crawl_archives_through_the_writer(
     counted, the run's counters what the archive holds."""
     _, url = gate_mirror
     db = resolve_url(str(tmp_path / "annals.db"))
+    fast = {"DOWNLOAD_DELAY": 0, "AUTOTHROTTLE_ENABLED": False, "ANNALS_BLOCK_BACKOFF": 0.05}
     crawler = annals_crawler(
-        GateAnnouncementsSpider,
-        ANNALS_DATABASE_URL=db,
-        ANNALS_BATCH_SIZE=3,
-        DOWNLOAD_DELAY=0,
-        AUTOTHROTTLE_ENABLED=False,
-        ANNALS_BLOCK_BACKOFF=0.05,
-        LOG_LEVEL="WARNING",
+        GateAnnouncementsSpider, ANNALS_DATABASE_URL=db, ANNALS_BATCH_SIZE=3, **fast
     )
     writers: list[str] = []
 
