@@ -137,6 +137,8 @@ def _pairs(values: list[str] | None, option: str) -> dict[str, str]:
 
 def summary_line(name: str, status: str, run_id: int | None, counters: dict[str, Any]) -> str:
     parts = ", ".join(f"{counters.get(c, 0)} {c.replace('_', ' ')}" for c in SUMMARY_COUNTERS)
+    if counters.get("unarchived"):  # a write to the archive failed: what it did not take
+        parts += f", {counters['unarchived']} unarchived"
     run = f"run {run_id}" if run_id is not None else "no run recorded"
     return f"{name}: {status} ({run}): {parts}"
 

@@ -43,6 +43,9 @@ LOSSES = {
 FAILURES = {
     "timeouts": "annals/timeouts",
     "fetch_errors": "annals/fetch_errors",
+    # Records, quarantine rows and removals the archive could not take (a write failed:
+    # a full disk, a lock held too long); the crawl stopped with them.
+    "unarchived": "annals/unarchived",
 }
 # Counters kept on the run, from Scrapy's stats and the spiders' and the pipeline's.
 COUNTERS = {

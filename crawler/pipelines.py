@@ -90,7 +90,10 @@ class ArchivePipeline:
             self._stop(exc, "could not start the run in the archive")
 
     def process_item(self, item: Any) -> Any:
-        if not isinstance(item, Record | Quarantined | Removed) or self.failed:
+        if not isinstance(item, Record | Quarantined | Removed):
+            return item
+        if self.failed:  # the archive failed: counted, as the batch that failed was
+            self._unarchived(1)
             return item
         if isinstance(item, Record) and (reason := problem(item)) is not None:
             logger.warning("refused a record from %s: %s (kept in quarantine)", item.url, reason)
@@ -210,9 +213,16 @@ class ArchivePipeline:
 
     def _failed(self, exc: Exception, batch: Batch) -> None:
         """A full disk, a lock held too long, a bug: stop cleanly. What came after the
-        failed batch is not archived either."""
+        failed batch is not archived either; all of it is counted (`unarchived`), and the
+        run fails, so the next one walks the listings back to it."""
+        self._unarchived(len(batch) + len(self.buffer))
         self.buffer = []
         self._stop(exc, f"could not write {len(batch)} records to the archive")
+
+    def _unarchived(self, count: int) -> None:
+        stats = self.crawler.stats
+        assert stats is not None
+        stats.inc_value("annals/unarchived", count)
 
     def _stop(self, exc: Exception, what: str) -> None:
         """Stop the crawl: nothing more can be archived. What was committed stays."""

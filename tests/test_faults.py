@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import signal
 import sqlite3
 import subprocess
@@ -406,6 +407,8 @@ def test_a_full_disk_stops_the_crawl_and_keeps_what_was_committed(tmp_path, smal
     assert consistency(db) == ("ok", 0, 0)
     kept = query(db, "SELECT count(*) FROM documents")[0][0]
     assert 0 < kept < 400
+    # What the archive could not take is said on the summary line, with its number.
+    assert re.search(r"gate_announcements: failed .*, [1-9][0-9]* unarchived$", result.stdout, re.M)
     assert query(db, "SELECT count(*) FROM versions")[0][0] == kept
 
 

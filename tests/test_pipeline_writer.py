@@ -211,6 +211,8 @@ def test_a_batch_failing_in_the_writer_stops_archiving_and_keeps_the_rest(
     assert stored_ids(pipeline) == [i.external_id for i in items[:BATCH]]
     assert stat(pipeline, "annals/archive_error") == "OSError: database or disk is full"
     assert stat(pipeline, "annals/new_documents") == BATCH
+    # The failed batch and all that came after it: counted, none of it in silence.
+    assert stat(pipeline, "annals/unarchived") == 3 * BATCH
     assert len(watched.signals) == 1
 
 
