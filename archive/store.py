@@ -364,7 +364,7 @@ class Store:
         if not items:
             return BatchResult()
         now = now or utcnow()
-        prepared = [prepare(i, now) if isinstance(i, Record) else i for i in items]
+        prepared = _prepared(items, now)
         result = self._retrying(lambda conn: self._write(conn, prepared, run_id, now))
         if self.engine.dialect.name == "postgresql" and result.new_documents:
             self._keep_statistics(result.new_documents)
@@ -378,12 +378,12 @@ class Store:
         not hold yet (one read; the rest are never scanned, as in `write`). For a writer
         thread (crawler.pipelines): its batch then leaves the thread little but SQL, which
         runs without the GIL. What `write` stores is the same, derived here or there."""
-        prepared = [prepare(i, now) if isinstance(i, Record) else i for i in items]
+        prepared = _prepared(items, now)
         records = [p for p in prepared if isinstance(p, Prepared)]
         if not records:
             return prepared
         with self.engine.connect().execution_options(annals_read=True) as conn:
-            states = self._load_states(conn, list(dict.fromkeys(p.identity for p in records)))
+            states = self._load_states(conn, records)
         new: set[tuple[Identity, str]] = set()
         for p in records:
             state = states.get(p.identity)
@@ -452,7 +452,7 @@ class Store:
     ) -> BatchResult:
         result = BatchResult()
         records = [i for i in items if isinstance(i, Prepared)]
-        plan = _Plan(self._load_states(conn, list(dict.fromkeys(p.identity for p in records))))
+        plan = _Plan(self._load_states(conn, records))
         for p in records:
             plan.decide(p, result)
         failed = [i for i in items if isinstance(i, Quarantined)]
@@ -529,11 +529,13 @@ class Store:
 
     # --- documents and versions -----------------------------------------------------------------
 
-    def _load_states(self, conn: Connection, keys: list[Identity]) -> dict[Identity, _DocState]:
-        """The archived documents among `keys`, each with the number, hash and extra of
+    def _load_states(
+        self, conn: Connection, records: Sequence[Prepared]
+    ) -> dict[Identity, _DocState]:
+        """The archived documents of `records`, each with the number, hash and extra of
         every version: one statement for each (source, kind, language) of the batch."""
         groups: dict[tuple[str, str, str], list[str]] = defaultdict(list)
-        for key in keys:
+        for key in dict.fromkeys(p.identity for p in records):
             groups[(key.source, key.kind, key.language)].append(key.external_id)
         states: dict[Identity, _DocState] = {}
         by_id: dict[int, _DocState] = {}
@@ -706,6 +708,13 @@ _UPDATE_DOCUMENT = (
         removed_at=None,
     )
 )
+
+
+def _prepared(
+    items: Sequence[Item | Prepared], now: datetime
+) -> list[Prepared | Quarantined | Removed]:
+    """A batch with its records normalized and hashed (those already prepared as they are)."""
+    return [prepare(i, now) if isinstance(i, Record) else i for i in items]
 
 
 def snapshot_body(stored: bytes) -> bytes:
