@@ -2,7 +2,7 @@
 with a bare Scrapy spider that fetches the same URLs and neither parses nor stores.
 
 Run: python -m bench.crawl [--articles 5000] [--runs 3] [--mirror synthetic,recorded].
-Writes bench/out/crawl.json. Two mirrors: "synthetic" (crawler.synthetic.generate: one
+Writes bench/out/crawl.json (or --out). Two mirrors: "synthetic" (crawler.synthetic.generate: one
 recorded page around short generated articles) and "recorded" (generate_recorded: the
 recorded articles and list items themselves, cycled, ids changed). Each crawl is its
 own process against one local server, with the same concurrency and no delays; the
@@ -13,7 +13,13 @@ pair records the load average before and after it).
 Per run: pages per second (responses over the process's wall time) and its ratio
 annals / bare, and CPU milliseconds per page and their ratio annals / bare. `--again`
 also re-crawls (--full) the archive the first crawl made, every page unchanged: what a
-cron run that re-checks pages costs.
+cron run that re-checks pages costs. Each mirror ends with the medians of the ratios over
+its runs: one pair moves by 0.2 between two runs on a quiet machine (the bare spider's
+CPU a page varies more than annals'), so a goal is judged on the median.
+
+`--compare DIR` crawls with another checkout of annals too, in every pair, before this
+one (DIR/.venv/bin/python, run in DIR): the code before a change beside the code after,
+each against the same bare run, under the same load.
 
 `--profile py-spy` (or `cprofile`) instead runs annals once per mirror under that profiler
 and prints its top entries by own time and by inclusive time (bench/out/crawl-<mirror>.*).
@@ -28,6 +34,7 @@ import json
 import os
 import pstats
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -55,6 +62,9 @@ SETTINGS = {
     "LOG_LEVEL": "WARNING",
 }
 
+
+# Issue 15's goals for a first crawl, judged on the median over the runs.
+CPU_GOAL, WALL_GOAL = 1.25, 0.8
 
 BARE_SPIDER = """
 import json, sys
@@ -103,11 +113,13 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def timed(mirror: Mirror, cmd: list[str], stdin: str | None = None) -> Crawl:
+def timed(
+    mirror: Mirror, cmd: list[str], stdin: str | None = None, cwd: Path | None = None
+) -> Crawl:
     """Run one crawler process to its end; its CPU is what it adds to the children's."""
     mirror.hits.clear()
     cpu0, t0 = children_cpu(), time.perf_counter()
-    result = subprocess.run(cmd, input=stdin, capture_output=True, text=True, check=False)
+    result = subprocess.run(cmd, input=stdin, capture_output=True, text=True, check=False, cwd=cwd)
     elapsed, cpu = time.perf_counter() - t0, children_cpu() - cpu0
     if result.returncode != 0:
         raise SystemExit(f"{cmd[:4]} failed ({result.returncode}): {result.stderr[-2000:]}")
@@ -128,15 +140,29 @@ def bare_cmd(base_url: str, pages: int) -> list[str]:
 
 
 def pair(
-    mirror: Mirror, url: str, paths: list[str], pages: int, tmp: Path, *, again: bool
+    mirror: Mirror,
+    url: str,
+    paths: list[str],
+    pages: int,
+    tmp: Path,
+    *,
+    again: bool,
+    compare: Path | None = None,
 ) -> dict[str, Any]:
     """annals into a fresh archive, then the bare spider, on the same mirror; with `again`,
-    annals once more into that archive (every page unchanged), the bare spider between."""
+    annals once more into that archive (every page unchanged), the bare spider between.
+    With `compare`, that checkout's annals first, into an archive of its own."""
     db = tmp / f"bench-{time.monotonic_ns()}.db"
     load = os.getloadavg()[0]
+    other = None
+    if compare is not None:
+        python = [str(compare / ".venv" / "bin" / "python")]
+        other = timed(mirror, annals_cmd(url, db.with_suffix(".compare.db"), python), cwd=compare)
     annals = timed(mirror, annals_cmd(url, db, [sys.executable]))
     bare = timed(mirror, bare_cmd(url, pages), stdin=json.dumps(paths))
     result = {"annals": annals.summary(), "bare": bare.summary(), **ratios(annals, bare)}
+    if other is not None:
+        result["compare"] = {**other.summary(), **ratios(other, bare)}
     # The machine may be shared: its load average (1 min) before and after the pair.
     result["load"] = [round(load, 2), round(os.getloadavg()[0], 2)]
     if again:
@@ -151,6 +177,19 @@ def ratios(annals: Crawl, bare: Crawl) -> dict[str, float]:
         "wall_ratio": round((annals.requests / annals.wall_s) / (bare.requests / bare.wall_s), 3),
         "cpu_ratio": round((annals.cpu_s / annals.requests) / (bare.cpu_s / bare.requests), 3),
     }
+
+
+def medians(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The median of each ratio over a mirror's runs, and whether it meets its goal."""
+    found: dict[str, Any] = {"runs": len(runs)}
+    for part in ("", "compare", "again"):
+        rows = [run.get(part, {}) if part else run for run in runs]
+        for key in ("cpu_ratio", "wall_ratio"):
+            values = [row[key] for row in rows if key in row]
+            if values:
+                found[f"{part}_{key}".lstrip("_")] = round(statistics.median(values), 3)
+    found["goals_met"] = found["cpu_ratio"] <= CPU_GOAL and found["wall_ratio"] >= WALL_GOAL
+    return found
 
 
 def profile(profiler: str, mirror: Mirror, url: str, out: Path, top: int) -> None:
@@ -199,6 +238,8 @@ def main() -> None:
     parser.add_argument("--again", action="store_true", help="and a re-crawl of the archive")
     parser.add_argument("--profile", choices=("py-spy", "cprofile"), help="profile one crawl")
     parser.add_argument("--top", type=int, default=40, help="entries of the profile shown")
+    parser.add_argument("--compare", type=Path, help="another checkout, crawled in each pair")
+    parser.add_argument("--out", type=Path, help="the JSON written (bench/out/crawl.json)")
     args = parser.parse_args()
     names = [name.strip() for name in args.mirror.split(",") if name.strip()]
     pages = (args.articles + PAGE - 1) // PAGE
@@ -214,12 +255,17 @@ def main() -> None:
                 continue
             runs = []
             for run in range(args.runs):
-                runs.append(pair(mirror, server.url, paths, pages, Path(tmp), again=args.again))
+                found = pair(
+                    mirror, server.url, paths, pages, Path(tmp),
+                    again=args.again, compare=args.compare,
+                )  # fmt: skip
+                runs.append(found)
                 print(name, run + 1, json.dumps(runs[-1]), flush=True)
-            results["mirrors"][name] = runs
+            results["mirrors"][name] = {"runs": runs, "median": medians(runs)}
+            print(name, "median", json.dumps(results["mirrors"][name]["median"]), flush=True)
     if args.profile:
         return
-    (out / "crawl.json").write_text(json.dumps(results, indent=2))
+    (args.out or out / "crawl.json").write_text(json.dumps(results, indent=2))
     print(json.dumps(results, indent=2))
 
 

@@ -1,0 +1,44 @@
+"""bench/crawl runs end to end on a few articles: annals, the code it is compared with
+(`--compare`, here the same code from another directory) and the bare spider, on the
+recorded mirror; its JSON holds each pair and the medians the goals are judged on. No
+speed is asserted (benchmarks measure, tests do not time)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+
+def test_the_crawl_bench_reports_each_pair_and_the_medians(tmp_path):
+    other = tmp_path / "other"
+    (other / ".venv" / "bin").mkdir(parents=True)
+    python = other / ".venv" / "bin" / "python"  # this interpreter, its venv and all
+    python.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+    python.chmod(0o755)
+    out = tmp_path / "crawl.json"
+    command = [sys.executable, "-m", "bench.crawl", "--articles", "12", "--runs", "3",
+               "--mirror", "recorded", "--compare", str(other), "--out", str(out)]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+    found = json.loads(out.read_text())
+    assert set(found["mirrors"]) == {"recorded"}
+    for mirror in found["mirrors"].values():
+        runs = mirror["runs"]
+        assert len(runs) == 3
+        for run in runs:
+            # Every crawler fetched every page: the 12 articles and more (lists, robots.txt).
+            requests = run["bare"]["requests"]
+            assert requests > 12
+            assert run["annals"]["requests"] == run["compare"]["requests"] == requests
+        median = mirror["median"]
+        for key in ("cpu_ratio", "wall_ratio", "compare_cpu_ratio"):
+            values = sorted(run["compare"][key[8:]] if key.startswith("compare_") else run[key]
+                            for run in runs)  # fmt: skip
+            assert median[key] == values[1]
+        assert median["goals_met"] == (median["cpu_ratio"] <= 1.25 and median["wall_ratio"] >= 0.8)
