@@ -153,6 +153,15 @@ def _needed_in(items: Iterable[tuple[Any, Any]]) -> frozenset[str]:
     return better(frozenset(["".join(run)]) if run else frozenset())
 
 
+def _halfwidth(pattern: re.Pattern[str]) -> re.Pattern[str]:
+    """`pattern`, which starts with a bracket of either width ("[(（]"), for a text with
+    no full-width one: it starts with "(" instead, a literal, which the regex engine looks
+    for several times faster than a class (it matches where `pattern` does)."""
+    if not pattern.pattern.startswith("[(（]"):
+        raise ValueError(pattern.pattern)
+    return re.compile(r"\(" + pattern.pattern.removeprefix("[(（]"), pattern.flags)
+
+
 _TICKER_FIRST = "A-Z0-9"
 
 # A ticker: letters and digits, a letter first or a multiplier first (1INCH, 1000SATS).
@@ -509,6 +518,7 @@ _SWAP_FROM = _fast(
 # "(ARB, OP)": a parenthesis that holds only a list of tickers (a Korean market notice's
 # tail) names them as "(ARB)" names one.
 _PAREN_LIST = re.compile(r"[(（]\s*(" + _T + r"(?:\s*[,、，]\s*" + _T + r")+)\s*[)）]")
+_HALF_PAREN_LIST = _halfwidth(_PAREN_LIST)
 # "GRT3L", "BTC5S": a leveraged token's code (base, multiple, long or short) is a code.
 # Each shape is found from its rare end first (a digit and L/S, a parenthesised name,
 # "USDT Perpetual"), then read back to its ticker: a body costs one fast scan a shape.
@@ -519,6 +529,7 @@ _LEVERAGED = re.compile(_START + r"([A-Z][A-Z0-9]{1,9}[2-5][LS])$")
 _NAME_AFTER = re.compile(
     r"[(（]([A-Z](?:[a-z][A-Za-z0-9]*|[A-Z0-9]+(?=[ -]))(?:[ -][A-Za-z][A-Za-z0-9]*){0,3})[)）]"
 )
+_HALF_NAME_AFTER = _halfwidth(_NAME_AFTER)
 _TICKER_BEFORE = re.compile(_START + "(" + _T + r")\s?$")
 _LETTER_VERB = re.compile(
     r"(?i:\b(?:de)?list\w*|\bto|\bof|\badds?|\blaunch\w*|\bsupports?)\s+(?i:the\s+)?$"
@@ -765,29 +776,32 @@ _BEFORE, _AFTER = 80, 60  # characters of context a rule reads around a ticker
 def _windows(text: str) -> list[tuple[int, int]]:
     """Merged spans of text around every ticker-like token, cut at spaces (a short text,
     a title, with any such token is one span)."""
-    if len(text) <= _BEFORE + _AFTER:
-        return [(0, len(text))] if _CANDIDATE.search(text) else []
-    spans: list[tuple[int, int]] = []
     size = len(text)
-    first, last = -1, -1  # the open span
+    if size <= _BEFORE + _AFTER:
+        return [(0, size)] if _CANDIDATE.search(text) else []
+    spans: list[tuple[int, int]] = []
+    first, stop = -1, 0  # the open span's start and its last candidate's end
     for m in _CANDIDATE.finditer(text):
-        begin, stop = m.span()
-        start = begin - _BEFORE
-        if first >= 0 and start <= last:
-            # A ticker-rich text has many candidates inside the open span: their start (cut
-            # at a space, never after `begin - _BEFORE`) is then not looked for, nor their
-            # end where the span reaches that far (it ends at a space at or after it).
-            if stop + _AFTER > last:
-                end = text.find(" ", min(size, stop + _AFTER))
-                last = max(size if end < 0 else end, last)
-            continue
+        start = m.start() - _BEFORE
         if first >= 0:
+            # The open span ends at the first space at or after `stop + _AFTER` (the
+            # furthest of its candidates' ends: they come in order). A ticker-rich text
+            # has most candidates that close: that space is looked for only for one
+            # that starts further on, and once for the span where it closes.
+            if start <= stop + _AFTER:
+                stop = m.end()
+                continue
+            last = text.find(" ", min(size, stop + _AFTER))
+            last = size if last < 0 else last
+            if start <= last:
+                stop = m.end()
+                continue
             spans.append((first, last))
         first = text.rfind(" ", 0, start) + 1 if start > 0 else 0
-        last = text.find(" ", min(size, stop + _AFTER))
-        last = size if last < 0 else last
+        stop = m.end()
     if first >= 0:
-        spans.append((first, last))
+        last = text.find(" ", min(size, stop + _AFTER))
+        spans.append((first, size if last < 0 else last))
     return spans
 
 
@@ -828,6 +842,11 @@ class _Text:
             and any(map(text.__contains__, _RATIO_WORDS))
             and not _lacks(text, lowered, _RATIO_LOWER)
         )
+        # The bracket rules start with a literal where the text has only "(" (_halfwidth).
+        if "（" in text:
+            self.paren, self.one_letter = _PAREN, _ONE_LETTER
+        else:
+            self.paren, self.one_letter = _HALF_PAREN, _HALF_ONE_LETTER
         self.funding = "F0:" in text
         self.kraken = "_" in text
         self.contracts = "USD" in text or "PERP" in text
@@ -925,11 +944,15 @@ def _scan_swaps(text: str, offset: int, found: _Found) -> None:
 def _scan_shapes(text: str, offset: int, found: _Found) -> None:
     """Tickers written in a shape that names them: "(ARB, OP)", "GRT3L", "SOPH (Sophon)",
     "HUSDT Perpetual"."""
-    if "(" in text or "（" in text:
-        for m in _PAREN_LIST.finditer(text):
+    fullwidth = "（" in text
+    if fullwidth or "(" in text:
+        paren_list, name_after = (
+            (_PAREN_LIST, _NAME_AFTER) if fullwidth else (_HALF_PAREN_LIST, _HALF_NAME_AFTER)
+        )
+        for m in paren_list.finditer(text):
             for member in _IN_LIST.finditer(m[1]):
                 found.add(member[0], offset + m.start(1) + member.start(), NAMED)
-        for m in _NAME_AFTER.finditer(text):
+        for m in name_after.finditer(text):
             t = _TICKER_BEFORE.search(text, max(0, m.start() - 17), m.start())
             if t:
                 initials = "".join(w[0] for w in re.split(r"[ -]", m[1])).upper()
@@ -1088,9 +1111,10 @@ def _note_names(text: str, m: re.Match[str], found: _Found) -> None:
                 found.names.add(word)
 
 
-def _scan_brackets(text: str, offset: int, found: _Found, a: int, b: int) -> None:
+def _scan_brackets(read: _Text, offset: int, found: _Found, a: int, b: int) -> None:
     """Tickers in brackets: "(XYZ)", "Story (IP)"."""
-    for m in _PAREN.finditer(text, a, b):
+    text = read.text
+    for m in read.paren.finditer(text, a, b):
         # A listed project's ticker is a ticker even when it is an acronym ("Story (IP)");
         # another acronym ("(UTC)") is none, names nothing and is read no further.
         named = m[1] in NEVER
@@ -1107,8 +1131,8 @@ def _scan_brackets(text: str, offset: int, found: _Found, a: int, b: int) -> Non
 def _scan_written(read: _Text, offset: int, found: _Found, a: int, b: int) -> None:
     """Tickers written as tickers: "(XYZ)", "Sonic (S)", "XYZ/USDT", "BTC-25SEP26"."""
     text, add = read.text, found.add
-    _scan_brackets(text, offset, found, a, b)
-    if _ONE_LETTER.search(text, a, b):
+    _scan_brackets(read, offset, found, a, b)
+    if read.one_letter.search(text, a, b):
         for m in _NAME_LETTER.finditer(text, a, b):
             add(m[1], offset + m.start(1), STRUCTURED)
     # A pair and an instrument end in a quote or an expiry: look for that end first.
@@ -1307,6 +1331,7 @@ _NETWORK_NAME = re.compile(
     r"\s*(?:网络|(?i:network))\s*[(（](?:[A-Z]{1,2}RC|BEP|ERC|SPL)\d{0,4}[)）]"
 )
 _ONE_LETTER = re.compile(r"[(（][A-Z][)）]")
+_HALF_PAREN, _HALF_ONE_LETTER = _halfwidth(_PAREN), _halfwidth(_ONE_LETTER)
 
 
 def _cjk_verbs(text: str, a: int, b: int) -> Iterable[re.Match[str]]:
