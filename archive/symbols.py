@@ -203,7 +203,8 @@ _PAIR = re.compile(
 _CONTRACT = re.compile(
     "(" + _LEAD + _T_REST + r")(?:" + _CONTRACT_QUOTES + r")(?:-SWAP)?(?![A-Za-z0-9_\u24b6-\u24e9])"
 )
-_CASHTAG = re.compile(r"(?<![A-Za-z0-9])\$(" + _T + r")(?![A-Za-z0-9])")
+# (The "$" first, then the character before it: a literal first is looked for faster.)
+_CASHTAG = re.compile(r"\$(?<![A-Za-z0-9].)(" + _T + r")(?![A-Za-z0-9])")
 # "list XYZ", "Delist ABC, DEF and GHI", "上线 XYZ": the verb names what follows, even a
 # ticker that is a word (delist GAS).
 # "ABC, DEF and GHI", "ABC, DEF, and GHI", "ABC、DEF", "buy ABC or DEF": a list of tickers.
@@ -339,6 +340,15 @@ def _lacks(text: str, lowered: str, words: tuple[str, ...]) -> bool:
     return not any(map(lowered.__contains__, words)) and _caseless(text)
 
 
+def _ends_with(text: str, words: tuple[str, ...], pattern: re.Pattern[str]) -> bool:
+    """Whether `pattern`, one of `words` (lower case, matched case-insensitively) and then
+    spaces to the end ("(?i:per|of)\\s*$"), matches `text`: tried only where the text, its
+    spaces dropped, ends with one (an anchored pattern is tried at every position)."""
+    if _caseless(text) and not text.rstrip().lower().endswith(words):
+        return False
+    return bool(pattern.search(text))
+
+
 # What a window must hold for a rule to match in it (see _ahead).
 _WINDOW_CUES: dict[re.Pattern[str], re.Pattern[str]] = {}
 # The same cues for a text with none of the CJK and Korean words (_Text.narrow), where
@@ -457,7 +467,8 @@ _PAIR_TAIL = re.compile(r"[/_\-:](?:(?<=[/_\-])\s?|(?<=:))(?:" + _QUOTE_ALT + r"
 _FUNDING_PERP = _fast(_TICKER_FIRST, _START + r"([A-Z0-9]{2,15}?)F0:[A-Z]{2,5}F0\b")
 # Kraken Futures instruments: PF_XBTUSD (linear perpetual), PI_ (inverse), FF_/FI_ (fixed
 # maturity), a one-letter base too (PF_GUSD).
-_KRAKEN_FUTURE = re.compile(r"\b(?:PF|PI|FF|FI)_([A-Z0-9]{1,15}?)(?:USDT|USDC|USD|EUR|GBP)\b")
+# (Found from the "_", then read behind it: a literal first is looked for faster.)
+_KRAKEN_FUTURE = re.compile(r"_(?<=\b[PF][FI]_)([A-Z0-9]{1,15}?)(?:USDT|USDC|USD|EUR|GBP)\b")
 # "launch xyz margin trading": a ticker written in lower case in a trading context.
 _LOWER_TRADING = re.compile(
     r"[LlAaMmPpFfSs](?:(?<!\w.)"
@@ -560,13 +571,15 @@ _LIST = re.compile(
     + _END
     + ")"
 )
-_AMOUNT = re.compile(
-    r"[0-9](?<![\d:.,][0-9])[\d,.]*(?:\s*(?:[KkMmBb]|million|billion))?\s+" + _TOKEN
+_AMOUNT = re.compile(  # ("[\d,.]*+": what follows is none of them, nothing to give back)
+    r"[0-9](?<![\d:.,][0-9])[\d,.]*+(?:\s*(?:[KkMmBb]|million|billion))?\s+" + _TOKEN
 )
 # "Share 400,000 MOVE", "瓜分 100,000 XYZ": the prize of a campaign names its coin.
 _PRIZE = re.compile(r"(?:(?i:share|win|earn|grab|split)(?:\s+(?i:up to|a|an|over))?|瓜分)\s+$")
+_PRIZE_ENDS = ("share", "win", "earn", "grab", "split", "up to", "a", "an", "over", "瓜分")
 # "One unit represents 1,000 SATS", "quoted per 1,000 PEPE": a unit, not the subject.
 _UNIT = re.compile(r"(?i:represents?|per|equals?|is|of|=|×|x)\s*$")
+_UNIT_ENDS = ("represent", "represents", "per", "equal", "equals", "is", "of", "=", "×", "x")
 _IN_LIST = re.compile(_T + _END)
 # "Stake GT to share", "Lock BGB to mine", "Earn SOLV with retroactive BNB Simple Earn
 # subscriptions", "Farm AI by staking BNB": the coin taken to take part is not the subject.
@@ -611,6 +624,7 @@ _PRIZE_IN = re.compile(
 # An API example ("symbol=BTCUSDT", "e.g. BTCUSDT") is not the subject.
 _EXAMPLE_AFTER = re.compile(r"[\w-]*\s+examples?\b")  # "BTC-USD-SWAP examples"
 _EXAMPLE = re.compile(r"(?i:e\.g\.|for example|such as|example:)\s*[`'\"]?$")
+_EXAMPLE_WORDS = ("e.g.", "example", "such as")
 
 # Trade-page links: /trade/BNX_USDT, /futures/BTCUSDT, /trade/spot/BTC/USDT, /trade-spot/btc-usdt.
 _HREF = re.compile(r"""href\s*=\s*["']([^"']+)["']""", re.I)
@@ -1401,9 +1415,9 @@ def _scan_campaigns(read: _Text, offset: int, found: _Found, a: int, b: int) -> 
     text, add = read.text, found.add
     for m in _AMOUNT.finditer(text, a, b):
         before = text[max(0, m.start() - 16) : m.start()]
-        if not _UNIT.search(before):
+        if not _ends_with(before, _UNIT_ENDS, _UNIT):
             # A prize amount is a quantity of the coin, even an acronym's ("3,000,000 OMNI").
-            strength = CODED if _PRIZE.search(before) else WEAK
+            strength = CODED if _ends_with(before, _PRIZE_ENDS, _PRIZE) else WEAK
             add(m[1], offset + m.start(1), strength, PRIZE_CURRENCIES)
     for pattern in read.takes_part:
         if pattern is _TRADE_TO_WIN:
@@ -1479,7 +1493,7 @@ def _is_example(text: str, start: int, end: int) -> bool:
     before = text[max(0, start - 16) : start]
     return (
         before.endswith(("=", "/", '"', "`"))
-        or bool(_EXAMPLE.search(before))
+        or (not _lacks(before, before.lower(), _EXAMPLE_WORDS) and bool(_EXAMPLE.search(before)))
         or bool(_EXAMPLE_AFTER.match(text, end))
     )
 
