@@ -204,6 +204,12 @@ _CONTRACT = re.compile(
     "(" + _LEAD + _T_REST + r")(?:" + _CONTRACT_QUOTES + r")(?:-SWAP)?(?![A-Za-z0-9_\u24b6-\u24e9])"
 )
 # (The "$" first, then the character before it: a literal first is looked for faster.)
+# What a contract's code holds in a window: its quote after a character of its base, each
+# found from its literal ("USD" in "XYZUSDT", "PERP" in "XYZPERP"), read where the text has it.
+_CONTRACT_CUES = (
+    ("USD", re.compile(r"USD(?<=[A-Z0-9]USD)")),
+    ("PERP", re.compile(r"PERP(?<=[A-Z0-9]PERP)")),
+)
 _CASHTAG = re.compile(r"\$(?<![A-Za-z0-9].)(" + _T + r")(?![A-Za-z0-9])")
 # "list XYZ", "Delist ABC, DEF and GHI", "上线 XYZ": the verb names what follows, even a
 # ticker that is a word (delist GAS).
@@ -534,6 +540,7 @@ _HALF_PAREN_LIST = _halfwidth(_PAREN_LIST)
 # Each shape is found from its rare end first (a digit and L/S, a parenthesised name,
 # "USDT Perpetual"), then read back to its ticker: a body costs one fast scan a shape.
 _LEVERAGED_END = re.compile(r"[2-5][LS](?![A-Za-z0-9_])")
+_LEVERAGED_ENDS = tuple(f"{n}{side}" for n in "2345" for side in "LS")  # `in` costs less
 _LEVERAGED = re.compile(_START + r"([A-Z][A-Z0-9]{1,9}[2-5][LS])$")
 # "SOPH (Sophon)": a ticker before its project's name; not an acronym before what it
 # stands for ("MPC (Multi-Party Computation)"), whose initials spell it.
@@ -843,14 +850,23 @@ class _Text:
             for rule in every
             if any(map(holds, rule[3])) or (rule[4] is not None and rule[4].search(text))
         ]
-        if caseless and not any(map(holds, _REWARDS)):
+        rewarded = any(map(holds, _REWARDS))  # read once for the rules that ask
+        if caseless and not rewarded:
             self.takes_part = []  # each names a reward or a prize's verb (_PARTICIPATIONS)
         else:
             self.takes_part = [
                 pattern
                 for pattern, words, also in _PARTICIPATIONS
-                if any(map(holds, words)) and (not (caseless and also) or any(map(holds, also)))
+                if (rewarded if words is _REWARDS else any(map(holds, words)))
+                and (
+                    not (caseless and also)
+                    or (rewarded if also is _REWARDS else any(map(holds, also)))
+                )
             ]
+        # A naming verb's words (_NAMING_VERB), the quotes a contract ends in (_CONTRACT):
+        # a text with none is not scanned for them.
+        self.naming = not _lacks(text, lowered, ("list", "remov", "add"))
+        self.contracts = [cue for word, cue in _CONTRACT_CUES if word in text]
         self.ratios = (
             "/" in text
             and any(map(text.__contains__, _RATIO_WORDS))
@@ -863,7 +879,6 @@ class _Text:
             self.paren, self.one_letter = _HALF_PAREN, _HALF_ONE_LETTER
         self.funding = "F0:" in text
         self.kraken = "_" in text
-        self.contracts = "USD" in text or "PERP" in text
         self.cashtags = "$" in text
         self.cjk_verbs = not narrow and bool(_ANY_CJK_VERB.search(text))
         self.staking = "stak" in lowered and (
@@ -977,10 +992,11 @@ def _scan_shapes(text: str, offset: int, found: _Found) -> None:
                         text, max(0, t.start() - 20), t.start()
                     )
                     found.add(t[1], offset + t.start(1), STRUCTURED if letter else ACTED)
-    for m in _LEVERAGED_END.finditer(text):
-        t = _LEVERAGED.search(text, max(0, m.start() - 11), m.end())
-        if t:
-            found.add(t[1], offset + t.start(1), CODED)
+    if any(map(text.__contains__, _LEVERAGED_ENDS)):
+        for m in _LEVERAGED_END.finditer(text):
+            t = _LEVERAGED.search(text, max(0, m.start() - 11), m.end())
+            if t:
+                found.add(t[1], offset + t.start(1), CODED)
     if "USDT" in text:
         for m in _LETTER_CONTRACT.finditer(text):
             t = _LETTER_BEFORE.search(text, max(0, m.start() - 1), m.start())
@@ -1172,7 +1188,7 @@ def _scan_codes(read: _Text, offset: int, found: _Found, a: int, b: int) -> None
     if read.kraken:
         for m in _KRAKEN_FUTURE.finditer(text, a, b):
             add(m[1], offset + m.start(1), STRUCTURED)
-    if read.contracts:
+    if read.contracts and any(cue.search(text, a, b) for cue in read.contracts):
         for m in _CONTRACT.finditer(text, a, b):
             if not found.inverse and m[0][len(m[1]) :] in _INVERSE_QUOTES:
                 continue  # "RLUSD" in a text about no derivative is a coin
@@ -1357,9 +1373,10 @@ def _cjk_verbs(text: str, a: int, b: int) -> Iterable[re.Match[str]]:
 def _scan_contexts(read: _Text, offset: int, found: _Found, a: int, b: int) -> None:
     """Tickers named by the words around them: verbs, markets, products, lists."""
     text = read.text
-    for m in _NAMING_VERB.finditer(text, a, b):
-        if not _NAME_GOES_ON.match(text, m.end()):
-            _add_list(found, offset, m, 1, LISTED)
+    if read.naming:
+        for m in _NAMING_VERB.finditer(text, a, b):
+            if not _NAME_GOES_ON.match(text, m.end()):
+                _add_list(found, offset, m, 1, LISTED)
     if read.cjk_verbs:
         _scan_cjk_verbs(text, offset, found, a, b)
     for m in _ACTING_VERB.finditer(text, a, b):
