@@ -2011,10 +2011,16 @@ def derive_event(title: str | None, category: str | None, body_text: str | None 
 
 
 # "will then list XYZ", "XYZ/USDT (spot) trading opens at ...": the body opens a market.
+# (Case-insensitive after a class of its first letters, as _verbs: a pattern that starts with
+# "\b" is tried at every position of the body, a class only at those letters.)
 _BODY_LISTS = re.compile(
-    r"\bwill (?:then )?list\b|将上线|\btrading (?:will )?opens?\b"
-    r"|\bwill open (?:spot )?trading (?:for|of)\b",
-    re.I,
+    r"[WwTt将](?:(?<=将)上线|(?<!\w.)"
+    + _after_first(
+        r"will (?:then )?list\b",
+        r"trading (?:will )?opens?\b",
+        r"will open (?:spot )?trading (?:for|of)\b",
+    )
+    + ")"
 )
 _BODY_LIST_WORDS = ("will list", "will then list", "trading open", "will open", "将上线")
 _NEGATED = re.compile(r"(?i:\bnot\b|n't\b|\bno guarantee\b|不代表|不意味)")
