@@ -636,7 +636,9 @@ _EXAMPLE = re.compile(r"(?i:e\.g\.|for example|such as|example:)\s*[`'\"]?$")
 _EXAMPLE_WORDS = ("e.g.", "example", "such as")
 
 # Trade-page links: /trade/BNX_USDT, /futures/BTCUSDT, /trade/spot/BTC/USDT, /trade-spot/btc-usdt.
-_HREF = re.compile(r"""href\s*=\s*["']([^"']+)["']""", re.I)
+# (A class first, looked for at C speed: a case-insensitive "h" makes the engine try every
+# position of the HTML.)
+_HREF = re.compile(r"""[Hh](?i:ref)\s*=\s*["']([^"']+)["']""")
 _TRADE_SEGMENT = re.compile(
     r"^(?:trade|trade-spot|trade-swap|trade-futures|futures|spot|margin|swap|perpetual|"
     r"contract|exchange|markets?|price)$",
