@@ -153,6 +153,15 @@ def _needed_in(items: Iterable[tuple[Any, Any]]) -> frozenset[str]:
     return better(frozenset(["".join(run)]) if run else frozenset())
 
 
+def _halfwidth(pattern: re.Pattern[str]) -> re.Pattern[str]:
+    """`pattern`, which starts with a bracket of either width ("[(（]"), for a text with
+    no full-width one: it starts with "(" instead, a literal, which the regex engine looks
+    for several times faster than a class (it matches where `pattern` does)."""
+    if not pattern.pattern.startswith("[(（]"):
+        raise ValueError(pattern.pattern)
+    return re.compile(r"\(" + pattern.pattern.removeprefix("[(（]"), pattern.flags)
+
+
 _TICKER_FIRST = "A-Z0-9"
 
 # A ticker: letters and digits, a letter first or a multiplier first (1INCH, 1000SATS).
@@ -194,7 +203,14 @@ _PAIR = re.compile(
 _CONTRACT = re.compile(
     "(" + _LEAD + _T_REST + r")(?:" + _CONTRACT_QUOTES + r")(?:-SWAP)?(?![A-Za-z0-9_\u24b6-\u24e9])"
 )
-_CASHTAG = re.compile(r"(?<![A-Za-z0-9])\$(" + _T + r")(?![A-Za-z0-9])")
+# (The "$" first, then the character before it: a literal first is looked for faster.)
+# What a contract's code holds in a window: its quote after a character of its base, each
+# found from its literal ("USD" in "XYZUSDT", "PERP" in "XYZPERP"), read where the text has it.
+_CONTRACT_CUES = (
+    ("USD", re.compile(r"USD(?<=[A-Z0-9]USD)")),
+    ("PERP", re.compile(r"PERP(?<=[A-Z0-9]PERP)")),
+)
+_CASHTAG = re.compile(r"\$(?<![A-Za-z0-9].)(" + _T + r")(?![A-Za-z0-9])")
 # "list XYZ", "Delist ABC, DEF and GHI", "上线 XYZ": the verb names what follows, even a
 # ticker that is a word (delist GAS).
 # "ABC, DEF and GHI", "ABC, DEF, and GHI", "ABC、DEF", "buy ABC or DEF": a list of tickers.
@@ -270,7 +286,9 @@ _CJK_VERB_AFTER = re.compile(_LISTED + r"\s*(?:要|将|將)?被?(?:下架|上[�
 # ("Trading for ONE week").
 _ACTING_VERB = re.compile(
     _verbs(
-        "SsOoIiDdWwTtBbLlFfAaYy",  # the first letters of the verbs
+        # The first letters of the verbs, each tried at every such letter of a text: none
+        # starts with a D or a W. (Nor is R among them: "resum" never matches.)
+        "SsOoIiTtBbLlFfAaYy",
         *("support(?:s|ed)?(?: for)?", "open(?:s)?", "introduc(?:e|es|ing)", "to include"),
         *("trading (?:of|for|on)", "subscribe to", "suspend(?:s|ed)?", "resum(?:e|es|ed)"),
         *("swap(?:s)? of", "trade", "buy(?: and sell)?", "sell(?: and buy)?"),
@@ -328,6 +346,15 @@ def _lacks(text: str, lowered: str, words: tuple[str, ...]) -> bool:
     """Whether a pattern whose every match holds one of `words` (lower case, matched
     case-insensitively) cannot match `text`, known without running it."""
     return not any(map(lowered.__contains__, words)) and _caseless(text)
+
+
+def _ends_with(text: str, words: tuple[str, ...], pattern: re.Pattern[str]) -> bool:
+    """Whether `pattern`, one of `words` (lower case, matched case-insensitively) and then
+    spaces to the end ("(?i:per|of)\\s*$"), matches `text`: tried only where the text, its
+    spaces dropped, ends with one (an anchored pattern is tried at every position)."""
+    if _caseless(text) and not text.rstrip().lower().endswith(words):
+        return False
+    return bool(pattern.search(text))
 
 
 # What a window must hold for a rule to match in it (see _ahead).
@@ -448,7 +475,8 @@ _PAIR_TAIL = re.compile(r"[/_\-:](?:(?<=[/_\-])\s?|(?<=:))(?:" + _QUOTE_ALT + r"
 _FUNDING_PERP = _fast(_TICKER_FIRST, _START + r"([A-Z0-9]{2,15}?)F0:[A-Z]{2,5}F0\b")
 # Kraken Futures instruments: PF_XBTUSD (linear perpetual), PI_ (inverse), FF_/FI_ (fixed
 # maturity), a one-letter base too (PF_GUSD).
-_KRAKEN_FUTURE = re.compile(r"\b(?:PF|PI|FF|FI)_([A-Z0-9]{1,15}?)(?:USDT|USDC|USD|EUR|GBP)\b")
+# (Found from the "_", then read behind it: a literal first is looked for faster.)
+_KRAKEN_FUTURE = re.compile(r"_(?<=\b[PF][FI]_)([A-Z0-9]{1,15}?)(?:USDT|USDC|USD|EUR|GBP)\b")
 # "launch xyz margin trading": a ticker written in lower case in a trading context.
 _LOWER_TRADING = re.compile(
     r"[LlAaMmPpFfSs](?:(?<!\w.)"
@@ -509,16 +537,19 @@ _SWAP_FROM = _fast(
 # "(ARB, OP)": a parenthesis that holds only a list of tickers (a Korean market notice's
 # tail) names them as "(ARB)" names one.
 _PAREN_LIST = re.compile(r"[(（]\s*(" + _T + r"(?:\s*[,、，]\s*" + _T + r")+)\s*[)）]")
+_HALF_PAREN_LIST = _halfwidth(_PAREN_LIST)
 # "GRT3L", "BTC5S": a leveraged token's code (base, multiple, long or short) is a code.
 # Each shape is found from its rare end first (a digit and L/S, a parenthesised name,
 # "USDT Perpetual"), then read back to its ticker: a body costs one fast scan a shape.
 _LEVERAGED_END = re.compile(r"[2-5][LS](?![A-Za-z0-9_])")
+_LEVERAGED_ENDS = tuple(f"{n}{side}" for n in "2345" for side in "LS")  # `in` costs less
 _LEVERAGED = re.compile(_START + r"([A-Z][A-Z0-9]{1,9}[2-5][LS])$")
 # "SOPH (Sophon)": a ticker before its project's name; not an acronym before what it
 # stands for ("MPC (Multi-Party Computation)"), whose initials spell it.
 _NAME_AFTER = re.compile(
     r"[(（]([A-Z](?:[a-z][A-Za-z0-9]*|[A-Z0-9]+(?=[ -]))(?:[ -][A-Za-z][A-Za-z0-9]*){0,3})[)）]"
 )
+_HALF_NAME_AFTER = _halfwidth(_NAME_AFTER)
 _TICKER_BEFORE = re.compile(_START + "(" + _T + r")\s?$")
 _LETTER_VERB = re.compile(
     r"(?i:\b(?:de)?list\w*|\bto|\bof|\badds?|\blaunch\w*|\bsupports?)\s+(?i:the\s+)?$"
@@ -549,13 +580,15 @@ _LIST = re.compile(
     + _END
     + ")"
 )
-_AMOUNT = re.compile(
-    r"[0-9](?<![\d:.,][0-9])[\d,.]*(?:\s*(?:[KkMmBb]|million|billion))?\s+" + _TOKEN
+_AMOUNT = re.compile(  # ("[\d,.]*+": what follows is none of them, nothing to give back)
+    r"[0-9](?<![\d:.,][0-9])[\d,.]*+(?:\s*(?:[KkMmBb]|million|billion))?\s+" + _TOKEN
 )
 # "Share 400,000 MOVE", "瓜分 100,000 XYZ": the prize of a campaign names its coin.
 _PRIZE = re.compile(r"(?:(?i:share|win|earn|grab|split)(?:\s+(?i:up to|a|an|over))?|瓜分)\s+$")
+_PRIZE_ENDS = ("share", "win", "earn", "grab", "split", "up to", "a", "an", "over", "瓜分")
 # "One unit represents 1,000 SATS", "quoted per 1,000 PEPE": a unit, not the subject.
 _UNIT = re.compile(r"(?i:represents?|per|equals?|is|of|=|×|x)\s*$")
+_UNIT_ENDS = ("represent", "represents", "per", "equal", "equals", "is", "of", "=", "×", "x")
 _IN_LIST = re.compile(_T + _END)
 # "Stake GT to share", "Lock BGB to mine", "Earn SOLV with retroactive BNB Simple Earn
 # subscriptions", "Farm AI by staking BNB": the coin taken to take part is not the subject.
@@ -600,9 +633,12 @@ _PRIZE_IN = re.compile(
 # An API example ("symbol=BTCUSDT", "e.g. BTCUSDT") is not the subject.
 _EXAMPLE_AFTER = re.compile(r"[\w-]*\s+examples?\b")  # "BTC-USD-SWAP examples"
 _EXAMPLE = re.compile(r"(?i:e\.g\.|for example|such as|example:)\s*[`'\"]?$")
+_EXAMPLE_WORDS = ("e.g.", "example", "such as")
 
 # Trade-page links: /trade/BNX_USDT, /futures/BTCUSDT, /trade/spot/BTC/USDT, /trade-spot/btc-usdt.
-_HREF = re.compile(r"""href\s*=\s*["']([^"']+)["']""", re.I)
+# (A class first, looked for at C speed: a case-insensitive "h" makes the engine try every
+# position of the HTML.)
+_HREF = re.compile(r"""[Hh](?i:ref)\s*=\s*["']([^"']+)["']""")
 _TRADE_SEGMENT = re.compile(
     r"^(?:trade|trade-spot|trade-swap|trade-futures|futures|spot|margin|swap|perpetual|"
     r"contract|exchange|markets?|price)$",
@@ -654,11 +690,13 @@ _DERIVATIVE_WORDS = tuple(
 STRUCTURED, CODED, NAMED, LISTED, ACTED, WEAK = 5, 4, 3, 2, 1, 0
 
 
+@functools.lru_cache(maxsize=4096)
 def _valid(token: str, strength: int) -> bool:
     """Whether `token` may be a ticker found with evidence of `strength`: fiat never;
     the NEVER words only from structured evidence; a digit word only as a code; an
     exchange's name only where it is written as a ticker ("(HTX)", "HTX/USDT"); a word
-    only where a listing names it."""
+    only where a listing names it. (Remembered: the same few tokens, "USDT", "UTC", come
+    up in nearly every text, and a look-up costs a sixth of the tests.)"""
     # Most tokens are letters only: counted without a generator.
     letters = len(token) if token.isalpha() else sum(c.isalpha() for c in token)
     if not 2 <= len(token) <= 15 or letters == 0:
@@ -765,29 +803,32 @@ _BEFORE, _AFTER = 80, 60  # characters of context a rule reads around a ticker
 def _windows(text: str) -> list[tuple[int, int]]:
     """Merged spans of text around every ticker-like token, cut at spaces (a short text,
     a title, with any such token is one span)."""
-    if len(text) <= _BEFORE + _AFTER:
-        return [(0, len(text))] if _CANDIDATE.search(text) else []
-    spans: list[tuple[int, int]] = []
     size = len(text)
-    first, last = -1, -1  # the open span
+    if size <= _BEFORE + _AFTER:
+        return [(0, size)] if _CANDIDATE.search(text) else []
+    spans: list[tuple[int, int]] = []
+    first, stop = -1, 0  # the open span's start and its last candidate's end
     for m in _CANDIDATE.finditer(text):
-        begin, stop = m.span()
-        start = begin - _BEFORE
-        if first >= 0 and start <= last:
-            # A ticker-rich text has many candidates inside the open span: their start (cut
-            # at a space, never after `begin - _BEFORE`) is then not looked for, nor their
-            # end where the span reaches that far (it ends at a space at or after it).
-            if stop + _AFTER > last:
-                end = text.find(" ", min(size, stop + _AFTER))
-                last = max(size if end < 0 else end, last)
-            continue
+        start = m.start() - _BEFORE
         if first >= 0:
+            # The open span ends at the first space at or after `stop + _AFTER` (the
+            # furthest of its candidates' ends: they come in order). A ticker-rich text
+            # has most candidates that close: that space is looked for only for one
+            # that starts further on, and once for the span where it closes.
+            if start <= stop + _AFTER:
+                stop = m.end()
+                continue
+            last = text.find(" ", min(size, stop + _AFTER))
+            last = size if last < 0 else last
+            if start <= last:
+                stop = m.end()
+                continue
             spans.append((first, last))
         first = text.rfind(" ", 0, start) + 1 if start > 0 else 0
-        last = text.find(" ", min(size, stop + _AFTER))
-        last = size if last < 0 else last
+        stop = m.end()
     if first >= 0:
-        spans.append((first, last))
+        last = text.find(" ", min(size, stop + _AFTER))
+        spans.append((first, size if last < 0 else last))
     return spans
 
 
@@ -815,22 +856,35 @@ class _Text:
             for rule in every
             if any(map(holds, rule[3])) or (rule[4] is not None and rule[4].search(text))
         ]
-        if caseless and not any(map(holds, _REWARDS)):
+        rewarded = any(map(holds, _REWARDS))  # read once for the rules that ask
+        if caseless and not rewarded:
             self.takes_part = []  # each names a reward or a prize's verb (_PARTICIPATIONS)
         else:
             self.takes_part = [
                 pattern
                 for pattern, words, also in _PARTICIPATIONS
-                if any(map(holds, words)) and (not (caseless and also) or any(map(holds, also)))
+                if (rewarded if words is _REWARDS else any(map(holds, words)))
+                and (
+                    not (caseless and also)
+                    or (rewarded if also is _REWARDS else any(map(holds, also)))
+                )
             ]
+        # A naming verb's words (_NAMING_VERB), the quotes a contract ends in (_CONTRACT):
+        # a text with none is not scanned for them.
+        self.naming = not _lacks(text, lowered, ("list", "remov", "add"))
+        self.contracts = [cue for word, cue in _CONTRACT_CUES if word in text]
         self.ratios = (
             "/" in text
             and any(map(text.__contains__, _RATIO_WORDS))
             and not _lacks(text, lowered, _RATIO_LOWER)
         )
+        # The bracket rules start with a literal where the text has only "(" (_halfwidth).
+        if "（" in text:
+            self.paren, self.one_letter = _PAREN, _ONE_LETTER
+        else:
+            self.paren, self.one_letter = _HALF_PAREN, _HALF_ONE_LETTER
         self.funding = "F0:" in text
         self.kraken = "_" in text
-        self.contracts = "USD" in text or "PERP" in text
         self.cashtags = "$" in text
         self.cjk_verbs = not narrow and bool(_ANY_CJK_VERB.search(text))
         self.staking = "stak" in lowered and (
@@ -925,11 +979,15 @@ def _scan_swaps(text: str, offset: int, found: _Found) -> None:
 def _scan_shapes(text: str, offset: int, found: _Found) -> None:
     """Tickers written in a shape that names them: "(ARB, OP)", "GRT3L", "SOPH (Sophon)",
     "HUSDT Perpetual"."""
-    if "(" in text or "（" in text:
-        for m in _PAREN_LIST.finditer(text):
+    fullwidth = "（" in text
+    if fullwidth or "(" in text:
+        paren_list, name_after = (
+            (_PAREN_LIST, _NAME_AFTER) if fullwidth else (_HALF_PAREN_LIST, _HALF_NAME_AFTER)
+        )
+        for m in paren_list.finditer(text):
             for member in _IN_LIST.finditer(m[1]):
                 found.add(member[0], offset + m.start(1) + member.start(), NAMED)
-        for m in _NAME_AFTER.finditer(text):
+        for m in name_after.finditer(text):
             t = _TICKER_BEFORE.search(text, max(0, m.start() - 17), m.start())
             if t:
                 initials = "".join(w[0] for w in re.split(r"[ -]", m[1])).upper()
@@ -940,10 +998,11 @@ def _scan_shapes(text: str, offset: int, found: _Found) -> None:
                         text, max(0, t.start() - 20), t.start()
                     )
                     found.add(t[1], offset + t.start(1), STRUCTURED if letter else ACTED)
-    for m in _LEVERAGED_END.finditer(text):
-        t = _LEVERAGED.search(text, max(0, m.start() - 11), m.end())
-        if t:
-            found.add(t[1], offset + t.start(1), CODED)
+    if any(map(text.__contains__, _LEVERAGED_ENDS)):
+        for m in _LEVERAGED_END.finditer(text):
+            t = _LEVERAGED.search(text, max(0, m.start() - 11), m.end())
+            if t:
+                found.add(t[1], offset + t.start(1), CODED)
     if "USDT" in text:
         for m in _LETTER_CONTRACT.finditer(text):
             t = _LETTER_BEFORE.search(text, max(0, m.start() - 1), m.start())
@@ -1088,9 +1147,10 @@ def _note_names(text: str, m: re.Match[str], found: _Found) -> None:
                 found.names.add(word)
 
 
-def _scan_brackets(text: str, offset: int, found: _Found, a: int, b: int) -> None:
+def _scan_brackets(read: _Text, offset: int, found: _Found, a: int, b: int) -> None:
     """Tickers in brackets: "(XYZ)", "Story (IP)"."""
-    for m in _PAREN.finditer(text, a, b):
+    text = read.text
+    for m in read.paren.finditer(text, a, b):
         # A listed project's ticker is a ticker even when it is an acronym ("Story (IP)");
         # another acronym ("(UTC)") is none, names nothing and is read no further.
         named = m[1] in NEVER
@@ -1107,8 +1167,8 @@ def _scan_brackets(text: str, offset: int, found: _Found, a: int, b: int) -> Non
 def _scan_written(read: _Text, offset: int, found: _Found, a: int, b: int) -> None:
     """Tickers written as tickers: "(XYZ)", "Sonic (S)", "XYZ/USDT", "BTC-25SEP26"."""
     text, add = read.text, found.add
-    _scan_brackets(text, offset, found, a, b)
-    if _ONE_LETTER.search(text, a, b):
+    _scan_brackets(read, offset, found, a, b)
+    if read.one_letter.search(text, a, b):
         for m in _NAME_LETTER.finditer(text, a, b):
             add(m[1], offset + m.start(1), STRUCTURED)
     # A pair and an instrument end in a quote or an expiry: look for that end first.
@@ -1134,7 +1194,7 @@ def _scan_codes(read: _Text, offset: int, found: _Found, a: int, b: int) -> None
     if read.kraken:
         for m in _KRAKEN_FUTURE.finditer(text, a, b):
             add(m[1], offset + m.start(1), STRUCTURED)
-    if read.contracts:
+    if read.contracts and any(cue.search(text, a, b) for cue in read.contracts):
         for m in _CONTRACT.finditer(text, a, b):
             if not found.inverse and m[0][len(m[1]) :] in _INVERSE_QUOTES:
                 continue  # "RLUSD" in a text about no derivative is a coin
@@ -1307,6 +1367,7 @@ _NETWORK_NAME = re.compile(
     r"\s*(?:网络|(?i:network))\s*[(（](?:[A-Z]{1,2}RC|BEP|ERC|SPL)\d{0,4}[)）]"
 )
 _ONE_LETTER = re.compile(r"[(（][A-Z][)）]")
+_HALF_PAREN, _HALF_ONE_LETTER = _halfwidth(_PAREN), _halfwidth(_ONE_LETTER)
 
 
 def _cjk_verbs(text: str, a: int, b: int) -> Iterable[re.Match[str]]:
@@ -1318,9 +1379,10 @@ def _cjk_verbs(text: str, a: int, b: int) -> Iterable[re.Match[str]]:
 def _scan_contexts(read: _Text, offset: int, found: _Found, a: int, b: int) -> None:
     """Tickers named by the words around them: verbs, markets, products, lists."""
     text = read.text
-    for m in _NAMING_VERB.finditer(text, a, b):
-        if not _NAME_GOES_ON.match(text, m.end()):
-            _add_list(found, offset, m, 1, LISTED)
+    if read.naming:
+        for m in _NAMING_VERB.finditer(text, a, b):
+            if not _NAME_GOES_ON.match(text, m.end()):
+                _add_list(found, offset, m, 1, LISTED)
     if read.cjk_verbs:
         _scan_cjk_verbs(text, offset, found, a, b)
     for m in _ACTING_VERB.finditer(text, a, b):
@@ -1376,9 +1438,9 @@ def _scan_campaigns(read: _Text, offset: int, found: _Found, a: int, b: int) -> 
     text, add = read.text, found.add
     for m in _AMOUNT.finditer(text, a, b):
         before = text[max(0, m.start() - 16) : m.start()]
-        if not _UNIT.search(before):
+        if not _ends_with(before, _UNIT_ENDS, _UNIT):
             # A prize amount is a quantity of the coin, even an acronym's ("3,000,000 OMNI").
-            strength = CODED if _PRIZE.search(before) else WEAK
+            strength = CODED if _ends_with(before, _PRIZE_ENDS, _PRIZE) else WEAK
             add(m[1], offset + m.start(1), strength, PRIZE_CURRENCIES)
     for pattern in read.takes_part:
         if pattern is _TRADE_TO_WIN:
@@ -1454,7 +1516,7 @@ def _is_example(text: str, start: int, end: int) -> bool:
     before = text[max(0, start - 16) : start]
     return (
         before.endswith(("=", "/", '"', "`"))
-        or bool(_EXAMPLE.search(before))
+        or (not _lacks(before, before.lower(), _EXAMPLE_WORDS) and bool(_EXAMPLE.search(before)))
         or bool(_EXAMPLE_AFTER.match(text, end))
     )
 
@@ -1951,10 +2013,16 @@ def derive_event(title: str | None, category: str | None, body_text: str | None 
 
 
 # "will then list XYZ", "XYZ/USDT (spot) trading opens at ...": the body opens a market.
+# (Case-insensitive after a class of its first letters, as _verbs: a pattern that starts with
+# "\b" is tried at every position of the body, a class only at those letters.)
 _BODY_LISTS = re.compile(
-    r"\bwill (?:then )?list\b|将上线|\btrading (?:will )?opens?\b"
-    r"|\bwill open (?:spot )?trading (?:for|of)\b",
-    re.I,
+    r"[WwTt将](?:(?<=将)上线|(?<!\w.)"
+    + _after_first(
+        r"will (?:then )?list\b",
+        r"trading (?:will )?opens?\b",
+        r"will open (?:spot )?trading (?:for|of)\b",
+    )
+    + ")"
 )
 _BODY_LIST_WORDS = ("will list", "will then list", "trading open", "will open", "将上线")
 _NEGATED = re.compile(r"(?i:\bnot\b|n't\b|\bno guarantee\b|不代表|不意味)")

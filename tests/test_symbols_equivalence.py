@@ -140,6 +140,39 @@ def test_skips_read_what_the_rules_read() -> None:
             assert rule.pattern.endswith(f"(?={ahead})"), rule.pattern
 
 
+def test_literal_first_forms_match_as_the_rules_do() -> None:
+    """The bracket rules that start with "(" match where those that start with "[(（]" do
+    in a text with no full-width bracket; a window with a contract holds a contract cue; a
+    unit or a prize is tried at every text that it matches (_ends_with)."""
+    texts = [text for text, _ in _fixture_texts()]
+    texts += [r.body_text or "" for r in (*_labelled(), *_recorded())]
+    texts += ["(BTC) (S) (ARB, OP) SOPH (Sophon) $ETH a$SOL PF_XBTUSD xPF_ETHUSD BTCUSDT ZPERP"]
+    pairs = [
+        (symbols._PAREN, symbols._HALF_PAREN),
+        (symbols._ONE_LETTER, symbols._HALF_ONE_LETTER),
+        (symbols._PAREN_LIST, symbols._HALF_PAREN_LIST),
+        (symbols._NAME_AFTER, symbols._HALF_NAME_AFTER),
+    ]
+    found = 0
+    for text in texts:
+        if "（" not in text:
+            for rule, half in pairs:
+                assert [m.span() for m in rule.finditer(text)] == [
+                    m.span() for m in half.finditer(text)
+                ]
+        for m in symbols._CONTRACT.finditer(text):
+            found += 1
+            assert any(cue.search(text, m.start(), m.end()) for _, cue in symbols._CONTRACT_CUES)
+        for m in symbols._AMOUNT.finditer(text):
+            before = text[max(0, m.start() - 16) : m.start()]
+            for pattern, ends in (
+                (symbols._UNIT, symbols._UNIT_ENDS),
+                (symbols._PRIZE, symbols._PRIZE_ENDS),
+            ):
+                assert symbols._ends_with(before, ends, pattern) == bool(pattern.search(before))
+    assert found > 10
+
+
 if __name__ == "__main__":
     found = dict(cases())
     GOLDEN.write_text(json.dumps(found, sort_keys=True, indent=0) + "\n")
