@@ -138,3 +138,21 @@ def test_page_bytes_are_the_text_route_bytes_for_any_bytes(head, tail):
     body = head + b"<html><body><p>\xc3\xa9 x</p></body></html>" + tail
     assert gate._page_bytes(body) == text_route(body)
     assert gate._page_bytes(head + tail) == text_route(head + tail)
+
+
+def serialized(root: etree._Element) -> list[bytes]:
+    """The whole document lxml parsed: the root and what it made after it."""
+    return [etree.tostring(top) for top in (root, *root.itersiblings())]
+
+
+@pytest.mark.parametrize("page", CASES)
+def test_page_root_parses_the_tree_parsel_parses(page):
+    # page_root leaves out lxml's table of id attributes (collect_ids), nothing else.
+    assert serialized(gate.page_root(page)) == serialized(gate.page_selector(page).root)
+
+
+@FUZZ
+@given(st.lists(html_atoms, max_size=30))
+def test_page_root_parses_the_tree_parsel_parses_in_random_markup(atoms):
+    page = "".join(atoms).encode()
+    assert serialized(gate.page_root(page)) == serialized(gate.page_selector(page).root)

@@ -103,6 +103,7 @@ _ARTICLE_PATH = re.compile(
 )
 _TAG_SEPARATORS = re.compile(r"[、,，]")
 _COUNT = re.compile(r"^(\d+(?:\.\d+)?)\s*([KkMmBb万亿]?)$")
+_COUNT_UNIT = re.compile(r"\s*(?:views?|次浏览|浏览|posts?)$", re.I)  # what follows a counter
 _MULTIPLIERS = {"": 1, "k": 1_000, "m": 1_000_000, "b": 1_000_000_000, "万": 10_000, "亿": 10**8}
 
 
@@ -182,7 +183,7 @@ def parse_count(value: object) -> int | None:
     if isinstance(value, int):
         return value if value >= 0 else None
     text = str(value).strip()
-    text = re.sub(r"\s*(?:views?|次浏览|浏览|posts?)$", "", text, flags=re.I).replace(",", "")
+    text = _COUNT_UNIT.sub("", text).replace(",", "")
     match = _COUNT.match(text)
     if not match:
         return None
@@ -250,8 +251,15 @@ def page_root(body: bytes | str) -> etree._Element:
     return root if root is not None else etree.fromstring(b"<html/>", parser=parser)
 
 
-# The options parsel gives lxml's parser (page_selector parses the same way).
-_PAGE_PARSER: dict[str, bool | str] = {"recover": True, "encoding": "utf-8", "huge_tree": True}
+# The options parsel gives lxml's parser (page_selector parses the same way), but for
+# collect_ids: the table of id attributes serves lxml's getElementById and XPath's id(),
+# which nothing reading a page uses, and filling it is a few per cent of the parse.
+_PAGE_PARSER: dict[str, bool | str] = {
+    "recover": True,
+    "encoding": "utf-8",
+    "huge_tree": True,
+    "collect_ids": False,
+}
 
 
 def _page_bytes(body: bytes | str) -> bytes:
@@ -579,7 +587,10 @@ def _texts_within(element: etree._Element) -> Iterator[tuple[str, etree._Element
             continue
         if child.text and isinstance(child.tag, str):
             yield child.text, child
-        stack.append((child, iter(child)))
+        if len(child):
+            stack.append((child, iter(child)))
+        elif child.tail:  # no children to walk (no iterator made for none)
+            yield child.tail, child
 
 
 class _Visible:
