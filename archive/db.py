@@ -25,6 +25,13 @@ DEFAULT_PATH = "annals.db"
 ENV_URL = "ANNALS_DATABASE_URL"
 BUSY_TIMEOUT_MS = 5_000
 MIGRATIONS = Path(__file__).with_name("migrations")
+# SQLite's page size for a new archive (4096 by default). A snapshot's compressed page,
+# 3-4 KB, overflows a 4 KB page; with 16 KB pages a crawl writes its batches with an
+# eighth less CPU, the same rows in a file 8% smaller, and listing lookups and searches
+# read no slower (bench/crawl's recorded mirror). The WAL is checkpointed every 1000
+# pages, so every 16 MB now; at 4 MB (wal_autocheckpoint 250) the gain was the same.
+# Archives made before keep their 4 KB pages: a WAL database's cannot change in place.
+PAGE_SIZE = 16384
 
 
 class ArchiveError(Exception):
@@ -108,6 +115,9 @@ def make_engine(
         if readonly:
             cursor.execute("PRAGMA query_only = ON")
         elif path is not None:
+            # Only a new archive takes it (the file's page size is fixed once it has
+            # one), so it comes before WAL, which writes the first page.
+            cursor.execute(f"PRAGMA page_size = {PAGE_SIZE}")
             cursor.execute("PRAGMA journal_mode = WAL")
             cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.close()

@@ -8,11 +8,13 @@ import sys
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from archive import search
 from archive.db import (
+    PAGE_SIZE,
     ArchiveNotFoundError,
     NeedsUpgradeError,
     current_revision,
@@ -76,6 +78,31 @@ def test_sqlite_pragmas(engine):
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 5000
+
+
+def test_a_new_archive_gets_large_pages_and_an_older_one_keeps_its_own(tmp_path: Path):
+    new = open_archive(resolve_url(str(tmp_path / "new.db")), create=True)
+    with new.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA page_size").scalar() == PAGE_SIZE
+    new.dispose()
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as conn:  # an archive made before: SQLite's 4 KB pages
+        conn.execute("PRAGMA page_size = 4096")
+        conn.execute("VACUUM")
+    old = open_archive(resolve_url(str(path)), create=True)
+    with old.begin() as conn:
+        assert conn.exec_driver_sql("PRAGMA page_size").scalar() == 4096
+        conn.execute(
+            sa.text(
+                "INSERT INTO crawl_runs (spider, started_at, status, counters)"
+                " VALUES ('s', '2026-01-01T00:00:00.000Z', 'running', '{}')"
+            )
+        )
+    with old.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA page_size").scalar() == 4096
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("SELECT count(*) FROM crawl_runs").scalar() == 1
+    old.dispose()
 
 
 def test_the_head_revision_is_the_newest_migration():
