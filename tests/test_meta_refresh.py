@@ -6,11 +6,13 @@ of a local mirror of Gate, through `annals crawl`."""
 from __future__ import annotations
 
 import json
+import subprocess
+from pathlib import Path
 
 import pytest
 
 from archive.cli import Exit
-from crawler.mirror import Route
+from crawler.mirror import Mirror, Route
 from tests.helpers import crawl
 from tests.test_crawl_gate import query, unblock
 
@@ -21,18 +23,27 @@ OTHER = "/announcements/article/51319"
 HTML = {"Content-Type": "text/html; charset=utf-8"}
 
 
-def test_an_interstitial_that_refreshes_itself_is_a_retried_block(tmp_path, gate_mirror):
+def crawl_answering(
+    gate_mirror: tuple[Mirror, str], db: Path, refresh_to: str, head: bytes, body: bytes
+) -> tuple[Mirror, subprocess.CompletedProcess[str]]:
+    """A crawl of Gate's mirror whose ARTICLE answers a page that refreshes to `refresh_to`."""
     mirror, url = gate_mirror
     unblock(mirror)
-    refresh = f'<meta http-equiv="refresh" content="0;url={ARTICLE}">'.encode()
-    interstitial = (
-        b"<!DOCTYPE html><html><head><title>Just a moment...</title>" + refresh + b"</head>"
-        b"<body><noscript>Enable JavaScript</noscript>"
-        b"<script>window._cf_chl_opt={cType:'managed'};</script></body></html>"
-    )
-    mirror.prepend(Route("GET", ARTICLE, content=interstitial, headers=HTML))
+    refresh = f'<meta http-equiv="refresh" content="0;url={refresh_to}">'.encode()
+    page = b"<!DOCTYPE html><html><head>" + head + refresh + b"</head><body>" + body
+    mirror.prepend(Route("GET", ARTICLE, content=page + b"</body></html>", headers=HTML))
+    return mirror, crawl(db, url, "gate_announcements")
+
+
+def test_an_interstitial_that_refreshes_itself_is_a_retried_block(tmp_path, gate_mirror):
     db = tmp_path / "annals.db"
-    result = crawl(db, url, "gate_announcements")
+    mirror, result = crawl_answering(
+        gate_mirror,
+        db,
+        ARTICLE,
+        b"<title>Just a moment...</title>",
+        b"<noscript>Enable JavaScript</noscript><script>window._cf_chl_opt={};</script>",
+    )
 
     assert result.returncode == Exit.BLOCKED, result.stderr
     ((status, counters),) = query(db, "SELECT status, counters FROM crawl_runs")
@@ -46,17 +57,11 @@ def test_an_interstitial_that_refreshes_itself_is_a_retried_block(tmp_path, gate
 
 
 def test_a_page_that_refreshes_to_another_url_is_kept_never_followed(tmp_path, gate_mirror):
-    mirror, url = gate_mirror
-    unblock(mirror)
-    refresh = f'<meta http-equiv="refresh" content="0;url={OTHER}?moved=1">'.encode()
-    moved = (
-        b"<!DOCTYPE html><html><head><title>Moved</title>" + refresh + b"</head><body><p>"
-        + b"This announcement has moved to another address on the site. " * 4
-        + b"</p></body></html>"
-    )  # fmt: skip
-    mirror.prepend(Route("GET", ARTICLE, content=moved, headers=HTML))
     db = tmp_path / "annals.db"
-    result = crawl(db, url, "gate_announcements")
+    moved = b"<p>" + b"This announcement has moved to another address on the site. " * 4
+    mirror, result = crawl_answering(
+        gate_mirror, db, f"{OTHER}?moved=1", b"<title>Moved</title>", moved + b"</p>"
+    )
 
     assert result.returncode == Exit.FAILED, result.stderr
     ((status,),) = query(db, "SELECT status FROM crawl_runs")
