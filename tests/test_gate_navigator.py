@@ -179,6 +179,18 @@ def test_the_list_endpoint_is_paged_until_a_page_past_the_end(spider_for, mirror
     assert pages[-1] == []  # the empty page past the end: no request, nothing quarantined
 
 
+def test_the_next_page_of_the_list_endpoint_is_asked_for_before_the_pages_articles(
+    spider_for, mirror
+):
+    # Scrapy hands requests to the downloader in the order a callback yields them: with the
+    # next page first, its articles are scheduled while this page's are still parsed.
+    pages = walk_list_endpoint(spider_for(GateAnnouncementsSpider), mirror)
+    for page in pages[:-2]:  # every page that has a page after it
+        [first, *articles] = requests(page)
+        assert first.callback.__name__ == "parse_list_api"
+        assert articles and all(r.callback.__name__ == "parse_article" for r in articles)
+
+
 def test_the_list_endpoint_stops_at_a_page_that_brings_nothing_new(archive, spider_for, mirror):
     body = (FIXTURES / "list_article_p1.json").read_bytes()
     first = gate.parse_list_api(body, gate.SOURCE.origin + gate.SOURCE.list_path).items

@@ -149,3 +149,11 @@ def test_bitget_steps_back_a_millisecond_when_a_window_brings_nothing_older(db):
 
     assert [r.external_id for r in records(output)] == ["12560604414259"]
     assert next_url(output) == bitget.SOURCE.list_url(end_time=1779264312989)
+
+
+def test_the_next_page_is_asked_for_before_the_pages_own_output(db):
+    # Yielded first, it is downloaded while the page's details are fetched and parsed.
+    output = first_page(kucoin_spider(db))
+
+    assert output[0] is requests(output)[0]
+    assert len(records(output)) == RECORDED

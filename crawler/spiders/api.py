@@ -250,9 +250,31 @@ class ApiAnnouncementsSpider(AnnalsSpider):
             yield self.empty_first_page(response)
             return
         records = result.records
+        found, unseen, new = self.listed(records, self.raw(response))
+        logger.info(
+            "%s %s, page %s: %d items, %d not yet in this run, %d new",
+            self.name,
+            listing,
+            window or page,
+            len(records),
+            unseen,
+            new,
+        )
+        following = self.next_page(result, listing, page, window)
+        reached = self.reached(records)
+        # The next page before this page's details (as GateAnnouncementsSpider's list): it
+        # is on its way while they are fetched and parsed.
+        if following is not None and self.keep_paging(new, unseen, reached):
+            yield following
+        for output in found:
+            yield output
+
+    def listed(self, records: list[Record], raw: RawResponse) -> tuple[list[Any], int, int]:
+        """What a list page's records give (their detail requests, or the records as
+        archived), and how many were not yet listed in this run and how many are new."""
         known = self.known([r.identity for r in records])
+        found: list[Any] = []
         unseen = new = 0
-        raw = self.raw(response)
         for record in records:
             key = record.identity
             if key in self._listed:
@@ -265,22 +287,10 @@ class ApiAnnouncementsSpider(AnnalsSpider):
             if self.details:
                 changed = self.changed(record, known.get(key))
                 if self.wants(key, known.get(key), record.title, changed):
-                    yield self.detail_request(record, known.get(key))
+                    found.append(self.detail_request(record, known.get(key)))
                 continue
-            yield self.archived(record, raw)
-        logger.info(
-            "%s %s, page %s: %d items, %d not yet in this run, %d new",
-            self.name,
-            listing,
-            window or page,
-            len(records),
-            unseen,
-            new,
-        )
-        following = self.next_page(result, listing, page, window)
-        reached = self.reached(records)
-        if following is not None and self.keep_paging(new, unseen, reached):
-            yield following
+            found.append(self.archived(record, raw))
+        return found, unseen, new
 
     def reached(self, records: list[Record]) -> datetime | None:
         """How far back a page reaches: its last item, as the list is newest first (an
