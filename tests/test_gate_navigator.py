@@ -188,7 +188,9 @@ def test_the_next_page_of_the_list_endpoint_is_asked_for_before_the_pages_articl
     for page in pages[:-2]:  # every page that has a page after it
         [first, *articles] = requests(page)
         assert first.callback.__name__ == "parse_list_api"
-        assert articles and all(r.callback.__name__ == "parse_article" for r in articles)
+        assert articles
+        assert all(r.callback.__name__ == "parse_article" for r in articles)
+        assert all(first.priority > r.priority for r in articles)  # queued, still first
 
 
 def test_the_list_endpoint_stops_at_a_page_that_brings_nothing_new(archive, spider_for, mirror):

@@ -262,11 +262,9 @@ class ApiAnnouncementsSpider(AnnalsSpider):
         )
         following = self.next_page(result, listing, page, window)
         reached = self.reached(records)
-        # The next page before this page's details (as GateAnnouncementsSpider's list): it
-        # is on its way while they are fetched and parsed.
-        if following is not None and self.keep_paging(new, unseen, reached):
-            yield following
-        for output in found:
+        if following is not None and not self.keep_paging(new, unseen, reached):
+            following = None
+        for output in self.paged(following, found):
             yield output
 
     def listed(self, records: list[Record], raw: RawResponse) -> tuple[list[Any], int, int]:

@@ -30,6 +30,9 @@ from crawler.stopping import Stopped
 
 logger = logging.getLogger(__name__)
 
+# The priority of a listing's next page over the articles its pages schedule (AnnalsSpider.paged).
+LISTING_PRIORITY = 1
+
 # An item's page that answers these is not there (any more): see AnnalsSpider.missing.
 # Its requests take them (meta handle_httpstatus_list) instead of failing on them.
 MISSING = (404, 410)
@@ -174,6 +177,29 @@ class AnnalsSpider(scrapy.Spider):
         if not unseen:
             return False
         return self.full or self.run.repairing(oldest)
+
+    def paged(self, following: scrapy.Request | None, found: list[Any]) -> Iterator[Any]:
+        """A list page's output: `found` (its articles or details to fetch, its records) and
+        `following`, the request for the listing's next page (None: the listing ends here),
+        in the order that has the next page fetched first. The page is then on its way
+        while `found` is fetched and parsed, and its own articles are scheduled before
+        this page's are all parsed: with the page last, a crawl went in bursts, its
+        downloads waiting for the parse a quarter of the time.
+
+        Scrapy's scheduler hands a request to the downloader as it comes when there is room,
+        and, queued, the one of higher priority first (LISTING_PRIORITY): the page is
+        yielded first. The shared frontier's Redis queue (crawler.frontier) is a stack that
+        knows no priority: there the page is yielded last, so it is the first taken."""
+        if following is None:
+            yield from found
+            return
+        following.priority = LISTING_PRIORITY
+        if self.run.frontier is None:
+            yield following
+            yield from found
+        else:
+            yield from found
+            yield following
 
     # --- requests and responses -------------------------------------------------------------
 

@@ -161,13 +161,10 @@ class GateAnnouncementsSpider(AnnalsSpider):
         self._listed.update(i.external_id for i in listing.items)
         # How far back the page reaches: its last item, as the list is newest first (an
         # old announcement pinned on top would end a repair walk early if its date counted).
-        # The next page is asked for before this page's articles: it is on its way while
-        # they are fetched and parsed, and its articles are scheduled before this page's
-        # are all parsed, so the downloader never waits for the parsing to end (with the
-        # page last, a crawl went in bursts: its downloads waited a quarter of the time).
+        following = None
         if self.keep_paging(new, unseen, listing.items[-1].published_at):
-            yield self.list_page(page + 1, language)
-        yield from articles
+            following = self.list_page(page + 1, language)
+        yield from self.paged(following, articles)
 
     def list_api_failed(self, failure: Failure) -> Iterator[Any]:
         if failure.check(IgnoreRequest) and "robots.txt" in failure.getErrorMessage().lower():
