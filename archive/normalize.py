@@ -293,7 +293,7 @@ _MS_THRESHOLD = 100_000_000_000
 # Below 10^15 a whole number of milliseconds survives parse_time's float arithmetic
 # (n / 1000 * 1000 is within 0.5 of n), so its integer reading gives the same time.
 _WHOLE_EXACT = 10**15
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # Unix time 0, as every source's epoch fields count
 
 
 class TimeParseError(ValueError):
@@ -314,7 +314,7 @@ def parse_time(value: object, *, default_tz: timezone = UTC) -> datetime:
         whole = int(value)
         if 0 < whole < _WHOLE_EXACT:
             try:
-                return _EPOCH + timedelta(
+                return EPOCH + timedelta(
                     milliseconds=whole if whole >= _MS_THRESHOLD else whole * 1000
                 )
             except OverflowError as exc:

@@ -10,14 +10,14 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from scrapy import signals
 
 from archive.db import ArchiveError, make_engine, open_archive, resolve_url
-from archive.normalize import utcnow
+from archive.normalize import EPOCH, utcnow
 from archive.records import Identity
 from archive.store import Known, Store
 from crawler import settings as defaults
@@ -33,7 +33,6 @@ logger = logging.getLogger(__name__)
 
 # Runs that walked their listings to the end; the others may have stopped half-way.
 COMPLETE = frozenset({"finished", "partial", "blocked"})
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class RunContext:

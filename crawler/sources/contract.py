@@ -16,10 +16,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol, TypedDict, Unpack
 from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
+from archive.normalize import EPOCH
 from archive.records import Link, ParseError, Record
 from crawler.blocks import ThrottleSign
 from crawler.sources.parsing import (
@@ -32,8 +33,6 @@ from crawler.sources.parsing import (
     read_items,
     same_code,
 )
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 QueryPart = Literal["language", "category", "paging"]  # the parts of a list request's query
 
@@ -149,7 +148,7 @@ class TimeWindows:
         times = [r.published_at for r in page.records if r.published_at is not None]
         if not times:
             return None
-        end = (times[-1] - _EPOCH) // timedelta(milliseconds=1)
+        end = (times[-1] - EPOCH) // timedelta(milliseconds=1)
         previous_end = (window or {}).get("end_time")
         if previous_end is not None and end >= previous_end:
             end = previous_end - 1

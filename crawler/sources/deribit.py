@@ -45,9 +45,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
+from archive.normalize import EPOCH
 from archive.records import ParseError, Record
 from crawler.sources import nodetree
 from crawler.sources.contract import Items, Source, TimeWindows
@@ -62,7 +63,6 @@ from crawler.sources.parsing import (
 
 # Rate limits (10028, 10066) and the platform's maintenance (11051): "come back later".
 _RETRY_CODES = ("10028", "10066", "11051")
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class JsonRpc:
@@ -144,7 +144,7 @@ def parse_push(body: bytes, url: str = PUSH_URL) -> Record | None:
 
 
 def _ms(moment: datetime) -> int:
-    return (moment - _EPOCH) // timedelta(milliseconds=1)
+    return (moment - EPOCH) // timedelta(milliseconds=1)
 
 
 def _id(value: Any) -> str:
