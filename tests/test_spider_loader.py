@@ -106,6 +106,7 @@ except SystemExit as exc:
     assert exc.code in (0, 3), exc.code  # 3: Gate's mirror blocks two articles on purpose
 print("api imported:", "crawler.spiders.api" in sys.modules)
 print("collector enabled:", gc.isenabled(), "frozen:", gc.get_freeze_count() > 0)
+print("youngest generation collected after:", gc.get_threshold()[0])
 """
 
 
@@ -118,8 +119,12 @@ def test_a_crawl_imports_only_its_spider_and_collects_garbage(tmp_path: Path, ga
     script = [sys.executable, "-c", CRAWL_THEN_REPORT, *command, *FAST]
     output = subprocess.check_output(script, text=True, env=quiet, timeout=120)
     assert "gate_announcements: blocked (run 1)" in output
-    last = output.splitlines()[-2:]
-    assert last == ["api imported: False", "collector enabled: True frozen: True"]
+    last = output.splitlines()[-3:]
+    assert last == [
+        "api imported: False",
+        "collector enabled: True frozen: True",
+        f"youngest generation collected after: {cliutil.CRAWL_GC_THRESHOLD}",
+    ]
     # Nothing left open beside the archive: its WAL was checkpointed and removed.
     assert sorted(p.name for p in archive.iterdir()) == ["a.db", "a.db.lock"]
 
@@ -127,21 +132,24 @@ def test_a_crawl_imports_only_its_spider_and_collects_garbage(tmp_path: Path, ga
 @pytest.fixture
 def collector() -> Iterator[None]:
     """The collector as a test found it, and nothing left frozen by one."""
-    owned, enabled = cliutil._Process.owned, gc.isenabled()
+    owned, enabled, threshold = cliutil._Process.owned, gc.isenabled(), gc.get_threshold()
     yield
     cliutil._Process.owned, cliutil._Process.starting = owned, False
     gc.unfreeze()
+    gc.set_threshold(*threshold)
     if enabled:
         gc.enable()
 
 
 def test_start_up_without_the_collector_only_in_the_annals_process(collector):
     cliutil._Process.owned = False  # a test or a script calling a command
+    threshold = gc.get_threshold()
     cliutil.starting_up()
     assert gc.isenabled()
     cliutil.started()
     assert gc.isenabled()
     assert gc.get_freeze_count() == 0
+    assert gc.get_threshold() == threshold
 
     with cliutil.command_process():
         assert cliutil._Process.owned
@@ -149,6 +157,7 @@ def test_start_up_without_the_collector_only_in_the_annals_process(collector):
         assert not gc.isenabled()
         cliutil.started()
         assert gc.isenabled()
+        assert gc.get_threshold() == (cliutil.CRAWL_GC_THRESHOLD, *threshold[1:])
         frozen = gc.get_freeze_count()
         assert frozen > 0
         cliutil.started()  # once only
