@@ -57,3 +57,19 @@ def test_an_alternation_by_first_letter_matches_as_the_flat_one() -> None:
             assert [m.span() for m in plain.finditer(text)] == [
                 m.span() for m in fast.finditer(text)
             ]
+
+
+def test_the_list_cue_holds_in_a_window_wherever_the_plain_one_or_the_list_does() -> None:
+    plain = re.compile(r"\s(?:and|&)\s+[\dA-Z]")
+    cue = s._WINDOW_CUES[s._LIST]
+    held = 0
+    for text, a, b in windows():
+        if plain.search(text, a, b) or s._LIST.search(text, a, b):
+            held += 1
+            assert cue.search(text, a, b), text[a:b]
+    assert held > 50
+
+
+def test_a_pattern_compiled_later_is_compiled_once() -> None:
+    assert s._POST_LOWER() is s._POST_LOWER()
+    assert s._BECOMES().search("ticker change: ORBX becomes ORBT")
