@@ -268,17 +268,35 @@ def _after_first(*verbs: str) -> str:
     ("[Ii](?<=[Ll].)(?i:st)"): the regex engine skips a branch whose first character
     fails a class at once, but enters every look back. Not where the second letter is
     one that a case-insensitive letter matches besides its two cases ("ı", "ſ", "K"
-    match "i", "s", "k"), nor one made optional ("as?")."""
-    branches = []
+    match "i", "s", "k"), nor one made optional ("as?").
+    The verbs with the same second letter share its class ("[Uu](?:(?<=[Ss].)(?i:pport|
+    spend)|(?<=[Bb].)(?i:y))"), where the first of them stood: a letter is tried against
+    one class a second letter, not one a verb. (No two classes match the same character,
+    nor does one match what a verb of the other form starts with, "i" in either case, "ı"
+    or "İ": the order of the verbs that can match at a place is kept.)"""
+    branches: list[str | dict[str, list[str]]] = []
+    by_second: dict[str, dict[str, list[str]]] = {}
     for verb in verbs:
         first, second = f"[{verb[0].upper()}{verb[0]}]", verb[1:2]
         plain = second.isascii() and second.isalpha() and second.lower() not in "iks"
         if plain and verb[2:3] not in ("?", "*", "+", "{"):
             second = f"[{second.upper()}{second.lower()}]"
-            branches.append(f"{second}(?<={first}.)(?i:{verb[2:]})")
+            if second not in by_second:
+                by_second[second] = {}
+                branches.append(second)
+            by_second[second].setdefault(first, []).append(verb[2:])
         else:
             branches.append(f"(?<={first})(?i:{verb[1:]})")
-    return "(?:" + "|".join(branches) + ")"
+    return "(?:" + "|".join(_second_letter(b, by_second.get(b)) for b in branches) + ")"
+
+
+def _second_letter(branch: str, firsts: dict[str, list[str]] | None) -> str:
+    """A branch of _after_first: the verbs after a second letter's class, each group after
+    a look back at its first letter."""
+    if firsts is None:
+        return branch
+    after = [f"(?<={first}.)(?i:{'|'.join(rests)})" for first, rests in firsts.items()]
+    return branch + (after[0] if len(after) == 1 else "(?:" + "|".join(after) + ")")
 
 
 def _verbs(first: str, *verbs: str) -> str:
