@@ -274,7 +274,7 @@ def _after_first(*verbs: str) -> str:
     one class a second letter, not one a verb. (No two classes match the same character,
     nor does one match what a verb of the other form starts with, "i" in either case, "ı"
     or "İ": the order of the verbs that can match at a place is kept.)"""
-    branches: list[str | dict[str, list[str]]] = []
+    branches: list[str] = []
     by_second: dict[str, dict[str, list[str]]] = {}
     for verb in verbs:
         first, second = f"[{verb[0].upper()}{verb[0]}]", verb[1:2]
