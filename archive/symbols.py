@@ -420,11 +420,7 @@ def _ahead(listed: str, ahead: str, *, first: str = r"\s") -> re.Pattern[str]:
     rule = re.compile(listed + "(?=" + ahead + ")")
     _WINDOW_CUES[rule] = re.compile(r"[A-Z0-9)）](?:" + ahead + ")")
     _NARROW_CUES[rule] = re.compile(first + r"(?<=[A-Z0-9)）](?s:.))(?<=(?=" + ahead + r")(?s:.))")
-    _AHEADS[rule] = ahead
     return rule
-
-
-_AHEADS: dict[re.Pattern[str], str] = {}  # what each rule of _ahead must be followed by
 
 
 # "XYZ Perpetual", "BTC and ETH Quarterly Futures", "XYZ 永续合约": a market of the ticker.
@@ -487,38 +483,6 @@ _WALLET_OF = _ahead(
     r"(?:-\d+)?(?:\s+(?i:tokens?|network|chain))?\s+(?i:deposits?|withdrawals?)\b|\s*입출금",
     first=r"[\s-]",
 )
-# The narrow cues of every rule above in one pattern (`first` as the widest of theirs):
-# the regex engine stops at each space after a capital, a digit or a bracket once for
-# them all, not once a rule and a window. A rule's group is set where its own cue holds.
-_CUE_GROUPS = {rule: f"c{i}" for i, rule in enumerate(_AHEADS)}
-_NARROW_CUE = re.compile(
-    r"[\s-](?<=[A-Z0-9)）](?s:.))(?<=(?="
-    + "|".join(f"(?:{ahead})" for ahead in _AHEADS.values())
-    + r")(?s:.))"
-    + "".join(
-        rf"(?:(?<=(?=(?:{ahead}))(?s:.))(?P<{_CUE_GROUPS[rule]}>))?"
-        for rule, ahead in _AHEADS.items()
-    )
-)
-
-
-class _At:
-    """Where a rule's narrow cue holds in a text (_NARROW_CUE), read once for all its
-    windows: a window holds the cue where one starts in it (as `search` in the window
-    finds it; the text past the window, a space on, only lets more match)."""
-
-    __slots__ = ("starts",)
-
-    def __init__(self, starts: list[int]) -> None:
-        self.starts = starts
-
-    def search(self, text: str, a: int, b: int) -> bool:
-        return any(a <= start < b for start in self.starts)
-
-
-_NOWHERE = _At([])
-
-
 # "ORBX, ZNT 원화 마켓 추가": the assets of a Korean market notice, named before the market
 # (the markets themselves are quotes: "BTC, USDT 마켓"); "ORBX 거래지원 종료", "ORBX 거래유의
 # 종목", "ORBX 신규 상장": the asset a Korean notice acts on, named before what it does.
@@ -931,35 +895,14 @@ class _Text:
         caseless = _caseless(text)
         # map() with the text's own `in`: the same test as a generator, without its frames.
         holds = lowered.__contains__
-        if narrow and len(text) > _BEFORE + _AFTER:
-            # A longer text (a body, most often in several windows): where each rule's cue
-            # holds, for all windows at once (mostly nowhere). A rule whose cue is nowhere
-            # is not run, nor are its words looked for.
-            hits = list(_NARROW_CUE.finditer(text))
-            cued = {
-                group: _At(starts)
-                for group in _CUE_GROUPS.values()
-                if (starts := [m.start() for m in hits if m[group] is not None])
-            }
-            self.market_cue: re.Pattern[str] | _At = cued.get(_MARKET_GROUP, _NOWHERE)
-            self.rules = [
-                (pattern, strength, quotes, cue if group is None else cued[group])
-                for pattern, strength, quotes, words, also, _, cue, group in (
-                    _ASCII_CUED if caseless else _CONTEXT_CUED
-                )
-                if (group is None or group in cued)
-                and (any(map(holds, words)) or (also is not None and also.search(text)))
-            ]
-        else:
-            # A title (one window): each cue looked for once, for a rule its words let match.
-            every = (_ASCII_CUED if narrow else _CASELESS_CUED) if caseless else _CONTEXT_CUED
-            slot = 6 if narrow else 5  # its narrow cue or its window cue
-            self.market_cue = _NARROW_MARKET_CUE if narrow else _MARKET_CUE
-            self.rules = [
-                (rule[0], rule[1], rule[2], rule[slot])
-                for rule in every
-                if any(map(holds, rule[3])) or (rule[4] is not None and rule[4].search(text))
-            ]
+        every = (_ASCII_CUED if narrow else _CASELESS_CUED) if caseless else _CONTEXT_CUED
+        slot = 6 if narrow else 5  # a rule's narrow cue or its window cue (_cued)
+        self.market_cue = _NARROW_MARKET_CUE if narrow else _MARKET_CUE
+        self.rules = [
+            (rule[0], rule[1], rule[2], rule[slot])
+            for rule in every
+            if any(map(holds, rule[3])) or (rule[4] is not None and rule[4].search(text))
+        ]
         rewarded = any(map(holds, _REWARDS))  # read once for the rules that ask
         if caseless and not rewarded:
             self.takes_part = []  # each names a reward or a prize's verb (_PARTICIPATIONS)
@@ -994,9 +937,7 @@ class _Text:
         self.staking = "stak" in lowered and (
             _lacks(text, lowered, _POOL_WORDS) or not _POOL.search(text)
         )
-        self.markets = self.market_cue is not _NOWHERE and any(
-            map(holds, _ASCII_MARKET_WORDS if narrow else _MARKET_WORDS)
-        )
+        self.markets = any(map(holds, _ASCII_MARKET_WORDS if narrow else _MARKET_WORDS))
         self.remains = self.markets and not _lacks(text, lowered, _UNAFFECTED_WORDS)
 
 
@@ -1448,16 +1389,13 @@ _ASCII_CONTEXT_RULES = tuple(
 _WINDOW_CUES[_LIST] = re.compile(r"and(?<=\sand)\s+[\dA-Z]|&(?<=\s&)\s+[\dA-Z]")
 _NARROW_CUES[_LIST] = _WINDOW_CUES[_LIST]
 _MARKET_CUE, _NARROW_MARKET_CUE = _WINDOW_CUES[_MARKET_OF], _NARROW_CUES[_MARKET_OF]
-_MARKET_GROUP = _CUE_GROUPS[_MARKET_OF]
 
 
 def _cued(rules: tuple[_Rule, ...]) -> tuple[tuple[Any, ...], ...]:
-    """`rules` with their window cue, their narrow cue, and the group of _NARROW_CUE that
-    stands for the narrow one, if any (looked up once: a pattern's hash reads its code)."""
-    return tuple(
-        (*rule, _WINDOW_CUES.get(rule[0]), _NARROW_CUES.get(rule[0]), _CUE_GROUPS.get(rule[0]))
-        for rule in rules
-    )
+    """`rules` with their window cue and their narrow cue, looked up once here: a pattern's
+    hash reads all its code, each time (a look-up a rule and a text cost more than the
+    words' `in` tests)."""
+    return tuple((*rule, _WINDOW_CUES.get(rule[0]), _NARROW_CUES.get(rule[0])) for rule in rules)
 
 
 _CONTEXT_CUED, _CASELESS_CUED, _ASCII_CUED = map(

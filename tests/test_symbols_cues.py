@@ -1,6 +1,7 @@
-"""The cues archive.symbols reads once a text hold wherever the cues they stand for hold
-in a window: the one pattern of every narrow cue (_NARROW_CUE, read through _At), and the
-quote alternation grouped by first letter (_by_first) against the flat one."""
+"""The faster forms of archive.symbols' alternations and cues against the plainer ones
+they replace: the quote alternation grouped by first letter (_by_first), verbs grouped by
+their second letter (_after_first), the list cue found from its words, and the patterns
+compiled where first used."""
 
 from __future__ import annotations
 
@@ -8,40 +9,6 @@ import re
 
 from archive import symbols as s
 from tests.test_symbols_forms import texts, windows
-
-
-def test_the_narrow_cue_holds_in_a_window_wherever_a_rules_own_does() -> None:
-    groups = s._CUE_GROUPS
-    assert len(groups) == 7
-    assert s._LIST not in groups
-    held = 0
-    by_text: dict[str, dict[str, s._At]] = {}
-    for text, a, b in windows():
-        narrow = text.isascii() or not s._WIDE.search(text)
-        if not narrow:
-            continue
-        if text not in by_text:
-            hits = list(s._NARROW_CUE.finditer(text))
-            by_text[text] = {
-                g: s._At([m.start() for m in hits if m[g] is not None]) for g in groups.values()
-            }
-        for rule, group in groups.items():
-            own = bool(s._NARROW_CUES[rule].search(text, a, b))
-            held += own
-            if own:
-                assert by_text[text][group].search(text, a, b), (rule.pattern, text[a:b])
-            if rule.search(text, a, b):
-                assert by_text[text][group].search(text, a, b), (rule.pattern, text[a:b])
-    assert held > 50
-
-
-def test_an_at_holds_where_a_cue_starts_in_the_window() -> None:
-    at = s._At([5, 20])
-    for a, b in ((0, 6), (20, 21), (6, 30)):
-        assert at.search("", a, b)
-    for a, b in ((6, 20), (21, 40)):
-        assert not at.search("", a, b)
-    assert not s._At([]).search("", 0, 9)
 
 
 def test_an_alternation_by_first_letter_matches_as_the_flat_one() -> None:
