@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from re import _constants as sre  # type: ignore[attr-defined]
 from re import _parser as sre_parse  # type: ignore[attr-defined]
 from typing import Any, NamedTuple
@@ -162,6 +162,13 @@ def _halfwidth(pattern: re.Pattern[str]) -> re.Pattern[str]:
     return re.compile(r"\(" + pattern.pattern.removeprefix("[(（]"), pattern.flags)
 
 
+def _later(make: Callable[[], re.Pattern[str]]) -> Callable[[], re.Pattern[str]]:
+    """A pattern of a rare path (posts, renames, CJK verbs, one source's codes), compiled
+    where it is first used: most of the module's import is compiling its patterns, and a
+    crawl of one source in English never reads these."""
+    return functools.cache(make)
+
+
 _TICKER_FIRST = "A-Z0-9"
 
 # A ticker: letters and digits, a letter first or a multiplier first (1INCH, 1000SATS).
@@ -179,7 +186,22 @@ _END = r"(?![A-Za-z0-9_\u24b6-\u24e9]|-[A-Z]\b|-(?i:margined|settled)\b|\.[A-Za-
 _TOKEN = _START + "(" + _T + ")" + _END
 _LED_TOKEN = "(" + _LEAD + _T_REST + ")" + _END
 _CONTRACT_QUOTES = r"USDTM|USDT|USDCM|USDC|USDM|USD|PERP"
-_QUOTE_ALT = "|".join(sorted(QUOTES | FIAT, key=len, reverse=True))
+
+
+def _by_first(words: Iterable[str]) -> str:
+    """An alternation of `words`, longest first, grouped by their first character
+    ("U(?:SDT|SDC|SD)|B(?:USD|TC)"): the regex engine tries the one group that starts with
+    a character, not every word (it matches what the flat alternation does)."""
+    groups: dict[str, list[str]] = {}
+    for word in sorted(words, key=lambda w: (-len(w), w)):
+        groups.setdefault(word[0], []).append(re.escape(word[1:]))
+    return "|".join(
+        re.escape(first) + (f"(?:{'|'.join(rests)})" if len(rests) > 1 else rests[0])
+        for first, rests in groups.items()
+    )
+
+
+_QUOTE_ALT = _by_first(QUOTES | FIAT)
 
 # "Margin and settlement currency: USD₮ (UST)": a quote named as what a market settles
 # in is not its subject.
@@ -190,9 +212,11 @@ _PAREN = re.compile(
 )
 # "Sonic (S)", "큐프로토콜(Q)": a one-letter ticker right after a project's name, in
 # any script.
-_NAME_LETTER = re.compile(
-    r"(?:(?<![A-Za-z0-9])[A-Z][A-Za-z]*[a-z]|[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af])"
-    r"\s*[(（]([A-Z])[)）]"
+_NAME_LETTER = _later(
+    lambda: re.compile(
+        r"(?:(?<![A-Za-z0-9])[A-Z][A-Za-z]*[a-z]|[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af])"
+        r"\s*[(（]([A-Z])[)）]"
+    )
 )
 # "XYZ/USDT", "XYZ_USDT", "XYZ-USDT", Bitfinex's "XYZ:USD" (a colon only unspaced).
 _PAIR = re.compile(
@@ -244,17 +268,35 @@ def _after_first(*verbs: str) -> str:
     ("[Ii](?<=[Ll].)(?i:st)"): the regex engine skips a branch whose first character
     fails a class at once, but enters every look back. Not where the second letter is
     one that a case-insensitive letter matches besides its two cases ("ı", "ſ", "K"
-    match "i", "s", "k"), nor one made optional ("as?")."""
-    branches = []
+    match "i", "s", "k"), nor one made optional ("as?").
+    The verbs with the same second letter share its class ("[Uu](?:(?<=[Ss].)(?i:pport|
+    spend)|(?<=[Bb].)(?i:y))"), where the first of them stood: a letter is tried against
+    one class a second letter, not one a verb. (No two classes match the same character,
+    nor does one match what a verb of the other form starts with, "i" in either case, "ı"
+    or "İ": the order of the verbs that can match at a place is kept.)"""
+    branches: list[str] = []
+    by_second: dict[str, dict[str, list[str]]] = {}
     for verb in verbs:
         first, second = f"[{verb[0].upper()}{verb[0]}]", verb[1:2]
         plain = second.isascii() and second.isalpha() and second.lower() not in "iks"
         if plain and verb[2:3] not in ("?", "*", "+", "{"):
             second = f"[{second.upper()}{second.lower()}]"
-            branches.append(f"{second}(?<={first}.)(?i:{verb[2:]})")
+            if second not in by_second:
+                by_second[second] = {}
+                branches.append(second)
+            by_second[second].setdefault(first, []).append(verb[2:])
         else:
             branches.append(f"(?<={first})(?i:{verb[1:]})")
-    return "(?:" + "|".join(branches) + ")"
+    return "(?:" + "|".join(_second_letter(b, by_second.get(b)) for b in branches) + ")"
+
+
+def _second_letter(branch: str, firsts: dict[str, list[str]] | None) -> str:
+    """A branch of _after_first: the verbs after a second letter's class, each group after
+    a look back at its first letter."""
+    if firsts is None:
+        return branch
+    after = [f"(?<={first}.)(?i:{'|'.join(rests)})" for first, rests in firsts.items()]
+    return branch + (after[0] if len(after) == 1 else "(?:" + "|".join(after) + ")")
 
 
 def _verbs(first: str, *verbs: str) -> str:
@@ -275,13 +317,15 @@ _NAMING_VERB = re.compile(
     + _LIST_OF
     + ")"
 )
-_CJK_VERB = re.compile(
-    r"(?:上[线線]|上架|下架|下[线線]|首[发發]|暂停|暫停|恢[复復]|支[持援]|[开開]通|包括|推出|[质質]押)\s*("
-    + _LIST_OF
-    + ")"
+_CJK_VERB = _later(
+    lambda: re.compile(
+        r"(?:上[线線]|上架|下架|下[线線]|首[发發]|暂停|暫停|恢[复復]|支[持援]|[开開]通|包括|推出|[质質]押)\s*("
+        + _LIST_OF
+        + ")"
+    )
 )
 # "XYZ 将被下架": the list before the verb (apart: "HTX上线WLD" is both ways round).
-_CJK_VERB_AFTER = re.compile(_LISTED + r"\s*(?:要|将|將)?被?(?:下架|上[线線]|上架)")
+_CJK_VERB_AFTER = _later(lambda: re.compile(_LISTED + r"\s*(?:要|将|將)?被?(?:下架|上[线線]|上架)"))
 # "trading for XYZ", "withdrawals of XYZ", "support XYZ": a ticker, but not a word
 # ("Trading for ONE week").
 _ACTING_VERB = re.compile(
@@ -472,7 +516,7 @@ _RATIO_PAIR = re.compile(
 _RATIO_CONTRACT = re.compile(r"([A-Z]{2,6})(BTC|ETH)")
 # (A class first, as in _LEAD: "(?:[/_\-]\s?|:)" would make the engine try every position.)
 _PAIR_TAIL = re.compile(r"[/_\-:](?:(?<=[/_\-])\s?|(?<=:))(?:" + _QUOTE_ALT + r")(?![A-Za-z0-9])")
-_FUNDING_PERP = _fast(_TICKER_FIRST, _START + r"([A-Z0-9]{2,15}?)F0:[A-Z]{2,5}F0\b")
+_FUNDING_PERP = _later(lambda: _fast(_TICKER_FIRST, _START + r"([A-Z0-9]{2,15}?)F0:[A-Z]{2,5}F0\b"))
 # Kraken Futures instruments: PF_XBTUSD (linear perpetual), PI_ (inverse), FF_/FI_ (fixed
 # maturity), a one-letter base too (PF_GUSD).
 # (Found from the "_", then read behind it: a literal first is looked for faster.)
@@ -514,25 +558,31 @@ _MIXED_BEFORE = re.compile(
 _MIXED_TOKEN = re.compile(r"[A-Z]?[a-z]{1,4}[A-Z]{3,6}|[A-Z]{2,6}[a-rt-z](?![A-Za-z0-9])")
 _MIXED_HINT = re.compile(r"[A-Z](?:(?<=[a-z][A-Z])[A-Z]{2}|[A-Z][a-rt-z]\b)")
 # "Rebranding of FTM to S", "token swap to POL": the new ticker is written as one.
-_RENAMED_TO = _fast(
-    "RrTtSsMm",
-    r"(?i:rebrand(?:ing|s|ed)?|token swap|swap|migration|renam(?:e|es|ing|ed))"
-    r"(?:\s+(?i:of|from)\s+(\S+))?\s+(?i:to)\s+([A-Z][A-Z0-9]{0,14})(?![A-Za-z0-9])",
+_RENAMED_TO = _later(
+    lambda: _fast(
+        "RrTtSsMm",
+        r"(?i:rebrand(?:ing|s|ed)?|token swap|swap|migration|renam(?:e|es|ing|ed))"
+        r"(?:\s+(?i:of|from)\s+(\S+))?\s+(?i:to)\s+([A-Z][A-Z0-9]{0,14})(?![A-Za-z0-9])",
+    )
 )
 # "MATIC to POL token swap", "MATIC (Polygon) to POL Rebranding", "swap from FTM": a
 # swap or migration names both its old and its new ticker.
-_SWAP_BOTH = _fast(
-    "A-Z",
-    _START + "(" + _T + r")(?:\s*[(（][^()（）]{1,40}[)）])?\s+(?i:to)\s+(" + _T + r")"
-    r"\s+(?i:token\s+|network\s+)?(?i:swap|migration|rebrand\w*|renam\w*|conversion)",
+_SWAP_BOTH = _later(
+    lambda: _fast(
+        "A-Z",
+        _START + "(" + _T + r")(?:\s*[(（][^()（）]{1,40}[)）])?\s+(?i:to)\s+(" + _T + r")"
+        r"\s+(?i:token\s+|network\s+)?(?i:swap|migration|rebrand\w*|renam\w*|conversion)",
+    )
 )
 # "(ZNT → ZENT)", "티커 변경 (ABC -> XYZ)": a rename written with an arrow.
-_SWAP_ARROW = re.compile(_START + "(" + _T + r")\s*(?:→|->)\s*(" + _T + ")" + _END)
+_SWAP_ARROW = _later(lambda: re.compile(_START + "(" + _T + r")\s*(?:→|->)\s*(" + _T + ")" + _END))
 # "ticker change: ORBX becomes ORBT".
-_BECOMES = re.compile(_START + "(" + _T + r") becomes (" + _T + ")" + _END)
-_SWAP_FROM = _fast(
-    "SsMmRrCc",
-    r"(?i:swap|migration|rebrand\w*|conversion)\s+(?i:from)\s+(" + _T + r")(?![A-Za-z0-9])",
+_BECOMES = _later(lambda: re.compile(_START + "(" + _T + r") becomes (" + _T + ")" + _END))
+_SWAP_FROM = _later(
+    lambda: _fast(
+        "SsMmRrCc",
+        r"(?i:swap|migration|rebrand\w*|conversion)\s+(?i:from)\s+(" + _T + r")(?![A-Za-z0-9])",
+    )
 )
 # "(ARB, OP)": a parenthesis that holds only a list of tickers (a Korean market notice's
 # tail) names them as "(ARB)" names one.
@@ -842,17 +892,14 @@ class _Text:
         # with none of the CJK or Korean characters of the words (most texts that are not
         # ASCII only for a curly quote or a dash) can hold only their ASCII ones.
         narrow = text.isascii() or not _WIDE.search(text)
-        cues = _NARROW_CUES if narrow else _WINDOW_CUES
-        self.market_cue = cues[_MARKET_OF]
         caseless = _caseless(text)
-        if caseless:
-            every = _ASCII_CONTEXT_RULES if narrow else _CASELESS_CONTEXT_RULES
-        else:
-            every = _CONTEXT_RULES
         # map() with the text's own `in`: the same test as a generator, without its frames.
         holds = lowered.__contains__
+        every = (_ASCII_CUED if narrow else _CASELESS_CUED) if caseless else _CONTEXT_CUED
+        slot = 6 if narrow else 5  # a rule's narrow cue or its window cue (_cued)
+        self.market_cue = _NARROW_MARKET_CUE if narrow else _MARKET_CUE
         self.rules = [
-            (*rule[:3], cues.get(rule[0]))
+            (rule[0], rule[1], rule[2], rule[slot])
             for rule in every
             if any(map(holds, rule[3])) or (rule[4] is not None and rule[4].search(text))
         ]
@@ -886,7 +933,7 @@ class _Text:
         self.funding = "F0:" in text
         self.kraken = "_" in text
         self.cashtags = "$" in text
-        self.cjk_verbs = not narrow and bool(_ANY_CJK_VERB.search(text))
+        self.cjk_verbs = not narrow and bool(_ANY_CJK_VERB().search(text))
         self.staking = "stak" in lowered and (
             _lacks(text, lowered, _POOL_WORDS) or not _POOL.search(text)
         )
@@ -915,7 +962,7 @@ def _scan(text: str, offset: int, found: _Found) -> None:
     _scan_lower_instruments(text, offset, found)
     _scan_renamed(text, offset, found)
     if any(map(lowered.__contains__, _RENAME_WORDS)) and not (found.delisting and offset):
-        for m in _RENAMED_TO.finditer(text):
+        for m in _RENAMED_TO().finditer(text):
             if m[2] not in NEVER and m[2] not in WORDS:
                 found.add(m[2], offset + m.start(2), STRUCTURED)
             if m[1] and _TAG_TICKER.fullmatch(m[1]):
@@ -951,7 +998,7 @@ def _scan_renamed(text: str, offset: int, found: _Found) -> None:
         if hint in text and (
             pattern is _BECOMES or any(word in text.lower() for word in _ARROW_WORDS)
         ):
-            for m in pattern.finditer(text):
+            for m in pattern().finditer(text):
                 found.add(m[1], offset + m.start(1), LISTED)
                 found.add(m[2], offset + m.start(2), LISTED)
 
@@ -968,11 +1015,11 @@ def _scan_lower_instruments(text: str, offset: int, found: _Found) -> None:
 
 def _scan_swaps(text: str, offset: int, found: _Found) -> None:
     """Both sides of a swap: "KORV to ORBT token swap", "swap from KORV"."""
-    for m in _SWAP_BOTH.finditer(text):
+    for m in _SWAP_BOTH().finditer(text):
         found.add(m[1], offset + m.start(1), LISTED)
         # "FTM to S Token Swap": a capital letter a swap names is its new ticker.
         found.add(m[2], offset + m.start(2), STRUCTURED if len(m[2]) == 1 else LISTED)
-    for m in _SWAP_FROM.finditer(text):
+    for m in _SWAP_FROM().finditer(text):
         found.add(m[1], offset + m.start(1), LISTED)
 
 
@@ -1035,35 +1082,41 @@ def _scan_mixed(text: str, offset: int, found: _Found) -> None:
 # (a funding book): they stand for their base, except as a request's example
 # ("symbols=tBTCUSD,fUST").
 _BITFINEX_PREFIXED = re.compile(r"[tf][A-Z]")
-_BITFINEX_SYMBOL = _fast(
-    "tf",
-    r"(?<![A-Za-z0-9$/_.=:\-])[tf]([A-Z][A-Z0-9]{1,15})(?::([A-Z][A-Z0-9]{1,7}))?(?![A-Za-z0-9:])",
+_BITFINEX_SYMBOL = _later(
+    lambda: _fast(
+        "tf",
+        r"(?<![A-Za-z0-9$/_.=:\-])[tf]([A-Z][A-Z0-9]{1,15})(?::([A-Z][A-Z0-9]{1,7}))?(?![A-Za-z0-9:])",
+    )
 )
-_EXAMPLE_NEAR = re.compile(r"(?i:e\.g\.|for example|such as|examples?:)[^.;:]{0,40}$")
+_EXAMPLE_NEAR = _later(
+    lambda: re.compile(r"(?i:e\.g\.|for example|such as|examples?:)[^.;:]{0,40}$")
+)
 _BITFINEX_QUOTES = ("USD", "UST", "EUR", "GBP", "JPY", "BTC", "ETH", "TRY", "MXN")
 
 
 # Upbit's and Bithumb's market codes name the quote first: "KRW-ORBX", "BTC-ORBX".
-_QUOTE_FIRST = re.compile(
-    r"(?<![A-Za-z0-9$/_.=:\-])(?:KRW|BTC|USDT|IDR|SGD|THB)-(" + _T + r")(?![A-Za-z0-9_-])"
+_QUOTE_FIRST = _later(
+    lambda: re.compile(
+        r"(?<![A-Za-z0-9$/_.=:\-])(?:KRW|BTC|USDT|IDR|SGD|THB)-(" + _T + r")(?![A-Za-z0-9_-])"
+    )
 )
 
 
 def _scan_quote_first(text: str, offset: int, found: _Found) -> None:
     if "-" not in text:
         return
-    for m in _QUOTE_FIRST.finditer(text):
+    for m in _QUOTE_FIRST().finditer(text):
         run = text[text.rfind(" ", 0, m.start()) + 1 : m.start()]
         if "=" not in run and "," not in run and not _is_example(text, m.start(), m.end()):
             found.add(m[1], offset + m.start(1), CODED)
 
 
 def _scan_bitfinex(text: str, offset: int, found: _Found) -> None:
-    for m in _BITFINEX_SYMBOL.finditer(text):
+    for m in _BITFINEX_SYMBOL().finditer(text):
         run = text[text.rfind(" ", 0, m.start()) + 1 : m.start()]
         if "=" in run or "/" in run or "," in run or _is_example(text, m.start(), m.end()):
             continue
-        if _EXAMPLE_NEAR.search(text, max(0, m.start() - 50), m.start()):
+        if _EXAMPLE_NEAR().search(text, max(0, m.start() - 50), m.start()):
             continue  # "for example tBTCUSD or fUST"
         base = m[1]
         if m[2] is None and m[0][0] == "t":
@@ -1169,7 +1222,7 @@ def _scan_written(read: _Text, offset: int, found: _Found, a: int, b: int) -> No
     text, add = read.text, found.add
     _scan_brackets(read, offset, found, a, b)
     if read.one_letter.search(text, a, b):
-        for m in _NAME_LETTER.finditer(text, a, b):
+        for m in _NAME_LETTER().finditer(text, a, b):
             add(m[1], offset + m.start(1), STRUCTURED)
     # A pair and an instrument end in a quote or an expiry: look for that end first.
     if _PAIR_TAIL.search(text, a, b):
@@ -1189,7 +1242,7 @@ def _scan_codes(read: _Text, offset: int, found: _Found, a: int, b: int) -> None
     """Contracts and cashtags: "XYZUSDT", "BTCF0:USTF0", "$XYZ"."""
     text, add = read.text, found.add
     if read.funding:
-        for m in _FUNDING_PERP.finditer(text, a, b):
+        for m in _FUNDING_PERP().finditer(text, a, b):
             add(m[1], offset + m.start(), CODED)
     if read.kraken:
         for m in _KRAKEN_FUTURE.finditer(text, a, b):
@@ -1330,9 +1383,24 @@ _ASCII_CONTEXT_RULES = tuple(
     for pattern, strength, quotes, words, also in _CASELESS_CONTEXT_RULES
     if (ascii_words := tuple(w for w in words if w.isascii())) or also
 )
-# "ABC and DEF": the list's last "and" and a ticker's first character.
-_WINDOW_CUES[_LIST] = re.compile(r"\s(?:and|&)\s+[\dA-Z]")
+# "ABC and DEF": the list's last "and" and a ticker's first character. (The words first,
+# then the space before them: a literal is looked for faster than a space. A window that
+# starts right after that space passes too, as a narrow cue's does.)
+_WINDOW_CUES[_LIST] = re.compile(r"and(?<=\sand)\s+[\dA-Z]|&(?<=\s&)\s+[\dA-Z]")
 _NARROW_CUES[_LIST] = _WINDOW_CUES[_LIST]
+_MARKET_CUE, _NARROW_MARKET_CUE = _WINDOW_CUES[_MARKET_OF], _NARROW_CUES[_MARKET_OF]
+
+
+def _cued(rules: tuple[_Rule, ...]) -> tuple[tuple[Any, ...], ...]:
+    """`rules` with their window cue and their narrow cue, looked up once here: a pattern's
+    hash reads all its code, each time (a look-up a rule and a text cost more than the
+    words' `in` tests)."""
+    return tuple((*rule, _WINDOW_CUES.get(rule[0]), _NARROW_CUES.get(rule[0])) for rule in rules)
+
+
+_CONTEXT_CUED, _CASELESS_CUED, _ASCII_CUED = map(
+    _cued, (_CONTEXT_RULES, _CASELESS_CONTEXT_RULES, _ASCII_CONTEXT_RULES)
+)
 _CONTRACT_WORD = re.compile(r"\s+(?i:perpetual|contract|futures)")
 # What a market must be followed by (_MARKET_OF), lower-cased.
 _MARKET_WORDS = (
@@ -1345,7 +1413,7 @@ _CJK_VERBS = (
     *"上線 下線 首發 暫停 恢復 支援 開通 質押".split(),  # traditional
 )
 # One scan for them all: their first characters are rare.
-_ANY_CJK_VERB = re.compile("|".join(_CJK_VERBS))
+_ANY_CJK_VERB = _later(lambda: re.compile("|".join(_CJK_VERBS)))
 # Every character of the words above that is not ASCII: a text with none of them holds
 # none of those words (no other character lowers to one: they have no case).
 _WIDE = re.compile(
@@ -1363,8 +1431,8 @@ _WIDE = re.compile(
     )
     + "]"
 )
-_NETWORK_NAME = re.compile(
-    r"\s*(?:网络|(?i:network))\s*[(（](?:[A-Z]{1,2}RC|BEP|ERC|SPL)\d{0,4}[)）]"
+_NETWORK_NAME = _later(
+    lambda: re.compile(r"\s*(?:网络|(?i:network))\s*[(（](?:[A-Z]{1,2}RC|BEP|ERC|SPL)\d{0,4}[)）]")
 )
 _ONE_LETTER = re.compile(r"[(（][A-Z][)）]")
 _HALF_PAREN, _HALF_ONE_LETTER = _halfwidth(_PAREN), _halfwidth(_ONE_LETTER)
@@ -1372,8 +1440,8 @@ _HALF_PAREN, _HALF_ONE_LETTER = _halfwidth(_PAREN), _halfwidth(_ONE_LETTER)
 
 def _cjk_verbs(text: str, a: int, b: int) -> Iterable[re.Match[str]]:
     """ "上线 XYZ" and "XYZ 将被下架": the lists a CJK verb names, before or after it."""
-    yield from _CJK_VERB.finditer(text, a, b)
-    yield from _CJK_VERB_AFTER.finditer(text, a, b)
+    yield from _CJK_VERB().finditer(text, a, b)
+    yield from _CJK_VERB_AFTER().finditer(text, a, b)
 
 
 def _scan_contexts(read: _Text, offset: int, found: _Found, a: int, b: int) -> None:
@@ -1417,7 +1485,7 @@ def _scan_cjk_verbs(text: str, offset: int, found: _Found, a: int, b: int) -> No
     ("质押 GT 瓜分 XYZ") nor a chain named before its token standard ("TRON网络(TRC20)")."""
     pool = _POOL.search(text)
     for m in _cjk_verbs(text, a, b):
-        if not (pool and m[0].startswith("质押")) and not _NETWORK_NAME.match(text, m.end()):
+        if not (pool and m[0].startswith("质押")) and not _NETWORK_NAME().match(text, m.end()):
             _add_list(found, offset, m, 1, LISTED)
 
 
@@ -1557,11 +1625,13 @@ def extract_symbols(*texts: str | None) -> list[str]:
 # A post's market talk in lower case: "btc 又新高了" (a Latin word in a Chinese sentence),
 # "rotating into sol", "eth vs btc", "eth looks weak" (a sentence's subject that moves).
 _CJK = r"[\u3000-\u303f\u3400-\u9fff\uff00-\uffef]"
-_POST_LOWER = re.compile(
-    r"(?:(?<=" + _CJK + r")|(?<![^\s>]))([a-z]{2,6}[0-9]?)(?=\s?" + _CJK + r")"
-    r"|(?i:\binto|\bvs\.?|\bversus)\s+([a-z]{3,4}(?:\s+and\s+[a-z]{3,4})*)\b(?!['’-])"
-    r"|(?:^|(?<=[.!?>]\s)|(?<=>))([a-z]{3,4})\s+(?:looks|pump\w*|dump\w*|broke|breaks|reclaim\w*"
-    r"|rall(?:y|ies|ied|ying)|holding|bleeding|mooning)\b"
+_POST_LOWER = _later(
+    lambda: re.compile(
+        r"(?:(?<=" + _CJK + r")|(?<![^\s>]))([a-z]{2,6}[0-9]?)(?=\s?" + _CJK + r")"
+        r"|(?i:\binto|\bvs\.?|\bversus)\s+([a-z]{3,4}(?:\s+and\s+[a-z]{3,4})*)\b(?!['’-])"
+        r"|(?:^|(?<=[.!?>]\s)|(?<=>))([a-z]{3,4})\s+(?:looks|pump\w*|dump\w*|broke|breaks|reclaim\w*"
+        r"|rall(?:y|ies|ied|ying)|holding|bleeding|mooning)\b"
+    )
 )
 _POST_WORDS = frozenset(
     "it its me my this that them the a an and or some more your our their his her one all "
@@ -1574,7 +1644,7 @@ _POST_WORDS = frozenset(
 def _scan_post(text: str, offset: int, found: _Found) -> None:
     """Tickers a post's market talk writes in lower case; words and acronyms stay out
     (acting strength: "move chains" names no MOVE)."""
-    for m in _POST_LOWER.finditer(text):
+    for m in _POST_LOWER().finditer(text):
         for word in _LOWER_LIST.split(m[1] or m[2] or m[3]):
             if word not in _POST_WORDS and word not in _LOWER_WORDS:
                 found.add(word, offset + m.start(), ACTED)

@@ -1,0 +1,79 @@
+"""The faster forms of archive.symbols' alternations and cues against the plainer ones
+they replace: the quote alternation grouped by first letter (_by_first), verbs grouped by
+their second letter (_after_first), the list cue found from its words, and the patterns
+compiled where first used."""
+
+from __future__ import annotations
+
+import re
+
+from archive import symbols as s
+from tests.test_symbols_forms import texts, windows
+
+
+def test_an_alternation_by_first_letter_matches_as_the_flat_one() -> None:
+    words = s.QUOTES | s.FIAT | {"A", "AB", "ABC"}
+    flat = "|".join(sorted(words, key=len, reverse=True))
+    grouped = s._by_first(words)
+    assert grouped.count("|") < flat.count("|") + len(words)
+    made = " ".join(words) + " ABCD USDTM usdt BTCUSDT XBT/USDT GT3L A/AB ABC-ETH"
+    for flags in (0, re.I):
+        plain = re.compile(rf"(?:{flat})(?![A-Za-z0-9])", flags)
+        fast = re.compile(rf"(?:{grouped})(?![A-Za-z0-9])", flags)
+        for text in [*texts(), made]:
+            assert [m.span() for m in plain.finditer(text)] == [
+                m.span() for m in fast.finditer(text)
+            ]
+
+
+def test_the_list_cue_holds_in_a_window_wherever_the_plain_one_or_the_list_does() -> None:
+    plain = re.compile(r"\s(?:and|&)\s+[\dA-Z]")
+    cue = s._WINDOW_CUES[s._LIST]
+    held = 0
+    for text, a, b in windows():
+        if plain.search(text, a, b) or s._LIST.search(text, a, b):
+            held += 1
+            assert cue.search(text, a, b), text[a:b]
+    assert held > 50
+
+
+def test_a_pattern_compiled_later_is_compiled_once() -> None:
+    assert s._POST_LOWER() is s._POST_LOWER()
+    assert s._BECOMES().search("ticker change: ORBX becomes ORBT")
+
+
+def _flat_after_first(*verbs: str) -> str:
+    """_after_first as it was: one branch a verb."""
+    branches = []
+    for verb in verbs:
+        first, second = f"[{verb[0].upper()}{verb[0]}]", verb[1:2]
+        plain = second.isascii() and second.isalpha() and second.lower() not in "iks"
+        if plain and verb[2:3] not in ("?", "*", "+", "{"):
+            branches.append(f"[{second.upper()}{second.lower()}](?<={first}.)(?i:{verb[2:]})")
+        else:
+            branches.append(f"(?<={first})(?i:{verb[1:]})")
+    return "(?:" + "|".join(branches) + ")"
+
+
+VERBS = (
+    ("support(?:s|ed)?(?: for)?", "open(?:s)?", "introduc(?:e|es|ing)", "to include"),
+    ("trading (?:of|for|on)", "subscribe to", "suspend(?:s|ed)?", "swap(?:s)? of", "trade"),
+    ("buy(?: and sell)?", "sell(?: and buy)?", "launch(?:es|ed|ing)?", "ap[ry] on", "yield on"),
+    ("interest on", "for(?<!% for)(?<!ratio for)", "list(?:s|ed|ing)?", "delist(?:s|ed)?"),
+    ("win", "will list", "share", "stake", "staking", "kickstarter:", "withdrawals?"),
+)
+
+
+def test_verbs_grouped_by_second_letter_match_as_one_branch_a_verb_did() -> None:
+    verbs = [v for group in VERBS for v in group]
+    first = "".join(sorted({c for v in verbs for c in (v[0], v[0].upper())}))
+    grouped = re.compile(s._verbs(first, *verbs) + r"\s+(\S+)")
+    flat = re.compile(f"[{first}](?<!\\w.)" + _flat_after_first(*verbs) + r"\s+(\S+)")
+    assert grouped.pattern.count("[Uu]") == 1 < flat.pattern.count("[Uu]")
+    made = " ".join(f"{v.split('(')[0]} ABC, ſupport İntroduce ıield SUPPORT xtrade" for v in verbs)
+    found = 0
+    for text in [*texts(), made]:
+        spans = [m.span() for m in flat.finditer(text)]
+        found += len(spans)
+        assert [m.span() for m in grouped.finditer(text)] == spans, text
+    assert found > 100
