@@ -21,6 +21,11 @@ CPU a page varies more than annals'), so a goal is judged on the median.
 one (DIR/.venv/bin/python, run in DIR): the code before a change beside the code after,
 each against the same bare run, under the same load.
 
+`--instructions` runs every crawl under valgrind (`--tool=cachegrind --cache-sim=no`) and
+adds the instructions a request and their ratio annals / bare: a count that load does not
+move, where CPU seconds of the same code vary by a third between pairs on a shared
+machine. It runs about 30 times slower; wall and CPU figures are then valgrind's.
+
 `--profile py-spy` (or `cprofile`) instead runs annals once per mirror under that profiler
 and prints its top entries by own time and by inclusive time (bench/out/crawl-<mirror>.*).
 py-spy samples from outside the process (cProfile's hooks slow a crawl down by half);
@@ -33,6 +38,7 @@ import argparse
 import json
 import os
 import pstats
+import re
 import resource
 import statistics
 import subprocess
@@ -97,15 +103,19 @@ class Crawl:
     requests: int
     wall_s: float
     cpu_s: float
+    instructions: int | None = None  # under valgrind (--instructions)
 
     def summary(self) -> dict[str, float]:
-        return {
+        found = {
             "requests": self.requests,
             "wall_s": round(self.wall_s, 2),
             "pages_per_s": round(self.requests / self.wall_s, 1),
             "cpu_s": round(self.cpu_s, 2),
             "cpu_ms_per_page": round(1000 * self.cpu_s / self.requests, 3),
         }
+        if self.instructions is not None:
+            found["m_instructions_per_page"] = round(self.instructions / self.requests / 1e6, 3)
+        return found
 
 
 def children_cpu() -> float:
@@ -113,17 +123,38 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+# Instructions only: cachegrind without its cache simulation is the fastest count valgrind has.
+VALGRIND = ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null"]
+_INSTRUCTIONS = re.compile(r"I\s+refs:\s+([\d,]+)")
+
+
 def timed(
-    mirror: Mirror, cmd: list[str], stdin: str | None = None, cwd: Path | None = None
+    mirror: Mirror,
+    cmd: list[str],
+    stdin: str | None = None,
+    cwd: Path | None = None,
+    *,
+    instructions: bool = False,
 ) -> Crawl:
-    """Run one crawler process to its end; its CPU is what it adds to the children's."""
+    """Run one crawler process to its end; its CPU is what it adds to the children's.
+    With `instructions`, under valgrind, which counts them."""
     mirror.hits.clear()
-    cpu0, t0 = children_cpu(), time.perf_counter()
-    result = subprocess.run(cmd, input=stdin, capture_output=True, text=True, check=False, cwd=cwd)
-    elapsed, cpu = time.perf_counter() - t0, children_cpu() - cpu0
-    if result.returncode != 0:
-        raise SystemExit(f"{cmd[:4]} failed ({result.returncode}): {result.stderr[-2000:]}")
-    return Crawl(len(mirror.hits), elapsed, cpu)
+    with tempfile.TemporaryDirectory() as tmp:
+        log = Path(tmp) / "valgrind.log"
+        if instructions:
+            cmd = [*VALGRIND, f"--log-file={log}", *cmd]
+        cpu0, t0 = children_cpu(), time.perf_counter()
+        result = subprocess.run(
+            cmd, input=stdin, capture_output=True, text=True, check=False, cwd=cwd
+        )
+        elapsed, cpu = time.perf_counter() - t0, children_cpu() - cpu0
+        if result.returncode != 0:
+            raise SystemExit(f"{cmd[:4]} failed ({result.returncode}): {result.stderr[-2000:]}")
+        counted = _INSTRUCTIONS.search(log.read_text()) if instructions else None
+    if instructions and counted is None:
+        raise SystemExit(f"valgrind gave no instruction count for {cmd[:8]}")
+    count = int(counted[1].replace(",", "")) if counted else None
+    return Crawl(len(mirror.hits), elapsed, cpu, count)
 
 
 def annals_cmd(base_url: str, db: Path, python: list[str]) -> list[str]:
@@ -148,6 +179,7 @@ def pair(
     *,
     again: bool,
     compare: Path | None = None,
+    instructions: bool = False,
 ) -> dict[str, Any]:
     """annals into a fresh archive, then the bare spider, on the same mirror; with `again`,
     annals once more into that archive (every page unchanged), the bare spider between.
@@ -157,26 +189,35 @@ def pair(
     other = None
     if compare is not None:
         python = [str(compare / ".venv" / "bin" / "python")]
-        other = timed(mirror, annals_cmd(url, db.with_suffix(".compare.db"), python), cwd=compare)
-    annals = timed(mirror, annals_cmd(url, db, [sys.executable]))
-    bare = timed(mirror, bare_cmd(url, pages), stdin=json.dumps(paths))
+        other = timed(
+            mirror,
+            annals_cmd(url, db.with_suffix(".compare.db"), python),
+            cwd=compare,
+            instructions=instructions,
+        )
+    annals = timed(mirror, annals_cmd(url, db, [sys.executable]), instructions=instructions)
+    bare = timed(mirror, bare_cmd(url, pages), stdin=json.dumps(paths), instructions=instructions)
     result = {"annals": annals.summary(), "bare": bare.summary(), **ratios(annals, bare)}
     if other is not None:
         result["compare"] = {**other.summary(), **ratios(other, bare)}
     # The machine may be shared: its load average (1 min) before and after the pair.
     result["load"] = [round(load, 2), round(os.getloadavg()[0], 2)]
     if again:
-        recrawl = timed(mirror, annals_cmd(url, db, [sys.executable]))
+        recrawl = timed(mirror, annals_cmd(url, db, [sys.executable]), instructions=instructions)
         result["annals_again"] = recrawl.summary()
         result["again"] = ratios(recrawl, bare)
     return result
 
 
 def ratios(annals: Crawl, bare: Crawl) -> dict[str, float]:
-    return {
+    found = {
         "wall_ratio": round((annals.requests / annals.wall_s) / (bare.requests / bare.wall_s), 3),
         "cpu_ratio": round((annals.cpu_s / annals.requests) / (bare.cpu_s / bare.requests), 3),
     }
+    if annals.instructions is not None and bare.instructions is not None:
+        per_page = annals.instructions / annals.requests, bare.instructions / bare.requests
+        found["instruction_ratio"] = round(per_page[0] / per_page[1], 3)
+    return found
 
 
 def medians(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -184,7 +225,7 @@ def medians(runs: list[dict[str, Any]]) -> dict[str, Any]:
     found: dict[str, Any] = {"runs": len(runs)}
     for part in ("", "compare", "again"):
         rows = [run.get(part, {}) if part else run for run in runs]
-        for key in ("cpu_ratio", "wall_ratio"):
+        for key in ("cpu_ratio", "wall_ratio", "instruction_ratio"):
             values = [row[key] for row in rows if key in row]
             if values:
                 found[f"{part}_{key}".lstrip("_")] = round(statistics.median(values), 3)
@@ -239,6 +280,9 @@ def main() -> None:
     parser.add_argument("--profile", choices=("py-spy", "cprofile"), help="profile one crawl")
     parser.add_argument("--top", type=int, default=40, help="entries of the profile shown")
     parser.add_argument("--compare", type=Path, help="another checkout, crawled in each pair")
+    parser.add_argument(
+        "--instructions", action="store_true", help="count instructions too (valgrind, ~30x slower)"
+    )
     parser.add_argument("--out", type=Path, help="the JSON written (bench/out/crawl.json)")
     args = parser.parse_args()
     names = [name.strip() for name in args.mirror.split(",") if name.strip()]
@@ -257,7 +301,7 @@ def main() -> None:
             for run in range(args.runs):
                 found = pair(
                     mirror, server.url, paths, pages, Path(tmp),
-                    again=args.again, compare=args.compare,
+                    again=args.again, compare=args.compare, instructions=args.instructions,
                 )  # fmt: skip
                 runs.append(found)
                 print(name, run + 1, json.dumps(runs[-1]), flush=True)

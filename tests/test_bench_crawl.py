@@ -6,6 +6,7 @@ speed is asserted (benchmarks measure, tests do not time)."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -42,3 +43,21 @@ def test_the_crawl_bench_reports_each_pair_and_the_medians(tmp_path):
                             for run in runs)  # fmt: skip
             assert median[key] == values[1]
         assert median["goals_met"] == (median["cpu_ratio"] <= 1.25 and median["wall_ratio"] >= 0.8)
+
+
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed")
+def test_the_crawl_bench_counts_instructions_under_valgrind(tmp_path):
+    out = tmp_path / "crawl.json"
+    command = [sys.executable, "-m", "bench.crawl", "--articles", "3", "--runs", "1",
+               "--mirror", "recorded", "--instructions", "--out", str(out)]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+    (run,) = json.loads(out.read_text())["mirrors"]["recorded"]["runs"]
+    annals, bare = run["annals"]["m_instructions_per_page"], run["bare"]["m_instructions_per_page"]
+    # Python's start-up alone is tens of millions of instructions.
+    assert annals > 10
+    assert bare > 10
+    assert run["instruction_ratio"] == pytest.approx(annals / bare, rel=0.01)
+    median = json.loads(out.read_text())["mirrors"]["recorded"]["median"]
+    assert median["instruction_ratio"] == run["instruction_ratio"]
