@@ -123,9 +123,13 @@ class HostBackoff:
             assert self.crawler.stats is not None
             self.crawler.stats.inc_value("annals/blocked")
             return None
+        # download_latency is the answer's, which Scrapy writes into the request's meta: the
+        # new try measures its own (and a spider yielding it would look to Scrapy's
+        # MetaCopyDetectionMiddleware like a request made from response.meta).
+        meta = {k: v for k, v in request.meta.items() if k != "download_latency"}
         return request.replace(
             dont_filter=True,
-            meta={**request.meta, key: attempt + 1},
+            meta={**meta, key: attempt + 1},
             priority=request.priority + self.priority_adjust,
         )
 
