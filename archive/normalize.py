@@ -50,6 +50,9 @@ _CELL_TAGS = frozenset({"td", "th"})
 _SKIP_TAGS = frozenset({"script", "style", "noscript", "template", "head", "iframe", "svg"})
 _PARA, _LINE = "\x00P", "\x00L"
 _MARKS = re.compile("(?:\x00[PL])+")
+# A NUL that does not start a marker: one search, where counting the NULs and each
+# marker took three passes over the text.
+_NOT_A_MARKER = re.compile("\x00(?![PL])")
 _SPACES = re.compile(r"[^\S\n]+")
 _INVISIBLE = re.compile("[\u200b\ufeff]")
 _MANY_BREAKS = re.compile(r"\n{3,}")
@@ -196,7 +199,7 @@ def _join_chunks(chunks: list[str]) -> str:
     normalize_text's pass over every line again, cost several times as much."""
     # Source newlines inside a paragraph are layout, not breaks.
     text = "".join(chunks).replace("\n", " ")
-    if "\r" in text or text.count("\x00") != text.count(_PARA) + text.count(_LINE):
+    if "\r" in text or _NOT_A_MARKER.search(text):
         # Not a marker, or a line break of its own (never from lxml): the patterns' way.
         return normalize_text(_MARKS.sub(_break, text).strip("\n"))
     if (

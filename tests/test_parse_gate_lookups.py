@@ -156,3 +156,11 @@ def test_page_root_parses_the_tree_parsel_parses(page):
 def test_page_root_parses_the_tree_parsel_parses_in_random_markup(atoms):
     page = "".join(atoms).encode()
     assert serialized(gate.page_root(page)) == serialized(gate.page_selector(page).root)
+
+
+@pytest.mark.parametrize("byte", range(256))
+def test_control_bytes_are_found_wherever_they_stand(byte):
+    # _no_control_bytes (a table translation compared) says what deleting them said.
+    for body in (bytes([byte]), b"<p>" + bytes([byte]) + b"</p>", b"x" * 40 + bytes([byte])):
+        expected = len(body.translate(None, gate._CONTROL_BYTES)) == len(body)
+        assert gate._no_control_bytes(body) is expected

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import html
+import itertools
 import logging
 import re
 from collections.abc import Iterator
@@ -219,6 +220,15 @@ def _dig(data: object, *keys: str) -> Any:
 
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _CONTROL_BYTES = bytes(range(0x20)).translate(None, b"\t\n\r") + b"\x7f"
+# Each control byte to a space (NUL too), every other byte to itself: bytes hold no control
+# byte exactly when translating them changes nothing. A translation by table alone costs
+# two thirds of a translation that deletes bytes, and the comparison is a memcmp.
+_CONTROL_TO_SPACE = bytes.maketrans(_CONTROL_BYTES, b" " * len(_CONTROL_BYTES))
+
+
+def _no_control_bytes(data: bytes) -> bool:
+    """Whether `data` holds none of _CONTROL_BYTES."""
+    return data.translate(_CONTROL_TO_SPACE) == data
 
 
 def _page_text(body: bytes | str) -> str:
@@ -228,7 +238,7 @@ def _page_text(body: bytes | str) -> str:
     the pattern over the text."""
     if isinstance(body, bytes):
         text = body.decode("utf-8", errors="replace")
-        if len(body.translate(None, _CONTROL_BYTES)) == len(body):
+        if _no_control_bytes(body):
             return text or "<html></html>"
     else:
         text = body
@@ -271,12 +281,7 @@ def _page_bytes(body: bytes | str) -> bytes:
     to cut): they are handed on as they are, not decoded and encoded again."""
     if isinstance(body, bytes):
         data = body.strip()
-        if (
-            data
-            and data[0] < 0x80
-            and data[-1] < 0x80
-            and len(data.translate(None, _CONTROL_BYTES)) == len(data)
-        ):
+        if data and data[0] < 0x80 and data[-1] < 0x80 and _no_control_bytes(data):
             try:
                 data.decode("utf-8")
             except UnicodeDecodeError:
@@ -602,6 +607,11 @@ class _Visible:
     def __init__(self, root: etree._Element) -> None:
         self._root = root
         self._h1 = _article_title(root)
+        # Elements that neither have the body's class nor sit below one that has it: the
+        # meta texts hang on a few elements of one branch, whose ancestors _in_body would
+        # otherwise read again for each text. (Held here, each keeps its lxml proxy, so
+        # the test is by identity.)
+        self._outside: set[etree._Element] = set()
 
     @functools.cached_property
     def _body(self) -> etree._Element | None:
@@ -620,10 +630,15 @@ class _Visible:
         below it. The body has its class, so only where `parent` or an ancestor has it
         (the first text of the body, not the time and views lines above it) need the
         page be searched for the body, the first element of that class."""
-        for element in (parent, *parent.iterancestors()):
+        walked = []
+        for element in itertools.chain((parent,), parent.iterancestors()):
+            if element in self._outside:
+                break
             if _has_body_class(element.get("class")):
                 body = self._body
                 return body is not None and (parent is body or body in parent.iterancestors())
+            walked.append(element)
+        self._outside.update(walked)
         return False
 
     def _meta_texts(self) -> Iterator[str]:
