@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Mapping
 from time import monotonic
 from typing import TYPE_CHECKING
 from weakref import WeakKeyDictionary
@@ -100,7 +101,7 @@ class HostBackoff:
             return signs - {"redirect"}
         return signs
 
-    def wait(self, kind: str, headers: dict[str, str], attempt: int) -> float:
+    def wait(self, kind: str, headers: Mapping[str, str], attempt: int) -> float:
         """Seconds before retry `attempt + 1` of an answer of this kind: its Retry-After,
         else the backoff; at least the spider's documented wait for the kind."""
         floor = getattr(self.crawler.spider, "block_waits", {}).get(kind, 0.0)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator, Mapping
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Literal
 
 from archive.normalize import utcnow
 
 if TYPE_CHECKING:
-    from scrapy.http import Response
+    from scrapy.http import Headers, Response
 
 # What the WAFs in front of exchange sites answer (SOURCES.md: Akamai, EdgeOne,
 # Cloudflare-style "Just a moment..." pages).
@@ -33,7 +34,7 @@ _EMPTY_BODIES = (b"", b"[]")  # nothing, or an empty JSON array (whitespace asid
 
 
 def classify(
-    status: int, headers: dict[str, str], body: bytes, signs: frozenset[str] = frozenset()
+    status: int, headers: Mapping[str, str], body: bytes, signs: frozenset[str] = frozenset()
 ) -> str | None:
     """The kind of block this answer is, or None for an answer worth parsing.
 
@@ -71,7 +72,7 @@ def _is_empty(body: bytes) -> bool:
     return len(body) < 1024 and b"".join(body.split()) in _EMPTY_BODIES
 
 
-def _looks_like_html(headers: dict[str, str], body: bytes) -> bool:
+def _looks_like_html(headers: Mapping[str, str], body: bytes) -> bool:
     content_type = headers.get("content-type", "").lower()
     return "html" in content_type or body.lstrip()[:15].lower().startswith((b"<!doctype", b"<html"))
 
@@ -80,7 +81,8 @@ def _is_challenge(body: bytes) -> bool:
     """A page with (almost) no text a reader could see: only scripts, or a WAF's
     "checking your browser" line. Real pages carry data or prose, so a page that
     merely mentions a captcha is not taken for a challenge."""
-    if b"__NEXT_DATA__" in body:
+    # Next.js writes its data after the page's markup: found sooner from the end.
+    if body.rfind(b"__NEXT_DATA__") >= 0:
         return False
     head = body[:65536]
     visible = len(b"".join(_TAGS.sub(b" ", head).split()))
@@ -105,9 +107,31 @@ def retry_after(value: str | None, cap: float) -> float | None:
     return max(0.0, min((when - utcnow()).total_seconds(), cap))
 
 
-def headers_of(response: Response) -> dict[str, str]:
+def headers_of(response: Response) -> Mapping[str, str]:
     """A response's headers as classify() and retry_after() read them: lower-case names."""
-    return {
-        key.decode("latin-1").lower(): b", ".join(values).decode("latin-1")
-        for key, values in response.headers.items()
-    }
+    return ResponseHeaders(response.headers)
+
+
+class ResponseHeaders(Mapping[str, str]):
+    """Scrapy's Headers by lower-case name, several values joined with ", ", each one
+    decoded only when it is read: every answer is classified, on one or two headers."""
+
+    __slots__ = ("_headers",)
+
+    def __init__(self, headers: Headers) -> None:
+        self._headers = headers
+
+    def __getitem__(self, name: str) -> str:
+        if name not in self._headers:
+            raise KeyError(name)
+        return b", ".join(self._headers.getlist(name)).decode("latin-1")
+
+    def get(self, name: str, default: str | None = None) -> str | None:  # type: ignore[override]
+        # Mapping's own get goes through a KeyError for every header an answer lacks.
+        return self[name] if name in self._headers else default
+
+    def __iter__(self) -> Iterator[str]:
+        return (key.decode("latin-1").lower() for key in self._headers)
+
+    def __len__(self) -> int:
+        return len(self._headers)

@@ -178,6 +178,7 @@ EXTENSIONS = {
 
 LOG_LEVEL = "INFO"
 LOG_FORMATTER = "crawler.logformatter.LogFormatter"  # page and item lines only at DEBUG
+STATS_CLASS = "crawler.extensions.Stats"  # Scrapy's, without a wrapper on every attribute
 FEED_EXPORT_ENCODING = "utf-8"
 
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from scrapy.http import HtmlResponse
 
 from crawler.backoff import HostBackoff, backoff_wait
-from crawler.blocks import classify, retry_after
+from crawler.blocks import classify, headers_of, retry_after
 from crawler.spiders.api import BybitAnnouncementsSpider, OkxAnnouncementsSpider
 from tests.helpers import FIXTURES, annals_crawler
 
@@ -91,3 +92,24 @@ def test_every_wait_is_capped_and_retry_after_is_taken_as_given():
     assert backoff_wait(0, base=5.0, cap=600.0, asked=3600.0) == 600.0
     assert backoff_wait(0, base=5.0, cap=600.0, asked=0.0) == 0.0
     assert backoff_wait(0, base=5.0, cap=600.0, asked=2.0, floor=30.0) == 30.0
+
+
+def test_response_headers_read_as_the_whole_lower_case_dict():
+    response = HtmlResponse(
+        "https://www.gate.com/",
+        headers=[("Server", "AkamaiGHost"), ("Set-Cookie", "a=1"), ("set-cookie", "b=2")],
+        body=b"",
+    )
+    response.headers.setlist("X-Empty", [])
+    eager = {
+        key.decode("latin-1").lower(): b", ".join(values).decode("latin-1")
+        for key, values in response.headers.items()
+    }
+    headers = headers_of(response)
+    assert dict(headers) == eager
+    assert headers.get("set-cookie") == "a=1, b=2" == headers["SET-COOKIE"]
+    assert headers.get("x-empty", "none") == ""
+    assert headers.get("retry-after") is None
+    assert headers.get("cf-mitigated", "") == ""
+    with pytest.raises(KeyError):
+        headers["retry-after"]
