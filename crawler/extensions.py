@@ -8,9 +8,13 @@ from typing import TYPE_CHECKING, Any
 from scrapy import signals
 from scrapy.exceptions import NotConfigured
 from scrapy.statscollectors import MemoryStatsCollector
-from scrapy.utils.decorators import _warn_spider_arg
+from scrapy.utils import decorators
 
 from crawler.context import run_context
+
+# The warning Scrapy's StatsCollector wraps each of its methods in, private in Scrapy
+# 2.14-2.19; a Scrapy without it gets Stats' methods as they are.
+_warn_spider_arg = getattr(decorators, "_warn_spider_arg", lambda func: func)
 
 if TYPE_CHECKING:
     from scrapy import Spider
