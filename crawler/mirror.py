@@ -244,6 +244,11 @@ def _decode_body(raw: bytes, content_type: str) -> dict[str, Any]:
 class _Handler(BaseHTTPRequestHandler):
     server: MirrorServer
     protocol_version = "HTTP/1.1"
+    # The headers and the body leave in two writes. With Nagle's algorithm on, a body
+    # shorter than a segment waited for the client's delayed ACK of the headers (40 ms
+    # on Linux's loopback): a keep-alive crawl of 16 connections was held to about
+    # 290 pages a second, whatever the crawler did (bench/RESULTS.md, 2026-12-03 evening).
+    disable_nagle_algorithm = True
 
     def _serve(self) -> None:
         channel = self.server.mirror.channels.get(urllib.parse.urlsplit(self.path).path)
