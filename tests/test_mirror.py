@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import socket
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from crawler import mirror as mirror_module
 from crawler.mirror import Mirror, MirrorServer
 
 PATH = "/api/list"
@@ -108,3 +111,20 @@ def test_an_answer_that_is_a_bare_array_is_re_paged_too(tmp_path):
     assert whole == [_item(n) for n in range(25)]
     assert second == [_item(n) for n in range(20, 25)]
     assert recorded == [_item(n) for n in range(20, 25)]
+
+
+def test_the_mirror_sends_without_waiting_for_acks(monkeypatch):
+    # With Nagle's algorithm on, each body waited for the client's delayed ACK of its
+    # headers (40 ms on loopback), which capped a crawl of the mirror at ~290 pages/s.
+    seen: list[int] = []
+    setup = mirror_module._Handler.setup
+
+    def recording_setup(handler: Any) -> None:
+        setup(handler)
+        seen.append(handler.connection.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+
+    monkeypatch.setattr(mirror_module._Handler, "setup", recording_setup)
+    with MirrorServer(Mirror(routes=[])) as server, pytest.raises(urllib.error.HTTPError):
+        urllib.request.urlopen(server.url + "/nothing", timeout=5)
+    assert seen
+    assert all(seen)
