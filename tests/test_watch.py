@@ -216,7 +216,9 @@ def test_a_pushed_deribit_announcement_is_archived_within_a_second_and_a_drop_is
     status, counters = runs(db)["deribit_announcements"]
     assert status == "finished"
     assert counters["watch/pushed"] == 2
-    assert counters["watch/reconnects"] == 2
+    # Every connection after the first is a reconnect, counted: the drop and the silence
+    # make two, and a loaded machine can miss a heartbeat of 0.5 s and make one more.
+    assert counters["watch/reconnects"] == channel.connections - 1 >= 2
     # Alerts: one per new announcement young enough (the recorded list is months old),
     # pushed or polled, none twice though the list gave the pushed one again.
     assert sorted(hook.titles()) == sorted(a["title"] for a in (pushed, missed, after))
