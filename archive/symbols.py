@@ -108,7 +108,13 @@ def _fast(first: str, pattern: str, *, word: bool = False) -> re.Pattern[str]:
     every match starts a word (a verb's `\b`), checked first, which skips the letters
     inside words (a third faster again)."""
     start = r"\b" if word else ""
-    return re.compile(f"{start}(?=[{first}])(?:{pattern})")
+    compiled = re.compile(f"{start}(?=[{first}])(?:{pattern})")
+    _FAST_PARTS[compiled.pattern] = (first, pattern, word)
+    return compiled
+
+
+# What _fast made each of its patterns of, by the pattern's text (read by _searched).
+_FAST_PARTS: dict[str, tuple[str, str, bool]] = {}
 
 
 def _needed(pattern: re.Pattern[str]) -> tuple[str, ...] | None:
@@ -556,7 +562,9 @@ _MIXED_BEFORE = re.compile(
     + r")*)(?=\s+(?i:xstocks?|tokeni[sz]ed stocks?|stock tokens?|deposits?|withdrawals?)\b)"
 )
 _MIXED_TOKEN = re.compile(r"[A-Z]?[a-z]{1,4}[A-Z]{3,6}|[A-Z]{2,6}[a-rt-z](?![A-Za-z0-9])")
-_MIXED_HINT = re.compile(r"[A-Z](?:(?<=[a-z][A-Z])[A-Z]{2}|[A-Z][a-rt-z]\b)")
+# (Each alternative starts with a class, which the regex engine tries at once, then looks
+# back: an alternative that starts with a look back is entered at every capital.)
+_MIXED_HINT = re.compile(r"[A-Z](?:[A-Z](?<=[a-z][A-Z].)[A-Z]|[A-Z][a-rt-z]\b)")
 # "Rebranding of FTM to S", "token swap to POL": the new ticker is written as one.
 _RENAMED_TO = _later(
     lambda: _fast(
@@ -842,9 +850,12 @@ class _Found:
 # Where a ticker could be: context rules run only on windows around these (most prose
 # has none), so a long lower-case body costs one fast scan.
 # "Sonic (S)", "2Z", and one letter in a list or before a name ("W, H and M", "G (Gravity)").
-# (Its first character matched by a class, then each kind read behind it, as in _LEAD.)
+# (Its first character matched by a class, then each kind read behind it, as in _LEAD; a
+# kind that reads a character more matches it by a class first, then looks back: the
+# regex engine passes over an alternative whose first class fails at once, but enters
+# every look back, and most candidates are digits among digits.)
 _CANDIDATE = re.compile(
-    r"[A-Z0-9(（](?:(?<=[A-Z])[A-Z0-9]+|(?<=[0-9])[A-Z]|(?<=[(（])[A-Z][)）]"
+    r"[A-Z0-9(（](?:[A-Z0-9](?<=[A-Z].)[A-Z0-9]*|[A-Z](?<=[0-9].)|[A-Z](?<=[(（].)[)）]"
     r"|(?<=[A-Z])(?<![A-Za-z0-9].)(?=,|\s(?:and|&)\s|\s?[(（]))"
 )
 _BEFORE, _AFTER = 80, 60  # characters of context a rule reads around a ticker
@@ -2015,14 +2026,15 @@ def classify_event(title: str | None, hint: str | None = None, *, generic: bool 
     coin's spot market): a market that opens or closes outranks what it gives."""
     title = title.lower() if title else ""  # the rules are lower case (no re.I: faster)
     holds = title.__contains__
-    for event, pattern, words in _STRONG:
+    strong, weak = _title_rules()
+    for event, pattern, words in strong:
         if (words is None or any(map(holds, words))) and pattern.search(title):
             if event == "promotion" and hint in _MARKET_EVENTS and not generic:
                 return hint
             return event
     if hint in EVENT_TYPES and hint != "other" and not generic:
         return hint
-    for event, pattern, words in _WEAK:
+    for event, pattern, words in weak:
         if (words is None or any(map(holds, words))) and pattern.search(title):
             return event
     return hint if hint in EVENT_TYPES else "other"
@@ -2060,11 +2072,65 @@ _POST_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
 )
 
 
+def _branches(pattern: str) -> list[str]:
+    """The alternatives of `pattern` at its top level ("a|(?:b|c)|[|]" -> "a", "(?:b|c)",
+    "[|]")."""
+    branches: list[str] = []
+    depth, start, i, in_class = 0, 0, 0, False
+    while i < len(pattern):
+        char = pattern[i]
+        if char == "\\":
+            i += 1
+        elif in_class:
+            in_class = char != "]"
+        elif char == "[":
+            in_class = True
+        elif char in "()":
+            depth += 1 if char == "(" else -1
+        elif char == "|" and not depth:
+            branches.append(pattern[start:i])
+            start = i + 1
+        i += 1
+    return [*branches, pattern[start:]]
+
+
+def _searched(pattern: re.Pattern[str]) -> re.Pattern[str]:
+    """A title rule made by _fast, in a form for `search` alone (whether the title says it,
+    not where), which finds the same titles with fewer instructions: the class of its first
+    characters first, which the regex engine looks for before trying the rule at all (it
+    tries a leading lookahead at every position), the rule read in a lookahead behind it;
+    and its alternatives that start with "\\b" behind one "\\b", where the engine passes
+    over an alternative whose first letter fails at once (over one that starts with "\\b"
+    it does not). The same title matches either way, as some alternative matches at the
+    same place."""
+    parts = _FAST_PARTS.get(pattern.pattern)
+    if parts is None:
+        return pattern
+    first, body, word = parts
+    branches = _branches(body)
+    worded = [branch.removeprefix(r"\b") for branch in branches if branch.startswith(r"\b")]
+    rest = [branch for branch in branches if not branch.startswith(r"\b")]
+    if worded:
+        rest.insert(0, r"\b(?:" + "|".join(worded) + ")")
+    start = r"\b" if word else ""
+    return re.compile(f"[{first}](?<={start}(?=(?:{'|'.join(rest)}))(?s:.))")
+
+
 # The rules with the words one of which a text must hold for each to match (_needed).
 _STRONG, _WEAK, _POST = (
     tuple((event, pattern, _needed(pattern)) for event, pattern in rules)
     for rules in (_RULES_STRONG, _RULES_WEAK, _POST_RULES)
 )
+
+
+@functools.cache
+def _title_rules() -> tuple[tuple[tuple[str, re.Pattern[str], tuple[str, ...] | None], ...], ...]:
+    """_STRONG and _WEAK in the form classify_event searches them in (_searched), compiled
+    where first used: a process that reads no title does not compile them twice."""
+    return tuple(
+        tuple((event, _searched(pattern), words) for event, pattern, words in rules)
+        for rules in (_STRONG, _WEAK)
+    )
 
 
 def derive_event(title: str | None, category: str | None, body_text: str | None = None) -> str:

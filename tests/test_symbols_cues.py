@@ -77,3 +77,52 @@ def test_verbs_grouped_by_second_letter_match_as_one_branch_a_verb_did() -> None
         found += len(spans)
         assert [m.span() for m in grouped.finditer(text)] == spans, text
     assert found > 100
+
+
+def test_a_title_rule_in_its_searched_form_finds_the_titles_its_rule_does() -> None:
+    strong, weak = s._title_rules()
+    pairs = [
+        (rule, searched)
+        for (_, rule, _), (_, searched, _) in zip(
+            (*s._STRONG, *s._WEAK), (*strong, *weak), strict=True
+        )
+    ]
+    assert sum(rule is not searched for rule, searched in pairs) >= 15
+    found = set(texts())
+    words = [w for _, _, ws in (*s._STRONG, *s._WEAK) for w in ws or ()]
+    made = [
+        *words,
+        *(f"{w} x" for w in words),
+        *(f"x{w}" for w in words),
+        *(f"a {w}:b 1,000 {w}" for w in words),
+    ]
+    titles = sorted({t.lower() for t in found} | {t.upper() for t in found} | set(made))
+    matched = 0
+    for rule, searched in pairs:
+        if rule is not searched:
+            # Each alternative is a whole pattern: no bracket or class was cut.
+            body = s._FAST_PARTS[rule.pattern][1]
+            branches = s._branches(body)
+            assert "|".join(branches) == body
+            assert len(branches) > 1
+            for branch in branches:
+                re.compile(branch)
+        for title in titles:
+            hit = bool(rule.search(title))
+            matched += hit
+            assert bool(searched.search(title)) == hit, (rule.pattern, title)
+    assert matched > 1000
+
+
+def test_alternatives_that_start_with_a_class_match_as_those_that_looked_back() -> None:
+    candidate = re.compile(
+        r"[A-Z0-9(（](?:(?<=[A-Z])[A-Z0-9]+|(?<=[0-9])[A-Z]|(?<=[(（])[A-Z][)）]"
+        r"|(?<=[A-Z])(?<![A-Za-z0-9].)(?=,|\s(?:and|&)\s|\s?[(（]))"
+    )
+    mixed = re.compile(r"[A-Z](?:(?<=[a-z][A-Z])[A-Z]{2}|[A-Z][a-rt-z]\b)")
+    made = "aBCD xABC ABc ABs 2Z 22 (S) (（S） W, H and M G (Gravity) AB1 A1B"
+    for text in [*texts(), made]:
+        assert [m.span() for m in s._CANDIDATE.finditer(text)] == [
+            m.span() for m in candidate.finditer(text)
+        ], text
+        assert bool(s._MIXED_HINT.search(text)) == bool(mixed.search(text)), text
