@@ -103,12 +103,64 @@ TICKER_TAG_SOURCES = frozenset({"gate", "gate_square"})
 
 def _fast(first: str, pattern: str, *, word: bool = False) -> re.Pattern[str]:
     """`pattern` compiled behind a lookahead for the characters a match can start with:
-    the regex engine then skips to those characters instead of trying every position
-    (a body is scanned several times; this makes each scan a few times faster). `word`:
-    every match starts a word (a verb's `\b`), checked first, which skips the letters
-    inside words (a third faster again)."""
+    the regex engine still tries every position (a leading lookahead gives it no class to
+    look for, as a leading class does: _searched), but one whose character is none of them
+    fails at the lookahead, before the alternation is tried. `word`: every match starts a
+    word (a verb's `\b`), checked first, which fails sooner at the letters inside words."""
+    return re.compile(_fast_form(first, pattern, word))
+
+
+def _fast_form(first: str, pattern: str, word: bool = False) -> str:
+    """The text of what _fast compiles."""
     start = r"\b" if word else ""
-    return re.compile(f"{start}(?=[{first}])(?:{pattern})")
+    return f"{start}(?=[{first}])(?:{pattern})"
+
+
+def _branches(pattern: str) -> list[str]:
+    """The alternatives of `pattern` at its top level ("a|(?:b|c)|[|]" -> "a", "(?:b|c)",
+    "[|]")."""
+    branches: list[str] = []
+    depth, start, i, in_class = 0, 0, 0, False
+    while i < len(pattern):
+        char = pattern[i]
+        if char == "\\":
+            i += 1
+        elif in_class:
+            in_class = char != "]"
+        elif char == "[":
+            in_class = True
+        elif char in "()":
+            depth += 1 if char == "(" else -1
+        elif char == "|" and not depth:
+            branches.append(pattern[start:i])
+            start = i + 1
+        i += 1
+    return [*branches, pattern[start:]]
+
+
+def _searched(first: str, pattern: str, *, word: bool = False) -> re.Pattern[str]:
+    """A title rule: `_fast(first, pattern, word=word)` in a form for `search` alone
+    (whether the title says it, not where), which finds the same titles with fewer
+    instructions: the class of its first characters first, which the regex engine looks
+    for before trying the rule at all (it tries a leading lookahead at every position), the
+    rule read in a lookahead behind it; and its alternatives that start with "\\b" behind
+    one "\\b", where the engine passes over an alternative whose first letter fails at
+    once (over one that starts with "\\b" it does not). The same title matches either
+    way, as some alternative matches at the same place. Its words (_needed) are read from
+    the form of _fast."""
+    branches = _branches(pattern)
+    worded = [branch.removeprefix(r"\b") for branch in branches if branch.startswith(r"\b")]
+    rest = [branch for branch in branches if not branch.startswith(r"\b")]
+    if worded:
+        rest.insert(0, r"\b(?:" + "|".join(worded) + ")")
+    start = r"\b" if word else ""
+    compiled = re.compile(f"[{first}](?<={start}(?=(?:{'|'.join(rest)}))(?s:.))")
+    _SEARCHED_PARTS[compiled.pattern] = (first, pattern, word)
+    return compiled
+
+
+# What each title rule of _searched was made of, by the rule's text.
+_SEARCHED_PARTS: dict[str, tuple[str, str, bool]] = {}
 
 
 def _needed(pattern: re.Pattern[str]) -> tuple[str, ...] | None:
@@ -118,7 +170,9 @@ def _needed(pattern: re.Pattern[str]) -> tuple[str, ...] | None:
     scanned: `in` tests cost less than trying a long alternation at every position."""
     if pattern.flags & re.IGNORECASE:
         return None
-    words = _needed_in(sre_parse.parse(pattern.pattern, pattern.flags))
+    parts = _SEARCHED_PARTS.get(pattern.pattern)
+    source = _fast_form(*parts) if parts else pattern.pattern
+    words = _needed_in(sre_parse.parse(source, pattern.flags))
     return tuple(sorted(words)) if words else None
 
 
@@ -556,7 +610,9 @@ _MIXED_BEFORE = re.compile(
     + r")*)(?=\s+(?i:xstocks?|tokeni[sz]ed stocks?|stock tokens?|deposits?|withdrawals?)\b)"
 )
 _MIXED_TOKEN = re.compile(r"[A-Z]?[a-z]{1,4}[A-Z]{3,6}|[A-Z]{2,6}[a-rt-z](?![A-Za-z0-9])")
-_MIXED_HINT = re.compile(r"[A-Z](?:(?<=[a-z][A-Z])[A-Z]{2}|[A-Z][a-rt-z]\b)")
+# (Each alternative starts with a class, which the regex engine tries at once, then looks
+# back: an alternative that starts with a look back is entered at every capital.)
+_MIXED_HINT = re.compile(r"[A-Z](?:[A-Z](?<=[a-z][A-Z].)[A-Z]|[A-Z][a-rt-z]\b)")
 # "Rebranding of FTM to S", "token swap to POL": the new ticker is written as one.
 _RENAMED_TO = _later(
     lambda: _fast(
@@ -842,9 +898,12 @@ class _Found:
 # Where a ticker could be: context rules run only on windows around these (most prose
 # has none), so a long lower-case body costs one fast scan.
 # "Sonic (S)", "2Z", and one letter in a list or before a name ("W, H and M", "G (Gravity)").
-# (Its first character matched by a class, then each kind read behind it, as in _LEAD.)
+# (Its first character matched by a class, then each kind read behind it, as in _LEAD; a
+# kind that reads a character more matches it by a class first, then looks back: the
+# regex engine passes over an alternative whose first class fails at once, but enters
+# every look back, and most candidates are digits among digits.)
 _CANDIDATE = re.compile(
-    r"[A-Z0-9(（](?:(?<=[A-Z])[A-Z0-9]+|(?<=[0-9])[A-Z]|(?<=[(（])[A-Z][)）]"
+    r"[A-Z0-9(（](?:[A-Z0-9](?<=[A-Z].)[A-Z0-9]*|[A-Z](?<=[0-9].)|[A-Z](?<=[(（].)[)）]"
     r"|(?<=[A-Z])(?<![A-Za-z0-9].)(?=,|\s(?:and|&)\s|\s?[(（]))"
 )
 _BEFORE, _AFTER = 80, 60  # characters of context a rule reads around a ticker
@@ -1702,7 +1761,7 @@ def derive_symbols(
 
 # --- event types ----------------------------------------------------------------------------
 
-_DELISTING = _fast(
+_DELISTING = _searched(
     "cdeortw下退거상",
     r"\bdelist|\bremoval of .*\b(?:pairs?|instruments?|contracts?|options|futures|perpetuals?)\b"
     r"|\b(?:removes|offline)\b.*\b(?:pairs?|contracts?|perpetuals?)\b"
@@ -1729,7 +1788,7 @@ _RULES_STRONG: tuple[tuple[str, re.Pattern[str]], ...] = (
     ),
     (
         "listing",
-        _fast(
+        _searched(
             "agilnptw上首디마신",
             r"^new listings?:|\bwill list\b|\bnew (?:spot )?trading pairs\b|\bnew digital assets?\b"
             r"|\blaunch(?:es|ed)?\b.*\bfor (?:futures|spot|margin) trading\b"
@@ -1743,7 +1802,7 @@ _RULES_STRONG: tuple[tuple[str, re.Pattern[str]], ...] = (
     ),
     (
         "promotion",
-        _fast(
+        _searched(
             "acglmpstuz0-9.年",
             r"\b(?:competition|challenge|carnival|sprint|grand prix|arena|leaderboard)\b"
             r"|launchpool|launchpad|megadrop|candydrop|candybomb|poolx|gempool|\bshare\b[^.]*\d"
@@ -1756,7 +1815,7 @@ _RULES_STRONG: tuple[tuple[str, re.Pattern[str]], ...] = (
     # fiat payment methods.
     (
         "product",
-        _fast(
+        _searched(
             "abcglmpst네지",
             r"\bgrid\b|\btrading bots?\b|\bmobile app\b|\bapp \d|\bleverage raised\b"
             r"|\btick sizes?\b|\b(?:monitoring|seed) tag\b|네트워크 추가|지원 네트워크|\bp2p\b"
@@ -1769,7 +1828,7 @@ _RULES_STRONG: tuple[tuple[str, re.Pattern[str]], ...] = (
     (
         "maintenance",
         # "maintenance margin" is a margin rate, not work on a system.
-        _fast(
+        _searched(
             "dhmnpt",
             r"network upgrade|mainnet upgrade|hard fork|\bmaintenance\b(?! margin)|token swap"
             r"|\bdowntime\b|\bprotocol (?:\d+ )?upgrade\b",
@@ -1787,7 +1846,7 @@ _RULES_STRONG: tuple[tuple[str, re.Pattern[str]], ...] = (
     ),
     (
         "listing",
-        _fast(
+        _searched(
             "aceflmnopstw",
             r"\blisted\b|\blisting of\b"
             r"|\blaunch(?:es|ed)?\b.*\b(?:perpetual|futures|contracts?|spot trading|margin"
@@ -1816,7 +1875,7 @@ _RULES_STRONG: tuple[tuple[str, re.Pattern[str]], ...] = (
     # The same, in the new sources' words (issue 13), apart: each word start is tried once.
     (
         "listing",
-        _fast(
+        _searched(
             "nsazmfpdtalie",
             r"new (?:spot |margin |futures )*(?:trading )?pairs\b|strikes? added\b"
             r"|(?:perpetual|futures)(?: contracts?)? (?:is |are )?now available\b"
@@ -1841,7 +1900,7 @@ _RULES_STRONG: tuple[tuple[str, re.Pattern[str]], ...] = (
 _RULES_WEAK: tuple[tuple[str, re.Pattern[str]], ...] = (
     (
         "other",
-        _fast(
+        _searched(
             "befprstu정약처개",
             r"terms of (?:service|use)|privacy (?:policy|notice)|user agreement"
             r"|security reminder|beware|\bfake\b|phishing|scam|risk warning"
@@ -1852,7 +1911,7 @@ _RULES_WEAK: tuple[tuple[str, re.Pattern[str]], ...] = (
     # Regional service limits are facts about the exchange, as licences are.
     (
         "news",
-        _fast(
+        _searched(
             "acfilmrsuvw서",
             r"\bincident report\b|\busers in the (?:eea|eu|uk|us)\b|\bresidents?\b"
             r"|\bresults of\b|\bwinners\b|\blicen[cs]|\bseed round\b|\bfunding round\b"
@@ -1862,10 +1921,10 @@ _RULES_WEAK: tuple[tuple[str, re.Pattern[str]], ...] = (
             r"|\bclients (?:in|from)\b|\bservices (?:in|for)\b|서비스 이용 제한",
         ),
     ),
-    ("news", _fast("ipan", r"incident\b|post-mortem\b|appoints?\b|now part of\b", word=True)),
+    ("news", _searched("ipan", r"incident\b|post-mortem\b|appoints?\b|now part of\b", word=True)),
     (
         "maintenance",
-        _fast(
+        _searched(
             "dhmnrstuw充升恢暂维메재점중지토업리티스",
             r"maintenance(?! margin)|network upgrade|system upgrade|wallet upgrade|hard fork"
             r"|\bsuspen(?:ds?|ded|ding|sion)\b|\bresum(?:e|ed|es|ption)\b|\bmainnet upgrade"
@@ -1877,7 +1936,7 @@ _RULES_WEAK: tuple[tuple[str, re.Pattern[str]], ...] = (
     ),
     (
         "maintenance",
-        _fast(
+        _searched(
             "ptos",
             r"paus(?:e|es|ed|ing)\b|ticker change\b|opens? .*\b(?:deposits|withdrawals)\b"
             r"|supports?\b.*\b(?:upgrade|hard fork)\b",
@@ -1886,7 +1945,7 @@ _RULES_WEAK: tuple[tuple[str, re.Pattern[str]], ...] = (
     ),
     (
         "promotion",
-        _fast(
+        _searched(
             "abcghjlprstuvwz奖活空에이瓜大",
             r"airdrop|campaign|competition|challenge|\bshare\b.*\d|reward|bonus|promotion"
             r"|giveaway|launchpool|launchpad|candydrop|gempool|jumpstart|poolx|carnival"
@@ -1894,10 +1953,10 @@ _RULES_WEAK: tuple[tuple[str, re.Pattern[str]], ...] = (
             r"|\brefer|\bprize|\bwin\b[^.]*\d|\brebates?\b|活动|空投|奖励|瓜分|大赛|이벤트|에어드랍",
         ),
     ),
-    ("promotion", _fast("ime", r"invite\b|mystery box|events?$", word=True)),
+    ("promotion", _searched("ime", r"invite\b|mystery box|events?$", word=True)),
     (
         "news",
-        _fast(
+        _searched(
             "abcilmprs공서유재지사신",
             r"proof of reserves|\breport\b|registration|licen[cs]e|partner|\bburn\b"
             r"|\bacquir|(?<!-)\binvests?\b|\bresults?\b|\bresidents?\b|\bclients (?:in|from)\b"
@@ -1908,7 +1967,7 @@ _RULES_WEAK: tuple[tuple[str, re.Pattern[str]], ...] = (
     ),
     (
         "other",
-        _fast(
+        _searched(
             "eprstu정",
             r"terms of (?:service|use)|privacy policy|user agreement|security reminder"
             r"|phishing|scam|risk warning|protect your account|sim swap|\bexpiry of\b"
@@ -1917,7 +1976,7 @@ _RULES_WEAK: tuple[tuple[str, re.Pattern[str]], ...] = (
     ),
     (
         "product",
-        _fast(
+        _searched(
             "abcdefhiklmnoprstuvw分费네드등서스업유인트한수호",
             r"\bapi\b|introduc|\bnow (?:supports|live)\b|\bwhat(?:’s|'s| is) new\b|\bupdates?\b"
             r"|\bnew fields?\b|feature"
@@ -1933,7 +1992,7 @@ _RULES_WEAK: tuple[tuple[str, re.Pattern[str]], ...] = (
     ),
     (
         "product",
-        _fast(
+        _searched(
             "fnadp",
             r"funding (?:now )?(?:available|books?|market)\b|accounts?\b|(?:demo|paper) trading\b"
             r"|now (?:on|available on) (?:the )?\w+ (?:network|chain)\b",

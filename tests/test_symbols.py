@@ -876,13 +876,13 @@ def test_round_five_event_words_and_categories(title, category, event):
     assert stored(title, category=category)[1] == event
 
 
-# The title rules are searched behind a lookahead for the characters their matches start
-# with (a speed-up): a word added to a rule without its first letter would never match.
-_LOOKAHEAD = re.compile(r"\(\?=\[(?P<first>[^\]]*)\]\)\(\?:(?P<inner>.*)\)$", re.S)
+# The title rules are searched from a class of the characters their matches start with (a
+# speed-up, archive.symbols._searched): a word added to a rule without its first letter
+# would never match.
 _TITLE_RULES = [
     (event, pattern)
     for event, pattern in (*rules._RULES_STRONG, *rules._RULES_WEAK)
-    if _LOOKAHEAD.match(pattern.pattern)
+    if pattern.pattern in rules._SEARCHED_PARTS
 ]
 
 
@@ -921,9 +921,9 @@ def test_there_are_title_rules_behind_a_lookahead():
 
 @pytest.mark.parametrize(("event", "pattern"), _TITLE_RULES, ids=[e for e, _ in _TITLE_RULES])
 def test_a_title_rules_lookahead_admits_the_first_character_of_each_of_its_words(event, pattern):
-    parts = _LOOKAHEAD.match(pattern.pattern)
-    inner = sre_parse.parse(parts["inner"])
-    admitted = re.compile(f"[{parts['first']}]")
+    first, body, _ = rules._SEARCHED_PARTS[pattern.pattern]
+    inner = sre_parse.parse(body)
+    admitted = re.compile(f"[{first}]")
     assert {c for c in _first_characters(list(inner)) if not admitted.fullmatch(c)} == set()
 
 

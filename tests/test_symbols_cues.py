@@ -77,3 +77,48 @@ def test_verbs_grouped_by_second_letter_match_as_one_branch_a_verb_did() -> None
         found += len(spans)
         assert [m.span() for m in grouped.finditer(text)] == spans, text
     assert found > 100
+
+
+def test_a_title_rule_in_its_searched_form_finds_the_titles_of_its_fast_form() -> None:
+    rules = [(p, s._SEARCHED_PARTS.get(p.pattern)) for _, p, _ in (*s._STRONG, *s._WEAK)]
+    assert sum(parts is not None for _, parts in rules) >= 15
+    found = set(texts())
+    words = [w for _, _, ws in (*s._STRONG, *s._WEAK) for w in ws or ()]
+    made = [
+        *words,
+        *(f"{w} x" for w in words),
+        *(f"x{w}" for w in words),
+        *(f"a {w}:b 1,000 {w}" for w in words),
+    ]
+    titles = sorted({t.lower() for t in found} | {t.upper() for t in found} | set(made))
+    matched = 0
+    for searched, parts in rules:
+        if parts is None:
+            continue
+        # Each alternative is a whole pattern: no bracket or class was cut.
+        branches = s._branches(parts[1])
+        assert "|".join(branches) == parts[1]
+        assert len(branches) > 1
+        for branch in branches:
+            re.compile(branch)
+        fast = s._fast(*parts[:2], word=parts[2])
+        assert s._needed(searched) == s._needed(fast)
+        for title in titles:
+            hit = bool(fast.search(title))
+            matched += hit
+            assert bool(searched.search(title)) == hit, (fast.pattern, title)
+    assert matched > 1000
+
+
+def test_alternatives_that_start_with_a_class_match_as_those_that_looked_back() -> None:
+    candidate = re.compile(
+        r"[A-Z0-9(（](?:(?<=[A-Z])[A-Z0-9]+|(?<=[0-9])[A-Z]|(?<=[(（])[A-Z][)）]"
+        r"|(?<=[A-Z])(?<![A-Za-z0-9].)(?=,|\s(?:and|&)\s|\s?[(（]))"
+    )
+    mixed = re.compile(r"[A-Z](?:(?<=[a-z][A-Z])[A-Z]{2}|[A-Z][a-rt-z]\b)")
+    made = "aBCD xABC ABc ABs 2Z 22 (S) (（S） W, H and M G (Gravity) AB1 A1B"
+    for text in [*texts(), made]:
+        assert [m.span() for m in s._CANDIDATE.finditer(text)] == [
+            m.span() for m in candidate.finditer(text)
+        ], text
+        assert bool(s._MIXED_HINT.search(text)) == bool(mixed.search(text)), text
